@@ -1,0 +1,131 @@
+#pragma once
+// Channels: the per sender/receiver stream pair half of the messaging core (seed 004 §2.3).
+// A SendChannel numbers messages and keeps each until the receiver's consumption
+// acknowledgement; a RecvChannel reorders, suppresses duplicates and reassembles fragments,
+// then hands messages out strictly in sequence. Their sequence state is an explicit value
+// (SendState, RecvState) so it can travel with a moving stream (seed 004: "the MStream takes a
+// state vector of sequence numbers").
+//
+// Thread-safety: none; owned by one Transport.
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "mstream/status.hpp"
+#include "proto/config.hpp"
+#include "proto/types.hpp"
+#include "wire/codec.hpp"
+
+namespace mstream::proto {
+
+// What a sender's side of one channel is, as a value.
+struct SendState {
+  Seq next_seq = 1;        // the sequence number the next append gets
+  Seq consumed_up_to = 0;  // every message <= this was consumed and released
+  // The unconsumed messages consumed_up_to + 1 .. next_seq - 1, in order.
+  std::vector<wire::Bytes> unconsumed;
+  SiteId dest = 0;  // where the receiver was last known to be
+};
+
+// What a receiver's side of one channel is, as a value. Messages delivered but not consumed
+// are not part of it: the sender still holds them and re-sends them after a move.
+struct RecvState {
+  Seq consumed_up_to = 0;
+  SiteId reply_site = 0;  // where consumption acks go: the sender's last known site
+};
+
+class SendChannel {
+ public:
+  SendChannel() = default;
+  explicit SendChannel(SendState state);
+
+  // Checks the bounds of ChannelConfig; kWouldBlock or kTooLarge with nothing accepted.
+  Status check_append(std::size_t size, const ChannelConfig& cfg) const;
+  // REQUIRES: check_append() was ok. Returns the message's sequence number.
+  Seq push(wire::Bytes payload);
+
+  // Releases messages up to `up_to`. Returns how many were released; 0 for a stale ack.
+  // An ack for a message never sent is refused (returns false in *bogus).
+  std::size_t release(Seq up_to, bool* bogus);
+
+  // Sending progress: messages before unsent_seq() were handed to the path (which repeats
+  // them until its own acknowledgement); unsent_offset() is how much of the message at
+  // unsent_seq() went out as fragments.
+  bool has_unsent() const { return unsent_seq_ < next_seq_; }
+  Seq unsent_seq() const { return unsent_seq_; }
+  std::size_t unsent_offset() const { return unsent_offset_; }
+  // REQUIRES: has_unsent().
+  const wire::Bytes& unsent_message() const { return message(unsent_seq_); }
+  void advance_unsent(std::size_t bytes_sent);
+  // Sends every unconsumed message again, from the first (after a relocation or rejection).
+  void resend_unconsumed();
+
+  // REQUIRES: consumed_up_to() < seq < next_seq().
+  const wire::Bytes& message(Seq seq) const { return buf_[head_ + (seq - consumed_up_to_ - 1)]; }
+
+  Seq next_seq() const { return next_seq_; }
+  Seq consumed_up_to() const { return consumed_up_to_; }
+  std::size_t unconsumed_count() const { return buf_.size() - head_; }
+  std::size_t unconsumed_bytes() const { return bytes_; }
+
+  SendState export_state() const;
+
+  SiteId dest = 0;
+  bool queued = false;  // on its path's ready list
+
+ private:
+  std::vector<wire::Bytes> buf_;  // [head_, end) are the unconsumed messages
+  std::size_t head_ = 0;
+  std::size_t bytes_ = 0;
+  Seq next_seq_ = 1;
+  Seq consumed_up_to_ = 0;
+  Seq unsent_seq_ = 1;
+  std::size_t unsent_offset_ = 0;
+};
+
+class RecvChannel {
+ public:
+  RecvChannel() = default;
+  explicit RecvChannel(const RecvState& state);
+
+  enum class Outcome {
+    kAccepted,   // stored (it may complete a message)
+    kDuplicate,  // already delivered or already held
+    kOutOfWindow,
+    kTooLarge,
+    kInconsistent,  // a fragment disagreeing with earlier ones about the message's size
+  };
+  // A DATA frame (offset 0, total_len == payload size) or a FRAGMENT.
+  Outcome on_fragment(Seq seq, std::uint64_t total_len, std::uint64_t offset,
+                      wire::ByteView payload, const ChannelConfig& cfg);
+  // The next message in sequence, if complete: moves it into *out and advances.
+  bool pop_ready(Seq* seq, wire::Bytes* out);
+
+  // REQUIRES: consumed_up_to() < up_to < next_expected().
+  Status consume(Seq up_to);
+
+  Seq next_expected() const { return next_expected_; }
+  Seq consumed_up_to() const { return consumed_up_to_; }
+  std::size_t buffered_messages() const { return pending_.size(); }
+  std::size_t buffered_bytes() const { return bytes_; }
+
+  RecvState export_state() const { return RecvState{consumed_up_to_, reply_site}; }
+
+  SiteId reply_site = 0;
+  bool ack_queued = false;  // a CONSUMED frame is owed and on the path's control list
+
+ private:
+  struct Pending {
+    wire::Bytes data;  // sized total_len
+    std::uint64_t received = 0;
+    std::map<std::uint64_t, std::uint64_t> ranges;  // offset -> end, only for fragments
+    bool complete() const { return received == data.size(); }
+  };
+  Seq next_expected_ = 1;
+  Seq consumed_up_to_ = 0;
+  std::size_t bytes_ = 0;
+  std::map<Seq, Pending> pending_;
+};
+
+}  // namespace mstream::proto

@@ -1,0 +1,57 @@
+#pragma once
+// Tunables of the protocol cores. Every site of a session must use the same values for the
+// fields marked "session-wide": a receiver accepts only what a sender with its own settings
+// could legitimately send.
+
+#include <cstddef>
+#include <cstdint>
+
+#include "proto/types.hpp"
+
+namespace mstream::proto {
+
+// How a path repairs lost datagrams (seed 003 picks between them at run time later).
+enum class RetransmissionClass : std::uint8_t {
+  // The receiver keeps out-of-order datagrams and reports them in selective acks; the sender
+  // repeats only what was lost. Best under random loss.
+  kSelectiveRepeat,
+  // The receiver keeps only the next expected datagram; on loss the sender goes back and
+  // repeats everything from the first lost one. Less receiver state, worse under loss.
+  kGoBackN,
+};
+
+const char* retransmission_class_name(RetransmissionClass c);
+
+struct PathConfig {
+  // Largest datagram, header included. Loopback peers may use far more than a LAN.
+  std::size_t mtu = 1400;
+  // Congestion window, in datagrams.
+  std::uint32_t initial_cwnd = 16;
+  std::uint32_t min_cwnd = 2;
+  // Session-wide: the most datagrams in flight on a path, and so the receiver's window.
+  std::uint32_t max_window = 1024;
+  // Multiplicative decrease on a loss event (TCP uses 0.5, CUBIC 0.7).
+  double loss_backoff = 0.7;
+  // RFC 6298 retransmission timeout: initial value and the bounds it is clamped to (the RFC's
+  // 1 s minimum is for the wide-area Internet; our sessions run on LANs and loopback).
+  Time initial_rto = 200 * kMillisecond;
+  Time min_rto = 5 * kMillisecond;
+  Time max_rto = 2 * kSecond;
+  RetransmissionClass retransmission = RetransmissionClass::kSelectiveRepeat;
+};
+
+struct ChannelConfig {
+  // Session-wide. The sender buffers a message until its consumption is acknowledged; these
+  // bound that buffer per channel. A full buffer refuses the append (Status kWouldBlock).
+  std::uint32_t max_unconsumed_messages = 4096;
+  std::size_t max_unconsumed_bytes = 16u << 20;
+  // Session-wide: the largest message; a larger append fails with kTooLarge.
+  std::size_t max_message_bytes = 1u << 20;
+};
+
+struct TransportConfig {
+  PathConfig path;
+  ChannelConfig channel;
+};
+
+}  // namespace mstream::proto

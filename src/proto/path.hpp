@@ -1,0 +1,166 @@
+#pragma once
+// Path: the site-to-site half of the messaging core, one per remote site, shared by every
+// channel between the two sites. It numbers datagrams, repeats them until the remote path
+// acknowledges them (that acknowledgement is the "transport receipt": it stops
+// retransmission and releases nothing), estimates the round-trip time after RFC 6298 from
+// unambiguous samples only (Karn: never from a repeated datagram), bounds and backs off the
+// retransmission timeout, and keeps a congestion window that grows on timely acks and
+// shrinks on loss. Its frames' bodies are frozen when first sent, so a repeat is the same
+// bytes under the same packet number.
+//
+// Selective repeat detects loss from selective acks (three later datagrams acknowledged, or a
+// later-sent one acknowledged and a reordering window elapsed, after RACK, RFC 8985) and from
+// the timeout; go-back-N from three duplicate cumulative acks and the timeout, and then
+// repeats everything outstanding.
+//
+// Thread-safety: none; owned by one Transport.
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "mstream/status.hpp"
+#include "proto/config.hpp"
+#include "proto/types.hpp"
+#include "wire/codec.hpp"
+#include "wire/datagram.hpp"
+
+namespace mstream::proto {
+
+// RFC 6298 estimator. Samples must be unambiguous (from datagrams sent once).
+class RttEstimator {
+ public:
+  explicit RttEstimator(const PathConfig& cfg);
+  void on_sample(Time rtt);
+  // Doubles the timeout, up to max_rto (RFC 6298 5.5).
+  void back_off();
+  Time rto() const { return rto_; }
+  Time srtt() const { return srtt_; }
+  Time rttvar() const { return rttvar_; }
+  Time min_rtt() const { return min_rtt_; }
+  bool has_sample() const { return has_sample_; }
+
+ private:
+  Time clamp(Time t) const;
+  Time min_rto_, max_rto_;
+  Time srtt_ = 0, rttvar_ = 0, min_rtt_ = kNever;
+  Time rto_;
+  bool has_sample_ = false;
+};
+
+class Path {
+ public:
+  Path(SiteId self, SiteId remote, const PathConfig& cfg);
+
+  SiteId remote() const { return remote_; }
+
+  // --- Receiving -------------------------------------------------------------------------
+  enum class Accept {
+    kNew,        // process the frames
+    kDuplicate,  // seen before: drop the frames, but acknowledge again
+    kDiscard,    // out of order under go-back-N, or beyond the window: drop
+  };
+  // For a datagram with packet number pn > 0.
+  Accept on_packet(PacketNumber pn);
+  // Processes the remote's acknowledgement of our datagrams. Returns false (and ignores it
+  // whole) if it acknowledges a packet number never sent.
+  bool on_ack(const wire::AckFrame& ack, Time now);
+
+  // --- Sending ---------------------------------------------------------------------------
+  bool ack_pending() const { return ack_pending_; }
+  // Room under the congestion window and the session-wide window for one more datagram.
+  bool can_send() const;
+  bool has_lost() const { return !lost_.empty(); }
+  // Bytes available for frames in the next new datagram (the header and a pending ACK are
+  // already accounted for).
+  std::size_t body_room() const;
+  // Builds the datagram that repeats the oldest lost one. REQUIRES: has_lost() && can_send().
+  // Returns false if every lost datagram was acknowledged meanwhile (nothing built).
+  bool build_retransmission(Time now, wire::Bytes* out);
+  // Builds a new ack-eliciting datagram around body. REQUIRES: can_send(), non-empty body
+  // no larger than body_room().
+  void build_new(wire::ByteView body, Time now, wire::Bytes* out);
+  // Builds a datagram carrying only the ACK. REQUIRES: ack_pending().
+  void build_ack_only(wire::Bytes* out);
+
+  Time next_timeout() const;
+  void on_timeout(Time now);
+
+  // --- Introspection ---------------------------------------------------------------------
+  const RttEstimator& rtt() const { return rtt_; }
+  double cwnd() const { return cwnd_; }
+  std::size_t in_flight() const { return in_flight_; }
+  std::size_t outstanding() const { return sent_.size(); }  // sent and not yet acknowledged
+  PacketNumber largest_sent() const { return next_pn_ - 1; }
+  std::uint64_t retransmissions() const { return retransmissions_; }
+  const PathConfig& config() const { return cfg_; }
+  // Receive-side: every packet number <= this has arrived.
+  PacketNumber cumulative_received() const { return cum_; }
+
+ private:
+  struct SentPacket {
+    PacketNumber pn = 0;
+    Time first_sent = 0;
+    Time last_sent = 0;
+    std::uint32_t tx_count = 0;
+    bool acked = false;
+    bool lost = false;
+    wire::Bytes body;
+  };
+
+  SentPacket* find(PacketNumber pn);
+  void mark_acked(SentPacket& p, Time now, std::size_t* newly);
+  void mark_lost(SentPacket& p);
+  void detect_losses_sr(Time now);
+  void go_back();
+  void on_loss_event(Time now, Time sent_time);
+  void on_newly_acked(std::size_t n);
+  void pop_acked_front();
+  void make_ack(wire::AckFrame* ack) const;
+  void assemble(PacketNumber pn, wire::ByteView body, bool with_ack, wire::Bytes* out);
+  void clear_ack_pending() { ack_pending_ = false; }
+  bool receive_bit(PacketNumber pn) const;
+  void set_receive_bit(PacketNumber pn, bool v);
+
+  SiteId self_, remote_;
+  PathConfig cfg_;
+  RttEstimator rtt_;
+
+  // Sending state.
+  PacketNumber next_pn_ = 1;
+  std::deque<SentPacket> sent_;  // front is the oldest unacknowledged; pn ascending
+  std::deque<PacketNumber> lost_;  // to repeat, oldest first
+  std::size_t in_flight_ = 0;      // sent, not acknowledged, not deemed lost
+  double cwnd_;
+  double ssthresh_;
+  Time recovery_start_ = -1;  // losses of datagrams sent before this are one loss event
+  Time rto_deadline_ = kNever;
+  Time rack_deadline_ = kNever;
+  Time rack_sent_time_ = -1;  // last send time of the most recently sent acknowledged datagram
+  PacketNumber last_cum_ack_ = 0;
+  int dup_acks_ = 0;
+  PacketNumber gbn_recover_ = 0;
+  std::uint64_t retransmissions_ = 0;
+
+  // Receiving state: every pn <= cum_ arrived; bits_ marks arrivals in (cum_, cum_+window].
+  PacketNumber cum_ = 0;
+  PacketNumber largest_received_ = 0;
+  std::vector<std::uint64_t> bits_;
+  bool ack_pending_ = false;
+
+  friend class Transport;
+
+ public:
+  // Work queued by the Transport for this path: channels with unsent data, and the control
+  // frames owed (consumption acks and rejections), drained into new datagrams.
+  struct Control {
+    wire::FrameType type;
+    ChannelKey key;
+    Seq seq;
+    wire::RejectReason reason;
+  };
+  std::deque<ChannelKey> data_ready;
+  std::deque<Control> control;
+};
+
+}  // namespace mstream::proto

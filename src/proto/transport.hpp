@@ -1,0 +1,174 @@
+#pragma once
+// Transport: the sans-IO messaging core of one site. It owns one Path per remote site (window,
+// selective acks, RTT, congestion, coalescing, fragmentation) and one channel per sender/
+// receiver stream pair multiplexed on the paths (sequence numbers, reordering, duplicate
+// suppression, consumption acknowledgements, bounded sender buffers).
+//
+// Driving it: the driver (real sockets or the simulator) calls
+//   on_datagram()  for every datagram addressed to this site,
+//   on_timeout()   once now >= next_timeout(),
+// and after each batch of those calls (and after append()/consume()) drains
+//   poll_transmit()  the datagrams to send, each addressed to a site,
+//   poll_delivery()  messages ready for consumption, in per-pair order,
+//   poll_released()  consumption acknowledgements received by local senders.
+// Nothing here touches a socket, a thread or a clock; `now` is always passed in.
+//
+// Guarantees (seed 004 §2.3, DESIGN.md guarantees 1 and 2): for each channel, messages are
+// delivered once, in append order; a CONSUMED acknowledgement is sent only for messages the
+// application consumed; the sender keeps each message until that acknowledgement, even after
+// the path's own acknowledgement (the transport receipt) has stopped retransmitting it.
+//
+// Thread-safety: none; one thread drives a Transport.
+
+#include <deque>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "mstream/status.hpp"
+#include "proto/channel.hpp"
+#include "proto/config.hpp"
+#include "proto/path.hpp"
+#include "proto/types.hpp"
+#include "wire/codec.hpp"
+#include "wire/datagram.hpp"
+
+namespace mstream::proto {
+
+struct OutDatagram {
+  SiteId to = 0;
+  wire::Bytes bytes;  // reused between calls: the caller may keep its capacity
+};
+
+struct Delivery {
+  ChannelKey key;
+  Seq seq = 0;
+  wire::Bytes payload;
+};
+
+// The receiver consumed every message of `key` up to and including `up_to`; the sender's
+// copies are released.
+struct Released {
+  ChannelKey key;
+  Seq up_to = 0;
+};
+
+// A receiver site refused a message (e.g. the stream is not there). The message stays in the
+// sender's buffer; a later relocate_receiver() re-sends it.
+struct Rejected {
+  ChannelKey key;
+  Seq seq = 0;
+  SiteId site = 0;
+  wire::RejectReason reason{};
+};
+
+struct TransportStats {
+  std::uint64_t datagrams_in = 0;
+  std::uint64_t datagrams_out = 0;
+  std::uint64_t malformed_in = 0;       // failed to decode (bad checksum, truncated, ...)
+  std::uint64_t misaddressed_in = 0;    // dst_site is not us
+  std::uint64_t duplicate_packets = 0;  // a packet number seen before
+  std::uint64_t dropped_out_of_order = 0;  // go-back-N receiver discards
+  std::uint64_t duplicate_messages = 0;    // a message seen before (after a re-send)
+  std::uint64_t rejected_frames = 0;       // frames refused: no such stream, out of window, ...
+  std::uint64_t bogus_acks = 0;            // acks for packets or messages never sent
+  std::uint64_t retransmissions = 0;
+  std::uint64_t messages_delivered = 0;
+  std::uint64_t messages_released = 0;
+};
+
+class Transport {
+ public:
+  Transport(SiteId self, TransportConfig config);
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  SiteId self() const { return self_; }
+  const TransportConfig& config() const { return config_; }
+
+  // Receiving endpoints at this site. Data for a stream not open here is answered with
+  // REJECT(kNoSuchStream).
+  Status open_stream(StreamId id);
+  // Forgets the stream and its receive channels' state.
+  Status close_stream(StreamId id);
+  bool is_open(StreamId id) const;
+
+  // Appends a message from `from` (a local sender) to stream `to` at site `to_site`.
+  // Returns the message's sequence number in the (from, to) channel.
+  // Errors, with nothing accepted: kInvalidArgument (stream id 0), kTooLarge (larger than
+  // max_message_bytes), kWouldBlock (the channel's buffer holds max_unconsumed_messages or
+  // max_unconsumed_bytes of unconsumed messages). A full buffer refuses rather than blocks
+  // because the caller is usually an event loop or a handler: blocking it could deadlock two
+  // streams appending to each other, and would stall every other stream on that thread. The
+  // caller retries after a Released event for that channel.
+  Result<Seq> append(StreamId from, StreamId to, SiteId to_site, wire::ByteView payload,
+                     Time now);
+
+  // A datagram from the network. Malformed or misaddressed ones are counted and dropped;
+  // the returned Status says why, for logging. Never throws.
+  Status on_datagram(wire::ByteView bytes, Time now);
+
+  // The earliest time on_timeout() has work, or kNever.
+  Time next_timeout() const;
+  void on_timeout(Time now);
+
+  // Fills *out with the next datagram to send; false when there is none now.
+  bool poll_transmit(Time now, OutDatagram* out);
+
+  // The next message ready for consumption; false when none.
+  bool poll_delivery(Delivery* out);
+  // The application consumed every delivered message of `key` up to `up_to`. Must follow the
+  // delivery order. Errors: kNotFound (no such channel), kInvalidArgument (up_to not yet
+  // delivered or not after the last consumed one).
+  Status consume(ChannelKey key, Seq up_to, Time now);
+
+  bool poll_released(Released* out);
+  bool poll_rejected(Rejected* out);
+
+  // The receiver `to` now lives at `new_site`: every unconsumed message of every local
+  // channel to it is re-sent there, from the first unconsumed one, in order.
+  void relocate_receiver(StreamId to, SiteId new_site);
+
+  // Sequence state of one channel, as an explicit value that can travel with a moving
+  // stream. Export leaves the channel in place; import replaces (or creates) it.
+  Result<SendState> export_send_state(ChannelKey key) const;
+  Status import_send_state(ChannelKey key, SendState state);
+  Result<RecvState> export_recv_state(ChannelKey key) const;
+  Status import_recv_state(ChannelKey key, RecvState state);
+
+  // Introspection, for tests, checkers and benchmarks.
+  const TransportStats& stats() const { return stats_; }
+  const Path* path(SiteId site) const;
+  const SendChannel* send_channel(ChannelKey key) const;
+  const RecvChannel* recv_channel(ChannelKey key) const;
+  std::size_t send_channel_count() const { return send_.size(); }
+  std::size_t recv_channel_count() const { return recv_.size(); }
+  // True when no local sender has an unconsumed message and no packet is in flight.
+  bool idle() const;
+
+ private:
+  Path& path_to(SiteId site);
+  void on_frame(SiteId src, const wire::Frame& f, Time now);
+  void on_data(SiteId src, const wire::Frame& f, Time now);
+  void on_consumed(SiteId src, const wire::Frame& f);
+  void on_reject(SiteId src, const wire::Frame& f);
+  void flush_ready(RecvChannel& ch, ChannelKey key);
+  // Packs control frames and channel data for `site` into *body, up to `room` bytes.
+  void fill_body(Path& p, std::size_t room, wire::Bytes* body);
+  bool fill_data(Path& p, std::size_t room, wire::Bytes* body);
+
+  SiteId self_;
+  TransportConfig config_;
+  std::unordered_map<SiteId, std::unique_ptr<Path>> paths_;
+  std::unordered_map<ChannelKey, SendChannel, ChannelKeyHash> send_;
+  std::unordered_map<ChannelKey, RecvChannel, ChannelKeyHash> recv_;
+  std::unordered_map<StreamId, std::uint32_t> open_;  // stream -> number of recv channels
+  std::deque<Delivery> deliveries_;
+  std::deque<Released> released_;
+  std::deque<Rejected> rejected_;
+  TransportStats stats_;
+  wire::DecodedDatagram decoded_;  // reused across on_datagram calls
+  wire::Bytes body_;               // reused across poll_transmit calls
+};
+
+}  // namespace mstream::proto

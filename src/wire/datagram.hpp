@@ -1,0 +1,120 @@
+#pragma once
+// The data-plane datagram, version 1. Layout (all varints are LEB128):
+//
+//   u16 magic 0x534D ("MS")   u8 version (1)   u8 kind (0: path datagram)
+//   u32 crc32c of every byte after this field
+//   varint src_site   varint dst_site   varint packet_number (0: not ack-eliciting)
+//   frame*            (to the end of the datagram)
+//
+// Frames, each introduced by a one-byte type:
+//   0x01 ACK       varint cumulative, varint n (<= kMaxAckRanges), n x (varint gap, varint len)
+//                  Every packet number <= cumulative was received. Range i covers
+//                  [start, start + len - 1], start = prev_end + 2 + gap, prev_end of the first
+//                  range = cumulative; len >= 1.
+//   0x02 DATA      varint from_stream, varint to_stream, varint seq, varint len, len bytes
+//   0x03 FRAGMENT  varint from_stream, varint to_stream, varint seq, varint total_len,
+//                  varint offset, varint len, len bytes   (offset + len <= total_len)
+//   0x04 CONSUMED  varint from_stream, varint to_stream, varint up_to
+//                  (the receiver to_stream consumed every message of from_stream <= up_to)
+//   0x05 REJECT    varint from_stream, varint to_stream, varint seq, u8 reason
+//
+// decode_datagram() checks everything a peer controls: magic, version, checksum, lengths,
+// ranges, and that the frames fill the datagram exactly. Malformed input yields an error,
+// never undefined behaviour and never an exception.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mstream/status.hpp"
+#include "wire/codec.hpp"
+
+namespace mstream::wire {
+
+inline constexpr std::uint16_t kMagic = 0x534D;
+inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::uint8_t kKindPath = 0;
+inline constexpr std::size_t kCrcOffset = 4;
+inline constexpr std::size_t kFixedHeaderSize = 8;  // magic, version, kind, crc
+inline constexpr std::size_t kMaxAckRanges = 32;
+// The largest message any peer may announce; the configured limit is usually lower.
+inline constexpr std::uint64_t kMaxMessageBytes = 64ull << 20;
+inline constexpr std::uint64_t kMaxSiteId = 0xFFFFFFFFull;
+
+enum class FrameType : std::uint8_t {
+  kAck = 0x01,
+  kData = 0x02,
+  kFragment = 0x03,
+  kConsumed = 0x04,
+  kReject = 0x05,
+};
+
+enum class RejectReason : std::uint8_t {
+  kNoSuchStream = 1,  // the receiver stream does not live at this site
+  kOutOfWindow = 2,   // the sequence number is beyond what the receiver accepts
+  kTooLarge = 3,      // the message exceeds the receiver's configured maximum
+};
+
+struct AckRange {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;  // inclusive
+};
+
+struct AckFrame {
+  std::uint64_t cumulative = 0;
+  std::vector<AckRange> ranges;  // ascending, disjoint, all > cumulative + 1
+};
+
+// A view into the decoded datagram: payload points into the datagram's bytes and is valid
+// only while they are.
+struct Frame {
+  FrameType type{};
+  std::uint64_t from_stream = 0;
+  std::uint64_t to_stream = 0;
+  std::uint64_t seq = 0;        // DATA, FRAGMENT, REJECT; up_to for CONSUMED
+  std::uint64_t total_len = 0;  // FRAGMENT
+  std::uint64_t offset = 0;     // FRAGMENT
+  ByteView payload;             // DATA, FRAGMENT
+  RejectReason reason{};        // REJECT
+};
+
+struct DatagramHeader {
+  std::uint32_t src_site = 0;
+  std::uint32_t dst_site = 0;
+  std::uint64_t packet_number = 0;
+};
+
+struct DecodedDatagram {
+  DatagramHeader header;
+  bool has_ack = false;
+  AckFrame ack;  // at most one ACK frame per datagram
+  std::vector<Frame> frames;  // every frame but the ACK, in wire order
+};
+
+// Decodes one datagram. *out is overwritten; on error its content is unspecified.
+Status decode_datagram(ByteView bytes, DecodedDatagram* out);
+
+// Encoding: the header first, then frames, then seal() writes the checksum.
+// Encoded size of the header for these values.
+std::size_t header_size(const DatagramHeader& h);
+void encode_header(const DatagramHeader& h, Bytes* out);
+void encode_ack(const AckFrame& ack, Bytes* out);
+std::size_t ack_size(const AckFrame& ack);
+void encode_data(std::uint64_t from, std::uint64_t to, std::uint64_t seq, ByteView payload,
+                 Bytes* out);
+std::size_t data_size(std::uint64_t from, std::uint64_t to, std::uint64_t seq, std::size_t len);
+void encode_fragment(std::uint64_t from, std::uint64_t to, std::uint64_t seq,
+                     std::uint64_t total_len, std::uint64_t offset, ByteView payload, Bytes* out);
+std::size_t fragment_size(std::uint64_t from, std::uint64_t to, std::uint64_t seq,
+                          std::uint64_t total_len, std::uint64_t offset, std::size_t len);
+void encode_consumed(std::uint64_t from, std::uint64_t to, std::uint64_t up_to, Bytes* out);
+std::size_t consumed_size(std::uint64_t from, std::uint64_t to, std::uint64_t up_to);
+void encode_reject(std::uint64_t from, std::uint64_t to, std::uint64_t seq, RejectReason reason,
+                   Bytes* out);
+// Writes the checksum over out[kFixedHeaderSize..]. REQUIRES: out starts with a header.
+void seal(Bytes* out);
+
+// Human-readable one-line rendering, for logs and the simulator's traces.
+std::string describe(const DecodedDatagram& d);
+
+}  // namespace mstream::wire
