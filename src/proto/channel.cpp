@@ -1,0 +1,174 @@
+#include "proto/channel.hpp"
+
+#include <algorithm>
+#include <string>
+
+namespace mstream::proto {
+
+// ---------------------------------------------------------------------------------------
+// SendChannel
+
+SendChannel::SendChannel(SendState state)
+    : buf_(std::move(state.unconsumed)),
+      next_seq_(state.next_seq),
+      consumed_up_to_(state.consumed_up_to),
+      unsent_seq_(state.consumed_up_to + 1),
+      sent_up_to_(state.consumed_up_to) {
+  dest = state.dest;
+  for (const wire::Bytes& b : buf_) bytes_ += b.size();
+}
+
+Status SendChannel::check_append(std::size_t size, const ChannelConfig& cfg) const {
+  if (size > cfg.max_message_bytes)
+    return Status::error(Status::Code::kTooLarge,
+                         "message of " + std::to_string(size) + " bytes exceeds the maximum of " +
+                             std::to_string(cfg.max_message_bytes));
+  if (unconsumed_count() >= cfg.max_unconsumed_messages)
+    return Status::error(Status::Code::kWouldBlock,
+                         "channel buffer full: " + std::to_string(unconsumed_count()) +
+                             " unconsumed messages");
+  // A single message larger than the byte bound is still accepted into an empty buffer, or
+  // it could never be sent.
+  if (unconsumed_count() > 0 && bytes_ + size > cfg.max_unconsumed_bytes)
+    return Status::error(Status::Code::kWouldBlock,
+                         "channel buffer full: " + std::to_string(bytes_) + " unconsumed bytes");
+  return Status::ok_status();
+}
+
+Seq SendChannel::push(wire::Bytes payload) {
+  // Reclaim the released prefix once it dominates, so the buffer does not creep.
+  if (head_ > 0 && head_ * 2 >= buf_.size()) {
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+  bytes_ += payload.size();
+  buf_.push_back(std::move(payload));
+  return next_seq_++;
+}
+
+std::size_t SendChannel::release(Seq up_to, bool* bogus) {
+  *bogus = false;
+  if (up_to <= consumed_up_to_) return 0;
+  // The receiver cannot have consumed what was never handed to the path.
+  if (up_to > sent_up_to_) {
+    *bogus = true;
+    return 0;
+  }
+  std::size_t n = static_cast<std::size_t>(up_to - consumed_up_to_);
+  for (std::size_t i = 0; i < n; ++i) {
+    wire::Bytes& b = buf_[head_ + i];
+    bytes_ -= b.size();
+    wire::Bytes().swap(b);
+  }
+  head_ += n;
+  consumed_up_to_ = up_to;
+  if (head_ == buf_.size()) {
+    buf_.clear();
+    head_ = 0;
+    if (buf_.capacity() > 64) buf_.shrink_to_fit();  // an idle channel keeps little memory
+  }
+  return n;
+}
+
+void SendChannel::advance_unsent(std::size_t bytes_sent) {
+  unsent_offset_ += bytes_sent;
+  if (unsent_offset_ >= unsent_message().size()) {
+    sent_up_to_ = std::max(sent_up_to_, unsent_seq_);
+    ++unsent_seq_;
+    unsent_offset_ = 0;
+  }
+}
+
+void SendChannel::resend_unconsumed() {
+  unsent_seq_ = consumed_up_to_ + 1;
+  unsent_offset_ = 0;
+}
+
+SendState SendChannel::export_state() const {
+  SendState s;
+  s.next_seq = next_seq_;
+  s.consumed_up_to = consumed_up_to_;
+  s.unconsumed.assign(buf_.begin() + static_cast<std::ptrdiff_t>(head_), buf_.end());
+  s.dest = dest;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------
+// RecvChannel
+
+RecvChannel::RecvChannel(const RecvState& state)
+    : next_expected_(state.consumed_up_to + 1), consumed_up_to_(state.consumed_up_to) {
+  reply_site = state.reply_site;
+}
+
+RecvChannel::Outcome RecvChannel::on_fragment(Seq seq, std::uint64_t total_len,
+                                              std::uint64_t offset, wire::ByteView payload,
+                                              const ChannelConfig& cfg) {
+  if (seq < next_expected_) return Outcome::kDuplicate;
+  // A legitimate sender never has more than max_unconsumed_messages beyond what was consumed.
+  if (seq - consumed_up_to_ > cfg.max_unconsumed_messages) return Outcome::kOutOfWindow;
+  if (total_len > cfg.max_message_bytes) return Outcome::kTooLarge;
+  auto it = pending_.find(seq);
+  if (it == pending_.end()) {
+    // Bound what a sender can make us hold: its own buffer bound, plus one message that an
+    // empty buffer always accepts.
+    if (bytes_ + total_len > cfg.max_unconsumed_bytes + cfg.max_message_bytes)
+      return Outcome::kOutOfWindow;
+    it = pending_.emplace(seq, Pending{}).first;
+    it->second.data.resize(static_cast<std::size_t>(total_len));
+    bytes_ += static_cast<std::size_t>(total_len);
+  }
+  Pending& p = it->second;
+  if (p.data.size() != total_len) return Outcome::kInconsistent;
+  if (p.complete()) return Outcome::kDuplicate;
+  if (offset == 0 && payload.size() == total_len) {
+    std::copy(payload.begin(), payload.end(), p.data.begin());
+    p.received = total_len;
+    p.ranges.clear();
+    return Outcome::kAccepted;
+  }
+  // Fragments: merge [offset, end) into the received ranges, counting only new bytes, so a
+  // fragment repeated after a re-send (possibly cut differently) is harmless.
+  std::uint64_t start = offset, end = offset + payload.size();
+  std::copy(payload.begin(), payload.end(), p.data.begin() + static_cast<std::ptrdiff_t>(offset));
+  auto r = p.ranges.upper_bound(start);
+  if (r != p.ranges.begin()) {
+    auto prev = std::prev(r);
+    if (prev->second >= start) r = prev;
+  }
+  std::uint64_t covered = 0;
+  while (r != p.ranges.end() && r->first <= end) {
+    std::uint64_t ov_start = std::max(r->first, start), ov_end = std::min(r->second, end);
+    if (ov_end > ov_start) covered += ov_end - ov_start;
+    start = std::min(start, r->first);
+    end = std::max(end, r->second);
+    r = p.ranges.erase(r);
+  }
+  p.ranges.emplace(start, end);
+  p.received += payload.size() - covered;
+  if (p.complete()) p.ranges.clear();
+  return Outcome::kAccepted;
+}
+
+bool RecvChannel::pop_ready(Seq* seq, wire::Bytes* out) {
+  auto it = pending_.begin();
+  if (it == pending_.end() || it->first != next_expected_ || !it->second.complete()) return false;
+  *seq = it->first;
+  bytes_ -= it->second.data.size();
+  *out = std::move(it->second.data);
+  pending_.erase(it);
+  ++next_expected_;
+  return true;
+}
+
+Status RecvChannel::consume(Seq up_to) {
+  if (up_to <= consumed_up_to_ || up_to >= next_expected_)
+    return Status::error(Status::Code::kInvalidArgument,
+                         "consume up to " + std::to_string(up_to) + ": consumed " +
+                             std::to_string(consumed_up_to_) + ", delivered " +
+                             std::to_string(next_expected_ - 1));
+  consumed_up_to_ = up_to;
+  return Status::ok_status();
+}
+
+}  // namespace mstream::proto

@@ -81,6 +81,7 @@ class SendChannel {
   Seq next_seq_ = 1;
   Seq consumed_up_to_ = 0;
   Seq unsent_seq_ = 1;
+  Seq sent_up_to_ = 0;  // highest message ever handed whole to the path
   std::size_t unsent_offset_ = 0;
 };
 

@@ -71,6 +71,10 @@ class Path {
   // Room under the congestion window and the session-wide window for one more datagram.
   bool can_send() const;
   bool has_lost() const { return !lost_.empty(); }
+  // A tail-loss probe is due (RFC 8985 7): repeat the newest datagram, outside the window.
+  bool has_probe() const { return probe_due_; }
+  // REQUIRES: has_probe(). Returns false if nothing is outstanding any more.
+  bool build_probe(Time now, wire::Bytes* out);
   // Bytes available for frames in the next new datagram (the header and a pending ACK are
   // already accounted for).
   std::size_t body_room() const;
@@ -93,6 +97,8 @@ class Path {
   std::size_t outstanding() const { return sent_.size(); }  // sent and not yet acknowledged
   PacketNumber largest_sent() const { return next_pn_ - 1; }
   std::uint64_t retransmissions() const { return retransmissions_; }
+  std::uint64_t timeouts() const { return timeouts_; }
+  std::uint64_t probes() const { return probes_; }
   const PathConfig& config() const { return cfg_; }
   // Receive-side: every packet number <= this has arrived.
   PacketNumber cumulative_received() const { return cum_; }
@@ -103,13 +109,17 @@ class Path {
     Time first_sent = 0;
     Time last_sent = 0;
     std::uint32_t tx_count = 0;
+    std::uint64_t tx_order = 0;  // position among all our transmissions, repeats included
     bool acked = false;
     bool lost = false;
     wire::Bytes body;
   };
 
   SentPacket* find(PacketNumber pn);
-  void mark_acked(SentPacket& p, Time now, std::size_t* newly);
+  void mark_acked(SentPacket& p, std::size_t* newly);
+  void note_rack(const SentPacket& p, Time now);
+  Time probe_timeout() const;
+  void arm_timers(Time now);
   void mark_lost(SentPacket& p);
   void detect_losses_sr(Time now);
   void go_back();
@@ -136,11 +146,16 @@ class Path {
   Time recovery_start_ = -1;  // losses of datagrams sent before this are one loss event
   Time rto_deadline_ = kNever;
   Time rack_deadline_ = kNever;
-  Time rack_sent_time_ = -1;  // last send time of the most recently sent acknowledged datagram
+  Time pto_deadline_ = kNever;
+  bool probe_due_ = false;
+  std::uint64_t tx_counter_ = 0;
+  std::uint64_t rack_tx_order_ = 0;  // the latest transmission known to have arrived
   PacketNumber last_cum_ack_ = 0;
   int dup_acks_ = 0;
   PacketNumber gbn_recover_ = 0;
   std::uint64_t retransmissions_ = 0;
+  std::uint64_t timeouts_ = 0;
+  std::uint64_t probes_ = 0;
 
   // Receiving state: every pn <= cum_ arrived; bits_ marks arrivals in (cum_, cum_+window].
   PacketNumber cum_ = 0;

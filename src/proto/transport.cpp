@@ -1,0 +1,497 @@
+#include "proto/transport.hpp"
+
+#include <algorithm>
+#include <string>
+
+namespace mstream::proto {
+namespace {
+
+TransportConfig sanitize(TransportConfig c) {
+  // Below these, a datagram cannot carry a header, an ACK and a useful fragment.
+  c.path.mtu = std::max<std::size_t>(c.path.mtu, 256);
+  c.path.max_window = std::max<std::uint32_t>(c.path.max_window, 4);
+  c.path.min_cwnd = std::max<std::uint32_t>(c.path.min_cwnd, 1);
+  c.path.min_rto = std::max<Time>(c.path.min_rto, kMicrosecond);
+  c.path.max_rto = std::max(c.path.max_rto, c.path.min_rto);
+  c.channel.max_unconsumed_messages = std::max<std::uint32_t>(c.channel.max_unconsumed_messages, 1);
+  c.channel.max_message_bytes =
+      std::min<std::size_t>(c.channel.max_message_bytes, wire::kMaxMessageBytes);
+  return c;
+}
+
+// The smallest fragment worth starting in a partly filled datagram.
+constexpr std::size_t kMinFragment = 64;
+
+}  // namespace
+
+Transport::Transport(SiteId self, TransportConfig config)
+    : self_(self), config_(sanitize(config)) {}
+
+Status Transport::open_stream(StreamId id) {
+  if (id == 0) return Status::error(Status::Code::kInvalidArgument, "stream id 0 is reserved");
+  if (!open_.insert(id).second)
+    return Status::error(Status::Code::kAlreadyExists,
+                         "stream " + std::to_string(id) + " is already open");
+  return Status::ok_status();
+}
+
+Status Transport::close_stream(StreamId id) {
+  if (open_.erase(id) == 0)
+    return Status::error(Status::Code::kNotFound, "no such stream " + std::to_string(id));
+  std::erase_if(recv_, [id](const auto& kv) { return kv.first.to == id; });
+  std::erase_if(deliveries_, [id](const Delivery& d) { return d.key.to == id; });
+  return Status::ok_status();
+}
+
+bool Transport::is_open(StreamId id) const { return open_.contains(id); }
+
+Path& Transport::path_to(SiteId site) {
+  auto it = paths_.find(site);
+  if (it == paths_.end())
+    it = paths_.emplace(site, std::make_unique<Path>(self_, site, config_.path)).first;
+  return *it->second;
+}
+
+const Path* Transport::path(SiteId site) const {
+  auto it = paths_.find(site);
+  return it == paths_.end() ? nullptr : it->second.get();
+}
+
+const SendChannel* Transport::send_channel(ChannelKey key) const {
+  auto it = send_.find(key);
+  return it == send_.end() ? nullptr : &it->second;
+}
+
+const RecvChannel* Transport::recv_channel(ChannelKey key) const {
+  auto it = recv_.find(key);
+  return it == recv_.end() ? nullptr : &it->second;
+}
+
+bool Transport::idle() const {
+  for (const auto& [key, ch] : send_)
+    if (ch.unconsumed_count() > 0) return false;
+  for (const auto& [site, p] : paths_)
+    if (p->outstanding() > 0) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Sending side
+
+Result<Seq> Transport::append(StreamId from, StreamId to, SiteId to_site, wire::ByteView payload,
+                              Time /*now*/) {
+  if (from == 0 || to == 0)
+    return Status::error(Status::Code::kInvalidArgument, "stream id 0 is reserved");
+  ChannelKey key{from, to};
+  auto [it, inserted] = send_.try_emplace(key);
+  SendChannel& ch = it->second;
+  if (inserted) ch.dest = to_site;
+  Status st = ch.check_append(payload.size(), config_.channel);
+  if (!st.ok()) {
+    if (inserted) send_.erase(it);
+    return st;
+  }
+  Seq seq = ch.push(wire::Bytes(payload.begin(), payload.end()));
+  if (ch.dest != to_site) {
+    // The caller knows a newer location than the channel: everything unconsumed goes there.
+    relocate_receiver(to, to_site);
+  } else {
+    queue_data(ch, key);
+  }
+  return seq;
+}
+
+void Transport::queue_data(SendChannel& ch, ChannelKey key) {
+  if (!ch.has_unsent()) return;
+  if (ch.dest == self_) {
+    deliver_local(ch, key);
+    return;
+  }
+  if (ch.queued) return;
+  path_to(ch.dest).data_ready.push_back(key);
+  ch.queued = true;
+}
+
+void Transport::deliver_local(SendChannel& ch, ChannelKey key) {
+  while (ch.has_unsent()) {
+    if (!is_open(key.to)) {
+      rejected_.push_back(Rejected{key, ch.unsent_seq(), self_, wire::RejectReason::kNoSuchStream});
+      // Leave it unsent: a later relocation re-sends it.
+      return;
+    }
+    auto [it, inserted] = recv_.try_emplace(key);
+    RecvChannel& rc = it->second;
+    rc.reply_site = self_;
+    const wire::Bytes& m = ch.unsent_message();
+    auto outcome = rc.on_fragment(ch.unsent_seq(), m.size(), 0, m, config_.channel);
+    if (outcome == RecvChannel::Outcome::kDuplicate) ++stats_.duplicate_messages;
+    ch.advance_unsent(m.size());
+    flush_ready(rc, key);
+  }
+}
+
+void Transport::relocate_receiver(StreamId to, SiteId new_site) {
+  for (auto& [key, ch] : send_) {
+    if (key.to != to) continue;
+    ch.dest = new_site;
+    ch.queued = false;  // a stale entry on the old path's list is skipped (dest differs)
+    ch.resend_unconsumed();
+    queue_data(ch, key);
+  }
+}
+
+void Transport::release(SendChannel& ch, ChannelKey key, Seq up_to) {
+  bool bogus = false;
+  std::size_t n = ch.release(up_to, &bogus);
+  if (bogus) {
+    ++stats_.bogus_acks;
+    return;
+  }
+  if (n == 0) return;
+  stats_.messages_released += n;
+  released_.push_back(Released{key, ch.consumed_up_to()});
+}
+
+// ---------------------------------------------------------------------------------------
+// Receiving side
+
+Status Transport::on_datagram(wire::ByteView bytes, Time now) {
+  ++stats_.datagrams_in;
+  Status st = wire::decode_datagram(bytes, &decoded_);
+  if (!st.ok()) {
+    ++stats_.malformed_in;
+    return st;
+  }
+  const wire::DatagramHeader& h = decoded_.header;
+  if (h.dst_site != self_ || h.src_site == self_) {
+    ++stats_.misaddressed_in;
+    return Status::error(Status::Code::kInvalidArgument,
+                         "datagram for site " + std::to_string(h.dst_site) + " from site " +
+                             std::to_string(h.src_site) + " reached site " +
+                             std::to_string(self_));
+  }
+  if (h.packet_number == 0 && !decoded_.frames.empty()) {
+    // Only acknowledged datagrams may carry frames: an unnumbered one could be lost unseen.
+    ++stats_.malformed_in;
+    return Status::error(Status::Code::kMalformed, "frames in an unnumbered datagram");
+  }
+  if (!paths_.contains(h.src_site) && paths_.size() >= kMaxPaths) {
+    ++stats_.paths_refused;
+    return Status::error(Status::Code::kUnavailable, "too many sites");
+  }
+  Path& p = path_to(h.src_site);
+  if (decoded_.has_ack && !p.on_ack(decoded_.ack, now)) ++stats_.bogus_acks;
+  if (h.packet_number == 0) return Status::ok_status();
+  switch (p.on_packet(h.packet_number)) {
+    case Path::Accept::kDuplicate:
+      ++stats_.duplicate_packets;
+      return Status::ok_status();
+    case Path::Accept::kDiscard:
+      ++stats_.dropped_out_of_order;
+      return Status::ok_status();
+    case Path::Accept::kNew:
+      break;
+  }
+  for (const wire::Frame& f : decoded_.frames) on_frame(h.src_site, f, now);
+  return Status::ok_status();
+}
+
+void Transport::on_frame(SiteId src, const wire::Frame& f, Time now) {
+  switch (f.type) {
+    case wire::FrameType::kData:
+    case wire::FrameType::kFragment:
+      on_data(src, f, now);
+      break;
+    case wire::FrameType::kConsumed:
+      on_consumed(src, f);
+      break;
+    case wire::FrameType::kReject:
+      on_reject(src, f);
+      break;
+    case wire::FrameType::kAck:
+      break;  // decoded separately
+  }
+}
+
+void Transport::on_data(SiteId src, const wire::Frame& f, Time /*now*/) {
+  ChannelKey key{f.from_stream, f.to_stream};
+  if (!is_open(key.to)) {
+    ++stats_.rejected_frames;
+    queue_reject(src, key, f.seq, wire::RejectReason::kNoSuchStream);
+    return;
+  }
+  auto [it, inserted] = recv_.try_emplace(key);
+  RecvChannel& ch = it->second;
+  ch.reply_site = src;
+  bool whole = f.type == wire::FrameType::kData;
+  auto outcome = ch.on_fragment(f.seq, whole ? f.payload.size() : f.total_len,
+                                whole ? 0 : f.offset, f.payload, config_.channel);
+  switch (outcome) {
+    case RecvChannel::Outcome::kAccepted:
+      flush_ready(ch, key);
+      break;
+    case RecvChannel::Outcome::kDuplicate:
+      ++stats_.duplicate_messages;
+      // The sender repeats what it thinks unconsumed: our ack may have gone to a site it
+      // left, so tell it again.
+      if (f.seq <= ch.consumed_up_to()) queue_consumed(ch, key);
+      break;
+    case RecvChannel::Outcome::kOutOfWindow:
+      ++stats_.rejected_frames;
+      queue_reject(src, key, f.seq, wire::RejectReason::kOutOfWindow);
+      break;
+    case RecvChannel::Outcome::kTooLarge:
+      ++stats_.rejected_frames;
+      queue_reject(src, key, f.seq, wire::RejectReason::kTooLarge);
+      break;
+    case RecvChannel::Outcome::kInconsistent:
+      ++stats_.rejected_frames;
+      break;
+  }
+  if (inserted && ch.buffered_messages() == 0 && ch.next_expected() == 1 &&
+      outcome != RecvChannel::Outcome::kAccepted)
+    recv_.erase(it);  // nothing was accepted: do not keep state for a refused sender
+}
+
+void Transport::flush_ready(RecvChannel& ch, ChannelKey key) {
+  Delivery d;
+  d.key = key;
+  while (ch.pop_ready(&d.seq, &d.payload)) {
+    ++stats_.messages_delivered;
+    deliveries_.push_back(std::move(d));
+    d = Delivery{};
+    d.key = key;
+  }
+}
+
+void Transport::on_consumed(SiteId /*src*/, const wire::Frame& f) {
+  // Accepted from any site: after the receiver moved, its old site may still confirm what
+  // was consumed there.
+  auto it = send_.find(ChannelKey{f.from_stream, f.to_stream});
+  if (it == send_.end()) {
+    ++stats_.bogus_acks;
+    return;
+  }
+  release(it->second, it->first, f.seq);
+}
+
+void Transport::on_reject(SiteId src, const wire::Frame& f) {
+  ChannelKey key{f.from_stream, f.to_stream};
+  if (!send_.contains(key)) return;
+  rejected_.push_back(Rejected{key, f.seq, src, f.reason});
+}
+
+Status Transport::consume(ChannelKey key, Seq up_to, Time /*now*/) {
+  auto it = recv_.find(key);
+  if (it == recv_.end())
+    return Status::error(Status::Code::kNotFound, "no channel " + std::to_string(key.from) +
+                                                      "->" + std::to_string(key.to));
+  Status st = it->second.consume(up_to);
+  if (!st.ok()) return st;
+  queue_consumed(it->second, key);
+  return Status::ok_status();
+}
+
+void Transport::queue_consumed(RecvChannel& ch, ChannelKey key) {
+  if (ch.consumed_up_to() == 0) return;
+  if (ch.reply_site == self_) {
+    auto it = send_.find(key);
+    if (it != send_.end()) release(it->second, key, ch.consumed_up_to());
+    return;
+  }
+  if (ch.ack_queued) return;
+  ch.ack_queued = true;
+  path_to(ch.reply_site).control.push_back(Path::Control{wire::FrameType::kConsumed, key, 0, {}});
+}
+
+void Transport::queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectReason reason) {
+  Path& p = path_to(site);
+  // A flood of refused frames must not grow the queue without bound.
+  if (p.control.size() >= config_.path.max_window) return;
+  p.control.push_back(Path::Control{wire::FrameType::kReject, key, seq, reason});
+}
+
+// ---------------------------------------------------------------------------------------
+// Output
+
+bool Transport::poll_transmit(Time now, OutDatagram* out) {
+  for (auto& [site, pp] : paths_) {
+    Path& p = *pp;
+    if (p.has_probe() && p.build_probe(now, &out->bytes)) {
+      out->to = site;
+      ++stats_.datagrams_out;
+      ++stats_.retransmissions;
+      return true;
+    }
+    if (p.has_lost() && p.can_send() && p.build_retransmission(now, &out->bytes)) {
+      out->to = site;
+      ++stats_.datagrams_out;
+      ++stats_.retransmissions;
+      return true;
+    }
+    if (p.can_send() && (!p.control.empty() || !p.data_ready.empty())) {
+      body_.clear();
+      fill_body(p, p.body_room(), &body_);
+      if (!body_.empty()) {
+        p.build_new(body_, now, &out->bytes);
+        out->to = site;
+        ++stats_.datagrams_out;
+        return true;
+      }
+    }
+    if (p.ack_pending()) {
+      p.build_ack_only(&out->bytes);
+      out->to = site;
+      ++stats_.datagrams_out;
+      return true;
+    }
+  }
+  return false;
+}
+
+void Transport::fill_body(Path& p, std::size_t room, wire::Bytes* body) {
+  while (!p.control.empty()) {
+    const Path::Control& c = p.control.front();
+    if (c.type == wire::FrameType::kConsumed) {
+      auto it = recv_.find(c.key);
+      if (it == recv_.end() || !it->second.ack_queued) {
+        p.control.pop_front();
+        continue;
+      }
+      Seq up_to = it->second.consumed_up_to();
+      if (body->size() + wire::consumed_size(c.key.from, c.key.to, up_to) > room) return;
+      wire::encode_consumed(c.key.from, c.key.to, up_to, body);
+      it->second.ack_queued = false;
+    } else {
+      if (body->size() + wire::consumed_size(c.key.from, c.key.to, c.seq) + 1 > room) return;
+      wire::encode_reject(c.key.from, c.key.to, c.seq, c.reason, body);
+    }
+    p.control.pop_front();
+  }
+  fill_data(p, room, body);
+}
+
+bool Transport::fill_data(Path& p, std::size_t room, wire::Bytes* body) {
+  // Each ready channel gets one turn per datagram, so one busy channel cannot starve others.
+  std::size_t turns = p.data_ready.size();
+  while (turns-- > 0 && !p.data_ready.empty()) {
+    ChannelKey key = p.data_ready.front();
+    p.data_ready.pop_front();
+    auto it = send_.find(key);
+    if (it == send_.end()) continue;
+    SendChannel& ch = it->second;
+    if (ch.dest != p.remote()) continue;  // relocated; queued on its new path
+    ch.queued = false;
+    bool full = false;
+    while (ch.has_unsent() && !full) {
+      const wire::Bytes& m = ch.unsent_message();
+      std::size_t off = ch.unsent_offset();
+      Seq seq = ch.unsent_seq();
+      std::size_t avail = room > body->size() ? room - body->size() : 0;
+      if (off == 0) {
+        std::size_t whole = wire::data_size(key.from, key.to, seq, m.size());
+        if (whole <= avail) {
+          wire::encode_data(key.from, key.to, seq, m, body);
+          ch.advance_unsent(m.size());
+          continue;
+        }
+        if (whole <= room) {  // fits the next datagram whole: do not cut it
+          full = true;
+          break;
+        }
+      }
+      std::size_t remaining = m.size() - off;
+      std::size_t overhead =
+          wire::fragment_size(key.from, key.to, seq, m.size(), off, remaining) - remaining;
+      if (avail <= overhead + std::min(kMinFragment, remaining)) {
+        full = true;
+        break;
+      }
+      std::size_t chunk = std::min(remaining, avail - overhead);
+      wire::encode_fragment(key.from, key.to, seq, m.size(), off,
+                            wire::ByteView(m).subspan(off, chunk), body);
+      ch.advance_unsent(chunk);
+      if (chunk < remaining) full = true;
+    }
+    if (ch.has_unsent() && !ch.queued) {
+      if (full)
+        p.data_ready.push_front(key);  // it continues in the next datagram
+      else
+        p.data_ready.push_back(key);
+      ch.queued = true;
+    }
+    if (full) return true;
+  }
+  return false;
+}
+
+Time Transport::next_timeout() const {
+  Time t = kNever;
+  for (const auto& [site, p] : paths_) t = std::min(t, p->next_timeout());
+  return t;
+}
+
+void Transport::on_timeout(Time now) {
+  for (auto& [site, p] : paths_)
+    if (p->next_timeout() <= now) p->on_timeout(now);
+}
+
+bool Transport::poll_delivery(Delivery* out) {
+  if (deliveries_.empty()) return false;
+  *out = std::move(deliveries_.front());
+  deliveries_.pop_front();
+  return true;
+}
+
+bool Transport::poll_released(Released* out) {
+  if (released_.empty()) return false;
+  *out = released_.front();
+  released_.pop_front();
+  return true;
+}
+
+bool Transport::poll_rejected(Rejected* out) {
+  if (rejected_.empty()) return false;
+  *out = rejected_.front();
+  rejected_.pop_front();
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Sequence state
+
+Result<SendState> Transport::export_send_state(ChannelKey key) const {
+  auto it = send_.find(key);
+  if (it == send_.end()) return Status::error(Status::Code::kNotFound, "no such send channel");
+  return it->second.export_state();
+}
+
+Status Transport::import_send_state(ChannelKey key, SendState state) {
+  if (key.from == 0 || key.to == 0 || state.next_seq == 0 ||
+      state.consumed_up_to + 1 + state.unconsumed.size() != state.next_seq)
+    return Status::error(Status::Code::kInvalidArgument, "inconsistent send state");
+  SendChannel& ch = send_[key] = SendChannel(std::move(state));
+  queue_data(ch, key);
+  return Status::ok_status();
+}
+
+Result<RecvState> Transport::export_recv_state(ChannelKey key) const {
+  auto it = recv_.find(key);
+  if (it == recv_.end()) return Status::error(Status::Code::kNotFound, "no such recv channel");
+  return it->second.export_state();
+}
+
+Status Transport::import_recv_state(ChannelKey key, RecvState state) {
+  if (key.from == 0 || key.to == 0)
+    return Status::error(Status::Code::kInvalidArgument, "stream id 0 is reserved");
+  if (!is_open(key.to))
+    return Status::error(Status::Code::kNotFound,
+                         "stream " + std::to_string(key.to) + " is not open here");
+  std::erase_if(deliveries_, [key](const Delivery& d) { return d.key == key; });
+  RecvChannel& ch = recv_[key] = RecvChannel(state);
+  // Confirm what was consumed before the move: the last ack may have been lost with it.
+  queue_consumed(ch, key);
+  return Status::ok_status();
+}
+
+}  // namespace mstream::proto

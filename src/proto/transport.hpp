@@ -23,6 +23,7 @@
 #include <deque>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "mstream/status.hpp"
@@ -75,10 +76,15 @@ struct TransportStats {
   std::uint64_t retransmissions = 0;
   std::uint64_t messages_delivered = 0;
   std::uint64_t messages_released = 0;
+  std::uint64_t paths_refused = 0;  // datagrams from a new site beyond kMaxPaths
 };
 
 class Transport {
  public:
+  // A datagram from a site beyond this many known ones is dropped: a forged source id must
+  // not make us allocate without bound.
+  static constexpr std::size_t kMaxPaths = 4096;
+
   Transport(SiteId self, TransportConfig config);
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
@@ -153,6 +159,12 @@ class Transport {
   void on_consumed(SiteId src, const wire::Frame& f);
   void on_reject(SiteId src, const wire::Frame& f);
   void flush_ready(RecvChannel& ch, ChannelKey key);
+  void queue_data(SendChannel& ch, ChannelKey key);
+  void queue_consumed(RecvChannel& ch, ChannelKey key);
+  void queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectReason reason);
+  void release(SendChannel& ch, ChannelKey key, Seq up_to);
+  // Appends between streams of this site skip the network but keep its guarantees.
+  void deliver_local(SendChannel& ch, ChannelKey key);
   // Packs control frames and channel data for `site` into *body, up to `room` bytes.
   void fill_body(Path& p, std::size_t room, wire::Bytes* body);
   bool fill_data(Path& p, std::size_t room, wire::Bytes* body);
@@ -162,7 +174,7 @@ class Transport {
   std::unordered_map<SiteId, std::unique_ptr<Path>> paths_;
   std::unordered_map<ChannelKey, SendChannel, ChannelKeyHash> send_;
   std::unordered_map<ChannelKey, RecvChannel, ChannelKeyHash> recv_;
-  std::unordered_map<StreamId, std::uint32_t> open_;  // stream -> number of recv channels
+  std::unordered_set<StreamId> open_;
   std::deque<Delivery> deliveries_;
   std::deque<Released> released_;
   std::deque<Rejected> rejected_;
