@@ -108,6 +108,15 @@ RecvChannel::Outcome RecvChannel::on_fragment(Seq seq, std::uint64_t total_len,
   // A legitimate sender never has more than max_unconsumed_messages beyond what was consumed.
   if (seq - consumed_up_to_ > cfg.max_unconsumed_messages) return Outcome::kOutOfWindow;
   if (total_len > cfg.max_message_bytes) return Outcome::kTooLarge;
+  if (seq == next_expected_ && has_next_) return Outcome::kDuplicate;
+  if (seq == next_expected_ && offset == 0 && payload.size() == total_len &&
+      (pending_.empty() || pending_.begin()->first != seq)) {
+    // The common case, a whole message in order: no reorder-buffer entry.
+    next_.assign(payload.begin(), payload.end());
+    has_next_ = true;
+    bytes_ += next_.size();
+    return Outcome::kAccepted;
+  }
   auto it = pending_.find(seq);
   if (it == pending_.end()) {
     // Bound what a sender can make us hold: its own buffer bound, plus one message that an
@@ -151,6 +160,14 @@ RecvChannel::Outcome RecvChannel::on_fragment(Seq seq, std::uint64_t total_len,
 }
 
 bool RecvChannel::pop_ready(Seq* seq, wire::Bytes* out) {
+  if (has_next_) {
+    *seq = next_expected_++;
+    bytes_ -= next_.size();
+    *out = std::move(next_);
+    next_ = wire::Bytes();
+    has_next_ = false;
+    return true;
+  }
   auto it = pending_.begin();
   if (it == pending_.end() || it->first != next_expected_ || !it->second.complete()) return false;
   *seq = it->first;

@@ -108,7 +108,7 @@ class RecvChannel {
 
   Seq next_expected() const { return next_expected_; }
   Seq consumed_up_to() const { return consumed_up_to_; }
-  std::size_t buffered_messages() const { return pending_.size(); }
+  std::size_t buffered_messages() const { return pending_.size() + (has_next_ ? 1 : 0); }
   std::size_t buffered_bytes() const { return bytes_; }
 
   RecvState export_state() const { return RecvState{consumed_up_to_, reply_site}; }
@@ -127,6 +127,8 @@ class RecvChannel {
   Seq consumed_up_to_ = 0;
   std::size_t bytes_ = 0;
   std::map<Seq, Pending> pending_;
+  wire::Bytes next_;  // the message next_expected_, when it arrived whole and in order
+  bool has_next_ = false;
 };
 
 }  // namespace mstream::proto
