@@ -60,18 +60,17 @@ std::size_t SendChannel::release(Seq up_to, bool* bogus) {
     bytes_ -= b.size();
     wire::Bytes().swap(b);
   }
-  head_ += n;
+  head_ += static_cast<std::uint32_t>(n);
   consumed_up_to_ = up_to;
   if (head_ == buf_.size()) {
-    buf_.clear();
+    std::vector<wire::Bytes>().swap(buf_);  // an idle channel keeps no buffer
     head_ = 0;
-    if (buf_.capacity() > 64) buf_.shrink_to_fit();  // an idle channel keeps little memory
   }
   return n;
 }
 
 void SendChannel::advance_unsent(std::size_t bytes_sent) {
-  unsent_offset_ += bytes_sent;
+  unsent_offset_ += static_cast<std::uint32_t>(bytes_sent);
   if (unsent_offset_ >= unsent_message().size()) {
     sent_up_to_ = std::max(sent_up_to_, unsent_seq_);
     ++unsent_seq_;
@@ -110,20 +109,21 @@ RecvChannel::Outcome RecvChannel::on_fragment(Seq seq, std::uint64_t total_len,
   if (total_len > cfg.max_message_bytes) return Outcome::kTooLarge;
   if (seq == next_expected_ && has_next_) return Outcome::kDuplicate;
   if (seq == next_expected_ && offset == 0 && payload.size() == total_len &&
-      (pending_.empty() || pending_.begin()->first != seq)) {
+      (!pending_ || pending_->empty() || pending_->begin()->first != seq)) {
     // The common case, a whole message in order: no reorder-buffer entry.
     next_.assign(payload.begin(), payload.end());
     has_next_ = true;
     bytes_ += next_.size();
     return Outcome::kAccepted;
   }
-  auto it = pending_.find(seq);
-  if (it == pending_.end()) {
+  if (!pending_) pending_ = std::make_unique<std::map<Seq, Pending>>();
+  auto it = pending_->find(seq);
+  if (it == pending_->end()) {
     // Bound what a sender can make us hold: its own buffer bound, plus one message that an
     // empty buffer always accepts.
     if (bytes_ + total_len > cfg.max_unconsumed_bytes + cfg.max_message_bytes)
       return Outcome::kOutOfWindow;
-    it = pending_.emplace(seq, Pending{}).first;
+    it = pending_->emplace(seq, Pending{}).first;
     it->second.data.resize(static_cast<std::size_t>(total_len));
     bytes_ += static_cast<std::size_t>(total_len);
   }
@@ -168,12 +168,14 @@ bool RecvChannel::pop_ready(Seq* seq, wire::Bytes* out) {
     has_next_ = false;
     return true;
   }
-  auto it = pending_.begin();
-  if (it == pending_.end() || it->first != next_expected_ || !it->second.complete()) return false;
+  if (!pending_) return false;
+  auto it = pending_->begin();
+  if (it == pending_->end() || it->first != next_expected_ || !it->second.complete()) return false;
   *seq = it->first;
   bytes_ -= it->second.data.size();
   *out = std::move(it->second.data);
-  pending_.erase(it);
+  pending_->erase(it);
+  if (pending_->empty()) pending_.reset();  // idle channels keep no reorder buffer
   ++next_expected_;
   return true;
 }

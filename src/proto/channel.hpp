@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "mstream/status.hpp"
@@ -76,13 +77,15 @@ class SendChannel {
 
  private:
   std::vector<wire::Bytes> buf_;  // [head_, end) are the unconsumed messages
-  std::size_t head_ = 0;
   std::size_t bytes_ = 0;
   Seq next_seq_ = 1;
   Seq consumed_up_to_ = 0;
   Seq unsent_seq_ = 1;
   Seq sent_up_to_ = 0;  // highest message ever handed whole to the path
-  std::size_t unsent_offset_ = 0;
+  // 32 bits suffice: buffers hold at most 2^32 messages and messages are under 4 GiB
+  // (wire::kMaxMessageBytes); idle channels are many, so their size matters.
+  std::uint32_t head_ = 0;
+  std::uint32_t unsent_offset_ = 0;
 };
 
 class RecvChannel {
@@ -108,7 +111,9 @@ class RecvChannel {
 
   Seq next_expected() const { return next_expected_; }
   Seq consumed_up_to() const { return consumed_up_to_; }
-  std::size_t buffered_messages() const { return pending_.size() + (has_next_ ? 1 : 0); }
+  std::size_t buffered_messages() const {
+    return (pending_ ? pending_->size() : 0) + (has_next_ ? 1 : 0);
+  }
   std::size_t buffered_bytes() const { return bytes_; }
 
   RecvState export_state() const { return RecvState{consumed_up_to_, reply_site}; }
@@ -126,7 +131,8 @@ class RecvChannel {
   Seq next_expected_ = 1;
   Seq consumed_up_to_ = 0;
   std::size_t bytes_ = 0;
-  std::map<Seq, Pending> pending_;
+  // Out-of-order messages and partly reassembled ones; allocated only while there are some.
+  std::unique_ptr<std::map<Seq, Pending>> pending_;
   wire::Bytes next_;  // the message next_expected_, when it arrived whole and in order
   bool has_next_ = false;
 };
