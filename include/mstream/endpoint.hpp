@@ -8,6 +8,12 @@
 // Thread-safety: none. An Endpoint and everything it calls back run on the one thread that
 // calls its methods; handlers run inside poll().
 // Lifetime: handlers and callbacks must stay valid while the Endpoint lives.
+//
+// Network: IPv4 UDP, one socket per Endpoint, datagrams moved in batches (recvmmsg/sendmmsg).
+// Every site of a session must use the same sender buffer bounds and max_message_bytes
+// (a receiver refuses what a sender with its own settings could not send). Bad input from
+// the network (DESIGN.md guarantee 7) never reaches a handler and never fails a call: it is
+// counted in stats() and reported on stderr at most once a second.
 
 #include <chrono>
 #include <cstdint>
@@ -28,7 +34,9 @@ struct EndpointOptions {
   std::uint32_t site_id = 1;
   // Where to bind, "HOST:PORT"; port 0 picks a free one (see Endpoint::local_address()).
   std::string listen = "127.0.0.1:0";
-  // Largest datagram; 0 picks 1400, or 65000 when every peer is on loopback.
+  // Largest datagram; 0 picks 1400, or 65000 when every peer is on loopback (judged from the
+  // listen address: 127.0.0.0/8 means a loopback session). Otherwise within [512, 65507].
+  // Any UDP datagram is received whatever this says, so sites may differ here.
   std::size_t mtu = 0;
   Retransmission retransmission = Retransmission::kSelectiveRepeat;
   // Per channel sender buffer bounds and the largest message (see append()).
@@ -36,7 +44,8 @@ struct EndpointOptions {
   std::size_t max_unconsumed_bytes = 16u << 20;
   std::size_t max_message_bytes = 1u << 20;
   // Drops this fraction of arriving datagrams at random before the core sees them: the loss
-  // model of seed 004's experiments, for tests and benchmarks. 0 in production.
+  // model of seed 004's experiments, for tests and benchmarks. 0 in production. Within
+  // [0, 1); drop_seed seeds its own generator, so the drop decisions repeat run to run.
   double receive_drop_probability = 0.0;
   std::uint64_t drop_seed = 1;
   // Spin on the socket instead of sleeping in the kernel while waiting in poll(): lower
@@ -45,6 +54,9 @@ struct EndpointOptions {
 };
 
 // A message handed to a handler. payload is valid only during the call.
+// A handler may call append() and open_stream(), but not poll() or run_until() (they fail
+// with kInvalidArgument: a nested poll would consume later messages before this one). A
+// handler must not throw.
 struct Message {
   std::uint64_t from = 0;  // sender stream
   std::uint64_t to = 0;    // receiving stream
@@ -52,14 +64,15 @@ struct Message {
   std::span<const std::uint8_t> payload;
 };
 
+// Counters since open(); they only grow.
 struct EndpointStats {
-  std::uint64_t datagrams_in = 0;
-  std::uint64_t datagrams_out = 0;
+  std::uint64_t datagrams_in = 0;   // every datagram the socket received, even if dropped
+  std::uint64_t datagrams_out = 0;  // every datagram the kernel accepted for sending
   std::uint64_t dropped_by_loss_model = 0;  // receive_drop_probability
   std::uint64_t malformed_in = 0;           // failed to decode: counted, dropped, logged
-  std::uint64_t misaddressed_in = 0;
-  std::uint64_t rejected_frames = 0;
-  std::uint64_t retransmissions = 0;
+  std::uint64_t misaddressed_in = 0;       // a well-formed datagram for another site
+  std::uint64_t rejected_frames = 0;       // frames refused: unknown stream, out of window, ...
+  std::uint64_t retransmissions = 0;       // datagrams sent again (repeats and probes)
   std::uint64_t messages_consumed = 0;  // by handlers at this endpoint
   std::uint64_t messages_released = 0;  // consumption acks received by local senders
 };
@@ -74,7 +87,9 @@ class Endpoint {
   virtual std::string local_address() const = 0;
   virtual std::uint32_t site_id() const = 0;
 
-  // Where site `site` listens. Errors: kInvalidArgument for an unparsable address.
+  // Where site `site` listens; a later call replaces the address. A site that was never
+  // added is answered at the address its datagrams come from. A HOST name is resolved here,
+  // once. Errors: kInvalidArgument for an unparsable or unresolvable address.
   virtual Status add_peer(std::uint32_t site, std::string_view host_port) = 0;
 
   // A receiving stream at this endpoint. The handler runs once per message, in per-sender
@@ -86,7 +101,9 @@ class Endpoint {
   // Appends a message from local stream `from` to stream `to` at site `to_site`; returns its
   // sequence number. It is sent from inside poll(). Errors, with nothing accepted:
   // kWouldBlock when the (from, to) buffer is full of unconsumed messages (poll() and retry),
-  // kTooLarge, kInvalidArgument, kNotFound (no address for to_site).
+  // kTooLarge, kInvalidArgument, kNotFound (no address for to_site). A stream at this same
+  // site (to_site == site_id()) needs no address and is reached without the network.
+  // The payload is copied; the caller may reuse it at once.
   virtual Result<std::uint64_t> append(std::uint64_t from, std::uint64_t to,
                                        std::uint32_t to_site,
                                        std::span<const std::uint8_t> payload) = 0;
@@ -97,12 +114,16 @@ class Endpoint {
   virtual void on_released(ReleasedCallback callback) = 0;
 
   // Runs the loop once: sends what is queued, waits up to `timeout` for datagrams or a timer,
-  // handles what arrived (running handlers), and sends the replies. Errors: kIoError.
+  // handles what arrived (running handlers), and sends the replies. It returns as soon as
+  // one batch of datagrams or a timer was handled, so callers loop. With busy_poll the wait
+  // spins instead of sleeping. Errors: kIoError, kInvalidArgument (called from a handler).
   virtual Status poll(std::chrono::nanoseconds timeout) = 0;
-  // poll() until done() is true; false if `timeout` passed first.
+  // poll() until done() is true; false if `timeout` passed first or poll() failed. done() is
+  // checked before every poll() and at least every 10 ms.
   virtual bool run_until(const std::function<bool()>& done, std::chrono::nanoseconds timeout) = 0;
 
-  // True when every message appended here was consumed and acknowledged.
+  // True when every message appended here was consumed and acknowledged, and no datagram of
+  // ours awaits its transport receipt.
   virtual bool idle() const = 0;
   virtual EndpointStats stats() const = 0;
 };

@@ -53,6 +53,10 @@ class Path {
   Path(SiteId self, SiteId remote, const PathConfig& cfg);
 
   SiteId remote() const { return remote_; }
+  // Switches the retransmission class, also mid-flight: both classes read the same state.
+  // A receiver's class decides whether it keeps out-of-order datagrams; a sender's, how it
+  // repairs losses. Mixed ends still deliver everything, only less efficiently.
+  void set_retransmission(RetransmissionClass c) { cfg_.retransmission = c; }
 
   // --- Receiving -------------------------------------------------------------------------
   enum class Accept {

@@ -92,6 +92,9 @@ class Transport {
   SiteId self() const { return self_; }
   const TransportConfig& config() const { return config_; }
 
+  // The retransmission class of the path to `site` (the default comes from the config).
+  void set_retransmission(SiteId site, RetransmissionClass c) { path_to(site).set_retransmission(c); }
+
   // Receiving endpoints at this site. Data for a stream not open here is answered with
   // REJECT(kNoSuchStream).
   Status open_stream(StreamId id);
