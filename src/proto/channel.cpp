@@ -62,6 +62,11 @@ std::size_t SendChannel::release(Seq up_to, bool* bogus) {
   }
   head_ += static_cast<std::uint32_t>(n);
   consumed_up_to_ = up_to;
+  // After a re-send the cursor may point at messages now released: skip them.
+  if (unsent_seq_ <= up_to) {
+    unsent_seq_ = up_to + 1;
+    unsent_offset_ = 0;
+  }
   if (head_ == buf_.size()) {
     std::vector<wire::Bytes>().swap(buf_);  // an idle channel keeps no buffer
     head_ = 0;

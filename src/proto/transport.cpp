@@ -222,15 +222,17 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time /*now*/) {
   }
   auto [it, inserted] = recv_.try_emplace(key);
   RecvChannel& ch = it->second;
-  ch.reply_site = src;
   bool whole = f.type == wire::FrameType::kData;
   auto outcome = ch.on_fragment(f.seq, whole ? f.payload.size() : f.total_len,
                                 whole ? 0 : f.offset, f.payload, config_.channel);
   switch (outcome) {
     case RecvChannel::Outcome::kAccepted:
+      // Acks go where the sender now is; a refused frame must not redirect them.
+      ch.reply_site = src;
       flush_ready(ch, key);
       break;
     case RecvChannel::Outcome::kDuplicate:
+      ch.reply_site = src;
       ++stats_.duplicate_messages;
       // The sender repeats what it thinks unconsumed: our ack may have gone to a site it
       // left, so tell it again.
