@@ -66,15 +66,15 @@ struct Message {
 
 // Counters since open(); they only grow.
 struct EndpointStats {
-  std::uint64_t datagrams_in = 0;   // every datagram the socket received, even if dropped
-  std::uint64_t datagrams_out = 0;  // every datagram the kernel accepted for sending
+  std::uint64_t datagrams_in = 0;           // every datagram the socket received, even if dropped
+  std::uint64_t datagrams_out = 0;          // every datagram the kernel accepted for sending
   std::uint64_t dropped_by_loss_model = 0;  // receive_drop_probability
   std::uint64_t malformed_in = 0;           // failed to decode: counted, dropped, logged
-  std::uint64_t misaddressed_in = 0;       // a well-formed datagram for another site
-  std::uint64_t rejected_frames = 0;       // frames refused: unknown stream, out of window, ...
-  std::uint64_t retransmissions = 0;       // datagrams sent again (repeats and probes)
-  std::uint64_t messages_consumed = 0;  // by handlers at this endpoint
-  std::uint64_t messages_released = 0;  // consumption acks received by local senders
+  std::uint64_t misaddressed_in = 0;        // a well-formed datagram for another site
+  std::uint64_t rejected_frames = 0;        // frames refused: unknown stream, out of window, ...
+  std::uint64_t retransmissions = 0;        // datagrams sent again (repeats and probes)
+  std::uint64_t messages_consumed = 0;      // by handlers at this endpoint
+  std::uint64_t messages_released = 0;      // consumption acks received by local senders
 };
 
 class Endpoint {
@@ -104,8 +104,7 @@ class Endpoint {
   // kTooLarge, kInvalidArgument, kNotFound (no address for to_site). A stream at this same
   // site (to_site == site_id()) needs no address and is reached without the network.
   // The payload is copied; the caller may reuse it at once.
-  virtual Result<std::uint64_t> append(std::uint64_t from, std::uint64_t to,
-                                       std::uint32_t to_site,
+  virtual Result<std::uint64_t> append(std::uint64_t from, std::uint64_t to, std::uint32_t to_site,
                                        std::span<const std::uint8_t> payload) = 0;
 
   // Called when the receiver acknowledges consumption of (from, to) messages up to up_to.

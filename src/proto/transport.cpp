@@ -52,6 +52,11 @@ Path& Transport::path_to(SiteId site) {
   return *it->second;
 }
 
+void Transport::expel_site(SiteId site) {
+  admitted_.erase(site);
+  paths_.erase(site);
+}
+
 const Path* Transport::path(SiteId site) const {
   auto it = paths_.find(site);
   return it == paths_.end() ? nullptr : it->second.get();
@@ -174,6 +179,12 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
     // Only acknowledged datagrams may carry frames: an unnumbered one could be lost unseen.
     ++stats_.malformed_in;
     return Status::error(Status::Code::kMalformed, "frames in an unnumbered datagram");
+  }
+  if (!admitted_.empty() && !admitted_.contains(h.src_site)) {
+    ++stats_.unknown_site_in;
+    return Status::error(Status::Code::kNotFound,
+                         "datagram from site " + std::to_string(h.src_site) +
+                             ", not a member of the session");
   }
   if (!paths_.contains(h.src_site) && paths_.size() >= kMaxPaths) {
     ++stats_.paths_refused;

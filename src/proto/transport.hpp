@@ -77,6 +77,7 @@ struct TransportStats {
   std::uint64_t messages_delivered = 0;
   std::uint64_t messages_released = 0;
   std::uint64_t paths_refused = 0;  // datagrams from a new site beyond kMaxPaths
+  std::uint64_t unknown_site_in = 0;  // datagrams from a site not admitted
 };
 
 class Transport {
@@ -91,6 +92,13 @@ class Transport {
 
   SiteId self() const { return self_; }
   const TransportConfig& config() const { return config_; }
+
+  // Membership: once any site is admitted, datagrams from sites not admitted are dropped
+  // (counted in unknown_site_in) and no path is made for them, so a forged source id cannot
+  // make this site allocate state or retransmit towards nobody. With no site admitted, every
+  // site is accepted (single-pair tests and tools).
+  void admit_site(SiteId site) { admitted_.insert(site); }
+  void expel_site(SiteId site);
 
   // The retransmission class of the path to `site` (the default comes from the config).
   void set_retransmission(SiteId site, RetransmissionClass c) { path_to(site).set_retransmission(c); }
@@ -178,6 +186,7 @@ class Transport {
   std::unordered_map<ChannelKey, SendChannel, ChannelKeyHash> send_;
   std::unordered_map<ChannelKey, RecvChannel, ChannelKeyHash> recv_;
   std::unordered_set<StreamId> open_;
+  std::unordered_set<SiteId> admitted_;
   std::deque<Delivery> deliveries_;
   std::deque<Released> released_;
   std::deque<Rejected> rejected_;
