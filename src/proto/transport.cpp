@@ -55,6 +55,11 @@ Path& Transport::path_to(SiteId site) {
 void Transport::expel_site(SiteId site) {
   admitted_.erase(site);
   paths_.erase(site);
+  // What was queued on the path is gone with it; a later relocation queues it again.
+  for (auto& [key, ch] : send_)
+    if (ch.dest == site) ch.queued = false;
+  for (auto& [key, ch] : recv_)
+    if (ch.reply_site == site) ch.ack_queued = false;
 }
 
 const Path* Transport::path(SiteId site) const {
