@@ -71,6 +71,7 @@ struct EndpointStats {
   std::uint64_t dropped_by_loss_model = 0;  // receive_drop_probability
   std::uint64_t malformed_in = 0;           // failed to decode: counted, dropped, logged
   std::uint64_t misaddressed_in = 0;        // a well-formed datagram for another site
+  std::uint64_t unknown_site_in = 0;        // from a site not added with add_peer()
   std::uint64_t rejected_frames = 0;        // frames refused: unknown stream, out of window, ...
   std::uint64_t retransmissions = 0;        // datagrams sent again (repeats and probes)
   std::uint64_t messages_consumed = 0;      // by handlers at this endpoint
@@ -87,9 +88,11 @@ class Endpoint {
   virtual std::string local_address() const = 0;
   virtual std::uint32_t site_id() const = 0;
 
-  // Where site `site` listens; a later call replaces the address. A site that was never
-  // added is answered at the address its datagrams come from. A HOST name is resolved here,
-  // once. Errors: kInvalidArgument for an unparsable or unresolvable address.
+  // Where site `site` listens; a later call replaces the address. The sites added are the
+  // session's members: once there is one, datagrams from any other site are dropped
+  // (stats().unknown_site_in). Before the first add_peer() every site is accepted and
+  // answered at the address its datagrams come from. A HOST name is resolved here, once.
+  // Errors: kInvalidArgument for an unparsable or unresolvable address.
   virtual Status add_peer(std::uint32_t site, std::string_view host_port) = 0;
 
   // A receiving stream at this endpoint. The handler runs once per message, in per-sender

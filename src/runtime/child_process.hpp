@@ -1,0 +1,76 @@
+#pragma once
+// A child process with a line-oriented pipe each way, for the multi-process demo and tests:
+// the parent reads what the child writes to its output and closes the child's input to tell
+// it to finish. Every wait is bounded, and a ChildProcess that is destroyed while its child
+// runs kills and reaps it, so no error path leaves a process behind. The child also dies
+// with its parent (PR_SET_PDEATHSIG), covering a parent that is killed outright.
+// Thread-safety: none. Fork only from a single-threaded process.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mstream/status.hpp"
+
+namespace mstream::runtime {
+
+// One end of a pipe, read a line at a time.
+class LineReader {
+ public:
+  explicit LineReader(int fd = -1) : fd_(fd) {}
+  // Waits at most `timeout` for a complete line (without its '\n').
+  // Errors: kUnavailable on timeout or when the writer closed its end first.
+  Result<std::string> read_line(std::chrono::nanoseconds timeout);
+  // A complete line if one is ready now.
+  bool try_read_line(std::string* line);
+  // The writer closed its end and every line was read.
+  bool closed();
+  int fd() const { return fd_; }
+
+ private:
+  bool take_line(std::string* line);
+  // Reads what is available without blocking; false once the writer closed.
+  bool fill();
+  int fd_;
+  bool eof_ = false;
+  std::string buffer_;
+};
+
+// Writes all of `text` to fd. Errors: kIoError.
+Status write_all(int fd, std::string_view text);
+
+class ChildProcess {
+ public:
+  // Runs argv (argv[0] is a path) with its stdin and stdout on pipes to us; stderr is shared.
+  static Result<ChildProcess> spawn(const std::vector<std::string>& argv);
+  // Forks and runs body(input_fd, output_fd) in the child, which exits with its result and
+  // never returns into the caller's code (no atexit handlers, no test framework teardown).
+  static Result<ChildProcess> fork(const std::function<int(int input_fd, int output_fd)>& body);
+
+  ChildProcess(ChildProcess&& other) noexcept;
+  ChildProcess& operator=(ChildProcess&& other) = delete;
+  ChildProcess(const ChildProcess&) = delete;
+  ~ChildProcess();
+
+  pid_t pid() const { return pid_; }
+  LineReader& output() { return output_; }
+  Status write_line(std::string_view line);
+  // EOF on the child's input: our agreed signal that it may finish.
+  void close_input();
+  // Waits at most `timeout` for the child to exit; then kills it (SIGKILL) and reaps it.
+  // Returns its exit code, 128 + signal if a signal ended it, or -1 if it was already reaped.
+  int wait(std::chrono::nanoseconds timeout);
+
+ private:
+  ChildProcess(pid_t pid, int input_fd, int output_fd)
+      : pid_(pid), input_fd_(input_fd), output_(output_fd) {}
+  pid_t pid_ = -1;
+  int input_fd_ = -1;  // our write end of the child's input
+  LineReader output_;  // our read end of the child's output
+};
+
+}  // namespace mstream::runtime
