@@ -13,7 +13,9 @@ SendChannel::SendChannel(SendState state)
       next_seq_(state.next_seq),
       consumed_up_to_(state.consumed_up_to),
       unsent_seq_(state.consumed_up_to + 1),
-      sent_up_to_(state.consumed_up_to) {
+      // Messages appended before the move may have been sent from the old site; a CONSUMED
+      // for any of them is genuine.
+      sent_up_to_(state.next_seq - 1) {
   dest = state.dest;
   for (const wire::Bytes& b : buf_) bytes_ += b.size();
 }

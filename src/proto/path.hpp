@@ -98,7 +98,9 @@ class Path {
   const RttEstimator& rtt() const { return rtt_; }
   double cwnd() const { return cwnd_; }
   std::size_t in_flight() const { return in_flight_; }
-  std::size_t outstanding() const { return sent_.size(); }  // sent and not yet acknowledged
+  // Datagrams from the oldest unacknowledged one to the newest sent (some in between may be
+  // acknowledged already): 0 exactly when everything sent was acknowledged.
+  std::size_t outstanding() const { return sent_.size(); }
   PacketNumber largest_sent() const { return next_pn_ - 1; }
   std::uint64_t retransmissions() const { return retransmissions_; }
   std::uint64_t timeouts() const { return timeouts_; }

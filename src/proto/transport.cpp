@@ -185,7 +185,7 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
     ++stats_.malformed_in;
     return Status::error(Status::Code::kMalformed, "frames in an unnumbered datagram");
   }
-  if (!admitted_.empty() && !admitted_.contains(h.src_site)) {
+  if (membership_ && !admitted_.contains(h.src_site)) {
     ++stats_.unknown_site_in;
     return Status::error(Status::Code::kNotFound,
                          "datagram from site " + std::to_string(h.src_site) +

@@ -93,11 +93,14 @@ class Transport {
   SiteId self() const { return self_; }
   const TransportConfig& config() const { return config_; }
 
-  // Membership: once any site is admitted, datagrams from sites not admitted are dropped
+  // Membership: once a site was admitted, datagrams from sites not admitted are dropped
   // (counted in unknown_site_in) and no path is made for them, so a forged source id cannot
   // make this site allocate state or retransmit towards nobody. With no site admitted, every
   // site is accepted (single-pair tests and tools).
-  void admit_site(SiteId site) { admitted_.insert(site); }
+  void admit_site(SiteId site) {
+    admitted_.insert(site);
+    membership_ = true;
+  }
   void expel_site(SiteId site);
 
   // The retransmission class of the path to `site` (the default comes from the config).
@@ -187,6 +190,7 @@ class Transport {
   std::unordered_map<ChannelKey, RecvChannel, ChannelKeyHash> recv_;
   std::unordered_set<StreamId> open_;
   std::unordered_set<SiteId> admitted_;
+  bool membership_ = false;  // set by the first admit_site(); expelling all keeps it on
   std::deque<Delivery> deliveries_;
   std::deque<Released> released_;
   std::deque<Rejected> rejected_;

@@ -1,0 +1,112 @@
+// Writes the seed corpus of the fuzz targets: make_corpus DIR writes DIR/<target>/seed-N.
+// The same files are committed under fuzz/corpus/; regenerate them with this program when
+// the wire format or fuzz_transport's input language changes.
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "wire/datagram.hpp"
+
+namespace {
+
+using namespace mstream::wire;
+
+Bytes datagram(std::uint32_t src, std::uint32_t dst, std::uint64_t pn, auto&& frames) {
+  Bytes b;
+  encode_header(DatagramHeader{src, dst, pn}, &b);
+  frames(&b);
+  seal(&b);
+  return b;
+}
+
+std::vector<Bytes> datagram_seeds() {
+  const Bytes p{'h', 'e', 'l', 'l', 'o'};
+  return {
+      datagram(1, 2, 0, [](Bytes*) {}),
+      datagram(1, 2, 1, [&](Bytes* b) { encode_data(100, 200, 1, p, b); }),
+      datagram(1, 2, 2, [&](Bytes* b) { encode_fragment(100, 200, 2, 12, 5, p, b); }),
+      datagram(2, 1, 0,
+               [](Bytes* b) {
+                 encode_ack(AckFrame{3, {{5, 6}, {9, 9}}}, b);
+               }),
+      datagram(2, 1, 4,
+               [](Bytes* b) {
+                 encode_ack(AckFrame{1, {}}, b);
+                 encode_consumed(100, 200, 1, b);
+                 encode_reject(101, 201, 1, RejectReason::kNoSuchStream, b);
+               }),
+  };
+}
+
+// fuzz_transport's input: a flags byte, then operations (see fuzz_transport.cpp's run()).
+enum Op : std::uint8_t {
+  kAppend = 0,
+  kTransmit = 1,
+  kNetwork = 2,
+  kRaw = 3,
+  kFramed = 4,
+  kStructured = 5,
+  kAdvance = 6,
+  kDrain = 7,
+};
+
+std::vector<Bytes> transport_seeds() {
+  const Bytes exchange{kAppend,   0,        100,      0,    kAppend,   0,         50,
+                       0,         kAppend,  2,        20,   0,         kTransmit, 0,
+                       kTransmit, 1,        kNetwork, 0,    0,         kNetwork,  0,
+                       0,         kDrain,   1,        1,    1,         0,         kTransmit,
+                       1,         kNetwork, 0,        0,    kDrain,    0,         1,
+                       0,         kAdvance, 0x10,     0x27, kTransmit, 0,         kTransmit,
+                       1,         kNetwork, 0,        0,    kNetwork,  0,         0};
+  std::vector<Bytes> seeds;
+  // Selective repeat; go-back-N with the first datagram lost; a small MTU (fragments).
+  seeds.push_back(Bytes{0});
+  seeds.back().insert(seeds.back().end(), exchange.begin(), exchange.end());
+  Bytes lossy{1,         kAppend, 0,       10, 0,  kTransmit, 0,         kAppend, 0,        10, 0,
+              kTransmit, 0,       kAppend, 0,  10, 0,         kTransmit, 0,       kNetwork, 0,  5};
+  lossy.insert(lossy.end(), exchange.begin(), exchange.end());
+  seeds.push_back(lossy);
+  Bytes big{2, kAppend, 1, 0xd0, 0x07, kAppend, 2, 0x00, 0x02};
+  big.insert(big.end(), exchange.begin(), exchange.end());
+  seeds.push_back(big);
+  // Injected frames: DATA to stream 200 and an ACK, then raw bytes of a sealed datagram.
+  seeds.push_back(Bytes{0,   kStructured, 1, 0, 0, 1, 0, 2,      1, 1, 3, 0,         3, 'a',
+                        'b', 'c',         0, 0, 0, 0, 0, kDrain, 1, 1, 1, kTransmit, 1});
+  Bytes raw{0, kRaw, 1};
+  Bytes d = datagram(1, 2, 1, [](Bytes* b) { encode_data(100, 200, 1, Bytes{1, 2}, b); });
+  raw.push_back(static_cast<std::uint8_t>(d.size()));
+  raw.insert(raw.end(), d.begin(), d.end());
+  raw.insert(raw.end(), {kDrain, 1, 1, 0, kFramed, 0, 1, 0, 1, 0, 3, 4, 1, 1});
+  seeds.push_back(raw);
+  return seeds;
+}
+
+bool write_all(const std::filesystem::path& dir, const std::vector<Bytes>& seeds) {
+  std::filesystem::create_directories(dir);
+  for (std::size_t i = 0; i < seeds.size(); ++i) {
+    std::ofstream f(dir / ("seed-" + std::to_string(i)), std::ios::binary);
+    f.write(reinterpret_cast<const char*>(seeds[i].data()),
+            static_cast<std::streamsize>(seeds[i].size()));
+    if (!f) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
+    return 2;
+  }
+  std::filesystem::path dir(argv[1]);
+  if (!write_all(dir / "fuzz_datagram_decode", datagram_seeds()) ||
+      !write_all(dir / "fuzz_transport", transport_seeds())) {
+    std::fprintf(stderr, "make_corpus: cannot write under %s\n", argv[1]);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,8 @@
+# Unit tests of the wire layer: the codec, CRC-32C and the datagram format.
+add_executable(wire_tests
+  ${CMAKE_CURRENT_LIST_DIR}/wire_codec_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/wire_crc32c_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/wire_datagram_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/wire_malformed_test.cpp)
+target_link_libraries(wire_tests PRIVATE mstream_wire mstream_warnings GTest::gtest_main)
+gtest_discover_tests(wire_tests DISCOVERY_TIMEOUT 30)
