@@ -86,7 +86,7 @@ TEST(Path, BodyRoomKeepsDatagramsWithinTheMtu) {
   PathConfig cfg;
   cfg.mtu = 300;
   Path a(kA, kB, cfg), b(kB, kA, cfg);
-  ASSERT_EQ(b.on_packet(1), Path::Accept::kNew);
+  ASSERT_EQ(b.on_packet(1, 0, 0), Path::Accept::kNew);
   for (Path* p : {&a, &b}) {
     std::size_t room = p->body_room();
     ASSERT_GT(room, 0u);
@@ -106,7 +106,7 @@ TEST(Path, PendingAckIsPiggybackedOnData) {
   Path a(kA, kB, PathConfig{}), b(kB, kA, PathConfig{});
   wire::Bytes out;
   a.build_new(body(1), 0, &out);
-  ASSERT_EQ(b.on_packet(decode(out).header.packet_number), Path::Accept::kNew);
+  ASSERT_EQ(b.on_packet(decode(out).header.packet_number, 0, 0), Path::Accept::kNew);
   EXPECT_TRUE(b.ack_pending());
   wire::Bytes reply;
   b.build_new(body(2), 0, &reply);
@@ -118,18 +118,18 @@ TEST(Path, PendingAckIsPiggybackedOnData) {
 
 TEST(Path, DuplicatePacketIsDroppedButAcknowledgedAgain) {
   Path b(kB, kA, PathConfig{});
-  ASSERT_EQ(b.on_packet(1), Path::Accept::kNew);
+  ASSERT_EQ(b.on_packet(1, 0, 0), Path::Accept::kNew);
   (void)ack_of(b);
   EXPECT_FALSE(b.ack_pending());
-  EXPECT_EQ(b.on_packet(1), Path::Accept::kDuplicate);
+  EXPECT_EQ(b.on_packet(1, 0, 0), Path::Accept::kDuplicate);
   EXPECT_TRUE(b.ack_pending());
 }
 
 TEST(Path, SelectiveRepeatKeepsOutOfOrderPacketsAndReportsRanges) {
   Path b(kB, kA, PathConfig{});
-  EXPECT_EQ(b.on_packet(2), Path::Accept::kNew);
-  EXPECT_EQ(b.on_packet(4), Path::Accept::kNew);
-  EXPECT_EQ(b.on_packet(5), Path::Accept::kNew);
+  EXPECT_EQ(b.on_packet(2, 0, 0), Path::Accept::kNew);
+  EXPECT_EQ(b.on_packet(4, 0, 0), Path::Accept::kNew);
+  EXPECT_EQ(b.on_packet(5, 0, 0), Path::Accept::kNew);
   EXPECT_EQ(b.cumulative_received(), 0u);
   wire::AckFrame ack = ack_of(b);
   EXPECT_EQ(ack.cumulative, 0u);
@@ -138,10 +138,10 @@ TEST(Path, SelectiveRepeatKeepsOutOfOrderPacketsAndReportsRanges) {
   EXPECT_EQ(ack.ranges[0].last, 2u);
   EXPECT_EQ(ack.ranges[1].first, 4u);
   EXPECT_EQ(ack.ranges[1].last, 5u);
-  EXPECT_EQ(b.on_packet(4), Path::Accept::kDuplicate);
-  EXPECT_EQ(b.on_packet(1), Path::Accept::kNew);
+  EXPECT_EQ(b.on_packet(4, 0, 0), Path::Accept::kDuplicate);
+  EXPECT_EQ(b.on_packet(1, 0, 0), Path::Accept::kNew);
   EXPECT_EQ(b.cumulative_received(), 2u);
-  EXPECT_EQ(b.on_packet(3), Path::Accept::kNew);
+  EXPECT_EQ(b.on_packet(3, 0, 0), Path::Accept::kNew);
   EXPECT_EQ(b.cumulative_received(), 5u);
   EXPECT_TRUE(ack_of(b).ranges.empty());
 }
@@ -150,23 +150,23 @@ TEST(Path, GoBackNDiscardsOutOfOrderPackets) {
   PathConfig cfg;
   cfg.retransmission = RetransmissionClass::kGoBackN;
   Path b(kB, kA, cfg);
-  EXPECT_EQ(b.on_packet(2), Path::Accept::kDiscard);
-  EXPECT_EQ(b.on_packet(3), Path::Accept::kDiscard);
+  EXPECT_EQ(b.on_packet(2, 0, 0), Path::Accept::kDiscard);
+  EXPECT_EQ(b.on_packet(3, 0, 0), Path::Accept::kDiscard);
   EXPECT_EQ(b.cumulative_received(), 0u);
-  EXPECT_EQ(b.on_packet(1), Path::Accept::kNew);
-  EXPECT_EQ(b.on_packet(3), Path::Accept::kDiscard);
-  EXPECT_EQ(b.on_packet(2), Path::Accept::kNew);
+  EXPECT_EQ(b.on_packet(1, 0, 0), Path::Accept::kNew);
+  EXPECT_EQ(b.on_packet(3, 0, 0), Path::Accept::kDiscard);
+  EXPECT_EQ(b.on_packet(2, 0, 0), Path::Accept::kNew);
   EXPECT_EQ(b.cumulative_received(), 2u);
-  EXPECT_EQ(b.on_packet(1), Path::Accept::kDuplicate);
+  EXPECT_EQ(b.on_packet(1, 0, 0), Path::Accept::kDuplicate);
 }
 
 TEST(Path, PacketBeyondTheWindowIsDiscarded) {
   PathConfig cfg;
   cfg.max_window = 64;
   Path b(kB, kA, cfg);
-  EXPECT_EQ(b.on_packet(65), Path::Accept::kDiscard);
-  EXPECT_EQ(b.on_packet(1000000), Path::Accept::kDiscard);
-  EXPECT_EQ(b.on_packet(64), Path::Accept::kNew);
+  EXPECT_EQ(b.on_packet(65, 0, 0), Path::Accept::kDiscard);
+  EXPECT_EQ(b.on_packet(1000000, 0, 0), Path::Accept::kDiscard);
+  EXPECT_EQ(b.on_packet(64, 0, 0), Path::Accept::kNew);
   EXPECT_EQ(b.cumulative_received(), 0u);
 }
 
@@ -174,7 +174,7 @@ TEST(Path, AckStopsRetransmissionAndDisarmsTheTimer) {
   Path a(kA, kB, PathConfig{}), b(kB, kA, PathConfig{});
   PacketNumber pn = send_new(a, 1, 0);
   EXPECT_NE(a.next_timeout(), kNever) << "an outstanding datagram needs a timer";
-  ASSERT_EQ(b.on_packet(pn), Path::Accept::kNew);
+  ASSERT_EQ(b.on_packet(pn, 0, 0), Path::Accept::kNew);
   EXPECT_TRUE(a.on_ack(ack_of(b), 10 * kMillisecond));
   EXPECT_EQ(a.outstanding(), 0u);
   EXPECT_EQ(a.in_flight(), 0u);
@@ -197,7 +197,7 @@ TEST(Path, AckOfAPacketNeverSentIsIgnoredWhole) {
 TEST(Path, AckYieldsAnRttSample) {
   Path a(kA, kB, PathConfig{}), b(kB, kA, PathConfig{});
   PacketNumber pn = send_new(a, 1, 100 * kMillisecond);
-  ASSERT_EQ(b.on_packet(pn), Path::Accept::kNew);
+  ASSERT_EQ(b.on_packet(pn, 0, 0), Path::Accept::kNew);
   ASSERT_TRUE(a.on_ack(ack_of(b), 112 * kMillisecond));
   ASSERT_TRUE(a.rtt().has_sample());
   EXPECT_EQ(a.rtt().srtt(), 12 * kMillisecond);
@@ -209,7 +209,7 @@ TEST(Path, RttSamplesIgnoreRetransmittedPackets) {
   Time now = 0;
   wire::DecodedDatagram again = repeat_after_timeout(a, &now);
   EXPECT_EQ(again.header.packet_number, pn) << "a repeat keeps its packet number";
-  ASSERT_EQ(b.on_packet(pn), Path::Accept::kNew);
+  ASSERT_EQ(b.on_packet(pn, 0, 0), Path::Accept::kNew);
   ASSERT_TRUE(a.on_ack(ack_of(b), now + kMillisecond));
   EXPECT_EQ(a.outstanding(), 0u);
   // Karn: the ack may answer either transmission, so it is no sample.
@@ -307,7 +307,7 @@ TEST(Path, TimelyAcksGrowTheWindow) {
   Path a(kA, kB, cfg), b(kB, kA, cfg);
   Time now = 0;
   for (int round = 0; round < 3; ++round) {
-    while (a.can_send()) ASSERT_EQ(b.on_packet(send_new(a, 1, now)), Path::Accept::kNew);
+    while (a.can_send()) ASSERT_EQ(b.on_packet(send_new(a, 1, now), 0, 0), Path::Accept::kNew);
     now += 10 * kMillisecond;
     ASSERT_TRUE(a.on_ack(ack_of(b), now));
   }
@@ -321,7 +321,7 @@ TEST(Path, SelectiveRepeatRepeatsOnlyTheLostDatagram) {
   for (int i = 1; i <= 6; ++i) {
     PacketNumber pn = send_new(a, static_cast<std::uint64_t>(i), 0);
     if (pn != 2) {
-      ASSERT_EQ(b.on_packet(pn), Path::Accept::kNew);
+      ASSERT_EQ(b.on_packet(pn, 0, 0), Path::Accept::kNew);
     }
   }
   ASSERT_TRUE(a.on_ack(ack_of(b), 10 * kMillisecond));
@@ -347,10 +347,10 @@ TEST(Path, GoBackNRepeatsEverythingOutstandingAfterThreeDuplicateAcks) {
   Path a(kA, kB, cfg), b(kB, kA, cfg);
   std::vector<PacketNumber> sent;
   for (int i = 1; i <= 6; ++i) sent.push_back(send_new(a, static_cast<std::uint64_t>(i), 0));
-  ASSERT_EQ(b.on_packet(1), Path::Accept::kNew);
+  ASSERT_EQ(b.on_packet(1, 0, 0), Path::Accept::kNew);
   ASSERT_TRUE(a.on_ack(ack_of(b), kMillisecond));
   for (PacketNumber pn = 3; pn <= 6; ++pn) {
-    ASSERT_EQ(b.on_packet(pn), Path::Accept::kDiscard);
+    ASSERT_EQ(b.on_packet(pn, 0, 0), Path::Accept::kDiscard);
     ASSERT_TRUE(a.on_ack(wire::AckFrame{b.cumulative_received(), {}}, kMillisecond));
   }
   ASSERT_TRUE(a.has_lost());
@@ -364,7 +364,7 @@ TEST(Path, GoBackNRepeatsEverythingOutstandingAfterThreeDuplicateAcks) {
 TEST(Path, StaleAckAfterRetransmissionIsHarmless) {
   Path a(kA, kB, PathConfig{}), b(kB, kA, PathConfig{});
   PacketNumber pn = send_new(a, 1, 0);
-  ASSERT_EQ(b.on_packet(pn), Path::Accept::kNew);
+  ASSERT_EQ(b.on_packet(pn, 0, 0), Path::Accept::kNew);
   wire::AckFrame ack = ack_of(b);
   ASSERT_TRUE(a.on_ack(ack, kMillisecond));
   EXPECT_TRUE(a.on_ack(ack, 2 * kMillisecond)) << "a repeated ACK names only sent packets";

@@ -38,6 +38,10 @@ struct PathConfig {
   Time min_rto = 5 * kMillisecond;
   Time max_rto = 2 * kSecond;
   RetransmissionClass retransmission = RetransmissionClass::kSelectiveRepeat;
+  // Session-wide: how long a receiver may hold an ACK (and a consumption ack) back waiting for
+  // a datagram to ride on. Saves a datagram per message in request/reply traffic; the sender's
+  // probe timeout allows for it.
+  Time max_ack_delay = 250 * kMicrosecond;
 };
 
 struct ChannelConfig {

@@ -58,12 +58,18 @@ void Path::set_receive_bit(PacketNumber pn, bool v) {
     bits_[i / 64] &= ~(1ull << (i % 64));
 }
 
-Path::Accept Path::on_packet(PacketNumber pn) {
-  ack_pending_ = true;  // even a duplicate is acknowledged: our ack may have been lost
-  if (pn <= cum_ || (pn <= largest_received_ && receive_bit(pn))) return Accept::kDuplicate;
-  if (pn > cum_ + cfg_.max_window) return Accept::kDiscard;
-  if (cfg_.retransmission == RetransmissionClass::kGoBackN && pn != cum_ + 1)
+Path::Accept Path::on_packet(PacketNumber pn, std::size_t bytes, Time now) {
+  ack_pending_ = true;
+  // A duplicate means our ack may have been lost: repeat it at once.
+  if (pn <= cum_ || (pn <= largest_received_ && receive_bit(pn))) {
+    ack_urgent_ = true;
+    return Accept::kDuplicate;
+  }
+  if (pn > cum_ + cfg_.max_window ||
+      (cfg_.retransmission == RetransmissionClass::kGoBackN && pn != cum_ + 1)) {
+    ack_urgent_ = true;  // under go-back-N, the duplicate ack is the loss signal
     return Accept::kDiscard;
+  }
   if (pn == cum_ + 1) {
     ++cum_;
     // Slide over the datagrams that had arrived out of order.
@@ -75,6 +81,10 @@ Path::Accept Path::on_packet(PacketNumber pn) {
     set_receive_bit(pn, true);
   }
   largest_received_ = std::max(largest_received_, pn);
+  unacked_bytes_ += bytes;
+  if (++unacked_received_ >= 2 || unacked_bytes_ >= 2 * cfg_.mtu || largest_received_ > cum_)
+    ack_urgent_ = true;
+  if (ack_deadline_ == kNever) ack_deadline_ = now + cfg_.max_ack_delay;
   return Accept::kNew;
 }
 
@@ -116,7 +126,8 @@ void Path::note_rack(const SentPacket& p, Time now) {
 
 Time Path::probe_timeout() const {
   if (!rtt_.has_sample()) return rtt_.rto();
-  return std::max<Time>(2 * rtt_.srtt(), 200 * kMicrosecond);
+  // The peer may hold its ack back for max_ack_delay (RFC 8985 7.2 adds it too).
+  return std::max<Time>(2 * rtt_.srtt(), 200 * kMicrosecond) + cfg_.max_ack_delay;
 }
 
 void Path::arm_timers(Time now) {
@@ -283,7 +294,7 @@ void Path::assemble(PacketNumber pn, wire::ByteView body, bool with_ack, wire::B
     make_ack(&ack);
     if (out->size() + wire::ack_size(ack) + body.size() <= cfg_.mtu) {
       wire::encode_ack(ack, out);
-      ack_pending_ = false;
+      clear_ack_pending();
     }
   }
   out->insert(out->end(), body.begin(), body.end());
@@ -344,10 +355,12 @@ void Path::build_new(wire::ByteView body, Time now, wire::Bytes* out) {
 void Path::build_ack_only(wire::Bytes* out) { assemble(0, {}, true, out); }
 
 Time Path::next_timeout() const {
-  return std::min({rto_deadline_, rack_deadline_, probe_due_ ? kNever : pto_deadline_});
+  Time ack = ack_pending_ && !ack_urgent_ ? ack_deadline_ : kNever;
+  return std::min({rto_deadline_, rack_deadline_, probe_due_ ? kNever : pto_deadline_, ack});
 }
 
 void Path::on_timeout(Time now) {
+  if (ack_pending_ && ack_deadline_ <= now) ack_urgent_ = true;
   if (rack_deadline_ <= now) detect_losses_sr(now);
   if (sent_.empty()) {
     arm_timers(now);

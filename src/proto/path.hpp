@@ -64,14 +64,21 @@ class Path {
     kDuplicate,  // seen before: drop the frames, but acknowledge again
     kDiscard,    // out of order under go-back-N, or beyond the window: drop
   };
-  // For a datagram with packet number pn > 0.
-  Accept on_packet(PacketNumber pn);
+  // For a datagram of `bytes` bytes with packet number pn > 0. Acknowledgements are delayed
+  // (up to max_ack_delay) to ride on the next datagram we send anyway, but go at once after
+  // two unacknowledged datagrams or two MTU-sized ones' worth of bytes (RFC 1122's "every
+  // second full-sized segment"), a gap, a duplicate or a discard: those tell the sender
+  // something it needs for its loss detection or its window.
+  Accept on_packet(PacketNumber pn, std::size_t bytes, Time now);
   // Processes the remote's acknowledgement of our datagrams. Returns false (and ignores it
   // whole) if it acknowledges a packet number never sent.
   bool on_ack(const wire::AckFrame& ack, Time now);
 
   // --- Sending ---------------------------------------------------------------------------
+  // Something to acknowledge (rides on any datagram we build).
   bool ack_pending() const { return ack_pending_; }
+  // An acknowledgement must go now, in a datagram of its own if nothing else goes.
+  bool ack_due(Time now) const { return ack_pending_ && (ack_urgent_ || now >= ack_deadline_); }
   // Room under the congestion window and the session-wide window for one more datagram.
   bool can_send() const;
   bool has_lost() const { return !lost_.empty(); }
@@ -134,7 +141,12 @@ class Path {
   void pop_acked_front();
   void make_ack(wire::AckFrame* ack) const;
   void assemble(PacketNumber pn, wire::ByteView body, bool with_ack, wire::Bytes* out);
-  void clear_ack_pending() { ack_pending_ = false; }
+  void clear_ack_pending() {
+    ack_pending_ = ack_urgent_ = false;
+    unacked_received_ = 0;
+    unacked_bytes_ = 0;
+    ack_deadline_ = kNever;
+  }
   bool receive_bit(PacketNumber pn) const;
   void set_receive_bit(PacketNumber pn, bool v);
 
@@ -168,6 +180,10 @@ class Path {
   PacketNumber largest_received_ = 0;
   std::vector<std::uint64_t> bits_;
   bool ack_pending_ = false;
+  bool ack_urgent_ = false;
+  std::uint32_t unacked_received_ = 0;  // ack-eliciting datagrams since our last ACK
+  std::size_t unacked_bytes_ = 0;
+  Time ack_deadline_ = kNever;
 
   friend class Transport;
 
@@ -182,6 +198,9 @@ class Path {
   };
   std::deque<ChannelKey> data_ready;
   std::deque<Control> control;
+  // Control frames wait this long for a datagram to ride on (consumption acks, like ACKs,
+  // are delayed up to max_ack_delay); kNever when there are none.
+  Time control_deadline = kNever;
 };
 
 }  // namespace mstream::proto

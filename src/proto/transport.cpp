@@ -198,7 +198,7 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
   Path& p = path_to(h.src_site);
   if (decoded_.has_ack && !p.on_ack(decoded_.ack, now)) ++stats_.bogus_acks;
   if (h.packet_number == 0) return Status::ok_status();
-  switch (p.on_packet(h.packet_number)) {
+  switch (p.on_packet(h.packet_number, bytes.size(), now)) {
     case Path::Accept::kDuplicate:
       ++stats_.duplicate_packets;
       return Status::ok_status();
@@ -229,7 +229,7 @@ void Transport::on_frame(SiteId src, const wire::Frame& f, Time now) {
   }
 }
 
-void Transport::on_data(SiteId src, const wire::Frame& f, Time /*now*/) {
+void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
   ChannelKey key{f.from_stream, f.to_stream};
   if (!is_open(key.to)) {
     ++stats_.rejected_frames;
@@ -244,15 +244,15 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time /*now*/) {
   switch (outcome) {
     case RecvChannel::Outcome::kAccepted:
       // Acks go where the sender now is; a refused frame must not redirect them.
-      ch.reply_site = src;
+      set_reply_site(ch, key, src, now);
       flush_ready(ch, key);
       break;
     case RecvChannel::Outcome::kDuplicate:
-      ch.reply_site = src;
+      set_reply_site(ch, key, src, now);
       ++stats_.duplicate_messages;
       // The sender repeats what it thinks unconsumed: our ack may have gone to a site it
       // left, so tell it again.
-      if (f.seq <= ch.consumed_up_to()) queue_consumed(ch, key);
+      if (f.seq <= ch.consumed_up_to()) queue_consumed(ch, key, now);
       break;
     case RecvChannel::Outcome::kOutOfWindow:
       ++stats_.rejected_frames;
@@ -269,6 +269,16 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time /*now*/) {
   if (inserted && ch.buffered_messages() == 0 && ch.next_expected() == 1 &&
       outcome != RecvChannel::Outcome::kAccepted)
     recv_.erase(it);  // nothing was accepted: do not keep state for a refused sender
+}
+
+void Transport::set_reply_site(RecvChannel& ch, ChannelKey key, SiteId site, Time now) {
+  if (ch.reply_site == site) return;
+  // The sender moved: an ack still queued for its old site goes to the new one instead (the
+  // stale entry is skipped there, see fill_body).
+  bool owed = ch.ack_queued;
+  ch.ack_queued = false;
+  ch.reply_site = site;
+  if (owed) queue_consumed(ch, key, now);
 }
 
 void Transport::flush_ready(RecvChannel& ch, ChannelKey key) {
@@ -299,18 +309,18 @@ void Transport::on_reject(SiteId src, const wire::Frame& f) {
   rejected_.push_back(Rejected{key, f.seq, src, f.reason});
 }
 
-Status Transport::consume(ChannelKey key, Seq up_to, Time /*now*/) {
+Status Transport::consume(ChannelKey key, Seq up_to, Time now) {
   auto it = recv_.find(key);
   if (it == recv_.end())
     return Status::error(Status::Code::kNotFound, "no channel " + std::to_string(key.from) +
                                                       "->" + std::to_string(key.to));
   Status st = it->second.consume(up_to);
   if (!st.ok()) return st;
-  queue_consumed(it->second, key);
+  queue_consumed(it->second, key, now);
   return Status::ok_status();
 }
 
-void Transport::queue_consumed(RecvChannel& ch, ChannelKey key) {
+void Transport::queue_consumed(RecvChannel& ch, ChannelKey key, Time now) {
   if (ch.consumed_up_to() == 0) return;
   if (ch.reply_site == self_) {
     auto it = send_.find(key);
@@ -319,7 +329,9 @@ void Transport::queue_consumed(RecvChannel& ch, ChannelKey key) {
   }
   if (ch.ack_queued) return;
   ch.ack_queued = true;
-  path_to(ch.reply_site).control.push_back(Path::Control{wire::FrameType::kConsumed, key, 0, {}});
+  Path& p = path_to(ch.reply_site);
+  p.control.push_back(Path::Control{wire::FrameType::kConsumed, key, 0, {}});
+  p.control_deadline = std::min(p.control_deadline, now + config_.path.max_ack_delay);
 }
 
 void Transport::queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectReason reason) {
@@ -327,6 +339,7 @@ void Transport::queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectR
   // A flood of refused frames must not grow the queue without bound.
   if (p.control.size() >= config_.path.max_window) return;
   p.control.push_back(Path::Control{wire::FrameType::kReject, key, seq, reason});
+  p.control_deadline = 0;  // a refusal goes at once: the sender may be waiting on it
 }
 
 // ---------------------------------------------------------------------------------------
@@ -347,9 +360,13 @@ bool Transport::poll_transmit(Time now, OutDatagram* out) {
       ++stats_.retransmissions;
       return true;
     }
-    if (p.can_send() && (!p.control.empty() || !p.data_ready.empty())) {
+    // Control frames go with data, with an ACK that is due anyway, or when they waited long
+    // enough.
+    bool control_due = !p.control.empty() && (now >= p.control_deadline || p.ack_due(now));
+    if (p.can_send() && (control_due || !p.data_ready.empty())) {
       body_.clear();
       fill_body(p, p.body_room(), &body_);
+      if (p.control.empty()) p.control_deadline = kNever;
       if (!body_.empty()) {
         p.build_new(body_, now, &out->bytes);
         out->to = site;
@@ -357,7 +374,7 @@ bool Transport::poll_transmit(Time now, OutDatagram* out) {
         return true;
       }
     }
-    if (p.ack_pending()) {
+    if (p.ack_due(now)) {
       p.build_ack_only(&out->bytes);
       out->to = site;
       ++stats_.datagrams_out;
@@ -372,7 +389,7 @@ void Transport::fill_body(Path& p, std::size_t room, wire::Bytes* body) {
     const Path::Control& c = p.control.front();
     if (c.type == wire::FrameType::kConsumed) {
       auto it = recv_.find(c.key);
-      if (it == recv_.end() || !it->second.ack_queued) {
+      if (it == recv_.end() || !it->second.ack_queued || it->second.reply_site != p.remote()) {
         p.control.pop_front();
         continue;
       }
@@ -445,7 +462,11 @@ bool Transport::fill_data(Path& p, std::size_t room, wire::Bytes* body) {
 
 Time Transport::next_timeout() const {
   Time t = kNever;
-  for (const auto& [site, p] : paths_) t = std::min(t, p->next_timeout());
+  for (const auto& [site, p] : paths_) {
+    t = std::min(t, p->next_timeout());
+    // Without window room the control frames wait for an ack, which wakes the driver anyway.
+    if (!p->control.empty() && p->can_send()) t = std::min(t, p->control_deadline);
+  }
   return t;
 }
 
@@ -507,8 +528,9 @@ Status Transport::import_recv_state(ChannelKey key, RecvState state) {
                          "stream " + std::to_string(key.to) + " is not open here");
   std::erase_if(deliveries_, [key](const Delivery& d) { return d.key == key; });
   RecvChannel& ch = recv_[key] = RecvChannel(state);
-  // Confirm what was consumed before the move: the last ack may have been lost with it.
-  queue_consumed(ch, key);
+  // Confirm what was consumed before the move, at once: the last ack may have been lost
+  // with it.
+  queue_consumed(ch, key, 0);
   return Status::ok_status();
 }
 

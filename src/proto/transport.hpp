@@ -173,8 +173,9 @@ class Transport {
   void on_consumed(SiteId src, const wire::Frame& f);
   void on_reject(SiteId src, const wire::Frame& f);
   void flush_ready(RecvChannel& ch, ChannelKey key);
+  void set_reply_site(RecvChannel& ch, ChannelKey key, SiteId site, Time now);
   void queue_data(SendChannel& ch, ChannelKey key);
-  void queue_consumed(RecvChannel& ch, ChannelKey key);
+  void queue_consumed(RecvChannel& ch, ChannelKey key, Time now);
   void queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectReason reason);
   void release(SendChannel& ch, ChannelKey key, Seq up_to);
   // Appends between streams of this site skip the network but keep its guarantees.
