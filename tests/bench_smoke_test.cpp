@@ -1,0 +1,114 @@
+// Smoke tests of `mstream bench`: each benchmark runs in its quick form and prints
+// well-formed JSON lines with the contract's fields and a positive ratio. The numbers of a
+// quick run are noise; only their shape is checked here.
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+#include <string>
+
+#include "bench/bench.hpp"
+
+namespace mstream::bench {
+namespace {
+
+// The contract's fields, in order, then the two descriptive ones. Numbers as JSON allows.
+const std::regex& json_line_pattern() {
+  static const std::regex re(
+      R"re(^\{"bench":"[a-z_]+","metric":"[^"]+","value":(-?[0-9.eE+-]+),"unit":"[^"]+",)re"
+      R"re("baseline":"[^"]+","baseline_value":(-?[0-9.eE+-]+),"ratio":(-?[0-9.eE+-]+),)re"
+      R"re("wait":"(spin|block|)","placement":"[^"]*"\}$)re");
+  return re;
+}
+
+void expect_well_formed(const std::vector<BenchResult>& results, const std::string& bench) {
+  ASSERT_FALSE(results.empty());
+  for (const auto& r : results) {
+    const std::string line = to_json_line(r);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(line, m, json_line_pattern())) << line;
+    EXPECT_EQ(r.bench, bench) << line;
+    const double value = std::stod(m[1].str());
+    const double baseline = std::stod(m[2].str());
+    const double ratio = std::stod(m[3].str());
+    EXPECT_GT(value, 0) << line;
+    EXPECT_GT(baseline, 0) << line;
+    EXPECT_GT(ratio, 0) << line;
+    // The printed ratio is value / baseline_value, to the printed precision.
+    EXPECT_NEAR(ratio, value / baseline, 1e-4 * ratio) << line;
+  }
+}
+
+std::set<std::string> metrics_of(const std::vector<BenchResult>& results) {
+  std::set<std::string> out;
+  for (const auto& r : results) out.insert(r.metric);
+  return out;
+}
+
+BenchOptions quick() {
+  BenchOptions o;
+  o.quick = true;
+  return o;
+}
+
+TEST(BenchJson, LineHoldsTheContractFieldsInOrder) {
+  BenchResult r{"pingpong", "p50_rtt", 30.5, "us", "raw_udp", 20, "spin", "cpu0/cpu1"};
+  EXPECT_EQ(to_json_line(r),
+            R"({"bench":"pingpong","metric":"p50_rtt","value":30.5,"unit":"us",)"
+            R"("baseline":"raw_udp","baseline_value":20,"ratio":1.525,"wait":"spin",)"
+            R"("placement":"cpu0/cpu1"})");
+}
+
+TEST(BenchJson, StringsAreEscaped) {
+  BenchResult r{"x", "a\"b\\c", 1, "u", "b", 1, "", ""};
+  EXPECT_NE(to_json_line(r).find(R"("metric":"a\"b\\c")"), std::string::npos);
+}
+
+TEST(BenchJson, TableNamesEveryMetric) {
+  BenchResult r{"memory", "bytes_per_idle_channel", 200, "bytes", "target", 256, "", "x"};
+  const std::string table = to_table({r});
+  EXPECT_NE(table.find("bytes_per_idle_channel"), std::string::npos);
+  EXPECT_NE(table.find("0.781"), std::string::npos);
+}
+
+TEST(Bench, UnknownNameIsNotFound) {
+  auto r = run_benchmark("nosuch", quick());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kNotFound);
+}
+
+TEST(BenchSmoke, PingpongReportsP50AndP99AgainstRawUdp) {
+  auto r = run_benchmark("pingpong", quick());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  expect_well_formed(*r, "pingpong");
+  EXPECT_EQ(metrics_of(*r), (std::set<std::string>{"p50_rtt", "p99_rtt"}));
+  for (const auto& x : *r) EXPECT_EQ(x.baseline, "raw_udp");
+}
+
+TEST(BenchSmoke, ThroughputReportsConsumedPerSecondAgainstZeroMq) {
+  auto r = run_benchmark("throughput", quick());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  expect_well_formed(*r, "throughput");
+  EXPECT_EQ(metrics_of(*r), (std::set<std::string>{"consumed_per_second", "cpu_per_message"}));
+  for (const auto& x : *r) EXPECT_EQ(x.baseline, "zeromq_push_pull_tcp");
+}
+
+TEST(BenchSmoke, LossReportsEveryClassAndLevelAgainstNoLoss) {
+  auto r = run_benchmark("loss", quick());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  expect_well_formed(*r, "loss");
+  EXPECT_EQ(r->size(), 6u);
+  EXPECT_EQ(metrics_of(*r).count("goodput_selective_repeat_loss_5%"), 1u);
+  EXPECT_EQ(metrics_of(*r).count("goodput_go_back_n_loss_10%"), 1u);
+}
+
+TEST(BenchSmoke, MemoryReportsChannelAndPathBytes) {
+  auto r = run_benchmark("memory", quick());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  expect_well_formed(*r, "memory");
+  EXPECT_EQ(metrics_of(*r),
+            (std::set<std::string>{"bytes_per_idle_channel", "bytes_per_idle_path_end"}));
+}
+
+}  // namespace
+}  // namespace mstream::bench
