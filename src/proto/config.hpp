@@ -33,9 +33,12 @@ struct PathConfig {
   // Multiplicative decrease on a loss event (TCP uses 0.5, CUBIC 0.7).
   double loss_backoff = 0.7;
   // RFC 6298 retransmission timeout: initial value and the bounds it is clamped to (the RFC's
-  // 1 s minimum is for the wide-area Internet; our sessions run on LANs and loopback).
+  // 1 s minimum is for the wide-area Internet; our sessions run on LANs and loopback). The
+  // timeout is the last resort behind RACK and tail-loss probes, and a spurious one collapses
+  // the window, so its floor stays well above a descheduled peer's stall (5 ms fired
+  // spuriously on a loaded 2-core machine).
   Time initial_rto = 200 * kMillisecond;
-  Time min_rto = 5 * kMillisecond;
+  Time min_rto = 20 * kMillisecond;
   Time max_rto = 2 * kSecond;
   RetransmissionClass retransmission = RetransmissionClass::kSelectiveRepeat;
   // Session-wide: how long a receiver may hold an ACK (and a consumption ack) back waiting for
