@@ -1,0 +1,85 @@
+#pragma once
+// A scenario: everything one simulated run does, derived from its seed alone: the sites and
+// their protocol configuration, the network's faults and their schedule, the streams with
+// their (possibly slow) consumers, and the workload of channels with their message sizes.
+// describe() prints all of it, so a failing seed can be read as well as replayed.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "proto/config.hpp"
+#include "proto/types.hpp"
+#include "sim/network.hpp"
+
+namespace mstream::sim {
+
+// A receiving stream and its consumer: each delivery waits an exponential processing time
+// (slow consumers make the sender's buffer fill up), the consumer takes up to `batch` queued
+// messages of one channel per step, and does nothing during its stall.
+struct StreamPlan {
+  proto::StreamId id = 0;
+  SiteId site = 0;
+  Time mean_processing = 0;
+  std::uint32_t batch = 1;
+  Time stall_start = 0, stall_end = 0;  // empty when equal
+};
+
+// One sender/receiver pair and what the sender appends to it. Messages are appended one at a
+// time, the next an exponential gap after the previous was accepted (0: back to back); a
+// refused append (kWouldBlock) waits for the channel's next Released event. A size above the
+// configured maximum is a probe that the append must refuse with kTooLarge.
+struct ChannelPlan {
+  std::size_t from = 0, to = 0;  // indices into Scenario::streams
+  std::vector<std::uint32_t> sizes;
+  Time start = 0;
+  Time mean_gap = 0;
+};
+
+// A receiving stream moves to another site at `at` (seed 004: the stream's sequence state
+// travels with it, nothing stays behind). Its senders learn the new location each after its
+// own exponential delay around notify_mean, in move order (the leader orders moves), and
+// meanwhile their data reaches the old site, which refuses it.
+struct MovePlan {
+  Time at = 0;
+  std::size_t stream = 0;  // index into Scenario::streams
+  SiteId to = 0;
+  Time notify_mean = 0;
+};
+
+struct Scenario {
+  std::uint64_t seed = 0;
+  std::string profile;  // the name of the fault profile drawn
+  proto::TransportConfig transport;
+  NetworkPlan network;
+  std::vector<StreamPlan> streams;
+  std::vector<ChannelPlan> channels;
+  std::vector<MovePlan> moves;  // in time order, all in the fault phase
+  // Per site, the paths whose retransmission class differs from the session's (seed 003
+  // switches classes at run time, so the two ends of a path may disagree for a while).
+  struct ClassOverride {
+    SiteId site = 0, peer = 0;
+    proto::RetransmissionClass retransmission{};
+  };
+  std::vector<ClassOverride> class_overrides;
+  // After calm_start, everything must be appended, consumed, released and quiet within this
+  // (the planned appends themselves end well before: see derive_channel).
+  Time liveness_bound = 60 * proto::kSecond;
+
+  std::uint32_t sites() const { return network.sites; }
+  Time calm_start() const { return network.calm_start; }
+  std::uint64_t message_count() const;  // probes excluded
+  std::uint64_t message_bytes() const;
+};
+
+struct ScenarioOverrides {
+  bool faults = true;  // false: the "calm" profile whatever the seed draws
+  bool moves = true;   // false: streams stay where they start
+};
+
+Scenario derive_scenario(std::uint64_t seed, const ScenarioOverrides& overrides = {});
+
+// Every derived option, one per line.
+std::string describe(const Scenario& s);
+
+}  // namespace mstream::sim
