@@ -245,6 +245,31 @@ TEST(Transport, MovedSenderIsReleasedForMessagesConsumedBeforeTheMove) {
   EXPECT_EQ(c[kC].stats().bogus_acks, 0u) << "a CONSUMED for messages the old site sent is genuine";
 }
 
+// A sender that moves takes its channel with it: the old site keeps nothing and goes idle,
+// and the receiver consumes every message once, in order, whichever site sent it.
+TEST(Transport, TakenSendStateLeavesNothingBehind) {
+  Cluster c({kA, kB, kC});
+  ASSERT_TRUE(c[kB].open_stream(200).ok());
+  c.auto_consume = false;
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(c.append(kA, kAB, kB, pattern(100, i)).ok());
+  c.run_for(kSecond);
+  ASSERT_EQ(c.delivered_seqs(kB, kAB), one_to(4));
+
+  Result<SendState> s = c[kA].take_send_state(kAB);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(c[kA].send_channel(kAB), nullptr);
+  EXPECT_FALSE(c[kA].take_send_state(kAB).ok());
+  ASSERT_TRUE(c[kC].import_send_state(kAB, *std::move(s)).ok());
+  ASSERT_TRUE(c.append(kC, kAB, kB, pattern(100, 5)).ok());
+  c.auto_consume = true;
+  for (const Delivery& d : c.delivered[kB]) ASSERT_TRUE(c[kB].consume(d.key, d.seq, c.now).ok());
+  ASSERT_TRUE(c.settle());
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(5));
+  EXPECT_EQ(c.released_up_to(kC, kAB), 5u);
+  EXPECT_TRUE(c[kA].idle());
+  EXPECT_EQ(c[kA].send_channel_count(), 0u);
+}
+
 TEST(Transport, ManyChannelsUnderLossEachStayInOrder) {
   Cluster c({kA, kB}, small_mtu());
   for (StreamId s = 200; s < 206; ++s) ASSERT_TRUE(c[kB].open_stream(s).ok());

@@ -505,6 +505,15 @@ Result<SendState> Transport::export_send_state(ChannelKey key) const {
   return it->second.export_state();
 }
 
+Result<SendState> Transport::take_send_state(ChannelKey key) {
+  auto it = send_.find(key);
+  if (it == send_.end()) return Status::error(Status::Code::kNotFound, "no such send channel");
+  SendState state = it->second.export_state();
+  // An entry left on the path's ready list finds no channel and is skipped.
+  send_.erase(it);
+  return state;
+}
+
 Status Transport::import_send_state(ChannelKey key, SendState state) {
   if (key.from == 0 || key.to == 0 || state.next_seq == 0 ||
       state.consumed_up_to + 1 + state.unconsumed.size() != state.next_seq)

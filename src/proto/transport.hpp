@@ -152,6 +152,10 @@ class Transport {
   // Sequence state of one channel, as an explicit value that can travel with a moving
   // stream. Export leaves the channel in place; import replaces (or creates) it.
   Result<SendState> export_send_state(ChannelKey key) const;
+  // Exports and forgets the channel: the sender moved away, and nothing of it stays behind
+  // here (DESIGN.md guarantee 4). Consumption acks still arriving for it are counted as
+  // bogus_acks and dropped; the new site is released by the receiver's answer to its re-send.
+  Result<SendState> take_send_state(ChannelKey key);
   Status import_send_state(ChannelKey key, SendState state);
   Result<RecvState> export_recv_state(ChannelKey key) const;
   Status import_recv_state(ChannelKey key, RecvState state);
