@@ -34,22 +34,19 @@ class Writer {
   explicit Writer(Bytes* out) : out_(out) {}
 
   void u8(std::uint8_t v) { out_->push_back(v); }
-  void u16(std::uint16_t v) {
-    u8(static_cast<std::uint8_t>(v));
-    u8(static_cast<std::uint8_t>(v >> 8));
-  }
-  void u32(std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) u8(static_cast<std::uint8_t>(v >> (8 * i)));
-  }
-  void u64(std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) u8(static_cast<std::uint8_t>(v >> (8 * i)));
-  }
+  void u16(std::uint16_t v) { fixed(v, 2); }
+  void u32(std::uint32_t v) { fixed(v, 4); }
+  void u64(std::uint64_t v) { fixed(v, 8); }
   void varint(std::uint64_t v) {
+    // One append per value, not one per byte: encoding is on every message's path.
+    std::uint8_t buf[kMaxVarintLen];
+    std::size_t n = 0;
     while (v >= 0x80) {
-      out_->push_back(static_cast<std::uint8_t>(v | 0x80));
+      buf[n++] = static_cast<std::uint8_t>(v | 0x80);
       v >>= 7;
     }
-    out_->push_back(static_cast<std::uint8_t>(v));
+    buf[n++] = static_cast<std::uint8_t>(v);
+    out_->insert(out_->end(), buf, buf + n);
   }
   void bytes(ByteView b) { out_->insert(out_->end(), b.begin(), b.end()); }
   // A length-prefixed byte string.
@@ -63,6 +60,11 @@ class Writer {
   std::size_t size() const { return out_->size(); }
 
  private:
+  void fixed(std::uint64_t v, std::size_t n) {
+    std::uint8_t buf[8];
+    for (std::size_t i = 0; i < n; ++i) buf[i] = static_cast<std::uint8_t>(v >> (8 * i));
+    out_->insert(out_->end(), buf, buf + n);
+  }
   Bytes* out_;
 };
 
