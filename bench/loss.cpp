@@ -33,17 +33,9 @@ std::string loss_metric(const char* class_name, double loss) {
 }  // namespace
 
 Result<std::vector<BenchResult>> run_loss(const BenchOptions& options) {
-  LoadConfig cfg;
-  cfg.wait = options.wait.value_or(WaitStrategy::kBlock);
-  cfg.placement = choose_placement(options.pin);
-  cfg.seconds = options.seconds > 0 ? options.seconds : (options.quick ? 0.2 : 0.6);
-  // Under loss the window takes a few round trips to settle; count after that.
-  cfg.warmup = options.quick ? 0.05 : 0.2;
-  cfg.seed = options.seed;
-  AffinityGuard restore_affinity;
-  if (!pin_to_core(cfg.placement.parent_core)) {
-    return Status::error(Status::Code::kIoError, "sched_setaffinity failed");
-  }
+  LoadConfig cfg = load_config(options, /*seconds=*/0.6, /*quick_seconds=*/0.2);
+  AffinityGuard affinity;
+  if (Status s = affinity.pin(cfg.placement.parent_core); !s.ok()) return s;
   // rates[class][level]: level 0 is the 0% baseline. Each round runs every level once, so
   // background load that comes and goes falls on the baseline and the lossy runs alike.
   constexpr std::size_t kLevels = std::size(kLossLevels) + 1;

@@ -110,10 +110,11 @@ int udp_echo_child(Link& link, const Config& cfg) {
 }
 
 Result<Samples> udp_pingpong(const Config& cfg) {
-  auto child = Child::spawn(cfg.placement.child_core,
-                            [&cfg](Link& link) { return udp_echo_child(link, cfg); });
+  auto child = fork_pinned(cfg.placement.child_core,
+                           [&cfg](Link& link) { return udp_echo_child(link, cfg); });
   if (!child.ok()) return child.status();
-  auto fd = open_peered_udp_socket((*child)->link(), std::chrono::milliseconds(200));
+  Link link(*child);
+  auto fd = open_peered_udp_socket(link, std::chrono::milliseconds(200));
   if (!fd.ok()) return fd.status();
 
   std::array<std::uint8_t, kPayloadBytes> ping{};
@@ -139,7 +140,7 @@ Result<Samples> udp_pingpong(const Config& cfg) {
   // Loopback does not drop, but repeat the stop a few times rather than rely on it.
   for (int k = 0; k < 3; ++k) (void)send(*fd, ping.data(), ping.size(), 0);
   close(*fd);
-  (*child)->wait(std::chrono::milliseconds(2000));
+  child->wait(std::chrono::milliseconds(2000));
   return samples;
 }
 
@@ -174,11 +175,11 @@ int mstream_echo_child(Link& link, const Config& cfg) {
 }
 
 Result<Samples> mstream_pingpong(const Config& cfg) {
-  auto child = Child::spawn(cfg.placement.child_core,
-                            [&cfg](Link& link) { return mstream_echo_child(link, cfg); });
+  auto child = fork_pinned(cfg.placement.child_core,
+                           [&cfg](Link& link) { return mstream_echo_child(link, cfg); });
   if (!child.ok()) return child.status();
-  auto ep =
-      open_peered_endpoint(endpoint_options(kParentSite, cfg.wait), (*child)->link(), kChildSite);
+  Link link(*child);
+  auto ep = open_peered_endpoint(endpoint_options(kParentSite, cfg.wait), link, kChildSite);
   if (!ep.ok()) return ep.status();
   Endpoint& e = **ep;
   bool replied = false;
@@ -207,7 +208,7 @@ Result<Samples> mstream_pingpong(const Config& cfg) {
   if (e.append(kPingStream, kEchoStream, kChildSite, ping).ok()) {
     e.run_until([&] { return e.idle(); }, std::chrono::milliseconds(1000));
   }
-  int code = (*child)->wait(std::chrono::milliseconds(2000));
+  int code = child->wait(std::chrono::milliseconds(2000));
   if (!samples.ok()) return samples;
   if (code != 0) {
     return Status::error(Status::Code::kInternal,
@@ -224,10 +225,8 @@ Result<std::vector<BenchResult>> run_pingpong(const BenchOptions& options) {
   cfg.placement = choose_placement(options.pin);
   cfg.seconds = options.seconds > 0 ? options.seconds : (options.quick ? 0.2 : 0.5);
   if (options.quick) cfg.warmup = 200;
-  AffinityGuard restore_affinity;
-  if (!pin_to_core(cfg.placement.parent_core)) {
-    return Status::error(Status::Code::kIoError, "sched_setaffinity failed");
-  }
+  AffinityGuard affinity;
+  if (Status s = affinity.pin(cfg.placement.parent_core); !s.ok()) return s;
   // Rounds alternate baseline and mstream, and samples are pooled, so that background load
   // that comes and goes falls on both alike.
   Samples udp_all;

@@ -1,19 +1,26 @@
 #include "bench/process.hpp"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
+#include <cerrno>
+#include <charconv>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 namespace mstream::bench {
+namespace {
+
+// The child's exit code when it could not pin itself: a benchmark must not silently run
+// unpinned when it reports a placement.
+constexpr int kCouldNotPin = 2;
+
+std::optional<std::uint64_t> parse_word(const std::string& line) {
+  std::uint64_t word = 0;
+  const char* end = line.data() + line.size();
+  const auto [stop, ec] = std::from_chars(line.data(), end, word);
+  if (ec != std::errc() || stop != end || line.empty()) return std::nullopt;
+  return word;
+}
+
+}  // namespace
 
 std::string Placement::describe() const {
   if (!pinned()) return "unpinned";
@@ -53,111 +60,37 @@ AffinityGuard::~AffinityGuard() {
   if (ok_) sched_setaffinity(0, sizeof(saved_), &saved_);
 }
 
-Link::~Link() {
-  if (read_fd_ >= 0) close(read_fd_);
-  if (write_fd_ >= 0) close(write_fd_);
+Status AffinityGuard::pin(int core) {
+  if (pin_to_core(core)) return Status::ok_status();
+  return Status::error(Status::Code::kIoError, "sched_setaffinity(cpu" + std::to_string(core) +
+                                                   "): " + std::strerror(errno));
 }
 
 bool Link::send(std::uint64_t word) {
-  for (;;) {
-    ssize_t n = write(write_fd_, &word, sizeof(word));
-    if (n == static_cast<ssize_t>(sizeof(word))) return true;
-    if (n < 0 && errno == EINTR) continue;
-    return false;
-  }
+  // One short write: the line reaches the reader whole.
+  return runtime::write_all(output_fd_, std::to_string(word) + "\n").ok();
 }
 
 std::optional<std::uint64_t> Link::receive(std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    pollfd pfd{read_fd_, POLLIN, 0};
-    int r = ::poll(&pfd, 1, static_cast<int>(std::max<std::int64_t>(0, left.count())));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return std::nullopt;
-    std::uint64_t word = 0;
-    ssize_t n = read(read_fd_, &word, sizeof(word));
-    if (n < 0 && errno == EINTR) continue;
-    // A short read cannot happen for 8-byte writes to a pipe; EOF means the peer is gone.
-    if (n != static_cast<ssize_t>(sizeof(word))) return std::nullopt;
-    return word;
-  }
+  auto line = input_->read_line(timeout);
+  if (!line.ok()) return std::nullopt;
+  return parse_word(*line);
 }
 
-Result<std::unique_ptr<Child>> Child::spawn(int core, Body body) {
-  int down[2];  // parent -> child
-  int up[2];    // child -> parent
-  if (pipe2(down, O_CLOEXEC) != 0) {
-    return Status::error(Status::Code::kIoError, std::string("pipe: ") + std::strerror(errno));
-  }
-  if (pipe2(up, O_CLOEXEC) != 0) {
-    close(down[0]);
-    close(down[1]);
-    return Status::error(Status::Code::kIoError, std::string("pipe: ") + std::strerror(errno));
-  }
-  // Buffered output would otherwise be written twice, once by each process.
-  std::fflush(nullptr);
-  const pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    for (int fd : {down[0], down[1], up[0], up[1]}) close(fd);
-    return Status::error(Status::Code::kIoError, std::string("fork: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
-    // A child must never outlive a benchmark, even if the parent is killed.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(3);
-    close(down[1]);
-    close(up[0]);
-    int code = 2;
-    {
-      Link link(down[0], up[1]);
-      if (pin_to_core(core)) {
-        try {
-          code = body(link);
-        } catch (...) {
-          code = 2;
-        }
-      }
-    }
-    _exit(code);
-  }
-  close(down[0]);
-  close(up[1]);
-  return std::unique_ptr<Child>(new Child(pid, std::make_unique<Link>(up[0], down[1])));
+std::optional<std::uint64_t> Link::try_receive() {
+  std::string line;
+  if (!input_->try_read_line(&line)) return std::nullopt;
+  return parse_word(line);
 }
 
-int Child::wait(std::chrono::milliseconds timeout) {
-  if (reaped_) return -1;
-  const auto deadline = Clock::now() + timeout;
-  int status = 0;
-  for (;;) {
-    pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) break;
-    if (r < 0 && errno != EINTR) {
-      reaped_ = true;
-      return -1;
-    }
-    if (Clock::now() >= deadline) {
-      kill(pid_, SIGKILL);
-      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-      reaped_ = true;
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  reaped_ = true;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-Child::~Child() {
-  if (!reaped_) {
-    kill(pid_, SIGKILL);
-    int status = 0;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
+Result<runtime::ChildProcess> fork_pinned(int core,
+                                          const std::function<int(Link& to_parent)>& body) {
+  return runtime::ChildProcess::fork([core, &body](int input_fd, int output_fd) {
+    if (!pin_to_core(core)) return kCouldNotPin;
+    runtime::LineReader input(input_fd);
+    Link to_parent(input, output_fd);
+    return body(to_parent);
+  });
 }
 
 }  // namespace mstream::bench

@@ -1,22 +1,21 @@
 #pragma once
-// Process placement for the two-process benchmarks: a forked child with a pipe link to its
-// parent, bounded waits on every read, and pinning to cores. Every child is reaped by its
-// Child object: killed if it has not exited when the object goes away, so no benchmark path
-// (error, timeout, exception) leaves a process behind.
+// Process placement for the two-process benchmarks: which cores the parent and its child run
+// on, and the link between them. The child itself is a runtime::ChildProcess, the project's
+// one way to fork with bounded waits and with the child killed and reaped on every path; what
+// is here is benchmark policy on top of it: pinning, and the words the two processes exchange.
 //
 // Thread-safety: none; fork from a single-threaded process.
 
 #include <sched.h>
-#include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 
 #include "mstream/status.hpp"
+#include "runtime/child_process.hpp"
 
 namespace mstream::bench {
 
@@ -45,56 +44,39 @@ class AffinityGuard {
   AffinityGuard(const AffinityGuard&) = delete;
   AffinityGuard& operator=(const AffinityGuard&) = delete;
 
+  // pin_to_core(core) until this guard goes away. Errors: kIoError.
+  Status pin(int core);
+
  private:
   cpu_set_t saved_;
   bool ok_ = false;
 };
 
-// One end of the parent/child link: 64-bit words over a pair of pipes. Writes of 8 bytes to a
-// pipe are atomic, so a word never tears.
+// One process's end of the link between a benchmark's parent and child: 64-bit words (ports,
+// stop signals), each written as one decimal text line over the child's pipes. Owns no fd.
 class Link {
  public:
-  Link(int read_fd, int write_fd) : read_fd_(read_fd), write_fd_(write_fd) {}
-  ~Link();
-  Link(const Link&) = delete;
-  Link& operator=(const Link&) = delete;
+  // The child's end: it reads `input` and writes to `output_fd`; both must outlive the Link.
+  Link(runtime::LineReader& input, int output_fd) : input_(&input), output_fd_(output_fd) {}
+  // The parent's end of the link to `child`, which must outlive the Link and stay in place.
+  explicit Link(runtime::ChildProcess& child) : Link(child.output(), child.input_fd()) {}
 
   bool send(std::uint64_t word);
-  // Waits at most `timeout` for a word; nullopt on timeout, EOF or error.
+  // Waits at most `timeout` for a word; nullopt on timeout, EOF, error or a malformed line.
   std::optional<std::uint64_t> receive(std::chrono::milliseconds timeout);
   // A word if one is already there; never waits.
-  std::optional<std::uint64_t> try_receive() { return receive(std::chrono::milliseconds(0)); }
+  std::optional<std::uint64_t> try_receive();
 
  private:
-  int read_fd_;
-  int write_fd_;
+  runtime::LineReader* input_;
+  int output_fd_;
 };
 
-// A forked child process running `body`; its exit code is body's return value.
-class Child {
- public:
-  using Body = std::function<int(Link& to_parent)>;
-  // Forks. The child pins itself to `core` (if >= 0), dies with its parent, runs body and
-  // _exit()s without running the parent's atexit handlers or flushing its stdio buffers.
-  // Errors: kIoError (pipe or fork failed).
-  static Result<std::unique_ptr<Child>> spawn(int core, Body body);
-  // Kills (SIGKILL) and reaps the child if it is still there.
-  ~Child();
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  Link& link() { return *link_; }
-  pid_t pid() const { return pid_; }
-  // Waits at most `timeout` for the child to exit; then kills it. Returns its exit code, or
-  // -1 if it had to be killed or died of a signal.
-  int wait(std::chrono::milliseconds timeout);
-
- private:
-  Child(pid_t pid, std::unique_ptr<Link> link) : pid_(pid), link_(std::move(link)) {}
-  pid_t pid_;
-  bool reaped_ = false;
-  std::unique_ptr<Link> link_;
-};
+// Forks a benchmark's child with runtime::ChildProcess::fork. The child pins itself to `core`
+// (if >= 0) before `body` runs, and exits with body's result (2 if it could not pin).
+// Errors: those of ChildProcess::fork.
+Result<runtime::ChildProcess> fork_pinned(int core,
+                                          const std::function<int(Link& to_parent)>& body);
 
 // Seconds since an arbitrary epoch, as a double, for rates.
 inline double seconds_between(Clock::time_point a, Clock::time_point b) {

@@ -70,6 +70,16 @@ int sender_child(Link& link, const LoadConfig& cfg) {
 
 }  // namespace
 
+LoadConfig load_config(const BenchOptions& options, double seconds, double quick_seconds) {
+  LoadConfig cfg;
+  cfg.wait = options.wait.value_or(WaitStrategy::kBlock);
+  cfg.placement = choose_placement(options.pin);
+  cfg.seconds = options.seconds > 0 ? options.seconds : (options.quick ? quick_seconds : seconds);
+  cfg.warmup = options.quick ? 0.05 : 0.2;
+  cfg.seed = options.seed;
+  return cfg;
+}
+
 double CpuMeter::now() {
   auto secs = [](const rusage& u) {
     return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
@@ -84,10 +94,11 @@ double CpuMeter::now() {
 
 Result<LoadResult> run_mstream_load(const LoadConfig& cfg) {
   CpuMeter cpu;
-  auto child = Child::spawn(cfg.placement.child_core,
-                            [&cfg](Link& link) { return sender_child(link, cfg); });
+  auto child =
+      fork_pinned(cfg.placement.child_core, [&cfg](Link& link) { return sender_child(link, cfg); });
   if (!child.ok()) return child.status();
-  auto ep = open_peered_endpoint(load_options(cfg, kReceiverSite), (*child)->link(), kSenderSite);
+  Link link(*child);
+  auto ep = open_peered_endpoint(load_options(cfg, kReceiverSite), link, kSenderSite);
   if (!ep.ok()) return ep.status();
   Endpoint& e = **ep;
   std::uint64_t consumed = 0;
@@ -102,8 +113,8 @@ Result<LoadResult> run_mstream_load(const LoadConfig& cfg) {
     }
     return static_cast<std::int64_t>(consumed - before);
   });
-  (*child)->link().send(kStopWord);
-  int code = (*child)->wait(std::chrono::milliseconds(3000));
+  link.send(kStopWord);
+  int code = child->wait(std::chrono::milliseconds(3000));
   if (!result.ok()) return result.status();
   if (code != 0) {
     return Status::error(Status::Code::kInternal,

@@ -39,6 +39,11 @@ struct LoadResult {
   EndpointStats receiver;            // at the end of the run (mstream only)
 };
 
+// The LoadConfig the command's options ask for: block unless told otherwise, the two processes
+// placed as options.pin says, and `seconds` counted (options.seconds if given; `quick_seconds`
+// in a quick run) after a warmup long enough for the window to settle, loss or not.
+LoadConfig load_config(const BenchOptions& options, double seconds, double quick_seconds);
+
 // CPU time used by this process and its reaped children since construction.
 class CpuMeter {
  public:

@@ -88,10 +88,10 @@ int zmq_sender_child(Link& link, WaitStrategy wait) {
 
 Result<LoadResult> run_zmq_load(const LoadConfig& cfg) {
   CpuMeter cpu;
-  auto child = Child::spawn(cfg.placement.child_core,
-                            [&cfg](Link& link) { return zmq_sender_child(link, cfg.wait); });
+  auto child = fork_pinned(cfg.placement.child_core,
+                           [&cfg](Link& link) { return zmq_sender_child(link, cfg.wait); });
   if (!child.ok()) return child.status();
-  Link& link = (*child)->link();
+  Link link(*child);
   Result<LoadResult> result = Status::error(Status::Code::kInternal, "not run");
   {
     ZmqSocket pull(ZMQ_PULL);
@@ -128,7 +128,7 @@ Result<LoadResult> run_zmq_load(const LoadConfig& cfg) {
     });
     link.send(kStopWord);
   }
-  int code = (*child)->wait(std::chrono::milliseconds(3000));
+  int code = child->wait(std::chrono::milliseconds(3000));
   if (!result.ok()) return result.status();
   if (code != 0) {
     return Status::error(Status::Code::kInternal,
@@ -142,16 +142,9 @@ Result<LoadResult> run_zmq_load(const LoadConfig& cfg) {
 }  // namespace
 
 Result<std::vector<BenchResult>> run_throughput(const BenchOptions& options) {
-  LoadConfig cfg;
-  cfg.wait = options.wait.value_or(WaitStrategy::kBlock);
-  cfg.placement = choose_placement(options.pin);
-  cfg.seconds = options.seconds > 0 ? options.seconds : (options.quick ? 0.3 : 1.0);
-  cfg.warmup = options.quick ? 0.05 : 0.2;
-  cfg.seed = options.seed;
-  AffinityGuard restore_affinity;
-  if (!pin_to_core(cfg.placement.parent_core)) {
-    return Status::error(Status::Code::kIoError, "sched_setaffinity failed");
-  }
+  LoadConfig cfg = load_config(options, /*seconds=*/1.0, /*quick_seconds=*/0.3);
+  AffinityGuard affinity;
+  if (Status s = affinity.pin(cfg.placement.parent_core); !s.ok()) return s;
   // Rounds alternate baseline and mstream; each side reports its median round.
   std::vector<double> zmq_rates;
   std::vector<double> ms_rates;

@@ -1,13 +1,18 @@
 // Smoke tests of `mstream bench`: each benchmark runs in its quick form and prints
 // well-formed JSON lines with the contract's fields and a positive ratio. The numbers of a
-// quick run are noise; only their shape is checked here.
+// quick run are noise; only their shape is checked here. Also the link between a benchmark's
+// two processes, which every two-process benchmark relies on.
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <regex>
 #include <set>
 #include <string>
 
 #include "bench/bench.hpp"
+#include "bench/process.hpp"
 
 namespace mstream::bench {
 namespace {
@@ -69,6 +74,36 @@ TEST(BenchJson, TableNamesEveryMetric) {
   const std::string table = to_table({r});
   EXPECT_NE(table.find("bytes_per_idle_channel"), std::string::npos);
   EXPECT_NE(table.find("0.781"), std::string::npos);
+}
+
+TEST(BenchLink, WordsCrossBothWaysAndTheChildRunsOnItsCore) {
+  const Placement placement = choose_placement(true);
+  auto child = fork_pinned(placement.child_core, [&placement](Link& to_parent) {
+    auto word = to_parent.receive(std::chrono::seconds(5));
+    if (!word) return 3;
+    if (placement.pinned() && sched_getcpu() != placement.child_core) return 4;
+    return to_parent.send(*word + 1) ? 0 : 5;
+  });
+  ASSERT_TRUE(child.ok()) << child.status().to_string();
+  Link link(*child);
+  const std::uint64_t big = 0xfedcba9876543210ull;
+  ASSERT_TRUE(link.send(big));
+  EXPECT_EQ(link.receive(std::chrono::seconds(5)), big + 1);
+  EXPECT_EQ(child->wait(std::chrono::seconds(5)), 0);
+}
+
+TEST(BenchLink, ReceiveFromASilentChildIsBoundedAndTheChildIsReaped) {
+  auto child = fork_pinned(-1, [](Link&) {
+    for (;;) pause();
+    return 0;
+  });
+  ASSERT_TRUE(child.ok()) << child.status().to_string();
+  Link link(*child);
+  EXPECT_EQ(link.try_receive(), std::nullopt);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(link.receive(std::chrono::milliseconds(50)), std::nullopt);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_NE(child->wait(std::chrono::milliseconds(50)), 0);  // killed
 }
 
 TEST(Bench, UnknownNameIsNotFound) {

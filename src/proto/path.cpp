@@ -207,8 +207,13 @@ bool Path::on_ack(const wire::AckFrame& ack, Time now) {
 
   if (cfg_.retransmission == RetransmissionClass::kGoBackN) {
     if (!cum_advanced && !sent_.empty() && newly == 0) {
-      // Three duplicate cumulative acks: the receiver is discarding what follows a gap.
-      if (++dup_acks_ >= 3 && ack.cumulative >= gbn_recover_) {
+      // Three duplicate cumulative acks: the receiver is discarding what follows a gap. After
+      // a go-back, go back again once the repeat made progress and stalled at a new gap (a
+      // repeat was lost too), or once every repeat came back as a duplicate (the first one was
+      // lost): otherwise only the timeout, backed off and with no fresh RTT sample to reset it,
+      // would recover, and goodput collapses under steady loss.
+      if (++dup_acks_ >= 3 &&
+          (ack.cumulative > gbn_recover_cum_ || dup_acks_ >= 3 + gbn_repeated_)) {
         on_loss_event(now, sent_.front().last_sent);
         go_back();
         dup_acks_ = 0;
@@ -265,7 +270,8 @@ void Path::detect_losses_sr(Time now) {
 void Path::go_back() {
   for (SentPacket& p : sent_) mark_lost(p);
   std::sort(lost_.begin(), lost_.end());
-  gbn_recover_ = next_pn_ - 1;
+  gbn_recover_cum_ = last_cum_ack_;
+  gbn_repeated_ = sent_.size();
 }
 
 bool Path::can_send() const {

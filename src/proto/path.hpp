@@ -169,8 +169,9 @@ class Path {
   std::uint64_t tx_counter_ = 0;
   std::uint64_t rack_tx_order_ = 0;  // the latest transmission known to have arrived
   PacketNumber last_cum_ack_ = 0;
-  int dup_acks_ = 0;
-  PacketNumber gbn_recover_ = 0;
+  std::size_t dup_acks_ = 0;
+  PacketNumber gbn_recover_cum_ = 0;  // the cumulative ack when we last went back
+  std::size_t gbn_repeated_ = 0;       // datagrams repeated then
   std::uint64_t retransmissions_ = 0;
   std::uint64_t timeouts_ = 0;
   std::uint64_t probes_ = 0;

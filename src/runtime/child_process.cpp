@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <utility>
 
 #include "runtime/clock.hpp"
@@ -36,6 +37,13 @@ Status make_pipes(int pipes[2][2]) {
 void die_with_parent(pid_t parent) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(127);
+}
+
+// Reaps pid (status may be null), waiting as long as it takes: call only once it has exited or
+// was sent SIGKILL.
+void reap(pid_t pid, int* status) {
+  while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+  }
 }
 
 }  // namespace
@@ -135,6 +143,9 @@ Result<ChildProcess> ChildProcess::fork(
   int pipes[2][2];
   Status st = make_pipes(pipes);
   if (!st.ok()) return st;
+  // The child runs our code with a copy of our stdio buffers: were it to flush them, what they
+  // hold would be written twice.
+  std::fflush(nullptr);
   const pid_t parent = getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -167,7 +178,7 @@ ChildProcess::ChildProcess(ChildProcess&& other) noexcept
 ChildProcess::~ChildProcess() {
   if (pid_ > 0) {
     kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
+    reap(pid_, nullptr);
   }
   close_input();
   if (output_.fd() >= 0) close(output_.fd());
@@ -197,7 +208,7 @@ int ChildProcess::wait(std::chrono::nanoseconds timeout) {
     }
     if (monotonic_now() >= deadline) {
       kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
+      reap(pid_, &status);
       break;
     }
     usleep(1000);

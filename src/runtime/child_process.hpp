@@ -1,9 +1,10 @@
 #pragma once
-// A child process with a line-oriented pipe each way, for the multi-process demo and tests:
-// the parent reads what the child writes to its output and closes the child's input to tell
-// it to finish. Every wait is bounded, and a ChildProcess that is destroyed while its child
-// runs kills and reaps it, so no error path leaves a process behind. The child also dies
-// with its parent (PR_SET_PDEATHSIG), covering a parent that is killed outright.
+// A child process with a line-oriented pipe each way, for the multi-process demo, tests and
+// benchmarks: the parent reads what the child writes to its output and closes the child's
+// input to tell it to finish. Every wait is bounded, and a ChildProcess that is destroyed
+// while its child runs kills and reaps it, so no error path leaves a process behind. The
+// child also dies with its parent (PR_SET_PDEATHSIG), covering a parent that is killed
+// outright.
 // Thread-safety: none. Fork only from a single-threaded process.
 
 #include <sys/types.h>
@@ -47,8 +48,9 @@ class ChildProcess {
  public:
   // Runs argv (argv[0] is a path) with its stdin and stdout on pipes to us; stderr is shared.
   static Result<ChildProcess> spawn(const std::vector<std::string>& argv);
-  // Forks and runs body(input_fd, output_fd) in the child, which exits with its result and
-  // never returns into the caller's code (no atexit handlers, no test framework teardown).
+  // Forks and runs body(input_fd, output_fd) in the child, which exits with its result (126
+  // if it threw) and never returns into the caller's code (no atexit handlers, no test
+  // framework teardown). Our stdio buffers are flushed first, so no output is written twice.
   static Result<ChildProcess> fork(const std::function<int(int input_fd, int output_fd)>& body);
 
   ChildProcess(ChildProcess&& other) noexcept;
@@ -58,6 +60,9 @@ class ChildProcess {
 
   pid_t pid() const { return pid_; }
   LineReader& output() { return output_; }
+  // Our write end of the child's input, for a caller that frames its own writes (write_all);
+  // -1 once closed. Owned by this object.
+  int input_fd() const { return input_fd_; }
   Status write_line(std::string_view line);
   // EOF on the child's input: our agreed signal that it may finish.
   void close_input();
