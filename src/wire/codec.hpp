@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -33,22 +34,23 @@ class Writer {
   // *out must outlive the Writer; bytes are appended to it.
   explicit Writer(Bytes* out) : out_(out) {}
 
-  void u8(std::uint8_t v) { out_->push_back(v); }
+  // Each value grows the buffer once and is written in place: encoding is on every message's
+  // path, and per-byte push_back or small-range insert showed up in profiles.
+  void u8(std::uint8_t v) { *grow(1) = v; }
   void u16(std::uint16_t v) { fixed(v, 2); }
   void u32(std::uint32_t v) { fixed(v, 4); }
   void u64(std::uint64_t v) { fixed(v, 8); }
   void varint(std::uint64_t v) {
-    // One append per value, not one per byte: encoding is on every message's path.
-    std::uint8_t buf[kMaxVarintLen];
-    std::size_t n = 0;
+    std::uint8_t* p = grow(varint_size(v));
     while (v >= 0x80) {
-      buf[n++] = static_cast<std::uint8_t>(v | 0x80);
+      *p++ = static_cast<std::uint8_t>(v | 0x80);
       v >>= 7;
     }
-    buf[n++] = static_cast<std::uint8_t>(v);
-    out_->insert(out_->end(), buf, buf + n);
+    *p = static_cast<std::uint8_t>(v);
   }
-  void bytes(ByteView b) { out_->insert(out_->end(), b.begin(), b.end()); }
+  void bytes(ByteView b) {
+    if (!b.empty()) std::memcpy(grow(b.size()), b.data(), b.size());
+  }
   // A length-prefixed byte string.
   void blob(ByteView b) {
     varint(b.size());
@@ -60,10 +62,14 @@ class Writer {
   std::size_t size() const { return out_->size(); }
 
  private:
+  std::uint8_t* grow(std::size_t n) {
+    std::size_t old = out_->size();
+    out_->resize(old + n);
+    return out_->data() + old;
+  }
   void fixed(std::uint64_t v, std::size_t n) {
-    std::uint8_t buf[8];
-    for (std::size_t i = 0; i < n; ++i) buf[i] = static_cast<std::uint8_t>(v >> (8 * i));
-    out_->insert(out_->end(), buf, buf + n);
+    std::uint8_t* p = grow(n);
+    for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
   }
   Bytes* out_;
 };
