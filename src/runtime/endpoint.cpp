@@ -160,6 +160,8 @@ class UdpEndpoint final : public Endpoint {
   std::unordered_map<proto::StreamId, Handler> handlers_;
   ReleasedCallback on_released_;
   bool in_poll_ = false;
+  bool one_at_a_time_ = true;  // see drain_receive()
+  bool last_read_found_ = false;
 
   // Datagrams taken from the core and not yet accepted by the kernel: out_[out_begin_,
   // out_end_). Their byte buffers are reused, so steady-state sending allocates nothing.
@@ -197,6 +199,9 @@ Status UdpEndpoint::poll(std::chrono::nanoseconds timeout) {
 
   Time now = monotonic_now();
   const Time deadline = deadline_after(now, timeout);
+  // What append() queued goes out before anything else: a request sent one receive syscall
+  // earlier is answered one syscall earlier.
+  if (Status st = flush_transmit(now); !st.ok()) return st;
   bool first = true;
   for (;;) {
     auto received = drain_receive(now);
@@ -237,13 +242,27 @@ bool UdpEndpoint::run_until(const std::function<bool()>& done, std::chrono::nano
 }
 
 Result<std::size_t> UdpEndpoint::drain_receive(Time now) {
+  // Datagrams that come one at a time (request/reply) are read with recvfrom, a stream of
+  // them with recvmmsg batches; which one is guessed from the last reads: two reads in a row
+  // that each found a datagram switch to batches, a batch of at most one switches back.
   std::size_t total = 0;
   for (std::size_t round = 0; round < kMaxReceiveRounds; ++round) {
-    auto n = socket_.receive(&receive_);
+    const std::size_t want = one_at_a_time_ ? 1 : receive_.capacity();
+    auto n = socket_.receive(&receive_, want);
     if (!n.ok()) return n.status();
     for (std::size_t i = 0; i < *n; ++i) on_datagram(i, now);
     total += *n;
-    if (*n < receive_.capacity()) break;
+    if (one_at_a_time_) {
+      if (*n == 1 && last_read_found_) one_at_a_time_ = false;
+      last_read_found_ = *n == 1;
+      break;  // the next poll reads on; a lone reply is handled without a wasted read
+    }
+    if (*n <= 1) {
+      one_at_a_time_ = true;
+      last_read_found_ = *n == 1;
+      break;
+    }
+    if (*n < want) break;
   }
   return total;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -112,15 +113,38 @@ UdpSocket::~UdpSocket() {
   if (fd_ >= 0) close(fd_);
 }
 
-Result<std::size_t> UdpSocket::receive(ReceiveBatch* batch) {
+Result<std::size_t> UdpSocket::receive_one(ReceiveBatch* batch) {
+  for (;;) {
+    socklen_t len = sizeof(sockaddr_in);
+    // MSG_TRUNC: the real length of a datagram larger than the slot, to report truncation.
+    const ssize_t n =
+        recvfrom(fd_, batch->buffer_.get(), batch->slot_bytes_, MSG_DONTWAIT | MSG_TRUNC,
+                 reinterpret_cast<sockaddr*>(&batch->sources_[0]), &len);
+    if (n >= 0) {
+      const auto size = static_cast<std::size_t>(n);
+      batch->headers_[0].msg_len = static_cast<unsigned>(std::min(size, batch->slot_bytes_));
+      batch->headers_[0].msg_hdr.msg_flags = size > batch->slot_bytes_ ? MSG_TRUNC : 0;
+      return std::size_t{1};
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return std::size_t{0};
+    if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)
+      return std::size_t{0};
+    return io_error("recvfrom");
+  }
+}
+
+Result<std::size_t> UdpSocket::receive(ReceiveBatch* batch, std::size_t max) {
+  if (max <= 1) return receive_one(batch);
+  max = std::min(max, batch->headers_.size());
   // The kernel overwrites msg_namelen and msg_flags; give every slot its full size back.
-  for (std::size_t i = 0; i < batch->headers_.size(); ++i) {
+  for (std::size_t i = 0; i < max; ++i) {
     batch->headers_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
     batch->headers_[i].msg_hdr.msg_flags = 0;
   }
   for (;;) {
-    const int n = recvmmsg(fd_, batch->headers_.data(),
-                           static_cast<unsigned>(batch->headers_.size()), MSG_DONTWAIT, nullptr);
+    const int n = recvmmsg(fd_, batch->headers_.data(), static_cast<unsigned>(max), MSG_DONTWAIT,
+                           nullptr);
     if (n >= 0) return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return std::size_t{0};
@@ -135,8 +159,16 @@ Result<std::size_t> UdpSocket::send(SendBatch& batch, std::size_t first, std::si
                                     std::uint64_t* dropped) {
   std::size_t done = 0;
   while (done < count) {
-    const int n = sendmmsg(fd_, batch.headers_.data() + first + done,
-                           static_cast<unsigned>(count - done), MSG_DONTWAIT);
+    int n = 0;
+    if (count - done == 1) {
+      const msghdr& h = batch.headers_[first + done].msg_hdr;
+      const ssize_t r = sendto(fd_, h.msg_iov->iov_base, h.msg_iov->iov_len, MSG_DONTWAIT,
+                               static_cast<const sockaddr*>(h.msg_name), h.msg_namelen);
+      n = r >= 0 ? 1 : -1;
+    } else {
+      n = sendmmsg(fd_, batch.headers_.data() + first + done, static_cast<unsigned>(count - done),
+                   MSG_DONTWAIT);
+    }
     if (n > 0) {
       done += static_cast<std::size_t>(n);
       continue;  // a short count means the next one failed: the next call reports why

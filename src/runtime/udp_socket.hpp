@@ -79,14 +79,16 @@ class UdpSocket {
   int fd() const { return fd_; }
   const SocketAddress& local_address() const { return local_; }
 
-  // Receives up to batch->capacity() datagrams without blocking; returns how many (0: none
-  // waiting). Errors: kIoError for a failure of the socket itself.
-  Result<std::size_t> receive(ReceiveBatch* batch);
+  // Receives up to min(max, batch->capacity()) datagrams without blocking; returns how many
+  // (0: none waiting). Errors: kIoError for a failure of the socket itself. With max == 1 it
+  // uses recvfrom, which costs less than recvmmsg when datagrams come one at a time.
+  Result<std::size_t> receive(ReceiveBatch* batch, std::size_t max);
 
   // Sends datagrams [first, first + count) of batch without blocking. Returns how many are
   // done: sent, or dropped after an error that concerns only that datagram (counted in
   // *dropped; the protocol repeats what matters). Fewer than `count` only when the kernel
   // buffer is full: wait(true, ...) and send the rest. Errors: kIoError as for receive().
+  // A single datagram goes by sendto, cheaper than sendmmsg.
   Result<std::size_t> send(SendBatch& batch, std::size_t first, std::size_t count,
                            std::uint64_t* dropped);
 
@@ -95,6 +97,7 @@ class UdpSocket {
   Status wait(bool want_write, proto::Time timeout);
 
  private:
+  Result<std::size_t> receive_one(ReceiveBatch* batch);
   explicit UdpSocket(int fd) : fd_(fd) {}
   int fd_ = -1;
   SocketAddress local_;
