@@ -117,25 +117,12 @@ Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  int pipes[2][2];
-  Status st = make_pipes(pipes);
-  if (!st.ok()) return st;
-  const pid_t parent = getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    for (auto& p : pipes) close(p[0]), close(p[1]);
-    return io_error("fork");
-  }
-  if (pid == 0) {
-    die_with_parent(parent);
+  return fork([&args](int input_fd, int output_fd) {
     // dup2 clears O_CLOEXEC on the copies, so exactly stdin and stdout survive exec.
-    if (dup2(pipes[0][0], STDIN_FILENO) < 0 || dup2(pipes[1][1], STDOUT_FILENO) < 0) _exit(127);
+    if (dup2(input_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0) return 127;
     execv(args[0], args.data());
-    _exit(127);
-  }
-  close(pipes[0][0]);
-  close(pipes[1][1]);
-  return ChildProcess(pid, pipes[0][1], pipes[1][0]);
+    return 127;
+  });
 }
 
 Result<ChildProcess> ChildProcess::fork(
