@@ -17,6 +17,10 @@
 
 namespace mstream::proto::testing {
 
+// The sites and the channel most tests use.
+inline constexpr SiteId kA = 1, kB = 2, kC = 3;
+inline constexpr ChannelKey kAB{100, 200};
+
 class Cluster {
  public:
   explicit Cluster(std::vector<SiteId> ids, TransportConfig cfg = {}) {

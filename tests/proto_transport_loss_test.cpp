@@ -13,12 +13,7 @@
 namespace mstream::proto {
 namespace {
 
-using testing::Cluster;
-using testing::one_to;
-using testing::pattern;
-
-constexpr SiteId kA = 1, kB = 2, kC = 3;
-constexpr ChannelKey kAB{100, 200};
+using namespace testing;  // Cluster, one_to, pattern, kA, kB, kC, kAB
 
 TransportConfig small_mtu(RetransmissionClass rc = RetransmissionClass::kSelectiveRepeat) {
   TransportConfig cfg;
