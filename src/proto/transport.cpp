@@ -80,8 +80,9 @@ const RecvChannel* Transport::recv_channel(ChannelKey key) const {
 bool Transport::idle() const {
   for (const auto& [key, ch] : send_)
     if (ch.unconsumed_count() > 0) return false;
+  // A consumption ack still owed is work too: the sender waits for it.
   for (const auto& [site, p] : paths_)
-    if (p->outstanding() > 0) return false;
+    if (p->outstanding() > 0 || !p->control.empty()) return false;
   return true;
 }
 

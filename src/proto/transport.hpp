@@ -167,7 +167,8 @@ class Transport {
   const RecvChannel* recv_channel(ChannelKey key) const;
   std::size_t send_channel_count() const { return send_.size(); }
   std::size_t recv_channel_count() const { return recv_.size(); }
-  // True when no local sender has an unconsumed message and no packet is in flight.
+  // True when no local sender has an unconsumed message, no datagram of ours awaits its
+  // acknowledgement and no consumption ack or rejection is waiting to be sent.
   bool idle() const;
 
  private:
