@@ -116,53 +116,57 @@ RecvChannel::Outcome RecvChannel::on_fragment(Seq seq, std::uint64_t total_len,
   if (total_len > cfg.max_message_bytes) return Outcome::kTooLarge;
   if (seq == next_expected_ && has_next_) return Outcome::kDuplicate;
   if (seq == next_expected_ && offset == 0 && payload.size() == total_len &&
-      (!pending_ || pending_->empty() || pending_->begin()->first != seq)) {
+      (!pending_ || pending_->find(seq) == nullptr)) {
     // The common case, a whole message in order: no reorder-buffer entry.
     next_.assign(payload.begin(), payload.end());
     has_next_ = true;
     bytes_ += next_.size();
     return Outcome::kAccepted;
   }
-  if (!pending_) pending_ = std::make_unique<std::map<Seq, Pending>>();
-  auto it = pending_->find(seq);
-  if (it == pending_->end()) {
+  if (!pending_) pending_ = std::make_unique<Ring>();
+  Pending* found = pending_->find(seq);
+  if (found == nullptr) {
     // Bound what a sender can make us hold: its own buffer bound, plus one message that an
     // empty buffer always accepts.
-    if (bytes_ + total_len > cfg.max_unconsumed_bytes + cfg.max_message_bytes)
+    if (bytes_ + total_len > cfg.max_unconsumed_bytes + cfg.max_message_bytes) {
+      if (pending_->size() == 0) pending_.reset();
       return Outcome::kOutOfWindow;
-    it = pending_->emplace(seq, Pending{}).first;
-    it->second.data.resize(static_cast<std::size_t>(total_len));
+    }
+    found = &pending_->insert(seq, next_expected_);
+    found->data.resize(static_cast<std::size_t>(total_len));
     bytes_ += static_cast<std::size_t>(total_len);
   }
-  Pending& p = it->second;
+  Pending& p = *found;
   if (p.data.size() != total_len) return Outcome::kInconsistent;
   if (p.complete()) return Outcome::kDuplicate;
   if (offset == 0 && payload.size() == total_len) {
     std::copy(payload.begin(), payload.end(), p.data.begin());
     p.received = total_len;
-    p.ranges.clear();
+    p.ranges.reset();
     return Outcome::kAccepted;
   }
   // Fragments: merge [offset, end) into the received ranges, counting only new bytes, so a
   // fragment repeated after a re-send (possibly cut differently) is harmless.
+  if (!p.ranges) p.ranges = std::make_unique<std::map<std::uint64_t, std::uint64_t>>();
+  auto& ranges = *p.ranges;
   std::uint64_t start = offset, end = offset + payload.size();
   std::copy(payload.begin(), payload.end(), p.data.begin() + static_cast<std::ptrdiff_t>(offset));
-  auto r = p.ranges.upper_bound(start);
-  if (r != p.ranges.begin()) {
+  auto r = ranges.upper_bound(start);
+  if (r != ranges.begin()) {
     auto prev = std::prev(r);
     if (prev->second >= start) r = prev;
   }
   std::uint64_t covered = 0;
-  while (r != p.ranges.end() && r->first <= end) {
+  while (r != ranges.end() && r->first <= end) {
     std::uint64_t ov_start = std::max(r->first, start), ov_end = std::min(r->second, end);
     if (ov_end > ov_start) covered += ov_end - ov_start;
     start = std::min(start, r->first);
     end = std::max(end, r->second);
-    r = p.ranges.erase(r);
+    r = ranges.erase(r);
   }
-  p.ranges.emplace(start, end);
+  ranges.emplace(start, end);
   p.received += payload.size() - covered;
-  if (p.complete()) p.ranges.clear();
+  if (p.complete()) p.ranges.reset();
   return Outcome::kAccepted;
 }
 
@@ -176,15 +180,45 @@ bool RecvChannel::pop_ready(Seq* seq, wire::Bytes* out) {
     return true;
   }
   if (!pending_) return false;
-  auto it = pending_->begin();
-  if (it == pending_->end() || it->first != next_expected_ || !it->second.complete()) return false;
-  *seq = it->first;
-  bytes_ -= it->second.data.size();
-  *out = std::move(it->second.data);
-  pending_->erase(it);
-  if (pending_->empty()) pending_.reset();  // idle channels keep no reorder buffer
+  Pending* p = pending_->find(next_expected_);
+  if (p == nullptr || !p->complete()) return false;
+  *seq = next_expected_;
+  bytes_ -= p->data.size();
+  *out = std::move(p->data);
+  pending_->erase(next_expected_);
+  if (pending_->size() == 0) pending_.reset();  // idle channels keep no reorder buffer
   ++next_expected_;
   return true;
+}
+
+RecvChannel::Pending* RecvChannel::Ring::find(Seq seq) {
+  if (slots_.empty()) return nullptr;
+  Slot& s = slots_[seq & (slots_.size() - 1)];
+  return s.seq == seq ? &s.p : nullptr;
+}
+
+RecvChannel::Pending& RecvChannel::Ring::insert(Seq seq, Seq base) {
+  std::size_t n = slots_.empty() ? 16 : slots_.size();
+  while (seq - base >= n) n *= 2;
+  if (n != slots_.size()) {
+    // Every held message lies in [base, base + old size): re-seat them in the larger ring.
+    std::vector<Slot> grown(n);
+    for (Slot& s : slots_)
+      if (s.seq != 0) grown[s.seq & (n - 1)] = std::move(s);
+    slots_ = std::move(grown);
+  }
+  Slot& s = slots_[seq & (n - 1)];
+  s.seq = seq;
+  s.p = Pending{};
+  ++count_;
+  return s.p;
+}
+
+void RecvChannel::Ring::erase(Seq seq) {
+  Slot& s = slots_[seq & (slots_.size() - 1)];
+  s.seq = 0;
+  s.p = Pending{};
+  --count_;
 }
 
 Status RecvChannel::consume(Seq up_to) {

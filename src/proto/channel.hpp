@@ -125,14 +125,34 @@ class RecvChannel {
   struct Pending {
     wire::Bytes data;  // sized total_len
     std::uint64_t received = 0;
-    std::map<std::uint64_t, std::uint64_t> ranges;  // offset -> end, only for fragments
+    // offset -> end of the fragments received, only while a fragmented message is partial.
+    std::unique_ptr<std::map<std::uint64_t, std::uint64_t>> ranges;
     bool complete() const { return received == data.size(); }
+  };
+  // The reorder buffer: a ring indexed by sequence number, as every held message lies within
+  // the window after next_expected_ (a tree node per message showed up in profiles under
+  // loss). It grows by doubling up to the window and is freed when it empties.
+  class Ring {
+   public:
+    Pending* find(Seq seq);
+    // REQUIRES: seq not present; seq - base < the window.
+    Pending& insert(Seq seq, Seq base);
+    void erase(Seq seq);
+    std::size_t size() const { return count_; }
+
+   private:
+    struct Slot {
+      Seq seq = 0;  // 0: empty
+      Pending p;
+    };
+    std::vector<Slot> slots_;  // size is a power of two
+    std::size_t count_ = 0;
   };
   Seq next_expected_ = 1;
   Seq consumed_up_to_ = 0;
   std::size_t bytes_ = 0;
   // Out-of-order messages and partly reassembled ones; allocated only while there are some.
-  std::unique_ptr<std::map<Seq, Pending>> pending_;
+  std::unique_ptr<Ring> pending_;
   wire::Bytes next_;  // the message next_expected_, when it arrived whole and in order
   bool has_next_ = false;
 };
