@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "fuzz_check.hpp"
 #include "wire/datagram.hpp"
 
 namespace {
@@ -15,12 +16,7 @@ namespace {
 using namespace mstream;
 using namespace mstream::wire;
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-  }
-}
+using mstream::fuzz::check;
 
 void check_invariants(const DecodedDatagram& d, ByteView input) {
   if (d.has_ack) {

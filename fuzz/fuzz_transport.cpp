@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "proto/transport.hpp"
+#include "fuzz_check.hpp"
 #include "wire/datagram.hpp"
 
 namespace {
@@ -26,12 +27,7 @@ namespace {
 using namespace mstream;
 using namespace mstream::proto;
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-  }
-}
+using mstream::fuzz::check;
 
 // MSTREAM_FUZZ_TRACE=1 prints each operation, to turn a crash input into a unit test.
 const bool kTrace = std::getenv("MSTREAM_FUZZ_TRACE") != nullptr;

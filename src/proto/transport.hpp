@@ -127,6 +127,9 @@ class Transport {
   // A datagram from the network. Malformed or misaddressed ones are counted and dropped;
   // the returned Status says why, for logging. Never throws.
   Status on_datagram(wire::ByteView bytes, Time now);
+  // The site that sent the last datagram on_datagram() accepted (returned ok for), so a
+  // driver can learn a peer's address without parsing the header again.
+  SiteId last_source() const { return decoded_.header.src_site; }
 
   // The earliest time on_timeout() has work, or kNever.
   Time next_timeout() const;

@@ -1,13 +1,16 @@
 // mstream::Endpoint on a real UDP socket: the real driver of proto::Transport.
 //
 // One poll() is one wake-up's worth of work, batched (DESIGN.md, "Wake-ups"):
-//   1. drain every readable datagram (recvmmsg, several batches) into Transport::on_datagram;
+//   0. send what append() queued;
+//   1. drain readable datagrams into Transport::on_datagram;
 //   2. fire the core's timers if due;
 //   3. run every ready delivery's handler and consume it (ack after consumption: seed 004
 //      §2.4, DESIGN.md guarantee 2), then hand releases to the on_released callback;
-//   4. drain Transport::poll_transmit and send it all with sendmmsg.
-// Only the wait between wake-ups differs: ppoll() in the kernel, or spinning on a
-// non-blocking recvmmsg when EndpointOptions::busy_poll is set.
+//   4. drain Transport::poll_transmit and send it all.
+// Datagrams that come one at a time move by recvfrom/sendto, streams of them by
+// recvmmsg/sendmmsg batches (see drain_receive()). Only the wait between wake-ups differs:
+// ppoll() in the kernel, or spinning on non-blocking reads when EndpointOptions::busy_poll
+// is set.
 
 #include "mstream/endpoint.hpp"
 
@@ -143,7 +146,7 @@ class UdpEndpoint final : public Endpoint {
   bool has_backlog() const { return out_begin_ < out_end_; }
   Result<std::size_t> drain_receive(Time now);
   void on_datagram(std::size_t i, Time now);
-  void learn_peer(wire::ByteView bytes, const sockaddr_in& from);
+  void learn_peer(proto::SiteId site, const sockaddr_in& from);
   Status process(Time now);
   void run_deliveries(Time now);
   void drain_events(Time now);
@@ -284,15 +287,10 @@ void UdpEndpoint::on_datagram(std::size_t i, Time now) {
     network_log_.note(st.to_string(), now);
     return;
   }
-  learn_peer(bytes, receive_.source(i));
+  learn_peer(transport_.last_source(), receive_.source(i));
 }
 
-void UdpEndpoint::learn_peer(wire::ByteView bytes, const sockaddr_in& from) {
-  // The core accepted the datagram, so its header decodes; only src_site is needed here.
-  wire::Reader r(bytes.subspan(wire::kFixedHeaderSize));
-  std::uint64_t src = 0;
-  if (!r.varint(&src) || src > wire::kMaxSiteId) return;
-  const auto site = static_cast<proto::SiteId>(src);
+void UdpEndpoint::learn_peer(proto::SiteId site, const sockaddr_in& from) {
   auto it = peers_.find(site);
   if (it == peers_.end()) {
     peers_.emplace(site, Peer{SocketAddress(from), /*configured=*/false});
