@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "wire/control.hpp"
 #include "wire/datagram.hpp"
+#include "wire/join.hpp"
 
 namespace {
 
@@ -84,6 +86,43 @@ std::vector<Bytes> transport_seeds() {
   return seeds;
 }
 
+std::vector<Bytes> control_seeds() {
+  std::vector<ControlMessage> messages;
+  StreamRecord rec{7, "/webtest/t0", 2, 3, 0, 0, kStreamTemp};
+  messages.push_back(CreateReq{1, "foo", 2, kNoSite, kStreamDurable});
+  messages.push_back(MoveReq{2, "foo", 3});
+  messages.push_back(AttachReq{3, "foo", "a b", "on_stream_append { puts $argv }", ""});
+  messages.push_back(Reply{3, 0, "1"});
+  messages.push_back(Welcome{4, {PeerRecord{0, "127.0.0.1:7000", 10, 1, 0}}, {rec}});
+  messages.push_back(Location{rec});
+  messages.push_back(ProbeReply{5, 1, 10, 9, 2, {ShellCount{16777216, 4}}});
+  Arrive a;
+  a.stream = rec;
+  a.agents = {1, 2};
+  a.briefcases = {AgentState{1, "count 3"}};
+  a.out = {OutChannel{8, 1, 5, 2, {"m3", "m4"}}};
+  a.in = {InChannel{9, 4, 1}};
+  messages.push_back(a);
+  std::vector<Bytes> seeds;
+  for (const auto& m : messages) {
+    Bytes b;
+    encode_control(m, &b);
+    seeds.push_back(std::move(b));
+  }
+  for (auto op : {JoinMessage::Op::kRequest, JoinMessage::Op::kAccept, JoinMessage::Op::kRefuse}) {
+    JoinMessage j;
+    j.op = op;
+    j.nonce = 42;
+    j.pid = 1234;
+    j.site = 3;
+    j.reason = op == JoinMessage::Op::kRefuse ? "the session is full" : "";
+    Bytes b;
+    encode_join(j, &b);
+    seeds.push_back(std::move(b));
+  }
+  return seeds;
+}
+
 bool write_all(const std::filesystem::path& dir, const std::vector<Bytes>& seeds) {
   std::filesystem::create_directories(dir);
   for (std::size_t i = 0; i < seeds.size(); ++i) {
@@ -104,7 +143,8 @@ int main(int argc, char** argv) {
   }
   std::filesystem::path dir(argv[1]);
   if (!write_all(dir / "fuzz_datagram_decode", datagram_seeds()) ||
-      !write_all(dir / "fuzz_transport", transport_seeds())) {
+      !write_all(dir / "fuzz_transport", transport_seeds()) ||
+      !write_all(dir / "fuzz_control_decode", control_seeds())) {
     std::fprintf(stderr, "make_corpus: cannot write under %s\n", argv[1]);
     return 1;
   }

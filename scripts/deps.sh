@@ -9,6 +9,8 @@ packages=(
   libgtest-dev libgmock-dev               # tests
   libcli11-dev                            # the mstream command line
   libzmq3-dev                             # ZeroMQ: the throughput benchmark's baseline
+  tcl8.6-dev                              # Tcl 8.6: agents, handlers and the shell
+  libreadline-dev                         # line editing and history in mstream shell
 )
 
 missing=()

@@ -11,5 +11,7 @@ namespace mstream::cli {
 void add_sim_command(CLI::App& app, int* exit_code);
 void add_bench_command(CLI::App& app, int* exit_code);
 void add_demo_command(CLI::App& app, int* exit_code);
+void add_daemon_commands(CLI::App& app, int* exit_code);
+void add_session_commands(CLI::App& app, int* exit_code);
 
 }  // namespace mstream::cli

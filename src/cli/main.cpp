@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   mstream::cli::add_sim_command(app, &exit_code);
   mstream::cli::add_bench_command(app, &exit_code);
   mstream::cli::add_demo_command(app, &exit_code);
+  mstream::cli::add_daemon_commands(app, &exit_code);
+  mstream::cli::add_session_commands(app, &exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -38,12 +38,29 @@ Status Transport::open_stream(StreamId id) {
 Status Transport::close_stream(StreamId id) {
   if (open_.erase(id) == 0)
     return Status::error(Status::Code::kNotFound, "no such stream " + std::to_string(id));
-  std::erase_if(recv_, [id](const auto& kv) { return kv.first.to == id; });
+  // Only the channels into this stream: a move's cost must not grow with the number of
+  // channels at the site (DESIGN.md guarantee 4).
+  auto idx = recv_index_.find(id);
+  if (idx != recv_index_.end()) {
+    for (StreamId from : idx->second) recv_.erase(ChannelKey{from, id});
+    recv_index_.erase(idx);
+  }
   std::erase_if(deliveries_, [id](const Delivery& d) { return d.key.to == id; });
   return Status::ok_status();
 }
 
 bool Transport::is_open(StreamId id) const { return open_.contains(id); }
+
+void Transport::index_add(ChannelIndex& index, ChannelKey key) {
+  index[key.to].push_back(key.from);
+}
+
+void Transport::index_remove(ChannelIndex& index, ChannelKey key) {
+  auto it = index.find(key.to);
+  if (it == index.end()) return;
+  std::erase(it->second, key.from);
+  if (it->second.empty()) index.erase(it);
+}
 
 Path& Transport::path_to(SiteId site) {
   auto it = paths_.find(site);
@@ -102,6 +119,7 @@ Result<Seq> Transport::append(StreamId from, StreamId to, SiteId to_site, wire::
     if (inserted) send_.erase(it);
     return st;
   }
+  if (inserted) index_add(send_index_, key);
   Seq seq = ch.push(wire::Bytes(payload.begin(), payload.end()));
   if (ch.dest != to_site) {
     // The caller knows a newer location than the channel: everything unconsumed goes there.
@@ -131,6 +149,7 @@ void Transport::deliver_local(SendChannel& ch, ChannelKey key) {
       return;
     }
     auto [it, inserted] = recv_.try_emplace(key);
+    if (inserted) index_add(recv_index_, key);
     RecvChannel& rc = it->second;
     rc.reply_site = self_;
     const wire::Bytes& m = ch.unsent_message();
@@ -142,8 +161,13 @@ void Transport::deliver_local(SendChannel& ch, ChannelKey key) {
 }
 
 void Transport::relocate_receiver(StreamId to, SiteId new_site) {
-  for (auto& [key, ch] : send_) {
-    if (key.to != to) continue;
+  auto idx = send_index_.find(to);
+  if (idx == send_index_.end()) return;
+  for (StreamId from : idx->second) {
+    ChannelKey key{from, to};
+    auto it = send_.find(key);
+    if (it == send_.end()) continue;
+    SendChannel& ch = it->second;
     ch.dest = new_site;
     ch.queued = false;  // a stale entry on the old path's list is skipped (dest differs)
     ch.resend_unconsumed();
@@ -178,8 +202,7 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
     ++stats_.misaddressed_in;
     return Status::error(Status::Code::kInvalidArgument,
                          "datagram for site " + std::to_string(h.dst_site) + " from site " +
-                             std::to_string(h.src_site) + " reached site " +
-                             std::to_string(self_));
+                             std::to_string(h.src_site) + " reached site " + std::to_string(self_));
   }
   if (h.packet_number == 0 && !decoded_.frames.empty()) {
     // Only acknowledged datagrams may carry frames: an unnumbered one could be lost unseen.
@@ -188,9 +211,9 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
   }
   if (membership_ && !admitted_.contains(h.src_site)) {
     ++stats_.unknown_site_in;
-    return Status::error(Status::Code::kNotFound,
-                         "datagram from site " + std::to_string(h.src_site) +
-                             ", not a member of the session");
+    return Status::error(
+        Status::Code::kNotFound,
+        "datagram from site " + std::to_string(h.src_site) + ", not a member of the session");
   }
   if (!paths_.contains(h.src_site) && paths_.size() >= kMaxPaths) {
     ++stats_.paths_refused;
@@ -238,10 +261,11 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
     return;
   }
   auto [it, inserted] = recv_.try_emplace(key);
+  if (inserted) index_add(recv_index_, key);
   RecvChannel& ch = it->second;
   bool whole = f.type == wire::FrameType::kData;
-  auto outcome = ch.on_fragment(f.seq, whole ? f.payload.size() : f.total_len,
-                                whole ? 0 : f.offset, f.payload, config_.channel);
+  auto outcome = ch.on_fragment(f.seq, whole ? f.payload.size() : f.total_len, whole ? 0 : f.offset,
+                                f.payload, config_.channel);
   switch (outcome) {
     case RecvChannel::Outcome::kAccepted:
       // Acks go where the sender now is; a refused frame must not redirect them.
@@ -268,8 +292,10 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
       break;
   }
   if (inserted && ch.buffered_messages() == 0 && ch.next_expected() == 1 &&
-      outcome != RecvChannel::Outcome::kAccepted)
+      outcome != RecvChannel::Outcome::kAccepted) {
     recv_.erase(it);  // nothing was accepted: do not keep state for a refused sender
+    index_remove(recv_index_, key);
+  }
 }
 
 void Transport::set_reply_site(RecvChannel& ch, ChannelKey key, SiteId site, Time now) {
@@ -313,8 +339,8 @@ void Transport::on_reject(SiteId src, const wire::Frame& f) {
 Status Transport::consume(ChannelKey key, Seq up_to, Time now) {
   auto it = recv_.find(key);
   if (it == recv_.end())
-    return Status::error(Status::Code::kNotFound, "no channel " + std::to_string(key.from) +
-                                                      "->" + std::to_string(key.to));
+    return Status::error(Status::Code::kNotFound,
+                         "no channel " + std::to_string(key.from) + "->" + std::to_string(key.to));
   Status st = it->second.consume(up_to);
   if (!st.ok()) return st;
   queue_consumed(it->second, key, now);
@@ -512,6 +538,7 @@ Result<SendState> Transport::take_send_state(ChannelKey key) {
   SendState state = it->second.export_state();
   // An entry left on the path's ready list finds no channel and is skipped.
   send_.erase(it);
+  index_remove(send_index_, key);
   return state;
 }
 
@@ -519,6 +546,7 @@ Status Transport::import_send_state(ChannelKey key, SendState state) {
   if (key.from == 0 || key.to == 0 || state.next_seq == 0 ||
       state.consumed_up_to + 1 + state.unconsumed.size() != state.next_seq)
     return Status::error(Status::Code::kInvalidArgument, "inconsistent send state");
+  if (!send_.contains(key)) index_add(send_index_, key);
   SendChannel& ch = send_[key] = SendChannel(std::move(state));
   queue_data(ch, key);
   return Status::ok_status();
@@ -537,6 +565,7 @@ Status Transport::import_recv_state(ChannelKey key, RecvState state) {
     return Status::error(Status::Code::kNotFound,
                          "stream " + std::to_string(key.to) + " is not open here");
   std::erase_if(deliveries_, [key](const Delivery& d) { return d.key == key; });
+  if (!recv_.contains(key)) index_add(recv_index_, key);
   RecvChannel& ch = recv_[key] = RecvChannel(state);
   // Confirm what was consumed before the move, at once: the last ack may have been lost
   // with it.

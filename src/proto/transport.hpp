@@ -66,9 +66,9 @@ struct Rejected {
 struct TransportStats {
   std::uint64_t datagrams_in = 0;
   std::uint64_t datagrams_out = 0;
-  std::uint64_t malformed_in = 0;       // failed to decode (bad checksum, truncated, ...)
-  std::uint64_t misaddressed_in = 0;    // dst_site is not us
-  std::uint64_t duplicate_packets = 0;  // a packet number seen before
+  std::uint64_t malformed_in = 0;          // failed to decode (bad checksum, truncated, ...)
+  std::uint64_t misaddressed_in = 0;       // dst_site is not us
+  std::uint64_t duplicate_packets = 0;     // a packet number seen before
   std::uint64_t dropped_out_of_order = 0;  // go-back-N receiver discards
   std::uint64_t duplicate_messages = 0;    // a message seen before (after a re-send)
   std::uint64_t rejected_frames = 0;       // frames refused: no such stream, out of window, ...
@@ -76,7 +76,7 @@ struct TransportStats {
   std::uint64_t retransmissions = 0;
   std::uint64_t messages_delivered = 0;
   std::uint64_t messages_released = 0;
-  std::uint64_t paths_refused = 0;  // datagrams from a new site beyond kMaxPaths
+  std::uint64_t paths_refused = 0;    // datagrams from a new site beyond kMaxPaths
   std::uint64_t unknown_site_in = 0;  // datagrams from a site not admitted
 };
 
@@ -104,7 +104,9 @@ class Transport {
   void expel_site(SiteId site);
 
   // The retransmission class of the path to `site` (the default comes from the config).
-  void set_retransmission(SiteId site, RetransmissionClass c) { path_to(site).set_retransmission(c); }
+  void set_retransmission(SiteId site, RetransmissionClass c) {
+    path_to(site).set_retransmission(c);
+  }
 
   // Receiving endpoints at this site. Data for a stream not open here is answered with
   // REJECT(kNoSuchStream).
@@ -121,8 +123,7 @@ class Transport {
   // because the caller is usually an event loop or a handler: blocking it could deadlock two
   // streams appending to each other, and would stall every other stream on that thread. The
   // caller retries after a Released event for that channel.
-  Result<Seq> append(StreamId from, StreamId to, SiteId to_site, wire::ByteView payload,
-                     Time now);
+  Result<Seq> append(StreamId from, StreamId to, SiteId to_site, wire::ByteView payload, Time now);
 
   // A datagram from the network. Malformed or misaddressed ones are counted and dropped;
   // the returned Status says why, for logging. Never throws.
@@ -192,11 +193,19 @@ class Transport {
   void fill_body(Path& p, std::size_t room, wire::Bytes* body);
   bool fill_data(Path& p, std::size_t room, wire::Bytes* body);
 
+  // Receiver stream -> the senders of its channels here, so that relocating or closing one
+  // stream touches only its own channels.
+  using ChannelIndex = std::unordered_map<StreamId, std::vector<StreamId>>;
+  static void index_add(ChannelIndex& index, ChannelKey key);
+  static void index_remove(ChannelIndex& index, ChannelKey key);
+
   SiteId self_;
   TransportConfig config_;
   std::unordered_map<SiteId, std::unique_ptr<Path>> paths_;
   std::unordered_map<ChannelKey, SendChannel, ChannelKeyHash> send_;
   std::unordered_map<ChannelKey, RecvChannel, ChannelKeyHash> recv_;
+  ChannelIndex send_index_;
+  ChannelIndex recv_index_;
   std::unordered_set<StreamId> open_;
   std::unordered_set<SiteId> admitted_;
   bool membership_ = false;  // set by the first admit_site(); expelling all keeps it on

@@ -14,6 +14,8 @@
 
 #include "runtime/clock.hpp"
 
+extern char** environ;
+
 namespace mstream::runtime {
 namespace {
 
@@ -46,7 +48,28 @@ void reap(pid_t pid, int* status) {
   }
 }
 
+std::string_view env_name(std::string_view entry) { return entry.substr(0, entry.find('=')); }
+
+// Our environment with `overrides` ("NAME=VALUE") replacing or adding entries.
+std::vector<std::string> child_environment(const std::vector<std::string>& overrides) {
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    bool overridden = false;
+    for (const std::string& o : overrides) overridden |= env_name(o) == env_name(entry);
+    if (!overridden) env.emplace_back(entry);
+  }
+  env.insert(env.end(), overrides.begin(), overrides.end());
+  return env;
+}
+
 }  // namespace
+
+std::string describe_wait_status(int status) {
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "ended with wait status " + std::to_string(status);
+}
 
 bool LineReader::take_line(std::string* line) {
   const std::size_t nl = buffer_.find('\n');
@@ -84,6 +107,12 @@ bool LineReader::closed() {
   return eof_ && buffer_.find('\n') == std::string::npos;
 }
 
+bool LineReader::take_rest(std::string* line) {
+  if (!closed() || buffer_.empty()) return false;
+  *line = std::exchange(buffer_, std::string());
+  return true;
+}
+
 Result<std::string> LineReader::read_line(std::chrono::nanoseconds timeout) {
   const proto::Time deadline = deadline_after(monotonic_now(), timeout);
   std::string line;
@@ -110,19 +139,35 @@ Status write_all(int fd, std::string_view text) {
   return Status::ok_status();
 }
 
-Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv) {
+Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv,
+                                         const SpawnOptions& options) {
   if (argv.empty())
     return Status::error(Status::Code::kInvalidArgument, "spawn: empty argument list");
   // Built before fork: the child must not allocate (the parent may hold malloc's lock).
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  return fork([&args](int input_fd, int output_fd) {
+  const std::vector<std::string> env_storage = child_environment(options.environment);
+  std::vector<char*> env;
+  for (const std::string& e : env_storage) env.push_back(const_cast<char*>(e.c_str()));
+  env.push_back(nullptr);
+  const pid_t group = options.process_group;
+  auto child = fork([&args, &env, group](int input_fd, int output_fd) {
+    if (group >= 0 && setpgid(0, group) != 0) return 127;
+    // The mask survives exec; a daemon that finds SIGTERM blocked would never stop.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     // dup2 clears O_CLOEXEC on the copies, so exactly stdin and stdout survive exec.
     if (dup2(input_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0) return 127;
-    execv(args[0], args.data());
+    execve(args[0], args.data(), env.data());
     return 127;
   });
+  // Also from our side, so the child is in its group when we return even if it has not been
+  // scheduled yet (the usual job-control race). It fails harmlessly once the child has exec'd,
+  // by which time the child's own call has done it.
+  if (child.ok() && group >= 0) setpgid(child->pid(), group == 0 ? child->pid() : group);
+  return child;
 }
 
 Result<ChildProcess> ChildProcess::fork(
@@ -180,6 +225,25 @@ Status ChildProcess::write_line(std::string_view line) {
 
 void ChildProcess::close_input() {
   if (input_fd_ >= 0) close(std::exchange(input_fd_, -1));
+}
+
+std::optional<int> ChildProcess::try_reap() {
+  if (pid_ <= 0) return std::nullopt;
+  int status = 0;
+  pid_t r;
+  while ((r = waitpid(pid_, &status, WNOHANG)) < 0 && errno == EINTR) {
+  }
+  if (r == 0) return std::nullopt;
+  pid_ = -1;
+  // ECHILD: someone else reaped it; we cannot know how it ended.
+  if (r < 0) return std::nullopt;
+  return status;
+}
+
+Status ChildProcess::send_signal(int signal) {
+  if (pid_ <= 0) return Status::error(Status::Code::kUnavailable, "the child was already reaped");
+  if (kill(pid_, signal) != 0) return io_error("kill");
+  return Status::ok_status();
 }
 
 int ChildProcess::wait(std::chrono::nanoseconds timeout) {

@@ -5,14 +5,18 @@
 // while its child runs kills and reaps it, so no error path leaves a process behind. The
 // child also dies with its parent (PR_SET_PDEATHSIG), covering a parent that is killed
 // outright.
-// Thread-safety: none. Fork only from a single-threaded process.
+// Thread-safety: none. Fork only from a single-threaded process; spawn() may also be called
+// from a process with other threads, since its child runs only async-signal-safe calls before
+// exec.
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "mstream/status.hpp"
@@ -30,6 +34,8 @@ class LineReader {
   bool try_read_line(std::string* line);
   // The writer closed its end and every line was read.
   bool closed();
+  // Once closed(): the last line if the writer ended it without a '\n'. False otherwise.
+  bool take_rest(std::string* line);
   int fd() const { return fd_; }
 
  private:
@@ -44,10 +50,25 @@ class LineReader {
 // Writes all of `text` to fd. Errors: kIoError.
 Status write_all(int fd, std::string_view text);
 
+// How a waitpid() status reads to a user: "exited with code 3", "killed by signal 9".
+std::string describe_wait_status(int status);
+
+struct SpawnOptions {
+  // -1: the child stays in our process group; 0: it leads a new group (its pgid is its pid);
+  // > 0: it joins that existing group. Set before exec, so a signal sent to the group after
+  // spawn() returns reaches the child. If joining fails (the group is gone) the child exits 127
+  // without running argv.
+  pid_t process_group = -1;
+  // "NAME=VALUE" entries added to the child's environment (replacing ours of the same NAME).
+  std::vector<std::string> environment;
+};
+
 class ChildProcess {
  public:
   // Runs argv (argv[0] is a path) with its stdin and stdout on pipes to us; stderr is shared.
-  static Result<ChildProcess> spawn(const std::vector<std::string>& argv);
+  // The child starts with no signal blocked, whatever our mask is.
+  static Result<ChildProcess> spawn(const std::vector<std::string>& argv,
+                                    const SpawnOptions& options = {});
   // Forks and runs body(input_fd, output_fd) in the child, which exits with its result (126
   // if it threw) and never returns into the caller's code (no atexit handlers, no test
   // framework teardown). Our stdio buffers are flushed first, so no output is written twice.
@@ -58,8 +79,13 @@ class ChildProcess {
   ChildProcess(const ChildProcess&) = delete;
   ~ChildProcess();
 
+  // -1 once the child was reaped (by wait() or try_reap()).
   pid_t pid() const { return pid_; }
   LineReader& output() { return output_; }
+  // Moves our read end of the child's output out, with any lines already buffered in it, so
+  // that another owner (a reader thread) can keep reading. The caller then owns the fd and
+  // closes it; output() is left empty (fd -1).
+  LineReader take_output() { return std::exchange(output_, LineReader(-1)); }
   // Our write end of the child's input, for a caller that frames its own writes (write_all);
   // -1 once closed. Owned by this object.
   int input_fd() const { return input_fd_; }
@@ -69,6 +95,12 @@ class ChildProcess {
   // Waits at most `timeout` for the child to exit; then kills it (SIGKILL) and reaps it.
   // Returns its exit code, 128 + signal if a signal ended it, or -1 if it was already reaped.
   int wait(std::chrono::nanoseconds timeout);
+  // Never blocks: if the child has exited, reaps it and returns its waitpid() status
+  // (describe_wait_status, WIFEXITED, ...); std::nullopt while it runs or once it was reaped.
+  std::optional<int> try_reap();
+  // Sends `signal` to the child. Errors: kUnavailable once the child was reaped (its pid may
+  // belong to another process by now), kIoError if kill() fails.
+  Status send_signal(int signal);
 
  private:
   ChildProcess(pid_t pid, int input_fd, int output_fd)

@@ -25,6 +25,7 @@
 #include "runtime/loss_model.hpp"
 #include "runtime/rate_limited_log.hpp"
 #include "runtime/socket_address.hpp"
+#include "runtime/udp_limits.hpp"
 #include "runtime/udp_socket.hpp"
 #include "wire/datagram.hpp"
 
@@ -34,18 +35,6 @@ namespace {
 
 using proto::Time;
 
-constexpr std::size_t kLanMtu = 1400;
-// Linux loopback's MTU is 65536; IPv4 and UDP headers take 28 bytes. Leave some slack.
-constexpr std::size_t kLoopbackMtu = 65000;
-constexpr std::size_t kMinMtu = 512;
-constexpr std::size_t kMaxMtu = 65507;  // the largest UDP payload over IPv4
-// Receive slots hold any UDP datagram, so sites that disagree about the MTU still hear each
-// other; slots are left uninitialized, so only the pages datagrams touch become resident.
-constexpr std::size_t kReceiveSlotBytes = 65536;
-constexpr std::size_t kSendBatch = 64;
-// Bounds one wake-up's receiving so that handlers and acks are not starved by a flood.
-constexpr std::size_t kMaxReceiveRounds = 8;
-constexpr int kSocketBufferBytes = 4 << 20;
 // run_until() re-checks done() at least this often even when nothing arrives.
 constexpr Time kRunSlice = 10 * proto::kMillisecond;
 

@@ -1,0 +1,159 @@
+// `mstream leader` and `mstream site`: the daemons of a session (DESIGN.md, "The mstream
+// command"). Each runs one node (the leader with its site 0, or a site) on the real driver
+// until SIGTERM/SIGINT or until the leader shuts the session down.
+//
+// Output: a handler's `puts` line is printed as `[N] text`; with MSTREAM_STAMPED_OUTPUT=1 (set
+// by `mstream run` for its embedded session) as `@<CLOCK_MONOTONIC ns> N text`, so the runner
+// can merge the lines of several daemons in causal order. Errors go to stderr.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "cli/commands.hpp"
+#include "cli/session_client.hpp"
+#include "leader/leader_node.hpp"
+#include "runtime/clock.hpp"
+#include "runtime/node_loop.hpp"
+#include "runtime/output_merger.hpp"
+#include "site/site_core.hpp"
+
+namespace mstream::cli {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::atomic<bool> g_stop{false};
+
+void on_stop_signal(int) { g_stop.store(true); }
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+bool stamped_output() {
+  const char* v = std::getenv("MSTREAM_STAMPED_OUTPUT");
+  return v && std::string(v) == "1";
+}
+
+// Prints what handlers printed and what went wrong, after each round of the loop.
+void drain_output(site::SiteCore& core, bool stamped) {
+  std::string line;
+  bool any = false;
+  while (core.poll_output(&line)) {
+    if (stamped) {
+      // One line per line of text: the merger's format has no room for a newline.
+      std::size_t start = 0;
+      for (;;) {
+        std::size_t nl = line.find('\n', start);
+        std::string part =
+            line.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+        std::printf("%s\n",
+                    runtime::stamped_line(runtime::monotonic_now(), core.self(), part).c_str());
+        if (nl == std::string::npos) break;
+        start = nl + 1;
+      }
+    } else {
+      std::printf("[%u] %s\n", core.self(), line.c_str());
+    }
+    any = true;
+  }
+  if (any) std::fflush(stdout);
+  while (core.poll_error(&line)) std::fprintf(stderr, "mstream: %s\n", line.c_str());
+}
+
+int run_leader(const std::string& listen, const std::string& state_dir) {
+  (void)state_dir;  // durable leader state comes with failures (issue 4)
+  install_stop_handlers();
+  auto loop = runtime::NodeLoop::open({.listen = listen});
+  if (!loop.ok()) {
+    std::fprintf(stderr, "mstream leader: %s\n", loop.status().message().c_str());
+    return 2;
+  }
+  leader::LeaderNode node(site::SiteOptions::with_mtu(0, (*loop)->mtu()), leader::LeaderOptions{});
+  node.set_own_address((*loop)->local_address(), static_cast<std::uint64_t>(::getpid()));
+  (*loop)->attach(&node);
+  std::printf("mstream: leader listening on %s\n", (*loop)->local_address().c_str());
+  std::fflush(stdout);
+  const bool stamped = stamped_output();
+  std::string line;
+  while (!g_stop.load() && !node.finished()) {
+    Status st = (*loop)->run_once(50ms);
+    drain_output(node.site(), stamped);
+    while (node.leader().poll_log(&line))
+      std::fprintf(stderr, "mstream leader: %s\n", line.c_str());
+    if (!st.ok()) {
+      std::fprintf(stderr, "mstream leader: %s\n", st.message().c_str());
+      return 1;
+    }
+  }
+  // Tell the sites to stop, and give the message a moment to leave.
+  node.leader().shutdown_session();
+  (*loop)->run_until([] { return false; }, 100ms);
+  return 0;
+}
+
+int run_site(const std::string& leader, std::string listen) {
+  install_stop_handlers();
+  if (listen.empty()) listen = default_listen_for(leader);
+  auto loop = runtime::NodeLoop::open({.listen = listen});
+  if (!loop.ok()) {
+    std::fprintf(stderr, "mstream site: %s\n", loop.status().message().c_str());
+    return 2;
+  }
+  auto id = (*loop)->join(leader, wire::JoinMessage::Role::kSite, 10s);
+  if (!id.ok()) {
+    std::fprintf(stderr, "mstream site: %s\n", id.status().message().c_str());
+    return 1;
+  }
+  site::SiteCore node(site::SiteOptions::with_mtu(*id, (*loop)->mtu()));
+  (*loop)->attach(&node);
+  if (!(*loop)->run_until([&] { return node.welcomed(); }, 10s)) {
+    std::fprintf(stderr, "mstream site: the leader at %s admitted us but sent no directory\n",
+                 leader.c_str());
+    return 1;
+  }
+  std::printf("mstream: site %u joined %s\n", *id, leader.c_str());
+  std::fflush(stdout);
+  const bool stamped = stamped_output();
+  while (!g_stop.load() && !node.finished()) {
+    Status st = (*loop)->run_once(50ms);
+    drain_output(node, stamped);
+    if (!st.ok()) {
+      std::fprintf(stderr, "mstream site: %s\n", st.message().c_str());
+      return 1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_daemon_commands(CLI::App& app, int* exit_code) {
+  auto* leader = app.add_subcommand("leader", "run a session leader (also site 0)");
+  auto listen = std::make_shared<std::string>();
+  auto state = std::make_shared<std::string>();
+  leader->add_option("--listen", *listen, "HOST:PORT to listen on (port 0: any)")->required();
+  leader->add_option("--state", *state, "directory for the leader's state");
+  leader->callback([=] { *exit_code = run_leader(*listen, *state); });
+
+  auto* site = app.add_subcommand("site", "run a site of a session");
+  auto leader_addr = std::make_shared<std::string>();
+  auto site_listen = std::make_shared<std::string>();
+  site->add_option("--leader", *leader_addr, "HOST:PORT of the session leader")->required();
+  site->add_option("--listen", *site_listen, "HOST:PORT to listen on (default: any port)");
+  site->callback([=] { *exit_code = run_site(*leader_addr, *site_listen); });
+}
+
+}  // namespace mstream::cli

@@ -1,0 +1,82 @@
+#include "cli/session_client.hpp"
+
+#include <tcl.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "runtime/socket_address.hpp"
+#include "tcl/tcl_host.hpp"
+
+namespace mstream::cli {
+
+using namespace std::chrono_literals;
+
+std::string default_listen_for(const std::string& leader) {
+  auto a = runtime::SocketAddress::parse(leader);
+  return a.ok() && a->is_loopback() ? "127.0.0.1:0" : "0.0.0.0:0";
+}
+
+std::string default_session() {
+  const char* s = std::getenv("MSTREAM_SESSION");
+  return s && *s ? s : "127.0.0.1:7070";
+}
+
+Result<std::unique_ptr<SessionClient>> SessionClient::connect(const std::string& leader,
+                                                              std::chrono::nanoseconds timeout) {
+  auto loop = runtime::NodeLoop::open({.listen = default_listen_for(leader)});
+  if (!loop.ok()) return loop.status();
+  auto id = (*loop)->join(leader, wire::JoinMessage::Role::kShell, timeout);
+  if (!id.ok()) return id.status();
+  std::unique_ptr<SessionClient> c(new SessionClient());
+  c->loop_ = std::move(*loop);
+  c->core_ =
+      std::make_unique<site::SiteCore>(site::SiteOptions::with_mtu(*id, c->loop_->mtu(), true));
+  c->loop_->attach(c->core_.get());
+  c->write_ = [](std::string_view text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  };
+  SessionClient* self = c.get();
+  c->api_ = std::make_unique<site::ShellApi>(
+      c->core_.get(),
+      [self](const std::function<bool()>& done, std::chrono::nanoseconds t) {
+        return self->pump(done, t);
+      },
+      [self](std::string_view text) { self->write_(text); }, 60s);
+  if (!c->pump([&] { return c->core_->welcomed(); }, timeout))
+    return Status::error(Status::Code::kUnavailable,
+                         "the leader at " + leader + " sent no directory");
+  return c;
+}
+
+SessionClient::~SessionClient() {
+  if (interp_) Tcl_DeleteInterp(interp_);
+}
+
+bool SessionClient::pump(const std::function<bool()>& done, std::chrono::nanoseconds timeout) {
+  std::string line;
+  bool ok = loop_->run_until(
+      [&] {
+        while (core_->poll_error(&line)) std::fprintf(stderr, "mstream: %s\n", line.c_str());
+        if (watch_ && watch_error_.ok()) watch_error_ = watch_();
+        return !watch_error_.ok() || done();
+      },
+      timeout);
+  return ok && watch_error_.ok();
+}
+
+Result<Tcl_Interp*> SessionClient::interpreter() {
+  if (interp_) return interp_;
+  Tcl_FindExecutable(nullptr);  // Tcl's library and encodings are found from it
+  interp_ = Tcl_CreateInterp();
+  // The library scripts (clock, auto_load, ...) make a shell script feel like tclsh; their
+  // absence is not fatal.
+  (void)Tcl_Init(interp_);
+  Status st = tcl::install_commands(interp_, api_.get());
+  if (!st.ok()) return st;
+  return interp_;
+}
+
+}  // namespace mstream::cli

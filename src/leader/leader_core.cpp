@@ -1,0 +1,440 @@
+#include "leader/leader_core.hpp"
+
+#include <array>
+
+#include "site/ids.hpp"
+
+namespace mstream::leader {
+namespace {
+constexpr auto kOk = 0u;
+std::uint64_t code_of(Status::Code c) { return static_cast<std::uint64_t>(c); }
+}  // namespace
+
+LeaderCore::LeaderCore(LeaderOptions options, Send send, Admit admit)
+    : options_(options),
+      send_(std::move(send)),
+      admit_(std::move(admit)),
+      next_shell_(site::kFirstShellId) {
+  wire::PeerRecord self;
+  self.site = 0;
+  self.live = 1;
+  peers_[0] = self;
+}
+
+void LeaderCore::set_own_address(std::string address, std::uint64_t pid) {
+  peers_[0].address = std::move(address);
+  peers_[0].pid = pid;
+}
+
+bool LeaderCore::on_join(const wire::JoinMessage& m, const std::string& from,
+                         wire::JoinMessage* reply) {
+  if (m.op != wire::JoinMessage::Op::kRequest) return false;
+  reply->op = wire::JoinMessage::Op::kAccept;
+  reply->nonce = m.nonce;
+  auto known = join_nonces_.find(m.nonce);
+  if (known != join_nonces_.end()) {  // a repeat: its answer was lost
+    reply->site = known->second;
+    return true;
+  }
+  const bool shell = m.role == wire::JoinMessage::Role::kShell;
+  if ((shell && next_shell_ == 0xFFFFFFFEu) || (!shell && next_site_ >= site::kFirstShellId)) {
+    reply->op = wire::JoinMessage::Op::kRefuse;
+    reply->reason = "the session is full";
+    return true;
+  }
+  const SiteId id = shell ? next_shell_++ : next_site_++;
+  join_nonces_[m.nonce] = id;
+  reply->site = id;
+  wire::PeerRecord p;
+  p.site = id;
+  p.address = from;
+  p.pid = m.pid;
+  p.live = 1;
+  p.shell = shell ? 1 : 0;
+  peers_[id] = p;
+  admit_(id);
+  // Everyone learns of the newcomer before it hears of them, then it gets the whole directory.
+  broadcast(wire::PeerUpdate{p}, id);
+  wire::Welcome w;
+  w.you = id;
+  for (const auto& [sid, peer] : peers_) w.peers.push_back(peer);
+  for (const auto& [sid, rec] : streams_) w.streams.push_back(rec);
+  send_(id, w);
+  return true;
+}
+
+bool LeaderCore::live_site(SiteId s) const {
+  auto it = peers_.find(s);
+  return it != peers_.end() && it->second.live && !it->second.shell;
+}
+
+void LeaderCore::broadcast(const wire::ControlMessage& m, SiteId except) {
+  for (const auto& [id, p] : peers_)
+    if (p.live && id != except) send_(id, m);
+}
+
+void LeaderCore::reply(SiteId to, std::uint64_t req, std::uint64_t code, std::string text) {
+  send_(to, wire::Reply{req, code, std::move(text)});
+}
+
+bool LeaderCore::poll_log(std::string* line) {
+  if (log_.empty()) return false;
+  *line = std::move(log_.front());
+  log_.pop_front();
+  return true;
+}
+
+std::size_t LeaderCore::queued_ops() const {
+  std::size_t n = 0;
+  for (const auto& [id, st] : state_) n += st.queue.size();
+  return n;
+}
+
+Status LeaderCore::check_new_name(const std::string& name) const {
+  if (name.empty() || name.size() > wire::kMaxNameBytes)
+    return Status::error(Status::Code::kInvalidArgument, "bad stream name \"" + name + "\"");
+  if (by_name_.contains(name) || reserved_names_.contains(name))
+    return Status::error(Status::Code::kAlreadyExists, "stream \"" + name + "\" exists");
+  return Status::ok_status();
+}
+
+// ---------------------------------------------------------------------------------------
+
+void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now) {
+  if (!peers_.contains(from)) return;  // not admitted
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, wire::CreateReq> || std::is_same_v<T, wire::DestroyReq> ||
+                      std::is_same_v<T, wire::MoveReq> || std::is_same_v<T, wire::AttachReq> ||
+                      std::is_same_v<T, wire::DetachReq>) {
+          accept(from, m);
+        } else if constexpr (std::is_same_v<T, wire::Installed>) {
+          on_installed(from, v);
+        } else if constexpr (std::is_same_v<T, wire::QuiesceReq>) {
+          waiters_.push_back({from, v.req, v.appended});
+          if (!wave_open_ && next_probe_ == proto::kNever) start_wave(now);
+        } else if constexpr (std::is_same_v<T, wire::ProbeReply>) {
+          on_probe_reply(from, v, now);
+        } else if constexpr (std::is_same_v<T, wire::ErrorReport>) {
+          log_.push_back(v.text);
+          for (const auto& [id, p] : peers_)
+            if (p.live && p.shell) send_(id, v);
+        } else if constexpr (std::is_same_v<T, wire::Leave>) {
+          on_leave(from);
+        } else {
+          log_.push_back(std::string("leader: unexpected ") + wire::control_name(m) +
+                         " from site " + std::to_string(from));
+        }
+      },
+      m);
+}
+
+// Every request gets its place in the session-wide order here, on arrival; requests on one
+// stream then run one at a time in that order (guarantee 5).
+void LeaderCore::accept(SiteId from, const wire::ControlMessage& m) {
+  Op op;
+  op.requester = from;
+  op.request = m;
+  std::visit(
+      [&](const auto& v) {
+        if constexpr (requires { v.req; }) op.req = v.req;
+      },
+      m);
+  auto fail = [&](Status::Code c, std::string text) {
+    if (!site::is_shell(from)) ++requests_done_;
+    reply(from, op.req, code_of(c), std::move(text));
+  };
+  auto find = [&](const std::string& name) -> StreamId {
+    auto it = by_name_.find(name);
+    return it == by_name_.end() ? 0 : it->second;
+  };
+  if (const auto* c = std::get_if<wire::CreateReq>(&m)) {
+    if (Status s = check_new_name(c->name); !s.ok()) return fail(s.code(), s.message());
+    const SiteId site = c->site == wire::kNoSite ? (site::is_shell(from) ? 0 : from) : c->site;
+    if (!live_site(site))
+      return fail(Status::Code::kNotFound, "no such site " + std::to_string(site));
+    const SiteId fm = c->failure_manager == wire::kNoSite ? 0 : c->failure_manager;
+    if (!live_site(fm)) return fail(Status::Code::kNotFound, "no such site " + std::to_string(fm));
+    op.stream = next_stream_++;
+    op.target = site;
+    reserved_names_.insert(c->name);
+    StreamState& st = state_[op.stream];
+    if (c->flags & wire::kStreamTemp && site::is_shell(from)) st.temp_owner = from;
+    st.busy = true;
+    start(std::move(op));
+    return;
+  }
+  std::string name;
+  if (const auto* d = std::get_if<wire::DestroyReq>(&m)) name = d->name;
+  if (const auto* mv = std::get_if<wire::MoveReq>(&m)) name = mv->name;
+  if (const auto* a = std::get_if<wire::AttachReq>(&m)) name = a->stream;
+  StreamId id = 0;
+  if (const auto* dt = std::get_if<wire::DetachReq>(&m)) {
+    id = streams_.contains(dt->stream) ? dt->stream : 0;
+    if (!id) return fail(Status::Code::kNotFound, "no such stream");
+  } else {
+    id = find(name);
+    if (!id) return fail(Status::Code::kNotFound, "no such stream \"" + name + "\"");
+  }
+  if (const auto* mv = std::get_if<wire::MoveReq>(&m)) {
+    if (!live_site(mv->site))
+      return fail(Status::Code::kNotFound, "no such site " + std::to_string(mv->site));
+  }
+  if (const auto* a = std::get_if<wire::AttachReq>(&m)) {
+    if (a->body.size() > wire::kMaxCodeBytes)
+      return fail(Status::Code::kTooLarge,
+                  "agent code exceeds " + std::to_string(wire::kMaxCodeBytes) + " bytes");
+  }
+  op.stream = id;
+  StreamState& st = state_[id];
+  if (st.busy) {
+    st.queue.push_back(std::move(op));
+    return;
+  }
+  st.busy = true;
+  start(std::move(op));
+}
+
+void LeaderCore::start(Op op) {
+  const StreamId id = op.stream;
+  if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
+    wire::StreamRecord rec;
+    rec.id = id;
+    rec.name = c->name;
+    rec.site = op.target;
+    rec.epoch = 1;
+    rec.creator = site::is_shell(op.requester) ? 0 : op.requester;
+    rec.failure_manager = c->failure_manager == wire::kNoSite ? 0 : c->failure_manager;
+    rec.flags = c->flags;
+    op.epoch = 1;
+    send_(op.target, wire::Install{rec});
+    in_flight_[id] = std::move(op);
+    return;
+  }
+  auto sit = streams_.find(id);
+  if (sit == streams_.end()) {  // destroyed while this op waited
+    finish(id, op, code_of(Status::Code::kNotFound), "no such stream");
+    next_op(id);
+    return;
+  }
+  wire::StreamRecord& rec = sit->second;
+  StreamState& st = state_[id];
+  if (const auto* mv = std::get_if<wire::MoveReq>(&op.request)) {
+    if (!live_site(mv->site)) {
+      finish(id, op, code_of(Status::Code::kNotFound), "no such site " + std::to_string(mv->site));
+      next_op(id);
+      return;
+    }
+    if (mv->site == rec.site) {  // a move to where the stream is does nothing
+      finish(id, op, kOk, std::to_string(mv->site));
+      next_op(id);
+      return;
+    }
+    op.epoch = rec.epoch + 1;
+    op.target = mv->site;
+    // Code goes to the target once per agent; the stream's state goes straight from the
+    // source at its next handler boundary.
+    for (std::uint64_t agent : st.agents) ship_code(agent, op.target);
+    send_(rec.site, wire::MoveOut{id, op.epoch, op.target});
+    in_flight_[id] = std::move(op);
+    return;
+  }
+  if (const auto* a = std::get_if<wire::AttachReq>(&op.request)) {
+    op.agent = next_agent_++;
+    AgentInfo& info = agents_[op.agent];
+    info.code = wire::Code{op.agent, id, a->args, a->body, a->cpp_type};
+    ship_code(op.agent, rec.site);
+    send_(rec.site, wire::Attach{id, op.agent});
+    op.target = rec.site;
+    in_flight_[id] = std::move(op);
+    return;
+  }
+  if (std::holds_alternative<wire::DestroyReq>(op.request)) {
+    send_(rec.site, wire::DestroyStream{id});
+    op.target = rec.site;
+    in_flight_[id] = std::move(op);
+    return;
+  }
+  if (const auto* dt = std::get_if<wire::DetachReq>(&op.request)) {
+    // The agent was finalized at its stream's site already; the other sites it visited
+    // finalize it now.
+    auto ag = agents_.find(dt->agent);
+    if (ag != agents_.end()) {
+      for (SiteId s : ag->second.visited)
+        if (s != rec.site && live_site(s)) send_(s, wire::Finalize{dt->agent, id});
+      agents_.erase(ag);
+    }
+    std::erase(st.agents, dt->agent);
+    finish(id, op, kOk, {});
+    next_op(id);
+    return;
+  }
+}
+
+void LeaderCore::ship_code(std::uint64_t agent, SiteId site) {
+  auto it = agents_.find(agent);
+  if (it == agents_.end() || it->second.visited.contains(site)) return;
+  it->second.visited.insert(site);
+  send_(site, it->second.code);
+}
+
+void LeaderCore::finish(StreamId, Op& op, std::uint64_t code, std::string text) {
+  if (!site::is_shell(op.requester)) ++requests_done_;
+  reply(op.requester, op.req, code, std::move(text));
+}
+
+void LeaderCore::next_op(StreamId stream) {
+  auto it = state_.find(stream);
+  if (it == state_.end()) return;
+  StreamState& st = it->second;
+  st.busy = false;
+  if (st.queue.empty()) {
+    if (!streams_.contains(stream)) state_.erase(it);
+    return;
+  }
+  Op op = std::move(st.queue.front());
+  st.queue.pop_front();
+  st.busy = true;
+  start(std::move(op));
+}
+
+void LeaderCore::on_installed(SiteId from, const wire::Installed& m) {
+  auto fit = in_flight_.find(m.stream);
+  if (fit == in_flight_.end()) return;
+  Op op = std::move(fit->second);
+  if (from != op.target) {  // not the site we asked: stale or forged
+    fit->second = std::move(op);
+    return;
+  }
+  in_flight_.erase(fit);
+  const StreamId id = m.stream;
+  if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
+    reserved_names_.erase(c->name);
+    wire::StreamRecord rec;
+    rec.id = id;
+    rec.name = c->name;
+    rec.site = op.target;
+    rec.epoch = 1;
+    rec.creator = site::is_shell(op.requester) ? 0 : op.requester;
+    rec.failure_manager = c->failure_manager == wire::kNoSite ? 0 : c->failure_manager;
+    rec.flags = c->flags;
+    streams_[id] = rec;
+    by_name_[rec.name] = id;
+    broadcast(wire::Location{rec});
+    finish(id, op, kOk, rec.name);
+  } else if (std::holds_alternative<wire::MoveReq>(op.request)) {
+    wire::StreamRecord& rec = streams_[id];
+    rec.site = op.target;
+    rec.epoch = op.epoch;
+    // Every site and shell learns the new location, so senders re-send there.
+    broadcast(wire::Location{rec});
+    finish(id, op, kOk, std::to_string(op.target));
+  } else if (std::holds_alternative<wire::AttachReq>(op.request)) {
+    if (m.code != kOk) {
+      agents_.erase(op.agent);
+      finish(id, op, m.code, m.text);
+    } else {
+      state_[id].agents.push_back(op.agent);
+      finish(id, op, kOk, std::to_string(op.agent));
+    }
+  } else if (std::holds_alternative<wire::DestroyReq>(op.request)) {
+    auto sit = streams_.find(id);
+    if (sit != streams_.end()) {
+      wire::StreamRecord rec = sit->second;
+      for (std::uint64_t agent : state_[id].agents) {
+        auto ag = agents_.find(agent);
+        if (ag == agents_.end()) continue;
+        for (SiteId s : ag->second.visited)
+          if (s != rec.site && live_site(s)) send_(s, wire::Finalize{agent, id});
+        agents_.erase(ag);
+      }
+      by_name_.erase(rec.name);
+      streams_.erase(sit);
+      rec.site = wire::kNoSite;
+      rec.epoch += 1;
+      broadcast(wire::Location{rec});
+    }
+    state_[id].agents.clear();
+    finish(id, op, kOk, {});
+  }
+  next_op(id);
+}
+
+void LeaderCore::on_leave(SiteId shell) {
+  auto it = peers_.find(shell);
+  if (it == peers_.end() || !it->second.shell) return;
+  it->second.live = 0;
+  // Its -temp streams go with it.
+  for (auto& [id, st] : state_) {
+    if (st.temp_owner != shell || !streams_.contains(id)) continue;
+    Op op;
+    op.requester = 0;
+    op.req = 0;
+    op.stream = id;
+    op.request = wire::DestroyReq{0, streams_[id].name};
+    if (st.busy) {
+      st.queue.push_back(std::move(op));
+    } else {
+      st.busy = true;
+      start(std::move(op));
+    }
+  }
+  broadcast(wire::PeerUpdate{it->second});
+}
+
+void LeaderCore::shutdown_session() { broadcast(wire::Shutdown{0}); }
+
+// ---------------------------------------------------------------------------------------
+// Termination detection
+
+void LeaderCore::start_wave(Time now) {
+  (void)now;
+  ++wave_;
+  wave_open_ = true;
+  next_probe_ = proto::kNever;
+  wave_replies_.clear();
+  for (const auto& [id, p] : peers_)
+    if (p.live && !p.shell) send_(id, wire::Probe{wave_});
+}
+
+void LeaderCore::on_probe_reply(SiteId from, const wire::ProbeReply& m, Time now) {
+  if (!wave_open_ || m.wave != wave_) return;
+  wave_replies_[from] = m;
+  for (const auto& [id, p] : peers_)
+    if (p.live && !p.shell && !wave_replies_.contains(id)) return;
+  wave_open_ = false;
+  bool all_idle = idle();
+  WaveTotals sums;
+  for (const auto& [id, r] : wave_replies_) {
+    all_idle = all_idle && r.idle;
+    sums.appended += r.appended;
+    sums.consumed += r.consumed;
+    sums.requests += r.requests;
+    for (const auto& sc : r.shells) sums.from_shell[sc.shell] += sc.consumed;
+  }
+  sums.requests_done = requests_done_;
+  // Balanced: every message the sites' handlers appended was consumed, every message each
+  // waiting shell appended was consumed, and every request a handler sent was completed here.
+  // Counters only grow, so the same balanced totals in two consecutive waves with everyone
+  // idle mean nothing was in flight between them (Mattern's four-counter method).
+  bool balanced = sums.appended == sums.consumed && sums.requests == requests_done_;
+  for (const Waiter& w : waiters_) balanced = balanced && sums.from_shell[w.shell] == w.appended;
+  if (all_idle && balanced && last_wave_ && *last_wave_ == sums) {
+    for (const Waiter& w : waiters_) reply(w.shell, w.req, kOk, "quiescent");
+    waiters_.clear();
+    last_wave_.reset();
+    return;
+  }
+  last_wave_.reset();
+  if (all_idle && balanced) last_wave_ = std::move(sums);
+  if (waiters_.empty()) return;
+  // A balanced wave is confirmed at once; an unbalanced one waits a little.
+  next_probe_ = last_wave_ ? now : now + options_.probe_interval;
+}
+
+void LeaderCore::on_timeout(Time now) {
+  if (next_probe_ != proto::kNever && now >= next_probe_) start_wave(now);
+}
+
+}  // namespace mstream::leader

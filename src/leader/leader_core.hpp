@@ -1,0 +1,144 @@
+#pragma once
+// LeaderCore: the session leader, sans-IO (seed 004 §3; DESIGN.md "Session leader").
+//   - admission: join datagrams get site ids (sites 1.., shells from kFirstShellId);
+//   - control order: create, destroy, move and attach requests are accepted in one
+//     session-wide order and applied one at a time per stream (guarantee 5);
+//   - location manager: every stream's site and move epoch, pushed to every site and shell
+//     (each keeps a replica) after each change;
+//   - code registry: an agent's code is stored here once and shipped to a site on the agent's
+//     first visit there;
+//   - termination detection for `mstream run` (doc/session.md "Quiescence").
+// It talks through the transport of the process's site 0 (SiteCore::send_from_leader and
+// set_leader_inbox); it never touches a socket or a clock.
+//
+// Thread-safety: none; driven by the thread that drives site 0.
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proto/types.hpp"
+#include "wire/control.hpp"
+#include "wire/join.hpp"
+
+namespace mstream::leader {
+
+using proto::SiteId;
+using proto::StreamId;
+using proto::Time;
+
+struct LeaderOptions {
+  // Between termination-detection waves that found work, so a busy session is not flooded.
+  Time probe_interval = 2 * proto::kMillisecond;
+};
+
+class LeaderCore {
+ public:
+  using Send = std::function<void(SiteId to, const wire::ControlMessage& m)>;
+  // Called when a new peer is admitted (the transport must accept it).
+  using Admit = std::function<void(SiteId site)>;
+
+  LeaderCore(LeaderOptions options, Send send, Admit admit);
+
+  // Site 0 is the leader's own; address is where other sites reach it, pid its process.
+  void set_own_address(std::string address, std::uint64_t pid = 0);
+
+  // A join datagram from `from` ("HOST:PORT"); fills *reply.
+  bool on_join(const wire::JoinMessage& m, const std::string& from, wire::JoinMessage* reply);
+  // A control message from the control stream of `from`.
+  void on_message(SiteId from, const wire::ControlMessage& m, Time now);
+  void on_timeout(Time now);
+  Time next_timeout() const { return next_probe_; }
+
+  // Tells every site and shell to stop.
+  void shutdown_session();
+
+  bool idle() const { return in_flight_.empty() && queued_ops() == 0; }
+  std::size_t stream_count() const { return streams_.size(); }
+  const std::map<SiteId, wire::PeerRecord>& peers() const { return peers_; }
+  const std::map<StreamId, wire::StreamRecord>& streams() const { return streams_; }
+  // A log line per error worth a user's eye.
+  bool poll_log(std::string* line);
+
+ private:
+  struct Op {
+    SiteId requester = 0;
+    std::uint64_t req = 0;
+    wire::ControlMessage request;
+    StreamId stream = 0;
+    std::uint64_t agent = 0;  // attach: the id given
+    std::uint64_t epoch = 0;  // move: the new epoch
+    SiteId target = 0;
+  };
+  struct AgentInfo {
+    wire::Code code;
+    std::set<SiteId> visited;
+  };
+  struct StreamState {
+    std::vector<std::uint64_t> agents;
+    std::deque<Op> queue;  // ops waiting for the one in flight
+    bool busy = false;
+    SiteId temp_owner = wire::kNoSite;  // a -temp stream dies with this shell
+  };
+
+  void accept(SiteId from, const wire::ControlMessage& m);
+  void start(Op op);
+  void finish(StreamId stream, Op& op, std::uint64_t code, std::string text);
+  void next_op(StreamId stream);
+  void on_installed(SiteId from, const wire::Installed& m);
+  void broadcast(const wire::ControlMessage& m, SiteId except = wire::kNoSite);
+  void reply(SiteId to, std::uint64_t req, std::uint64_t code, std::string text);
+  void ship_code(std::uint64_t agent, SiteId site);
+  void on_probe_reply(SiteId from, const wire::ProbeReply& m, Time now);
+  void start_wave(Time now);
+  void on_leave(SiteId shell);
+  std::size_t queued_ops() const;
+  bool live_site(SiteId s) const;
+  Status check_new_name(const std::string& name) const;
+
+  LeaderOptions options_;
+  Send send_;
+  Admit admit_;
+  std::map<SiteId, wire::PeerRecord> peers_;
+  std::map<std::uint64_t, SiteId> join_nonces_;  // a repeated join gets the same id
+  SiteId next_site_ = 1;
+  SiteId next_shell_;
+  std::map<StreamId, wire::StreamRecord> streams_;
+  std::unordered_map<std::string, StreamId> by_name_;
+  std::unordered_map<StreamId, StreamState> state_;
+  std::map<std::uint64_t, AgentInfo> agents_;
+  std::set<std::string> reserved_names_;  // creates accepted, not yet installed
+  StreamId next_stream_ = 1;
+  std::uint64_t next_agent_ = 1;
+  std::map<StreamId, Op> in_flight_;  // one per busy stream
+  std::deque<Op> creates_;            // creates wait for nothing but get an id first
+
+  // Termination detection: a wave probes every site; two consecutive waves with every site
+  // idle and the same, balanced counters mean quiescence (Mattern's four-counter method).
+  struct Waiter {
+    SiteId shell = 0;
+    std::uint64_t req = 0;
+    std::uint64_t appended = 0;
+  };
+  std::vector<Waiter> waiters_;
+  std::uint64_t wave_ = 0;
+  std::map<SiteId, wire::ProbeReply> wave_replies_;
+  struct WaveTotals {
+    std::uint64_t appended = 0, consumed = 0, requests = 0, requests_done = 0;
+    std::map<SiteId, std::uint64_t> from_shell;
+    friend bool operator==(const WaveTotals&, const WaveTotals&) = default;
+  };
+  std::optional<WaveTotals> last_wave_;
+  std::uint64_t requests_done_ = 0;  // handler requests completed here
+  Time next_probe_ = proto::kNever;
+  bool wave_open_ = false;
+  std::deque<std::string> log_;
+};
+
+}  // namespace mstream::leader

@@ -1,0 +1,48 @@
+#pragma once
+// LeaderNode: the leader's process as one proto::Node: site 0 (a SiteCore, hosting streams
+// like any site) and the LeaderCore, sharing site 0's transport. Control messages to the
+// leader's stream are handed to the LeaderCore; what it sends leaves from that stream.
+//
+// Thread-safety: none.
+
+#include <memory>
+
+#include "leader/leader_core.hpp"
+#include "site/site_core.hpp"
+
+namespace mstream::leader {
+
+class LeaderNode final : public proto::Node {
+ public:
+  LeaderNode(site::SiteOptions site_options, LeaderOptions leader_options);
+
+  // Where the other sites reach this process ("HOST:PORT").
+  void set_own_address(std::string address, std::uint64_t pid) {
+    leader_.set_own_address(std::move(address), pid);
+  }
+
+  SiteId self() const override { return 0; }
+  void on_datagram(wire::ByteView bytes, Time now) override { site_.on_datagram(bytes, now); }
+  SiteId last_source() const override { return site_.last_source(); }
+  bool on_join(wire::ByteView bytes, const std::string& from, Time now,
+               wire::Bytes* reply) override;
+  void step(Time now) override;
+  bool has_work() const override { return site_.has_work(); }
+  Time next_timeout() const override;
+  void on_timeout(Time now) override;
+  bool poll_transmit(Time now, proto::OutDatagram* out) override {
+    return site_.poll_transmit(now, out);
+  }
+  std::optional<std::string> peer_address(SiteId site) const override;
+  bool finished() const override { return site_.finished(); }
+
+  site::SiteCore& site() { return site_; }
+  LeaderCore& leader() { return leader_; }
+
+ private:
+  site::SiteCore site_;
+  LeaderCore leader_;
+  Time now_ = 0;
+};
+
+}  // namespace mstream::leader

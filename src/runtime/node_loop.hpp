@@ -1,0 +1,81 @@
+#pragma once
+// NodeLoop: the real driver of a session participant (proto::Node: a site, the leader with its
+// site 0, a shell) on one UDP socket. It reads datagrams in batches, hands path datagrams and
+// join datagrams to the node, fires its timers, lets it run ready work, and sends what it
+// queued to the address each site was last heard from (or the one the directory gives).
+//
+// Thread-safety: none; one thread runs the loop and the node (handlers run inside run_once).
+// Lifetime: the attached node must outlive the loop's use of it.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "mstream/status.hpp"
+#include "proto/node.hpp"
+#include "runtime/loss_model.hpp"
+#include "runtime/socket_address.hpp"
+#include "runtime/udp_socket.hpp"
+#include "wire/join.hpp"
+
+namespace mstream::runtime {
+
+struct NodeLoopOptions {
+  std::string listen = "127.0.0.1:0";
+  // Drops this fraction of arriving path datagrams (seed 004's loss model); 0 in production.
+  double receive_drop_probability = 0.0;
+  std::uint64_t drop_seed = 1;
+  // Spin instead of sleeping in the kernel while waiting: lower latency, one core busy.
+  bool busy_poll = false;
+};
+
+class NodeLoop {
+ public:
+  // Binds the socket. Errors: kInvalidArgument (bad address), kIoError.
+  static Result<std::unique_ptr<NodeLoop>> open(const NodeLoopOptions& options);
+  ~NodeLoop();
+
+  std::string local_address() const { return socket_.local_address().to_string(); }
+  // The datagram size nodes on this socket should use: large on loopback.
+  std::size_t mtu() const;
+
+  // Asks the leader at `leader` ("HOST:PORT") for a site id, repeating the request until it
+  // answers. Errors: kUnavailable (no answer within timeout), kInvalidArgument (refused, or a
+  // bad address).
+  Result<proto::SiteId> join(const std::string& leader, wire::JoinMessage::Role role,
+                             std::chrono::nanoseconds timeout);
+  // Where `site` is, before it has sent us anything (e.g. the leader, site 0).
+  void set_peer(proto::SiteId site, const SocketAddress& address);
+
+  void attach(proto::Node* node) { node_ = node; }
+
+  // One round: sends what is queued, waits up to max_wait for datagrams or a timer, handles
+  // them, runs ready work and sends the results. Errors: kIoError.
+  Status run_once(std::chrono::nanoseconds max_wait);
+  // run_once() until done() (checked every round, at least every 10 ms); false on timeout.
+  bool run_until(const std::function<bool()>& done, std::chrono::nanoseconds timeout);
+
+  std::uint64_t dropped_by_loss_model() const { return dropped_; }
+
+ private:
+  NodeLoop(const NodeLoopOptions& options, UdpSocket socket);
+  void on_datagram(std::size_t i, proto::Time now);
+  Status flush(proto::Time now);
+  const SocketAddress* address_of(proto::SiteId site);
+
+  NodeLoopOptions options_;
+  UdpSocket socket_;
+  ReceiveBatch receive_;
+  SendBatch send_batch_;
+  std::vector<proto::OutDatagram> out_;
+  LossModel loss_;
+  proto::Node* node_ = nullptr;
+  std::unordered_map<proto::SiteId, SocketAddress> peers_;
+  wire::Bytes join_reply_;
+  std::uint64_t dropped_ = 0;
+  std::uint64_t unroutable_ = 0;
+};
+
+}  // namespace mstream::runtime

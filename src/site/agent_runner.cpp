@@ -1,0 +1,138 @@
+#include "site/agent_runner.hpp"
+
+#include <map>
+#include <mutex>
+
+namespace mstream {
+namespace {
+struct Registry {
+  std::mutex mu;
+  std::map<std::string, AgentFactory, std::less<>> types;
+};
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+}  // namespace
+
+Status register_agent_type(const std::string& name, AgentFactory factory) {
+  if (name.empty() || !factory)
+    return Status::error(Status::Code::kInvalidArgument,
+                         "an agent type needs a name and a factory");
+  Registry& r = registry();
+  std::lock_guard lock(r.mu);
+  if (!r.types.emplace(name, std::move(factory)).second)
+    return Status::error(Status::Code::kAlreadyExists, "agent type \"" + name + "\" exists");
+  return Status::ok_status();
+}
+
+const AgentFactory* find_agent_type(std::string_view name) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mu);
+  auto it = r.types.find(name);
+  return it == r.types.end() ? nullptr : &it->second;
+}
+
+}  // namespace mstream
+
+namespace mstream::site {
+namespace {
+tcl::HandlerOutcome from_status(const Status& s, std::string result) {
+  tcl::HandlerOutcome out;
+  out.ran = true;
+  out.ok = s.ok();
+  out.result = s.ok() ? std::move(result) : s.message();
+  if (!s.ok()) out.error_info = s.message();
+  return out;
+}
+}  // namespace
+
+AgentRunner::AgentRunner(tcl::ScriptApi* api, AgentContext* cpp_context)
+    : api_(api), cpp_context_(cpp_context) {}
+AgentRunner::~AgentRunner() = default;
+
+tcl::TclHost& AgentRunner::tcl() {
+  if (!tcl_) tcl_ = std::make_unique<tcl::TclHost>(api_);
+  return *tcl_;
+}
+
+Status AgentRunner::load(const wire::Code& code, const tcl::HandlerContext& context,
+                         std::string* error_info) {
+  if (code.cpp_type.empty())
+    return tcl().load_agent(code.agent, code.args, code.body, context, error_info);
+  const AgentFactory* factory = find_agent_type(code.cpp_type);
+  if (!factory)
+    return Status::error(Status::Code::kNotFound, "no such agent type \"" + code.cpp_type + "\"");
+  Result<std::unique_ptr<Agent>> made = (*factory)(code.args);
+  if (!made.ok()) {
+    if (error_info) *error_info = made.status().message();
+    return made.status();
+  }
+  cpp_[code.agent] = std::move(made.value());
+  return Status::ok_status();
+}
+
+bool AgentRunner::loaded(std::uint64_t agent) const {
+  return cpp_.contains(agent) || (tcl_ && tcl_->has_agent(agent));
+}
+
+bool AgentRunner::has_handler(std::uint64_t agent, tcl::Event event) const {
+  auto it = cpp_.find(agent);
+  if (it != cpp_.end()) return event != tcl::Event::kAppend || it->second->has_append_handler();
+  return tcl_ && tcl_->has_handler(agent, event);
+}
+
+tcl::HandlerOutcome AgentRunner::run(std::uint64_t agent, tcl::Event event,
+                                     const tcl::HandlerContext& context, std::string_view argv) {
+  auto it = cpp_.find(agent);
+  if (it == cpp_.end()) {
+    if (!tcl_) return {};
+    return tcl_->run(agent, event, context, argv);
+  }
+  Agent& a = *it->second;
+  switch (event) {
+    case tcl::Event::kAppend: {
+      std::string result;
+      Status s = a.on_append(*cpp_context_, argv, &result);
+      return from_status(s, std::move(result));
+    }
+    case tcl::Event::kRelocation:
+      return from_status(a.on_relocation(*cpp_context_), {});
+    case tcl::Event::kFailure:
+      return from_status(a.on_failure(*cpp_context_), {});
+    case tcl::Event::kFinalize:
+      a.on_finalize(*cpp_context_);
+      return from_status(Status::ok_status(), {});
+  }
+  return {};
+}
+
+std::string AgentRunner::save_briefcase(std::uint64_t agent) {
+  auto it = cpp_.find(agent);
+  if (it != cpp_.end()) return it->second->save_briefcase();
+  return tcl_ ? tcl_->save_briefcase(agent) : std::string();
+}
+
+Status AgentRunner::restore_briefcase(std::uint64_t agent, std::string_view saved) {
+  auto it = cpp_.find(agent);
+  if (it != cpp_.end()) return it->second->restore_briefcase(saved);
+  if (!tcl_) return Status::error(Status::Code::kNotFound, "agent not loaded here");
+  return tcl_->restore_briefcase(agent, saved);
+}
+
+tcl::HandlerOutcome AgentRunner::finalize(std::uint64_t agent, const tcl::HandlerContext& context) {
+  tcl::HandlerOutcome out;
+  auto it = cpp_.find(agent);
+  if (it != cpp_.end()) {
+    it->second->on_finalize(*cpp_context_);
+    cpp_.erase(it);
+    out.ran = true;
+    return out;
+  }
+  if (!tcl_ || !tcl_->has_agent(agent)) return out;
+  out = tcl_->run(agent, tcl::Event::kFinalize, context, {});
+  tcl_->drop_agent(agent);
+  return out;
+}
+
+}  // namespace mstream::site

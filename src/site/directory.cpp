@@ -1,0 +1,35 @@
+#include "site/directory.hpp"
+
+namespace mstream::site {
+
+bool Directory::apply(const wire::StreamRecord& rec) {
+  auto it = by_id_.find(rec.id);
+  if (it != by_id_.end() && it->second.epoch > rec.epoch) return false;
+  if (rec.site == wire::kNoSite) {
+    if (it == by_id_.end()) return false;
+    auto n = by_name_.find(it->second.name);
+    if (n != by_name_.end() && n->second == rec.id) by_name_.erase(n);
+    by_id_.erase(it);
+    return true;
+  }
+  by_id_[rec.id] = rec;
+  by_name_[rec.name] = rec.id;
+  return true;
+}
+
+const wire::StreamRecord* Directory::find(const std::string& name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : find(it->second);
+}
+
+const wire::StreamRecord* Directory::find(std::uint64_t id) const {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : &it->second;
+}
+
+const wire::PeerRecord* Directory::peer(std::uint32_t site) const {
+  auto it = peers_.find(site);
+  return it == peers_.end() ? nullptr : &it->second;
+}
+
+}  // namespace mstream::site

@@ -1,0 +1,118 @@
+#include "site/shell_api.hpp"
+
+namespace mstream::site {
+
+ShellApi::ShellApi(SiteCore* core, Pump pump, Write write, std::chrono::nanoseconds timeout)
+    : core_(core), pump_(std::move(pump)), write_(std::move(write)), timeout_(timeout) {}
+
+Result<wire::Reply> ShellApi::call(wire::ControlMessage request) {
+  const std::uint64_t req = core_->send_request(std::move(request));
+  std::optional<wire::Reply> reply;
+  bool got = pump_([&] { return (reply = core_->take_reply(req)).has_value(); }, timeout_);
+  if (!got) return Status::error(Status::Code::kUnavailable, "no answer from the session leader");
+  if (reply->code != 0) return Status::error(static_cast<Status::Code>(reply->code), reply->text);
+  return *reply;
+}
+
+Result<std::string> ShellApi::stream_create(const std::string& name,
+                                            const tcl::CreateOptions& options) {
+  wire::CreateReq r;
+  r.name = name;
+  r.site = options.site.value_or(0);  // a shell's streams default to site 0
+  r.failure_manager = options.failure_manager.value_or(wire::kNoSite);
+  r.flags = (options.temp ? wire::kStreamTemp : 0) | (options.durable ? wire::kStreamDurable : 0);
+  auto reply = call(r);
+  if (!reply.ok()) return reply.status();
+  return name;
+}
+
+Status ShellApi::stream_open(const std::string& name) {
+  if (core_->stream_exists(name)) return Status::ok_status();
+  return Status::error(Status::Code::kNotFound, "no such stream \"" + name + "\"");
+}
+
+Result<std::string> ShellApi::stream_append(const std::string& name, std::string message,
+                                            bool sync) {
+  Result<proto::Seq> seq = core_->append_from(core_->sender_id(), name, message, sync);
+  if (!seq.ok() && seq.status().code() == Status::Code::kWouldBlock) {
+    // The channel's buffer is full of unconsumed messages: the script waits for room.
+    bool ok = pump_(
+        [&] {
+          seq = core_->append_from(core_->sender_id(), name, message, sync);
+          return seq.ok() || seq.status().code() != Status::Code::kWouldBlock;
+        },
+        timeout_);
+    if (!ok)
+      return Status::error(Status::Code::kUnavailable,
+                           "stream \"" + name + "\" consumes nothing: append timed out");
+  }
+  if (!seq.ok()) return seq.status();
+  if (!sync) return std::string();
+  const wire::StreamRecord* rec = core_->directory().find(name);
+  const StreamId to = rec ? rec->id : 0;
+  std::optional<std::string> result;
+  bool got =
+      pump_([&] { return (result = core_->take_sync_result(to, *seq)).has_value(); }, timeout_);
+  if (!got)
+    return Status::error(Status::Code::kUnavailable,
+                         "no result for the -sync append to \"" + name + "\"");
+  return *result;
+}
+
+Result<tcl::SiteNumber> ShellApi::stream_move(const std::string& name, tcl::SiteNumber site) {
+  auto reply = call(wire::MoveReq{0, name, site});
+  if (!reply.ok()) return reply.status();
+  return site;
+}
+
+Result<tcl::SiteNumber> ShellApi::stream_location(const std::string& name) {
+  if (name.empty())
+    return Status::error(Status::Code::kInvalidArgument,
+                         "stream_location: give a stream name (a shell has no stream of its own)");
+  return core_->stream_location(name);
+}
+
+Status ShellApi::stream_destroy(const std::string& name) {
+  auto reply = call(wire::DestroyReq{0, name});
+  return reply.ok() ? Status::ok_status() : reply.status();
+}
+
+Result<std::string> ShellApi::register_agent(const std::string& stream, const std::string& args,
+                                             const std::string& body, const std::string& cpp_type) {
+  if (!cpp_type.empty() && !find_agent_type(cpp_type))
+    return Status::error(Status::Code::kNotFound, "no such agent type \"" + cpp_type + "\"");
+  auto reply = call(wire::AttachReq{0, stream, args, body, cpp_type});
+  if (!reply.ok()) return reply.status();
+  return reply->text;
+}
+
+Status ShellApi::agent_exit() {
+  return Status::error(Status::Code::kInvalidArgument, "agent_exit: not in a handler");
+}
+
+void ShellApi::write_stdout(std::string_view text, bool nonewline) {
+  partial_.append(text);
+  if (nonewline) return;
+  write_(partial_);
+  partial_.clear();
+}
+
+Status ShellApi::wait_quiescent(std::chrono::nanoseconds timeout) {
+  const auto& c = core_->counters();
+  const std::uint64_t req = core_->send_request(wire::QuiesceReq{0, c.appended - c.discarded_own});
+  std::optional<wire::Reply> reply;
+  if (!pump_([&] { return (reply = core_->take_reply(req)).has_value(); }, timeout))
+    return Status::error(Status::Code::kUnavailable,
+                         "the session did not become quiescent in time");
+  return Status::ok_status();
+}
+
+Status ShellApi::wait_released(std::chrono::nanoseconds timeout) {
+  if (!pump_([&] { return core_->all_released(); }, timeout))
+    return Status::error(Status::Code::kUnavailable, "messages still unconsumed");
+  return Status::ok_status();
+}
+
+void ShellApi::leave() { core_->send_request(wire::Leave{0}); }
+
+}  // namespace mstream::site

@@ -1,0 +1,262 @@
+#pragma once
+// SiteCore: one site of a session (or a shell, which hosts no streams), sans-IO. It owns the
+// site's Transport and runs, on the calling thread, the handlers of the streams it hosts:
+//   - user streams: deliveries queue per stream; a stream's agents run one message at a time
+//     and the message is consumed (acknowledged to its sender) when every append handler has
+//     returned (DESIGN.md guarantee 2);
+//   - control: messages from the leader and from other sites (doc/session.md) arrive on this
+//     site's control stream; those about a hosted stream (move, attach, destroy) queue behind
+//     the stream's current handler and take effect at the next handler boundary (guarantee 3);
+//   - moves: a departing stream takes its briefcases, the sequence state of every channel into
+//     and out of it, and leaves nothing behind but cached code and agent globals (guarantee 4);
+//     the target runs first-visit initialization, restores briefcases and runs relocation
+//     handlers before any further append handler;
+//   - senders learn locations from the directory replica the leader keeps current at every
+//     site, and re-send what was not consumed when a receiver moved (no forwarding chain).
+//
+// Handlers run inline in step(); a handler's control commands on its own stream are deferred,
+// others are sent to the leader and answered asynchronously; queries read the replica.
+//
+// Thread-safety: none; one thread drives a SiteCore, and runs its handlers.
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "mstream/agent.hpp"
+#include "proto/node.hpp"
+#include "proto/transport.hpp"
+#include "site/agent_runner.hpp"
+#include "site/directory.hpp"
+#include "site/ids.hpp"
+#include "tcl/script_api.hpp"
+#include "wire/control.hpp"
+
+namespace mstream::site {
+
+using proto::SiteId;
+using proto::StreamId;
+using proto::Time;
+
+struct SiteOptions {
+  SiteId self = 0;
+  bool shell = false;
+  proto::TransportConfig transport;
+  // User messages; the transport itself allows larger control messages (a move carries every
+  // unconsumed message of the stream's outgoing channels).
+  std::size_t max_message_bytes = 1u << 20;
+  std::uint32_t max_unconsumed_messages = 4096;
+  // Handler runs per step(), so that a busy stream does not starve the network.
+  std::size_t step_budget = 256;
+  // Whether `puts` output is kept for poll_output() (a daemon) or dropped (benchmarks).
+  bool keep_output = true;
+
+  // The options of a site or shell whose datagrams are at most `mtu` bytes. The transport
+  // admits messages far larger than user messages: a move carries the unconsumed messages of
+  // the stream's outgoing channels in one control message.
+  static SiteOptions with_mtu(SiteId self, std::size_t mtu, bool shell = false) {
+    SiteOptions o;
+    o.self = self;
+    o.shell = shell;
+    o.transport.path.mtu = mtu;
+    o.transport.channel.max_message_bytes = 64u << 20;
+    o.transport.channel.max_unconsumed_bytes = 256u << 20;
+    return o;
+  }
+};
+
+struct SiteCounters {
+  std::uint64_t appended = 0;       // user messages accepted from handlers (or this shell)
+  std::uint64_t consumed = 0;       // messages from streams consumed here, or discarded here
+  std::uint64_t discarded_own = 0;  // this shell's messages discarded (stream destroyed)
+  std::map<SiteId, std::uint64_t> consumed_from_shell;
+  std::uint64_t requests = 0;  // control requests sent for handlers
+  std::uint64_t handler_errors = 0;
+  std::uint64_t moves_in = 0;
+  std::uint64_t moves_out = 0;
+};
+
+// What a test or the simulator can observe of one handler run (a trace hook).
+struct HandlerTrace {
+  enum class Kind { kAppend, kRelocation, kInstall, kDepart } kind = Kind::kAppend;
+  StreamId stream = 0;
+  StreamId from = 0;
+  proto::Seq seq = 0;
+  std::uint64_t epoch = 0;
+  std::string_view payload;
+};
+
+class SiteCore final : public proto::Node, public tcl::ScriptApi {
+ public:
+  explicit SiteCore(SiteOptions options);
+  ~SiteCore() override;
+
+  // Network and time (proto::Node).
+  SiteId self() const override { return options_.self; }
+  void on_datagram(wire::ByteView bytes, Time now) override;
+  SiteId last_source() const override { return last_source_; }
+  void step(Time now) override;
+  bool has_work() const override;
+  Time next_timeout() const override;
+  void on_timeout(Time now) override;
+  bool poll_transmit(Time now, proto::OutDatagram* out) override;
+  std::optional<std::string> peer_address(SiteId site) const override;
+  bool finished() const override { return finished_; }
+
+  // The leader process hosts site 0 and the leader on one transport: deliveries to the
+  // leader's stream go to this hook, and send_from_leader() sends on its behalf.
+  void set_leader_inbox(std::function<void(StreamId from, wire::ByteView payload)> inbox) {
+    leader_inbox_ = std::move(inbox);
+    (void)transport_.open_stream(kLeaderStream);
+  }
+  void send_from_leader(SiteId to, const wire::ControlMessage& m);
+  // The leader admitted (or learned of) a peer: this transport accepts it.
+  void admit(SiteId site) { transport_.admit_site(site); }
+
+  // ---- Shell side (non-blocking primitives; the shell's blocking API is built on them).
+  // Sends a request to the leader; its Reply is then found with take_reply(req).
+  std::uint64_t send_request(wire::ControlMessage m);
+  std::optional<wire::Reply> take_reply(std::uint64_t req);
+  // Appends a user message from this node's own sender identity (a shell) or from `from`.
+  // Errors: kNotFound (`no such stream "x"`), kTooLarge, kWouldBlock (retry after step()).
+  Result<proto::Seq> append_from(StreamId from, const std::string& to, std::string_view message,
+                                 bool sync);
+  std::optional<std::string> take_sync_result(StreamId to, proto::Seq seq);
+  // True once every message this node's sender identity appended was consumed.
+  bool all_released() const;
+  bool welcomed() const { return welcomed_; }
+  StreamId sender_id() const { return control_stream(options_.self); }
+
+  // Lines printed by handlers (puts) and errors worth a user's eye (handler errors, failed
+  // requests), in order.
+  bool poll_output(std::string* line);
+  bool poll_error(std::string* line);
+
+  const Directory& directory() const { return directory_; }
+  const SiteCounters& counters() const { return counters_; }
+  const proto::Transport& transport() const { return transport_; }
+  std::size_t hosted_count() const { return hosted_.size(); }
+  bool hosts(StreamId id) const { return hosted_.contains(id); }
+  // Whether nothing is queued or running here (the probe's idle flag).
+  bool idle() const;
+  // Bytes of per-stream state here (a hosted stream and its agents), for the memory bench.
+  AgentRunner& agents() { return *runner_; }
+  void set_trace(std::function<void(const HandlerTrace&)> trace) { trace_ = std::move(trace); }
+
+  // ---- tcl::ScriptApi, for handlers running here.
+  const tcl::HandlerContext* context() const override {
+    return current_ ? &current_->ctx : nullptr;
+  }
+  Result<std::string> stream_create(const std::string& name,
+                                    const tcl::CreateOptions& options) override;
+  Status stream_open(const std::string& name) override;
+  Result<std::string> stream_append(const std::string& name, std::string message,
+                                    bool sync) override;
+  Result<tcl::SiteNumber> stream_move(const std::string& name, tcl::SiteNumber site) override;
+  Result<tcl::SiteNumber> stream_location(const std::string& name) override;
+  Status stream_destroy(const std::string& name) override;
+  bool stream_exists(const std::string& name) override;
+  std::vector<tcl::StreamInfo> list_streams() override;
+  Result<tcl::SiteNumber> stream_creator(const std::string& name) override;
+  Result<std::string> register_agent(const std::string& stream, const std::string& args,
+                                     const std::string& body, const std::string& cpp_type) override;
+  Status agent_exit() override;
+  tcl::SiteNumber my_id() override { return options_.self; }
+  std::vector<tcl::SiteNumber> site_list() override;
+  std::vector<tcl::PeerInfo> peer_map() override;
+  void write_stdout(std::string_view text, bool nonewline) override;
+
+ private:
+  struct PendingOp {
+    enum class Kind { kMoveOut, kAttach, kDestroy, kDetach } kind;
+    wire::MoveOut move;
+    std::uint64_t agent = 0;
+  };
+  struct Hosted {
+    wire::StreamRecord rec;
+    std::vector<std::uint64_t> agents;
+    std::deque<proto::Delivery> inbox;
+    std::deque<PendingOp> ops;
+    std::unordered_set<StreamId> in_peers;   // channels into it (senders)
+    std::unordered_set<StreamId> out_peers;  // channels from it (receivers)
+    bool ready = false;                      // on ready_
+    // A handler asked to move or destroy this stream: no further delivery until the leader's
+    // order for it arrives (or the request fails), so it takes effect "after the handler
+    // returns and before the next delivery" (guarantee 3).
+    std::uint64_t held_by = 0;
+    bool has_append_handler = false;
+  };
+  struct Running {
+    Hosted* stream = nullptr;
+    tcl::HandlerContext ctx;
+    bool exit_agent = false;
+  };
+  class CppContext;
+
+  void route(proto::Delivery& d);
+  void on_control(SiteId from_site, const wire::ControlMessage& m);
+  void on_location(const wire::StreamRecord& rec);
+  void on_arrive(wire::Arrive a);
+  void try_install_parked();
+  bool install_arrival(wire::Arrive& a);
+  void mark_ready(Hosted& h);
+  void run_ready();
+  void apply_op(Hosted& h, PendingOp op);
+  void depart(Hosted& h, const wire::MoveOut& m);
+  void deliver_one(Hosted& h);
+  void destroy_here(Hosted& h);
+  Status load_agent(Hosted& h, std::uint64_t agent, std::string* error_info);
+  tcl::HandlerOutcome run_handler(Hosted& h, std::uint64_t agent, tcl::Event ev,
+                                  const std::string& sender, std::string_view argv);
+  void report_handler_error(const Hosted& h, std::uint64_t agent, const char* event,
+                            const tcl::HandlerOutcome& out);
+  void send_control(SiteId to, StreamId to_stream, const wire::ControlMessage& m);
+  void reply_installed(const wire::Installed& i);
+  void drop_channels_to(StreamId to);
+  Result<proto::Seq> append_raw(StreamId from, StreamId to, SiteId to_site, wire::Bytes payload);
+  void flush_overflow(proto::ChannelKey key);
+  std::string sender_name(StreamId from) const;
+  void report_error(std::string text);
+  void hold_if_own(StreamId id, std::uint64_t req);
+  void count_consumed(StreamId from, std::uint64_t n);
+  void count_discarded(StreamId from, std::uint64_t n);
+
+  SiteOptions options_;
+  proto::Transport transport_;
+  Directory directory_;
+  std::unique_ptr<AgentRunner> runner_;
+  std::unique_ptr<CppContext> cpp_context_;
+  std::unordered_map<StreamId, std::unique_ptr<Hosted>> hosted_;
+  std::deque<StreamId> ready_;
+  std::unordered_map<std::uint64_t, wire::Code> code_;  // agent code cached here
+  std::deque<wire::Arrive> parked_;                     // arrivals waiting for code
+  // Appends refused by a full channel buffer, kept in order and retried on release.
+  std::unordered_map<proto::ChannelKey, std::deque<wire::Bytes>, proto::ChannelKeyHash> overflow_;
+  // Senders here to each receiver stream, so relocation and destruction touch only them.
+  std::unordered_map<StreamId, std::unordered_set<StreamId>> senders_to_;
+  std::map<StreamId, Time> retry_at_;  // receivers to re-send to after a rejection
+  std::unordered_map<std::uint64_t, wire::Reply> replies_;
+  std::unordered_set<std::uint64_t> handler_requests_;  // replies nobody waits for
+  std::unordered_map<std::uint64_t, StreamId> holds_;   // request -> the stream it holds
+  std::map<std::pair<StreamId, proto::Seq>, std::string> sync_results_;
+  std::deque<std::string> output_;
+  std::deque<std::string> errors_;
+  std::string partial_line_;
+  std::function<void(StreamId, wire::ByteView)> leader_inbox_;
+  std::function<void(const HandlerTrace&)> trace_;
+  Running* current_ = nullptr;
+  SiteCounters counters_;
+  std::uint64_t next_req_ = 1;
+  SiteId last_source_ = proto::kNoSource;
+  Time now_ = 0;
+  bool welcomed_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace mstream::site

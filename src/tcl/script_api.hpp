@@ -1,0 +1,84 @@
+#pragma once
+// ScriptApi: what the mstream Tcl commands (COMMANDS.md) ask of the session. The Tcl layer
+// parses and checks arguments, then calls one of these; a site (for handlers) and a shell (for
+// scripts) implement it. An error Status becomes a Tcl error whose message is the Status
+// message, unchanged (so implementations write the user-facing text: `no such stream "foo"`).
+//
+// Thread-safety: every call comes from the thread running the interpreter that issued the
+// command; an implementation serving several worker threads must make that safe itself.
+// Shell implementations may block (control commands are synchronous from a shell); handler
+// implementations must not wait for the network: control commands are queued, queries are
+// answered from the site's replica of the session directory (COMMANDS.md, "Shell or handler").
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mstream/status.hpp"
+
+namespace mstream::tcl {
+
+using SiteNumber = std::uint32_t;
+
+struct CreateOptions {
+  bool temp = false;
+  bool durable = false;
+  std::optional<SiteNumber> failure_manager;
+  std::optional<SiteNumber> site;
+};
+
+struct PeerInfo {
+  SiteNumber site = 0;
+  std::string address;  // "HOST:PORT"
+  bool live = true;
+};
+
+struct StreamInfo {
+  std::string name;
+  SiteNumber site = 0;
+};
+
+// What a handler runs for: set by the site around each handler call, empty in a shell.
+struct HandlerContext {
+  std::string stream;  // the handler's own stream
+  std::string sender;  // the sender of the message being handled ("" when not an append)
+  std::uint64_t agent = 0;
+};
+
+class ScriptApi {
+ public:
+  virtual ~ScriptApi() = default;
+
+  // The handler being run, or nullptr in a shell. Valid until the handler returns.
+  virtual const HandlerContext* context() const = 0;
+
+  virtual Result<std::string> stream_create(const std::string& name,
+                                            const CreateOptions& options) = 0;
+  virtual Status stream_open(const std::string& name) = 0;
+  // sync: wait for consumption and return the handlers' results as a Tcl list (a shell only;
+  // a handler gets an error).
+  virtual Result<std::string> stream_append(const std::string& name, std::string message,
+                                            bool sync) = 0;
+  virtual Result<SiteNumber> stream_move(const std::string& name, SiteNumber site) = 0;
+  virtual Result<SiteNumber> stream_location(const std::string& name) = 0;
+  virtual Status stream_destroy(const std::string& name) = 0;
+  virtual bool stream_exists(const std::string& name) = 0;
+  virtual std::vector<StreamInfo> list_streams() = 0;  // the Tcl layer filters by pattern
+  virtual Result<SiteNumber> stream_creator(const std::string& name) = 0;
+  // Attaches a Tcl agent (cpp_type empty: body is its initialization code) or a registered C++
+  // agent type (body empty). Returns the agent id, as text.
+  virtual Result<std::string> register_agent(const std::string& stream, const std::string& args,
+                                             const std::string& body,
+                                             const std::string& cpp_type) = 0;
+  // The calling agent is destroyed once its handler returns (handlers only).
+  virtual Status agent_exit() = 0;
+  virtual SiteNumber my_id() = 0;
+  virtual std::vector<SiteNumber> site_list() = 0;
+  virtual std::vector<PeerInfo> peer_map() = 0;
+  // One line written with `puts` to stdout (without its newline); `nonewline` when -nonewline.
+  virtual void write_stdout(std::string_view text, bool nonewline) = 0;
+};
+
+}  // namespace mstream::tcl

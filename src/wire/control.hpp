@@ -1,0 +1,326 @@
+#pragma once
+// Control messages of a session: what sites, shells and the leader tell each other about
+// streams, agents and membership. They travel as ordinary messages on reliable FIFO channels
+// between control streams (one per site or shell, plus the leader's), so they inherit the
+// messaging core's ordering and exactly-once delivery (doc/session.md).
+//
+// Encoding: u8 version (1), u8 type, then the message's fields in declaration order: integers
+// as LEB128 varints, strings and blobs length-prefixed, vectors count-prefixed. decode_control()
+// checks every length and count against the bytes left and the limits below and fails with
+// kMalformed rather than throwing or reading out of bounds; the fuzz target feeds it noise.
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "mstream/status.hpp"
+#include "wire/codec.hpp"
+
+namespace mstream::wire {
+
+inline constexpr std::uint8_t kControlVersion = 1;
+inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
+inline constexpr std::size_t kMaxNameBytes = 4096;
+inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
+
+// Flags of a stream (CreateReq, Location, Install, Arrive).
+inline constexpr std::uint64_t kStreamTemp = 1;
+inline constexpr std::uint64_t kStreamDurable = 2;
+
+// What a stream is, as every site's directory replica knows it.
+struct StreamRecord {
+  std::uint64_t id = 0;
+  std::string name;
+  std::uint32_t site = kNoSite;  // kNoSite: destroyed
+  std::uint64_t epoch = 0;       // bumped by every move
+  std::uint32_t creator = 0;
+  std::uint32_t failure_manager = 0;
+  std::uint64_t flags = 0;
+  template <class A>
+  void fields(A& a) {
+    a(id, name, site, epoch, creator, failure_manager, flags);
+  }
+};
+
+struct PeerRecord {
+  std::uint32_t site = 0;
+  std::string address;  // "HOST:PORT" as the leader saw it
+  std::uint64_t pid = 0;
+  std::uint64_t live = 1;
+  std::uint64_t shell = 0;  // a shell, not a site: hosts no streams
+  template <class A>
+  void fields(A& a) {
+    a(site, address, pid, live, shell);
+  }
+};
+
+// ---- Requests to the leader (from a site's handlers or a shell). Each is answered by one
+// Reply with the same req.
+struct CreateReq {
+  std::uint64_t req = 0;
+  std::string name;
+  std::uint32_t site = kNoSite;  // kNoSite: the caller's site
+  std::uint32_t failure_manager = kNoSite;
+  std::uint64_t flags = 0;
+  template <class A>
+  void fields(A& a) {
+    a(req, name, site, failure_manager, flags);
+  }
+};
+struct DestroyReq {
+  std::uint64_t req = 0;
+  std::string name;
+  template <class A>
+  void fields(A& a) {
+    a(req, name);
+  }
+};
+struct MoveReq {
+  std::uint64_t req = 0;
+  std::string name;
+  std::uint32_t site = 0;
+  template <class A>
+  void fields(A& a) {
+    a(req, name, site);
+  }
+};
+struct AttachReq {
+  std::uint64_t req = 0;
+  std::string stream;
+  std::string args;
+  std::string body;
+  std::string cpp_type;  // empty: a Tcl agent
+  template <class A>
+  void fields(A& a) {
+    a(req, stream, args, body, cpp_type);
+  }
+};
+struct DetachReq {  // agent_exit
+  std::uint64_t req = 0;
+  std::uint64_t stream = 0;
+  std::uint64_t agent = 0;
+  template <class A>
+  void fields(A& a) {
+    a(req, stream, agent);
+  }
+};
+// Termination detection for `mstream run` (doc/session.md, "Quiescence").
+struct QuiesceReq {
+  std::uint64_t req = 0;
+  // User messages the asking shell appended so far, less those it discarded (their stream
+  // was destroyed).
+  std::uint64_t appended = 0;
+  template <class A>
+  void fields(A& a) {
+    a(req, appended);
+  }
+};
+
+struct Reply {
+  std::uint64_t req = 0;
+  std::uint64_t code = 0;  // a StatusCode; 0 ok
+  std::string text;        // the error message, or the result (agent id, ...)
+  template <class A>
+  void fields(A& a) {
+    a(req, code, text);
+  }
+};
+
+// ---- Leader to sites and shells.
+struct Welcome {  // the first message a joined site or shell gets: the whole directory
+  std::uint32_t you = 0;
+  std::vector<PeerRecord> peers;
+  std::vector<StreamRecord> streams;
+  template <class A>
+  void fields(A& a) {
+    a(you, peers, streams);
+  }
+};
+struct PeerUpdate {
+  PeerRecord peer;
+  template <class A>
+  void fields(A& a) {
+    a(peer);
+  }
+};
+struct Location {  // a stream was created, moved or destroyed (every site keeps a replica)
+  StreamRecord stream;
+  template <class A>
+  void fields(A& a) {
+    a(stream);
+  }
+};
+struct Install {  // create this stream here
+  StreamRecord stream;
+  template <class A>
+  void fields(A& a) {
+    a(stream);
+  }
+};
+struct Code {  // an agent's code, shipped once to each site it visits and cached there
+  std::uint64_t agent = 0;
+  std::uint64_t stream = 0;
+  std::string args;
+  std::string body;
+  std::string cpp_type;
+  template <class A>
+  void fields(A& a) {
+    a(agent, stream, args, body, cpp_type);
+  }
+};
+struct Attach {  // attach agent (whose Code was sent) to the stream here
+  std::uint64_t stream = 0;
+  std::uint64_t agent = 0;
+  template <class A>
+  void fields(A& a) {
+    a(stream, agent);
+  }
+};
+struct MoveOut {  // at the next handler boundary, send the stream to `target`
+  std::uint64_t stream = 0;
+  std::uint64_t epoch = 0;  // the epoch the stream has at the target
+  std::uint32_t target = 0;
+  template <class A>
+  void fields(A& a) {
+    a(stream, epoch, target);
+  }
+};
+struct DestroyStream {
+  std::uint64_t stream = 0;
+  template <class A>
+  void fields(A& a) {
+    a(stream);
+  }
+};
+struct Finalize {  // the agent is gone: run its finalization handler here and free it
+  std::uint64_t agent = 0;
+  std::uint64_t stream = 0;
+  template <class A>
+  void fields(A& a) {
+    a(agent, stream);
+  }
+};
+struct Probe {
+  std::uint64_t wave = 0;
+  template <class A>
+  void fields(A& a) {
+    a(wave);
+  }
+};
+struct Shutdown {
+  std::uint64_t code = 0;
+  template <class A>
+  void fields(A& a) {
+    a(code);
+  }
+};
+struct ErrorReport {  // a handler error, forwarded to shells
+  std::string text;
+  template <class A>
+  void fields(A& a) {
+    a(text);
+  }
+};
+struct SyncResult {  // the handlers' results for a message appended with -sync
+  std::uint64_t stream = 0;
+  std::uint64_t seq = 0;
+  std::string result;  // a Tcl list, one element per agent
+  template <class A>
+  void fields(A& a) {
+    a(stream, seq, result);
+  }
+};
+
+// ---- Sites to the leader.
+struct Installed {  // a create, move or attach took effect here (or failed: code != 0)
+  std::uint64_t stream = 0;
+  std::uint64_t epoch = 0;
+  std::uint64_t agent = 0;  // for an attach
+  std::uint64_t code = 0;
+  std::string text;
+  template <class A>
+  void fields(A& a) {
+    a(stream, epoch, agent, code, text);
+  }
+};
+struct ShellCount {
+  std::uint32_t shell = 0;
+  std::uint64_t consumed = 0;
+  template <class A>
+  void fields(A& a) {
+    a(shell, consumed);
+  }
+  friend bool operator==(const ShellCount&, const ShellCount&) = default;
+};
+struct ProbeReply {
+  std::uint64_t wave = 0;
+  std::uint64_t idle = 0;
+  std::uint64_t appended = 0;      // user messages accepted from handlers here, ever
+  std::uint64_t consumed = 0;      // messages from streams consumed (or discarded) here, ever
+  std::uint64_t requests = 0;      // control requests sent by handlers here, ever
+  std::vector<ShellCount> shells;  // messages from each shell consumed here, ever
+  template <class A>
+  void fields(A& a) {
+    a(wave, idle, appended, consumed, requests, shells);
+  }
+};
+struct Leave {  // a shell leaves: its -temp streams go
+  std::uint64_t code = 0;
+  template <class A>
+  void fields(A& a) {
+    a(code);
+  }
+};
+
+// ---- Site to site.
+struct AgentState {
+  std::uint64_t agent = 0;
+  std::string briefcase;
+  template <class A>
+  void fields(A& a) {
+    a(agent, briefcase);
+  }
+};
+struct OutChannel {  // a channel from the moving stream: its whole sender state
+  std::uint64_t to = 0;
+  std::uint32_t dest = 0;
+  std::uint64_t next_seq = 1;
+  std::uint64_t consumed_up_to = 0;
+  std::vector<std::string> unconsumed;
+  template <class A>
+  void fields(A& a) {
+    a(to, dest, next_seq, consumed_up_to, unconsumed);
+  }
+};
+struct InChannel {  // a channel into the moving stream: what it consumed
+  std::uint64_t from = 0;
+  std::uint64_t consumed_up_to = 0;
+  std::uint32_t reply_site = 0;
+  template <class A>
+  void fields(A& a) {
+    a(from, consumed_up_to, reply_site);
+  }
+};
+struct Arrive {
+  StreamRecord stream;                // with the new epoch and site
+  std::vector<std::uint64_t> agents;  // in attach order
+  std::vector<AgentState> briefcases;
+  std::vector<OutChannel> out;
+  std::vector<InChannel> in;
+  template <class A>
+  void fields(A& a) {
+    a(stream, agents, briefcases, out, in);
+  }
+};
+
+using ControlMessage =
+    std::variant<CreateReq, DestroyReq, MoveReq, AttachReq, DetachReq, QuiesceReq, Reply, Welcome,
+                 PeerUpdate, Location, Install, Code, Attach, MoveOut, DestroyStream, Finalize,
+                 Probe, Shutdown, ErrorReport, SyncResult, Installed, ProbeReply, Leave, Arrive>;
+
+void encode_control(const ControlMessage& m, Bytes* out);
+Result<ControlMessage> decode_control(ByteView in);
+const char* control_name(const ControlMessage& m);
+
+}  // namespace mstream::wire
