@@ -236,7 +236,7 @@ void LeaderCore::start(Op op) {
     // Code goes to the target once per agent; the stream's state goes straight from the
     // source at its next handler boundary.
     for (std::uint64_t agent : st.agents) ship_code(agent, op.target);
-    send_(rec.site, wire::MoveOut{id, op.epoch, op.target});
+    send_(rec.site, wire::MoveOut{id, op.epoch, op.target, op.requester, op.req});
     in_flight_[id] = std::move(op);
     return;
   }
@@ -327,9 +327,10 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m) {
     wire::StreamRecord& rec = streams_[id];
     rec.site = op.target;
     rec.epoch = op.epoch;
-    // Every site and shell learns the new location, so senders re-send there.
-    broadcast(wire::Location{rec});
-    finish(id, op, kOk, std::to_string(op.target));
+    // Every site and shell learns the new location, so senders re-send there. The requester
+    // already has it, and its answer, from the target (MoveOut::requester).
+    broadcast(wire::Location{rec}, op.requester);
+    if (!site::is_shell(op.requester)) ++requests_done_;
   } else if (std::holds_alternative<wire::AttachReq>(op.request)) {
     if (m.code != kOk) {
       agents_.erase(op.agent);

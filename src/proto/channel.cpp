@@ -5,6 +5,9 @@
 
 namespace mstream::proto {
 
+// Idle channels are the bulk of a site's memory (bench memory: <= 256 bytes per channel).
+static_assert(sizeof(RecvChannel) <= 64, "RecvChannel grew: check bench memory");
+
 // ---------------------------------------------------------------------------------------
 // SendChannel
 

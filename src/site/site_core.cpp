@@ -624,6 +624,8 @@ void SiteCore::depart(Hosted& h, const wire::MoveOut& m) {
   a.stream.site = m.target;
   a.stream.epoch = m.epoch;
   a.agents = h.agents;
+  a.requester = m.requester;
+  a.req = m.req;
   for (std::uint64_t agent : h.agents)
     a.briefcases.push_back({agent, runner_->save_briefcase(agent)});
   for (StreamId from : h.in_peers) {
@@ -747,6 +749,14 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
     if (out.ran && !out.ok) report_handler_error(h, agent, "relocation", out);
   }
   reply_installed(wire::Installed{id, h.rec.epoch, 0, 0, {}});
+  if (a.requester != wire::kNoSite) {
+    // The requester learns the new location and gets its answer from here, one hop sooner
+    // than through the leader; the leader tells everyone else. Its next request on this
+    // stream still waits at the leader behind this move's Installed, so order is kept.
+    const SiteId r = a.requester;
+    send_control(r, control_stream(r), wire::Location{h.rec});
+    send_control(r, control_stream(r), wire::Reply{a.req, 0, std::to_string(options_.self)});
+  }
   if (!h.ops.empty()) mark_ready(h);
   return true;
 }

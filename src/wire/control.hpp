@@ -181,9 +181,13 @@ struct MoveOut {  // at the next handler boundary, send the stream to `target`
   std::uint64_t stream = 0;
   std::uint64_t epoch = 0;  // the epoch the stream has at the target
   std::uint32_t target = 0;
+  // Who asked: the target answers them itself once the stream is installed, saving the
+  // detour through the leader (kNoSite: nobody waits).
+  std::uint32_t requester = kNoSite;
+  std::uint64_t req = 0;
   template <class A>
   void fields(A& a) {
-    a(stream, epoch, target);
+    a(stream, epoch, target, requester, req);
   }
 };
 struct DestroyStream {
@@ -308,9 +312,11 @@ struct Arrive {
   std::vector<AgentState> briefcases;
   std::vector<OutChannel> out;
   std::vector<InChannel> in;
+  std::uint32_t requester = kNoSite;  // from MoveOut
+  std::uint64_t req = 0;
   template <class A>
   void fields(A& a) {
-    a(stream, agents, briefcases, out, in);
+    a(stream, agents, briefcases, out, in, requester, req);
   }
 };
 
