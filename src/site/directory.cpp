@@ -6,7 +6,8 @@ bool Directory::apply(const wire::StreamRecord& rec) {
   auto it = by_id_.find(rec.id);
   if (it != by_id_.end() && it->second.epoch > rec.epoch) return false;
   if (rec.site == wire::kNoSite) {
-    if (it == by_id_.end()) return false;
+    if (!destroyed_.insert(rec.id).second) return false;
+    if (it == by_id_.end()) return true;
     auto n = by_name_.find(it->second.name);
     if (n != by_name_.end() && n->second == rec.id) by_name_.erase(n);
     by_id_.erase(it);

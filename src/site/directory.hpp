@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "wire/control.hpp"
 
@@ -27,11 +28,15 @@ class Directory {
   const std::map<std::string, std::uint64_t>& names() const { return by_name_; }
   const std::map<std::uint32_t, wire::PeerRecord>& peers() const { return peers_; }
   const wire::PeerRecord* peer(std::uint32_t site) const;
+  // Whether this stream was destroyed. Unknown and not destroyed means the replica has not
+  // heard of it yet (it lags the leader): a sender must wait, not discard.
+  bool destroyed(std::uint64_t id) const { return destroyed_.contains(id); }
 
  private:
   std::unordered_map<std::uint64_t, wire::StreamRecord> by_id_;
   std::map<std::string, std::uint64_t> by_name_;  // sorted: list_streams is ordered by name
   std::map<std::uint32_t, wire::PeerRecord> peers_;
+  std::unordered_set<std::uint64_t> destroyed_;  // 8 bytes per stream ever destroyed
 };
 
 }  // namespace mstream::site

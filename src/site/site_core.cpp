@@ -88,7 +88,11 @@ void SiteCore::on_timeout(Time now) {
     StreamId to = it->first;
     it = retry_at_.erase(it);
     const wire::StreamRecord* rec = directory_.find(to);
-    if (rec) transport_.relocate_receiver(to, rec->site);
+    if (rec) {
+      transport_.relocate_receiver(to, rec->site);
+    } else if (!directory_.destroyed(to)) {
+      retry_at_[to] = now + kRejectRetry;  // our replica has not heard of it yet
+    }
   }
 }
 
@@ -125,8 +129,10 @@ void SiteCore::step(Time now) {
   while (transport_.poll_rejected(&j)) {
     if (is_control(j.key.to)) continue;  // control streams never move
     const wire::StreamRecord* rec = directory_.find(j.key.to);
-    if (!rec) {
+    if (directory_.destroyed(j.key.to)) {
       drop_channels_to(j.key.to);
+    } else if (!rec) {
+      if (!retry_at_.contains(j.key.to)) retry_at_[j.key.to] = now + kRejectRetry;
     } else if (rec->site != j.site) {
       transport_.relocate_receiver(j.key.to, rec->site);
     } else if (!retry_at_.contains(j.key.to)) {
@@ -707,7 +713,7 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
     for (auto& m : oc.unconsumed) st.unconsumed.emplace_back(m.begin(), m.end());
     const wire::StreamRecord* to = directory_.find(oc.to);
     st.dest = to ? to->site : oc.dest;
-    if (!to && !directory_.find(oc.to)) {
+    if (directory_.destroyed(oc.to)) {
       // The receiver is gone (destroyed while we moved): its messages are discarded.
       count_discarded(id, st.unconsumed.size());
       continue;
