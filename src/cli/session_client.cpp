@@ -45,7 +45,7 @@ Result<std::unique_ptr<SessionClient>> SessionClient::connect(const std::string&
         return self->pump(done, t);
       },
       [self](std::string_view text) { self->write_(text); }, 60s);
-  if (!c->pump([&] { return c->core_->welcomed(); }, timeout))
+  if (!c->pump([&] { return c->core_->welcomed(); }, timeout).ok())
     return Status::error(Status::Code::kUnavailable,
                          "the leader at " + leader + " sent no directory");
   return c;
@@ -55,7 +55,7 @@ SessionClient::~SessionClient() {
   if (interp_) Tcl_DeleteInterp(interp_);
 }
 
-bool SessionClient::pump(const std::function<bool()>& done, std::chrono::nanoseconds timeout) {
+Status SessionClient::pump(const std::function<bool()>& done, std::chrono::nanoseconds timeout) {
   std::string line;
   bool ok = loop_->run_until(
       [&] {
@@ -64,7 +64,9 @@ bool SessionClient::pump(const std::function<bool()>& done, std::chrono::nanosec
         return !watch_error_.ok() || done();
       },
       timeout);
-  return ok && watch_error_.ok();
+  if (!watch_error_.ok()) return watch_error_;
+  if (!ok) return Status::error(Status::Code::kUnavailable, "");
+  return Status::ok_status();
 }
 
 Result<Tcl_Interp*> SessionClient::interpreter() {

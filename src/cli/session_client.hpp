@@ -42,9 +42,10 @@ class SessionClient {
   // The first error the watch returned, if any.
   const Status& watch_error() const { return watch_error_; }
 
-  // Runs the loop until done() or timeout; returns done(). Handler errors forwarded by the
-  // leader are printed to stderr as they come.
-  bool pump(const std::function<bool()>& done, std::chrono::nanoseconds timeout);
+  // Runs the loop until done() or timeout. Ok once done(); the watch's error if it failed;
+  // kUnavailable with an empty message on timeout. Handler errors forwarded by the leader are
+  // printed to stderr as they come.
+  Status pump(const std::function<bool()>& done, std::chrono::nanoseconds timeout);
 
   // A Tcl interpreter with the mstream commands, for scripts and the interactive shell.
   Result<Tcl_Interp*> interpreter();

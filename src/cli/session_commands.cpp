@@ -109,12 +109,16 @@ int run_script(const RunOptions& o) {
   set_argv(*interp, o.script, o.args);
   int exit_code = 0;
   if (Tcl_EvalFile(*interp, o.script.c_str()) != TCL_OK) {
-    const char* info = Tcl_GetVar(*interp, "errorInfo", TCL_GLOBAL_ONLY);
     if (merger) merger->flush();
-    std::fprintf(stderr, "mstream run: error in %s: %s\n", o.script.c_str(),
-                 info ? info : Tcl_GetStringResult(*interp));
-    exit_code = 1;
-  } else if (!c.watch_error().ok()) {
+    if (!c.watch_error().ok()) {
+      // The script stopped because the local session failed: say that, not where it stood.
+      std::fprintf(stderr, "mstream run: the local session failed: %s\n",
+                   c.watch_error().message().c_str());
+    } else {
+      const char* info = Tcl_GetVar(*interp, "errorInfo", TCL_GLOBAL_ONLY);
+      std::fprintf(stderr, "mstream run: error in %s: %s\n", o.script.c_str(),
+                   info ? info : Tcl_GetStringResult(*interp));
+    }
     exit_code = 1;
   } else {
     // Embedded: the session is ours, wait until nothing is left to do in it. Remote: it
@@ -123,19 +127,13 @@ int run_script(const RunOptions& o) {
                       : c.api().wait_released(seconds_or_forever(o.timeout_s));
     if (!st.ok()) {
       if (merger) merger->flush();
-      std::fprintf(stderr, "mstream run: %s\n",
-                   c.watch_error().ok() ? st.message().c_str() : c.watch_error().message().c_str());
+      std::fprintf(stderr, "mstream run: %s%s\n",
+                   c.watch_error().ok() ? "" : "the local session failed: ", st.message().c_str());
       exit_code = 1;
     }
   }
-  if (!c.watch_error().ok()) {
-    if (merger) merger->flush();
-    std::fprintf(stderr, "mstream run: the local session failed: %s\n",
-                 c.watch_error().message().c_str());
-    exit_code = 1;
-  }
   c.api().leave();
-  c.pump([] { return false; }, 20ms);
+  (void)c.pump([] { return false; }, 20ms);
   if (local) {
     Status st = local->shutdown(2s);
     merger->flush();
@@ -154,7 +152,7 @@ SessionClient* g_shell_client = nullptr;
 
 int pump_while_idle() {
   // Keep the session's messages to us moving while the user types.
-  if (g_shell_client) g_shell_client->pump([] { return true; }, 0ms);
+  if (g_shell_client) (void)g_shell_client->pump([] { return true; }, 0ms);
   return 0;
 }
 
@@ -209,7 +207,7 @@ int run_shell(const std::string& session) {
   }
   if (tty && !history_file.empty()) write_history(history_file.c_str());
   (*client)->api().leave();
-  (*client)->pump([] { return false; }, 20ms);
+  (void)(*client)->pump([] { return false; }, 20ms);
   g_shell_client = nullptr;
   return 0;
 }
@@ -284,7 +282,7 @@ int run_status(const std::string& session, bool json) {
     }
   }
   (*client)->api().leave();
-  (*client)->pump([] { return false; }, 20ms);
+  (void)(*client)->pump([] { return false; }, 20ms);
   return 0;
 }
 

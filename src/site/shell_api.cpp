@@ -5,11 +5,19 @@ namespace mstream::site {
 ShellApi::ShellApi(SiteCore* core, Pump pump, Write write, std::chrono::nanoseconds timeout)
     : core_(core), pump_(std::move(pump)), write_(std::move(write)), timeout_(timeout) {}
 
+// A wait that ended without its answer: a timeout says what was awaited; a failure of the
+// session (a local site died) says that instead.
+Status ShellApi::waited(const Status& why, const std::string& timeout_text) {
+  if (why.code() == Status::Code::kUnavailable && why.message().empty())
+    return Status::error(Status::Code::kUnavailable, timeout_text);
+  return why;
+}
+
 Result<wire::Reply> ShellApi::call(wire::ControlMessage request) {
   const std::uint64_t req = core_->send_request(std::move(request));
   std::optional<wire::Reply> reply;
-  bool got = pump_([&] { return (reply = core_->take_reply(req)).has_value(); }, timeout_);
-  if (!got) return Status::error(Status::Code::kUnavailable, "no answer from the session leader");
+  Status st = pump_([&] { return (reply = core_->take_reply(req)).has_value(); }, timeout_);
+  if (!st.ok()) return waited(st, "no answer from the session leader");
   if (reply->code != 0) return Status::error(static_cast<Status::Code>(reply->code), reply->text);
   return *reply;
 }
@@ -36,26 +44,22 @@ Result<std::string> ShellApi::stream_append(const std::string& name, std::string
   Result<proto::Seq> seq = core_->append_from(core_->sender_id(), name, message, sync);
   if (!seq.ok() && seq.status().code() == Status::Code::kWouldBlock) {
     // The channel's buffer is full of unconsumed messages: the script waits for room.
-    bool ok = pump_(
+    Status ok = pump_(
         [&] {
           seq = core_->append_from(core_->sender_id(), name, message, sync);
           return seq.ok() || seq.status().code() != Status::Code::kWouldBlock;
         },
         timeout_);
-    if (!ok)
-      return Status::error(Status::Code::kUnavailable,
-                           "stream \"" + name + "\" consumes nothing: append timed out");
+    if (!ok.ok()) return waited(ok, "stream \"" + name + "\" consumes nothing: append timed out");
   }
   if (!seq.ok()) return seq.status();
   if (!sync) return std::string();
   const wire::StreamRecord* rec = core_->directory().find(name);
   const StreamId to = rec ? rec->id : 0;
   std::optional<std::string> result;
-  bool got =
+  Status got =
       pump_([&] { return (result = core_->take_sync_result(to, *seq)).has_value(); }, timeout_);
-  if (!got)
-    return Status::error(Status::Code::kUnavailable,
-                         "no result for the -sync append to \"" + name + "\"");
+  if (!got.ok()) return waited(got, "no result for the -sync append to \"" + name + "\"");
   return *result;
 }
 
@@ -101,16 +105,13 @@ Status ShellApi::wait_quiescent(std::chrono::nanoseconds timeout) {
   const auto& c = core_->counters();
   const std::uint64_t req = core_->send_request(wire::QuiesceReq{0, c.appended - c.discarded_own});
   std::optional<wire::Reply> reply;
-  if (!pump_([&] { return (reply = core_->take_reply(req)).has_value(); }, timeout))
-    return Status::error(Status::Code::kUnavailable,
-                         "the session did not become quiescent in time");
-  return Status::ok_status();
+  Status st = pump_([&] { return (reply = core_->take_reply(req)).has_value(); }, timeout);
+  return st.ok() ? st : waited(st, "the session did not become quiescent in time");
 }
 
 Status ShellApi::wait_released(std::chrono::nanoseconds timeout) {
-  if (!pump_([&] { return core_->all_released(); }, timeout))
-    return Status::error(Status::Code::kUnavailable, "messages still unconsumed");
-  return Status::ok_status();
+  Status st = pump_([&] { return core_->all_released(); }, timeout);
+  return st.ok() ? st : waited(st, "messages still unconsumed");
 }
 
 void ShellApi::leave() { core_->send_request(wire::Leave{0}); }

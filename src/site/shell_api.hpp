@@ -21,9 +21,11 @@ namespace mstream::site {
 
 class ShellApi final : public tcl::ScriptApi {
  public:
-  // Runs the driver until done() or the timeout; returns done().
+  // Runs the driver until done() or the timeout.
+  // Ok once done(); otherwise why not: the session failed (e.g. a local site died), or
+  // kUnavailable with an empty message on timeout.
   using Pump =
-      std::function<bool(const std::function<bool()>& done, std::chrono::nanoseconds timeout)>;
+      std::function<Status(const std::function<bool()>& done, std::chrono::nanoseconds timeout)>;
   using Write = std::function<void(std::string_view text)>;
 
   // `core` (a SiteCore in shell mode) must outlive this. `timeout` bounds every wait for the
@@ -63,6 +65,7 @@ class ShellApi final : public tcl::ScriptApi {
 
  private:
   Result<wire::Reply> call(wire::ControlMessage request);
+  static Status waited(const Status& why, const std::string& timeout_text);
 
   SiteCore* core_;
   Pump pump_;
