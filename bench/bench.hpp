@@ -40,6 +40,19 @@ struct BenchOptions {
   // Memory benchmark: how many channels (and sites, divided by 10) to create.
   std::uint32_t channels = 0;
   std::uint64_t seed = 1;
+
+  // The session benchmarks (move, moving-pipeline, append-tcl, memory's streams and agents)
+  // start `mstream leader` and `mstream site` processes from this executable; empty: this
+  // process's own (right for the mstream command; a test names the binary).
+  std::string binary;
+  // move: timed hops per round; 0 picks the default (1,000, as in seed 004; 100 when quick).
+  std::uint32_t hops = 0;
+  // append-tcl: messages per timed run; moving-pipeline: the least number of messages per
+  // cell (each cell sends at least 4 K). 0 picks the default.
+  std::uint32_t messages = 0;
+  // memory: idle streams with a C++ agent to create at one site (Tcl agents: a fifth of it);
+  // 0 picks the default (1,000; 100 when quick).
+  std::uint32_t streams = 0;
 };
 
 // One measured metric, compared with its baseline.
@@ -68,6 +81,17 @@ Result<std::vector<BenchResult>> run_pingpong(const BenchOptions& options);
 Result<std::vector<BenchResult>> run_throughput(const BenchOptions& options);
 Result<std::vector<BenchResult>> run_loss(const BenchOptions& options);
 Result<std::vector<BenchResult>> run_memory(const BenchOptions& options);
+Result<std::vector<BenchResult>> run_move(const BenchOptions& options);
+Result<std::vector<BenchResult>> run_moving_pipeline(const BenchOptions& options);
+Result<std::vector<BenchResult>> run_append_tcl(const BenchOptions& options);
+// memory's second half: bytes per idle stream with a C++ agent and per Tcl agent at a site of
+// a real session (run_memory calls it).
+Result<std::vector<BenchResult>> run_session_memory(const BenchOptions& options);
+
+// A benchmark's own summary of its results, for a reader (e.g. moving-pipeline's table in the
+// layout of seed 004's figure 5); empty for most. Printed after the results.
+std::string summary_of(const std::string& bench, const std::vector<BenchResult>& results);
+std::string moving_pipeline_table(const std::vector<BenchResult>& results);
 
 // One line of JSON holding the contract's fields (bench, metric, value, unit, baseline,
 // baseline_value, ratio) followed by wait and placement. No trailing newline.
@@ -80,6 +104,9 @@ std::string machine_facts();
 
 // The median of `values` (the lower middle one for an even count); 0 when empty.
 double median(std::vector<double> values);
+// The p-quantile (0..1) of `values`, nearest rank below; 0 when empty.
+double percentile(std::vector<double> values, double p);
+double mean(const std::vector<double>& values);
 // rounds, or the default for quick and normal runs.
 int rounds_or_default(const BenchOptions& options);
 

@@ -11,6 +11,9 @@
 // same ChannelKey, measured the same way in the same run: the least a per-channel table could
 // cost. A path end (one site's state for one remote site) is compared with a bare map entry
 // keyed by SiteId.
+//
+// Then, in a real session, bytes per idle stream with a C++ agent and per Tcl agent at the
+// site that hosts them (session_memory.cpp, run_session_memory).
 #include <malloc.h>
 
 #include <array>
@@ -188,7 +191,7 @@ Result<std::vector<BenchResult>> run_memory(const BenchOptions& options) {
       warm_sites, sites, [](std::uint32_t i) { return static_cast<proto::SiteId>(2 + i); });
 
   const std::string placement = "in-process";
-  return std::vector<BenchResult>{
+  std::vector<BenchResult> out{
       {"memory", "bytes_per_idle_channel", *channel, "bytes", "target", kChannelTargetBytes, "",
        placement},
       {"memory", "bytes_per_idle_channel", *channel, "bytes", "bare_unordered_map_entry",
@@ -196,6 +199,11 @@ Result<std::vector<BenchResult>> run_memory(const BenchOptions& options) {
       {"memory", "bytes_per_idle_path_end", *path, "bytes", "bare_unordered_map_entry", site_map,
        "", placement},
   };
+  // Streams and agents at a site of a real session (session_memory.cpp).
+  auto streams = run_session_memory(options);
+  if (!streams.ok()) return streams.status();
+  out.insert(out.end(), streams->begin(), streams->end());
+  return out;
 }
 
 }  // namespace mstream::bench

@@ -14,6 +14,7 @@
 #include "bench/bench.hpp"
 #include "bench/peer.hpp"
 #include "bench/process.hpp"
+#include "bench/raw_udp.hpp"
 #include "mstream/endpoint.hpp"
 
 namespace mstream::bench {
@@ -90,14 +91,14 @@ ssize_t udp_receive(int fd, std::uint8_t* buf, std::size_t cap, WaitStrategy wai
   }
 }
 
-int udp_echo_child(Link& link, const Config& cfg) {
+int udp_echo_child(Link& link, WaitStrategy wait, std::chrono::milliseconds child_deadline) {
   auto fd = open_peered_udp_socket(link, std::chrono::milliseconds(200));
   if (!fd.ok()) return 4;
   std::array<std::uint8_t, 2048> buf{};
-  const auto deadline = Clock::now() + cfg.child_deadline;
+  const auto deadline = Clock::now() + child_deadline;
   int code = 5;
   while (Clock::now() < deadline) {
-    ssize_t n = udp_receive(*fd, buf.data(), buf.size(), cfg.wait, std::chrono::milliseconds(200));
+    ssize_t n = udp_receive(*fd, buf.data(), buf.size(), wait, std::chrono::milliseconds(200));
     if (n <= 0) continue;
     if (buf[0] == kStop) {
       code = 0;
@@ -109,39 +110,60 @@ int udp_echo_child(Link& link, const Config& cfg) {
   return code;
 }
 
-Result<Samples> udp_pingpong(const Config& cfg) {
-  auto child = fork_pinned(cfg.placement.child_core,
-                           [&cfg](Link& link) { return udp_echo_child(link, cfg); });
+}  // namespace
+
+Result<std::unique_ptr<RawUdpEcho>> RawUdpEcho::start(WaitStrategy wait, const Placement& placement,
+                                                      std::chrono::milliseconds child_deadline) {
+  auto child = fork_pinned(placement.child_core, [wait, child_deadline](Link& link) {
+    return udp_echo_child(link, wait, child_deadline);
+  });
   if (!child.ok()) return child.status();
-  Link link(*child);
+  std::unique_ptr<RawUdpEcho> echo(new RawUdpEcho(std::move(*child), wait));
+  Link link(echo->child_);
   auto fd = open_peered_udp_socket(link, std::chrono::milliseconds(200));
   if (!fd.ok()) return fd.status();
+  echo->fd_ = *fd;
+  return echo;
+}
 
+RawUdpEcho::~RawUdpEcho() {
+  if (fd_ >= 0) {
+    std::array<std::uint8_t, kPayloadBytes> stop{};
+    stop[0] = kStop;
+    // Loopback does not drop, but repeat the stop a few times rather than rely on it.
+    for (int k = 0; k < 3; ++k) (void)send(fd_, stop.data(), stop.size(), 0);
+    close(fd_);
+  }
+  child_.wait(std::chrono::milliseconds(2000));
+}
+
+Result<std::int64_t> RawUdpEcho::round_trip() {
   std::array<std::uint8_t, kPayloadBytes> ping{};
   std::array<std::uint8_t, 2048> reply{};
   ping[0] = kPing;
-  auto samples = measure_round_trips(cfg, [&](std::uint64_t i) -> Result<std::int64_t> {
-    std::memcpy(ping.data() + 8, &i, sizeof(i));  // a stale reply must not count
-    const auto t0 = Clock::now();
-    if (send(*fd, ping.data(), ping.size(), 0) != static_cast<ssize_t>(ping.size())) {
-      return Status::error(Status::Code::kIoError, std::string("send: ") + strerror(errno));
+  const std::uint64_t i = next_++;
+  std::memcpy(ping.data() + 8, &i, sizeof(i));  // a stale reply must not count
+  const auto t0 = Clock::now();
+  if (send(fd_, ping.data(), ping.size(), 0) != static_cast<ssize_t>(ping.size())) {
+    return Status::error(Status::Code::kIoError, std::string("send: ") + strerror(errno));
+  }
+  std::uint64_t echoed = ~i;
+  while (echoed != i) {
+    ssize_t n = udp_receive(fd_, reply.data(), reply.size(), wait_, kReplyTimeout);
+    if (n != static_cast<ssize_t>(kPayloadBytes)) {
+      return Status::error(Status::Code::kUnavailable, "raw UDP echo did not answer");
     }
-    std::uint64_t echoed = ~i;
-    while (echoed != i) {
-      ssize_t n = udp_receive(*fd, reply.data(), reply.size(), cfg.wait, kReplyTimeout);
-      if (n != static_cast<ssize_t>(kPayloadBytes)) {
-        return Status::error(Status::Code::kUnavailable, "raw UDP echo did not answer");
-      }
-      std::memcpy(&echoed, reply.data() + 8, sizeof(echoed));
-    }
-    return (Clock::now() - t0).count();
-  });
-  ping[0] = kStop;
-  // Loopback does not drop, but repeat the stop a few times rather than rely on it.
-  for (int k = 0; k < 3; ++k) (void)send(*fd, ping.data(), ping.size(), 0);
-  close(*fd);
-  child->wait(std::chrono::milliseconds(2000));
-  return samples;
+    std::memcpy(&echoed, reply.data() + 8, sizeof(echoed));
+  }
+  return (Clock::now() - t0).count();
+}
+
+namespace {
+
+Result<Samples> udp_pingpong(const Config& cfg) {
+  auto echo = RawUdpEcho::start(cfg.wait, cfg.placement, cfg.child_deadline);
+  if (!echo.ok()) return echo.status();
+  return measure_round_trips(cfg, [&](std::uint64_t) { return (*echo)->round_trip(); });
 }
 
 // --- mstream ---------------------------------------------------------------------------

@@ -20,7 +20,9 @@ const char* wait_strategy_name(WaitStrategy w) {
 }
 
 const std::vector<std::string>& benchmark_names() {
-  static const std::vector<std::string> names = {"pingpong", "throughput", "loss", "memory"};
+  static const std::vector<std::string> names = {"pingpong",        "throughput", "loss",
+                                                 "memory",          "move",       "moving-pipeline",
+                                                 "append-tcl"};
   return names;
 }
 
@@ -32,6 +34,9 @@ Result<std::vector<BenchResult>> run_benchmark(const std::string& name,
   if (name == "throughput") results = run_throughput(options);
   if (name == "loss") results = run_loss(options);
   if (name == "memory") results = run_memory(options);
+  if (name == "move") results = run_move(options);
+  if (name == "moving-pipeline") results = run_moving_pipeline(options);
+  if (name == "append-tcl") results = run_append_tcl(options);
   if (!results.ok()) return results;
   // A value of 0 can be a true result (no goodput at all); a baseline of 0 leaves the ratio
   // meaningless, so it is a failed run, not a number to print.
@@ -120,6 +125,20 @@ double median(std::vector<double> values) {
   return *mid;
 }
 
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  const auto k = static_cast<std::ptrdiff_t>(p * static_cast<double>(values.size() - 1));
+  std::nth_element(values.begin(), values.begin() + k, values.end());
+  return values[static_cast<std::size_t>(k)];
+}
+
+double mean(const std::vector<double>& values) {
+  if (values.empty()) return 0;
+  double sum = 0;
+  for (double v : values) sum += v;
+  return sum / static_cast<double>(values.size());
+}
+
 int rounds_or_default(const BenchOptions& options) {
   if (options.rounds > 0) return options.rounds;
   return options.quick ? 1 : 3;
@@ -143,17 +162,22 @@ std::string to_json_line(const BenchResult& r) {
 std::string to_table(const std::vector<BenchResult>& results) {
   std::ostringstream out;
   char line[256];
-  std::snprintf(line, sizeof(line), "%-11s %-26s %12s %-7s %-24s %12s %7s  %-5s %s\n", "bench",
+  std::snprintf(line, sizeof(line), "%-15s %-28s %12s %-7s %-28s %12s %7s  %-5s %s\n", "bench",
                 "metric", "value", "unit", "baseline", "baseline", "ratio", "wait", "placement");
   out << line;
   for (const auto& r : results) {
-    std::snprintf(line, sizeof(line), "%-11s %-26s %12s %-7s %-24s %12s %7.3f  %-5s %s\n",
+    std::snprintf(line, sizeof(line), "%-15s %-28s %12s %-7s %-28s %12s %7.3f  %-5s %s\n",
                   r.bench.c_str(), r.metric.c_str(), format_number(r.value).c_str(), r.unit.c_str(),
                   r.baseline.c_str(), format_number(r.baseline_value).c_str(), r.ratio(),
                   r.wait.c_str(), r.placement.c_str());
     out << line;
   }
   return out.str();
+}
+
+std::string summary_of(const std::string& bench, const std::vector<BenchResult>& results) {
+  if (bench == "moving-pipeline") return moving_pipeline_table(results);
+  return {};
 }
 
 std::string machine_facts() {

@@ -1,7 +1,8 @@
 // Smoke tests of `mstream bench`: each benchmark runs in its quick form and prints
 // well-formed JSON lines with the contract's fields and a positive ratio. The numbers of a
 // quick run are noise; only their shape is checked here. Also the link between a benchmark's
-// two processes, which every two-process benchmark relies on.
+// two processes, which every two-process benchmark relies on. The session benchmarks start
+// daemons from the mstream binary the build made (MSTREAM_BINARY).
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <unistd.h>
@@ -20,7 +21,7 @@ namespace {
 // The contract's fields, in order, then the two descriptive ones. Numbers as JSON allows.
 const std::regex& json_line_pattern() {
   static const std::regex re(
-      R"re(^\{"bench":"[a-z_]+","metric":"[^"]+","value":(-?[0-9.eE+-]+),"unit":"[^"]+",)re"
+      R"re(^\{"bench":"[a-z_-]+","metric":"[^"]+","value":(-?[0-9.eE+-]+),"unit":"[^"]+",)re"
       R"re("baseline":"[^"]+","baseline_value":(-?[0-9.eE+-]+),"ratio":(-?[0-9.eE+-]+),)re"
       R"re("wait":"(spin|block|)","placement":"[^"]*"\}$)re");
   return re;
@@ -53,6 +54,7 @@ std::set<std::string> metrics_of(const std::vector<BenchResult>& results) {
 BenchOptions quick() {
   BenchOptions o;
   o.quick = true;
+  o.binary = MSTREAM_BINARY;
   return o;
 }
 
@@ -137,12 +139,65 @@ TEST(BenchSmoke, LossReportsEveryClassAndLevelAgainstNoLoss) {
   EXPECT_EQ(metrics_of(*r).count("goodput_go_back_n_loss_10%"), 1u);
 }
 
-TEST(BenchSmoke, MemoryReportsChannelAndPathBytes) {
-  auto r = run_benchmark("memory", quick());
+TEST(BenchSmoke, MemoryReportsChannelPathStreamAndAgentBytes) {
+  BenchOptions o = quick();
+  o.streams = 50;
+  auto r = run_benchmark("memory", o);
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   expect_well_formed(*r, "memory");
   EXPECT_EQ(metrics_of(*r),
-            (std::set<std::string>{"bytes_per_idle_channel", "bytes_per_idle_path_end"}));
+            (std::set<std::string>{"bytes_per_idle_channel", "bytes_per_idle_path_end",
+                                   "bytes_per_idle_stream_cpp_agent", "bytes_per_tcl_agent"}));
+}
+
+TEST(BenchSmoke, MoveReportsHopTimesAgainstRawUdpRoundTrips) {
+  BenchOptions o = quick();
+  o.hops = 20;
+  auto r = run_benchmark("move", o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  expect_well_formed(*r, "move");
+  EXPECT_EQ(metrics_of(*r), (std::set<std::string>{"mean_per_hop", "p50_per_hop", "p99_per_hop"}));
+  std::set<std::string> baselines;
+  for (const auto& x : *r) baselines.insert(x.baseline);
+  EXPECT_EQ(baselines, (std::set<std::string>{"raw_udp_rtt_mean", "raw_udp_rtt_p50",
+                                              "raw_udp_rtt_p99", "paper_agni_1998"}));
+}
+
+TEST(BenchSmoke, MovingPipelineReportsEveryKAndLossAgainstNoMoves) {
+  BenchOptions o = quick();
+  o.messages = 10;
+  auto r = run_benchmark("moving-pipeline", o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  expect_well_formed(*r, "moving-pipeline");
+  EXPECT_EQ(r->size(), 12u);  // K = 1, 10, 100, 1000 at 0%, 5%, 10% loss
+  EXPECT_EQ(metrics_of(*r).count("consume_time_k1_drop_0%"), 1u);
+  EXPECT_EQ(metrics_of(*r).count("consume_time_k1000_drop_10%"), 1u);
+  for (const auto& x : *r) EXPECT_EQ(x.baseline.rfind("no_moves_", 0), 0u) << x.baseline;
+  const std::string table = summary_of("moving-pipeline", *r);
+  EXPECT_NE(table.find("drop 10%"), std::string::npos) << table;
+  EXPECT_NE(table.find("1000"), std::string::npos) << table;
+}
+
+TEST(BenchSmoke, AppendTclReportsHandlersAgainstBareProcAndCppAgent) {
+  BenchOptions o = quick();
+  o.messages = 500;
+  auto r = run_benchmark("append-tcl", o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  expect_well_formed(*r, "append-tcl");
+  EXPECT_EQ(metrics_of(*r),
+            (std::set<std::string>{"tcl_handlers_per_second", "time_per_tcl_handler"}));
+  std::set<std::string> baselines;
+  for (const auto& x : *r) baselines.insert(x.baseline);
+  EXPECT_EQ(baselines,
+            (std::set<std::string>{"cpp_agent_handlers_per_second", "bare_tcl_proc_call"}));
+}
+
+TEST(BenchSmoke, SessionBenchmarkWithoutADaemonBinaryFailsCleanly) {
+  BenchOptions o = quick();
+  o.binary = "/nonexistent/mstream";
+  o.hops = 5;
+  auto r = run_benchmark("move", o);
+  EXPECT_FALSE(r.ok());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// The simulator's seed sweep: 2,048 seeds, every invariant, each seed run twice to check
-// determinism. Split in shards so that `ctest -j` spreads them over the cores. A failing seed
-// prints its FAIL lines; replay it with `mstream sim --seed S` (add --trace for every event).
+// The simulator's seed sweep of the messaging core: 2,048 seeds, every invariant, each seed run
+// twice to check determinism. Split in shards so that `ctest -j` spreads them over the cores. A
+// failing seed prints its FAIL lines; replay it with `mstream sim --seed S` (add --trace for
+// every event).
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -19,6 +20,7 @@ TEST_P(SimSeeds, EveryInvariantHolds) {
   o.first_seed = 1 + GetParam() * kSeedsPerShard;
   o.count = kSeedsPerShard;
   o.determinism_every = 1;
+  o.session = false;  // the session scenarios have their sweep in sim_session_test.cpp
   std::ostringstream out;
   const SweepResult r = run_sweep(o, out);
   EXPECT_EQ(r.seeds, kSeedsPerShard);

@@ -27,6 +27,8 @@ std::string describe_run(const BenchArgs& args) {
   s += args.wait.empty() ? "default per benchmark (pingpong spin, throughput and loss block)"
                          : args.wait;
   s += "; baselines run in the same process placement and with the same waiting strategy";
+  s += "; session benchmarks (move, moving-pipeline, append-tcl, memory's streams) run a local "
+       "session whose processes are unpinned and block, and so do their baselines";
   return s;
 }
 
@@ -56,10 +58,13 @@ int run(const BenchArgs& args) {
       exit_code = 1;
       continue;
     }
+    const std::string summary = bench::summary_of(name, *results);
     if (args.json) {
       for (const auto& r : *results) std::printf("%s\n", bench::to_json_line(r).c_str());
+      if (!summary.empty()) std::fprintf(stderr, "%s", summary.c_str());
     } else {
       std::printf("%s\n", bench::to_table(*results).c_str());
+      if (!summary.empty()) std::printf("%s\n", summary.c_str());
     }
     std::fflush(stdout);
   }
@@ -91,6 +96,16 @@ void add_bench_command(CLI::App& app, int* exit_code) {
                   "memory: channels to create (sites: a twentieth of it)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", args->options.seed, "seed of the loss model");
+  cmd->add_option("--hops", args->options.hops, "move: timed hops per round (default 1000)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--messages", args->options.messages,
+                  "append-tcl: messages per run (default 20000); moving-pipeline: least "
+                  "messages per cell (default 400)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--streams", args->options.streams,
+                  "memory: idle streams with a C++ agent at one site (Tcl agents: a fifth; "
+                  "default 1000)")
+      ->check(CLI::PositiveNumber);
   cmd->callback([args, exit_code] { *exit_code = run(*args); });
 }
 

@@ -51,7 +51,8 @@ bool stamped_output() {
 void drain_output(site::SiteCore& core, bool stamped) {
   std::string line;
   bool any = false;
-  while (core.poll_output(&line)) {
+  proto::Time stamp = 0;
+  while (core.poll_output(&line, &stamp)) {
     if (stamped) {
       // One line per line of text: the merger's format has no room for a newline.
       std::size_t start = 0;
@@ -60,7 +61,7 @@ void drain_output(site::SiteCore& core, bool stamped) {
         std::string part =
             line.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
         std::printf("%s\n",
-                    runtime::stamped_line(runtime::monotonic_now(), core.self(), part).c_str());
+                    runtime::stamped_line(stamp, core.self(), part).c_str());
         if (nl == std::string::npos) break;
         start = nl + 1;
       }
@@ -73,20 +74,43 @@ void drain_output(site::SiteCore& core, bool stamped) {
   while (core.poll_error(&line)) std::fprintf(stderr, "mstream: %s\n", line.c_str());
 }
 
-int run_leader(const std::string& listen, const std::string& state_dir) {
+// The hidden --drop/--drop-seed options: seed 004's loss model (each arriving path datagram
+// dropped with probability P), for `mstream bench moving-pipeline`. Never for production.
+struct LossOptions {
+  double drop = 0;
+  std::uint64_t seed = 1;
+};
+
+runtime::NodeLoopOptions loop_options(std::string listen, const LossOptions& loss) {
+  return {.listen = std::move(listen), .receive_drop_probability = loss.drop, .drop_seed = loss.seed};
+}
+
+void add_loss_options(CLI::App* cmd, const std::shared_ptr<LossOptions>& loss) {
+  // An empty group hides an option from --help.
+  cmd->add_option("--drop", loss->drop, "drop this fraction of arriving datagrams (benchmarks)")
+      ->check(CLI::Range(0.0, 0.99))
+      ->group("");
+  cmd->add_option("--drop-seed", loss->seed, "seed of the --drop loss model")->group("");
+}
+
+int run_leader(const std::string& listen, const std::string& state_dir, const LossOptions& loss) {
   (void)state_dir;  // durable leader state comes with failures (issue 4)
   install_stop_handlers();
-  auto loop = runtime::NodeLoop::open({.listen = listen});
+  auto loop = runtime::NodeLoop::open(loop_options(listen, loss));
   if (!loop.ok()) {
     std::fprintf(stderr, "mstream leader: %s\n", loop.status().message().c_str());
     return 2;
   }
-  leader::LeaderNode node(site::SiteOptions::with_mtu(0, (*loop)->mtu()), leader::LeaderOptions{});
+  const bool stamped = stamped_output();
+  site::SiteOptions so = site::SiteOptions::with_mtu(0, (*loop)->mtu());
+  leader::LeaderOptions lo;
+  // Under mstream run the shell prints handler errors on the stderr we share with it.
+  so.log_forwarded_errors = lo.log_forwarded_errors = !stamped;
+  leader::LeaderNode node(so, lo);
   node.set_own_address((*loop)->local_address(), static_cast<std::uint64_t>(::getpid()));
   (*loop)->attach(&node);
   std::printf("mstream: leader listening on %s\n", (*loop)->local_address().c_str());
   std::fflush(stdout);
-  const bool stamped = stamped_output();
   std::string line;
   while (!g_stop.load() && !node.finished()) {
     Status st = (*loop)->run_once(50ms);
@@ -104,10 +128,10 @@ int run_leader(const std::string& listen, const std::string& state_dir) {
   return 0;
 }
 
-int run_site(const std::string& leader, std::string listen) {
+int run_site(const std::string& leader, std::string listen, const LossOptions& loss) {
   install_stop_handlers();
   if (listen.empty()) listen = default_listen_for(leader);
-  auto loop = runtime::NodeLoop::open({.listen = listen});
+  auto loop = runtime::NodeLoop::open(loop_options(listen, loss));
   if (!loop.ok()) {
     std::fprintf(stderr, "mstream site: %s\n", loop.status().message().c_str());
     return 2;
@@ -117,7 +141,9 @@ int run_site(const std::string& leader, std::string listen) {
     std::fprintf(stderr, "mstream site: %s\n", id.status().message().c_str());
     return 1;
   }
-  site::SiteCore node(site::SiteOptions::with_mtu(*id, (*loop)->mtu()));
+  site::SiteOptions so = site::SiteOptions::with_mtu(*id, (*loop)->mtu());
+  so.log_forwarded_errors = !stamped_output();
+  site::SiteCore node(so);
   (*loop)->attach(&node);
   if (!(*loop)->run_until([&] { return node.welcomed(); }, 10s)) {
     std::fprintf(stderr, "mstream site: the leader at %s admitted us but sent no directory\n",
@@ -146,14 +172,18 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
   auto state = std::make_shared<std::string>();
   leader->add_option("--listen", *listen, "HOST:PORT to listen on (port 0: any)")->required();
   leader->add_option("--state", *state, "directory for the leader's state");
-  leader->callback([=] { *exit_code = run_leader(*listen, *state); });
+  auto leader_loss = std::make_shared<LossOptions>();
+  add_loss_options(leader, leader_loss);
+  leader->callback([=] { *exit_code = run_leader(*listen, *state, *leader_loss); });
 
   auto* site = app.add_subcommand("site", "run a site of a session");
   auto leader_addr = std::make_shared<std::string>();
   auto site_listen = std::make_shared<std::string>();
   site->add_option("--leader", *leader_addr, "HOST:PORT of the session leader")->required();
   site->add_option("--listen", *site_listen, "HOST:PORT to listen on (default: any port)");
-  site->callback([=] { *exit_code = run_site(*leader_addr, *site_listen); });
+  auto site_loss = std::make_shared<LossOptions>();
+  add_loss_options(site, site_loss);
+  site->callback([=] { *exit_code = run_site(*leader_addr, *site_listen, *site_loss); });
 }
 
 }  // namespace mstream::cli

@@ -3,9 +3,12 @@
 //                                and checks that a second run gives the same trace hash
 //   mstream sim --seeds N [--seed S]   runs seeds S..S+N-1 (S defaults to 1)
 // Either way: one `FAIL seed=S invariant=NAME ...` line per violated invariant, a last line
-// `sim: N seeds, F failed`, and a non-zero exit when any seed failed.
+// `sim: N seeds, F failed`, and a non-zero exit when any seed failed. Each seed runs two
+// scenarios: the messaging core alone (sites of proto::Transport) and a whole session (the
+// leader, sites and a shell, with C++ agents, moves and quiescence); --scenario picks one.
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <string>
 
 #include "cli/commands.hpp"
 #include "sim/runner.hpp"
@@ -20,15 +23,20 @@ struct SimArgs {
   std::uint64_t max_steps = 0;
   bool no_faults = false;
   bool no_moves = false;
+  bool small_buffers = false;
   bool trace = false;
   bool verbose = false;
+  std::string scenario = "both";
 };
 
 int run_sim(const SimArgs& a, bool seed_given, bool seeds_given) {
   sim::SweepOptions o;
   o.overrides.faults = !a.no_faults;
   o.overrides.moves = !a.no_moves;
+  o.overrides.small_buffers = a.small_buffers;
   if (a.max_steps) o.run.max_steps = a.max_steps;
+  o.transport = a.scenario != "session";
+  o.session = a.scenario != "transport";
   if (seeds_given) {
     o.first_seed = seed_given ? a.seed : 1;
     o.count = a.seeds;
@@ -66,6 +74,14 @@ void add_sim_command(CLI::App& app, int* exit_code) {
                   "Stop a run after this many steps (reported as invariant=progress)");
   cmd->add_flag("--no-faults", args->no_faults, "A perfect network for every seed");
   cmd->add_flag("--no-moves", args->no_moves, "Streams never move");
+  cmd->add_flag("--small-buffers", args->small_buffers,
+                "Session scenarios draw channel bounds of 2..64 messages (control channels fill "
+                "up too)");
+  cmd->add_option("--scenario", args->scenario,
+                  "What each seed runs: the messaging core (transport), a whole session "
+                  "(session), or both")
+      ->check(CLI::IsMember({"both", "transport", "session"}))
+      ->capture_default_str();
   cmd->add_flag("--trace", args->trace, "Print every event of the run (use with --seed)");
   cmd->add_flag("--verbose", args->verbose, "With --seeds: print each seed's options and summary");
   cmd->callback([args, seed, seeds, exit_code] {

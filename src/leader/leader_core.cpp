@@ -117,7 +117,7 @@ void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now
         } else if constexpr (std::is_same_v<T, wire::ProbeReply>) {
           on_probe_reply(from, v, now);
         } else if constexpr (std::is_same_v<T, wire::ErrorReport>) {
-          log_.push_back(v.text);
+          if (options_.log_forwarded_errors) log_.push_back(v.text);
           for (const auto& [id, p] : peers_)
             if (p.live && p.shell) send_(id, v);
         } else if constexpr (std::is_same_v<T, wire::Leave>) {
@@ -204,7 +204,7 @@ void LeaderCore::start(Op op) {
     rec.name = c->name;
     rec.site = op.target;
     rec.epoch = 1;
-    rec.creator = site::is_shell(op.requester) ? 0 : op.requester;
+    rec.creator = op.target;  // the site where the stream was created
     rec.failure_manager = c->failure_manager == wire::kNoSite ? 0 : c->failure_manager;
     rec.flags = c->flags;
     op.epoch = 1;
@@ -316,7 +316,7 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m) {
     rec.name = c->name;
     rec.site = op.target;
     rec.epoch = 1;
-    rec.creator = site::is_shell(op.requester) ? 0 : op.requester;
+    rec.creator = op.target;  // the site where the stream was created
     rec.failure_manager = c->failure_manager == wire::kNoSite ? 0 : c->failure_manager;
     rec.flags = c->flags;
     streams_[id] = rec;
@@ -354,7 +354,7 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m) {
       streams_.erase(sit);
       rec.site = wire::kNoSite;
       rec.epoch += 1;
-      broadcast(wire::Location{rec});
+      broadcast(wire::Location{rec, m.final_in});
     }
     state_[id].agents.clear();
     finish(id, op, kOk, {});

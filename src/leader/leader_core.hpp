@@ -36,6 +36,9 @@ using proto::Time;
 struct LeaderOptions {
   // Between termination-detection waves that found work, so a busy session is not flooded.
   Time probe_interval = 2 * proto::kMillisecond;
+  // Whether handler errors forwarded to the shells also go to poll_log() (see
+  // SiteOptions::log_forwarded_errors).
+  bool log_forwarded_errors = true;
 };
 
 class LeaderCore {

@@ -158,6 +158,11 @@ void Transport::deliver_local(SendChannel& ch, ChannelKey key) {
     ch.advance_unsent(m.size());
     flush_ready(rc, key);
   }
+  // A sender that moved here may carry copies of messages consumed before it came (their
+  // ack went to the site it left): they are duplicates now, and released at once.
+  auto it = recv_.find(key);
+  if (it != recv_.end() && it->second.consumed_up_to() > ch.consumed_up_to())
+    release(ch, key, it->second.consumed_up_to());
 }
 
 void Transport::relocate_receiver(StreamId to, SiteId new_site) {
@@ -273,11 +278,15 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
       flush_ready(ch, key);
       break;
     case RecvChannel::Outcome::kDuplicate:
-      set_reply_site(ch, key, src, now);
       ++stats_.duplicate_messages;
-      // The sender repeats what it thinks unconsumed: our ack may have gone to a site it
-      // left, so tell it again.
-      if (f.seq <= ch.consumed_up_to()) queue_consumed(ch, key, now);
+      if (f.seq <= ch.consumed_up_to()) {
+        // The sender repeats what was consumed: our ack may have gone to a site it left, so
+        // tell the site this copy came from, without taking later acks away from where they
+        // go: a stale copy from the sender's old site must not redirect them there.
+        queue_direct_consumed(src, key, ch.consumed_up_to(), now);
+      } else {
+        set_reply_site(ch, key, src, now);
+      }
       break;
     case RecvChannel::Outcome::kOutOfWindow:
       ++stats_.rejected_frames;
@@ -361,6 +370,18 @@ void Transport::queue_consumed(RecvChannel& ch, ChannelKey key, Time now) {
   p.control_deadline = std::min(p.control_deadline, now + config_.path.max_ack_delay);
 }
 
+void Transport::queue_direct_consumed(SiteId site, ChannelKey key, Seq up_to, Time now) {
+  if (site == self_) {
+    auto it = send_.find(key);
+    if (it != send_.end()) release(it->second, key, up_to);
+    return;
+  }
+  Path& p = path_to(site);
+  if (p.control.size() >= config_.path.max_window) return;  // the sender asks again
+  p.control.push_back(Path::Control{wire::FrameType::kConsumed, key, up_to, {}});
+  p.control_deadline = std::min(p.control_deadline, now + config_.path.max_ack_delay);
+}
+
 void Transport::queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectReason reason) {
   Path& p = path_to(site);
   // A flood of refused frames must not grow the queue without bound.
@@ -414,7 +435,14 @@ bool Transport::poll_transmit(Time now, OutDatagram* out) {
 void Transport::fill_body(Path& p, std::size_t room, wire::Bytes* body) {
   while (!p.control.empty()) {
     const Path::Control& c = p.control.front();
-    if (c.type == wire::FrameType::kConsumed) {
+    if (c.type == wire::FrameType::kConsumed && c.seq != 0) {  // a direct answer
+      if (!recv_.contains(c.key)) {  // the receiver left meanwhile: its new site answers
+        p.control.pop_front();
+        continue;
+      }
+      if (body->size() + wire::consumed_size(c.key.from, c.key.to, c.seq) > room) return;
+      wire::encode_consumed(c.key.from, c.key.to, c.seq, body);
+    } else if (c.type == wire::FrameType::kConsumed) {
       auto it = recv_.find(c.key);
       if (it == recv_.end() || !it->second.ack_queued || it->second.reply_site != p.remote()) {
         p.control.pop_front();

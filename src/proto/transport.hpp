@@ -185,6 +185,8 @@ class Transport {
   void set_reply_site(RecvChannel& ch, ChannelKey key, SiteId site, Time now);
   void queue_data(SendChannel& ch, ChannelKey key);
   void queue_consumed(RecvChannel& ch, ChannelKey key, Time now);
+  // A CONSUMED up to `up_to` for `site`, whatever the channel's reply site is.
+  void queue_direct_consumed(SiteId site, ChannelKey key, Seq up_to, Time now);
   void queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectReason reason);
   void release(SendChannel& ch, ChannelKey key, Seq up_to);
   // Appends between streams of this site skip the network but keep its guarantees.

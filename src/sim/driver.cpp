@@ -3,26 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 
-namespace mstream::sim::detail {
-namespace {
+namespace mstream::sim {
 
-const char* damage_name(Damage d) {
-  switch (d) {
-    case Damage::kNone:
-      return "intact";
-    case Damage::kCorrupted:
-      return "corrupted";
-    case Damage::kTruncated:
-      return "truncated";
-    case Damage::kMisrouted:
-      return "misrouted";
-  }
-  return "?";
-}
-
-// The payload of one message: a pure function of (seed, channel, index), so the receiver's
-// copy can be compared with the sender's by hash.
-void add_stats(const proto::TransportStats& st, proto::TransportStats* total) {
+void add_transport_stats(const proto::TransportStats& st, proto::TransportStats* total) {
   proto::TransportStats& s = *total;
   s.datagrams_in += st.datagrams_in;
   s.datagrams_out += st.datagrams_out;
@@ -38,6 +21,25 @@ void add_stats(const proto::TransportStats& st, proto::TransportStats* total) {
   s.messages_released += st.messages_released;
   s.paths_refused += st.paths_refused;
   s.unknown_site_in += st.unknown_site_in;
+}
+
+}  // namespace mstream::sim
+
+namespace mstream::sim::detail {
+namespace {
+
+const char* damage_name(Damage d) {
+  switch (d) {
+    case Damage::kNone:
+      return "intact";
+    case Damage::kCorrupted:
+      return "corrupted";
+    case Damage::kTruncated:
+      return "truncated";
+    case Damage::kMisrouted:
+      return "misrouted";
+  }
+  return "?";
 }
 
 }  // namespace
@@ -186,7 +188,7 @@ SeedResult Driver::run() {
 
   if (!stop_) judge_liveness();
   checker_.check_end();
-  for (const auto& t : sites_) add_stats(t->stats(), &sum_.transport);
+  for (const auto& t : sites_) add_transport_stats(t->stats(), &sum_.transport);
   // No peer in a simulation lies: an acknowledgement of something never sent is a bug.
   if (sum_.transport.bogus_acks > 0)
     checker_.fail("bogus_ack", std::to_string(sum_.transport.bogus_acks) +

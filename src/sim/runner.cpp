@@ -60,12 +60,23 @@ SweepResult run_sweep(const SweepOptions& options, std::ostream& out) {
   for (std::uint64_t i = 0; i < options.count; ++i) {
     const std::uint64_t seed = options.first_seed + i;
     const bool twice = options.determinism_every != 0 && i % options.determinism_every == 0;
-    if (options.verbose) out << describe(derive_scenario(seed, options.overrides));
-    const SeedResult r = run_seed(seed, twice, options.overrides, options.run);
-    if (options.verbose) out << describe(r);
-    for (const Violation& v : r.violations) out << fail_line(seed, v) << '\n';
+    bool ok = true;
+    if (options.transport) {
+      if (options.verbose) out << describe(derive_scenario(seed, options.overrides));
+      const SeedResult r = run_seed(seed, twice, options.overrides, options.run);
+      if (options.verbose) out << describe(r);
+      for (const Violation& v : r.violations) out << fail_line(seed, v) << '\n';
+      ok = ok && r.ok();
+    }
+    if (options.session) {
+      if (options.verbose) out << describe(derive_session_scenario(seed, options.overrides));
+      const SessionResult r = run_session_seed(seed, twice, options.overrides, options.run);
+      if (options.verbose) out << describe(r);
+      for (const Violation& v : r.violations) out << fail_line(seed, v) << '\n';
+      ok = ok && r.ok();
+    }
     ++result.seeds;
-    if (!r.ok()) {
+    if (!ok) {
       if (result.failed == 0) result.first_failed_seed = seed;
       ++result.failed;
     }

@@ -8,6 +8,7 @@
 #include <ostream>
 
 #include "sim/scenario.hpp"
+#include "sim/session_simulation.hpp"
 #include "sim/simulation.hpp"
 
 namespace mstream::sim {
@@ -21,6 +22,10 @@ struct SweepOptions {
   bool verbose = false;
   ScenarioOverrides overrides;
   RunOptions run;
+  // What each seed runs: the messaging core's scenario (scenario.hpp), a whole session
+  // (session_scenario.hpp), or both; a seed fails if either does.
+  bool transport = true;
+  bool session = true;
 };
 
 struct SweepResult {

@@ -212,6 +212,21 @@ std::string ms(Time t) {
 
 }  // namespace
 
+std::string draw_fault_profile(Rng& rng, bool faults) {
+  return faults ? pick_profile(rng).name : kProfiles[0].name;
+}
+
+void derive_faults(Rng& rng, std::string_view profile, NetworkPlan* net) {
+  const Profile* pr = &kProfiles[0];
+  for (const Profile& p : kProfiles)
+    if (profile == p.name) pr = &p;
+  net->links.assign(std::size_t{net->sites} * net->sites, LinkFaults{});
+  for (SiteId a = 0; a < net->sites; ++a)
+    for (SiteId b = 0; b < net->sites; ++b)
+      if (a != b) net->link(a, b) = derive_link(rng, *pr);
+  derive_windows(rng, *pr, net);
+}
+
 std::uint64_t Scenario::message_count() const {
   std::uint64_t n = 0;
   for (const ChannelPlan& c : channels)
@@ -239,16 +254,11 @@ Scenario derive_scenario(std::uint64_t seed, const ScenarioOverrides& overrides)
 
   s.transport = derive_transport(config_rng);
 
-  const Profile& profile = overrides.faults ? pick_profile(net_rng) : kProfiles[0];
-  s.profile = profile.name;
+  s.profile = draw_fault_profile(net_rng, overrides.faults);
   NetworkPlan& net = s.network;
   net.sites = static_cast<std::uint32_t>(net_rng.between(2, 8));
   net.calm_start = net_rng.log_between(200 * kMillisecond, 5 * kSecond);
-  net.links.resize(net.sites * net.sites);
-  for (SiteId a = 0; a < net.sites; ++a)
-    for (SiteId b = 0; b < net.sites; ++b)
-      if (a != b) net.link(a, b) = derive_link(net_rng, profile);
-  derive_windows(net_rng, profile, &net);
+  derive_faults(net_rng, s.profile, &net);
 
   for (SiteId site = 0; site < net.sites; ++site) {
     const auto per_site = work_rng.between(1, 3);

@@ -6,11 +6,13 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proto/config.hpp"
 #include "proto/types.hpp"
 #include "sim/network.hpp"
+#include "sim/random.hpp"
 
 namespace mstream::sim {
 
@@ -75,9 +77,19 @@ struct Scenario {
 struct ScenarioOverrides {
   bool faults = true;  // false: the "calm" profile whatever the seed draws
   bool moves = true;   // false: streams stay where they start
+  // Session scenarios: draw channel bounds far below the default (2..64 unconsumed messages),
+  // so control channels fill up too. Off by default while site::SiteCore never flushes a full
+  // control channel's overflow (finding S1 in the simulator findings).
+  bool small_buffers = false;
 };
 
 Scenario derive_scenario(std::uint64_t seed, const ScenarioOverrides& overrides = {});
+
+// The fault profiles, shared with the session scenarios (session_scenario.hpp): the name of
+// one drawn from rng ("calm" without faults), and the links and fault windows of `profile` for
+// net->sites nodes, all before net->calm_start.
+std::string draw_fault_profile(Rng& rng, bool faults);
+void derive_faults(Rng& rng, std::string_view profile, NetworkPlan* net);
 
 // Every derived option, one per line.
 std::string describe(const Scenario& s);

@@ -54,6 +54,9 @@ struct SeedResult {
   bool ok() const { return violations.empty(); }
 };
 
+// Adds one Transport's counters to *total.
+void add_transport_stats(const proto::TransportStats& stats, proto::TransportStats* total);
+
 // Runs one scenario once.
 SeedResult run_scenario(const Scenario& scenario, const RunOptions& options = {});
 

@@ -2,11 +2,11 @@
 
 namespace mstream::site {
 
-bool Directory::apply(const wire::StreamRecord& rec) {
+bool Directory::apply(const wire::StreamRecord& rec, const std::vector<wire::InChannel>& final_in) {
   auto it = by_id_.find(rec.id);
   if (it != by_id_.end() && it->second.epoch > rec.epoch) return false;
   if (rec.site == wire::kNoSite) {
-    if (!destroyed_.insert(rec.id).second) return false;
+    if (!destroyed_.emplace(rec.id, final_in).second) return false;
     if (it == by_id_.end()) return true;
     auto n = by_name_.find(it->second.name);
     if (n != by_name_.end() && n->second == rec.id) by_name_.erase(n);
@@ -31,6 +31,18 @@ const wire::StreamRecord* Directory::find(std::uint64_t id) const {
 const wire::PeerRecord* Directory::peer(std::uint32_t site) const {
   auto it = peers_.find(site);
   return it == peers_.end() ? nullptr : &it->second;
+}
+
+}  // namespace mstream::site
+
+namespace mstream::site {
+
+std::uint64_t Directory::final_consumed(std::uint64_t id, std::uint64_t from) const {
+  auto it = destroyed_.find(id);
+  if (it == destroyed_.end()) return 0;
+  for (const auto& in : it->second)
+    if (in.from == from) return in.consumed_up_to;
+  return 0;
 }
 
 }  // namespace mstream::site

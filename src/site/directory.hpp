@@ -10,7 +10,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
+#include <vector>
 
 #include "wire/control.hpp"
 
@@ -20,7 +20,7 @@ class Directory {
  public:
   // Applies a record unless an newer epoch of the same stream is known. A destroyed stream
   // (site kNoSite) is forgotten. Returns whether it changed anything.
-  bool apply(const wire::StreamRecord& rec);
+  bool apply(const wire::StreamRecord& rec, const std::vector<wire::InChannel>& final_in = {});
   void apply(const wire::PeerRecord& peer) { peers_[peer.site] = peer; }
 
   const wire::StreamRecord* find(const std::string& name) const;
@@ -31,12 +31,15 @@ class Directory {
   // Whether this stream was destroyed. Unknown and not destroyed means the replica has not
   // heard of it yet (it lags the leader): a sender must wait, not discard.
   bool destroyed(std::uint64_t id) const { return destroyed_.contains(id); }
+  // For a destroyed stream: how far the channel from `from` was consumed (0 if it had none).
+  std::uint64_t final_consumed(std::uint64_t id, std::uint64_t from) const;
 
  private:
   std::unordered_map<std::uint64_t, wire::StreamRecord> by_id_;
   std::map<std::string, std::uint64_t> by_name_;  // sorted: list_streams is ordered by name
   std::map<std::uint32_t, wire::PeerRecord> peers_;
-  std::unordered_set<std::uint64_t> destroyed_;  // 8 bytes per stream ever destroyed
+  // Streams ever destroyed, with how far each channel into them was consumed.
+  std::unordered_map<std::uint64_t, std::vector<wire::InChannel>> destroyed_;
 };
 
 }  // namespace mstream::site

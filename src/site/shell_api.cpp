@@ -57,9 +57,16 @@ Result<std::string> ShellApi::stream_append(const std::string& name, std::string
   const wire::StreamRecord* rec = core_->directory().find(name);
   const StreamId to = rec ? rec->id : 0;
   std::optional<std::string> result;
-  Status got =
-      pump_([&] { return (result = core_->take_sync_result(to, *seq)).has_value(); }, timeout_);
+  // A stream destroyed before it consumed the message never answers: the wait ends when the
+  // directory says so (the message was discarded).
+  Status got = pump_(
+      [&] {
+        return (result = core_->take_sync_result(to, *seq)).has_value() ||
+               core_->directory().destroyed(to);
+      },
+      timeout_);
   if (!got.ok()) return waited(got, "no result for the -sync append to \"" + name + "\"");
+  if (!result) return Status::error(Status::Code::kNotFound, "no such stream \"" + name + "\"");
   return *result;
 }
 

@@ -1,5 +1,7 @@
 #include "site/site_core.hpp"
 
+#include "tcl/tcl_host.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -217,25 +219,21 @@ void SiteCore::deliver_one(Hosted& h) {
                            d.payload.size() - 1);
   if (trace_)
     trace_({HandlerTrace::Kind::kAppend, h.rec.id, d.key.from, d.seq, h.rec.epoch, message});
-  std::string results;  // a Tcl list, one element per agent that has an append handler
+  std::vector<std::string> results;  // one per agent that has an append handler
   const std::string sender = sender_name(d.key.from);
   const std::vector<std::uint64_t> agents = h.agents;  // a handler may detach one
   for (std::uint64_t agent : agents) {
     tcl::HandlerOutcome out = run_handler(h, agent, tcl::Event::kAppend, sender, message);
     if (!out.ran) continue;
     if (!out.ok) report_handler_error(h, agent, "append", out);
-    if (sync) {
-      if (!results.empty()) results += ' ';
-      results += '{';
-      results += out.result;  // handler results rarely hold braces; good enough for a list
-      results += '}';
-    }
+    if (sync) results.push_back(std::move(out.result));
   }
   // Consumed: every append handler returned (DESIGN.md guarantee 2).
   (void)transport_.consume(d.key, d.seq, now_);
   count_consumed(d.key.from, 1);
   if (sync && is_control(d.key.from)) {
-    send_control(control_site(d.key.from), d.key.from, wire::SyncResult{h.rec.id, d.seq, results});
+    send_control(control_site(d.key.from), d.key.from,
+                 wire::SyncResult{h.rec.id, d.seq, tcl::merge_list(results)});
   }
 }
 
@@ -265,11 +263,17 @@ void SiteCore::report_handler_error(const Hosted& h, std::uint64_t agent, const 
                      "\", agent " + std::to_string(agent) + ", site " +
                      std::to_string(options_.self) + ": " + out.result;
   if (!out.error_info.empty() && out.error_info != out.result) text += "\n" + out.error_info;
-  report_error(text);
-  if (options_.self != 0 || leader_inbox_) send_control(0, kLeaderStream, wire::ErrorReport{text});
+  if (options_.log_forwarded_errors) report_error(text);
+  send_control(0, kLeaderStream, wire::ErrorReport{text});
 }
 
 void SiteCore::report_error(std::string text) { errors_.push_back(std::move(text)); }
+
+std::uint64_t SiteCore::not_consumed(const proto::SendState& st, proto::Seq final_consumed) {
+  const proto::Seq last = st.next_seq - 1;
+  const proto::Seq done = std::max(st.consumed_up_to, final_consumed);
+  return last > done ? last - done : 0;
+}
 
 // Termination detection balances what each sender appended against what was consumed from
 // it; a shell's messages are tallied per shell, as only the waiting shell's count is known.
@@ -350,7 +354,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           directory_.apply(m.peer);
           transport_.admit_site(m.peer.site);
         } else if constexpr (std::is_same_v<T, wire::Location>) {
-          on_location(m.stream);
+          on_location(m.stream, m.final_in);
         } else if constexpr (std::is_same_v<T, wire::Install>) {
           auto h = std::make_unique<Hosted>();
           h->rec = m.stream;
@@ -436,8 +440,9 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
       msg);
 }
 
-void SiteCore::on_location(const wire::StreamRecord& rec) {
-  if (!directory_.apply(rec)) return;
+void SiteCore::on_location(const wire::StreamRecord& rec,
+                           const std::vector<wire::InChannel>& final_in) {
+  if (!directory_.apply(rec, final_in)) return;
   if (rec.site == wire::kNoSite) {
     drop_channels_to(rec.id);
     return;
@@ -459,8 +464,9 @@ void SiteCore::drop_channels_to(StreamId to) {
   for (StreamId from : it->second) {
     proto::ChannelKey key{from, to};
     auto st = transport_.take_send_state(key);
-    // Messages to a destroyed stream are discarded; they count as consumed for termination.
-    if (st.ok()) count_discarded(from, st->unconsumed.size());
+    // Messages to a destroyed stream are discarded, but only those it did not consume: the
+    // others were counted where they were consumed (termination detection balances).
+    if (st.ok()) count_discarded(from, not_consumed(*st, directory_.final_consumed(to, from)));
     auto ov = overflow_.find(key);
     if (ov != overflow_.end()) {
       count_discarded(from, ov->second.size());
@@ -551,9 +557,10 @@ bool SiteCore::all_released() const {
   return true;
 }
 
-bool SiteCore::poll_output(std::string* line) {
+bool SiteCore::poll_output(std::string* line, Time* stamp) {
   if (output_.empty()) return false;
-  *line = std::move(output_.front());
+  *line = std::move(output_.front().second);
+  if (stamp) *stamp = output_.front().first;
   output_.pop_front();
   return true;
 }
@@ -714,8 +721,8 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
     const wire::StreamRecord* to = directory_.find(oc.to);
     st.dest = to ? to->site : oc.dest;
     if (directory_.destroyed(oc.to)) {
-      // The receiver is gone (destroyed while we moved): its messages are discarded.
-      count_discarded(id, st.unconsumed.size());
+      // The receiver is gone (destroyed while we moved): what it did not consume is discarded.
+      count_discarded(id, not_consumed(st, directory_.final_consumed(oc.to, id)));
       continue;
     }
     if (transport_.import_send_state({id, oc.to}, std::move(st)).ok()) {
@@ -774,21 +781,18 @@ void SiteCore::destroy_here(Hosted& h) {
     tcl::HandlerOutcome out = runner_->finalize(agent, ctx);
     if (out.ran && !out.ok) report_handler_error(h, agent, "finalize", out);
   }
-  // Messages delivered but not consumed die with the stream; count them so termination
-  // detection balances.
-  for (const auto& d : h.inbox) count_consumed(d.key.from, 1);
-  for (StreamId to : h.out_peers) {
-    auto st = transport_.take_send_state({id, to});
-    if (st.ok()) count_discarded(id, st->unconsumed.size());
-    auto s = senders_to_.find(to);
-    if (s != senders_to_.end()) {
-      s->second.erase(id);
-      if (s->second.empty()) senders_to_.erase(s);
-    }
+  // Messages delivered but not consumed die with the stream. They are not counted here: their
+  // senders still hold them and count them as discarded when they learn of the destruction.
+  // What the stream appended before it died is still delivered (nothing accepted is lost): its
+  // outgoing channels stay until consumed, followed through receiver moves.
+  wire::Installed done{id, 0, 0, 0, {}, {}};
+  for (StreamId from : h.in_peers) {
+    auto st = transport_.export_recv_state({from, id});
+    if (st.ok()) done.final_in.push_back({from, st->consumed_up_to, st->reply_site});
   }
   (void)transport_.close_stream(id);
   hosted_.erase(id);
-  reply_installed(wire::Installed{id, 0, 0, 0, {}});
+  reply_installed(done);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -919,7 +923,9 @@ std::vector<tcl::PeerInfo> SiteCore::peer_map() {
 void SiteCore::write_stdout(std::string_view text, bool nonewline) {
   partial_line_.append(text);
   if (nonewline) return;
-  if (options_.keep_output) output_.push_back(std::move(partial_line_));
+  // Stamped with the time of this step, which began before anything the handler caused was
+  // sent: a line another process prints in reaction comes out after it.
+  if (options_.keep_output) output_.push_back({now_, std::move(partial_line_)});
   partial_line_.clear();
 }
 

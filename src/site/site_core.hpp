@@ -56,6 +56,10 @@ struct SiteOptions {
   std::size_t step_budget = 256;
   // Whether `puts` output is kept for poll_output() (a daemon) or dropped (benchmarks).
   bool keep_output = true;
+  // Whether handler errors, which are forwarded to the leader and from there to every shell,
+  // are also kept for poll_error() (a daemon's own log). Off when the shell shares our stderr
+  // (mstream run's embedded session), so each error is printed once.
+  bool log_forwarded_errors = true;
 
   // The options of a site or shell whose datagrams are at most `mtu` bytes. The transport
   // admits messages far larger than user messages: a move carries the unconsumed messages of
@@ -135,7 +139,8 @@ class SiteCore final : public proto::Node, public tcl::ScriptApi {
 
   // Lines printed by handlers (puts) and errors worth a user's eye (handler errors, failed
   // requests), in order.
-  bool poll_output(std::string* line);
+  // *stamp (if given) is the driver's clock at the step in which the handler printed it.
+  bool poll_output(std::string* line, Time* stamp = nullptr);
   bool poll_error(std::string* line);
 
   const Directory& directory() const { return directory_; }
@@ -201,7 +206,8 @@ class SiteCore final : public proto::Node, public tcl::ScriptApi {
 
   void route(proto::Delivery& d);
   void on_control(SiteId from_site, const wire::ControlMessage& m);
-  void on_location(const wire::StreamRecord& rec);
+  void on_location(const wire::StreamRecord& rec, const std::vector<wire::InChannel>& final_in = {});
+  static std::uint64_t not_consumed(const proto::SendState& st, proto::Seq final_consumed);
   void on_arrive(wire::Arrive a);
   void try_install_parked();
   bool install_arrival(wire::Arrive& a);
@@ -245,7 +251,7 @@ class SiteCore final : public proto::Node, public tcl::ScriptApi {
   std::unordered_set<std::uint64_t> handler_requests_;  // replies nobody waits for
   std::unordered_map<std::uint64_t, StreamId> holds_;   // request -> the stream it holds
   std::map<std::pair<StreamId, proto::Seq>, std::string> sync_results_;
-  std::deque<std::string> output_;
+  std::deque<std::pair<Time, std::string>> output_;
   std::deque<std::string> errors_;
   std::string partial_line_;
   std::function<void(StreamId, wire::ByteView)> leader_inbox_;

@@ -455,4 +455,14 @@ std::size_t TclHost::agent_count() const { return impl_->agents.size(); }
 
 Tcl_Interp* TclHost::interp() const { return impl_->interp; }
 
+std::string merge_list(const std::vector<std::string>& elements) {
+  std::vector<const char*> argv;
+  argv.reserve(elements.size());
+  for (const auto& e : elements) argv.push_back(e.c_str());
+  char* merged = Tcl_Merge(static_cast<int>(argv.size()), argv.data());
+  std::string out(merged);
+  Tcl_Free(merged);
+  return out;
+}
+
 }  // namespace mstream::tcl

@@ -27,6 +27,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mstream/status.hpp"
 #include "tcl/script_api.hpp"
@@ -57,6 +58,10 @@ struct HandlerOutcome {
 // Installing again (e.g. another api) replaces the commands and keeps the builtin puts.
 // kInvalidArgument for a null interp or api.
 Status install_commands(Tcl_Interp* interp, ScriptApi* api);
+
+// `elements` as one well-formed Tcl list (Tcl_Merge: quoting as Tcl itself does). Needs no
+// interpreter; safe from any thread.
+std::string merge_list(const std::vector<std::string>& elements);
 
 class TclHost {
  public:

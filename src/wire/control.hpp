@@ -55,6 +55,16 @@ struct PeerRecord {
   }
 };
 
+struct InChannel {  // a channel into the moving stream: what it consumed
+  std::uint64_t from = 0;
+  std::uint64_t consumed_up_to = 0;
+  std::uint32_t reply_site = 0;
+  template <class A>
+  void fields(A& a) {
+    a(from, consumed_up_to, reply_site);
+  }
+};
+
 // ---- Requests to the leader (from a site's handlers or a shell). Each is answered by one
 // Reply with the same req.
 struct CreateReq {
@@ -146,9 +156,12 @@ struct PeerUpdate {
 };
 struct Location {  // a stream was created, moved or destroyed (every site keeps a replica)
   StreamRecord stream;
+  // Destroyed: how far each channel into it was consumed, so a sender discards (and counts)
+  // only what was not.
+  std::vector<InChannel> final_in;
   template <class A>
   void fields(A& a) {
-    a(stream);
+    a(stream, final_in);
   }
 };
 struct Install {  // create this stream here
@@ -243,9 +256,10 @@ struct Installed {  // a create, move or attach took effect here (or failed: cod
   std::uint64_t agent = 0;  // for an attach
   std::uint64_t code = 0;
   std::string text;
+  std::vector<InChannel> final_in;  // a destroy: see Location::final_in
   template <class A>
   void fields(A& a) {
-    a(stream, epoch, agent, code, text);
+    a(stream, epoch, agent, code, text, final_in);
   }
 };
 struct ShellCount {
@@ -295,15 +309,6 @@ struct OutChannel {  // a channel from the moving stream: its whole sender state
   template <class A>
   void fields(A& a) {
     a(to, dest, next_seq, consumed_up_to, unconsumed);
-  }
-};
-struct InChannel {  // a channel into the moving stream: what it consumed
-  std::uint64_t from = 0;
-  std::uint64_t consumed_up_to = 0;
-  std::uint32_t reply_site = 0;
-  template <class A>
-  void fields(A& a) {
-    a(from, consumed_up_to, reply_site);
   }
 };
 struct Arrive {

@@ -1,0 +1,185 @@
+#include "bench/session.hpp"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+#include <fstream>
+#include <string_view>
+
+#include "runtime/local_session.hpp"
+#include "runtime/node_loop.hpp"
+#include "runtime/output_merger.hpp"
+#include "site/shell_api.hpp"
+#include "site/site_core.hpp"
+
+namespace mstream::bench {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Bounds every wait of the shell: a session benchmark that stalls this long is broken.
+constexpr auto kShellTimeout = 60s;
+constexpr auto kJoinTimeout = 10s;
+
+}  // namespace
+
+std::string mstream_binary(const BenchOptions& options) {
+  if (!options.binary.empty()) return options.binary;
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "mstream";
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+struct BenchSession::Impl {
+  // Destroyed in reverse: the shell first, then the daemons, then the output thread.
+  std::unique_ptr<runtime::OutputMerger> merger;
+  runtime::LocalSession local;
+  std::unique_ptr<runtime::NodeLoop> loop;
+  std::unique_ptr<site::SiteCore> core;
+  std::unique_ptr<site::ShellApi> api;
+  Status problem;
+  std::chrono::steady_clock::time_point next_check;
+  bool shut_down = false;
+
+  // Every error the shell hears of ends the benchmark: a handler error at a site is forwarded
+  // to the leader and from there to the shell, and a daemon that died would stall every wait.
+  bool notice_problems() {
+    std::string line;
+    while (core->poll_error(&line)) {
+      if (problem.ok()) problem = Status::error(Status::Code::kInternal, line);
+    }
+    // waitpid on every daemon costs a few syscalls: not on every round of a timed wait.
+    const auto now = std::chrono::steady_clock::now();
+    if (problem.ok() && now >= next_check) {
+      next_check = now + 10ms;
+      if (Status st = local.check_running(); !st.ok()) problem = st;
+    }
+    return !problem.ok();
+  }
+
+  // ShellApi's Pump: ok once done(); the problem that ended the wait; or kUnavailable with an
+  // empty message on timeout (ShellApi words that one).
+  Status pump(const std::function<bool()>& done, std::chrono::nanoseconds timeout) {
+    const bool ok = loop->run_until([&] { return notice_problems() || done(); }, timeout);
+    if (!problem.ok()) return problem;
+    return ok ? Status::ok_status() : Status::error(Status::Code::kUnavailable, "");
+  }
+};
+
+BenchSession::BenchSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+BenchSession::~BenchSession() {
+  if (impl_ && !impl_->shut_down) (void)shutdown();
+}
+
+Result<std::unique_ptr<BenchSession>> BenchSession::start(const SessionConfig& config) {
+  auto impl = std::make_unique<Impl>();
+  // stderr: with --json, stdout carries only the JSON lines.
+  auto merger = runtime::OutputMerger::start(stderr);
+  if (!merger.ok()) return merger.status();
+  impl->merger = std::move(*merger);
+
+  runtime::LocalSessionOptions lo;
+  lo.binary = config.binary;
+  lo.sites = config.sites;
+  lo.leader_args = config.daemon_args;
+  lo.site_args = config.daemon_args;
+  if (config.drop_seed != 0) {
+    lo.leader_args.insert(lo.leader_args.end(), {"--drop-seed", std::to_string(config.drop_seed)});
+    for (std::uint32_t k = 1; k <= config.sites; ++k)
+      lo.per_site_args.push_back({"--drop-seed", std::to_string(config.drop_seed + k)});
+  }
+  if (Status st = impl->local.start(lo); !st.ok()) return st;
+  impl->local.attach_output(*impl->merger);
+
+  const std::string leader = impl->local.leader_address();
+  auto loop = runtime::NodeLoop::open({.listen = "127.0.0.1:0"});
+  if (!loop.ok()) return loop.status();
+  auto id = (*loop)->join(leader, wire::JoinMessage::Role::kShell, kJoinTimeout);
+  if (!id.ok()) return id.status();
+  impl->loop = std::move(*loop);
+  site::SiteOptions so = site::SiteOptions::with_mtu(*id, impl->loop->mtu(), /*shell=*/true);
+  so.keep_output = false;
+  impl->core = std::make_unique<site::SiteCore>(so);
+  impl->loop->attach(impl->core.get());
+  Impl* raw = impl.get();
+  impl->api = std::make_unique<site::ShellApi>(
+      impl->core.get(),
+      [raw](const std::function<bool()>& done, std::chrono::nanoseconds t) {
+        return raw->pump(done, t);
+      },
+      [](std::string_view) {}, kShellTimeout);
+  if (Status st = raw->pump([raw] { return raw->core->welcomed(); }, kJoinTimeout); !st.ok()) {
+    return raw->problem.ok()
+               ? Status::error(Status::Code::kUnavailable,
+                               "the leader at " + leader + " sent the benchmark shell no directory")
+               : raw->problem;
+  }
+  return std::unique_ptr<BenchSession>(new BenchSession(std::move(impl)));
+}
+
+site::ShellApi& BenchSession::shell() { return *impl_->api; }
+
+pid_t BenchSession::site_pid(std::uint32_t site) const {
+  for (const auto& d : impl_->local.sites())
+    if (d.site == site) return d.pid;
+  return -1;
+}
+
+Status BenchSession::problem() const { return impl_->problem; }
+
+Status BenchSession::shutdown() {
+  if (impl_->shut_down) return impl_->problem;
+  impl_->shut_down = true;
+  impl_->api->leave();
+  (void)impl_->loop->run_until([] { return false; }, 20ms);
+  Status st = impl_->local.shutdown(2s);
+  impl_->merger->flush();
+  if (!impl_->problem.ok()) return impl_->problem;
+  return st;
+}
+
+Result<std::vector<std::uint64_t>> parse_sync_numbers(const std::string& result,
+                                                      std::size_t count) {
+  std::string_view text(result);
+  if (!text.empty() && text.front() == '{') text.remove_prefix(1);
+  if (!text.empty() && text.back() == '}') text.remove_suffix(1);
+  std::vector<std::uint64_t> out;
+  while (!text.empty()) {
+    if (text.front() == ' ') {
+      text.remove_prefix(1);
+      continue;
+    }
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc()) break;
+    out.push_back(v);
+    text.remove_prefix(static_cast<std::size_t>(end - text.data()));
+  }
+  if (!text.empty() || out.size() != count)
+    return Status::error(Status::Code::kInternal,
+                         "unexpected -sync result \"" + result + "\" from a benchmark agent");
+  return out;
+}
+
+Result<std::int64_t> anonymous_rss_bytes(pid_t pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/status";
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("RssAnon:", 0) != 0) continue;
+    std::int64_t kb = 0;
+    std::string_view v(line);
+    v.remove_prefix(8);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), kb);
+    if (ec != std::errc()) break;
+    return kb * 1024;
+  }
+  return Status::error(Status::Code::kIoError, "no RssAnon in " + path);
+}
+
+}  // namespace mstream::bench

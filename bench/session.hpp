@@ -1,0 +1,83 @@
+#pragma once
+// A whole local session for the session benchmarks (move, moving-pipeline, append-tcl, the
+// stream and agent part of memory): a leader and N `mstream site` processes started from the
+// mstream binary (runtime::LocalSession, as `mstream run` does), and this process as their
+// shell (a SiteCore in shell mode with the ShellApi the Tcl commands use), so a benchmark
+// drives the session exactly as a script would, minus the Tcl parsing.
+//
+// Placement: the daemons and the shell are not pinned (a session has more processes than this
+// machine has cores), and every one of them blocks in the kernel while it waits; a benchmark
+// compares them with a baseline placed and waiting the same way.
+//
+// Thread-safety: none. start() forks and execs the daemons and starts one output thread (the
+// daemons' stdout goes to our stderr, so that --json output stays clean); fork nothing else
+// (e.g. a raw UDP baseline) while a BenchSession exists. Every daemon is killed and reaped when
+// the BenchSession goes away, on every path.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/bench.hpp"
+#include "mstream/status.hpp"
+
+namespace mstream::site {
+class ShellApi;
+}
+
+namespace mstream::bench {
+
+struct SessionConfig {
+  std::string binary;  // the mstream executable
+  std::uint32_t sites = 4;
+  // Appended to the command line of the leader and of every site (e.g. "--drop", "0.05").
+  std::vector<std::string> daemon_args;
+  // Seeds each daemon's loss model differently (--drop-seed) when daemon_args hold --drop.
+  std::uint64_t drop_seed = 0;
+};
+
+// The mstream executable the session benchmarks start daemons from: options.binary, else this
+// process's own executable (right for `mstream bench`; a test passes the path).
+std::string mstream_binary(const BenchOptions& options);
+
+class BenchSession {
+ public:
+  // Starts the daemons and joins as a shell. Errors: those of LocalSession::start, or
+  // kUnavailable when the leader does not admit the shell.
+  static Result<std::unique_ptr<BenchSession>> start(const SessionConfig& config);
+  ~BenchSession();
+  BenchSession(const BenchSession&) = delete;
+  BenchSession& operator=(const BenchSession&) = delete;
+
+  // The shell's synchronous commands (stream_create, stream_move, register_agent, -sync
+  // appends, wait_quiescent). Every wait ends with an error, not a hang, when a daemon dies or
+  // a handler reports an error.
+  site::ShellApi& shell();
+  // The process of site `site` (1..N); -1 if there is no such site.
+  pid_t site_pid(std::uint32_t site) const;
+  // The first handler error, failed request or daemon death seen so far; ok if none.
+  Status problem() const;
+  // Lets the session go: leaves as a shell, stops the daemons. Errors: a daemon that did not
+  // exit cleanly, or the problem() seen during the run.
+  Status shutdown();
+
+ private:
+  struct Impl;
+  explicit BenchSession(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The result of a -sync append to a stream with one agent ("{RESULT}" or "RESULT"), parsed as
+// space-separated unsigned numbers; kInternal unless there are exactly `count`.
+Result<std::vector<std::uint64_t>> parse_sync_numbers(const std::string& result, std::size_t count);
+
+// Anonymous resident memory of process `pid` (RssAnon in /proc/PID/status), bytes: the heap
+// and other private memory, without the file-backed pages (code) that a process maps in as it
+// first runs a path. Errors: kIoError.
+Result<std::int64_t> anonymous_rss_bytes(pid_t pid);
+
+}  // namespace mstream::bench

@@ -1,0 +1,282 @@
+#include "sim/session_checker.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace mstream::sim {
+namespace {
+
+std::size_t varint_size(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+bool read_number(std::string_view* s, std::uint64_t* out) {
+  while (!s->empty() && s->front() == ' ') s->remove_prefix(1);
+  const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), *out);
+  if (ec != std::errc() || end == s->data()) return false;
+  s->remove_prefix(static_cast<std::size_t>(end - s->data()));
+  return true;
+}
+
+void add_unique(std::vector<proto::StreamId>* v, proto::StreamId id) {
+  if (std::find(v->begin(), v->end(), id) == v->end()) v->push_back(id);
+}
+
+}  // namespace
+
+std::optional<SessionMessage> parse_session_message(std::string_view payload) {
+  if (payload.size() < 2 || (payload[0] != 'g' && payload[0] != 'm') || payload[1] != ' ')
+    return std::nullopt;
+  SessionMessage m;
+  m.kind = payload[0];
+  payload.remove_prefix(2);
+  if (!read_number(&payload, &m.gid) || !read_number(&payload, &m.number) || !payload.empty())
+    return std::nullopt;
+  return m;
+}
+
+std::string session_message(char kind, std::uint64_t gid, std::uint64_t number) {
+  return std::string(1, kind) + " " + std::to_string(gid) + " " + std::to_string(number);
+}
+
+void SessionChecker::fail(std::string_view invariant, std::string detail) {
+  // One entry per invariant, as in InvariantChecker: the first occurrence is the one to read.
+  for (Violation& v : violations_) {
+    if (v.invariant == invariant) {
+      ++v.count;
+      return;
+    }
+  }
+  violations_.push_back(Violation{std::string(invariant), "session: " + std::move(detail), 1});
+}
+
+SessionChecker::Stream& SessionChecker::stream(StreamId id) { return streams_[id]; }
+
+std::string SessionChecker::name(StreamId id) const {
+  auto it = streams_.find(id);
+  if (it != streams_.end() && !it->second.name.empty()) return it->second.name;
+  return "stream:" + std::to_string(id);
+}
+
+void SessionChecker::add_stream(StreamId id, std::string name) {
+  stream(id).name = std::move(name);
+}
+
+void SessionChecker::on_append(std::uint64_t gid, StreamId from, StreamId to, std::uint64_t index) {
+  Pair& p = pairs_[{from, to}];
+  if (index != p.gids.size() + 1) {
+    fail("briefcase_travels", name(from) + " numbered its message to " + name(to) + " " +
+                                  std::to_string(index) + " after " +
+                                  std::to_string(p.gids.size()) + " accepted ones");
+  }
+  if (!truth_.emplace(gid, Message{from, to, p.gids.size() + 1, false}).second) {
+    fail("api_contract", "message id " + std::to_string(gid) + " appended twice");
+    return;
+  }
+  p.gids.push_back(gid);
+  add_unique(&stream(to).senders, from);
+  add_unique(&stream(from).receivers, to);
+}
+
+void SessionChecker::on_handler(SiteId site, const site::HandlerTrace& t) {
+  using Kind = site::HandlerTrace::Kind;
+  const std::string at = " at site " + std::to_string(site);
+  if (quiesced_) {
+    fail("quiescence",
+         "a handler of " + name(t.stream) + " ran" + at + " after the leader declared quiescence");
+  }
+  Stream& st = stream(t.stream);
+  switch (t.kind) {
+    case Kind::kInstall:
+      if (t.epoch <= st.epoch) {
+        fail("move_order", name(t.stream) + " installed" + at + " with epoch " +
+                               std::to_string(t.epoch) + " after epoch " +
+                               std::to_string(st.epoch));
+      }
+      st.epoch = std::max(st.epoch, t.epoch);
+      st.awaiting_relocation = site;
+      return;
+    case Kind::kRelocation:
+      if (st.awaiting_relocation != site) {
+        fail("relocation_before_append",
+             "relocation handlers of " + name(t.stream) + " ran" + at + " with no install there");
+      }
+      st.awaiting_relocation = wire::kNoSite;
+      st.awaiting_handler = site;
+      return;
+    case Kind::kDepart:
+      if (st.awaiting_relocation == site || st.awaiting_handler == site) {
+        fail("relocation_before_append",
+             name(t.stream) + " left" + at + " before its relocation handlers ran");
+      }
+      if (t.epoch <= st.epoch) {
+        fail("move_order", name(t.stream) + " left" + at + " for epoch " + std::to_string(t.epoch) +
+                               " while at epoch " + std::to_string(st.epoch));
+      }
+      return;
+    case Kind::kAppend:
+      break;
+  }
+  ++st.append_runs;
+  if (st.awaiting_relocation == site || st.awaiting_handler == site) {
+    fail("relocation_before_append", "an append handler of " + name(t.stream) + " ran" + at +
+                                         " after its install and before its relocation handlers");
+  }
+  const std::optional<SessionMessage> m = parse_session_message(t.payload);
+  if (!m) {
+    fail("session_integrity", name(t.stream) + " got a message the workload never sends" + at);
+    return;
+  }
+  auto it = truth_.find(m->gid);
+  if (it == truth_.end()) {
+    fail("session_exactly_once", name(t.stream) + " consumed message " + std::to_string(m->gid) +
+                                     at + ", which was never appended (or not accepted)");
+    return;
+  }
+  Message& msg = it->second;
+  if (msg.from != t.from || msg.to != t.stream) {
+    fail("session_integrity", "message " + std::to_string(m->gid) + " from " + name(msg.from) +
+                                  " to " + name(msg.to) + " consumed by " + name(t.stream) +
+                                  " from " + name(t.from) + at);
+    return;
+  }
+  const std::string what =
+      "message #" + std::to_string(msg.position) + " of " + name(msg.from) + " -> " + name(msg.to);
+  if (msg.consumed) {
+    fail("session_exactly_once", what + " consumed again" + at);
+    return;
+  }
+  Pair& p = pairs_[{msg.from, msg.to}];
+  if (msg.position != p.consumed + 1) {
+    fail("session_fifo", what + " consumed" + at + " after #" + std::to_string(p.consumed));
+  }
+  if (t.seq != msg.position) {
+    fail("session_fifo", what + " carried sequence number " + std::to_string(t.seq) +
+                             " (the pair's sequence state did not travel)");
+  }
+  msg.consumed = true;
+  p.consumed = std::max(p.consumed, msg.position);
+  ++consumed_;
+}
+
+void SessionChecker::on_agent_count(StreamId id, std::uint64_t count) {
+  const Stream& st = stream(id);
+  if (count != st.append_runs) {
+    fail("briefcase_travels", "the agent of " + name(id) + " counted " + std::to_string(count) +
+                                  " append handler runs, the sites traced " +
+                                  std::to_string(st.append_runs));
+  }
+}
+
+void SessionChecker::on_relocation_handler(StreamId id, SiteId site) {
+  Stream& st = stream(id);
+  if (st.awaiting_handler != site) {
+    fail("relocation_before_append", "the agent of " + name(id) +
+                                         " ran its relocation handler at site " +
+                                         std::to_string(site) + " with no arrival there");
+  }
+  st.awaiting_handler = wire::kNoSite;
+}
+
+void SessionChecker::on_hosting(StreamId id, SiteId site, bool hosts) {
+  Stream& st = stream(id);
+  auto it = std::find(st.hosts.begin(), st.hosts.end(), site);
+  if (!hosts) {
+    if (it != st.hosts.end()) st.hosts.erase(it);
+    return;
+  }
+  if (it != st.hosts.end()) return;
+  st.hosts.push_back(site);
+  if (st.hosts.size() > 1) {
+    fail("one_site_per_stream", name(id) + " hosted at site " + std::to_string(st.hosts.front()) +
+                                    " and site " + std::to_string(site) + " at once");
+  }
+}
+
+void SessionChecker::on_arrive(const wire::Arrive& a, std::size_t encoded_bytes) {
+  ++arrives_;
+  const StreamId id = a.stream.id;
+  Stream& st = stream(id);
+  const std::string what =
+      "Arrive of " + name(id) + " (epoch " + std::to_string(a.stream.epoch) + ")";
+  // One entry per peer: a channel the stream ever used, never one per move.
+  if (a.in.size() > st.senders.size() || a.out.size() > st.receivers.size()) {
+    fail("move_cost_bounded", what + " carries " + std::to_string(a.in.size()) + " incoming and " +
+                                  std::to_string(a.out.size()) + " outgoing channels; it had " +
+                                  std::to_string(st.senders.size()) + " senders and " +
+                                  std::to_string(st.receivers.size()) + " receivers");
+  }
+  if (a.briefcases.size() > a.agents.size()) {
+    fail("move_cost_bounded", what + " carries " + std::to_string(a.briefcases.size()) +
+                                  " briefcases for " + std::to_string(a.agents.size()) + " agents");
+  }
+  // The state beyond messages and briefcases: names, ids, sequence numbers.
+  std::size_t payload = 0;
+  for (const wire::OutChannel& oc : a.out)
+    for (const std::string& m : oc.unconsumed) payload += m.size() + varint_size(m.size());
+  for (const wire::AgentState& b : a.briefcases)
+    payload += b.briefcase.size() + varint_size(b.briefcase.size());
+  const std::size_t meta = encoded_bytes > payload ? encoded_bytes - payload : 0;
+  const std::size_t entries = a.in.size() + a.out.size() + a.agents.size();
+  // An absolute bound: a record, and a few varints per entry (ids, sites, sequence numbers).
+  const std::size_t bound = 96 + a.stream.name.size() + 48 * entries;
+  if (meta > bound) {
+    fail("move_cost_bounded", what + " carries " + std::to_string(meta) + " bytes of state for " +
+                                  std::to_string(entries) + " entries (bound " +
+                                  std::to_string(bound) + ")");
+  }
+  // Against the first move with as many channels: sequence numbers and the epoch may gain a
+  // varint byte each as they grow, nothing more.
+  const auto key = std::make_pair(a.in.size(), a.out.size());
+  auto [it, first] = st.first_meta.try_emplace(key, meta, a.stream.epoch);
+  if (!first && meta > it->second.first + 4 + 3 * entries) {
+    fail("move_cost_bounded", what + " carries " + std::to_string(meta) + " bytes of state, " +
+                                  std::to_string(it->second.first) + " at epoch " +
+                                  std::to_string(it->second.second) + " with as many channels");
+  }
+}
+
+std::string SessionChecker::first_unconsumed() const {
+  for (const auto& [key, p] : pairs_) {
+    if (p.consumed < p.gids.size()) {
+      return "message #" + std::to_string(p.consumed + 1) + " of " + name(key.first) + " -> " +
+             name(key.second) + " (" + std::to_string(p.gids.size() - p.consumed) + " of " +
+             std::to_string(p.gids.size()) + " unconsumed in that pair)";
+    }
+  }
+  return {};
+}
+
+void SessionChecker::on_quiescence(const std::string& not_idle) {
+  quiesced_ = true;
+  if (consumed_ < truth_.size()) {
+    fail("quiescence", "the leader declared quiescence with " +
+                           std::to_string(truth_.size() - consumed_) +
+                           " messages unconsumed, first " + first_unconsumed());
+  }
+  if (!not_idle.empty()) fail("quiescence", "the leader declared quiescence while " + not_idle);
+}
+
+void SessionChecker::check_end() {
+  if (consumed_ < truth_.size()) {
+    fail("session_no_loss", std::to_string(truth_.size() - consumed_) + " of " +
+                                std::to_string(truth_.size()) + " messages never consumed, first " +
+                                first_unconsumed());
+  }
+  for (auto& [id, st] : streams_) {
+    if (st.name.empty()) continue;  // a shell or site as a sender, not a stream
+    if (st.hosts.empty()) fail("one_site_per_stream", name(id) + " hosted by no site at the end");
+    const SiteId pending =
+        st.awaiting_relocation != wire::kNoSite ? st.awaiting_relocation : st.awaiting_handler;
+    if (pending != wire::kNoSite)
+      fail("relocation_before_append",
+           name(id) + " never ran its relocation handlers at site " + std::to_string(pending));
+  }
+}
+
+}  // namespace mstream::sim

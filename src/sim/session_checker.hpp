@@ -1,0 +1,131 @@
+#pragma once
+// The invariant checkers of whole-session runs (session_simulation.hpp). The driver reports
+// the ground truth (each message an agent or the shell appended, accepted, in append order),
+// every handler run the sites trace (SiteCore::set_trace), which site hosts which stream after
+// every event, every Arrive message sent, and the leader's quiescence answer; the checker
+// compares them with DESIGN.md's guarantees 1-5. Violations are named by invariant so that
+// `FAIL seed=S invariant=NAME` lines stay stable:
+//
+//   session_fifo             per (sender, receiver) pair, append handlers see the sender's
+//                            messages in append order, with the pair's sequence numbers
+//                            1, 2, ... (the sequence state travels with both ends)
+//   session_exactly_once     no message runs the receiver's handlers twice, none that was
+//                            never appended
+//   session_integrity        a message reaches the stream it was appended to, from its sender
+//   session_no_loss          at the end every appended message was consumed
+//   one_site_per_stream      at no time do two sites host a stream; at rest exactly one does
+//   relocation_before_append after a stream's install at a site, its relocation handlers run
+//                            there (the agent's own, once) before any further append handler
+//                            (guarantee 4)
+//   move_order               a stream's moves take effect in the leader's order (epochs grow)
+//   move_cost_bounded        an Arrive carries one entry per peer the stream ever had, and no
+//                            more state at a stream's later moves than at its earlier ones
+//                            with as many peers; sites a stream left keep none of its
+//                            channels (the driver reports those)
+//   briefcase_travels        the agents' own counters (briefcases) continue across moves
+//   quiescence               the leader answers QuiesceReq only when everything appended was
+//                            consumed and every node is idle, nothing runs after, and it does
+//                            answer once the traffic stops
+//   (the driver adds liveness, progress, determinism, wire_valid, corruption_rejected,
+//   api_contract and directory_consistent)
+//
+// Thread-safety: none; one per run.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "proto/types.hpp"
+#include "sim/checker.hpp"
+#include "site/site_core.hpp"
+#include "wire/control.hpp"
+
+namespace mstream::sim {
+
+// The workload's messages: "g GID COUNT" (a trigger for a sender), "m GID INDEX" (a numbered
+// message). GID is unique in a run; INDEX numbers the messages of one (sender, receiver) pair
+// from 1, kept by the sender (in its briefcase, for a stream).
+struct SessionMessage {
+  char kind = 0;
+  std::uint64_t gid = 0;
+  std::uint64_t number = 0;  // COUNT or INDEX
+};
+std::optional<SessionMessage> parse_session_message(std::string_view payload);
+std::string session_message(char kind, std::uint64_t gid, std::uint64_t number);
+
+class SessionChecker {
+ public:
+  using StreamId = proto::StreamId;
+  using SiteId = proto::SiteId;
+
+  void add_stream(StreamId id, std::string name);
+
+  // Ground truth: `from` appended message `gid` to `to` and it was accepted; `index` is the
+  // sender's own number for it (see SessionMessage).
+  void on_append(std::uint64_t gid, StreamId from, StreamId to, std::uint64_t index);
+  // A traced handler run at `site`.
+  void on_handler(SiteId site, const site::HandlerTrace& t);
+  // The agent of `stream` has counted `count` append handler runs in its briefcase.
+  void on_agent_count(StreamId stream, std::uint64_t count);
+  // The agent of `stream` ran its relocation handler at `site`.
+  void on_relocation_handler(StreamId stream, SiteId site);
+  // Whether `site` hosts `stream` now (reported on every change).
+  void on_hosting(StreamId stream, SiteId site, bool hosts);
+  // An Arrive message as sent; `encoded_bytes` is its size on the wire.
+  void on_arrive(const wire::Arrive& a, std::size_t encoded_bytes);
+  // The leader answered the shell's QuiesceReq. `not_idle` names what was still busy then
+  // (empty: every node idle).
+  void on_quiescence(const std::string& not_idle);
+  // At the end of the run.
+  void check_end();
+
+  void fail(std::string_view invariant, std::string detail);
+  bool ok() const { return violations_.empty(); }
+  const std::vector<Violation>& violations() const { return violations_; }
+
+  std::uint64_t appended() const { return truth_.size(); }
+  std::uint64_t consumed() const { return consumed_; }
+  std::uint64_t arrives() const { return arrives_; }
+  bool quiesced() const { return quiesced_; }
+  // The first appended message not consumed yet, described; empty when none.
+  std::string first_unconsumed() const;
+
+ private:
+  struct Message {
+    StreamId from = 0, to = 0;
+    std::uint64_t position = 0;  // 1-based, in its pair's append order
+    bool consumed = false;
+  };
+  struct Pair {
+    std::vector<std::uint64_t> gids;  // in append order
+    std::uint64_t consumed = 0;       // the highest position consumed
+  };
+  struct Stream {
+    std::string name;
+    std::uint64_t epoch = 0;                     // of the last install (or creation: 1)
+    SiteId awaiting_relocation = wire::kNoSite;  // installed there, relocation not traced
+    SiteId awaiting_handler = wire::kNoSite;     // traced there, the agent's handler not run
+    std::vector<SiteId> hosts;
+    std::uint64_t append_runs = 0;
+    std::vector<StreamId> senders, receivers;  // peers it ever had
+    // The state an Arrive carried beyond messages and briefcases, at the first move with a
+    // given (in, out) channel count, and that move's epoch.
+    std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::uint64_t>> first_meta;
+  };
+  Stream& stream(StreamId id);
+  std::string name(StreamId id) const;
+
+  std::unordered_map<std::uint64_t, Message> truth_;
+  std::map<std::pair<StreamId, StreamId>, Pair> pairs_;  // ordered: reports are deterministic
+  std::map<StreamId, Stream> streams_;
+  std::uint64_t consumed_ = 0;
+  std::uint64_t arrives_ = 0;
+  bool quiesced_ = false;
+  std::vector<Violation> violations_;
+};
+
+}  // namespace mstream::sim

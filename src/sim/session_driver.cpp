@@ -1,0 +1,435 @@
+#include "sim/session_driver.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+#include "site/ids.hpp"
+#include "wire/join.hpp"
+
+namespace mstream::sim::detail {
+namespace {
+
+using proto::kMillisecond;
+
+thread_local SessionDriver* t_current = nullptr;
+
+// As src/runtime/node_loop.cpp: a joiner repeats its request until it is answered.
+constexpr Time kJoinRepeat = 100 * kMillisecond;
+
+site::SiteOptions session_options(const SessionScenario& s, SiteId id, bool shell) {
+  site::SiteOptions o = site::SiteOptions::with_mtu(id, s.transport.path.mtu, shell);
+  o.transport = s.transport;
+  o.step_budget = s.step_budget;
+  o.keep_output = false;
+  return o;
+}
+
+}  // namespace
+
+std::string sim_address(std::uint32_t node) { return "sim:" + std::to_string(node); }
+
+std::optional<std::uint32_t> parse_sim_address(const std::string& address) {
+  if (address.rfind("sim:", 0) != 0) return std::nullopt;
+  std::uint32_t node = 0;
+  const char* begin = address.data() + 4;
+  const char* end = address.data() + address.size();
+  const auto [p, ec] = std::from_chars(begin, end, node);
+  if (ec != std::errc() || p != end || p == begin) return std::nullopt;
+  return node;
+}
+
+SessionDriver* SessionDriver::current() { return t_current; }
+
+SessionDriver::SessionDriver(const SessionScenario& s, const RunOptions& o)
+    : sc_(s),
+      opt_(o),
+      // The run's own draws (agents' choices) and the network's fates: streams of their own
+      // off the seed, apart from those that derived the scenario.
+      rng_(mix64(s.seed) ^ 0x8EBC6AF09C88C6E3ull),
+      net_(s.network, Rng(mix64(s.seed) ^ 0x589965CC75374CC3ull)) {
+  register_session_agents();
+  nodes_.resize(s.nodes());
+  shell_sent_.assign(s.streams.size(), 0);
+  site_ids_.assign(s.sites + 1, 0);
+  for (const SessionStreamPlan& p : s.streams)
+    if (!p.sender) receivers_.push_back(p.name);
+  NodeRun& leader = nodes_[0];
+  leader.leader =
+      std::make_unique<leader::LeaderNode>(session_options(s, 0, false), leader::LeaderOptions{});
+  leader.leader->set_own_address(sim_address(0), 0);
+  leader.node = leader.leader.get();
+  leader.core = &leader.leader->site();
+  leader.core->set_trace([this](const site::HandlerTrace& t) { on_trace(0, t); });
+  leader.hosting.assign(s.streams.size(), 0);
+  for (std::uint32_t n = 1; n < s.nodes(); ++n) {
+    nodes_[n].nonce = mix64(s.seed ^ (std::uint64_t{n} << 48)) | 1;
+    schedule(s.join_at[n], SessionEventKind::kJoin, n);
+  }
+}
+
+SessionDriver::~SessionDriver() = default;
+
+void SessionDriver::note(SessionEventKind kind, std::uint64_t a, std::uint64_t b, std::uint64_t c) {
+  digest_.add_signed(now_);
+  digest_.add(static_cast<std::uint64_t>(kind));
+  digest_.add(a);
+  digest_.add(b);
+  digest_.add(c);
+}
+
+void SessionDriver::trace(const std::string& line) {
+  if (!opt_.trace) return;
+  char stamp[40];
+  std::snprintf(stamp, sizeof stamp, "%14.6fms ", static_cast<double>(now_) / kMillisecond);
+  *opt_.trace << stamp << line << '\n';
+}
+
+void SessionDriver::schedule(SessionEvent e) {
+  e.order = order_++;
+  heap_.push_back(std::move(e));
+  std::push_heap(heap_.begin(), heap_.end(), SessionLater{});
+}
+
+void SessionDriver::schedule(Time at, SessionEventKind kind, std::uint32_t node,
+                             std::uint32_t target) {
+  SessionEvent e;
+  e.at = at;
+  e.kind = kind;
+  e.node = node;
+  e.target = target;
+  schedule(std::move(e));
+}
+
+SessionResult SessionDriver::run() {
+  SessionDriver* const outer = t_current;
+  t_current = this;
+  const Time deadline = sc_.calm_start() + sc_.liveness_bound;
+  run_node(0);
+  for (;;) {
+    if (phase_ == Phase::kDone && settled()) break;
+    if (sum_.steps >= opt_.max_steps) {
+      checker_.fail("progress", "more than " + std::to_string(opt_.max_steps) +
+                                    " steps by t=" + std::to_string(now_) + "ns");
+      break;
+    }
+    std::uint32_t timer_node = 0;
+    Time timer = proto::kNever;
+    for (std::uint32_t n = 0; n < nodes_.size(); ++n) {
+      if (nodes_[n].node && nodes_[n].timer_at < timer) {
+        timer = nodes_[n].timer_at;
+        timer_node = n;
+      }
+    }
+    const Time event = heap_.empty() ? proto::kNever : heap_.front().at;
+    const Time next = std::min(timer, event);
+    if (next == proto::kNever || next > deadline) break;
+    now_ = std::max(now_, next);
+    ++sum_.steps;
+    if (timer <= event) {
+      fire_timer(timer_node);
+    } else {
+      std::pop_heap(heap_.begin(), heap_.end(), SessionLater{});
+      SessionEvent e = std::move(heap_.back());
+      heap_.pop_back();
+      switch (e.kind) {
+        case SessionEventKind::kArrival:
+          on_arrival(e);
+          break;
+        case SessionEventKind::kStep:
+          nodes_[e.node].step_scheduled = false;
+          run_node(e.node);
+          break;
+        case SessionEventKind::kJoin:
+          send_join(e.node);
+          break;
+        case SessionEventKind::kAction:
+          on_action(e.target);
+          run_node(sc_.shell_node());
+          break;
+        case SessionEventKind::kQuiesce:
+          ask_quiescence();
+          run_node(sc_.shell_node());
+          break;
+        default:
+          break;
+      }
+    }
+    if (stop_) break;
+  }
+
+  if (!stop_) {
+    if (sum_.setup_done_at == proto::kNever) {
+      checker_.fail("liveness", "the shell's streams were not all created with their agents by t=" +
+                                    std::to_string(now_) + "ns (phase " +
+                                    std::to_string(static_cast<int>(phase_)) + ", " +
+                                    std::to_string(attached_) + " attached)");
+    } else if (phase_ == Phase::kWorkload) {
+      checker_.fail("liveness",
+                    "the workload did not finish by t=" + std::to_string(now_) +
+                        "ns: " + std::to_string(outstanding_.size()) + " requests unanswered, " +
+                        std::to_string(shell_appends_.size()) + " shell appends waiting");
+    } else if (phase_ == Phase::kQuiescing) {
+      checker_.fail("quiescence",
+                    "no answer to the shell's QuiesceReq by t=" + std::to_string(now_) + "ns (" +
+                        std::to_string(checker_.appended() - checker_.consumed()) +
+                        " messages unconsumed; busy: " + busy_nodes() + ")");
+    } else if (!settled()) {
+      checker_.fail("liveness", "the session was not idle by t=" + std::to_string(now_) +
+                                    "ns after quiescence: " + busy_nodes());
+    } else {
+      check_end_state();
+    }
+  }
+  checker_.check_end();
+
+  for (const NodeRun& nr : nodes_) {
+    if (!nr.core) continue;
+    add_transport_stats(nr.core->transport().stats(), &sum_.transport);
+  }
+  sum_.end_time = now_;
+  sum_.network = net_.stats();
+  sum_.consumed = checker_.consumed();
+  SessionResult r;
+  r.seed = sc_.seed;
+  digest_.add(checker_.appended());
+  digest_.add(checker_.consumed());
+  r.trace_hash = digest_.value();
+  r.violations = checker_.violations();
+  r.summary = sum_;
+  t_current = outer;
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------
+// Joins
+
+void SessionDriver::send_join(std::uint32_t n) {
+  if (nodes_[n].node) return;
+  wire::JoinMessage m;
+  m.op = wire::JoinMessage::Op::kRequest;
+  m.nonce = nodes_[n].nonce;
+  m.role = n == sc_.shell_node() ? wire::JoinMessage::Role::kShell : wire::JoinMessage::Role::kSite;
+  m.pid = n;
+  wire::Bytes bytes;
+  wire::encode_join(m, &bytes);
+  ++sum_.join_requests;
+  trace("node " + std::to_string(n) + " asks to join");
+  transmit(n, 0, bytes);
+  schedule(now_ + kJoinRepeat, SessionEventKind::kJoin, n);
+}
+
+void SessionDriver::on_join_datagram(std::uint32_t n, std::uint32_t from,
+                                     const wire::Bytes& bytes) {
+  if (n == 0) {
+    wire::Bytes reply;
+    const bool answered = nodes_[0].node->on_join(bytes, sim_address(from), now_, &reply);
+    note(SessionEventKind::kJoin, from, answered);
+    if (answered) transmit(0, from, reply);
+    run_node(0);  // the Welcome and the PeerUpdates it queued
+    return;
+  }
+  NodeRun& nr = nodes_[n];
+  Result<wire::JoinMessage> m = wire::decode_join(bytes);
+  if (!m.ok() || nr.node || m->nonce != nr.nonce) return;  // damaged, a repeat's, or not ours
+  if (m->op == wire::JoinMessage::Op::kRefuse) {
+    checker_.fail("api_contract", "node " + std::to_string(n) + " refused: " + m->reason);
+    return;
+  }
+  if (m->op != wire::JoinMessage::Op::kAccept) return;
+  for (const NodeRun& other : nodes_) {
+    if (other.node && other.id == m->site) {
+      checker_.fail("api_contract", "node " + std::to_string(n) + " given site id " +
+                                        std::to_string(m->site) + ", which another node has");
+      return;
+    }
+  }
+  make_site(n, m->site);
+}
+
+void SessionDriver::make_site(std::uint32_t n, SiteId id) {
+  NodeRun& nr = nodes_[n];
+  nr.site = std::make_unique<site::SiteCore>(session_options(sc_, id, n == sc_.shell_node()));
+  nr.node = nr.site.get();
+  nr.core = nr.site.get();
+  nr.id = id;
+  nr.routes[0] = 0;  // node_loop::join: the leader is where the answer came from
+  nr.hosting.assign(sc_.streams.size(), 0);
+  nr.core->set_trace([this, n](const site::HandlerTrace& t) { on_trace(n, t); });
+  note(SessionEventKind::kJoin, n, id, 1);
+  trace("node " + std::to_string(n) + " joined as site " + std::to_string(id));
+  run_node(n);
+}
+
+// ---------------------------------------------------------------------------------------
+// Datagrams and timers
+
+void SessionDriver::transmit(std::uint32_t from, std::uint32_t to, const wire::Bytes& bytes) {
+  note(SessionEventKind::kSend, from, to, hash_bytes(bytes));
+  arrivals_.clear();
+  net_.transmit(from, to, bytes, now_, &arrivals_);
+  for (Arrival& a : arrivals_) {
+    SessionEvent e;
+    e.at = a.at;
+    e.kind = SessionEventKind::kArrival;
+    e.node = a.to;
+    e.from = from;
+    e.damage = a.damage;
+    e.bytes = std::move(a.bytes);
+    ++in_flight_;
+    schedule(std::move(e));
+  }
+}
+
+void SessionDriver::on_arrival(SessionEvent& e) {
+  --in_flight_;
+  const std::uint32_t n = e.node;
+  NodeRun& nr = nodes_[n];
+  if (wire::datagram_kind(e.bytes) == wire::kKindJoin) {
+    note(SessionEventKind::kArrival, n, hash_bytes(e.bytes), 1);
+    // A damaged join datagram must fail its checksum (decode_join checks it).
+    if (e.damage == Damage::kCorrupted || e.damage == Damage::kTruncated) {
+      if (wire::decode_join(e.bytes).ok())
+        checker_.fail("corruption_rejected",
+                      "a damaged join datagram decoded at node " + std::to_string(n));
+      return;
+    }
+    on_join_datagram(n, e.from, e.bytes);
+    return;
+  }
+  if (!nr.node) {  // not joined yet: nobody listens at that address
+    note(SessionEventKind::kArrival, n, hash_bytes(e.bytes), 2);
+    return;
+  }
+  nr.node->on_datagram(e.bytes, now_);
+  const SiteId src = nr.node->last_source();
+  note(SessionEventKind::kArrival, n, hash_bytes(e.bytes), src);
+  if (e.damage != Damage::kNone) {
+    if (src != proto::kNoSource) {
+      checker_.fail("corruption_rejected", "node " + std::to_string(n) +
+                                               " accepted a damaged datagram from node " +
+                                               std::to_string(e.from));
+    } else {
+      ++sum_.damaged_refused;
+    }
+  } else if (src != proto::kNoSource) {
+    // node_loop answers a site where it last spoke from.
+    nr.routes[src] = e.from;
+  }
+  if (opt_.trace)
+    trace("node " + std::to_string(n) + " got " + std::to_string(e.bytes.size()) + "B from node " +
+          std::to_string(e.from) + (src == proto::kNoSource ? " (refused)" : ""));
+  run_node(n);
+}
+
+void SessionDriver::fire_timer(std::uint32_t n) {
+  NodeRun& nr = nodes_[n];
+  // A timeout that stays due after on_timeout() would spin the loop at one instant.
+  if (nr.timer_at == nr.last_timer) {
+    if (++nr.same_time_timers > 1000) {
+      checker_.fail("progress", "node " + std::to_string(n) + " timeout at " +
+                                    std::to_string(nr.timer_at) +
+                                    "ns stays due after 1000 on_timeout() calls");
+      stop_ = true;
+      return;
+    }
+  } else {
+    nr.same_time_timers = 0;
+    nr.last_timer = nr.timer_at;
+  }
+  ++sum_.timer_steps;
+  nr.node->on_timeout(now_);
+  note(SessionEventKind::kTimer, n);
+  run_node(n);
+}
+
+void SessionDriver::run_node(std::uint32_t n) {
+  NodeRun& nr = nodes_[n];
+  if (!nr.node) return;
+  nr.node->step(now_);
+  if (n == sc_.shell_node()) shell_poll();
+  drain(n);
+  if (nr.node->has_work() && !nr.step_scheduled) {
+    // A busy node comes back after step_gap, the time its handlers took.
+    nr.step_scheduled = true;
+    schedule(now_ + sc_.step_gap, SessionEventKind::kStep, n);
+  }
+  nr.timer_at = nr.node->next_timeout();
+  report_hosting(n);
+  std::string line;
+  while (nr.core->poll_error(&line)) trace("node " + std::to_string(n) + " reports: " + line);
+}
+
+void SessionDriver::drain(std::uint32_t n) {
+  NodeRun& nr = nodes_[n];
+  for (std::uint64_t k = 0; nr.node->poll_transmit(now_, &out_); ++k) {
+    if (k > 1'000'000) {
+      checker_.fail("progress",
+                    "node " + std::to_string(n) + " poll_transmit() never returns false");
+      stop_ = true;
+      return;
+    }
+    on_transmit(n, out_);
+  }
+}
+
+std::optional<std::uint32_t> SessionDriver::route(std::uint32_t n, SiteId to) {
+  NodeRun& nr = nodes_[n];
+  auto it = nr.routes.find(to);
+  if (it != nr.routes.end()) return it->second;
+  const std::optional<std::string> address = nr.node->peer_address(to);
+  if (!address) return std::nullopt;
+  const std::optional<std::uint32_t> node = parse_sim_address(*address);
+  if (!node || *node >= nodes_.size()) {
+    checker_.fail("api_contract", "node " + std::to_string(n) + " has address \"" + *address +
+                                      "\" for site " + std::to_string(to));
+    return std::nullopt;
+  }
+  nr.routes[to] = *node;
+  return node;
+}
+
+void SessionDriver::on_transmit(std::uint32_t n, const proto::OutDatagram& out) {
+  NodeRun& nr = nodes_[n];
+  const std::string who = "node " + std::to_string(n) + " (site " + std::to_string(nr.id) + ")";
+  Status status = wire::decode_datagram(out.bytes, &decoded_);
+  if (!status.ok()) {
+    checker_.fail("wire_valid", who + " sent an undecodable datagram: " + status.to_string());
+  } else {
+    if (decoded_.header.src_site != nr.id || decoded_.header.dst_site != out.to)
+      checker_.fail("wire_valid", who + " sent a datagram for site " + std::to_string(out.to) +
+                                      " with header " + wire::describe(decoded_));
+    if (out.bytes.size() > sc_.transport.path.mtu)
+      checker_.fail("wire_valid", who + " sent " + std::to_string(out.bytes.size()) +
+                                      " bytes, more than the mtu " +
+                                      std::to_string(sc_.transport.path.mtu));
+    for (const wire::Frame& f : decoded_.frames)
+      if (f.type == wire::FrameType::kData || f.type == wire::FrameType::kFragment) watch_arrive(f);
+  }
+  const std::optional<std::uint32_t> to = route(n, out.to);
+  if (!to) {
+    // node_loop drops it too; the transport repeats it once the address is known.
+    ++sum_.unroutable;
+    note(SessionEventKind::kSend, n, out.to, 0);
+    return;
+  }
+  if (*to == n) {
+    checker_.fail("wire_valid",
+                  who + " sent a datagram to itself (site " + std::to_string(out.to) + ")");
+    return;
+  }
+  if (opt_.trace && status.ok()) {
+    std::string line = who + " sends " + wire::describe(decoded_);
+    // Control messages by name, so a failing seed's trace reads as the protocol does.
+    for (const wire::Frame& f : decoded_.frames) {
+      if (f.type != wire::FrameType::kData || !site::is_control(f.to_stream)) continue;
+      Result<wire::ControlMessage> m = wire::decode_control(f.payload);
+      line += std::string(" [") + (m.ok() ? wire::control_name(m.value()) : "?") + " #" +
+              std::to_string(f.seq) + "]";
+    }
+    trace(line);
+  }
+  transmit(n, *to, out.bytes);
+}
+
+}  // namespace mstream::sim::detail

@@ -1,0 +1,200 @@
+#pragma once
+// The engine of whole-session runs, shared by its source files: session_driver.cpp runs the
+// event loop and the network side (joins, datagrams, timers, steps, the wire checks),
+// session_observer.cpp feeds the checker what it sees of the cores (Arrive messages, hosting,
+// handler traces, the state at rest), session_workload.cpp plays the shell's script and the
+// agents' behaviour, session_agents.cpp has the agent types. Only session_simulation.cpp
+// uses it.
+//
+// Thread-safety: none; one SessionDriver per run, on one thread.
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "leader/leader_node.hpp"
+#include "mstream/agent.hpp"
+#include "sim/network.hpp"
+#include "sim/random.hpp"
+#include "sim/session_checker.hpp"
+#include "sim/session_scenario.hpp"
+#include "sim/session_simulation.hpp"
+#include "site/site_core.hpp"
+#include "wire/datagram.hpp"
+
+namespace mstream::sim::detail {
+
+using proto::StreamId;
+
+// Registers "sim.sender" and "sim.receiver" once per process (session_agents.cpp).
+void register_session_agents();
+
+// A node's "UDP address" in the simulation, "sim:NODE": the leader records it at the join and
+// hands it out in its directory, as it does "HOST:PORT"; the driver routes by it.
+std::string sim_address(std::uint32_t node);
+std::optional<std::uint32_t> parse_sim_address(const std::string& address);
+
+enum class SessionEventKind : std::uint8_t {
+  kArrival = 1,  // a datagram reaches node `node` from node `from`
+  kStep,         // a busy node runs its next step
+  kJoin,         // a joiner (re)sends its join request
+  kAction,       // the shell's scripted action number `target`
+  kQuiesce,      // the shell asks the leader for quiescence
+  kTimer,        // (only in the trace hash) a node's timeout fired
+  kSend,         // (only in the trace hash) a node sent a datagram
+  kHandler,      // (only in the trace hash) a traced handler run
+};
+
+struct SessionEvent {
+  Time at = 0;
+  std::uint64_t order = 0;  // equal times keep their scheduling order
+  SessionEventKind kind = SessionEventKind::kArrival;
+  std::uint32_t node = 0;
+  std::uint32_t from = 0;    // arrivals: the sending node
+  std::uint32_t target = 0;  // actions
+  Damage damage = Damage::kNone;
+  wire::Bytes bytes;
+};
+
+struct SessionLater {
+  bool operator()(const SessionEvent& a, const SessionEvent& b) const {
+    return a.at != b.at ? a.at > b.at : a.order > b.order;
+  }
+};
+
+class SessionDriver {
+ public:
+  // The scenario must outlive the driver.
+  SessionDriver(const SessionScenario& s, const RunOptions& o);
+  ~SessionDriver();
+  // Runs to the end (quiescent and idle, the liveness deadline, or a progress failure).
+  // Call once.
+  SessionResult run();
+
+  // The run on this thread, for the agents' handlers; null outside a run.
+  static SessionDriver* current();
+  // session_workload.cpp: what the agents do in their handlers. Their briefcases: `sent`
+  // numbers the agent's messages per receiver, `handled` counts its append handler runs.
+  void on_sender_append(AgentContext& ctx, std::string_view message,
+                        std::map<std::string, std::uint64_t>* sent);
+  void on_receiver_append(AgentContext& ctx, std::string_view message, std::uint64_t handled,
+                          std::map<std::string, std::uint64_t>* sent);
+  void on_agent_relocated(AgentContext& ctx);
+
+ private:
+  struct NodeRun {
+    std::unique_ptr<leader::LeaderNode> leader;  // node 0
+    std::unique_ptr<site::SiteCore> site;        // the others, once joined
+    proto::Node* node = nullptr;
+    site::SiteCore* core = nullptr;  // the SiteCore (the leader's site 0 for node 0)
+    SiteId id = 0;
+    std::uint64_t nonce = 0;  // of its join requests
+    // Where each site is, learned as node_loop learns it: from the datagrams it accepts, else
+    // from the node's directory (peer_address "sim:K").
+    std::unordered_map<SiteId, std::uint32_t> routes;
+    Time timer_at = proto::kNever;
+    Time last_timer = -1;
+    int same_time_timers = 0;
+    bool step_scheduled = false;
+    std::vector<std::uint8_t> hosting;  // by stream id - 1: hosts() as last reported
+  };
+  enum class Phase : std::uint8_t { kJoining, kCreating, kWorkload, kQuiescing, kDone };
+  struct Request {
+    enum class Kind : std::uint8_t { kCreate, kAttach, kMove, kQuiesce } kind;
+    std::uint32_t stream = 0;
+  };
+  struct ShellAppend {
+    std::uint32_t stream = 0;
+    char kind = 'm';
+    std::uint64_t gid = 0;
+    std::uint64_t number = 0;  // 'g': the count; 'm': the index
+    std::uint64_t index = 0;   // its place in the shell -> stream pair
+  };
+
+  // --- session_driver.cpp: the loop and the network side; session_observer.cpp: what the
+  // checker is told
+  void schedule(SessionEvent e);
+  void schedule(Time at, SessionEventKind kind, std::uint32_t node, std::uint32_t target = 0);
+  void on_arrival(SessionEvent& e);
+  void on_join_datagram(std::uint32_t n, std::uint32_t from, const wire::Bytes& bytes);
+  void send_join(std::uint32_t n);
+  void make_site(std::uint32_t n, SiteId id);
+  void fire_timer(std::uint32_t n);
+  // After anything happened at node n: step, the shell's script, transmissions, hosting.
+  void run_node(std::uint32_t n);
+  void drain(std::uint32_t n);
+  void on_transmit(std::uint32_t n, const proto::OutDatagram& out);
+  void watch_arrive(const wire::Frame& f);
+  void transmit(std::uint32_t from, std::uint32_t to, const wire::Bytes& bytes);
+  std::optional<std::uint32_t> route(std::uint32_t n, SiteId to);
+  void report_hosting(std::uint32_t n);
+  void on_trace(std::uint32_t n, const site::HandlerTrace& t);
+  bool settled() const;
+  std::string busy_nodes() const;
+  void check_end_state();
+  void note(SessionEventKind kind, std::uint64_t a, std::uint64_t b = 0, std::uint64_t c = 0);
+  void trace(const std::string& line);
+
+  // --- session_workload.cpp: the shell and the agents
+  void shell_poll();
+  void start_setup();
+  void on_reply(const Request& r, const wire::Reply& reply);
+  void on_action(std::uint32_t index);
+  void shell_append(std::uint32_t stream, char kind, std::uint64_t number);
+  void flush_shell_appends();
+  void maybe_finish_workload();
+  void ask_quiescence();
+  void maybe_relocate(AgentContext& ctx, double chance);
+  // Appends one numbered message from the handler's stream to `to`; false if refused.
+  bool agent_append(AgentContext& ctx, const std::string& to,
+                    std::map<std::string, std::uint64_t>* sent);
+  StreamId id_of(std::string_view name);
+
+  const SessionScenario& sc_;
+  RunOptions opt_;
+  Rng rng_;
+  SimNetwork net_;
+  SessionChecker checker_;
+  std::vector<NodeRun> nodes_;
+  std::vector<SessionEvent> heap_;
+  std::uint64_t order_ = 0;
+  std::uint64_t in_flight_ = 0;  // arrivals scheduled, not yet processed
+  Time now_ = 0;
+  bool stop_ = false;
+  Digest digest_;
+  SessionSummary sum_;
+
+  // The shell's script.
+  Phase phase_ = Phase::kJoining;
+  std::map<std::uint64_t, Request> outstanding_;
+  std::deque<ShellAppend> shell_appends_;  // refused by a full buffer: retried in order
+  std::vector<std::uint64_t> shell_sent_;  // per stream: the shell's messages to it
+  std::uint32_t attached_ = 0;
+  std::uint32_t actions_done_ = 0;
+  bool quiesce_scheduled_ = false;
+  std::uint64_t next_gid_ = 1;
+  std::uint32_t forwards_ = 0;
+  std::unordered_map<std::string, StreamId> ids_;
+  std::vector<std::string> receivers_;  // names
+  std::vector<SiteId> site_ids_;        // of the sites a stream may live at, by node index
+
+  // Reassembly of site-to-site control messages, to watch Arrive messages.
+  struct Partial {
+    std::uint64_t total = 0;
+    std::map<std::uint64_t, wire::Bytes> pieces;  // by offset
+  };
+  std::map<std::tuple<StreamId, StreamId, proto::Seq>, Partial> partial_;
+  std::set<std::tuple<StreamId, StreamId, proto::Seq>> control_done_;
+  proto::OutDatagram out_;
+  wire::DecodedDatagram decoded_;
+  std::vector<Arrival> arrivals_;
+};
+
+}  // namespace mstream::sim::detail

@@ -1,0 +1,89 @@
+#pragma once
+// A session scenario: a whole session (the leader with its site 0, 2..5 sites and one shell,
+// each a proto::Node) on the simulated network, derived from its seed alone. The shell creates
+// receiver and sender streams at random sites and attaches the simulator's C++ agents to them
+// ("sim.receiver", "sim.sender"); then, while the network misbehaves, it triggers senders
+// (each trigger makes a sender append `count` numbered messages to random receivers), appends
+// to receivers itself, and moves senders and receivers, often several times in a row, while
+// the agents relocate their own streams now and then. Then the faults heal and the shell asks
+// the leader for quiescence (doc/session.md), and the run goes on until every node is idle.
+// describe() prints every derived option, so a failing seed can be read as well as replayed.
+//
+// Node indices: 0 is the leader (site 0), 1..sites the sites, sites + 1 the shell. Site ids
+// are the leader's to give at the join, so the scenario names sites by node index and the
+// driver maps them.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "proto/config.hpp"
+#include "proto/types.hpp"
+#include "sim/network.hpp"
+#include "sim/scenario.hpp"
+
+namespace mstream::sim {
+
+struct SessionStreamPlan {
+  std::string name;
+  bool sender = false;     // "sim.sender" (else "sim.receiver")
+  std::uint32_t node = 0;  // the node index of the site it is created at (0..sites)
+};
+
+// One thing the shell does, at `at` after the workload starts (when every stream exists and
+// has its agent).
+struct SessionAction {
+  enum class Kind : std::uint8_t {
+    kTrigger,  // append "g GID COUNT" to a sender: it appends COUNT messages to receivers
+    kAppend,   // append "m GID INDEX" to a receiver, from the shell
+    kMove,     // MoveReq of a stream to a site, not waiting for the answer
+  };
+  Kind kind = Kind::kTrigger;
+  Time at = 0;
+  std::uint32_t stream = 0;  // index into SessionScenario::streams
+  std::uint32_t count = 0;   // kTrigger
+  std::uint32_t node = 0;    // kMove: the target site's node index
+};
+
+struct SessionScenario {
+  std::uint64_t seed = 0;
+  std::string profile;      // the fault profile drawn (scenario.cpp's profiles)
+  std::uint32_t sites = 2;  // besides the leader's site 0
+  NetworkPlan network;      // network.sites == sites + 2 nodes
+  // Every node's transport: SiteOptions::with_mtu()'s, with the drawn mtu, retransmission
+  // class and channel bound (small bounds drive handlers' appends into the overflow queues).
+  proto::TransportConfig transport;
+  std::size_t step_budget = 256;  // handler runs per step()
+  Time step_gap = 0;              // simulated time between two steps of a busy node
+  std::vector<Time> join_at;      // per node index (0 unused)
+  std::vector<SessionStreamPlan> streams;
+  std::vector<SessionAction> actions;  // sorted by `at`
+  // The agents' own relocations: chances per append handler run and per relocation handler
+  // run (a chain of moves), and the most the whole run makes.
+  double relocate_on_append = 0;
+  double relocate_on_arrival = 0;
+  std::uint32_t max_self_relocations = 0;
+  // Receivers forward a message they handle to a random receiver with this chance, at most
+  // max_forwards times in the run.
+  double forward_chance = 0;
+  std::uint32_t max_forwards = 0;
+  // After the last action and every answer, how long the shell waits before QuiesceReq (0:
+  // at once, with messages still in flight).
+  Time quiesce_delay = 0;
+  // From calm_start: the shell's QuiesceReq must be answered (and the session idle) by then.
+  Time liveness_bound = 60 * proto::kSecond;
+
+  std::uint32_t nodes() const { return sites + 2; }
+  std::uint32_t shell_node() const { return sites + 1; }
+  Time calm_start() const { return network.calm_start; }
+  std::size_t moves() const;
+  std::size_t senders() const;
+};
+
+SessionScenario derive_session_scenario(std::uint64_t seed,
+                                        const ScenarioOverrides& overrides = {});
+
+// Every derived option, one per line.
+std::string describe(const SessionScenario& s);
+
+}  // namespace mstream::sim

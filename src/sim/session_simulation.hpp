@@ -1,0 +1,65 @@
+#pragma once
+// One simulated run of a whole session (session_scenario.hpp): the real cores, a
+// leader::LeaderNode and site::SiteCores (sites and a shell), each a proto::Node, driven the
+// way src/runtime/node_loop drives them (join datagrams, on_datagram, on_timeout, step,
+// poll_transmit), in one thread on simulated time over a SimNetwork, with the simulator's C++
+// agents running in their handlers. Every random choice comes from the seed, so the run is a
+// pure function of it; the trace hash proves it. The SessionChecker judges the run.
+//
+// Thread-safety: runs are independent, but a run must stay on the thread that started it (the
+// agents find their run through a thread-local pointer).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "proto/transport.hpp"
+#include "sim/checker.hpp"
+#include "sim/network.hpp"
+#include "sim/session_scenario.hpp"
+#include "sim/simulation.hpp"
+
+namespace mstream::sim {
+
+struct SessionSummary {
+  Time end_time = 0;
+  Time setup_done_at = proto::kNever;  // every stream created, its agent attached
+  Time quiesced_at = proto::kNever;    // the leader's quiescence answer reached the shell
+  std::uint64_t steps = 0;
+  std::uint64_t timer_steps = 0;
+  std::uint64_t join_requests = 0;
+  std::uint64_t appended = 0;  // accepted appends, the shell's and the agents'
+  std::uint64_t consumed = 0;
+  std::uint64_t triggers = 0;
+  std::uint64_t shell_would_block = 0;    // the shell's appends refused by a full buffer (retried)
+  std::uint64_t appends_refused = 0;      // a handler's append to a stream its replica lacks yet
+  std::uint64_t moves_requested = 0;      // by the shell
+  std::uint64_t self_relocations = 0;     // by agents
+  std::uint64_t relocations_refused = 0;  // a target its site's replica lacks yet
+  std::uint64_t arrives = 0;              // Arrive messages sent (moves carried out)
+  std::uint64_t unroutable = 0;           // datagrams to a site whose address was unknown
+  std::uint64_t damaged_refused = 0;
+  NetworkStats network;
+  proto::TransportStats transport;  // summed over the nodes
+};
+
+struct SessionResult {
+  std::uint64_t seed = 0;
+  std::uint64_t trace_hash = 0;
+  std::vector<Violation> violations;
+  SessionSummary summary;
+  bool ok() const { return violations.empty(); }
+};
+
+SessionResult run_session_scenario(const SessionScenario& scenario, const RunOptions& options = {});
+
+// Derives the session scenario of `seed` and runs it; with check_determinism, runs it again
+// and adds a "determinism" violation if the trace hashes differ.
+SessionResult run_session_seed(std::uint64_t seed, bool check_determinism,
+                               const ScenarioOverrides& overrides = {},
+                               const RunOptions& options = {});
+
+// A few lines on what a run did.
+std::string describe(const SessionResult& r);
+
+}  // namespace mstream::sim

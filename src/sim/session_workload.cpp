@@ -1,0 +1,274 @@
+// The shell's script and the agents' behaviour in a session run (session_scenario.hpp).
+#include "sim/session_driver.hpp"
+
+namespace mstream::sim::detail {
+
+// ---------------------------------------------------------------------------------------
+// The shell: non-blocking, like a script whose commands are issued one after another by
+// several scripts at once. It creates every stream (at its planned site), attaches its agent,
+// then plays the actions on time, and at the end asks the leader for quiescence.
+
+void SessionDriver::shell_poll() {
+  site::SiteCore& core = *nodes_[sc_.shell_node()].core;
+  if (phase_ == Phase::kJoining) {
+    if (!core.welcomed()) return;
+    std::size_t sites = 0;
+    for (const auto& [id, p] : core.directory().peers()) sites += p.live && !p.shell;
+    if (sites < sc_.sites + 1) return;
+    start_setup();
+  }
+  for (auto it = outstanding_.begin(); it != outstanding_.end();) {
+    std::optional<wire::Reply> reply = core.take_reply(it->first);
+    if (!reply) {
+      ++it;
+      continue;
+    }
+    const Request r = it->second;
+    it = outstanding_.erase(it);
+    on_reply(r, *reply);
+  }
+  flush_shell_appends();
+  maybe_finish_workload();
+}
+
+void SessionDriver::start_setup() {
+  phase_ = Phase::kCreating;
+  // Site ids by node index, as the leader gave them (a site may not have heard its answer
+  // yet: the join goes on, and what the leader sends it meanwhile is repeated).
+  for (const auto& [id, peer] : nodes_[0].leader->leader().peers()) {
+    const auto node = parse_sim_address(peer.address);
+    if (node && *node <= sc_.sites) site_ids_[*node] = id;
+  }
+  site::SiteCore& core = *nodes_[sc_.shell_node()].core;
+  for (std::uint32_t i = 0; i < sc_.streams.size(); ++i) {
+    wire::CreateReq r;
+    r.name = sc_.streams[i].name;
+    r.site = site_ids_[sc_.streams[i].node];
+    outstanding_[core.send_request(r)] = Request{Request::Kind::kCreate, i};
+  }
+  trace("shell creates " + std::to_string(sc_.streams.size()) + " streams");
+}
+
+void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
+  site::SiteCore& core = *nodes_[sc_.shell_node()].core;
+  const SessionStreamPlan* plan =
+      r.kind == Request::Kind::kQuiesce ? nullptr : &sc_.streams[r.stream];
+  note(SessionEventKind::kAction, static_cast<std::uint64_t>(r.kind), r.stream, reply.code);
+  if (reply.code != 0 && r.kind != Request::Kind::kQuiesce) {
+    checker_.fail("api_contract", std::string("the leader refused the shell's ") +
+                                      (r.kind == Request::Kind::kCreate   ? "create"
+                                       : r.kind == Request::Kind::kAttach ? "attach"
+                                                                          : "move") +
+                                      " of " + plan->name + ": " + reply.text);
+  }
+  switch (r.kind) {
+    case Request::Kind::kCreate: {
+      const wire::StreamRecord* rec = core.directory().find(plan->name);
+      // The leader broadcasts the Location before it answers, on the same channel.
+      if (!rec || rec->id == 0 || rec->id > sc_.streams.size()) {
+        checker_.fail("api_contract", "after creating " + plan->name + " the shell's directory " +
+                                          (rec ? "gives it id " + std::to_string(rec->id)
+                                               : std::string("does not know it")));
+        return;
+      }
+      ids_[plan->name] = rec->id;
+      checker_.add_stream(rec->id, plan->name);
+      wire::AttachReq a;
+      a.stream = plan->name;
+      a.args = plan->name;
+      a.cpp_type = plan->sender ? "sim.sender" : "sim.receiver";
+      outstanding_[core.send_request(a)] = Request{Request::Kind::kAttach, r.stream};
+      return;
+    }
+    case Request::Kind::kAttach:
+      if (++attached_ == sc_.streams.size()) {
+        phase_ = Phase::kWorkload;
+        sum_.setup_done_at = now_;
+        trace("shell: every stream created with its agent; the workload starts");
+        for (std::uint32_t i = 0; i < sc_.actions.size(); ++i)
+          schedule(now_ + sc_.actions[i].at, SessionEventKind::kAction, sc_.shell_node(), i);
+      }
+      return;
+    case Request::Kind::kMove:
+      return;
+    case Request::Kind::kQuiesce: {
+      phase_ = Phase::kDone;
+      sum_.quiesced_at = now_;
+      trace("shell: the leader declares the session quiescent");
+      // Nothing may be in flight now: no handler queued or running, no message unconsumed.
+      std::string busy;
+      for (std::uint32_t n = 0; n < nodes_.size(); ++n) {
+        if (!nodes_[n].core->idle())
+          busy += (busy.empty() ? "node " : ", node ") + std::to_string(n) + " is not idle";
+      }
+      if (!nodes_[0].leader->leader().idle())
+        busy += (busy.empty() ? "" : ", ") + std::string("the leader has operations in flight");
+      checker_.on_quiescence(busy);
+      return;
+    }
+  }
+}
+
+void SessionDriver::on_action(std::uint32_t index) {
+  const SessionAction& a = sc_.actions[index];
+  ++actions_done_;
+  switch (a.kind) {
+    case SessionAction::Kind::kTrigger:
+      ++sum_.triggers;
+      shell_append(a.stream, 'g', a.count);
+      return;
+    case SessionAction::Kind::kAppend:
+      shell_append(a.stream, 'm', 0);
+      return;
+    case SessionAction::Kind::kMove: {
+      site::SiteCore& core = *nodes_[sc_.shell_node()].core;
+      wire::MoveReq m;
+      m.name = sc_.streams[a.stream].name;
+      m.site = site_ids_[a.node];
+      ++sum_.moves_requested;
+      trace("shell moves " + m.name + " to site " + std::to_string(m.site));
+      outstanding_[core.send_request(m)] = Request{Request::Kind::kMove, a.stream};
+      return;
+    }
+  }
+}
+
+void SessionDriver::shell_append(std::uint32_t stream, char kind, std::uint64_t number) {
+  ShellAppend sa;
+  sa.stream = stream;
+  sa.kind = kind;
+  sa.gid = next_gid_++;
+  sa.index = ++shell_sent_[stream];
+  sa.number = kind == 'm' ? sa.index : number;
+  shell_appends_.push_back(sa);
+  flush_shell_appends();
+}
+
+// A full buffer refuses the shell's append (a script would block); the shell retries in
+// order each time it runs, so each pair keeps its append order.
+void SessionDriver::flush_shell_appends() {
+  site::SiteCore& core = *nodes_[sc_.shell_node()].core;
+  while (!shell_appends_.empty()) {
+    const ShellAppend& sa = shell_appends_.front();
+    const std::string& name = sc_.streams[sa.stream].name;
+    Result<proto::Seq> r = core.append_from(core.sender_id(), name,
+                                            session_message(sa.kind, sa.gid, sa.number), false);
+    if (!r.ok() && r.status().code() == Status::Code::kWouldBlock) {
+      ++sum_.shell_would_block;
+      return;
+    }
+    if (r.ok()) {
+      checker_.on_append(sa.gid, core.sender_id(), id_of(name), sa.index);
+      ++sum_.appended;
+      note(SessionEventKind::kAction, sa.gid, sa.stream, *r);
+    } else {
+      checker_.fail("api_contract",
+                    "the shell's append to " + name + ": " + r.status().to_string());
+    }
+    shell_appends_.pop_front();
+  }
+}
+
+void SessionDriver::maybe_finish_workload() {
+  if (phase_ != Phase::kWorkload || quiesce_scheduled_) return;
+  if (actions_done_ < sc_.actions.size() || !outstanding_.empty() || !shell_appends_.empty())
+    return;
+  quiesce_scheduled_ = true;
+  schedule(now_ + sc_.quiesce_delay, SessionEventKind::kQuiesce, sc_.shell_node());
+}
+
+void SessionDriver::ask_quiescence() {
+  site::SiteCore& core = *nodes_[sc_.shell_node()].core;
+  phase_ = Phase::kQuiescing;
+  const site::SiteCounters& c = core.counters();
+  trace("shell asks for quiescence");
+  outstanding_[core.send_request(wire::QuiesceReq{0, c.appended - c.discarded_own})] =
+      Request{Request::Kind::kQuiesce, 0};
+}
+
+// ---------------------------------------------------------------------------------------
+// The agents' behaviour (their types are in session_agents.cpp).
+
+StreamId SessionDriver::id_of(std::string_view name) {
+  auto it = ids_.find(std::string(name));
+  if (it != ids_.end()) return it->second;
+  for (const auto& [id, rec] : nodes_[0].leader->leader().streams()) {
+    if (rec.name == name) {
+      ids_[rec.name] = id;
+      return id;
+    }
+  }
+  checker_.fail("api_contract", "no stream named " + std::string(name) + " at the leader");
+  return 0;
+}
+
+bool SessionDriver::agent_append(AgentContext& ctx, const std::string& to,
+                                 std::map<std::string, std::uint64_t>* sent) {
+  std::uint64_t& count = (*sent)[to];
+  const std::uint64_t gid = next_gid_++;
+  Status s = ctx.append(to, session_message('m', gid, count + 1));
+  if (s.ok()) {
+    ++count;
+    ++sum_.appended;
+    checker_.on_append(gid, id_of(ctx.stream_name()), id_of(to), count);
+    return true;
+  }
+  if (s.code() == Status::Code::kNotFound) {
+    // The site's directory replica does not know the receiver yet (it lags the leader).
+    ++sum_.appends_refused;
+  } else {
+    checker_.fail("api_contract",
+                  std::string(ctx.stream_name()) + "'s append to " + to + ": " + s.to_string());
+  }
+  return false;
+}
+
+void SessionDriver::on_sender_append(AgentContext& ctx, std::string_view message,
+                                     std::map<std::string, std::uint64_t>* sent) {
+  const std::optional<SessionMessage> m = parse_session_message(message);
+  if (m && m->kind == 'g') {
+    for (std::uint64_t k = 0; k < m->number; ++k)
+      (void)agent_append(ctx, receivers_[rng_.below(receivers_.size())], sent);
+  }
+  maybe_relocate(ctx, sc_.relocate_on_append);
+}
+
+void SessionDriver::on_receiver_append(AgentContext& ctx, std::string_view /*message*/,
+                                       std::uint64_t handled,
+                                       std::map<std::string, std::uint64_t>* sent) {
+  checker_.on_agent_count(id_of(ctx.stream_name()), handled);
+  // Forwarding, to any receiver (itself too): chains of handlers across sites that outlive
+  // the shell's last append, which termination detection must wait for.
+  if (forwards_ < sc_.max_forwards && rng_.chance(sc_.forward_chance)) {
+    ++forwards_;
+    (void)agent_append(ctx, receivers_[rng_.below(receivers_.size())], sent);
+  }
+  maybe_relocate(ctx, sc_.relocate_on_append);
+}
+
+void SessionDriver::on_agent_relocated(AgentContext& ctx) {
+  checker_.on_relocation_handler(id_of(ctx.stream_name()), ctx.site_id());
+  // From the relocation handler: a chain of moves, each started at the previous arrival.
+  maybe_relocate(ctx, sc_.relocate_on_arrival);
+}
+
+void SessionDriver::maybe_relocate(AgentContext& ctx, double chance) {
+  if (sum_.self_relocations >= sc_.max_self_relocations || !rng_.chance(chance)) return;
+  std::vector<SiteId> others;
+  for (SiteId s : site_ids_)
+    if (s != ctx.site_id()) others.push_back(s);
+  const SiteId to = others[rng_.below(others.size())];
+  Status s = ctx.relocate(to);
+  trace(std::string(ctx.stream_name()) + " relocates itself from site " +
+        std::to_string(ctx.site_id()) + " to site " + std::to_string(to) + ": " + s.to_string());
+  if (s.ok()) {
+    ++sum_.self_relocations;
+  } else if (s.code() == Status::Code::kNotFound) {
+    ++sum_.relocations_refused;  // the site's replica does not know the target site yet
+  } else {
+    checker_.fail("api_contract",
+                  std::string(ctx.stream_name()) + " could not relocate: " + s.to_string());
+  }
+}
+
+}  // namespace mstream::sim::detail
