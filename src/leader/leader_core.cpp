@@ -199,16 +199,8 @@ void LeaderCore::accept(SiteId from, const wire::ControlMessage& m) {
 void LeaderCore::start(Op op) {
   const StreamId id = op.stream;
   if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
-    wire::StreamRecord rec;
-    rec.id = id;
-    rec.name = c->name;
-    rec.site = op.target;
-    rec.epoch = 1;
-    rec.creator = op.target;  // the site where the stream was created
-    rec.failure_manager = c->failure_manager == wire::kNoSite ? 0 : c->failure_manager;
-    rec.flags = c->flags;
     op.epoch = 1;
-    send_(op.target, wire::Install{rec});
+    send_(op.target, wire::Install{new_record(id, *c, op.target)});
     in_flight_[id] = std::move(op);
     return;
   }
@@ -272,6 +264,18 @@ void LeaderCore::start(Op op) {
   }
 }
 
+wire::StreamRecord LeaderCore::new_record(StreamId id, const wire::CreateReq& c, SiteId site) {
+  wire::StreamRecord rec;
+  rec.id = id;
+  rec.name = c.name;
+  rec.site = site;
+  rec.epoch = 1;
+  rec.creator = site;  // the site where the stream was created
+  rec.failure_manager = c.failure_manager == wire::kNoSite ? 0 : c.failure_manager;
+  rec.flags = c.flags;
+  return rec;
+}
+
 void LeaderCore::ship_code(std::uint64_t agent, SiteId site) {
   auto it = agents_.find(agent);
   if (it == agents_.end() || it->second.visited.contains(site)) return;
@@ -311,14 +315,7 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m) {
   const StreamId id = m.stream;
   if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
     reserved_names_.erase(c->name);
-    wire::StreamRecord rec;
-    rec.id = id;
-    rec.name = c->name;
-    rec.site = op.target;
-    rec.epoch = 1;
-    rec.creator = op.target;  // the site where the stream was created
-    rec.failure_manager = c->failure_manager == wire::kNoSite ? 0 : c->failure_manager;
-    rec.flags = c->flags;
+    const wire::StreamRecord rec = new_record(id, *c, op.target);
     streams_[id] = rec;
     by_name_[rec.name] = id;
     broadcast(wire::Location{rec});

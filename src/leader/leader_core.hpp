@@ -98,6 +98,7 @@ class LeaderCore {
   void broadcast(const wire::ControlMessage& m, SiteId except = wire::kNoSite);
   void reply(SiteId to, std::uint64_t req, std::uint64_t code, std::string text);
   void ship_code(std::uint64_t agent, SiteId site);
+  static wire::StreamRecord new_record(StreamId id, const wire::CreateReq& c, SiteId site);
   void on_probe_reply(SiteId from, const wire::ProbeReply& m, Time now);
   void start_wave(Time now);
   void on_leave(SiteId shell);
