@@ -3,21 +3,9 @@
 #include <cstdio>
 #include <string>
 
+#include "sim/format.hpp"
+
 namespace mstream::sim {
-namespace {
-
-std::string ms(Time t) {
-  if (t == proto::kNever) return "never";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3fms", static_cast<double>(t) / proto::kMillisecond);
-  return buf;
-}
-
-std::string kv(const char* name, std::uint64_t v) {
-  return std::string(" ") + name + "=" + std::to_string(v);
-}
-
-}  // namespace
 
 std::string fail_line(std::uint64_t seed, const Violation& v) {
   std::string s = "FAIL seed=" + std::to_string(seed) + " invariant=" + v.invariant;

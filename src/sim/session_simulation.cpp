@@ -2,23 +2,10 @@
 
 #include <cstdio>
 
+#include "sim/format.hpp"
 #include "sim/session_driver.hpp"
 
 namespace mstream::sim {
-namespace {
-
-std::string ms(Time t) {
-  if (t == proto::kNever) return "never";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3fms", static_cast<double>(t) / proto::kMillisecond);
-  return buf;
-}
-
-std::string kv(const char* name, std::uint64_t v) {
-  return std::string(" ") + name + "=" + std::to_string(v);
-}
-
-}  // namespace
 
 SessionResult run_session_scenario(const SessionScenario& scenario, const RunOptions& options) {
   detail::SessionDriver driver(scenario, options);
