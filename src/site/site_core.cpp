@@ -136,7 +136,10 @@ void SiteCore::step(Time now) {
     } else if (!rec) {
       if (!retry_at_.contains(j.key.to)) retry_at_[j.key.to] = now + kRejectRetry;
     } else if (rec->site != j.site) {
-      transport_.relocate_receiver(j.key.to, rec->site);
+      // Every in-flight message to the old site comes back refused; the channel is re-sent
+      // once, when it is not already headed where the directory says.
+      const proto::SendChannel* ch = transport_.send_channel(j.key);
+      if (ch && ch->dest != rec->site) transport_.relocate_receiver(j.key.to, rec->site);
     } else if (!retry_at_.contains(j.key.to)) {
       retry_at_[j.key.to] = now + kRejectRetry;
     }
@@ -447,15 +450,11 @@ void SiteCore::on_location(const wire::StreamRecord& rec,
     drop_channels_to(rec.id);
     return;
   }
-  auto it = senders_to_.find(rec.id);
-  if (it != senders_to_.end() && rec.site != options_.self) {
-    // Re-send what was not consumed to where the receiver now is (seed 004 §2.3:
-    // sender-initiated re-delivery, no forwarding).
-    retry_at_.erase(rec.id);
-    transport_.relocate_receiver(rec.id, rec.site);
-  } else if (it != senders_to_.end()) {
-    transport_.relocate_receiver(rec.id, rec.site);
-  }
+  if (!senders_to_.contains(rec.id)) return;
+  // Re-send what was not consumed to where the receiver now is (seed 004 §2.3:
+  // sender-initiated re-delivery, no forwarding).
+  retry_at_.erase(rec.id);
+  transport_.relocate_receiver(rec.id, rec.site);
 }
 
 void SiteCore::drop_channels_to(StreamId to) {
