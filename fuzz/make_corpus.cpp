@@ -103,6 +103,7 @@ std::vector<Bytes> control_seeds() {
   a.out = {OutChannel{8, 1, 5, 2, {"m3", "m4"}}};
   a.in = {InChannel{9, 4, 1}};
   messages.push_back(a);
+  messages.push_back(Watch{7});
   std::vector<Bytes> seeds;
   for (const auto& m : messages) {
     Bytes b;

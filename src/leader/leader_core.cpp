@@ -110,7 +110,9 @@ void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now
                       std::is_same_v<T, wire::DetachReq>) {
           accept(from, m);
         } else if constexpr (std::is_same_v<T, wire::Installed>) {
-          on_installed(from, v);
+          on_installed(from, v, now);
+        } else if constexpr (std::is_same_v<T, wire::Watch>) {
+          on_watch(from, v);
         } else if constexpr (std::is_same_v<T, wire::QuiesceReq>) {
           waiters_.push_back({from, v.req, v.appended});
           if (!wave_open_ && next_probe_ == proto::kNever) start_wave(now);
@@ -303,7 +305,7 @@ void LeaderCore::next_op(StreamId stream) {
   start(std::move(op));
 }
 
-void LeaderCore::on_installed(SiteId from, const wire::Installed& m) {
+void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
   auto fit = in_flight_.find(m.stream);
   if (fit == in_flight_.end()) return;
   Op op = std::move(fit->second);
@@ -324,9 +326,7 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m) {
     wire::StreamRecord& rec = streams_[id];
     rec.site = op.target;
     rec.epoch = op.epoch;
-    // Every site and shell learns the new location, so senders re-send there. The requester
-    // already has it, and its answer, from the target (MoveOut::requester).
-    broadcast(wire::Location{rec}, op.requester);
+    publish_move(rec, op.requester, now);
     if (!site::is_shell(op.requester)) ++requests_done_;
   } else if (std::holds_alternative<wire::AttachReq>(op.request)) {
     if (m.code != kOk) {
@@ -351,12 +351,56 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m) {
       streams_.erase(sit);
       rec.site = wire::kNoSite;
       rec.epoch += 1;
+      batched_locations_.erase(id);
       broadcast(wire::Location{rec, m.final_in});
     }
     state_[id].agents.clear();
     finish(id, op, kOk, {});
   }
   next_op(id);
+}
+
+// Senders must hear of a move at once (they re-send there); the other replicas serve queries,
+// which may lag a little, so they get moves in batches: a fast-moving stream then costs a hop
+// four messages on its critical path and a datagram per sender site, not one per site.
+void LeaderCore::publish_move(const wire::StreamRecord& rec, SiteId requester, Time now) {
+  const StreamState& st = state_[rec.id];
+  bool batched = false;
+  for (const auto& [id, p] : peers_) {
+    // The target installed it and told the requester (MoveOut::requester).
+    if (!p.live || id == rec.site || id == requester) continue;
+    if (p.shell || id == 0 || st.watchers.contains(id)) {
+      send_(id, wire::Location{rec});
+    } else {
+      batched = true;
+    }
+  }
+  if (!batched) return;
+  batched_locations_[rec.id] = rec;
+  if (locations_due_ == proto::kNever) locations_due_ = now + options_.location_batch;
+}
+
+void LeaderCore::flush_locations() {
+  locations_due_ = proto::kNever;
+  for (const auto& [stream, rec] : batched_locations_) {
+    auto st = state_.find(stream);
+    for (const auto& [id, p] : peers_) {
+      if (!p.live || p.shell || id == 0 || id == rec.site) continue;
+      if (st != state_.end() && st->second.watchers.contains(id)) continue;
+      send_(id, wire::Location{rec});
+    }
+  }
+  batched_locations_.clear();
+}
+
+void LeaderCore::on_watch(SiteId from, const wire::Watch& m) {
+  auto rec = streams_.find(m.stream);
+  if (rec == streams_.end() || site::is_shell(from)) return;  // destroyed meanwhile
+  if (!state_[m.stream].watchers.insert(from).second) return;
+  // Its replica may be a batch behind: a sender must start from where the stream is.
+  auto pending = batched_locations_.find(m.stream);
+  if (pending != batched_locations_.end() && from != rec->second.site)
+    send_(from, wire::Location{rec->second});
 }
 
 void LeaderCore::on_leave(SiteId shell) {
@@ -432,6 +476,7 @@ void LeaderCore::on_probe_reply(SiteId from, const wire::ProbeReply& m, Time now
 }
 
 void LeaderCore::on_timeout(Time now) {
+  if (locations_due_ != proto::kNever && now >= locations_due_) flush_locations();
   if (next_probe_ != proto::kNever && now >= next_probe_) start_wave(now);
 }
 

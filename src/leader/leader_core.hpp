@@ -36,6 +36,10 @@ using proto::Time;
 struct LeaderOptions {
   // Between termination-detection waves that found work, so a busy session is not flooded.
   Time probe_interval = 2 * proto::kMillisecond;
+  // A move is pushed at once to the shells and to the sites that send to the stream (Watch);
+  // the other sites' replicas, which serve only queries, get the moves of this long in one
+  // batch, so a stream hopping fast does not cost every site a datagram per hop.
+  Time location_batch = 5 * proto::kMillisecond;
   // Whether handler errors forwarded to the shells also go to poll_log() (see
   // SiteOptions::log_forwarded_errors).
   bool log_forwarded_errors = true;
@@ -57,7 +61,7 @@ class LeaderCore {
   // A control message from the control stream of `from`.
   void on_message(SiteId from, const wire::ControlMessage& m, Time now);
   void on_timeout(Time now);
-  Time next_timeout() const { return next_probe_; }
+  Time next_timeout() const { return std::min(next_probe_, locations_due_); }
 
   // Tells every site and shell to stop.
   void shutdown_session();
@@ -88,13 +92,17 @@ class LeaderCore {
     std::deque<Op> queue;  // ops waiting for the one in flight
     bool busy = false;
     SiteId temp_owner = wire::kNoSite;  // a -temp stream dies with this shell
+    std::set<SiteId> watchers;           // sites with a sender to it (Watch)
   };
 
   void accept(SiteId from, const wire::ControlMessage& m);
   void start(Op op);
   void finish(StreamId stream, Op& op, std::uint64_t code, std::string text);
   void next_op(StreamId stream);
-  void on_installed(SiteId from, const wire::Installed& m);
+  void on_installed(SiteId from, const wire::Installed& m, Time now);
+  void on_watch(SiteId from, const wire::Watch& m);
+  void publish_move(const wire::StreamRecord& rec, SiteId requester, Time now);
+  void flush_locations();
   void broadcast(const wire::ControlMessage& m, SiteId except = wire::kNoSite);
   void reply(SiteId to, std::uint64_t req, std::uint64_t code, std::string text);
   void ship_code(std::uint64_t agent, SiteId site);
@@ -122,6 +130,9 @@ class LeaderCore {
   std::uint64_t next_agent_ = 1;
   std::map<StreamId, Op> in_flight_;  // one per busy stream
   std::deque<Op> creates_;            // creates wait for nothing but get an id first
+  // Moves not yet told to the sites that do not watch the stream, the latest per stream.
+  std::map<StreamId, wire::StreamRecord> batched_locations_;
+  Time locations_due_ = proto::kNever;
 
   // Termination detection: a wave probes every site; two consecutive waves with every site
   // idle and the same, balanced counters mean quiescence (Mattern's four-counter method).

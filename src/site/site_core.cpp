@@ -448,6 +448,7 @@ void SiteCore::on_location(const wire::StreamRecord& rec,
   if (!directory_.apply(rec, final_in)) return;
   if (rec.site == wire::kNoSite) {
     drop_channels_to(rec.id);
+    watching_.erase(rec.id);
     return;
   }
   if (!senders_to_.contains(rec.id)) return;
@@ -530,10 +531,18 @@ Result<proto::Seq> SiteCore::append_from(StreamId from, const std::string& to,
                                         : append_raw(from, to_id, rec->site, std::move(payload));
   if (!r.ok()) return r;
   ++counters_.appended;
-  senders_to_[to_id].insert(from);
+  add_sender(from, to_id);
   auto h = hosted_.find(from);
   if (h != hosted_.end()) h->second->out_peers.insert(to_id);
   return r;
+}
+
+// The leader pushes a receiver's moves at once only to the sites that watch it; a shell hears
+// of every move anyway.
+void SiteCore::add_sender(StreamId from, StreamId to) {
+  senders_to_[to].insert(from);
+  if (!options_.shell && watching_.insert(to).second)
+    send_control(0, kLeaderStream, wire::Watch{to});
 }
 
 std::optional<std::string> SiteCore::take_sync_result(StreamId to, proto::Seq seq) {
@@ -726,8 +735,14 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
     }
     if (transport_.import_send_state({id, oc.to}, std::move(st)).ok()) {
       h.out_peers.insert(oc.to);
-      senders_to_[oc.to].insert(id);
+      add_sender(id, oc.to);
     }
+  }
+  // The leader does not tell the target of its own arrival: this site's senders to the
+  // stream, now that its channels' states are in, re-send to it here.
+  if (senders_to_.contains(id)) {
+    retry_at_.erase(id);
+    transport_.relocate_receiver(id, options_.self);
   }
   ++counters_.moves_in;
   if (trace_) trace_({HandlerTrace::Kind::kInstall, id, 0, 0, h.rec.epoch, {}});

@@ -245,6 +245,7 @@ class SiteCore final : public proto::Node, public tcl::ScriptApi {
   void send_control(SiteId to, StreamId to_stream, const wire::ControlMessage& m);
   void reply_installed(const wire::Installed& i);
   void drop_channels_to(StreamId to);
+  void add_sender(StreamId from, StreamId to);
   Result<proto::Seq> append_raw(StreamId from, StreamId to, SiteId to_site, wire::Bytes payload);
   void flush_overflow(proto::ChannelKey key);
   std::string sender_name(StreamId from) const;
@@ -266,6 +267,8 @@ class SiteCore final : public proto::Node, public tcl::ScriptApi {
   std::unordered_map<proto::ChannelKey, std::deque<wire::Bytes>, proto::ChannelKeyHash> overflow_;
   // Senders here to each receiver stream, so relocation and destruction touch only them.
   std::unordered_map<StreamId, std::unordered_set<StreamId>> senders_to_;
+  // Receivers the leader knows we send to (wire::Watch), until they are destroyed.
+  std::unordered_set<StreamId> watching_;
   std::map<StreamId, Time> retry_at_;  // receivers to re-send to after a rejection
   std::unordered_map<std::uint64_t, wire::Reply> replies_;
   std::unordered_set<std::uint64_t> handler_requests_;  // replies nobody waits for

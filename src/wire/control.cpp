@@ -122,7 +122,8 @@ const char* control_name(const ControlMessage& m) {
       "CreateReq",   "DestroyReq", "MoveReq",       "AttachReq",  "DetachReq", "QuiesceReq",
       "Reply",       "Welcome",    "PeerUpdate",    "Location",   "Install",   "Code",
       "Attach",      "MoveOut",    "DestroyStream", "Finalize",   "Probe",     "Shutdown",
-      "ErrorReport", "SyncResult", "Installed",     "ProbeReply", "Leave",     "Arrive"};
+      "ErrorReport", "SyncResult", "Installed",     "ProbeReply", "Leave",     "Arrive",
+      "Watch"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlMessage>);
   return kNames[m.index()];
 }

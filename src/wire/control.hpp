@@ -325,10 +325,22 @@ struct Arrive {
   }
 };
 
+// ---- Site to leader, again (appended here: a type's index is its tag on the wire).
+// A stream of this site began sending to `stream`: the leader pushes the stream's moves here
+// at once from now on (other sites hear of them in batches), and answers with where it is.
+struct Watch {
+  std::uint64_t stream = 0;
+  template <class A>
+  void fields(A& a) {
+    a(stream);
+  }
+};
+
 using ControlMessage =
     std::variant<CreateReq, DestroyReq, MoveReq, AttachReq, DetachReq, QuiesceReq, Reply, Welcome,
                  PeerUpdate, Location, Install, Code, Attach, MoveOut, DestroyStream, Finalize,
-                 Probe, Shutdown, ErrorReport, SyncResult, Installed, ProbeReply, Leave, Arrive>;
+                 Probe, Shutdown, ErrorReport, SyncResult, Installed, ProbeReply, Leave, Arrive,
+                 Watch>;
 
 void encode_control(const ControlMessage& m, Bytes* out);
 Result<ControlMessage> decode_control(ByteView in);
