@@ -2,6 +2,7 @@
 // errors inside handlers (reported, the message consumed, the stream running on), the results
 // of -sync appends, agent_exit, and where handler output goes.
 
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -116,6 +117,46 @@ puts [lindex [stream_append foo last -sync] 0]
       contains(r.err, "error in append handler: stream \"foo\", agent 1, site 1: boom on bad"))
       << r.err;
   EXPECT_TRUE(contains(r.err, "    while executing\n\"error \"boom on $argv\"")) << r.err;
+}
+
+// A site runs its handlers on worker threads (DESIGN.md "Threads"): a handler that takes long
+// holds up its own stream, not the other streams of its site, which are pinned to another
+// worker (streams 1 and 2 here, on the two workers), nor the site's network.
+constexpr const char* kSlowBesideFast = R"(
+stream_create slow -site 1
+stream_create fast -site 1
+register_agent slow {} { on_stream_append { after 1500; puts "slow done" } }
+register_agent fast {} { on_stream_append { return "fast $argv" } }
+stream_append slow go
+puts [lindex [stream_append fast hi -sync] 0]
+)";
+
+std::ptrdiff_t index_of(const std::vector<std::string>& lines, const std::string& line) {
+  auto it = std::find(lines.begin(), lines.end(), line);
+  return it == lines.end() ? -1 : it - lines.begin();
+}
+
+TEST_F(Handlers, ASlowHandlerDoesNotHoldUpAStreamOnAnotherWorker) {
+  const CommandResult r = run_script(dir_, kSlowBesideFast, {"--workers", "2"});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  const std::vector<std::string> lines = split_lines(r.out);
+  ASSERT_GE(index_of(lines, "fast hi"), 0) << r.out;
+  ASSERT_GE(index_of(lines, "[1] slow done"), 0) << r.out;
+  EXPECT_LT(index_of(lines, "fast hi"), index_of(lines, "[1] slow done")) << r.out;
+}
+
+TEST_F(Handlers, WithoutWorkersASlowHandlerHoldsUpItsWholeSite) {
+  const CommandResult r = run_script(dir_, kSlowBesideFast, {"--workers", "0"});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  const std::vector<std::string> lines = split_lines(r.out);
+  ASSERT_GE(index_of(lines, "fast hi"), 0) << r.out;
+  EXPECT_LT(index_of(lines, "[1] slow done"), index_of(lines, "fast hi")) << r.out;
+}
+
+TEST_F(Handlers, ABadWorkerCountIsRefused) {
+  const CommandResult r = run_script(dir_, "puts hi\n", {"--workers", "-3"});
+  EXPECT_NE(r.exit_code, 0) << r.describe();
+  EXPECT_TRUE(contains(r.err, "--workers")) << r.err;
 }
 
 // Finding E2E-2 (/tmp/e2e-findings.md): under `mstream run` the site, the leader and the

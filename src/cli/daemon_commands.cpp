@@ -10,11 +10,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "cli/commands.hpp"
 #include "cli/session_client.hpp"
@@ -22,6 +24,7 @@
 #include "runtime/clock.hpp"
 #include "runtime/node_loop.hpp"
 #include "runtime/output_merger.hpp"
+#include "runtime/worker_pool.hpp"
 #include "site/site_core.hpp"
 
 namespace mstream::cli {
@@ -85,6 +88,30 @@ runtime::NodeLoopOptions loop_options(std::string listen, const LossOptions& los
   return {.listen = std::move(listen), .receive_drop_probability = loss.drop, .drop_seed = loss.seed};
 }
 
+// Handlers run on this many worker threads (DESIGN.md "Threads": about one per core); 0 runs
+// them on the event loop's thread.
+std::size_t default_workers() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return std::clamp<std::size_t>(n == 0 ? 1 : n, 1, 8);
+}
+
+// The workers of a daemon's handlers, waking `loop` when their work is done. Null: inline.
+Result<std::shared_ptr<proto::Executor>> start_workers(std::size_t workers,
+                                                        runtime::NodeLoop& loop) {
+  if (workers == 0) return std::shared_ptr<proto::Executor>();
+  auto pool = runtime::WorkerPool::start(workers);
+  if (!pool.ok()) return pool.status();
+  loop.set_wake_fd((*pool)->wake_fd());
+  return std::shared_ptr<proto::Executor>(std::move(*pool));
+}
+
+void add_worker_option(CLI::App* cmd, const std::shared_ptr<std::size_t>& workers) {
+  *workers = default_workers();
+  cmd->add_option("--workers", *workers,
+                  "worker threads that run handlers (default: one per core; 0: the event loop's)")
+      ->check(CLI::Range(0, 64));
+}
+
 void add_loss_options(CLI::App* cmd, const std::shared_ptr<LossOptions>& loss) {
   // An empty group hides an option from --help.
   cmd->add_option("--drop", loss->drop, "drop this fraction of arriving datagrams (benchmarks)")
@@ -93,7 +120,8 @@ void add_loss_options(CLI::App* cmd, const std::shared_ptr<LossOptions>& loss) {
   cmd->add_option("--drop-seed", loss->seed, "seed of the --drop loss model")->group("");
 }
 
-int run_leader(const std::string& listen, const std::string& state_dir, const LossOptions& loss) {
+int run_leader(const std::string& listen, const std::string& state_dir, const LossOptions& loss,
+               std::size_t workers) {
   (void)state_dir;  // durable leader state comes with failures (issue 4)
   install_stop_handlers();
   auto loop = runtime::NodeLoop::open(loop_options(listen, loss));
@@ -103,6 +131,12 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   }
   const bool stamped = stamped_output();
   site::SiteOptions so = site::SiteOptions::with_mtu(0, (*loop)->mtu());
+  auto executor = start_workers(workers, **loop);
+  if (!executor.ok()) {
+    std::fprintf(stderr, "mstream leader: %s\n", executor.status().message().c_str());
+    return 2;
+  }
+  so.executor = std::move(*executor);
   leader::LeaderOptions lo;
   // Under mstream run the shell prints handler errors on the stderr we share with it.
   so.log_forwarded_errors = lo.log_forwarded_errors = !stamped;
@@ -128,7 +162,8 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   return 0;
 }
 
-int run_site(const std::string& leader, std::string listen, const LossOptions& loss) {
+int run_site(const std::string& leader, std::string listen, const LossOptions& loss,
+             std::size_t workers) {
   install_stop_handlers();
   if (listen.empty()) listen = default_listen_for(leader);
   auto loop = runtime::NodeLoop::open(loop_options(listen, loss));
@@ -143,6 +178,12 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
   }
   site::SiteOptions so = site::SiteOptions::with_mtu(*id, (*loop)->mtu());
   so.log_forwarded_errors = !stamped_output();
+  auto executor = start_workers(workers, **loop);
+  if (!executor.ok()) {
+    std::fprintf(stderr, "mstream site: %s\n", executor.status().message().c_str());
+    return 2;
+  }
+  so.executor = std::move(*executor);
   site::SiteCore node(so);
   (*loop)->attach(&node);
   if (!(*loop)->run_until([&] { return node.welcomed(); }, 10s)) {
@@ -174,7 +215,10 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
   leader->add_option("--state", *state, "directory for the leader's state");
   auto leader_loss = std::make_shared<LossOptions>();
   add_loss_options(leader, leader_loss);
-  leader->callback([=] { *exit_code = run_leader(*listen, *state, *leader_loss); });
+  auto leader_workers = std::make_shared<std::size_t>();
+  add_worker_option(leader, leader_workers);
+  leader->callback(
+      [=] { *exit_code = run_leader(*listen, *state, *leader_loss, *leader_workers); });
 
   auto* site = app.add_subcommand("site", "run a site of a session");
   auto leader_addr = std::make_shared<std::string>();
@@ -183,7 +227,10 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
   site->add_option("--listen", *site_listen, "HOST:PORT to listen on (default: any port)");
   auto site_loss = std::make_shared<LossOptions>();
   add_loss_options(site, site_loss);
-  site->callback([=] { *exit_code = run_site(*leader_addr, *site_listen, *site_loss); });
+  auto site_workers = std::make_shared<std::size_t>();
+  add_worker_option(site, site_workers);
+  site->callback(
+      [=] { *exit_code = run_site(*leader_addr, *site_listen, *site_loss, *site_workers); });
 }
 
 }  // namespace mstream::cli

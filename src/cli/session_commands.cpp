@@ -46,6 +46,7 @@ struct RunOptions {
   std::string script;
   std::vector<std::string> args;
   double timeout_s = 0;  // 0: wait for quiescence as long as it takes
+  int workers = -1;      // the embedded daemons' --workers; -1: their default
 };
 
 void set_argv(Tcl_Interp* interp, const std::string& script, const std::vector<std::string>& args) {
@@ -81,6 +82,10 @@ int run_script(const RunOptions& o) {
     runtime::LocalSessionOptions lo;
     lo.binary = self_binary();
     lo.sites = o.sites;
+    if (o.workers >= 0) {
+      lo.leader_args = {"--workers", std::to_string(o.workers)};
+      lo.site_args = lo.leader_args;
+    }
     if (Status st = local->start(lo); !st.ok()) {
       std::fprintf(stderr, "mstream run: cannot start the local session: %s\n",
                    st.message().c_str());
@@ -294,6 +299,10 @@ void add_session_commands(CLI::App& app, int* exit_code) {
   run->add_option("--sites", run_opts->sites, "sites of the embedded local session (default 3)")
       ->check(CLI::Range(0, 64));
   run->add_option("--session", run_opts->session, "HOST:PORT of a running session's leader");
+  run->add_option("--workers", run_opts->workers,
+                  "handler worker threads of each embedded daemon (default: one per core; 0: "
+                  "handlers on the daemon's event loop)")
+      ->check(CLI::Range(0, 64));
   run->add_option("--timeout", run_opts->timeout_s,
                   "seconds to wait for quiescence after the script (default: no limit)");
   // SCRIPT and its arguments: everything from the first positional on is the script's.

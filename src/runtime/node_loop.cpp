@@ -175,7 +175,7 @@ Status NodeLoop::run_once(std::chrono::nanoseconds max_wait) {
     if (now >= deadline) return Status::ok_status();
     if (!options_.busy_poll) {
       const Time wake = std::min(deadline, node_->next_timeout());
-      Status st = socket_.wait(false, std::max<Time>(0, wake - now));
+      Status st = socket_.wait(false, std::max<Time>(0, wake - now), wake_fd_);
       if (!st.ok()) return st;
     }
     now = monotonic_now();

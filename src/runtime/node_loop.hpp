@@ -50,6 +50,9 @@ class NodeLoop {
   void set_peer(proto::SiteId site, const SocketAddress& address);
 
   void attach(proto::Node* node) { node_ = node; }
+  // A descriptor that becomes readable when the node has work from another thread (a
+  // WorkerPool's wake_fd): the loop's wait ends then too. -1: none.
+  void set_wake_fd(int fd) { wake_fd_ = fd; }
 
   // One round: sends what is queued, waits up to max_wait for datagrams or a timer, handles
   // them, runs ready work and sends the results. Errors: kIoError.
@@ -74,6 +77,7 @@ class NodeLoop {
   proto::Node* node_ = nullptr;
   std::unordered_map<proto::SiteId, SocketAddress> peers_;
   wire::Bytes join_reply_;
+  int wake_fd_ = -1;
   std::uint64_t dropped_ = 0;
   std::uint64_t unroutable_ = 0;
 };

@@ -183,16 +183,21 @@ Result<std::size_t> UdpSocket::send(SendBatch& batch, std::size_t first, std::si
   return done;
 }
 
-Status UdpSocket::wait(bool want_write, proto::Time timeout) {
-  pollfd pfd{};
+Status UdpSocket::wait(bool want_write, proto::Time timeout, int also_readable) {
+  pollfd pfds[2]{};
+  pollfd& pfd = pfds[0];
   pfd.fd = fd_;
   pfd.events = static_cast<short>(POLLIN | (want_write ? POLLOUT : 0));
+  pfds[1].fd = also_readable;
+  pfds[1].events = POLLIN;
+  const nfds_t n = also_readable >= 0 ? 2 : 1;
   if (timeout < 0) timeout = 0;
   timespec ts{};
   ts.tv_sec = static_cast<time_t>(timeout / proto::kSecond);
   ts.tv_nsec = static_cast<long>(timeout % proto::kSecond);
-  // ppoll, not epoll_wait: one descriptor, and nanosecond timeouts for the cores' timers.
-  const int rc = ppoll(&pfd, 1, timeout == proto::kNever ? nullptr : &ts, nullptr);
+  // ppoll, not epoll_wait: one or two descriptors, and nanosecond timeouts for the cores'
+  // timers.
+  const int rc = ppoll(pfds, n, timeout == proto::kNever ? nullptr : &ts, nullptr);
   if (rc < 0 && errno != EINTR) return io_error("ppoll");
   return Status::ok_status();
 }

@@ -94,7 +94,8 @@ class UdpSocket {
 
   // Sleeps in the kernel until the socket is readable (or writable, if want_write) or
   // `timeout` ns passed. An interrupted wait returns ok early.
-  Status wait(bool want_write, proto::Time timeout);
+  // `also_readable` (if >= 0) is a second descriptor whose readability ends the wait too.
+  Status wait(bool want_write, proto::Time timeout, int also_readable = -1);
 
  private:
   Result<std::size_t> receive_one(ReceiveBatch* batch);

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "sim/deferred_executor.hpp"
 #include "site/ids.hpp"
 #include "wire/join.hpp"
 
@@ -21,7 +22,11 @@ site::SiteOptions session_options(const SessionScenario& s, SiteId id, bool shel
   site::SiteOptions o = site::SiteOptions::with_mtu(id, s.transport.path.mtu, shell);
   o.transport = s.transport;
   o.step_budget = s.step_budget;
+  o.delivery_batch = s.delivery_batch;
   o.keep_output = false;
+  if (s.handler_lanes > 0)
+    o.executor = std::make_shared<DeferredExecutor>(s.handler_lanes, mix64(s.seed ^ (id + 1)),
+                                                    s.lane_finish_chance);
   return o;
 }
 

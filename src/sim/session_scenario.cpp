@@ -151,6 +151,7 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   Rng config_rng = rng.fork();
   Rng net_rng = rng.fork();
   Rng work_rng = rng.fork();
+  Rng lane_rng = rng.fork();  // forked last: the draws above stay those of earlier versions
 
   s.transport = derive_session_transport(config_rng, overrides.small_buffers);
   static constexpr std::size_t kBudgets[] = {1, 4, 256};
@@ -182,6 +183,12 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   static constexpr double kForward[] = {0, 0, 0.3, 0.6, 0.9};
   s.forward_chance = work_rng.pick(kForward);
   s.max_forwards = static_cast<std::uint32_t>(work_rng.between(0, 300));
+  static constexpr std::size_t kLanes[] = {0, 1, 2, 3};
+  static constexpr double kFinish[] = {1.0, 0.5, 0.1};
+  static constexpr std::size_t kBatches[] = {1, 4, 16};
+  s.handler_lanes = lane_rng.pick(kLanes);
+  s.lane_finish_chance = lane_rng.pick(kFinish);
+  s.delivery_batch = lane_rng.pick(kBatches);
   return s;
 }
 
@@ -196,6 +203,11 @@ std::string describe(const SessionScenario& s) {
        " class=" + proto::retransmission_class_name(t.path.retransmission) +
        " max_unconsumed_messages=" + std::to_string(t.channel.max_unconsumed_messages) +
        " step_budget=" + std::to_string(s.step_budget) + " step_gap=" + ms(s.step_gap));
+  line("session handlers: " +
+       (s.handler_lanes == 0 ? std::string("inline")
+                             : std::to_string(s.handler_lanes) + " deferred lanes, finish chance " +
+                                   std::to_string(s.lane_finish_chance)) +
+       " delivery_batch=" + std::to_string(s.delivery_batch));
   for (SiteId a = 0; a < s.nodes(); ++a)
     for (SiteId b = 0; b < s.nodes(); ++b)
       if (a != b)

@@ -54,6 +54,11 @@ struct SessionScenario {
   // class and channel bound (small bounds drive handlers' appends into the overflow queues).
   proto::TransportConfig transport;
   std::size_t step_budget = 256;  // handler runs per step()
+  // Where the sites' handlers run: 0 inline; else that many lanes of a DeferredExecutor whose
+  // work finishes at a later step with lane_finish_chance per step (as worker threads would).
+  std::size_t handler_lanes = 0;
+  double lane_finish_chance = 1.0;
+  std::size_t delivery_batch = 16;  // SiteOptions::delivery_batch
   Time step_gap = 0;              // simulated time between two steps of a busy node
   std::vector<Time> join_at;      // per node index (0 unused)
   std::vector<SessionStreamPlan> streams;

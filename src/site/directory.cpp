@@ -45,4 +45,45 @@ std::uint64_t Directory::final_consumed(std::uint64_t id, std::uint64_t from) co
   return 0;
 }
 
+namespace {
+Status no_such_stream(const std::string& name) {
+  return Status::error(Status::Code::kNotFound, "no such stream \"" + name + "\"");
+}
+}  // namespace
+
+Result<tcl::SiteNumber> Directory::location_of(const std::string& name) const {
+  const wire::StreamRecord* rec = find(name);
+  if (!rec) return no_such_stream(name);
+  return rec->site;
+}
+
+Result<tcl::SiteNumber> Directory::creator_of(const std::string& name) const {
+  const wire::StreamRecord* rec = find(name);
+  if (!rec) return no_such_stream(name);
+  return rec->creator;
+}
+
+std::vector<tcl::StreamInfo> Directory::stream_list() const {
+  std::vector<tcl::StreamInfo> out;
+  for (const auto& [name, id] : by_name_) {
+    const wire::StreamRecord* rec = find(id);
+    if (rec) out.push_back({name, rec->site});
+  }
+  return out;
+}
+
+std::vector<tcl::SiteNumber> Directory::live_sites() const {
+  std::vector<tcl::SiteNumber> out;
+  for (const auto& [id, p] : peers_)
+    if (p.live && !p.shell) out.push_back(id);
+  return out;
+}
+
+std::vector<tcl::PeerInfo> Directory::peer_list() const {
+  std::vector<tcl::PeerInfo> out;
+  for (const auto& [id, p] : peers_)
+    if (!p.shell) out.push_back({id, p.address, p.live != 0});
+  return out;
+}
+
 }  // namespace mstream::site

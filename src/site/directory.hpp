@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "mstream/status.hpp"
+#include "tcl/script_api.hpp"
 #include "wire/control.hpp"
 
 namespace mstream::site {
@@ -33,6 +35,14 @@ class Directory {
   bool destroyed(std::uint64_t id) const { return destroyed_.contains(id); }
   // For a destroyed stream: how far the channel from `from` was consumed (0 if it had none).
   std::uint64_t final_consumed(std::uint64_t id, std::uint64_t from) const;
+
+  // The queries of the script commands (COMMANDS.md), as a shell or handler gets them.
+  // kNotFound: `no such stream "NAME"`.
+  Result<tcl::SiteNumber> location_of(const std::string& name) const;
+  Result<tcl::SiteNumber> creator_of(const std::string& name) const;
+  std::vector<tcl::StreamInfo> stream_list() const;  // ordered by name
+  std::vector<tcl::SiteNumber> live_sites() const;   // ascending
+  std::vector<tcl::PeerInfo> peer_list() const;      // sites, not shells
 
  private:
   std::unordered_map<std::uint64_t, wire::StreamRecord> by_id_;

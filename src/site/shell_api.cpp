@@ -35,7 +35,7 @@ Result<std::string> ShellApi::stream_create(const std::string& name,
 }
 
 Status ShellApi::stream_open(const std::string& name) {
-  if (core_->stream_exists(name)) return Status::ok_status();
+  if (core_->directory().find(name) != nullptr) return Status::ok_status();
   return Status::error(Status::Code::kNotFound, "no such stream \"" + name + "\"");
 }
 
@@ -80,7 +80,7 @@ Result<tcl::SiteNumber> ShellApi::stream_location(const std::string& name) {
   if (name.empty())
     return Status::error(Status::Code::kInvalidArgument,
                          "stream_location: give a stream name (a shell has no stream of its own)");
-  return core_->stream_location(name);
+  return core_->directory().location_of(name);
 }
 
 Status ShellApi::stream_destroy(const std::string& name) {

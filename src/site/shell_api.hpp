@@ -49,18 +49,20 @@ class ShellApi final : public tcl::ScriptApi {
   Result<tcl::SiteNumber> stream_move(const std::string& name, tcl::SiteNumber site) override;
   Result<tcl::SiteNumber> stream_location(const std::string& name) override;
   Status stream_destroy(const std::string& name) override;
-  bool stream_exists(const std::string& name) override { return core_->stream_exists(name); }
-  std::vector<tcl::StreamInfo> list_streams() override { return core_->list_streams(); }
+  bool stream_exists(const std::string& name) override {
+    return core_->directory().find(name) != nullptr;
+  }
+  std::vector<tcl::StreamInfo> list_streams() override { return core_->directory().stream_list(); }
   Result<tcl::SiteNumber> stream_creator(const std::string& name) override {
-    return core_->stream_creator(name);
+    return core_->directory().creator_of(name);
   }
   Result<std::string> register_agent(const std::string& stream, const std::string& args,
                                      const std::string& body, const std::string& cpp_type) override;
   Status agent_exit() override;
   // A shell is attached to the leader's site.
   tcl::SiteNumber my_id() override { return 0; }
-  std::vector<tcl::SiteNumber> site_list() override { return core_->site_list(); }
-  std::vector<tcl::PeerInfo> peer_map() override { return core_->peer_map(); }
+  std::vector<tcl::SiteNumber> site_list() override { return core_->directory().live_sites(); }
+  std::vector<tcl::PeerInfo> peer_map() override { return core_->directory().peer_list(); }
   void write_stdout(std::string_view text, bool nonewline) override;
 
  private:

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 
 namespace mstream::site {
 namespace {
@@ -24,43 +25,30 @@ constexpr Time kRejectRetry = 20 * proto::kMillisecond;
 
 }  // namespace
 
-// The AgentContext of C++ agents: the same operations as the Tcl commands, for the handler
-// that is running.
-class SiteCore::CppContext final : public AgentContext {
- public:
-  explicit CppContext(SiteCore* core) : core_(core) {}
-  std::string_view stream_name() const override {
-    return core_->current_ ? std::string_view(core_->current_->ctx.stream) : std::string_view();
-  }
-  std::string_view sender_name() const override {
-    return core_->current_ ? std::string_view(core_->current_->ctx.sender) : std::string_view();
-  }
-  std::uint32_t site_id() const override { return core_->options_.self; }
-  Status append(std::string_view stream, std::string_view message) override {
-    auto r = core_->stream_append(std::string(stream), std::string(message), false);
-    return r.ok() ? Status::ok_status() : r.status();
-  }
-  Status relocate(std::uint32_t site) override {
-    if (!core_->current_) return Status::error(Status::Code::kInvalidArgument, "not in a handler");
-    auto r = core_->stream_move(core_->current_->ctx.stream, site);
-    return r.ok() ? Status::ok_status() : r.status();
-  }
-  void print(std::string_view text) override { core_->write_stdout(text, false); }
-
- private:
-  SiteCore* core_;
-};
-
 SiteCore::SiteCore(SiteOptions options)
-    : options_(std::move(options)), transport_(options_.self, options_.transport) {
-  cpp_context_ = std::make_unique<CppContext>(this);
-  runner_ = std::make_unique<AgentRunner>(this, cpp_context_.get());
+    : options_(std::move(options)),
+      transport_(options_.self, options_.transport),
+      view_(std::make_unique<SiteView>()) {
+  view_->self = options_.self;
+  view_->max_message_bytes = options_.max_message_bytes;
+  executor_ = std::move(options_.executor);
+  if (!executor_) executor_ = std::make_shared<proto::InlineExecutor>();
+  for (std::size_t i = 0; i < executor_->lanes(); ++i)
+    lanes_.push_back(std::make_unique<Lane>(view_.get()));
   (void)transport_.open_stream(control_stream(options_.self));
   transport_.admit_site(0);
   transport_.admit_site(options_.self);
 }
 
-SiteCore::~SiteCore() = default;
+SiteCore::~SiteCore() {
+  // A lane's interpreter must be deleted by the thread that made it; the executor runs what
+  // was submitted before it stops, and drops the `done`s, which would reach into this.
+  for (std::size_t i = 0; i < lanes_.size(); ++i) {
+    Lane* lane = lanes_[i].release();
+    executor_->submit(i, [lane] { delete lane; }, {});
+  }
+  executor_.reset();
+}
 
 // ---------------------------------------------------------------------------------------
 // Network and time
@@ -89,10 +77,10 @@ void SiteCore::on_timeout(Time now) {
     }
     StreamId to = it->first;
     it = retry_at_.erase(it);
-    const wire::StreamRecord* rec = directory_.find(to);
+    const wire::StreamRecord* rec = view_->directory.find(to);
     if (rec) {
       transport_.relocate_receiver(to, rec->site);
-    } else if (!directory_.destroyed(to)) {
+    } else if (!view_->directory.destroyed(to)) {
       retry_at_[to] = now + kRejectRetry;  // our replica has not heard of it yet
     }
   }
@@ -103,15 +91,15 @@ bool SiteCore::poll_transmit(Time now, proto::OutDatagram* out) {
 }
 
 std::optional<std::string> SiteCore::peer_address(SiteId site) const {
-  const wire::PeerRecord* p = directory_.peer(site);
+  const wire::PeerRecord* p = view_->directory.peer(site);
   if (!p || p->address.empty()) return std::nullopt;
   return p->address;
 }
 
-bool SiteCore::has_work() const { return !ready_.empty(); }
+bool SiteCore::has_work() const { return !ready_.empty() || executor_->has_done(); }
 
 bool SiteCore::idle() const {
-  if (!ready_.empty() || !parked_.empty()) return false;
+  if (!ready_.empty() || !parked_.empty() || work_in_flight_ > 0) return false;
   for (const auto& [id, h] : hosted_)
     if (!h->inbox.empty() || !h->ops.empty()) return false;
   for (const auto& [key, q] : overflow_)
@@ -121,6 +109,7 @@ bool SiteCore::idle() const {
 
 void SiteCore::step(Time now) {
   now_ = now;
+  executor_->run_done();
   proto::Delivery d;
   while (transport_.poll_delivery(&d)) route(d);
   proto::Released r;
@@ -130,8 +119,8 @@ void SiteCore::step(Time now) {
   proto::Rejected j;
   while (transport_.poll_rejected(&j)) {
     if (is_control(j.key.to)) continue;  // control streams never move
-    const wire::StreamRecord* rec = directory_.find(j.key.to);
-    if (directory_.destroyed(j.key.to)) {
+    const wire::StreamRecord* rec = view_->directory.find(j.key.to);
+    if (view_->directory.destroyed(j.key.to)) {
       drop_channels_to(j.key.to);
     } else if (!rec) {
       if (!retry_at_.contains(j.key.to)) retry_at_[j.key.to] = now + kRejectRetry;
@@ -192,6 +181,7 @@ void SiteCore::run_ready() {
     if (it == hosted_.end()) continue;
     Hosted& h = *it->second;
     h.ready = false;
+    if (h.busy) continue;  // marked ready again when its work is done
     // Control first: a move, attach or destroy requested during the last handler takes effect
     // at this boundary, before the next delivery (DESIGN.md guarantee 3).
     if (!h.ops.empty()) {
@@ -199,70 +189,161 @@ void SiteCore::run_ready() {
       h.ops.pop_front();
       apply_op(h, std::move(op));  // may destroy h
     } else if (!h.inbox.empty() && h.held_by == 0) {
-      deliver_one(h);
+      deliver(h);
     }
     --budget;
     it = hosted_.find(id);
-    if (it != hosted_.end() &&
+    if (it != hosted_.end() && !it->second->busy &&
         (!it->second->ops.empty() || (!it->second->inbox.empty() && it->second->held_by == 0)))
       mark_ready(*it->second);
   }
 }
 
-void SiteCore::deliver_one(Hosted& h) {
-  proto::Delivery d = std::move(h.inbox.front());
-  h.inbox.pop_front();
-  if (d.payload.empty()) {  // no envelope: not from an mstream sender; consumed, not run
+void SiteCore::submit(StreamId stream, std::function<void(Lane&)> work,
+                      std::function<void()> done) {
+  auto it = hosted_.find(stream);
+  if (it != hosted_.end()) it->second->busy = true;
+  ++work_in_flight_;
+  Lane* lane = lanes_[stream % lanes_.size()].get();
+  executor_->submit(
+      stream % lanes_.size(), [lane, work = std::move(work)] { work(*lane); },
+      [this, stream, done = std::move(done)] {
+        --work_in_flight_;
+        auto h = hosted_.find(stream);
+        if (h != hosted_.end()) h->second->busy = false;
+        done();
+        h = hosted_.find(stream);
+        if (h != hosted_.end() && !h->second->busy &&
+            (!h->second->ops.empty() || (!h->second->inbox.empty() && h->second->held_by == 0)))
+          mark_ready(*h->second);
+      });
+}
+
+// A batch of one stream's messages, run on its lane one message at a time (every agent's
+// append handler per message), stopping after a message whose handler holds the stream.
+struct SiteCore::Delivering {
+  struct Ran {
+    std::uint64_t agent = 0;
+    tcl::HandlerOutcome out;
+    HandlerRun run;
+  };
+  std::string stream;
+  std::vector<std::uint64_t> agents;
+  std::vector<proto::Delivery> messages;
+  std::vector<std::string> senders;
+  std::vector<std::vector<Ran>> ran;  // one per message run, in order
+  std::vector<std::pair<std::uint64_t, bool>> has_append;
+};
+
+namespace {
+std::string_view message_of(const proto::Delivery& d) {
+  return {reinterpret_cast<const char*>(d.payload.data()) + 1, d.payload.size() - 1};
+}
+}  // namespace
+
+void SiteCore::deliver(Hosted& h) {
+  auto work = std::make_shared<Delivering>();
+  work->stream = h.rec.name;
+  work->agents = h.agents;
+  while (!h.inbox.empty() && work->messages.size() < std::max<std::size_t>(1, options_.delivery_batch)) {
+    work->senders.push_back(sender_name(h.inbox.front().key.from));
+    work->messages.push_back(std::move(h.inbox.front()));
+    h.inbox.pop_front();
+  }
+  const StreamId id = h.rec.id;
+  submit(
+      id,
+      [work, trace = trace_, epoch = h.rec.epoch, id](Lane& lane) {
+        for (std::size_t i = 0; i < work->messages.size(); ++i) {
+          auto& ran = work->ran.emplace_back();
+          const proto::Delivery& d = work->messages[i];
+          if (d.payload.empty()) continue;  // no envelope: not from an mstream sender
+          if (trace)
+            trace({HandlerTrace::Kind::kAppend, id, d.key.from, d.seq, epoch, message_of(d)});
+          bool hold = false;
+          for (std::uint64_t agent : work->agents) {
+            Delivering::Ran r;
+            r.agent = agent;
+            r.run.ctx = tcl::HandlerContext{work->stream, work->senders[i], agent};
+            r.out = lane.with(&r.run, [&](AgentRunner& runner) {
+              return runner.run(agent, tcl::Event::kAppend, r.run.ctx, message_of(d));
+            });
+            hold = hold || r.run.holds_own_stream || r.run.exit_agent;
+            if (r.out.ran || !r.run.effects.empty() || r.run.exit_agent) ran.push_back(std::move(r));
+          }
+          if (hold) break;
+        }
+        for (std::uint64_t agent : work->agents)
+          work->has_append.push_back(
+              {agent, lane.runner().has_handler(agent, tcl::Event::kAppend)});
+      },
+      [this, id, work] { delivered(id, *work); });
+}
+
+void SiteCore::delivered(StreamId id, Delivering& work) {
+  auto it = hosted_.find(id);
+  Hosted* h = it == hosted_.end() ? nullptr : it->second.get();
+  for (std::size_t i = 0; i < work.ran.size(); ++i) {
+    const proto::Delivery& d = work.messages[i];
+    const bool sync = !d.payload.empty() && (d.payload[0] & kMessageSync) != 0;
+    std::vector<std::string> results;  // one per agent that has an append handler
+    for (Delivering::Ran& r : work.ran[i]) {
+      carry_out(h, id, r.run);
+      if (!r.out.ran) continue;
+      if (!r.out.ok) report_handler_error(work.stream, r.agent, "append", r.out);
+      if (sync) results.push_back(std::move(r.out.result));
+    }
+    // Consumed: every append handler returned (DESIGN.md guarantee 2).
     (void)transport_.consume(d.key, d.seq, now_);
     count_consumed(d.key.from, 1);
-    return;
+    if (sync && is_control(d.key.from)) {
+      send_control(control_site(d.key.from), d.key.from,
+                   wire::SyncResult{id, d.seq, tcl::merge_list(results)});
+    }
   }
-  const bool sync = (d.payload[0] & kMessageSync) != 0;
-  std::string_view message(reinterpret_cast<const char*>(d.payload.data()) + 1,
-                           d.payload.size() - 1);
-  if (trace_)
-    trace_({HandlerTrace::Kind::kAppend, h.rec.id, d.key.from, d.seq, h.rec.epoch, message});
-  std::vector<std::string> results;  // one per agent that has an append handler
-  const std::string sender = sender_name(d.key.from);
-  const std::vector<std::uint64_t> agents = h.agents;  // a handler may detach one
-  for (std::uint64_t agent : agents) {
-    tcl::HandlerOutcome out = run_handler(h, agent, tcl::Event::kAppend, sender, message);
-    if (!out.ran) continue;
-    if (!out.ok) report_handler_error(h, agent, "append", out);
-    if (sync) results.push_back(std::move(out.result));
+  if (!h) return;
+  // Not run (a handler held the stream): back at the head of the queue, in order.
+  for (std::size_t i = work.messages.size(); i > work.ran.size(); --i)
+    h->inbox.push_front(std::move(work.messages[i - 1]));
+  bool append = false;
+  for (const auto& [agent, has] : work.has_append) {
+    if (loaded_.contains(agent)) loaded_[agent] = has;
+    append = append || has;
   }
-  // Consumed: every append handler returned (DESIGN.md guarantee 2).
-  (void)transport_.consume(d.key, d.seq, now_);
-  count_consumed(d.key.from, 1);
-  if (sync && is_control(d.key.from)) {
-    send_control(control_site(d.key.from), d.key.from,
-                 wire::SyncResult{h.rec.id, d.seq, tcl::merge_list(results)});
+  if (!work.has_append.empty()) h->has_append_handler = append;
+}
+
+// What a handler did to the session, carried out in the order it did it.
+void SiteCore::carry_out(Hosted* h, StreamId from, HandlerRun& run) {
+  for (Effect& e : run.effects) {
+    if (auto* a = std::get_if<AppendEffect>(&e)) {
+      Result<proto::Seq> r = append_from(from, a->to, a->message, false);
+      if (!r.ok())
+        report_error("site " + std::to_string(options_.self) + ": stream_append from stream \"" +
+                     run.ctx.stream + "\": " + r.status().message());
+    } else if (auto* q = std::get_if<RequestEffect>(&e)) {
+      ++counters_.requests;
+      handler_requests_.insert(q->req);
+      send_numbered_request(q->req, std::move(q->message));
+      if (q->holds_own_stream && h) {
+        h->held_by = q->req;
+        holds_[q->req] = h->rec.id;
+      }
+    } else if (auto* o = std::get_if<OutputEffect>(&e)) {
+      add_output(o->text, o->nonewline);
+    }
+  }
+  run.effects.clear();
+  if (run.exit_agent && h) {
+    h->ops.push_back(PendingOp{PendingOp::Kind::kDetach, {}, run.ctx.agent});
+    run.exit_agent = false;
   }
 }
 
-tcl::HandlerOutcome SiteCore::run_handler(Hosted& h, std::uint64_t agent, tcl::Event ev,
-                                          const std::string& sender, std::string_view argv) {
-  Running run;
-  run.stream = &h;
-  run.ctx.stream = h.rec.name;
-  run.ctx.sender = sender;
-  run.ctx.agent = agent;
-  Running* saved = current_;
-  current_ = &run;
-  tcl::HandlerOutcome out = runner_->run(agent, ev, run.ctx, argv);
-  current_ = saved;
-  if (run.exit_agent) {
-    PendingOp op{PendingOp::Kind::kDetach, {}, agent};
-    h.ops.push_back(op);
-    mark_ready(h);
-  }
-  return out;
-}
-
-void SiteCore::report_handler_error(const Hosted& h, std::uint64_t agent, const char* event,
-                                    const tcl::HandlerOutcome& out) {
+void SiteCore::report_handler_error(const std::string& stream, std::uint64_t agent,
+                                    const char* event, const tcl::HandlerOutcome& out) {
   ++counters_.handler_errors;
-  std::string text = "error in " + std::string(event) + " handler: stream \"" + h.rec.name +
+  std::string text = "error in " + std::string(event) + " handler: stream \"" + stream +
                      "\", agent " + std::to_string(agent) + ", site " +
                      std::to_string(options_.self) + ": " + out.result;
   if (!out.error_info.empty() && out.error_info != out.result) text += "\n" + out.error_info;
@@ -301,7 +382,7 @@ std::string SiteCore::sender_name(StreamId from) const {
     SiteId s = control_site(from);
     return is_shell(s) ? "shell:" + std::to_string(s) : "site:" + std::to_string(s);
   }
-  const wire::StreamRecord* rec = directory_.find(from);
+  const wire::StreamRecord* rec = view_->directory.find(from);
   if (rec) return rec->name;
   auto it = hosted_.find(from);
   if (it != hosted_.end()) return it->second->rec.name;
@@ -324,14 +405,18 @@ void SiteCore::send_from_leader(SiteId to, const wire::ControlMessage& m) {
 void SiteCore::reply_installed(const wire::Installed& i) { send_control(0, kLeaderStream, i); }
 
 std::uint64_t SiteCore::send_request(wire::ControlMessage m) {
-  std::uint64_t req = next_req_++;
+  const std::uint64_t req = view_->next_req.fetch_add(1, std::memory_order_relaxed);
+  send_numbered_request(req, std::move(m));
+  return req;
+}
+
+void SiteCore::send_numbered_request(std::uint64_t req, wire::ControlMessage m) {
   std::visit(
       [req](auto& v) {
         if constexpr (requires { v.req; }) v.req = req;
       },
       m);
   send_control(0, kLeaderStream, m);
-  return req;
 }
 
 std::optional<wire::Reply> SiteCore::take_reply(std::uint64_t req) {
@@ -348,13 +433,13 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, wire::Welcome>) {
           for (const auto& p : m.peers) {
-            directory_.apply(p);
+            apply_peer(p);
             transport_.admit_site(p.site);
           }
           for (const auto& s : m.streams) on_location(s);
           welcomed_ = true;
         } else if constexpr (std::is_same_v<T, wire::PeerUpdate>) {
-          directory_.apply(m.peer);
+          apply_peer(m.peer);
           transport_.admit_site(m.peer.site);
         } else if constexpr (std::is_same_v<T, wire::Location>) {
           on_location(m.stream, m.final_in);
@@ -363,7 +448,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           h->rec = m.stream;
           h->rec.site = options_.self;
           (void)transport_.open_stream(m.stream.id);
-          directory_.apply(h->rec);
+          apply_record(h->rec);
           hosted_[m.stream.id] = std::move(h);
           reply_installed(wire::Installed{m.stream.id, m.stream.epoch, 0, 0, {}});
         } else if constexpr (std::is_same_v<T, wire::Code>) {
@@ -393,17 +478,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           it->second->ops.push_back(PendingOp{PendingOp::Kind::kDestroy, {}, 0});
           mark_ready(*it->second);
         } else if constexpr (std::is_same_v<T, wire::Finalize>) {
-          if (runner_->loaded(m.agent)) {
-            tcl::HandlerContext ctx;
-            const wire::StreamRecord* rec = directory_.find(m.stream);
-            ctx.stream = rec ? rec->name : std::string();
-            ctx.agent = m.agent;
-            tcl::HandlerOutcome out = runner_->finalize(m.agent, ctx);
-            if (out.ran && !out.ok)
-              report_error("error in finalize handler of agent " + std::to_string(m.agent) + ": " +
-                           out.result);
-          }
-          code_.erase(m.agent);
+          finalize_visited(m);
         } else if constexpr (std::is_same_v<T, wire::Arrive>) {
           (void)from_site;
           on_arrive(m);
@@ -445,7 +520,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
 
 void SiteCore::on_location(const wire::StreamRecord& rec,
                            const std::vector<wire::InChannel>& final_in) {
-  if (!directory_.apply(rec, final_in)) return;
+  if (!apply_record(rec, final_in)) return;
   if (rec.site == wire::kNoSite) {
     drop_channels_to(rec.id);
     watching_.erase(rec.id);
@@ -458,6 +533,17 @@ void SiteCore::on_location(const wire::StreamRecord& rec,
   transport_.relocate_receiver(rec.id, rec.site);
 }
 
+bool SiteCore::apply_record(const wire::StreamRecord& rec,
+                            const std::vector<wire::InChannel>& final_in) {
+  std::unique_lock lock(view_->mu);
+  return view_->directory.apply(rec, final_in);
+}
+
+void SiteCore::apply_peer(const wire::PeerRecord& peer) {
+  std::unique_lock lock(view_->mu);
+  view_->directory.apply(peer);
+}
+
 void SiteCore::drop_channels_to(StreamId to) {
   auto it = senders_to_.find(to);
   if (it == senders_to_.end()) return;
@@ -466,7 +552,7 @@ void SiteCore::drop_channels_to(StreamId to) {
     auto st = transport_.take_send_state(key);
     // Messages to a destroyed stream are discarded, but only those it did not consume: the
     // others were counted where they were consumed (termination detection balances).
-    if (st.ok()) count_discarded(from, not_consumed(*st, directory_.final_consumed(to, from)));
+    if (st.ok()) count_discarded(from, not_consumed(*st, view_->directory.final_consumed(to, from)));
     auto ov = overflow_.find(key);
     if (ov != overflow_.end()) {
       count_discarded(from, ov->second.size());
@@ -503,7 +589,7 @@ Result<proto::Seq> SiteCore::append_raw(StreamId from, StreamId to, SiteId to_si
 void SiteCore::flush_overflow(proto::ChannelKey key) {
   auto it = overflow_.find(key);
   if (it == overflow_.end()) return;
-  const wire::StreamRecord* rec = directory_.find(key.to);
+  const wire::StreamRecord* rec = view_->directory.find(key.to);
   SiteId site = rec ? rec->site : options_.self;
   while (!it->second.empty()) {
     Result<proto::Seq> r = transport_.append(key.from, key.to, site, it->second.front(), now_);
@@ -515,7 +601,7 @@ void SiteCore::flush_overflow(proto::ChannelKey key) {
 
 Result<proto::Seq> SiteCore::append_from(StreamId from, const std::string& to,
                                          std::string_view message, bool sync) {
-  const wire::StreamRecord* rec = directory_.find(to);
+  const wire::StreamRecord* rec = view_->directory.find(to);
   if (!rec) return not_found_stream(to);
   if (message.size() > options_.max_message_bytes)
     return Status::error(Status::Code::kTooLarge,
@@ -585,61 +671,151 @@ bool SiteCore::poll_error(std::string* line) {
 
 void SiteCore::apply_op(Hosted& h, PendingOp op) {
   switch (op.kind) {
-    case PendingOp::Kind::kMoveOut:
-      depart(h, op.move);
+    case PendingOp::Kind::kMoveOut: {
+      if (trace_) trace_({HandlerTrace::Kind::kDepart, h.rec.id, 0, 0, op.move.epoch, {}});
+      auto briefcases = std::make_shared<std::vector<wire::AgentState>>();
+      const std::vector<std::uint64_t> agents = h.agents;
+      const StreamId id = h.rec.id;
+      submit(
+          id,
+          [briefcases, agents](Lane& lane) {
+            for (std::uint64_t agent : agents)
+              briefcases->push_back({agent, lane.runner().save_briefcase(agent)});
+          },
+          [this, id, move = op.move, briefcases] { depart(id, move, std::move(*briefcases)); });
       return;
+    }
     case PendingOp::Kind::kDestroy:
-      destroy_here(h);
+      destroy(h);
       return;
-    case PendingOp::Kind::kAttach: {
-      std::string error_info;
-      Status s = load_agent(h, op.agent, &error_info);
-      if (s.ok()) {
-        h.agents.push_back(op.agent);
-        h.has_append_handler =
-            h.has_append_handler || runner_->has_handler(op.agent, tcl::Event::kAppend);
-        reply_installed(wire::Installed{h.rec.id, h.rec.epoch, op.agent, 0, {}});
-      } else {
-        std::string text = s.message();
-        if (!error_info.empty() && error_info != text) text += "\n" + error_info;
-        reply_installed(wire::Installed{h.rec.id, h.rec.epoch, op.agent,
-                                        static_cast<std::uint64_t>(s.code()), text});
-      }
+    case PendingOp::Kind::kAttach:
+      attach(h, op.agent);
       return;
-    }
-    case PendingOp::Kind::kDetach: {
-      auto it = std::find(h.agents.begin(), h.agents.end(), op.agent);
-      if (it == h.agents.end()) return;
-      h.agents.erase(it);
-      tcl::HandlerContext ctx{h.rec.name, {}, op.agent};
-      (void)runner_->finalize(op.agent, ctx);
-      code_.erase(op.agent);
-      ++counters_.requests;
-      std::uint64_t req = send_request(wire::DetachReq{0, h.rec.id, op.agent});
-      handler_requests_.insert(req);
+    case PendingOp::Kind::kDetach:
+      detach(h, op.agent);
       return;
-    }
   }
 }
 
-Status SiteCore::load_agent(Hosted& h, std::uint64_t agent, std::string* error_info) {
-  if (runner_->loaded(agent)) return Status::ok_status();
-  auto it = code_.find(agent);
-  if (it == code_.end())
-    return Status::error(Status::Code::kInternal,
-                         "agent " + std::to_string(agent) + " has no code here");
-  Running run;
-  run.stream = &h;
-  run.ctx = tcl::HandlerContext{h.rec.name, {}, agent};
-  Running* saved = current_;
-  current_ = &run;
-  Status s = runner_->load(it->second, run.ctx, error_info);
-  current_ = saved;
-  return s;
+namespace {
+// An agent's first visit to a site: its initialization runs on its lane.
+struct Loading {
+  std::uint64_t agent = 0;
+  wire::Code code;
+  HandlerRun run;
+  Status status;
+  std::string error_info;
+  bool has_append = false;
+};
+
+void load_on(Lane& lane, Loading& l) {
+  l.status = lane.with(&l.run, [&](AgentRunner& runner) {
+    return runner.load(l.code, l.run.ctx, &l.error_info);
+  });
+  if (l.status.ok()) l.has_append = lane.runner().has_handler(l.agent, tcl::Event::kAppend);
 }
 
-void SiteCore::depart(Hosted& h, const wire::MoveOut& m) {
-  if (trace_) trace_({HandlerTrace::Kind::kDepart, h.rec.id, 0, 0, m.epoch, {}});
+std::string error_text(const Status& s, const std::string& error_info) {
+  std::string text = s.message();
+  if (!error_info.empty() && error_info != text) text += "\n" + error_info;
+  return text;
+}
+}  // namespace
+
+void SiteCore::attach(Hosted& h, std::uint64_t agent) {
+  const StreamId id = h.rec.id;
+  auto code = code_.find(agent);
+  if (loaded_.contains(agent) || code == code_.end()) {
+    const Status s = loaded_.contains(agent)
+                         ? Status::error(Status::Code::kAlreadyExists,
+                                         "agent " + std::to_string(agent) + " is attached")
+                         : Status::error(Status::Code::kInternal,
+                                         "agent " + std::to_string(agent) + " has no code here");
+    reply_installed(wire::Installed{id, h.rec.epoch, agent,
+                                    static_cast<std::uint64_t>(s.code()), s.message()});
+    return;
+  }
+  auto l = std::make_shared<Loading>();
+  l->agent = agent;
+  l->code = code->second;
+  l->run.ctx = tcl::HandlerContext{h.rec.name, {}, agent};
+  submit(
+      id, [l](Lane& lane) { load_on(lane, *l); },
+      [this, id, l] {
+        auto it = hosted_.find(id);
+        Hosted* hp = it == hosted_.end() ? nullptr : it->second.get();
+        carry_out(hp, id, l->run);
+        const std::uint64_t epoch = hp ? hp->rec.epoch : 0;
+        if (!l->status.ok()) {
+          reply_installed(wire::Installed{id, epoch, l->agent,
+                                          static_cast<std::uint64_t>(l->status.code()),
+                                          error_text(l->status, l->error_info)});
+          return;
+        }
+        loaded_[l->agent] = l->has_append;
+        if (hp) {
+          hp->agents.push_back(l->agent);
+          hp->has_append_handler = hp->has_append_handler || l->has_append;
+        }
+        reply_installed(wire::Installed{id, epoch, l->agent, 0, {}});
+      });
+}
+
+// agent_exit: the agent is finalized here, then the leader finalizes it at the other sites
+// it visited.
+void SiteCore::detach(Hosted& h, std::uint64_t agent) {
+  auto it = std::find(h.agents.begin(), h.agents.end(), agent);
+  if (it == h.agents.end()) return;
+  h.agents.erase(it);
+  const StreamId id = h.rec.id;
+  auto run = std::make_shared<HandlerRun>();
+  run->ctx = tcl::HandlerContext{h.rec.name, {}, agent};
+  submit(
+      id,
+      [run, agent](Lane& lane) {
+        (void)lane.with(run.get(),
+                        [&](AgentRunner& runner) { return runner.finalize(agent, run->ctx); });
+      },
+      [this, id, run, agent] {
+        auto hit = hosted_.find(id);
+        carry_out(hit == hosted_.end() ? nullptr : hit->second.get(), id, *run);
+        loaded_.erase(agent);
+        code_.erase(agent);
+        ++counters_.requests;
+        std::uint64_t req = send_request(wire::DetachReq{0, id, agent});
+        handler_requests_.insert(req);
+      });
+}
+
+// The leader's Finalize, at a site the agent's stream visited and left.
+void SiteCore::finalize_visited(const wire::Finalize& m) {
+  code_.erase(m.agent);
+  if (!loaded_.contains(m.agent)) return;
+  auto run = std::make_shared<HandlerRun>();
+  const wire::StreamRecord* rec = view_->directory.find(m.stream);
+  run->ctx = tcl::HandlerContext{rec ? rec->name : std::string(), {}, m.agent};
+  auto out = std::make_shared<tcl::HandlerOutcome>();
+  const std::uint64_t agent = m.agent;
+  submit(
+      m.stream,
+      [run, out, agent](Lane& lane) {
+        *out = lane.with(run.get(),
+                         [&](AgentRunner& runner) { return runner.finalize(agent, run->ctx); });
+      },
+      [this, run, out, agent, stream = m.stream] {
+        carry_out(nullptr, stream, *run);
+        loaded_.erase(agent);
+        if (out->ran && !out->ok)
+          report_error("error in finalize handler of agent " + std::to_string(agent) + ": " +
+                       out->result);
+      });
+}
+
+void SiteCore::depart(StreamId id, const wire::MoveOut& m,
+                      std::vector<wire::AgentState> briefcases) {
+  auto it = hosted_.find(id);
+  if (it == hosted_.end()) return;
+  Hosted& h = *it->second;
   wire::Arrive a;
   a.stream = h.rec;
   a.stream.site = m.target;
@@ -647,8 +823,7 @@ void SiteCore::depart(Hosted& h, const wire::MoveOut& m) {
   a.agents = h.agents;
   a.requester = m.requester;
   a.req = m.req;
-  for (std::uint64_t agent : h.agents)
-    a.briefcases.push_back({agent, runner_->save_briefcase(agent)});
+  a.briefcases = std::move(briefcases);
   for (StreamId from : h.in_peers) {
     auto st = transport_.export_recv_state({from, h.rec.id});
     if (st.ok()) a.in.push_back({from, st->consumed_up_to, st->reply_site});
@@ -681,7 +856,6 @@ void SiteCore::depart(Hosted& h, const wire::MoveOut& m) {
   }
   // Nothing of the stream stays here but cached code and agent globals (guarantee 4). Messages
   // delivered but not consumed are dropped: their senders re-send them to the new site.
-  const StreamId id = h.rec.id;
   (void)transport_.close_stream(id);
   ++counters_.moves_out;
   hosted_.erase(id);  // h is gone
@@ -705,16 +879,31 @@ void SiteCore::try_install_parked() {
   }
 }
 
+// An arriving stream's agents, on its lane: first-visit initialization, then the arriving
+// briefcases (they win over what initialization set), then the relocation handlers.
+struct SiteCore::Arriving {
+  std::string stream;
+  std::vector<std::uint64_t> agents;  // in attach order
+  std::vector<Loading> loads;         // the agents new here
+  std::vector<wire::AgentState> briefcases;
+  std::vector<std::string> briefcase_errors;
+  std::vector<std::uint64_t> running;  // loaded, in attach order
+  std::vector<std::pair<std::uint64_t, bool>> has_append;
+  std::vector<std::pair<HandlerRun, tcl::HandlerOutcome>> relocations;
+  std::uint32_t requester = wire::kNoSite;
+  std::uint64_t req = 0;
+};
+
 bool SiteCore::install_arrival(wire::Arrive& a) {
   for (std::uint64_t agent : a.agents)
-    if (!runner_->loaded(agent) && !code_.contains(agent)) return false;
+    if (!loaded_.contains(agent) && !code_.contains(agent)) return false;
   const StreamId id = a.stream.id;
   auto owned = std::make_unique<Hosted>();
   Hosted& h = *owned;
   h.rec = a.stream;
   h.rec.site = options_.self;
   hosted_[id] = std::move(owned);
-  directory_.apply(h.rec);
+  apply_record(h.rec);
   (void)transport_.open_stream(id);
   for (const auto& in : a.in) {
     (void)transport_.import_recv_state({in.from, id},
@@ -726,11 +915,11 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
     st.next_seq = oc.next_seq;
     st.consumed_up_to = oc.consumed_up_to;
     for (auto& m : oc.unconsumed) st.unconsumed.emplace_back(m.begin(), m.end());
-    const wire::StreamRecord* to = directory_.find(oc.to);
+    const wire::StreamRecord* to = view_->directory.find(oc.to);
     st.dest = to ? to->site : oc.dest;
-    if (directory_.destroyed(oc.to)) {
+    if (view_->directory.destroyed(oc.to)) {
       // The receiver is gone (destroyed while we moved): what it did not consume is discarded.
-      count_discarded(id, not_consumed(st, directory_.final_consumed(oc.to, id)));
+      count_discarded(id, not_consumed(st, view_->directory.final_consumed(oc.to, id)));
       continue;
     }
     if (transport_.import_send_state({id, oc.to}, std::move(st)).ok()) {
@@ -746,55 +935,112 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
   }
   ++counters_.moves_in;
   if (trace_) trace_({HandlerTrace::Kind::kInstall, id, 0, 0, h.rec.epoch, {}});
-  // First visit: initialization, then the arriving briefcase wins, then relocation handlers,
-  // all before any further append handler (COMMANDS.md; guarantee 4).
+  // Nothing is delivered to the stream until its lane has run all this (guarantee 4).
+  auto work = std::make_shared<Arriving>();
+  work->stream = h.rec.name;
+  work->agents = a.agents;
+  work->briefcases = std::move(a.briefcases);
+  work->requester = a.requester;
+  work->req = a.req;
   for (std::uint64_t agent : a.agents) {
-    std::string error_info;
-    Status s = load_agent(h, agent, &error_info);
-    if (!s.ok()) {
-      tcl::HandlerOutcome out;
-      out.ok = false;
-      out.result = s.message();
-      out.error_info = error_info;
-      report_handler_error(h, agent, "initialization", out);
-      continue;
-    }
-    h.agents.push_back(agent);
-    if (runner_->has_handler(agent, tcl::Event::kAppend)) h.has_append_handler = true;
+    if (loaded_.contains(agent)) continue;
+    Loading& l = work->loads.emplace_back();
+    l.agent = agent;
+    l.code = code_[agent];
+    l.run.ctx = tcl::HandlerContext{h.rec.name, {}, agent};
   }
-  for (const auto& b : a.briefcases) {
-    if (!runner_->loaded(b.agent)) continue;
-    Status s = runner_->restore_briefcase(b.agent, b.briefcase);
-    if (!s.ok())
-      report_error("site " + std::to_string(options_.self) + ": briefcase of agent " +
-                   std::to_string(b.agent) + " not restored: " + s.message());
-  }
-  if (trace_) trace_({HandlerTrace::Kind::kRelocation, id, 0, 0, h.rec.epoch, {}});
-  const std::vector<std::uint64_t> agents = h.agents;
-  for (std::uint64_t agent : agents) {
-    tcl::HandlerOutcome out = run_handler(h, agent, tcl::Event::kRelocation, {}, {});
-    if (out.ran && !out.ok) report_handler_error(h, agent, "relocation", out);
-  }
-  reply_installed(wire::Installed{id, h.rec.epoch, 0, 0, {}});
-  if (a.requester != wire::kNoSite) {
-    // The requester learns the new location and gets its answer from here, one hop sooner
-    // than through the leader; the leader tells everyone else. Its next request on this
-    // stream still waits at the leader behind this move's Installed, so order is kept.
-    const SiteId r = a.requester;
-    send_control(r, control_stream(r), wire::Location{h.rec});
-    send_control(r, control_stream(r), wire::Reply{a.req, 0, std::to_string(options_.self)});
-  }
-  if (!h.ops.empty()) mark_ready(h);
+  submit(
+      id,
+      [work, trace = trace_, epoch = h.rec.epoch, id](Lane& lane) {
+        for (Loading& l : work->loads) load_on(lane, l);
+        for (std::uint64_t agent : work->agents)
+          if (lane.runner().loaded(agent)) work->running.push_back(agent);
+        for (const auto& b : work->briefcases) {
+          if (!lane.runner().loaded(b.agent)) continue;
+          Status s = lane.runner().restore_briefcase(b.agent, b.briefcase);
+          if (!s.ok())
+            work->briefcase_errors.push_back("briefcase of agent " + std::to_string(b.agent) +
+                                             " not restored: " + s.message());
+        }
+        if (trace) trace({HandlerTrace::Kind::kRelocation, id, 0, 0, epoch, {}});
+        for (std::uint64_t agent : work->running) {
+          auto& [run, out] = work->relocations.emplace_back();
+          run.ctx = tcl::HandlerContext{work->stream, {}, agent};
+          out = lane.with(&run, [&](AgentRunner& runner) {
+            return runner.run(agent, tcl::Event::kRelocation, run.ctx, {});
+          });
+          work->has_append.push_back(
+              {agent, lane.runner().has_handler(agent, tcl::Event::kAppend)});
+        }
+      },
+      [this, id, work] { arrived(id, *work); });
   return true;
 }
 
-void SiteCore::destroy_here(Hosted& h) {
-  const StreamId id = h.rec.id;
-  for (std::uint64_t agent : h.agents) {
-    tcl::HandlerContext ctx{h.rec.name, {}, agent};
-    tcl::HandlerOutcome out = runner_->finalize(agent, ctx);
-    if (out.ran && !out.ok) report_handler_error(h, agent, "finalize", out);
+void SiteCore::arrived(StreamId id, Arriving& work) {
+  auto it = hosted_.find(id);
+  if (it == hosted_.end()) return;
+  Hosted& h = *it->second;
+  for (Loading& l : work.loads) {
+    carry_out(&h, id, l.run);
+    if (!l.status.ok()) {
+      tcl::HandlerOutcome out;
+      out.ok = false;
+      out.result = l.status.message();
+      out.error_info = l.error_info;
+      report_handler_error(work.stream, l.agent, "initialization", out);
+    }
   }
+  h.agents = work.running;
+  for (const auto& [agent, has] : work.has_append) {
+    loaded_[agent] = has;
+    h.has_append_handler = h.has_append_handler || has;
+  }
+  for (std::string& e : work.briefcase_errors)
+    report_error("site " + std::to_string(options_.self) + ": " + e);
+  for (auto& [run, out] : work.relocations) {
+    carry_out(&h, id, run);
+    if (out.ran && !out.ok) report_handler_error(work.stream, run.ctx.agent, "relocation", out);
+  }
+  reply_installed(wire::Installed{id, h.rec.epoch, 0, 0, {}});
+  if (work.requester != wire::kNoSite) {
+    // The requester learns the new location and gets its answer from here, one hop sooner
+    // than through the leader; the leader tells everyone else. Its next request on this
+    // stream still waits at the leader behind this move's Installed, so order is kept.
+    const SiteId r = work.requester;
+    send_control(r, control_stream(r), wire::Location{h.rec});
+    send_control(r, control_stream(r), wire::Reply{work.req, 0, std::to_string(options_.self)});
+  }
+}
+
+void SiteCore::destroy(Hosted& h) {
+  const StreamId id = h.rec.id;
+  auto runs = std::make_shared<std::vector<std::pair<HandlerRun, tcl::HandlerOutcome>>>();
+  for (std::uint64_t agent : h.agents)
+    runs->push_back({HandlerRun{tcl::HandlerContext{h.rec.name, {}, agent}, {}, false, false}, {}});
+  submit(
+      id,
+      [runs](Lane& lane) {
+        for (auto& [run, out] : *runs)
+          out = lane.with(&run, [&](AgentRunner& runner) {
+            return runner.finalize(run.ctx.agent, run.ctx);
+          });
+      },
+      [this, id, runs] {
+        auto it = hosted_.find(id);
+        for (auto& [run, out] : *runs) {
+          carry_out(it == hosted_.end() ? nullptr : it->second.get(), id, run);
+          loaded_.erase(run.ctx.agent);
+          if (out.ran && !out.ok) report_handler_error(run.ctx.stream, run.ctx.agent, "finalize", out);
+        }
+        destroy_here(id);
+      });
+}
+
+void SiteCore::destroy_here(StreamId id) {
+  auto it = hosted_.find(id);
+  if (it == hosted_.end()) return;
+  Hosted& h = *it->second;
   // Messages delivered but not consumed die with the stream. They are not counted here: their
   // senders still hold them and count them as discarded when they learn of the destruction.
   // What the stream appended before it died is still delivered (nothing accepted is lost): its
@@ -809,136 +1055,11 @@ void SiteCore::destroy_here(Hosted& h) {
   reply_installed(done);
 }
 
-// ---------------------------------------------------------------------------------------
-// tcl::ScriptApi for handlers: control on the handler's own stream is deferred; everything
-// else is sent to the leader without waiting; queries read the replica.
-
-Result<std::string> SiteCore::stream_create(const std::string& name,
-                                            const tcl::CreateOptions& options) {
-  if (name.empty() || name.size() > wire::kMaxNameBytes)
-    return Status::error(Status::Code::kInvalidArgument, "bad stream name \"" + name + "\"");
-  if (directory_.find(name))
-    return Status::error(Status::Code::kAlreadyExists, "stream \"" + name + "\" exists");
-  wire::CreateReq r;
-  r.name = name;
-  r.site = options.site.value_or(options_.self);
-  r.failure_manager = options.failure_manager.value_or(wire::kNoSite);
-  r.flags = (options.temp ? wire::kStreamTemp : 0) | (options.durable ? wire::kStreamDurable : 0);
-  ++counters_.requests;
-  handler_requests_.insert(send_request(r));
-  return name;
-}
-
-Status SiteCore::stream_open(const std::string& name) {
-  if (!directory_.find(name)) return not_found_stream(name);
-  return Status::ok_status();
-}
-
-Result<std::string> SiteCore::stream_append(const std::string& name, std::string message,
-                                            bool sync) {
-  if (sync)
-    return Status::error(Status::Code::kInvalidArgument,
-                         "stream_append -sync is not available in a handler: waiting there would "
-                         "stall every stream of the site");
-  StreamId from = current_ ? current_->stream->rec.id : sender_id();
-  Result<proto::Seq> r = append_from(from, name, message, false);
-  if (!r.ok()) return r.status();
-  return std::string();
-}
-
-Result<tcl::SiteNumber> SiteCore::stream_move(const std::string& name, tcl::SiteNumber site) {
-  const wire::StreamRecord* rec = directory_.find(name);
-  if (!rec) return not_found_stream(name);
-  const wire::PeerRecord* p = directory_.peer(site);
-  if (!p || !p->live || p->shell)
-    return Status::error(Status::Code::kNotFound, "no such site " + std::to_string(site));
-  if (current_ && rec->id == current_->stream->rec.id && site == options_.self) return site;
-  ++counters_.requests;
-  std::uint64_t req = send_request(wire::MoveReq{0, name, site});
-  handler_requests_.insert(req);
-  hold_if_own(rec->id, req);
-  return site;
-}
-
-Result<tcl::SiteNumber> SiteCore::stream_location(const std::string& name) {
-  const std::string& n = name.empty() && current_ ? current_->ctx.stream : name;
-  if (current_ && n == current_->ctx.stream) return options_.self;
-  const wire::StreamRecord* rec = directory_.find(n);
-  if (!rec) return not_found_stream(n);
-  return rec->site;
-}
-
-Status SiteCore::stream_destroy(const std::string& name) {
-  const wire::StreamRecord* rec = directory_.find(name);
-  if (!rec) return not_found_stream(name);
-  ++counters_.requests;
-  std::uint64_t req = send_request(wire::DestroyReq{0, name});
-  handler_requests_.insert(req);
-  hold_if_own(rec->id, req);
-  return Status::ok_status();
-}
-
-void SiteCore::hold_if_own(StreamId id, std::uint64_t req) {
-  if (!current_ || current_->stream->rec.id != id) return;
-  current_->stream->held_by = req;
-  holds_[req] = id;
-}
-
-bool SiteCore::stream_exists(const std::string& name) { return directory_.find(name) != nullptr; }
-
-std::vector<tcl::StreamInfo> SiteCore::list_streams() {
-  std::vector<tcl::StreamInfo> out;
-  for (const auto& [name, id] : directory_.names()) {
-    const wire::StreamRecord* rec = directory_.find(id);
-    if (rec) out.push_back({name, rec->site});
-  }
-  return out;
-}
-
-Result<tcl::SiteNumber> SiteCore::stream_creator(const std::string& name) {
-  const wire::StreamRecord* rec = directory_.find(name);
-  if (!rec) return not_found_stream(name);
-  return rec->creator;
-}
-
-Result<std::string> SiteCore::register_agent(const std::string& stream, const std::string& args,
-                                             const std::string& body, const std::string& cpp_type) {
-  if (!directory_.find(stream)) return not_found_stream(stream);
-  if (!cpp_type.empty() && !find_agent_type(cpp_type))
-    return Status::error(Status::Code::kNotFound, "no such agent type \"" + cpp_type + "\"");
-  ++counters_.requests;
-  std::uint64_t req = send_request(wire::AttachReq{0, stream, args, body, cpp_type});
-  handler_requests_.insert(req);
-  // The id is the leader's to give; a handler gets the request's number to log.
-  return "pending:" + std::to_string(req);
-}
-
-Status SiteCore::agent_exit() {
-  if (!current_)
-    return Status::error(Status::Code::kInvalidArgument, "agent_exit: not in a handler");
-  current_->exit_agent = true;
-  return Status::ok_status();
-}
-
-std::vector<tcl::SiteNumber> SiteCore::site_list() {
-  std::vector<tcl::SiteNumber> out;
-  for (const auto& [id, p] : directory_.peers())
-    if (p.live && !p.shell) out.push_back(id);
-  return out;
-}
-
-std::vector<tcl::PeerInfo> SiteCore::peer_map() {
-  std::vector<tcl::PeerInfo> out;
-  for (const auto& [id, p] : directory_.peers())
-    if (!p.shell) out.push_back({id, p.address, p.live != 0});
-  return out;
-}
-
-void SiteCore::write_stdout(std::string_view text, bool nonewline) {
+void SiteCore::add_output(std::string_view text, bool nonewline) {
   partial_line_.append(text);
   if (nonewline) return;
-  // Stamped with the time of this step, which began before anything the handler caused was
-  // sent: a line another process prints in reaction comes out after it.
+  // Stamped with the time of the step that carries out the handler's effects, before any of
+  // them is sent: a line another process prints in reaction comes out after it.
   if (options_.keep_output) output_.push_back({now_, std::move(partial_line_)});
   partial_line_.clear();
 }

@@ -1,9 +1,15 @@
 #pragma once
 // SiteCore: one site of a session (or a shell, which hosts no streams), sans-IO. It owns the
-// site's Transport and runs, on the calling thread, the handlers of the streams it hosts:
+// site's Transport and the streams it hosts; their handlers run on the lanes of an executor
+// (proto::Executor: worker threads in a daemon, inline in the simulator):
 //   - user streams: deliveries queue per stream; a stream's agents run one message at a time
 //     and the message is consumed (acknowledged to its sender) when every append handler has
 //     returned (DESIGN.md guarantee 2);
+//   - a stream's agents are pinned to one lane (site::Lane: a thread, an interpreter), and the
+//     stream has at most one piece of work there at a time (a batch of deliveries, a move's
+//     briefcases, an arrival's initialization and relocation handlers, an attach, a destroy):
+//     what its handlers did to the session is carried out here when the work comes back,
+//     before its messages count as consumed;
 //   - control: messages from the leader and from other sites (doc/session.md) arrive on this
 //     site's control stream; those about a hosted stream (move, attach, destroy) queue behind
 //     the stream's current handler and take effect at the next handler boundary (guarantee 3);
@@ -14,10 +20,8 @@
 //   - senders learn locations from the directory replica the leader keeps current at every
 //     site, and re-send what was not consumed when a receiver moved (no forwarding chain).
 //
-// Handlers run inline in step(); a handler's control commands on its own stream are deferred,
-// others are sent to the leader and answered asynchronously; queries read the replica.
-//
-// Thread-safety: none; one thread drives a SiteCore, and runs its handlers.
+// Thread-safety: one thread drives a SiteCore (the driver's); only lanes' work runs elsewhere,
+// and it touches nothing of the SiteCore but its SiteView (see site/lane.hpp).
 
 #include <deque>
 #include <functional>
@@ -32,9 +36,10 @@
 #include "mstream/agent.hpp"
 #include "proto/node.hpp"
 #include "proto/transport.hpp"
-#include "site/agent_runner.hpp"
+#include "proto/executor.hpp"
 #include "site/directory.hpp"
 #include "site/ids.hpp"
+#include "site/lane.hpp"
 #include "tcl/script_api.hpp"
 #include "wire/control.hpp"
 
@@ -52,8 +57,14 @@ struct SiteOptions {
   // unconsumed message of the stream's outgoing channels).
   std::size_t max_message_bytes = 1u << 20;
   std::uint32_t max_unconsumed_messages = 4096;
-  // Handler runs per step(), so that a busy stream does not starve the network.
+  // Work handed to lanes per step(), so that a busy stream does not starve the network.
   std::size_t step_budget = 256;
+  // Messages of one stream handed to its lane at once (fewer wake-ups of a worker thread);
+  // a handler that moves or destroys its own stream ends the batch there.
+  std::size_t delivery_batch = 16;
+  // Where handlers run; null: inline, on the thread that drives the SiteCore. The SiteCore
+  // takes it over (its destructor stops it).
+  std::shared_ptr<proto::Executor> executor;
   // Whether `puts` output is kept for poll_output() (a daemon) or dropped (benchmarks).
   bool keep_output = true;
   // Whether handler errors, which are forwarded to the leader and from there to every shell,
@@ -108,6 +119,10 @@ class LazyQueue {
     if (!q_) q_ = std::make_unique<std::deque<T>>();
     q_->push_back(std::move(v));
   }
+  void push_front(T v) {
+    if (!q_) q_ = std::make_unique<std::deque<T>>();
+    q_->push_front(std::move(v));
+  }
   // REQUIRES: !empty()
   T& front() { return q_->front(); }
   void pop_front() { q_->pop_front(); }
@@ -116,7 +131,7 @@ class LazyQueue {
   std::unique_ptr<std::deque<T>> q_;
 };
 
-class SiteCore final : public proto::Node, public tcl::ScriptApi {
+class SiteCore final : public proto::Node {
  public:
   explicit SiteCore(SiteOptions options);
   ~SiteCore() override;
@@ -163,39 +178,16 @@ class SiteCore final : public proto::Node, public tcl::ScriptApi {
   bool poll_output(std::string* line, Time* stamp = nullptr);
   bool poll_error(std::string* line);
 
-  const Directory& directory() const { return directory_; }
+  const Directory& directory() const { return view_->directory; }
   const SiteCounters& counters() const { return counters_; }
   const proto::Transport& transport() const { return transport_; }
   std::size_t hosted_count() const { return hosted_.size(); }
   bool hosts(StreamId id) const { return hosted_.contains(id); }
   // Whether nothing is queued or running here (the probe's idle flag).
   bool idle() const;
-  // Bytes of per-stream state here (a hosted stream and its agents), for the memory bench.
-  AgentRunner& agents() { return *runner_; }
+  // Called just before handlers run: on the lane's thread for appends and relocations (inline
+  // in the simulator), on the driver's for installs and departures. Set before any work.
   void set_trace(std::function<void(const HandlerTrace&)> trace) { trace_ = std::move(trace); }
-
-  // ---- tcl::ScriptApi, for handlers running here.
-  const tcl::HandlerContext* context() const override {
-    return current_ ? &current_->ctx : nullptr;
-  }
-  Result<std::string> stream_create(const std::string& name,
-                                    const tcl::CreateOptions& options) override;
-  Status stream_open(const std::string& name) override;
-  Result<std::string> stream_append(const std::string& name, std::string message,
-                                    bool sync) override;
-  Result<tcl::SiteNumber> stream_move(const std::string& name, tcl::SiteNumber site) override;
-  Result<tcl::SiteNumber> stream_location(const std::string& name) override;
-  Status stream_destroy(const std::string& name) override;
-  bool stream_exists(const std::string& name) override;
-  std::vector<tcl::StreamInfo> list_streams() override;
-  Result<tcl::SiteNumber> stream_creator(const std::string& name) override;
-  Result<std::string> register_agent(const std::string& stream, const std::string& args,
-                                     const std::string& body, const std::string& cpp_type) override;
-  Status agent_exit() override;
-  tcl::SiteNumber my_id() override { return options_.self; }
-  std::vector<tcl::SiteNumber> site_list() override;
-  std::vector<tcl::PeerInfo> peer_map() override;
-  void write_stdout(std::string_view text, bool nonewline) override;
 
  private:
   struct PendingOp {
@@ -216,33 +208,40 @@ class SiteCore final : public proto::Node, public tcl::ScriptApi {
     // returns and before the next delivery" (guarantee 3).
     std::uint64_t held_by = 0;
     bool has_append_handler = false;
+    bool busy = false;  // work of it is on its lane
   };
-  struct Running {
-    Hosted* stream = nullptr;
-    tcl::HandlerContext ctx;
-    bool exit_agent = false;
-  };
-  class CppContext;
+  struct Delivering;
+  struct Arriving;
 
   void route(proto::Delivery& d);
   void on_control(SiteId from_site, const wire::ControlMessage& m);
   void on_location(const wire::StreamRecord& rec, const std::vector<wire::InChannel>& final_in = {});
+  bool apply_record(const wire::StreamRecord& rec,
+                    const std::vector<wire::InChannel>& final_in = {});
+  void apply_peer(const wire::PeerRecord& peer);
   static std::uint64_t not_consumed(const proto::SendState& st, proto::Seq final_consumed);
   void on_arrive(wire::Arrive a);
   void try_install_parked();
   bool install_arrival(wire::Arrive& a);
+  void arrived(StreamId id, Arriving& work);
   void mark_ready(Hosted& h);
   void run_ready();
   void apply_op(Hosted& h, PendingOp op);
-  void depart(Hosted& h, const wire::MoveOut& m);
-  void deliver_one(Hosted& h);
-  void destroy_here(Hosted& h);
-  Status load_agent(Hosted& h, std::uint64_t agent, std::string* error_info);
-  tcl::HandlerOutcome run_handler(Hosted& h, std::uint64_t agent, tcl::Event ev,
-                                  const std::string& sender, std::string_view argv);
-  void report_handler_error(const Hosted& h, std::uint64_t agent, const char* event,
+  void depart(StreamId id, const wire::MoveOut& m, std::vector<wire::AgentState> briefcases);
+  void deliver(Hosted& h);
+  void delivered(StreamId id, Delivering& work);
+  void attach(Hosted& h, std::uint64_t agent);
+  void detach(Hosted& h, std::uint64_t agent);
+  void destroy(Hosted& h);
+  void destroy_here(StreamId id);
+  void finalize_visited(const wire::Finalize& m);
+  // Runs work on the lane of `stream`, then done here; `stream` (if hosted) is busy meanwhile.
+  void submit(StreamId stream, std::function<void(Lane&)> work, std::function<void()> done);
+  void carry_out(Hosted* h, StreamId from, HandlerRun& run);
+  void report_handler_error(const std::string& stream, std::uint64_t agent, const char* event,
                             const tcl::HandlerOutcome& out);
   void send_control(SiteId to, StreamId to_stream, const wire::ControlMessage& m);
+  void send_numbered_request(std::uint64_t req, wire::ControlMessage m);
   void reply_installed(const wire::Installed& i);
   void drop_channels_to(StreamId to);
   void add_sender(StreamId from, StreamId to);
@@ -250,15 +249,18 @@ class SiteCore final : public proto::Node, public tcl::ScriptApi {
   void flush_overflow(proto::ChannelKey key);
   std::string sender_name(StreamId from) const;
   void report_error(std::string text);
-  void hold_if_own(StreamId id, std::uint64_t req);
+  void add_output(std::string_view text, bool nonewline);
   void count_consumed(StreamId from, std::uint64_t n);
   void count_discarded(StreamId from, std::uint64_t n);
 
   SiteOptions options_;
   proto::Transport transport_;
-  Directory directory_;
-  std::unique_ptr<AgentRunner> runner_;
-  std::unique_ptr<CppContext> cpp_context_;
+  std::unique_ptr<SiteView> view_;  // the directory replica, shared with the lanes
+  std::shared_ptr<proto::Executor> executor_;
+  std::vector<std::unique_ptr<Lane>> lanes_;  // one per executor lane
+  std::size_t work_in_flight_ = 0;
+  // Agents loaded here (on their stream's lane), and whether each has an append handler.
+  std::unordered_map<std::uint64_t, bool> loaded_;
   std::unordered_map<StreamId, std::unique_ptr<Hosted>> hosted_;
   std::deque<StreamId> ready_;
   std::unordered_map<std::uint64_t, wire::Code> code_;  // agent code cached here
@@ -279,9 +281,7 @@ class SiteCore final : public proto::Node, public tcl::ScriptApi {
   std::string partial_line_;
   std::function<void(StreamId, wire::ByteView)> leader_inbox_;
   std::function<void(const HandlerTrace&)> trace_;
-  Running* current_ = nullptr;
   SiteCounters counters_;
-  std::uint64_t next_req_ = 1;
   SiteId last_source_ = proto::kNoSource;
   Time now_ = 0;
   bool welcomed_ = false;
