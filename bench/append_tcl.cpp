@@ -90,8 +90,7 @@ Status expect_count(const std::string& result, std::size_t fields, std::uint64_t
 Result<std::vector<BenchResult>> run_append_tcl(const BenchOptions& options) {
   register_bench_agent_types();
   const std::uint32_t n = options.messages > 0 ? options.messages : (options.quick ? 2000 : 20000);
-  SessionConfig config;
-  config.binary = mstream_binary(options);
+  SessionConfig config = session_config(options);
   config.sites = 1;
   auto session = BenchSession::start(config);
   if (!session.ok()) return session.status();

@@ -45,6 +45,8 @@ struct BenchOptions {
   // start `mstream leader` and `mstream site` processes from this executable; empty: this
   // process's own (right for the mstream command; a test names the binary).
   std::string binary;
+  // The session daemons' handler worker threads (mstream site --workers); unset: their default.
+  std::optional<std::uint32_t> workers;
   // move: timed hops per round; 0 picks the default (1,000, as in seed 004; 100 when quick).
   std::uint32_t hops = 0;
   // append-tcl: messages per timed run; moving-pipeline: the least number of messages per

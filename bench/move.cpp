@@ -50,8 +50,7 @@ Status measure_round(const BenchOptions& options, std::uint32_t hops, Samples* o
   // Forked before the session starts its output thread (fork only while single-threaded).
   auto echo = RawUdpEcho::start(WaitStrategy::kBlock, Placement{}, kEchoDeadline);
   if (!echo.ok()) return echo.status();
-  SessionConfig config;
-  config.binary = mstream_binary(options);
+  SessionConfig config = session_config(options);
   config.sites = kSites;
   auto session = BenchSession::start(config);
   if (!session.ok()) return session.status();

@@ -106,13 +106,12 @@ struct Cell {
 // Every cell of one loss level, in one session.
 Status run_level(const BenchOptions& options, double drop, std::size_t level,
                  std::map<std::uint32_t, Cell>* cells) {
-  SessionConfig config;
-  config.binary = mstream_binary(options);
+  SessionConfig config = session_config(options);
   config.sites = 4;
   if (drop > 0) {
     char p[32];
     std::snprintf(p, sizeof(p), "%g", drop);
-    config.daemon_args = {"--drop", p};
+    config.daemon_args.insert(config.daemon_args.end(), {"--drop", p});
     config.drop_seed = options.seed * 1000 + level * 100;
   }
   auto session = BenchSession::start(config);

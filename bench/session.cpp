@@ -33,6 +33,14 @@ std::string mstream_binary(const BenchOptions& options) {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
+SessionConfig session_config(const BenchOptions& options) {
+  SessionConfig config;
+  config.binary = mstream_binary(options);
+  if (options.workers)
+    config.daemon_args = {"--workers", std::to_string(*options.workers)};
+  return config;
+}
+
 struct BenchSession::Impl {
   // Destroyed in reverse: the shell first, then the daemons, then the output thread.
   std::unique_ptr<runtime::OutputMerger> merger;

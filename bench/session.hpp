@@ -43,6 +43,8 @@ struct SessionConfig {
 // The mstream executable the session benchmarks start daemons from: options.binary, else this
 // process's own executable (right for `mstream bench`; a test passes the path).
 std::string mstream_binary(const BenchOptions& options);
+// A session of mstream_binary(options)'s daemons, with options.workers handler threads each.
+SessionConfig session_config(const BenchOptions& options);
 
 class BenchSession {
  public:

@@ -112,8 +112,7 @@ Result<std::vector<BenchResult>> run_session_memory(const BenchOptions& options)
   const std::uint32_t streams =
       options.streams > 0 ? options.streams : (options.quick ? 100 : 1000);
   const std::uint32_t agents = std::max<std::uint32_t>(streams / 5, 10);
-  SessionConfig config;
-  config.binary = mstream_binary(options);
+  SessionConfig config = session_config(options);
   config.sites = 2;
   auto session = BenchSession::start(config);
   if (!session.ok()) return session.status();

@@ -96,6 +96,10 @@ void add_bench_command(CLI::App& app, int* exit_code) {
                   "memory: channels to create (sites: a twentieth of it)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", args->options.seed, "seed of the loss model");
+  cmd->add_option("--workers", args->options.workers,
+                  "session benchmarks: handler worker threads of each daemon (default: one per "
+                  "core; 0: handlers on the daemon's event loop)")
+      ->check(CLI::Range(0, 64));
   cmd->add_option("--hops", args->options.hops, "move: timed hops per round (default 1000)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--messages", args->options.messages,
