@@ -475,7 +475,7 @@ TEST(SessionFindings, S3_ALocalDuplicateOfAConsumedMessageIsNeverReleased) {
 // A peer unreachable for 5 s: with the retransmission timer backing off towards max_rto (2 s)
 // the leader repeats a few dozen datagrams; its tail-loss probes, re-armed every 2 PTO with no
 // backoff, send ~2000.
-TEST(SessionFindings, DISABLED_S4_ProbesToAnUnreachablePeerBackOff) {
+TEST(SessionFindings, S4_ProbesToAnUnreachablePeerBackOff) {
   SessionScenario s =
       derive_session_scenario(9, ScenarioOverrides{.faults = false, .moves = false});
   s.actions.clear();
