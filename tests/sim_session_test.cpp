@@ -492,7 +492,7 @@ TEST(SessionFindings, S4_ProbesToAnUnreachablePeerBackOff) {
   EXPECT_LT(r.summary.network.lost_partition, 200u) << describe(r);
 }
 
-TEST(SessionFindings, DISABLED_S1_AFullControlChannelIsNeverFlushed) {
+TEST(SessionFindings, S1_AFullControlChannelIsNeverFlushed) {
   const SessionResult r = run_session_seed(12, false, ScenarioOverrides{.small_buffers = true});
   EXPECT_TRUE(r.ok()) << report(r.violations, 12);
 }

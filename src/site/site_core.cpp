@@ -124,9 +124,10 @@ void SiteCore::step(Time now) {
   proto::Delivery d;
   while (transport_.poll_delivery(&d)) route(d);
   proto::Released r;
-  while (transport_.poll_released(&r)) {
-    if (!is_control(r.key.to)) flush_overflow(r.key);
-  }
+  // Every sender overflows, control streams included (a site's, a shell's and the leader's
+  // control messages go through append_raw too): a release is the only moment their channel
+  // gets room again.
+  while (transport_.poll_released(&r)) flush_overflow(r.key);
   proto::Rejected j;
   while (transport_.poll_rejected(&j)) {
     if (is_control(j.key.to)) continue;  // control streams never move
@@ -499,11 +500,17 @@ Result<proto::Seq> SiteCore::append_raw(StreamId from, StreamId to, SiteId to_si
   return r;
 }
 
+SiteId SiteCore::site_of(StreamId to) const {
+  // A control stream never moves and is named after its site; the directory knows the others.
+  if (is_control(to)) return control_site(to);
+  const wire::StreamRecord* rec = directory_.find(to);
+  return rec ? rec->site : options_.self;
+}
+
 void SiteCore::flush_overflow(proto::ChannelKey key) {
   auto it = overflow_.find(key);
   if (it == overflow_.end()) return;
-  const wire::StreamRecord* rec = directory_.find(key.to);
-  SiteId site = rec ? rec->site : options_.self;
+  const SiteId site = site_of(key.to);
   while (!it->second.empty()) {
     Result<proto::Seq> r = transport_.append(key.from, key.to, site, it->second.front(), now_);
     if (!r.ok()) break;

@@ -246,6 +246,8 @@ class SiteCore final : public proto::Node, public tcl::ScriptApi {
   void reply_installed(const wire::Installed& i);
   void drop_channels_to(StreamId to);
   Result<proto::Seq> append_raw(StreamId from, StreamId to, SiteId to_site, wire::Bytes payload);
+  // Where messages to `to` go now.
+  SiteId site_of(StreamId to) const;
   void flush_overflow(proto::ChannelKey key);
   std::string sender_name(StreamId from) const;
   void report_error(std::string text);
