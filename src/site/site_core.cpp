@@ -731,7 +731,7 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
       count_discarded(id, not_consumed(st, directory_.final_consumed(oc.to, id)));
       continue;
     }
-    if (transport_.import_send_state({id, oc.to}, std::move(st)).ok()) {
+    if (import_channel({id, oc.to}, std::move(st))) {
       h.out_peers.insert(oc.to);
       senders_to_[oc.to].insert(id);
     }
@@ -777,6 +777,21 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
     send_control(r, control_stream(r), wire::Reply{a.req, 0, std::to_string(options_.self)});
   }
   if (!h.ops.empty()) mark_ready(h);
+  return true;
+}
+
+bool SiteCore::import_channel(proto::ChannelKey key, proto::SendState st) {
+  if (st.consumed_up_to + 1 + st.unconsumed.size() != st.next_seq) return false;
+  // The old site sent its overflow along (depart), so the buffer may hold more than a
+  // channel accepts, and a receiver refuses what lies beyond its window (a local one drops it
+  // for good). Re-appended in order, the messages get the numbers they had, and what does not
+  // fit overflows here as it did there.
+  std::vector<wire::Bytes> messages = std::move(st.unconsumed);
+  st.unconsumed.clear();
+  st.next_seq = st.consumed_up_to + 1;
+  const SiteId dest = st.dest;
+  if (!transport_.import_send_state(key, std::move(st)).ok()) return false;
+  for (wire::Bytes& m : messages) (void)append_raw(key.from, key.to, dest, std::move(m));
   return true;
 }
 

@@ -249,6 +249,8 @@ class SiteCore final : public proto::Node, public tcl::ScriptApi {
   // Where messages to `to` go now.
   SiteId site_of(StreamId to) const;
   void flush_overflow(proto::ChannelKey key);
+  // Installs an arriving stream's send channel, its overflow included. False if inconsistent.
+  bool import_channel(proto::ChannelKey key, proto::SendState st);
   std::string sender_name(StreamId from) const;
   void report_error(std::string text);
   void hold_if_own(StreamId id, std::uint64_t req);
