@@ -265,6 +265,58 @@ TEST(Path, RtoBacksOffAndStaysWithinBounds) {
   EXPECT_EQ(a.rtt().rto(), cfg.max_rto);
 }
 
+// A path with an RTT sample of 1 ms, whose next datagram, sent at *now, goes unanswered.
+void send_after_one_round_trip(Path& a, Path& b, Time* now) {
+  ASSERT_EQ(b.on_packet(send_new(a, 1, *now), 0, *now), Path::Accept::kNew);
+  *now += kMillisecond;
+  ASSERT_TRUE(a.on_ack(ack_of(b), *now));
+  ASSERT_TRUE(a.rtt().has_sample());
+  send_new(a, 2, *now);
+}
+
+// Runs the sender's timers until `until`, repeating whatever they ask for, with no answer.
+void run_silent_until(Path& a, Time until, Time* now) {
+  for (Time t = a.next_timeout(); t != kNever && t <= until; t = a.next_timeout()) {
+    *now = std::max(*now, t);
+    a.on_timeout(*now);
+    wire::Bytes out;
+    while (a.has_lost() && a.can_send() && a.build_retransmission(*now, &out)) {
+    }
+    if (a.has_probe()) (void)a.build_probe(*now, &out);
+  }
+}
+
+TEST(Path, ProbesToASilentPeerBackOff) {
+  Path a(kA, kB, PathConfig{}), b(kB, kA, PathConfig{});
+  Time now = 0;
+  send_after_one_round_trip(a, b, &now);
+  // The probe interval is ~2 ms here; were it never backed off, 10 s of silence would send
+  // thousands. One probe per tail, then only the timeout, doubling up to max_rto (2 s).
+  run_silent_until(a, now + 10 * kSecond, &now);
+  EXPECT_EQ(a.probes(), 1u);
+  EXPECT_GE(a.timeouts(), 5u);
+  EXPECT_LE(a.retransmissions(), a.probes() + a.timeouts());
+  EXPECT_EQ(a.rtt().rto(), PathConfig{}.max_rto);
+}
+
+TEST(Path, AnAnswerAfterSilenceRestoresTheShortProbe) {
+  Path a(kA, kB, PathConfig{}), b(kB, kA, PathConfig{});
+  Time now = 0;
+  send_after_one_round_trip(a, b, &now);
+  run_silent_until(a, now + kSecond, &now);
+  ASSERT_GE(a.timeouts(), 1u);
+  // The peer answers the last repeat; a lost tail sent afterwards is probed within a few
+  // RTTs again, not after the backed-off timeout.
+  ASSERT_EQ(b.on_packet(2, 0, now), Path::Accept::kNew);
+  ASSERT_TRUE(a.on_ack(ack_of(b), now + kMillisecond));
+  now += kMillisecond;
+  const std::uint64_t probes = a.probes();
+  send_new(a, 3, now);
+  EXPECT_LT(a.next_timeout() - now, 10 * kMillisecond);
+  run_silent_until(a, now + 10 * kMillisecond, &now);
+  EXPECT_EQ(a.probes(), probes + 1);
+}
+
 TEST(Path, TimeoutCollapsesTheWindowToTheMinimum) {
   PathConfig cfg;
   cfg.initial_cwnd = 10;

@@ -133,11 +133,11 @@ Time Path::probe_timeout() const {
 void Path::arm_timers(Time now) {
   if (sent_.empty()) {
     rto_deadline_ = pto_deadline_ = kNever;
-    probe_due_ = false;
+    probe_due_ = probe_unanswered_ = false;
     return;
   }
   if (rto_deadline_ == kNever) rto_deadline_ = now + rtt_.rto();
-  pto_deadline_ = std::min(now + probe_timeout(), rto_deadline_);
+  pto_deadline_ = probe_unanswered_ ? kNever : std::min(now + probe_timeout(), rto_deadline_);
 }
 
 void Path::mark_lost(SentPacket& p) {
@@ -225,7 +225,7 @@ bool Path::on_ack(const wire::AckFrame& ack, Time now) {
   // RFC 6298 5.3: restart the timer when new data is acknowledged.
   if (newly > 0) {
     rto_deadline_ = kNever;
-    probe_due_ = false;
+    probe_due_ = probe_unanswered_ = false;
     arm_timers(now);
   }
   return true;
@@ -338,7 +338,11 @@ bool Path::build_probe(Time now, wire::Bytes* out) {
     ++probes_;
     ++retransmissions_;
     assemble(it->pn, it->body, ack_pending_, out);
-    pto_deadline_ = std::min(now + 2 * probe_timeout(), rto_deadline_);
+    // RFC 8985 7.3: after a probe the RTO is re-armed, so the probe gets a full RTO to be
+    // answered; without an answer no further probe goes before that RTO.
+    probe_unanswered_ = true;
+    pto_deadline_ = kNever;
+    rto_deadline_ = now + rtt_.rto();
     return true;
   }
   return false;
@@ -384,6 +388,7 @@ void Path::on_timeout(Time now) {
     rto_deadline_ = now + rtt_.rto();
     pto_deadline_ = kNever;
     probe_due_ = false;
+    probe_unanswered_ = true;
     return;
   }
   if (pto_deadline_ <= now) {

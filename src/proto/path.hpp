@@ -166,6 +166,10 @@ class Path {
   Time rack_deadline_ = kNever;
   Time pto_deadline_ = kNever;
   bool probe_due_ = false;
+  // A probe or a timeout's repeat went out and no ack of new data came since: the peer may be
+  // unreachable, so the next timer is the (backed-off) RTO, not another probe at the short,
+  // unbacked-off probe interval (RFC 8985 7.3, one probe per tail; RFC 6298 5.5).
+  bool probe_unanswered_ = false;
   std::uint64_t tx_counter_ = 0;
   std::uint64_t rack_tx_order_ = 0;  // the latest transmission known to have arrived
   PacketNumber last_cum_ack_ = 0;

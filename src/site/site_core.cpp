@@ -113,9 +113,10 @@ void SiteCore::step(Time now) {
   proto::Delivery d;
   while (transport_.poll_delivery(&d)) route(d);
   proto::Released r;
-  while (transport_.poll_released(&r)) {
-    if (!is_control(r.key.to)) flush_overflow(r.key);
-  }
+  // Every sender overflows, control streams included (a site's, a shell's and the leader's
+  // control messages go through append_raw too): a release is the only moment their channel
+  // gets room again.
+  while (transport_.poll_released(&r)) flush_overflow(r.key);
   proto::Rejected j;
   while (transport_.poll_rejected(&j)) {
     if (is_control(j.key.to)) continue;  // control streams never move
@@ -586,11 +587,17 @@ Result<proto::Seq> SiteCore::append_raw(StreamId from, StreamId to, SiteId to_si
   return r;
 }
 
+SiteId SiteCore::site_of(StreamId to) const {
+  // A control stream never moves and is named after its site; the directory knows the others.
+  if (is_control(to)) return control_site(to);
+  const wire::StreamRecord* rec = view_->directory.find(to);
+  return rec ? rec->site : options_.self;
+}
+
 void SiteCore::flush_overflow(proto::ChannelKey key) {
   auto it = overflow_.find(key);
   if (it == overflow_.end()) return;
-  const wire::StreamRecord* rec = view_->directory.find(key.to);
-  SiteId site = rec ? rec->site : options_.self;
+  const SiteId site = site_of(key.to);
   while (!it->second.empty()) {
     Result<proto::Seq> r = transport_.append(key.from, key.to, site, it->second.front(), now_);
     if (!r.ok()) break;
@@ -922,7 +929,7 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
       count_discarded(id, not_consumed(st, view_->directory.final_consumed(oc.to, id)));
       continue;
     }
-    if (transport_.import_send_state({id, oc.to}, std::move(st)).ok()) {
+    if (import_channel({id, oc.to}, std::move(st))) {
       h.out_peers.insert(oc.to);
       add_sender(id, oc.to);
     }
@@ -974,6 +981,21 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
         }
       },
       [this, id, work] { arrived(id, *work); });
+  return true;
+}
+
+bool SiteCore::import_channel(proto::ChannelKey key, proto::SendState st) {
+  if (st.consumed_up_to + 1 + st.unconsumed.size() != st.next_seq) return false;
+  // The old site sent its overflow along (depart), so the buffer may hold more than a
+  // channel accepts, and a receiver refuses what lies beyond its window (a local one drops it
+  // for good). Re-appended in order, the messages get the numbers they had, and what does not
+  // fit overflows here as it did there.
+  std::vector<wire::Bytes> messages = std::move(st.unconsumed);
+  st.unconsumed.clear();
+  st.next_seq = st.consumed_up_to + 1;
+  const SiteId dest = st.dest;
+  if (!transport_.import_send_state(key, std::move(st)).ok()) return false;
+  for (wire::Bytes& m : messages) (void)append_raw(key.from, key.to, dest, std::move(m));
   return true;
 }
 

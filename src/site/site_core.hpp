@@ -246,7 +246,11 @@ class SiteCore final : public proto::Node {
   void drop_channels_to(StreamId to);
   void add_sender(StreamId from, StreamId to);
   Result<proto::Seq> append_raw(StreamId from, StreamId to, SiteId to_site, wire::Bytes payload);
+  // Where messages to `to` go now.
+  SiteId site_of(StreamId to) const;
   void flush_overflow(proto::ChannelKey key);
+  // Installs an arriving stream's send channel, its overflow included. False if inconsistent.
+  bool import_channel(proto::ChannelKey key, proto::SendState st);
   std::string sender_name(StreamId from) const;
   void report_error(std::string text);
   void add_output(std::string_view text, bool nonewline);
