@@ -651,7 +651,7 @@ void SiteCore::depart(Hosted& h, const wire::MoveOut& m) {
     a.briefcases.push_back({agent, runner_->save_briefcase(agent)});
   for (StreamId from : h.in_peers) {
     auto st = transport_.export_recv_state({from, h.rec.id});
-    if (st.ok()) a.in.push_back({from, st->consumed_up_to, st->reply_site});
+    if (st.ok()) a.in.push_back({from, st->consumed_up_to, st->reply_site, st->reply_incarnation});
   }
   for (StreamId to : h.out_peers) {
     proto::ChannelKey key{h.rec.id, to};
@@ -662,6 +662,7 @@ void SiteCore::depart(Hosted& h, const wire::MoveOut& m) {
     oc.dest = st->dest;
     oc.consumed_up_to = st->consumed_up_to;
     oc.next_seq = st->next_seq;
+    oc.incarnation = st->incarnation;
     for (auto& b : st->unconsumed) oc.unconsumed.emplace_back(b.begin(), b.end());
     auto ov = overflow_.find(key);
     if (ov != overflow_.end()) {
@@ -717,14 +718,15 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
   directory_.apply(h.rec);
   (void)transport_.open_stream(id);
   for (const auto& in : a.in) {
-    (void)transport_.import_recv_state({in.from, id},
-                                       proto::RecvState{in.consumed_up_to, in.reply_site});
+    (void)transport_.import_recv_state(
+        {in.from, id}, proto::RecvState{in.consumed_up_to, in.reply_site, in.reply_incarnation});
     h.in_peers.insert(in.from);
   }
   for (auto& oc : a.out) {
     proto::SendState st;
     st.next_seq = oc.next_seq;
     st.consumed_up_to = oc.consumed_up_to;
+    st.incarnation = oc.incarnation;
     for (auto& m : oc.unconsumed) st.unconsumed.emplace_back(m.begin(), m.end());
     const wire::StreamRecord* to = directory_.find(oc.to);
     st.dest = to ? to->site : oc.dest;
@@ -802,7 +804,8 @@ void SiteCore::destroy_here(Hosted& h) {
   wire::Installed done{id, 0, 0, 0, {}, {}};
   for (StreamId from : h.in_peers) {
     auto st = transport_.export_recv_state({from, id});
-    if (st.ok()) done.final_in.push_back({from, st->consumed_up_to, st->reply_site});
+    if (st.ok())
+      done.final_in.push_back({from, st->consumed_up_to, st->reply_site, st->reply_incarnation});
   }
   (void)transport_.close_stream(id);
   hosted_.erase(id);
