@@ -71,13 +71,14 @@ std::size_t reencode(const DecodedDatagram& d, Bytes* out) {
   for (const Frame& f : d.frames) {
     switch (f.type) {
       case FrameType::kData:
-        encode_data(f.from_stream, f.to_stream, f.seq, f.payload, out);
-        expect += data_size(f.from_stream, f.to_stream, f.seq, f.payload.size());
+        encode_data(f.from_stream, f.to_stream, f.seq, f.payload, out, f.incarnation);
+        expect += data_size(f.from_stream, f.to_stream, f.seq, f.payload.size(), f.incarnation);
         break;
       case FrameType::kFragment:
-        encode_fragment(f.from_stream, f.to_stream, f.seq, f.total_len, f.offset, f.payload, out);
+        encode_fragment(f.from_stream, f.to_stream, f.seq, f.total_len, f.offset, f.payload, out,
+                        f.incarnation);
         expect += fragment_size(f.from_stream, f.to_stream, f.seq, f.total_len, f.offset,
-                                f.payload.size());
+                                f.payload.size(), f.incarnation);
         break;
       case FrameType::kConsumed:
         encode_consumed(f.from_stream, f.to_stream, f.seq, out);

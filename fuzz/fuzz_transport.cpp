@@ -244,6 +244,9 @@ void Harness::inject_structured(Input& in) {
     StreamId from = kStreams[in.u8() % std::size(kStreams)];
     StreamId to = kStreams[in.u8() % std::size(kStreams)];
     Seq seq = in.u8() % 12 + (type == 3 ? 0 : 1);
+    // Copies from two incarnations of a sender (before and after a move), without taking
+    // input bytes, so that committed inputs keep their meaning.
+    auto incarnation = static_cast<std::uint32_t>(from & 1);
     if (type == 0) {
       wire::AckFrame ack{in.u16() % 1100u, {}};
       std::uint64_t end = ack.cumulative;
@@ -254,14 +257,14 @@ void Harness::inject_structured(Input& in) {
       }
       wire::encode_ack(ack, &b);
     } else if (type == 1) {
-      wire::encode_data(from, to, seq, in.bytes(in.u8()), &b);
+      wire::encode_data(from, to, seq, in.bytes(in.u8()), &b, incarnation);
     } else if (type == 2) {
       std::uint64_t total = in.u16() % 5000 + 1;
       std::uint64_t offset = in.u16() % total;
       wire::Bytes part = in.bytes(std::min<std::uint64_t>(in.u8() + 1, total - offset));
       if (part.empty()) part.push_back(0);
       if (offset + part.size() > total) offset = total - part.size();
-      wire::encode_fragment(from, to, seq, total, offset, part, &b);
+      wire::encode_fragment(from, to, seq, total, offset, part, &b, incarnation);
     } else if (type == 3) {
       wire::encode_consumed(from, to, seq, &b);
     } else {

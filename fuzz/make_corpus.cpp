@@ -30,6 +30,7 @@ std::vector<Bytes> datagram_seeds() {
       datagram(1, 2, 0, [](Bytes*) {}),
       datagram(1, 2, 1, [&](Bytes* b) { encode_data(100, 200, 1, p, b); }),
       datagram(1, 2, 2, [&](Bytes* b) { encode_fragment(100, 200, 2, 12, 5, p, b); }),
+      datagram(3, 2, 3, [&](Bytes* b) { encode_data(100, 200, 1, p, b, 1); }),  // moved sender
       datagram(2, 1, 0,
                [](Bytes* b) {
                  encode_ack(AckFrame{3, {{5, 6}, {9, 9}}}, b);
@@ -100,8 +101,8 @@ std::vector<Bytes> control_seeds() {
   a.stream = rec;
   a.agents = {1, 2};
   a.briefcases = {AgentState{1, "count 3"}};
-  a.out = {OutChannel{8, 1, 5, 2, {"m3", "m4"}}};
-  a.in = {InChannel{9, 4, 1}};
+  a.out = {OutChannel{8, 1, 5, 2, {"m3", "m4"}, 3}};
+  a.in = {InChannel{9, 4, 1, 2}};
   messages.push_back(a);
   messages.push_back(Watch{7});
   std::vector<Bytes> seeds;

@@ -67,6 +67,24 @@ TEST(Datagram, DataFrameRoundTrips) {
   EXPECT_EQ(Bytes(f.payload.begin(), f.payload.end()), payload);
 }
 
+TEST(Datagram, DataAndFragmentCarryTheSendersIncarnation) {
+  const Bytes payload{1, 2, 3};
+  Bytes b = header();
+  encode_data(11, 22, 33, payload, &b, 0xFFFFFFFFu);
+  encode_fragment(11, 22, 34, 10, 4, payload, &b, 7);
+  encode_data(11, 22, 35, payload, &b);  // a sender that never moved: incarnation 0
+  EXPECT_EQ(b.size(), header_size({1, 2, 7}) + data_size(11, 22, 33, 3, 0xFFFFFFFFu) +
+                          fragment_size(11, 22, 34, 10, 4, 3, 7) + data_size(11, 22, 35, 3));
+  DecodedDatagram d = decode_ok(&b);
+  ASSERT_EQ(d.frames.size(), 3u);
+  EXPECT_EQ(d.frames[0].incarnation, 0xFFFFFFFFu);
+  EXPECT_EQ(d.frames[1].incarnation, 7u);
+  EXPECT_EQ(d.frames[1].offset, 4u);
+  EXPECT_EQ(d.frames[2].incarnation, 0u);
+  EXPECT_EQ(Bytes(d.frames[0].payload.begin(), d.frames[0].payload.end()), payload);
+  EXPECT_NE(describe(d).find("DATA 11>22#33/i4294967295"), std::string::npos);
+}
+
 TEST(Datagram, DataPayloadIsAViewIntoTheDatagram) {
   const Bytes payload{9, 9, 9};
   Bytes b = header();

@@ -44,6 +44,25 @@ bool is_valid(Bytes bytes) {
   return decode_datagram(bytes, &d).ok();
 }
 
+TEST(Datagram, RejectsAnIncarnationBeyond32Bits) {
+  for (std::uint8_t type : {std::uint8_t{0x02}, std::uint8_t{0x03}}) {
+    Bytes b = raw_header(1, 2, 1);
+    Writer w(&b);
+    w.u8(type);
+    w.varint(1);  // from
+    w.varint(2);  // to
+    w.varint(3);  // seq
+    w.varint(kMaxIncarnation + 1);
+    if (type == 0x03) {
+      w.varint(1);  // total_len
+      w.varint(0);  // offset
+    }
+    w.varint(1);
+    w.u8(9);
+    EXPECT_TRUE(is_malformed(b)) << int(type);
+  }
+}
+
 TEST(Datagram, RejectsInputShorterThanTheFixedHeader) {
   Bytes full = header();
   seal(&full);
@@ -67,7 +86,8 @@ TEST(Datagram, RejectsBadMagic) {
 }
 
 TEST(Datagram, RejectsWrongVersion) {
-  for (std::uint8_t v : {std::uint8_t{0}, std::uint8_t{2}, std::uint8_t{255}}) {
+  // 1 is the format before DATA and FRAGMENT carried the sender's incarnation.
+  for (std::uint8_t v : {std::uint8_t{0}, std::uint8_t{1}, std::uint8_t{3}, std::uint8_t{255}}) {
     Bytes b = header();
     b[2] = v;
     EXPECT_TRUE(is_malformed(b)) << int{v};
@@ -214,6 +234,7 @@ void write_fragment(Bytes* b, std::uint64_t total, std::uint64_t offset, std::ui
   w.varint(1);
   w.varint(2);
   w.varint(3);
+  w.varint(0);  // incarnation
   w.varint(total);
   w.varint(offset);
   w.varint(len);

@@ -7,6 +7,7 @@ namespace mstream::proto {
 
 // Idle channels are the bulk of a site's memory (bench memory: <= 256 bytes per channel).
 static_assert(sizeof(RecvChannel) <= 64, "RecvChannel grew: check bench memory");
+static_assert(sizeof(SendChannel) <= 80, "SendChannel grew: check bench memory");
 
 // ---------------------------------------------------------------------------------------
 // SendChannel
@@ -20,11 +21,13 @@ SendChannel::SendChannel(SendState state)
       // for any of them is genuine.
       sent_up_to_(state.next_seq - 1) {
   dest = state.dest;
-  for (const wire::Bytes& b : buf_) bytes_ += b.size();
+  incarnation = state.incarnation;
+  // Transport::import_send_state checks that the messages fit kMaxBufferedBytes.
+  for (const wire::Bytes& b : buf_) bytes_ += static_cast<std::uint32_t>(b.size());
 }
 
 Status SendChannel::check_append(std::size_t size, const ChannelConfig& cfg) const {
-  if (size > cfg.max_message_bytes)
+  if (size > cfg.max_message_bytes || size > kMaxBufferedBytes)
     return Status::error(Status::Code::kTooLarge,
                          "message of " + std::to_string(size) + " bytes exceeds the maximum of " +
                              std::to_string(cfg.max_message_bytes));
@@ -34,7 +37,8 @@ Status SendChannel::check_append(std::size_t size, const ChannelConfig& cfg) con
                              " unconsumed messages");
   // A single message larger than the byte bound is still accepted into an empty buffer, or
   // it could never be sent.
-  if (unconsumed_count() > 0 && bytes_ + size > cfg.max_unconsumed_bytes)
+  if (unconsumed_count() > 0 && bytes_ + size > std::min<std::uint64_t>(cfg.max_unconsumed_bytes,
+                                                                      kMaxBufferedBytes))
     return Status::error(Status::Code::kWouldBlock,
                          "channel buffer full: " + std::to_string(bytes_) + " unconsumed bytes");
   return Status::ok_status();
@@ -46,7 +50,7 @@ Seq SendChannel::push(wire::Bytes payload) {
     buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(head_));
     head_ = 0;
   }
-  bytes_ += payload.size();
+  bytes_ += static_cast<std::uint32_t>(payload.size());
   buf_.push_back(std::move(payload));
   return next_seq_++;
 }
@@ -62,7 +66,7 @@ std::size_t SendChannel::release(Seq up_to, bool* bogus) {
   std::size_t n = static_cast<std::size_t>(up_to - consumed_up_to_);
   for (std::size_t i = 0; i < n; ++i) {
     wire::Bytes& b = buf_[head_ + i];
-    bytes_ -= b.size();
+    bytes_ -= static_cast<std::uint32_t>(b.size());
     wire::Bytes().swap(b);
   }
   head_ += static_cast<std::uint32_t>(n);
@@ -99,6 +103,7 @@ SendState SendChannel::export_state() const {
   s.consumed_up_to = consumed_up_to_;
   s.unconsumed.assign(buf_.begin() + static_cast<std::ptrdiff_t>(head_), buf_.end());
   s.dest = dest;
+  s.incarnation = incarnation;
   return s;
 }
 
@@ -106,7 +111,9 @@ SendState SendChannel::export_state() const {
 // RecvChannel
 
 RecvChannel::RecvChannel(const RecvState& state)
-    : next_expected_(state.consumed_up_to + 1), consumed_up_to_(state.consumed_up_to) {
+    : next_expected_(state.consumed_up_to + 1),
+      consumed_up_to_(state.consumed_up_to),
+      reply_incarnation_(state.reply_incarnation) {
   reply_site = state.reply_site;
 }
 
@@ -118,12 +125,16 @@ RecvChannel::Outcome RecvChannel::on_fragment(Seq seq, std::uint64_t total_len,
   if (seq - consumed_up_to_ > cfg.max_unconsumed_messages) return Outcome::kOutOfWindow;
   if (total_len > cfg.max_message_bytes) return Outcome::kTooLarge;
   if (seq == next_expected_ && has_next_) return Outcome::kDuplicate;
+  // Never binding with a sane configuration (it takes ~4 GiB held for one channel), but it
+  // keeps bytes_ within its 32 bits whatever the configuration says.
+  const std::uint64_t held_limit =
+      std::min<std::uint64_t>(cfg.max_unconsumed_bytes + cfg.max_message_bytes, kMaxHeldBytes);
   if (seq == next_expected_ && offset == 0 && payload.size() == total_len &&
-      (!pending_ || pending_->find(seq) == nullptr)) {
+      bytes_ + total_len <= kMaxHeldBytes && (!pending_ || pending_->find(seq) == nullptr)) {
     // The common case, a whole message in order: no reorder-buffer entry.
     next_.assign(payload.begin(), payload.end());
     has_next_ = true;
-    bytes_ += next_.size();
+    bytes_ += static_cast<std::uint32_t>(next_.size());
     return Outcome::kAccepted;
   }
   if (!pending_) pending_ = std::make_unique<Ring>();
@@ -131,13 +142,13 @@ RecvChannel::Outcome RecvChannel::on_fragment(Seq seq, std::uint64_t total_len,
   if (found == nullptr) {
     // Bound what a sender can make us hold: its own buffer bound, plus one message that an
     // empty buffer always accepts.
-    if (bytes_ + total_len > cfg.max_unconsumed_bytes + cfg.max_message_bytes) {
+    if (bytes_ + total_len > held_limit) {
       if (pending_->size() == 0) pending_.reset();
       return Outcome::kOutOfWindow;
     }
     found = &pending_->insert(seq, next_expected_);
     found->data.resize(static_cast<std::size_t>(total_len));
-    bytes_ += static_cast<std::size_t>(total_len);
+    bytes_ += static_cast<std::uint32_t>(total_len);
   }
   Pending& p = *found;
   if (p.data.size() != total_len) return Outcome::kInconsistent;
@@ -176,7 +187,7 @@ RecvChannel::Outcome RecvChannel::on_fragment(Seq seq, std::uint64_t total_len,
 bool RecvChannel::pop_ready(Seq* seq, wire::Bytes* out) {
   if (has_next_) {
     *seq = next_expected_++;
-    bytes_ -= next_.size();
+    bytes_ -= static_cast<std::uint32_t>(next_.size());
     *out = std::move(next_);
     next_ = wire::Bytes();
     has_next_ = false;
@@ -186,7 +197,7 @@ bool RecvChannel::pop_ready(Seq* seq, wire::Bytes* out) {
   Pending* p = pending_->find(next_expected_);
   if (p == nullptr || !p->complete()) return false;
   *seq = next_expected_;
-  bytes_ -= p->data.size();
+  bytes_ -= static_cast<std::uint32_t>(p->data.size());
   *out = std::move(p->data);
   pending_->erase(next_expected_);
   if (pending_->size() == 0) pending_.reset();  // idle channels keep no reorder buffer

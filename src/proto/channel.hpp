@@ -27,6 +27,10 @@ struct SendState {
   // The unconsumed messages consumed_up_to + 1 .. next_seq - 1, in order.
   std::vector<wire::Bytes> unconsumed;
   SiteId dest = 0;  // where the receiver was last known to be
+  // How many times the sender's side of the channel moved (Transport::import_send_state adds
+  // one). Every DATA and FRAGMENT carries it, so a receiver can tell a stale copy sent from a
+  // site the sender left from a fresh one sent by the site it lives at now.
+  std::uint32_t incarnation = 0;
 };
 
 // What a receiver's side of one channel is, as a value. Messages delivered but not consumed
@@ -34,12 +38,16 @@ struct SendState {
 struct RecvState {
   Seq consumed_up_to = 0;
   SiteId reply_site = 0;  // where consumption acks go: the sender's last known site
+  std::uint32_t reply_incarnation = 0;  // the sender's incarnation at reply_site
 };
 
 class SendChannel {
  public:
   SendChannel() = default;
   explicit SendChannel(SendState state);
+
+  // The most bytes a sender buffer holds, whatever the configuration says.
+  static constexpr std::uint64_t kMaxBufferedBytes = 0xFFFFFFFFull;
 
   // Checks the bounds of ChannelConfig; kWouldBlock or kTooLarge with nothing accepted.
   Status check_append(std::size_t size, const ChannelConfig& cfg) const;
@@ -72,12 +80,8 @@ class SendChannel {
 
   SendState export_state() const;
 
-  SiteId dest = 0;
-  bool queued = false;  // on its path's ready list
-
  private:
   std::vector<wire::Bytes> buf_;  // [head_, end) are the unconsumed messages
-  std::size_t bytes_ = 0;
   Seq next_seq_ = 1;
   Seq consumed_up_to_ = 0;
   Seq unsent_seq_ = 1;
@@ -86,6 +90,15 @@ class SendChannel {
   // (wire::kMaxMessageBytes); idle channels are many, so their size matters.
   std::uint32_t head_ = 0;
   std::uint32_t unsent_offset_ = 0;
+  // 32 bits too (check_append keeps it below kMaxBufferedBytes), so that the incarnation fits
+  // without growing an idle channel past 80 bytes.
+  std::uint32_t bytes_ = 0;
+
+ public:
+  // Declared after the 32-bit counters above so that they share words: 80 bytes in all.
+  SiteId dest = 0;
+  std::uint32_t incarnation = 0;  // see SendState
+  bool queued = false;            // on its path's ready list
 };
 
 class RecvChannel {
@@ -100,6 +113,9 @@ class RecvChannel {
     kTooLarge,
     kInconsistent,  // a fragment disagreeing with earlier ones about the message's size
   };
+  // The most bytes a channel holds (reordered, reassembling or ready), whatever the config.
+  static constexpr std::uint64_t kMaxHeldBytes = 0xFFFFFFFFull;
+
   // A DATA frame (offset 0, total_len == payload size) or a FRAGMENT.
   Outcome on_fragment(Seq seq, std::uint64_t total_len, std::uint64_t offset,
                       wire::ByteView payload, const ChannelConfig& cfg);
@@ -116,7 +132,23 @@ class RecvChannel {
   }
   std::size_t buffered_bytes() const { return bytes_; }
 
-  RecvState export_state() const { return RecvState{consumed_up_to_, reply_site}; }
+  RecvState export_state() const {
+    return RecvState{consumed_up_to_, reply_site, reply_incarnation_};
+  }
+
+  // Consumption acks go to reply_site, the site of the newest incarnation of the sender seen.
+  // A copy of a message sent by the sender's incarnation `incarnation` may move them to the
+  // copy's site unless a newer incarnation was already seen: copies sent from a site the
+  // sender has left may arrive after fresh ones from its new site, in any order, and must not
+  // take its acks back there (they would be dropped, and the sender, whose messages are all
+  // transport-acknowledged, would wait for ever). Returns false for such a stale copy;
+  // otherwise records `incarnation` as the newest.
+  bool accept_incarnation(std::uint32_t incarnation) {
+    if (incarnation < reply_incarnation_) return false;
+    reply_incarnation_ = incarnation;
+    return true;
+  }
+  std::uint32_t reply_incarnation() const { return reply_incarnation_; }
 
   SiteId reply_site = 0;
   bool ack_queued = false;  // a CONSUMED frame is owed and on the path's control list
@@ -153,7 +185,10 @@ class RecvChannel {
   bool has_next_ = false;
   Seq next_expected_ = 1;
   Seq consumed_up_to_ = 0;
-  std::size_t bytes_ = 0;
+  // 32 bits beside the incarnation fill one word: on_fragment bounds what a channel holds
+  // below 4 GiB (kMaxHeldBytes), whatever the configuration says.
+  std::uint32_t bytes_ = 0;
+  std::uint32_t reply_incarnation_ = 0;
   // Out-of-order messages and partly reassembled ones; allocated only while there are some.
   std::unique_ptr<Ring> pending_;
   wire::Bytes next_;  // the message next_expected_, when it arrived whole and in order

@@ -1,6 +1,7 @@
 #include "proto/transport.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 
 namespace mstream::proto {
@@ -151,6 +152,9 @@ void Transport::deliver_local(SendChannel& ch, ChannelKey key) {
     auto [it, inserted] = recv_.try_emplace(key);
     if (inserted) index_add(recv_index_, key);
     RecvChannel& rc = it->second;
+    // The sender is here and live: its acks stay here, and copies its earlier incarnations
+    // sent from other sites must not take them away.
+    (void)rc.accept_incarnation(ch.incarnation);
     rc.reply_site = self_;
     const wire::Bytes& m = ch.unsent_message();
     auto outcome = rc.on_fragment(ch.unsent_seq(), m.size(), 0, m, config_.channel);
@@ -271,22 +275,23 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
   bool whole = f.type == wire::FrameType::kData;
   auto outcome = ch.on_fragment(f.seq, whole ? f.payload.size() : f.total_len, whole ? 0 : f.offset,
                                 f.payload, config_.channel);
+  // Acks go where the sender now is: to the site of the newest incarnation that sent a copy
+  // we accepted or already had. A copy from an older incarnation (a site the sender left;
+  // it may arrive after the new site's, in any order) and a refused frame never redirect them.
+  bool accepted = outcome == RecvChannel::Outcome::kAccepted;
+  if ((accepted || outcome == RecvChannel::Outcome::kDuplicate) &&
+      ch.accept_incarnation(f.incarnation))
+    set_reply_site(ch, key, src, now);
   switch (outcome) {
     case RecvChannel::Outcome::kAccepted:
-      // Acks go where the sender now is; a refused frame must not redirect them.
-      set_reply_site(ch, key, src, now);
       flush_ready(ch, key);
       break;
     case RecvChannel::Outcome::kDuplicate:
       ++stats_.duplicate_messages;
-      if (f.seq <= ch.consumed_up_to()) {
-        // The sender repeats what was consumed: our ack may have gone to a site it left, so
-        // tell the site this copy came from, without taking later acks away from where they
-        // go: a stale copy from the sender's old site must not redirect them there.
-        queue_direct_consumed(src, key, ch.consumed_up_to(), now);
-      } else {
-        set_reply_site(ch, key, src, now);
-      }
+      // The sender repeats what was consumed: our ack may have gone to a site it left, so
+      // tell the site this copy came from (the regular ack may be on its way elsewhere; a
+      // stale site ignores the answer).
+      if (f.seq <= ch.consumed_up_to()) queue_direct_consumed(src, key, ch.consumed_up_to(), now);
       break;
     case RecvChannel::Outcome::kOutOfWindow:
       ++stats_.rejected_frames;
@@ -479,9 +484,9 @@ bool Transport::fill_data(Path& p, std::size_t room, wire::Bytes* body) {
       Seq seq = ch.unsent_seq();
       std::size_t avail = room > body->size() ? room - body->size() : 0;
       if (off == 0) {
-        std::size_t whole = wire::data_size(key.from, key.to, seq, m.size());
+        std::size_t whole = wire::data_size(key.from, key.to, seq, m.size(), ch.incarnation);
         if (whole <= avail) {
-          wire::encode_data(key.from, key.to, seq, m, body);
+          wire::encode_data(key.from, key.to, seq, m, body, ch.incarnation);
           ch.advance_unsent(m.size());
           continue;
         }
@@ -491,15 +496,16 @@ bool Transport::fill_data(Path& p, std::size_t room, wire::Bytes* body) {
         }
       }
       std::size_t remaining = m.size() - off;
-      std::size_t overhead =
-          wire::fragment_size(key.from, key.to, seq, m.size(), off, remaining) - remaining;
+      std::size_t overhead = wire::fragment_size(key.from, key.to, seq, m.size(), off, remaining,
+                                                 ch.incarnation) -
+                             remaining;
       if (avail <= overhead + std::min(kMinFragment, remaining)) {
         full = true;
         break;
       }
       std::size_t chunk = std::min(remaining, avail - overhead);
       wire::encode_fragment(key.from, key.to, seq, m.size(), off,
-                            wire::ByteView(m).subspan(off, chunk), body);
+                            wire::ByteView(m).subspan(off, chunk), body, ch.incarnation);
       ch.advance_unsent(chunk);
       if (chunk < remaining) full = true;
     }
@@ -574,6 +580,15 @@ Status Transport::import_send_state(ChannelKey key, SendState state) {
   if (key.from == 0 || key.to == 0 || state.next_seq == 0 ||
       state.consumed_up_to + 1 + state.unconsumed.size() != state.next_seq)
     return Status::error(Status::Code::kInvalidArgument, "inconsistent send state");
+  std::uint64_t bytes = 0;
+  for (const wire::Bytes& b : state.unconsumed) bytes += b.size();
+  if (bytes > SendChannel::kMaxBufferedBytes)
+    return Status::error(Status::Code::kInvalidArgument, "send state holds too many bytes");
+  // The channel lives here now: a new incarnation, so that receivers tell the copies this
+  // site sends from those the previous one sent before it let go.
+  if (state.incarnation == std::numeric_limits<std::uint32_t>::max())
+    return Status::error(Status::Code::kInvalidArgument, "send state moved too often");
+  ++state.incarnation;
   if (!send_.contains(key)) index_add(send_index_, key);
   SendChannel& ch = send_[key] = SendChannel(std::move(state));
   queue_data(ch, key);

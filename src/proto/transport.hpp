@@ -160,6 +160,9 @@ class Transport {
   // here (DESIGN.md guarantee 4). Consumption acks still arriving for it are counted as
   // bogus_acks and dropped; the new site is released by the receiver's answer to its re-send.
   Result<SendState> take_send_state(ChannelKey key);
+  // Import starts a new incarnation of the sender's side (state.incarnation + 1), carried in
+  // every DATA it sends, so that receivers send consumption acks here and not to a site the
+  // sender left, whichever copies arrive last. Errors: kInvalidArgument (inconsistent state).
   Status import_send_state(ChannelKey key, SendState state);
   Result<RecvState> export_recv_state(ChannelKey key) const;
   Status import_recv_state(ChannelKey key, RecvState state);

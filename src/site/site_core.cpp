@@ -833,7 +833,7 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
   a.briefcases = std::move(briefcases);
   for (StreamId from : h.in_peers) {
     auto st = transport_.export_recv_state({from, h.rec.id});
-    if (st.ok()) a.in.push_back({from, st->consumed_up_to, st->reply_site});
+    if (st.ok()) a.in.push_back({from, st->consumed_up_to, st->reply_site, st->reply_incarnation});
   }
   for (StreamId to : h.out_peers) {
     proto::ChannelKey key{h.rec.id, to};
@@ -844,6 +844,7 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
     oc.dest = st->dest;
     oc.consumed_up_to = st->consumed_up_to;
     oc.next_seq = st->next_seq;
+    oc.incarnation = st->incarnation;
     for (auto& b : st->unconsumed) oc.unconsumed.emplace_back(b.begin(), b.end());
     auto ov = overflow_.find(key);
     if (ov != overflow_.end()) {
@@ -913,14 +914,15 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
   apply_record(h.rec);
   (void)transport_.open_stream(id);
   for (const auto& in : a.in) {
-    (void)transport_.import_recv_state({in.from, id},
-                                       proto::RecvState{in.consumed_up_to, in.reply_site});
+    (void)transport_.import_recv_state(
+        {in.from, id}, proto::RecvState{in.consumed_up_to, in.reply_site, in.reply_incarnation});
     h.in_peers.insert(in.from);
   }
   for (auto& oc : a.out) {
     proto::SendState st;
     st.next_seq = oc.next_seq;
     st.consumed_up_to = oc.consumed_up_to;
+    st.incarnation = oc.incarnation;
     for (auto& m : oc.unconsumed) st.unconsumed.emplace_back(m.begin(), m.end());
     const wire::StreamRecord* to = view_->directory.find(oc.to);
     st.dest = to ? to->site : oc.dest;
@@ -1070,7 +1072,8 @@ void SiteCore::destroy_here(StreamId id) {
   wire::Installed done{id, 0, 0, 0, {}, {}};
   for (StreamId from : h.in_peers) {
     auto st = transport_.export_recv_state({from, id});
-    if (st.ok()) done.final_in.push_back({from, st->consumed_up_to, st->reply_site});
+    if (st.ok())
+      done.final_in.push_back({from, st->consumed_up_to, st->reply_site, st->reply_incarnation});
   }
   (void)transport_.close_stream(id);
   hosted_.erase(id);

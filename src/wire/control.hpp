@@ -4,7 +4,7 @@
 // between control streams (one per site or shell, plus the leader's), so they inherit the
 // messaging core's ordering and exactly-once delivery (doc/session.md).
 //
-// Encoding: u8 version (1), u8 type, then the message's fields in declaration order: integers
+// Encoding: u8 version (2), u8 type, then the message's fields in declaration order: integers
 // as LEB128 varints, strings and blobs length-prefixed, vectors count-prefixed. decode_control()
 // checks every length and count against the bytes left and the limits below and fails with
 // kMalformed rather than throwing or reading out of bounds; the fuzz target feeds it noise.
@@ -19,7 +19,8 @@
 
 namespace mstream::wire {
 
-inline constexpr std::uint8_t kControlVersion = 1;
+// 2: InChannel and OutChannel carry the sender's incarnation (doc/protocol.md).
+inline constexpr std::uint8_t kControlVersion = 2;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
 inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
@@ -59,9 +60,10 @@ struct InChannel {  // a channel into the moving stream: what it consumed
   std::uint64_t from = 0;
   std::uint64_t consumed_up_to = 0;
   std::uint32_t reply_site = 0;
+  std::uint32_t reply_incarnation = 0;  // the sender's incarnation at reply_site (protocol.md)
   template <class A>
   void fields(A& a) {
-    a(from, consumed_up_to, reply_site);
+    a(from, consumed_up_to, reply_site, reply_incarnation);
   }
 };
 
@@ -306,9 +308,10 @@ struct OutChannel {  // a channel from the moving stream: its whole sender state
   std::uint64_t next_seq = 1;
   std::uint64_t consumed_up_to = 0;
   std::vector<std::string> unconsumed;
+  std::uint32_t incarnation = 0;  // the sender's incarnation at the site it leaves
   template <class A>
   void fields(A& a) {
-    a(to, dest, next_seq, consumed_up_to, unconsumed);
+    a(to, dest, next_seq, consumed_up_to, unconsumed, incarnation);
   }
 };
 struct Arrive {

@@ -32,6 +32,13 @@ bool read_streams(Reader& r, Frame* f) {
   return r.varint(&f->from_stream) && r.varint(&f->to_stream);
 }
 
+bool read_incarnation(Reader& r, Frame* f) {
+  std::uint64_t v = 0;
+  if (!r.varint_max(kMaxIncarnation, &v)) return false;
+  f->incarnation = static_cast<std::uint32_t>(v);
+  return true;
+}
+
 }  // namespace
 
 Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
@@ -71,7 +78,8 @@ Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
         continue;
       case FrameType::kData: {
         std::uint64_t len = 0;
-        if (!read_streams(r, &f) || !r.varint(&f.seq) || !r.varint_max(kMaxMessageBytes, &len) ||
+        if (!read_streams(r, &f) || !r.varint(&f.seq) || !read_incarnation(r, &f) ||
+            !r.varint_max(kMaxMessageBytes, &len) ||
             !r.bytes(static_cast<std::size_t>(len), &f.payload))
           return malformed("bad DATA frame");
         f.total_len = len;
@@ -79,7 +87,7 @@ Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
       }
       case FrameType::kFragment: {
         std::uint64_t len = 0;
-        if (!read_streams(r, &f) || !r.varint(&f.seq) ||
+        if (!read_streams(r, &f) || !r.varint(&f.seq) || !read_incarnation(r, &f) ||
             !r.varint_max(kMaxMessageBytes, &f.total_len) ||
             !r.varint_max(kMaxMessageBytes, &f.offset) || !r.varint_max(kMaxMessageBytes, &len) ||
             !r.bytes(static_cast<std::size_t>(len), &f.payload))
@@ -148,36 +156,41 @@ std::size_t ack_size(const AckFrame& ack) {
 }
 
 void encode_data(std::uint64_t from, std::uint64_t to, std::uint64_t seq, ByteView payload,
-                 Bytes* out) {
+                 Bytes* out, std::uint32_t incarnation) {
   Writer w(out);
   w.u8(static_cast<std::uint8_t>(FrameType::kData));
   w.varint(from);
   w.varint(to);
   w.varint(seq);
+  w.varint(incarnation);
   w.blob(payload);
 }
 
-std::size_t data_size(std::uint64_t from, std::uint64_t to, std::uint64_t seq, std::size_t len) {
-  return 1 + varint_size(from) + varint_size(to) + varint_size(seq) + varint_size(len) + len;
+std::size_t data_size(std::uint64_t from, std::uint64_t to, std::uint64_t seq, std::size_t len,
+                      std::uint32_t incarnation) {
+  return 1 + varint_size(from) + varint_size(to) + varint_size(seq) + varint_size(incarnation) +
+         varint_size(len) + len;
 }
 
 void encode_fragment(std::uint64_t from, std::uint64_t to, std::uint64_t seq,
-                     std::uint64_t total_len, std::uint64_t offset, ByteView payload,
-                     Bytes* out) {
+                     std::uint64_t total_len, std::uint64_t offset, ByteView payload, Bytes* out,
+                     std::uint32_t incarnation) {
   Writer w(out);
   w.u8(static_cast<std::uint8_t>(FrameType::kFragment));
   w.varint(from);
   w.varint(to);
   w.varint(seq);
+  w.varint(incarnation);
   w.varint(total_len);
   w.varint(offset);
   w.blob(payload);
 }
 
 std::size_t fragment_size(std::uint64_t from, std::uint64_t to, std::uint64_t seq,
-                          std::uint64_t total_len, std::uint64_t offset, std::size_t len) {
-  return 1 + varint_size(from) + varint_size(to) + varint_size(seq) + varint_size(total_len) +
-         varint_size(offset) + varint_size(len) + len;
+                          std::uint64_t total_len, std::uint64_t offset, std::size_t len,
+                          std::uint32_t incarnation) {
+  return 1 + varint_size(from) + varint_size(to) + varint_size(seq) + varint_size(incarnation) +
+         varint_size(total_len) + varint_size(offset) + varint_size(len) + len;
 }
 
 void encode_consumed(std::uint64_t from, std::uint64_t to, std::uint64_t up_to, Bytes* out) {
@@ -227,6 +240,9 @@ std::string describe(const DecodedDatagram& d) {
     }
     s += " " + std::to_string(f.from_stream) + ">" + std::to_string(f.to_stream) + "#" +
          std::to_string(f.seq);
+    // A moved sender's copies name their incarnation, so traces show stale ones apart.
+    bool carries_data = f.type == FrameType::kData || f.type == FrameType::kFragment;
+    if (carries_data && f.incarnation != 0) s += "/i" + std::to_string(f.incarnation);
   }
   return s;
 }

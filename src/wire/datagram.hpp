@@ -1,7 +1,7 @@
 #pragma once
-// The data-plane datagram, version 1. Layout (all varints are LEB128):
+// The data-plane datagram, version 2. Layout (all varints are LEB128):
 //
-//   u16 magic 0x534D ("MS")   u8 version (1)   u8 kind (0: path datagram)
+//   u16 magic 0x534D ("MS")   u8 version (2)   u8 kind (0: path datagram)
 //   u32 crc32c of every byte after this field
 //   varint src_site   varint dst_site   varint packet_number (0: not ack-eliciting)
 //   frame*            (to the end of the datagram)
@@ -11,9 +11,14 @@
 //                  Every packet number <= cumulative was received. Range i covers
 //                  [start, start + len - 1], start = prev_end + 2 + gap, prev_end of the first
 //                  range = cumulative; len >= 1.
-//   0x02 DATA      varint from_stream, varint to_stream, varint seq, varint len, len bytes
-//   0x03 FRAGMENT  varint from_stream, varint to_stream, varint seq, varint total_len,
-//                  varint offset, varint len, len bytes   (offset + len <= total_len)
+//   0x02 DATA      varint from_stream, varint to_stream, varint seq, varint incarnation,
+//                  varint len, len bytes
+//   0x03 FRAGMENT  varint from_stream, varint to_stream, varint seq, varint incarnation,
+//                  varint total_len, varint offset, varint len, len bytes
+//                  (offset + len <= total_len)
+//                  incarnation (< 2^32): how many times the sender's side of the channel moved
+//                  before this copy was sent; the receiver sends consumption acks only to the
+//                  site of the newest incarnation it has seen (doc/protocol.md).
 //   0x04 CONSUMED  varint from_stream, varint to_stream, varint up_to
 //                  (the receiver to_stream consumed every message of from_stream <= up_to)
 //   0x05 REJECT    varint from_stream, varint to_stream, varint seq, u8 reason
@@ -32,7 +37,8 @@
 namespace mstream::wire {
 
 inline constexpr std::uint16_t kMagic = 0x534D;
-inline constexpr std::uint8_t kVersion = 1;
+// 2: DATA and FRAGMENT carry the sender's incarnation (1 had none).
+inline constexpr std::uint8_t kVersion = 2;
 inline constexpr std::uint8_t kKindPath = 0;
 inline constexpr std::size_t kCrcOffset = 4;
 inline constexpr std::size_t kFixedHeaderSize = 8;  // magic, version, kind, crc
@@ -40,6 +46,7 @@ inline constexpr std::size_t kMaxAckRanges = 32;
 // The largest message any peer may announce; the configured limit is usually lower.
 inline constexpr std::uint64_t kMaxMessageBytes = 64ull << 20;
 inline constexpr std::uint64_t kMaxSiteId = 0xFFFFFFFFull;
+inline constexpr std::uint64_t kMaxIncarnation = 0xFFFFFFFFull;
 
 enum class FrameType : std::uint8_t {
   kAck = 0x01,
@@ -74,6 +81,7 @@ struct Frame {
   std::uint64_t seq = 0;        // DATA, FRAGMENT, REJECT; up_to for CONSUMED
   std::uint64_t total_len = 0;  // FRAGMENT
   std::uint64_t offset = 0;     // FRAGMENT
+  std::uint32_t incarnation = 0;  // DATA, FRAGMENT: the sender channel's move count
   ByteView payload;             // DATA, FRAGMENT
   RejectReason reason{};        // REJECT
 };
@@ -100,13 +108,18 @@ std::size_t header_size(const DatagramHeader& h);
 void encode_header(const DatagramHeader& h, Bytes* out);
 void encode_ack(const AckFrame& ack, Bytes* out);
 std::size_t ack_size(const AckFrame& ack);
+// `incarnation` last, defaulting to 0 (a sender that never moved), so tools and tests that do
+// not model moves need not spell it.
 void encode_data(std::uint64_t from, std::uint64_t to, std::uint64_t seq, ByteView payload,
-                 Bytes* out);
-std::size_t data_size(std::uint64_t from, std::uint64_t to, std::uint64_t seq, std::size_t len);
+                 Bytes* out, std::uint32_t incarnation = 0);
+std::size_t data_size(std::uint64_t from, std::uint64_t to, std::uint64_t seq, std::size_t len,
+                      std::uint32_t incarnation = 0);
 void encode_fragment(std::uint64_t from, std::uint64_t to, std::uint64_t seq,
-                     std::uint64_t total_len, std::uint64_t offset, ByteView payload, Bytes* out);
+                     std::uint64_t total_len, std::uint64_t offset, ByteView payload, Bytes* out,
+                     std::uint32_t incarnation = 0);
 std::size_t fragment_size(std::uint64_t from, std::uint64_t to, std::uint64_t seq,
-                          std::uint64_t total_len, std::uint64_t offset, std::size_t len);
+                          std::uint64_t total_len, std::uint64_t offset, std::size_t len,
+                          std::uint32_t incarnation = 0);
 void encode_consumed(std::uint64_t from, std::uint64_t to, std::uint64_t up_to, Bytes* out);
 std::size_t consumed_size(std::uint64_t from, std::uint64_t to, std::uint64_t up_to);
 void encode_reject(std::uint64_t from, std::uint64_t to, std::uint64_t seq, RejectReason reason,

@@ -4,7 +4,7 @@
 // repeats its request until answered, and the leader answers a repeated request (same nonce)
 // with the same id, so loss and duplication are harmless.
 //
-//   u16 magic 0x534D   u8 version (1)   u8 kind (1)   u32 crc32c of the rest
+//   u16 magic 0x534D   u8 version (kVersion, 2)   u8 kind (1)   u32 crc32c of the rest
 //   u8 op   varint nonce
 //   op 1 request: varint role (0 site, 1 shell), varint pid
 //   op 2 accept:  varint site id
