@@ -36,8 +36,7 @@ std::string mstream_binary(const BenchOptions& options) {
 SessionConfig session_config(const BenchOptions& options) {
   SessionConfig config;
   config.binary = mstream_binary(options);
-  if (options.workers)
-    config.daemon_args = {"--workers", std::to_string(*options.workers)};
+  if (options.workers) config.daemon_args = {"--workers", std::to_string(*options.workers)};
   return config;
 }
 

@@ -1,6 +1,4 @@
 // WorkerPool: the real driver's executor of handlers (src/runtime/worker_pool.hpp).
-#include "runtime/worker_pool.hpp"
-
 #include <gtest/gtest.h>
 #include <poll.h>
 
@@ -9,6 +7,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "runtime/worker_pool.hpp"
 
 namespace mstream::runtime {
 namespace {
@@ -64,7 +64,8 @@ TEST(WorkerPool, DoneRunsOnlyInRunDoneOnTheCallersThread) {
   ASSERT_TRUE(pool.ok());
   std::atomic<bool> worked{false};
   std::thread::id done_on;
-  (*pool)->submit(0, [&] { worked = true; }, [&] { done_on = std::this_thread::get_id(); });
+  (*pool)->submit(
+      0, [&] { worked = true; }, [&] { done_on = std::this_thread::get_id(); });
   ASSERT_TRUE(wait_readable((*pool)->wake_fd(), 10'000ms));
   EXPECT_TRUE(worked.load());
   EXPECT_TRUE((*pool)->has_done());
@@ -81,15 +82,14 @@ TEST(WorkerPool, LanesRunInParallel) {
   // Lane 0 waits for lane 1: with one thread for both this would never end (bounded here).
   std::atomic<bool> lane1_ran{false};
   std::atomic<bool> lane0_saw{false};
-  (*pool)->submit(
-      0,
-      [&] {
-        const auto deadline = std::chrono::steady_clock::now() + 10s;
-        while (!lane1_ran && std::chrono::steady_clock::now() < deadline)
-          std::this_thread::sleep_for(1ms);
-        lane0_saw = lane1_ran.load();
-      },
-      {});
+  (*pool)->submit(0,
+                  [&] {
+                    const auto deadline = std::chrono::steady_clock::now() + 10s;
+                    while (!lane1_ran && std::chrono::steady_clock::now() < deadline)
+                      std::this_thread::sleep_for(1ms);
+                    lane0_saw = lane1_ran.load();
+                  },
+                  {});
   (*pool)->submit(1, [&] { lane1_ran = true; }, {});
   pool->reset();  // runs what was submitted, then joins
   EXPECT_TRUE(lane0_saw.load());
@@ -100,7 +100,9 @@ TEST(WorkerPool, StoppingRunsEverySubmittedWorkAndDropsUncollectedDones) {
   ASSERT_TRUE(pool.ok());
   std::atomic<int> worked{0};
   bool done_ran = false;
-  for (int i = 0; i < 300; ++i) (*pool)->submit(i % 3, [&] { ++worked; }, [&] { done_ran = true; });
+  for (int i = 0; i < 300; ++i)
+    (*pool)->submit(
+        i % 3, [&] { ++worked; }, [&] { done_ran = true; });
   pool->reset();
   EXPECT_EQ(worked.load(), 300);
   EXPECT_FALSE(done_ran);

@@ -225,11 +225,58 @@ puts [llength [get_peer_map]]
 
 // Finding E2E-5 (/tmp/e2e-findings.md): list_streams lists no system stream, though
 // COMMANDS.md says they are included (e.g. /system/site/3).
-TEST_F(Commands, DISABLED_ListStreamsIncludesSystemStreams) {
-  const std::vector<std::string> lines =
-      shell_output_of("puts [llength [list_streams /system/*]]\n");
-  ASSERT_EQ(lines.size(), 1u);
-  EXPECT_NE(lines[0], "0");
+TEST_F(Commands, ListStreamsIncludesSystemStreams) {
+  const std::vector<std::string> lines = shell_output_of(R"(stream_create a -site 1
+puts [list_streams]
+puts [list_streams /system/*]
+puts [stream_exists /system/site/2]
+puts [stream_location /system/site/3]
+puts [stream_creator /system/site/1]
+puts [stream_exists /system/site/9]
+puts [stream_exists /system/site/02]
+)");
+  EXPECT_EQ(lines,
+            (std::vector<std::string>{"{/system/site/0 0} {/system/site/1 1} {/system/site/2 2} "
+                                      "{/system/site/3 3} {a 1}",
+                                      "{/system/site/0 0} {/system/site/1 1} {/system/site/2 2} "
+                                      "{/system/site/3 3}",
+                                      "1", "3", "1", "0", "0"}));
+}
+
+// No script may use a system stream as its own: each command says so, and the session goes on.
+TEST_F(Commands, SystemStreamsAreRefusedToEveryCommandThatWouldChangeOrUseThem) {
+  const std::vector<std::string> lines = shell_output_of(R"(
+foreach cmd {
+  {stream_create /system/site/7}
+  {stream_create /system/mine}
+  {stream_open /system/site/1}
+  {stream_append /system/site/1 hello}
+  {stream_move /system/site/1 2}
+  {stream_destroy /system/site/1}
+  {register_agent /system/site/1 {} {}}
+} {
+  catch $cmd msg opts
+  puts "[lindex [dict get $opts -errorcode] 1]: $msg"
+}
+stream_create b -site 2
+register_agent b {} {
+  on_stream_append {
+    catch {stream_append /system/site/1 x} msg
+    return $msg
+  }
+}
+puts [lindex [stream_append b go -sync] 0]
+)");
+  const std::string denied = "permission denied: permission denied: ";
+  EXPECT_EQ(lines,
+            (std::vector<std::string>{denied + "\"/system/site/7\" is a system stream",
+                                      denied + "\"/system/mine\" is a system stream",
+                                      denied + "\"/system/site/1\" is a system stream",
+                                      denied + "\"/system/site/1\" is a system stream",
+                                      denied + "\"/system/site/1\" is a system stream",
+                                      denied + "\"/system/site/1\" is a system stream",
+                                      denied + "\"/system/site/1\" is a system stream",
+                                      "permission denied: \"/system/site/1\" is a system stream"}));
 }
 
 TEST_F(Commands, UncaughtErrorExitsNonZeroWithTheMessageAndItsLine) {

@@ -24,6 +24,7 @@ class [[nodiscard]] Status {
     kUnavailable,       // the peer or resource cannot be reached now
     kIoError,           // the operating system refused (socket, file)
     kInternal,          // a bug: an invariant of ours did not hold
+    kPermissionDenied,  // allowed to nobody, or not to this caller (e.g. a system stream)
   };
 
   Status() = default;
@@ -60,6 +61,7 @@ inline const char* code_name(Status::Code code) {
     case Status::Code::kUnavailable: return "unavailable";
     case Status::Code::kIoError: return "i/o error";
     case Status::Code::kInternal: return "internal";
+    case Status::Code::kPermissionDenied: return "permission denied";
   }
   return "unknown";
 }

@@ -63,8 +63,7 @@ void drain_output(site::SiteCore& core, bool stamped) {
         std::size_t nl = line.find('\n', start);
         std::string part =
             line.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
-        std::printf("%s\n",
-                    runtime::stamped_line(stamp, core.self(), part).c_str());
+        std::printf("%s\n", runtime::stamped_line(stamp, core.self(), part).c_str());
         if (nl == std::string::npos) break;
         start = nl + 1;
       }
@@ -85,7 +84,8 @@ struct LossOptions {
 };
 
 runtime::NodeLoopOptions loop_options(std::string listen, const LossOptions& loss) {
-  return {.listen = std::move(listen), .receive_drop_probability = loss.drop, .drop_seed = loss.seed};
+  return {
+      .listen = std::move(listen), .receive_drop_probability = loss.drop, .drop_seed = loss.seed};
 }
 
 // Handlers run on this many worker threads (DESIGN.md "Threads": about one per core); 0 runs
@@ -97,7 +97,7 @@ std::size_t default_workers() {
 
 // The workers of a daemon's handlers, waking `loop` when their work is done. Null: inline.
 Result<std::shared_ptr<proto::Executor>> start_workers(std::size_t workers,
-                                                        runtime::NodeLoop& loop) {
+                                                       runtime::NodeLoop& loop) {
   if (workers == 0) return std::shared_ptr<proto::Executor>();
   auto pool = runtime::WorkerPool::start(workers);
   if (!pool.ok()) return pool.status();

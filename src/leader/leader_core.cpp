@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "site/directory.hpp"
 #include "site/ids.hpp"
 
 namespace mstream::leader {
@@ -93,6 +94,7 @@ std::size_t LeaderCore::queued_ops() const {
 Status LeaderCore::check_new_name(const std::string& name) const {
   if (name.empty() || name.size() > wire::kMaxNameBytes)
     return Status::error(Status::Code::kInvalidArgument, "bad stream name \"" + name + "\"");
+  if (Status s = site::Directory::check_user_stream(name); !s.ok()) return s;
   if (by_name_.contains(name) || reserved_names_.contains(name))
     return Status::error(Status::Code::kAlreadyExists, "stream \"" + name + "\" exists");
   return Status::ok_status();
@@ -176,6 +178,8 @@ void LeaderCore::accept(SiteId from, const wire::ControlMessage& m) {
     id = streams_.contains(dt->stream) ? dt->stream : 0;
     if (!id) return fail(Status::Code::kNotFound, "no such stream");
   } else {
+    if (Status s = site::Directory::check_user_stream(name); !s.ok())
+      return fail(s.code(), s.message());
     id = find(name);
     if (!id) return fail(Status::Code::kNotFound, "no such stream \"" + name + "\"");
   }

@@ -9,7 +9,8 @@
 namespace mstream::runtime {
 
 Result<std::unique_ptr<WorkerPool>> WorkerPool::start(std::size_t lanes) {
-  if (lanes == 0) return Status::error(Status::Code::kInvalidArgument, "a worker pool needs a lane");
+  if (lanes == 0)
+    return Status::error(Status::Code::kInvalidArgument, "a worker pool needs a lane");
   const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0)
     return Status::error(Status::Code::kIoError, std::string("eventfd: ") + std::strerror(errno));

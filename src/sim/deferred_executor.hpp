@@ -30,8 +30,8 @@ class DeferredExecutor final : public proto::Executor {
   void run_done() override {
     for (auto& q : queues_) {
       // Work that a `done` submits waits for a later run_done().
-      for (std::size_t n = q.size(); n > 0 && (finish_chance_ >= 1.0 || rng_.chance(finish_chance_));
-           --n) {
+      for (std::size_t n = q.size();
+           n > 0 && (finish_chance_ >= 1.0 || rng_.chance(finish_chance_)); --n) {
         Task t = std::move(q.front());
         q.pop_front();
         --queued_;

@@ -1,5 +1,8 @@
 #include "site/directory.hpp"
 
+#include <algorithm>
+#include <charconv>
+
 namespace mstream::site {
 
 bool Directory::apply(const wire::StreamRecord& rec, const std::vector<wire::InChannel>& final_in) {
@@ -46,18 +49,50 @@ std::uint64_t Directory::final_consumed(std::uint64_t id, std::uint64_t from) co
 }
 
 namespace {
+constexpr std::string_view kSystemPrefix = "/system/";
+constexpr std::string_view kSystemSitePrefix = "/system/site/";
+
+std::string system_name(tcl::SiteNumber site) {
+  return std::string(kSystemSitePrefix) + std::to_string(site);
+}
+
 Status no_such_stream(const std::string& name) {
   return Status::error(Status::Code::kNotFound, "no such stream \"" + name + "\"");
 }
 }  // namespace
 
+Status Directory::check_user_stream(const std::string& name) {
+  if (name.rfind(kSystemPrefix, 0) != 0) return Status::ok_status();
+  return Status::error(Status::Code::kPermissionDenied,
+                       "permission denied: \"" + name + "\" is a system stream");
+}
+
+std::optional<tcl::SiteNumber> Directory::system_site(const std::string& name) const {
+  if (name.rfind(kSystemSitePrefix, 0) != 0) return std::nullopt;
+  const std::string_view digits = std::string_view(name).substr(kSystemSitePrefix.size());
+  tcl::SiteNumber site = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), site);
+  if (ec != std::errc() || end != digits.data() + digits.size() || digits.empty() ||
+      system_name(site) != name)
+    return std::nullopt;
+  const wire::PeerRecord* p = peer(site);
+  if (!p || !p->live || p->shell) return std::nullopt;
+  return site;
+}
+
+bool Directory::exists(const std::string& name) const {
+  return find(name) != nullptr || system_site(name).has_value();
+}
+
 Result<tcl::SiteNumber> Directory::location_of(const std::string& name) const {
+  if (auto site = system_site(name)) return *site;
   const wire::StreamRecord* rec = find(name);
   if (!rec) return no_such_stream(name);
   return rec->site;
 }
 
 Result<tcl::SiteNumber> Directory::creator_of(const std::string& name) const {
+  if (auto site = system_site(name)) return *site;
   const wire::StreamRecord* rec = find(name);
   if (!rec) return no_such_stream(name);
   return rec->creator;
@@ -69,6 +104,9 @@ std::vector<tcl::StreamInfo> Directory::stream_list() const {
     const wire::StreamRecord* rec = find(id);
     if (rec) out.push_back({name, rec->site});
   }
+  for (tcl::SiteNumber site : live_sites()) out.push_back({system_name(site), site});
+  std::sort(out.begin(), out.end(),
+            [](const tcl::StreamInfo& a, const tcl::StreamInfo& b) { return a.name < b.name; });
   return out;
 }
 

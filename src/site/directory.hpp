@@ -30,11 +30,21 @@ class Directory {
   const std::map<std::string, std::uint64_t>& names() const { return by_name_; }
   const std::map<std::uint32_t, wire::PeerRecord>& peers() const { return peers_; }
   const wire::PeerRecord* peer(std::uint32_t site) const;
+  // The live site whose system stream NAME is, if it is one.
+  std::optional<tcl::SiteNumber> system_site(const std::string& name) const;
   // Whether this stream was destroyed. Unknown and not destroyed means the replica has not
   // heard of it yet (it lags the leader): a sender must wait, not discard.
   bool destroyed(std::uint64_t id) const { return destroyed_.contains(id); }
   // For a destroyed stream: how far the channel from `from` was consumed (0 if it had none).
   std::uint64_t final_consumed(std::uint64_t id, std::uint64_t from) const;
+
+  // System streams: /system/site/N for every live site N (COMMANDS.md list_streams), the site's
+  // own control stream. They are listed and located like other streams, but no script may
+  // create, open, append to, move, destroy or attach to one (their controller agents come with
+  // policy handlers): kPermissionDenied for a name under /system/, ok otherwise.
+  static Status check_user_stream(const std::string& name);
+  // Whether NAME is a stream, a system stream included.
+  bool exists(const std::string& name) const;
 
   // The queries of the script commands (COMMANDS.md), as a shell or handler gets them.
   // kNotFound: `no such stream "NAME"`.

@@ -27,6 +27,7 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
                                     const tcl::CreateOptions& options) override {
     if (name.empty() || name.size() > wire::kMaxNameBytes)
       return Status::error(Status::Code::kInvalidArgument, "bad stream name \"" + name + "\"");
+    if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
     {
       std::shared_lock lock(view_.mu);
       if (view_.directory.find(name))
@@ -36,13 +37,13 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
     r.name = name;
     r.site = options.site.value_or(view_.self);
     r.failure_manager = options.failure_manager.value_or(wire::kNoSite);
-    r.flags =
-        (options.temp ? wire::kStreamTemp : 0) | (options.durable ? wire::kStreamDurable : 0);
+    r.flags = (options.temp ? wire::kStreamTemp : 0) | (options.durable ? wire::kStreamDurable : 0);
     (void)request(std::move(r), false);
     return name;
   }
 
   Status stream_open(const std::string& name) override {
+    if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
     std::shared_lock lock(view_.mu);
     if (!view_.directory.find(name)) return not_found_stream(name);
     return Status::ok_status();
@@ -56,20 +57,21 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
                            "would stall every stream of the site");
     if (!lane_->current_)
       return Status::error(Status::Code::kInvalidArgument, "stream_append: not in a handler");
+    if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
     {
       std::shared_lock lock(view_.mu);
       if (!view_.directory.find(name)) return not_found_stream(name);
     }
     if (message.size() > view_.max_message_bytes)
       return Status::error(Status::Code::kTooLarge,
-                           "message of " + std::to_string(message.size()) +
-                               " bytes exceeds the " + std::to_string(view_.max_message_bytes) +
-                               "-byte limit");
+                           "message of " + std::to_string(message.size()) + " bytes exceeds the " +
+                               std::to_string(view_.max_message_bytes) + "-byte limit");
     lane_->current_->effects.push_back(AppendEffect{name, std::move(message)});
     return std::string();
   }
 
   Result<tcl::SiteNumber> stream_move(const std::string& name, tcl::SiteNumber site) override {
+    if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
     bool own = false;
     {
       std::shared_lock lock(view_.mu);
@@ -93,6 +95,7 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
   }
 
   Status stream_destroy(const std::string& name) override {
+    if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
     {
       std::shared_lock lock(view_.mu);
       if (!view_.directory.find(name)) return not_found_stream(name);
@@ -104,7 +107,7 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
 
   bool stream_exists(const std::string& name) override {
     std::shared_lock lock(view_.mu);
-    return view_.directory.find(name) != nullptr;
+    return view_.directory.exists(name);
   }
 
   std::vector<tcl::StreamInfo> list_streams() override {
@@ -120,6 +123,7 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
   Result<std::string> register_agent(const std::string& stream, const std::string& args,
                                      const std::string& body,
                                      const std::string& cpp_type) override {
+    if (Status s = Directory::check_user_stream(stream); !s.ok()) return s;
     {
       std::shared_lock lock(view_.mu);
       if (!view_.directory.find(stream)) return not_found_stream(stream);
@@ -169,8 +173,7 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
     return r.ok() ? Status::ok_status() : r.status();
   }
   Status relocate(std::uint32_t site) override {
-    if (!lane_->current_)
-      return Status::error(Status::Code::kInvalidArgument, "not in a handler");
+    if (!lane_->current_) return Status::error(Status::Code::kInvalidArgument, "not in a handler");
     auto r = stream_move(lane_->current_->ctx.stream, site);
     return r.ok() ? Status::ok_status() : r.status();
   }

@@ -35,6 +35,7 @@ Result<std::string> ShellApi::stream_create(const std::string& name,
 }
 
 Status ShellApi::stream_open(const std::string& name) {
+  if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
   if (core_->directory().find(name) != nullptr) return Status::ok_status();
   return Status::error(Status::Code::kNotFound, "no such stream \"" + name + "\"");
 }

@@ -49,9 +49,7 @@ class ShellApi final : public tcl::ScriptApi {
   Result<tcl::SiteNumber> stream_move(const std::string& name, tcl::SiteNumber site) override;
   Result<tcl::SiteNumber> stream_location(const std::string& name) override;
   Status stream_destroy(const std::string& name) override;
-  bool stream_exists(const std::string& name) override {
-    return core_->directory().find(name) != nullptr;
-  }
+  bool stream_exists(const std::string& name) override { return core_->directory().exists(name); }
   std::vector<tcl::StreamInfo> list_streams() override { return core_->directory().stream_list(); }
   Result<tcl::SiteNumber> stream_creator(const std::string& name) override {
     return core_->directory().creator_of(name);

@@ -1,10 +1,10 @@
 #include "site/site_core.hpp"
 
-#include "tcl/tcl_host.hpp"
-
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+
+#include "tcl/tcl_host.hpp"
 
 namespace mstream::site {
 namespace {
@@ -246,7 +246,8 @@ void SiteCore::deliver(Hosted& h) {
   auto work = std::make_shared<Delivering>();
   work->stream = h.rec.name;
   work->agents = h.agents;
-  while (!h.inbox.empty() && work->messages.size() < std::max<std::size_t>(1, options_.delivery_batch)) {
+  while (!h.inbox.empty() &&
+         work->messages.size() < std::max<std::size_t>(1, options_.delivery_batch)) {
     work->senders.push_back(sender_name(h.inbox.front().key.from));
     work->messages.push_back(std::move(h.inbox.front()));
     h.inbox.pop_front();
@@ -270,7 +271,8 @@ void SiteCore::deliver(Hosted& h) {
               return runner.run(agent, tcl::Event::kAppend, r.run.ctx, message_of(d));
             });
             hold = hold || r.run.holds_own_stream || r.run.exit_agent;
-            if (r.out.ran || !r.run.effects.empty() || r.run.exit_agent) ran.push_back(std::move(r));
+            if (r.out.ran || !r.run.effects.empty() || r.run.exit_agent)
+              ran.push_back(std::move(r));
           }
           if (hold) break;
         }
@@ -553,7 +555,8 @@ void SiteCore::drop_channels_to(StreamId to) {
     auto st = transport_.take_send_state(key);
     // Messages to a destroyed stream are discarded, but only those it did not consume: the
     // others were counted where they were consumed (termination detection balances).
-    if (st.ok()) count_discarded(from, not_consumed(*st, view_->directory.final_consumed(to, from)));
+    if (st.ok())
+      count_discarded(from, not_consumed(*st, view_->directory.final_consumed(to, from)));
     auto ov = overflow_.find(key);
     if (ov != overflow_.end()) {
       count_discarded(from, ov->second.size());
@@ -608,6 +611,7 @@ void SiteCore::flush_overflow(proto::ChannelKey key) {
 
 Result<proto::Seq> SiteCore::append_from(StreamId from, const std::string& to,
                                          std::string_view message, bool sync) {
+  if (Status s = Directory::check_user_stream(to); !s.ok()) return s;
   const wire::StreamRecord* rec = view_->directory.find(to);
   if (!rec) return not_found_stream(to);
   if (message.size() > options_.max_message_bytes)
@@ -716,9 +720,8 @@ struct Loading {
 };
 
 void load_on(Lane& lane, Loading& l) {
-  l.status = lane.with(&l.run, [&](AgentRunner& runner) {
-    return runner.load(l.code, l.run.ctx, &l.error_info);
-  });
+  l.status = lane.with(
+      &l.run, [&](AgentRunner& runner) { return runner.load(l.code, l.run.ctx, &l.error_info); });
   if (l.status.ok()) l.has_append = lane.runner().has_handler(l.agent, tcl::Event::kAppend);
 }
 
@@ -738,8 +741,8 @@ void SiteCore::attach(Hosted& h, std::uint64_t agent) {
                                          "agent " + std::to_string(agent) + " is attached")
                          : Status::error(Status::Code::kInternal,
                                          "agent " + std::to_string(agent) + " has no code here");
-    reply_installed(wire::Installed{id, h.rec.epoch, agent,
-                                    static_cast<std::uint64_t>(s.code()), s.message()});
+    reply_installed(
+        wire::Installed{id, h.rec.epoch, agent, static_cast<std::uint64_t>(s.code()), s.message()});
     return;
   }
   auto l = std::make_shared<Loading>();
@@ -1046,16 +1049,16 @@ void SiteCore::destroy(Hosted& h) {
       id,
       [runs](Lane& lane) {
         for (auto& [run, out] : *runs)
-          out = lane.with(&run, [&](AgentRunner& runner) {
-            return runner.finalize(run.ctx.agent, run.ctx);
-          });
+          out = lane.with(
+              &run, [&](AgentRunner& runner) { return runner.finalize(run.ctx.agent, run.ctx); });
       },
       [this, id, runs] {
         auto it = hosted_.find(id);
         for (auto& [run, out] : *runs) {
           carry_out(it == hosted_.end() ? nullptr : it->second.get(), id, run);
           loaded_.erase(run.ctx.agent);
-          if (out.ran && !out.ok) report_handler_error(run.ctx.stream, run.ctx.agent, "finalize", out);
+          if (out.ran && !out.ok)
+            report_handler_error(run.ctx.stream, run.ctx.agent, "finalize", out);
         }
         destroy_here(id);
       });

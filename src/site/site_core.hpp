@@ -34,9 +34,9 @@
 #include <vector>
 
 #include "mstream/agent.hpp"
+#include "proto/executor.hpp"
 #include "proto/node.hpp"
 #include "proto/transport.hpp"
-#include "proto/executor.hpp"
 #include "site/directory.hpp"
 #include "site/ids.hpp"
 #include "site/lane.hpp"
@@ -215,7 +215,8 @@ class SiteCore final : public proto::Node {
 
   void route(proto::Delivery& d);
   void on_control(SiteId from_site, const wire::ControlMessage& m);
-  void on_location(const wire::StreamRecord& rec, const std::vector<wire::InChannel>& final_in = {});
+  void on_location(const wire::StreamRecord& rec,
+                   const std::vector<wire::InChannel>& final_in = {});
   bool apply_record(const wire::StreamRecord& rec,
                     const std::vector<wire::InChannel>& final_in = {});
   void apply_peer(const wire::PeerRecord& peer);
