@@ -2,9 +2,9 @@
 // errors inside handlers (reported, the message consumed, the stream running on), the results
 // of -sync appends, agent_exit, and where handler output goes.
 
-#include <algorithm>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -157,6 +157,33 @@ TEST_F(Handlers, ABadWorkerCountIsRefused) {
   const CommandResult r = run_script(dir_, "puts hi\n", {"--workers", "-3"});
   EXPECT_NE(r.exit_code, 0) << r.describe();
   EXPECT_TRUE(contains(r.err, "--workers")) << r.err;
+}
+
+// DESIGN.md guarantee 2: a stream with no append handler consumes at once; one attached
+// later, or leaving with agent_exit, starts or stops the handling from the next message.
+TEST_F(Handlers, AStreamWithoutAppendHandlerConsumesAndAttachingOneStartsHandling) {
+  const CommandResult r = run_script(dir_, R"(
+stream_create s -site 1
+register_agent s {} { on_stream_relocation { puts moved } }
+for {set i 0} {$i < 50} {incr i} { stream_append s early$i }
+puts "sync:[stream_append s plain -sync]"
+register_agent s {} {
+  on_stream_append {
+    puts "got $argv"
+    if {$argv eq "bye"} { agent_exit }
+    return ok
+  }
+}
+puts "sync:[stream_append s one -sync]"
+stream_append s bye
+puts "sync:[stream_append s after -sync]"
+stream_move s 2
+puts "sync:[stream_append s last -sync]"
+)");
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(shell_lines(r.out), (std::vector<std::string>{"sync:", "sync:ok", "sync:", "sync:"}));
+  EXPECT_EQ(site_lines(r.out, 1), (std::vector<std::string>{"got one", "got bye"}));
+  EXPECT_EQ(site_lines(r.out, 2), std::vector<std::string>{"moved"});
 }
 
 // Finding E2E-2 (/tmp/e2e-findings.md): under `mstream run` the site, the leader and the

@@ -56,10 +56,11 @@ std::string system_name(tcl::SiteNumber site) {
   return std::string(kSystemSitePrefix) + std::to_string(site);
 }
 
-Status no_such_stream(const std::string& name) {
+}  // namespace
+
+Status Directory::no_such_stream(const std::string& name) {
   return Status::error(Status::Code::kNotFound, "no such stream \"" + name + "\"");
 }
-}  // namespace
 
 Status Directory::check_user_stream(const std::string& name) {
   if (name.rfind(kSystemPrefix, 0) != 0) return Status::ok_status();

@@ -43,6 +43,8 @@ class Directory {
   // create, open, append to, move, destroy or attach to one (their controller agents come with
   // policy handlers): kPermissionDenied for a name under /system/, ok otherwise.
   static Status check_user_stream(const std::string& name);
+  // kNotFound `no such stream "NAME"`: the one wording of a missing stream, everywhere.
+  static Status no_such_stream(const std::string& name);
   // Whether NAME is a stream, a system stream included.
   bool exists(const std::string& name) const;
 

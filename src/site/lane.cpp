@@ -3,14 +3,6 @@
 #include <mutex>
 
 namespace mstream::site {
-namespace {
-
-Status not_found_stream(const std::string& name) {
-  return Status::error(Status::Code::kNotFound, "no such stream \"" + name + "\"");
-}
-
-}  // namespace
-
 // The script commands (and C++ AgentContext) of the handlers of one lane: control on the
 // handler's own stream is deferred to the handler's return; everything else is recorded for
 // the site to send without waiting; queries read the replica.
@@ -45,7 +37,7 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
   Status stream_open(const std::string& name) override {
     if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
     std::shared_lock lock(view_.mu);
-    if (!view_.directory.find(name)) return not_found_stream(name);
+    if (!view_.directory.find(name)) return Directory::no_such_stream(name);
     return Status::ok_status();
   }
 
@@ -60,7 +52,7 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
     if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
     {
       std::shared_lock lock(view_.mu);
-      if (!view_.directory.find(name)) return not_found_stream(name);
+      if (!view_.directory.find(name)) return Directory::no_such_stream(name);
     }
     if (message.size() > view_.max_message_bytes)
       return Status::error(Status::Code::kTooLarge,
@@ -75,7 +67,7 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
     bool own = false;
     {
       std::shared_lock lock(view_.mu);
-      if (!view_.directory.find(name)) return not_found_stream(name);
+      if (!view_.directory.find(name)) return Directory::no_such_stream(name);
       const wire::PeerRecord* p = view_.directory.peer(site);
       if (!p || !p->live || p->shell)
         return Status::error(Status::Code::kNotFound, "no such site " + std::to_string(site));
@@ -98,7 +90,7 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
     if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
     {
       std::shared_lock lock(view_.mu);
-      if (!view_.directory.find(name)) return not_found_stream(name);
+      if (!view_.directory.find(name)) return Directory::no_such_stream(name);
     }
     const bool own = lane_->current_ && name == lane_->current_->ctx.stream;
     (void)request(wire::DestroyReq{0, name}, own);
@@ -126,7 +118,7 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
     if (Status s = Directory::check_user_stream(stream); !s.ok()) return s;
     {
       std::shared_lock lock(view_.mu);
-      if (!view_.directory.find(stream)) return not_found_stream(stream);
+      if (!view_.directory.find(stream)) return Directory::no_such_stream(stream);
     }
     if (!cpp_type.empty() && !find_agent_type(cpp_type))
       return Status::error(Status::Code::kNotFound, "no such agent type \"" + cpp_type + "\"");

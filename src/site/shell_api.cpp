@@ -37,7 +37,7 @@ Result<std::string> ShellApi::stream_create(const std::string& name,
 Status ShellApi::stream_open(const std::string& name) {
   if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
   if (core_->directory().find(name) != nullptr) return Status::ok_status();
-  return Status::error(Status::Code::kNotFound, "no such stream \"" + name + "\"");
+  return Directory::no_such_stream(name);
 }
 
 Result<std::string> ShellApi::stream_append(const std::string& name, std::string message,
@@ -67,7 +67,7 @@ Result<std::string> ShellApi::stream_append(const std::string& name, std::string
       },
       timeout_);
   if (!got.ok()) return waited(got, "no result for the -sync append to \"" + name + "\"");
-  if (!result) return Status::error(Status::Code::kNotFound, "no such stream \"" + name + "\"");
+  if (!result) return Directory::no_such_stream(name);
   return *result;
 }
 

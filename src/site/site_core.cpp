@@ -9,10 +9,6 @@
 namespace mstream::site {
 namespace {
 
-Status not_found_stream(const std::string& name) {
-  return Status::error(Status::Code::kNotFound, "no such stream \"" + name + "\"");
-}
-
 wire::Bytes encode(const wire::ControlMessage& m) {
   wire::Bytes b;
   encode_control(m, &b);
@@ -194,10 +190,12 @@ void SiteCore::run_ready() {
     }
     --budget;
     it = hosted_.find(id);
-    if (it != hosted_.end() && !it->second->busy &&
-        (!it->second->ops.empty() || (!it->second->inbox.empty() && it->second->held_by == 0)))
-      mark_ready(*it->second);
+    if (it != hosted_.end() && runnable(*it->second)) mark_ready(*it->second);
   }
+}
+
+bool SiteCore::runnable(const Hosted& h) {
+  return !h.busy && (!h.ops.empty() || (!h.inbox.empty() && h.held_by == 0));
 }
 
 void SiteCore::submit(StreamId stream, std::function<void(Lane&)> work,
@@ -214,9 +212,7 @@ void SiteCore::submit(StreamId stream, std::function<void(Lane&)> work,
         if (h != hosted_.end()) h->second->busy = false;
         done();
         h = hosted_.find(stream);
-        if (h != hosted_.end() && !h->second->busy &&
-            (!h->second->ops.empty() || (!h->second->inbox.empty() && h->second->held_by == 0)))
-          mark_ready(*h->second);
+        if (h != hosted_.end() && runnable(*h->second)) mark_ready(*h->second);
       });
 }
 
@@ -243,6 +239,10 @@ std::string_view message_of(const proto::Delivery& d) {
 }  // namespace
 
 void SiteCore::deliver(Hosted& h) {
+  if (!h.has_append_handler) {
+    discard_batch(h);
+    return;
+  }
   auto work = std::make_shared<Delivering>();
   work->stream = h.rec.name;
   work->agents = h.agents;
@@ -283,6 +283,25 @@ void SiteCore::deliver(Hosted& h) {
       [this, id, work] { delivered(id, *work); });
 }
 
+// A stream with no append handler consumes at once (DESIGN.md guarantee 2): nothing would
+// run on its lane, so its messages do not make the trip there.
+void SiteCore::discard_batch(Hosted& h) {
+  for (std::size_t n = std::max<std::size_t>(1, options_.delivery_batch); n > 0 && !h.inbox.empty();
+       --n) {
+    proto::Delivery d = std::move(h.inbox.front());
+    h.inbox.pop_front();
+    if (trace_ && !d.payload.empty())
+      trace_(
+          {HandlerTrace::Kind::kAppend, h.rec.id, d.key.from, d.seq, h.rec.epoch, message_of(d)});
+    (void)transport_.consume(d.key, d.seq, now_);
+    count_consumed(d.key.from, 1);
+    const bool sync = !d.payload.empty() && (d.payload[0] & kMessageSync) != 0;
+    if (sync && is_control(d.key.from))
+      send_control(control_site(d.key.from), d.key.from,
+                   wire::SyncResult{h.rec.id, d.seq, tcl::merge_list({})});
+  }
+}
+
 void SiteCore::delivered(StreamId id, Delivering& work) {
   auto it = hosted_.find(id);
   Hosted* h = it == hosted_.end() ? nullptr : it->second.get();
@@ -308,12 +327,16 @@ void SiteCore::delivered(StreamId id, Delivering& work) {
   // Not run (a handler held the stream): back at the head of the queue, in order.
   for (std::size_t i = work.messages.size(); i > work.ran.size(); --i)
     h->inbox.push_front(std::move(work.messages[i - 1]));
-  bool append = false;
-  for (const auto& [agent, has] : work.has_append) {
+  for (const auto& [agent, has] : work.has_append)
     if (loaded_.contains(agent)) loaded_[agent] = has;
-    append = append || has;
-  }
-  if (!work.has_append.empty()) h->has_append_handler = append;
+  refresh_append_flag(*h);
+}
+
+void SiteCore::refresh_append_flag(Hosted& h) {
+  h.has_append_handler = std::any_of(h.agents.begin(), h.agents.end(), [&](std::uint64_t a) {
+    auto it = loaded_.find(a);
+    return it != loaded_.end() && it->second;
+  });
 }
 
 // What a handler did to the session, carried out in the order it did it.
@@ -613,7 +636,7 @@ Result<proto::Seq> SiteCore::append_from(StreamId from, const std::string& to,
                                          std::string_view message, bool sync) {
   if (Status s = Directory::check_user_stream(to); !s.ok()) return s;
   const wire::StreamRecord* rec = view_->directory.find(to);
-  if (!rec) return not_found_stream(to);
+  if (!rec) return Directory::no_such_stream(to);
   if (message.size() > options_.max_message_bytes)
     return Status::error(Status::Code::kTooLarge,
                          "message of " + std::to_string(message.size()) + " bytes exceeds the " +
@@ -765,7 +788,7 @@ void SiteCore::attach(Hosted& h, std::uint64_t agent) {
         loaded_[l->agent] = l->has_append;
         if (hp) {
           hp->agents.push_back(l->agent);
-          hp->has_append_handler = hp->has_append_handler || l->has_append;
+          refresh_append_flag(*hp);
         }
         reply_installed(wire::Installed{id, epoch, l->agent, 0, {}});
       });
@@ -790,6 +813,7 @@ void SiteCore::detach(Hosted& h, std::uint64_t agent) {
         auto hit = hosted_.find(id);
         carry_out(hit == hosted_.end() ? nullptr : hit->second.get(), id, *run);
         loaded_.erase(agent);
+        if (hit != hosted_.end()) refresh_append_flag(*hit->second);
         code_.erase(agent);
         ++counters_.requests;
         std::uint64_t req = send_request(wire::DetachReq{0, id, agent});
@@ -1019,10 +1043,8 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
     }
   }
   h.agents = work.running;
-  for (const auto& [agent, has] : work.has_append) {
-    loaded_[agent] = has;
-    h.has_append_handler = h.has_append_handler || has;
-  }
+  for (const auto& [agent, has] : work.has_append) loaded_[agent] = has;
+  refresh_append_flag(h);
   for (std::string& e : work.briefcase_errors)
     report_error("site " + std::to_string(options_.self) + ": " + e);
   for (auto& [run, out] : work.relocations) {

@@ -207,6 +207,8 @@ class SiteCore final : public proto::Node {
     // order for it arrives (or the request fails), so it takes effect "after the handler
     // returns and before the next delivery" (guarantee 3).
     std::uint64_t held_by = 0;
+    // Whether an agent of it has an append handler, as its lane last said (after every attach,
+    // arrival, delivery batch and detach): without one, messages are consumed here at once.
     bool has_append_handler = false;
     bool busy = false;  // work of it is on its lane
   };
@@ -229,7 +231,10 @@ class SiteCore final : public proto::Node {
   void run_ready();
   void apply_op(Hosted& h, PendingOp op);
   void depart(StreamId id, const wire::MoveOut& m, std::vector<wire::AgentState> briefcases);
+  static bool runnable(const Hosted& h);
   void deliver(Hosted& h);
+  void discard_batch(Hosted& h);
+  void refresh_append_flag(Hosted& h);
   void delivered(StreamId id, Delivering& work);
   void attach(Hosted& h, std::uint64_t agent);
   void detach(Hosted& h, std::uint64_t agent);
