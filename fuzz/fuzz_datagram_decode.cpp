@@ -33,10 +33,12 @@ void check_invariants(const DecodedDatagram& d, ByteView input) {
     switch (f.type) {
       case FrameType::kData:
         check(f.seq != 0, "DATA seq 0");
+        check(f.floor < f.seq, "DATA floor not below its seq");
         check(f.payload.size() <= kMaxMessageBytes, "DATA too large");
         break;
       case FrameType::kFragment:
         check(f.seq != 0, "FRAGMENT seq 0");
+        check(f.floor < f.seq, "FRAGMENT floor not below its seq");
         check(!f.payload.empty(), "empty FRAGMENT");
         check(f.total_len <= kMaxMessageBytes, "FRAGMENT total too large");
         check(f.offset + f.payload.size() <= f.total_len, "FRAGMENT beyond its total");
@@ -48,6 +50,7 @@ void check_invariants(const DecodedDatagram& d, ByteView input) {
               "unknown REJECT reason");
         break;
       case FrameType::kConsumed:
+      case FrameType::kPing:
         break;
       default:
         check(false, "unknown frame type decoded");
@@ -71,23 +74,29 @@ std::size_t reencode(const DecodedDatagram& d, Bytes* out) {
   for (const Frame& f : d.frames) {
     switch (f.type) {
       case FrameType::kData:
-        encode_data(f.from_stream, f.to_stream, f.seq, f.payload, out, f.incarnation);
-        expect += data_size(f.from_stream, f.to_stream, f.seq, f.payload.size(), f.incarnation);
+        encode_data(f.from_stream, f.to_stream, f.seq, f.payload, out,
+                    {f.incarnation, f.origin, f.floor});
+        expect += data_size(f.from_stream, f.to_stream, f.seq, f.payload.size(),
+                            {f.incarnation, f.origin, f.floor});
         break;
       case FrameType::kFragment:
         encode_fragment(f.from_stream, f.to_stream, f.seq, f.total_len, f.offset, f.payload, out,
-                        f.incarnation);
+                        {f.incarnation, f.origin, f.floor});
         expect += fragment_size(f.from_stream, f.to_stream, f.seq, f.total_len, f.offset,
-                                f.payload.size(), f.incarnation);
+                                f.payload.size(), {f.incarnation, f.origin, f.floor});
         break;
       case FrameType::kConsumed:
-        encode_consumed(f.from_stream, f.to_stream, f.seq, out);
-        expect += consumed_size(f.from_stream, f.to_stream, f.seq);
+        encode_consumed(f.from_stream, f.to_stream, f.seq, out, f.origin);
+        expect += consumed_size(f.from_stream, f.to_stream, f.seq, f.origin);
         break;
       case FrameType::kReject:
         encode_reject(f.from_stream, f.to_stream, f.seq, f.reason, out);
         expect +=
             1 + varint_size(f.from_stream) + varint_size(f.to_stream) + varint_size(f.seq) + 1;
+        break;
+      case FrameType::kPing:
+        encode_ping(out);
+        expect += 1;
         break;
       case FrameType::kAck:
         break;
@@ -99,7 +108,8 @@ std::size_t reencode(const DecodedDatagram& d, Bytes* out) {
 
 bool same_frame(const Frame& a, const Frame& b) {
   return a.type == b.type && a.from_stream == b.from_stream && a.to_stream == b.to_stream &&
-         a.seq == b.seq && a.offset == b.offset &&
+         a.seq == b.seq && a.offset == b.offset && a.incarnation == b.incarnation &&
+         a.origin == b.origin && a.floor == b.floor &&
          (a.type != FrameType::kFragment || a.total_len == b.total_len) &&
          (a.type != FrameType::kReject || a.reason == b.reason) &&
          a.payload.size() == b.payload.size() &&

@@ -119,6 +119,7 @@ class Harness {
   std::vector<Packet> net_;
   std::map<std::pair<StreamId, StreamId>, std::vector<wire::Bytes>> appended_;
   std::map<std::pair<StreamId, StreamId>, Seq> delivered_;
+  std::map<std::pair<StreamId, StreamId>, std::uint32_t> delivered_origin_;
   std::map<std::pair<StreamId, StreamId>, Seq> released_;
   Time now_ = kSecond;
   bool forged_ = false;
@@ -247,6 +248,10 @@ void Harness::inject_structured(Input& in) {
     // Copies from two incarnations of a sender (before and after a move), without taking
     // input bytes, so that committed inputs keep their meaning.
     auto incarnation = static_cast<std::uint32_t>(from & 1);
+    // Likewise two numberings (a sender recovered after a failure) and a floor that skips
+    // what a lost receiver state would wait for.
+    auto origin = static_cast<std::uint32_t>((to >> 1) & 1);
+    Seq floor = (from & 2) && seq > 0 ? seq - 1 : 0;
     if (type == 0) {
       wire::AckFrame ack{in.u16() % 1100u, {}};
       std::uint64_t end = ack.cumulative;
@@ -257,14 +262,14 @@ void Harness::inject_structured(Input& in) {
       }
       wire::encode_ack(ack, &b);
     } else if (type == 1) {
-      wire::encode_data(from, to, seq, in.bytes(in.u8()), &b, incarnation);
+      wire::encode_data(from, to, seq, in.bytes(in.u8()), &b, {incarnation, origin, floor});
     } else if (type == 2) {
       std::uint64_t total = in.u16() % 5000 + 1;
       std::uint64_t offset = in.u16() % total;
       wire::Bytes part = in.bytes(std::min<std::uint64_t>(in.u8() + 1, total - offset));
       if (part.empty()) part.push_back(0);
       if (offset + part.size() > total) offset = total - part.size();
-      wire::encode_fragment(from, to, seq, total, offset, part, &b, incarnation);
+      wire::encode_fragment(from, to, seq, total, offset, part, &b, {incarnation, origin, floor});
     } else if (type == 3) {
       wire::encode_consumed(from, to, seq, &b);
     } else {
@@ -292,7 +297,19 @@ bool Harness::drain(int who, bool consume_all, Input* in) {
     auto k = std::make_pair(d.key.from, d.key.to);
     trace("  delivered %llu->%llu #%llu\n", static_cast<unsigned long long>(k.first),
           static_cast<unsigned long long>(k.second), static_cast<unsigned long long>(d.seq));
-    check(d.seq == delivered_[k] + 1, "delivery out of order or duplicated");
+    // A forged copy may start a new numbering (origin) or skip what its floor says consumed;
+    // within one numbering deliveries still only go forward, and numberings never go back.
+    std::uint32_t& origin = delivered_origin_[k];
+    check(d.origin >= origin, "delivery from an older numbering");
+    if (d.origin > origin) {
+      origin = d.origin;
+      delivered_[k] = 0;
+    }
+    if (forged_) {
+      check(d.seq > delivered_[k], "delivery out of order or duplicated");
+    } else {
+      check(d.seq == delivered_[k] + 1, "delivery out of order or duplicated");
+    }
     delivered_[k] = d.seq;
     check(d.payload.size() <= t(who).config().channel.max_message_bytes, "oversized delivery");
     if (!forged_) {
@@ -301,7 +318,8 @@ bool Harness::drain(int who, bool consume_all, Input* in) {
       check(it->second[d.seq - 1] == d.payload, "delivered bytes differ from the appended");
     }
     bool now_consume = consume_all || (in != nullptr && (in->u8() & 1));
-    if (now_consume) check(t(who).consume(d.key, d.seq, now_).ok(), "in-order consume refused");
+    if (now_consume)
+      check(t(who).consume(d.key, d.seq, now_, d.origin).ok(), "in-order consume refused");
   }
   if (in != nullptr && (in->u8() & 3) == 3) {
     // An arbitrary consume: may be refused, must not break anything.

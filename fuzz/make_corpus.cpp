@@ -30,7 +30,11 @@ std::vector<Bytes> datagram_seeds() {
       datagram(1, 2, 0, [](Bytes*) {}),
       datagram(1, 2, 1, [&](Bytes* b) { encode_data(100, 200, 1, p, b); }),
       datagram(1, 2, 2, [&](Bytes* b) { encode_fragment(100, 200, 2, 12, 5, p, b); }),
-      datagram(3, 2, 3, [&](Bytes* b) { encode_data(100, 200, 1, p, b, 1); }),  // moved sender
+      datagram(3, 2, 3, [&](Bytes* b) { encode_data(100, 200, 1, p, b, {1}); }),  // moved sender
+      // A sender recovered after a failure (new numbering), and one whose floor skips ahead.
+      datagram(3, 2, 5, [&](Bytes* b) { encode_data(100, 200, 1, p, b, {0, 7, 0}); }),
+      datagram(3, 2, 6, [&](Bytes* b) { encode_data(100, 200, 9, p, b, {2, 0, 8}); }),
+      datagram(2, 3, 7, [](Bytes* b) { encode_ping(b); }),
       datagram(2, 1, 0,
                [](Bytes* b) {
                  encode_ack(AckFrame{3, {{5, 6}, {9, 9}}}, b);
@@ -38,7 +42,7 @@ std::vector<Bytes> datagram_seeds() {
       datagram(2, 1, 4,
                [](Bytes* b) {
                  encode_ack(AckFrame{1, {}}, b);
-                 encode_consumed(100, 200, 1, b);
+                 encode_consumed(100, 200, 1, b, 7);
                  encode_reject(101, 201, 1, RejectReason::kNoSuchStream, b);
                }),
   };

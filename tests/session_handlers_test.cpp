@@ -146,7 +146,9 @@ TEST_F(Handlers, ASlowHandlerDoesNotHoldUpAStreamOnAnotherWorker) {
 }
 
 TEST_F(Handlers, WithoutWorkersASlowHandlerHoldsUpItsWholeSite) {
-  const CommandResult r = run_script(dir_, kSlowBesideFast, {"--workers", "0"});
+  // Held up for 1.5 s, the site would look failed under the default 1 s failure timeout.
+  const CommandResult r =
+      run_script(dir_, kSlowBesideFast, {"--workers", "0", "--failure-timeout", "10000"});
   EXPECT_EQ(r.exit_code, 0) << r.describe();
   const std::vector<std::string> lines = split_lines(r.out);
   ASSERT_GE(index_of(lines, "fast hi"), 0) << r.out;

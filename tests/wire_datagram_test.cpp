@@ -70,11 +70,11 @@ TEST(Datagram, DataFrameRoundTrips) {
 TEST(Datagram, DataAndFragmentCarryTheSendersIncarnation) {
   const Bytes payload{1, 2, 3};
   Bytes b = header();
-  encode_data(11, 22, 33, payload, &b, 0xFFFFFFFFu);
-  encode_fragment(11, 22, 34, 10, 4, payload, &b, 7);
+  encode_data(11, 22, 33, payload, &b, {0xFFFFFFFFu});
+  encode_fragment(11, 22, 34, 10, 4, payload, &b, {7});
   encode_data(11, 22, 35, payload, &b);  // a sender that never moved: incarnation 0
-  EXPECT_EQ(b.size(), header_size({1, 2, 7}) + data_size(11, 22, 33, 3, 0xFFFFFFFFu) +
-                          fragment_size(11, 22, 34, 10, 4, 3, 7) + data_size(11, 22, 35, 3));
+  EXPECT_EQ(b.size(), header_size({1, 2, 7}) + data_size(11, 22, 33, 3, {0xFFFFFFFFu}) +
+                          fragment_size(11, 22, 34, 10, 4, 3, {7}) + data_size(11, 22, 35, 3));
   DecodedDatagram d = decode_ok(&b);
   ASSERT_EQ(d.frames.size(), 3u);
   EXPECT_EQ(d.frames[0].incarnation, 0xFFFFFFFFu);
@@ -83,6 +83,44 @@ TEST(Datagram, DataAndFragmentCarryTheSendersIncarnation) {
   EXPECT_EQ(d.frames[2].incarnation, 0u);
   EXPECT_EQ(Bytes(d.frames[0].payload.begin(), d.frames[0].payload.end()), payload);
   EXPECT_NE(describe(d).find("DATA 11>22#33/i4294967295"), std::string::npos);
+}
+
+TEST(Datagram, DataAndFragmentCarryTheNumberingsOriginAndTheSendersFloor) {
+  const Bytes payload{1, 2, 3};
+  Bytes b = header();
+  encode_data(11, 22, 900, payload, &b, {2, 0xFFFFFFFFu, 899});
+  encode_fragment(11, 22, 34, 10, 4, payload, &b, {0, 5, 0});
+  encode_consumed(22, 11, 12, &b, 9);
+  encode_ping(&b);
+  EXPECT_EQ(b.size(), header_size({1, 2, 7}) + data_size(11, 22, 900, 3, {2, 0xFFFFFFFFu, 899}) +
+                          fragment_size(11, 22, 34, 10, 4, 3, {0, 5, 0}) +
+                          consumed_size(22, 11, 12, 9) + 1);
+  DecodedDatagram d = decode_ok(&b);
+  ASSERT_EQ(d.frames.size(), 4u);
+  EXPECT_EQ(d.frames[0].origin, 0xFFFFFFFFu);
+  EXPECT_EQ(d.frames[0].floor, 899u);
+  EXPECT_EQ(d.frames[0].incarnation, 2u);
+  EXPECT_EQ(d.frames[1].origin, 5u);
+  EXPECT_EQ(d.frames[1].floor, 0u);
+  EXPECT_EQ(d.frames[2].origin, 9u);
+  EXPECT_EQ(d.frames[3].type, FrameType::kPing);
+  EXPECT_NE(describe(d).find("DATA 11>22#900/i2/o4294967295/f899"), std::string::npos);
+  EXPECT_NE(describe(d).find("PING"), std::string::npos);
+}
+
+TEST(Datagram, AFloorAtOrBeyondTheSequenceNumberIsMalformed) {
+  // floor_gap 0 (floor == seq) and floor_gap > seq (a floor below 0) cannot come from a sender.
+  for (std::uint64_t gap : {std::uint64_t{0}, std::uint64_t{34}}) {
+    Bytes b = header();
+    Writer w(&b);
+    w.u8(static_cast<std::uint8_t>(FrameType::kData));
+    for (std::uint64_t v : {std::uint64_t{11}, std::uint64_t{22}, std::uint64_t{33}, std::uint64_t{0}, std::uint64_t{0}, gap})
+      w.varint(v);
+    w.blob(Bytes{1});
+    seal(&b);
+    DecodedDatagram d;
+    EXPECT_FALSE(decode_datagram(b, &d).ok()) << "gap " << gap;
+  }
 }
 
 TEST(Datagram, DataPayloadIsAViewIntoTheDatagram) {

@@ -86,8 +86,10 @@ TEST(Datagram, RejectsBadMagic) {
 }
 
 TEST(Datagram, RejectsWrongVersion) {
-  // 1 is the format before DATA and FRAGMENT carried the sender's incarnation.
-  for (std::uint8_t v : {std::uint8_t{0}, std::uint8_t{1}, std::uint8_t{3}, std::uint8_t{255}}) {
+  // 1 is the format before DATA and FRAGMENT carried the sender's incarnation, 2 the one
+  // before they carried the numbering's origin and the sender's floor.
+  for (std::uint8_t v : {std::uint8_t{0}, std::uint8_t{1}, std::uint8_t{2}, std::uint8_t{4},
+                         std::uint8_t{255}}) {
     Bytes b = header();
     b[2] = v;
     EXPECT_TRUE(is_malformed(b)) << int{v};
@@ -156,7 +158,7 @@ TEST(Datagram, RejectsTruncationAnywhereInsideAFrame) {
 
 TEST(Datagram, RejectsUnknownFrameType) {
   for (std::uint8_t t :
-       {std::uint8_t{0x00}, std::uint8_t{0x06}, std::uint8_t{0x7f}, std::uint8_t{0xff}}) {
+       {std::uint8_t{0x00}, std::uint8_t{0x07}, std::uint8_t{0x7f}, std::uint8_t{0xff}}) {
     Bytes b = header();
     encode_consumed(1, 2, 3, &b);
     b.push_back(t);
@@ -235,6 +237,8 @@ void write_fragment(Bytes* b, std::uint64_t total, std::uint64_t offset, std::ui
   w.varint(2);
   w.varint(3);
   w.varint(0);  // incarnation
+  w.varint(0);  // origin
+  w.varint(3);  // floor_gap: floor 0
   w.varint(total);
   w.varint(offset);
   w.varint(len);

@@ -121,7 +121,7 @@ void add_loss_options(CLI::App* cmd, const std::shared_ptr<LossOptions>& loss) {
 }
 
 int run_leader(const std::string& listen, const std::string& state_dir, const LossOptions& loss,
-               std::size_t workers) {
+               std::size_t workers, std::uint64_t failure_timeout_ms) {
   (void)state_dir;  // durable leader state comes with failures (issue 4)
   install_stop_handlers();
   auto loop = runtime::NodeLoop::open(loop_options(listen, loss));
@@ -138,6 +138,7 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   }
   so.executor = std::move(*executor);
   leader::LeaderOptions lo;
+  lo.failure_timeout = static_cast<proto::Time>(failure_timeout_ms) * proto::kMillisecond;
   // Under mstream run the shell prints handler errors on the stderr we share with it.
   so.log_forwarded_errors = lo.log_forwarded_errors = !stamped;
   leader::LeaderNode node(so, lo);
@@ -171,36 +172,47 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
     std::fprintf(stderr, "mstream site: %s\n", loop.status().message().c_str());
     return 2;
   }
-  auto id = (*loop)->join(leader, wire::JoinMessage::Role::kSite, 10s);
-  if (!id.ok()) {
-    std::fprintf(stderr, "mstream site: %s\n", id.status().message().c_str());
-    return 1;
-  }
-  site::SiteOptions so = site::SiteOptions::with_mtu(*id, (*loop)->mtu());
-  so.log_forwarded_errors = !stamped_output();
-  auto executor = start_workers(workers, **loop);
-  if (!executor.ok()) {
-    std::fprintf(stderr, "mstream site: %s\n", executor.status().message().c_str());
-    return 2;
-  }
-  so.executor = std::move(*executor);
-  site::SiteCore node(so);
-  (*loop)->attach(&node);
-  if (!(*loop)->run_until([&] { return node.welcomed(); }, 10s)) {
-    std::fprintf(stderr, "mstream site: the leader at %s admitted us but sent no directory\n",
-                 leader.c_str());
-    return 1;
-  }
-  std::printf("mstream: site %u joined %s\n", *id, leader.c_str());
-  std::fflush(stdout);
   const bool stamped = stamped_output();
-  while (!g_stop.load() && !node.finished()) {
-    Status st = (*loop)->run_once(50ms);
-    drain_output(node, stamped);
-    if (!st.ok()) {
-      std::fprintf(stderr, "mstream site: %s\n", st.message().c_str());
+  // A site that loses the session (the leader declared it failed after a partition, or the
+  // leader is gone) joins again as a new site: its streams were recovered elsewhere, and
+  // nothing of its old membership is kept.
+  for (bool first = true; !g_stop.load(); first = false) {
+    auto id = (*loop)->join(leader, wire::JoinMessage::Role::kSite, first ? 10s : 2s);
+    if (!id.ok()) {
+      if (first) {
+        std::fprintf(stderr, "mstream site: %s\n", id.status().message().c_str());
+        return 1;
+      }
+      continue;  // still cut off: keep asking
+    }
+    site::SiteOptions so = site::SiteOptions::with_mtu(*id, (*loop)->mtu());
+    so.log_forwarded_errors = !stamped;
+    auto executor = start_workers(workers, **loop);
+    if (!executor.ok()) {
+      std::fprintf(stderr, "mstream site: %s\n", executor.status().message().c_str());
+      return 2;
+    }
+    so.executor = std::move(*executor);
+    site::SiteCore node(so);
+    (*loop)->attach(&node);
+    if (!(*loop)->run_until([&] { return node.welcomed(); }, 10s)) {
+      std::fprintf(stderr, "mstream site: the leader at %s admitted us but sent no directory\n",
+                   leader.c_str());
       return 1;
     }
+    std::printf("mstream: site %u joined %s\n", *id, leader.c_str());
+    std::fflush(stdout);
+    while (!g_stop.load() && !node.finished()) {
+      Status st = (*loop)->run_once(50ms);
+      drain_output(node, stamped);
+      if (!st.ok()) {
+        std::fprintf(stderr, "mstream site: %s\n", st.message().c_str());
+        return 1;
+      }
+    }
+    drain_output(node, stamped);
+    if (!node.lost_session()) return 0;
+    std::fprintf(stderr, "mstream site: site %u joins the session again\n", *id);
   }
   return 0;
 }
@@ -217,8 +229,14 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
   add_loss_options(leader, leader_loss);
   auto leader_workers = std::make_shared<std::size_t>();
   add_worker_option(leader, leader_workers);
-  leader->callback(
-      [=] { *exit_code = run_leader(*listen, *state, *leader_loss, *leader_workers); });
+  auto failure_timeout = std::make_shared<std::uint64_t>(1000);
+  leader->add_option("--failure-timeout", *failure_timeout,
+                     "milliseconds of silence after which a site or shell is declared failed "
+                     "(default 1000; 0: never)")
+      ->check(CLI::Range(0, 3600000));
+  leader->callback([=] {
+    *exit_code = run_leader(*listen, *state, *leader_loss, *leader_workers, *failure_timeout);
+  });
 
   auto* site = app.add_subcommand("site", "run a site of a session");
   auto leader_addr = std::make_shared<std::string>();

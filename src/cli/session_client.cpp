@@ -61,10 +61,12 @@ Status SessionClient::pump(const std::function<bool()>& done, std::chrono::nanos
       [&] {
         while (core_->poll_error(&line)) std::fprintf(stderr, "mstream: %s\n", line.c_str());
         if (watch_ && watch_error_.ok()) watch_error_ = watch_();
-        return !watch_error_.ok() || done();
+        return !watch_error_.ok() || core_->lost_session() || done();
       },
       timeout);
   if (!watch_error_.ok()) return watch_error_;
+  if (core_->lost_session())
+    return Status::error(Status::Code::kUnavailable, "lost the session: the leader is silent");
   if (!ok) return Status::error(Status::Code::kUnavailable, "");
   return Status::ok_status();
 }

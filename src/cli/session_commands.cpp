@@ -47,6 +47,7 @@ struct RunOptions {
   std::vector<std::string> args;
   double timeout_s = 0;  // 0: wait for quiescence as long as it takes
   int workers = -1;      // the embedded daemons' --workers; -1: their default
+  long failure_timeout_ms = -1;  // the embedded leader's --failure-timeout; -1: its default
 };
 
 void set_argv(Tcl_Interp* interp, const std::string& script, const std::vector<std::string>& args) {
@@ -85,6 +86,10 @@ int run_script(const RunOptions& o) {
     if (o.workers >= 0) {
       lo.leader_args = {"--workers", std::to_string(o.workers)};
       lo.site_args = lo.leader_args;
+    }
+    if (o.failure_timeout_ms >= 0) {
+      lo.leader_args.push_back("--failure-timeout");
+      lo.leader_args.push_back(std::to_string(o.failure_timeout_ms));
     }
     if (Status st = local->start(lo); !st.ok()) {
       std::fprintf(stderr, "mstream run: cannot start the local session: %s\n",
@@ -303,6 +308,9 @@ void add_session_commands(CLI::App& app, int* exit_code) {
                   "handler worker threads of each embedded daemon (default: one per core; 0: "
                   "handlers on the daemon's event loop)")
       ->check(CLI::Range(0, 64));
+  run->add_option("--failure-timeout", run_opts->failure_timeout_ms,
+                  "the embedded leader's failure timeout in milliseconds (default 1000; 0: never)")
+      ->check(CLI::Range(0, 3600000));
   run->add_option("--timeout", run_opts->timeout_s,
                   "seconds to wait for quiescence after the script (default: no limit)");
   // SCRIPT and its arguments: everything from the first positional on is the script's.

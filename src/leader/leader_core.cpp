@@ -1,6 +1,8 @@
 #include "leader/leader_core.hpp"
 
+#include <algorithm>
 #include <array>
+#include <limits>
 
 #include "site/directory.hpp"
 #include "site/ids.hpp"
@@ -28,7 +30,7 @@ void LeaderCore::set_own_address(std::string address, std::uint64_t pid) {
 }
 
 bool LeaderCore::on_join(const wire::JoinMessage& m, const std::string& from,
-                         wire::JoinMessage* reply) {
+                         wire::JoinMessage* reply, Time now) {
   if (m.op != wire::JoinMessage::Op::kRequest) return false;
   reply->op = wire::JoinMessage::Op::kAccept;
   reply->nonce = m.nonce;
@@ -53,14 +55,18 @@ bool LeaderCore::on_join(const wire::JoinMessage& m, const std::string& from,
   p.live = 1;
   p.shell = shell ? 1 : 0;
   peers_[id] = p;
+  admitted_at_[id] = now;
   admit_(id);
+  if (options_.failure_timeout > 0 && next_liveness_check_ == proto::kNever)
+    next_liveness_check_ = now + options_.failure_timeout / 8;
   // Everyone learns of the newcomer before it hears of them, then it gets the whole directory.
   broadcast(wire::PeerUpdate{p}, id);
   wire::Welcome w;
   w.you = id;
   for (const auto& [sid, peer] : peers_) w.peers.push_back(peer);
   for (const auto& [sid, rec] : streams_) w.streams.push_back(rec);
-  send_(id, w);
+  w.failure_timeout_us = static_cast<std::uint64_t>(options_.failure_timeout / proto::kMicrosecond);
+  send(id, w);
   return true;
 }
 
@@ -69,13 +75,24 @@ bool LeaderCore::live_site(SiteId s) const {
   return it != peers_.end() && it->second.live && !it->second.shell;
 }
 
+// Nothing goes to a peer that failed or left: its channel would retransmit to nobody.
+void LeaderCore::send(SiteId to, const wire::ControlMessage& m) {
+  auto it = peers_.find(to);
+  if (it == peers_.end() || !it->second.live) return;
+  send_(to, m);
+}
+
+void LeaderCore::done_request(SiteId requester) {
+  if (requester != wire::kNoSite && !site::is_shell(requester)) ++requests_done_by_[requester];
+}
+
 void LeaderCore::broadcast(const wire::ControlMessage& m, SiteId except) {
   for (const auto& [id, p] : peers_)
-    if (p.live && id != except) send_(id, m);
+    if (p.live && id != except) send(id, m);
 }
 
 void LeaderCore::reply(SiteId to, std::uint64_t req, std::uint64_t code, std::string text) {
-  send_(to, wire::Reply{req, code, std::move(text)});
+  send(to, wire::Reply{req, code, std::move(text)});
 }
 
 bool LeaderCore::poll_log(std::string* line) {
@@ -103,7 +120,8 @@ Status LeaderCore::check_new_name(const std::string& name) const {
 // ---------------------------------------------------------------------------------------
 
 void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now) {
-  if (!peers_.contains(from)) return;  // not admitted
+  auto peer = peers_.find(from);
+  if (peer == peers_.end() || !peer->second.live) return;  // not admitted, or fenced
   std::visit(
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
@@ -115,6 +133,8 @@ void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now
           on_installed(from, v, now);
         } else if constexpr (std::is_same_v<T, wire::Watch>) {
           on_watch(from, v);
+        } else if constexpr (std::is_same_v<T, wire::Settled>) {
+          on_settled(from, v, now);
         } else if constexpr (std::is_same_v<T, wire::QuiesceReq>) {
           waiters_.push_back({from, v.req, v.appended});
           if (!wave_open_ && next_probe_ == proto::kNever) start_wave(now);
@@ -123,7 +143,7 @@ void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now
         } else if constexpr (std::is_same_v<T, wire::ErrorReport>) {
           if (options_.log_forwarded_errors) log_.push_back(v.text);
           for (const auto& [id, p] : peers_)
-            if (p.live && p.shell) send_(id, v);
+            if (p.live && p.shell) send(id, v);
         } else if constexpr (std::is_same_v<T, wire::Leave>) {
           on_leave(from);
         } else {
@@ -146,7 +166,7 @@ void LeaderCore::accept(SiteId from, const wire::ControlMessage& m) {
       },
       m);
   auto fail = [&](Status::Code c, std::string text) {
-    if (!site::is_shell(from)) ++requests_done_;
+    done_request(from);
     reply(from, op.req, code_of(c), std::move(text));
   };
   auto find = [&](const std::string& name) -> StreamId {
@@ -206,7 +226,7 @@ void LeaderCore::start(Op op) {
   const StreamId id = op.stream;
   if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
     op.epoch = 1;
-    send_(op.target, wire::Install{new_record(id, *c, op.target)});
+    send(op.target, wire::Install{new_record(id, *c, op.target)});
     in_flight_[id] = std::move(op);
     return;
   }
@@ -229,12 +249,14 @@ void LeaderCore::start(Op op) {
       next_op(id);
       return;
     }
-    op.epoch = rec.epoch + 1;
+    op.epoch = std::max(rec.epoch, st.max_epoch) + 1;
+    st.max_epoch = op.epoch;
     op.target = mv->site;
+    op.source = rec.site;
     // Code goes to the target once per agent; the stream's state goes straight from the
     // source at its next handler boundary.
     for (std::uint64_t agent : st.agents) ship_code(agent, op.target);
-    send_(rec.site, wire::MoveOut{id, op.epoch, op.target, op.requester, op.req});
+    send(rec.site, wire::MoveOut{id, op.epoch, op.target, op.requester, op.req});
     in_flight_[id] = std::move(op);
     return;
   }
@@ -243,13 +265,13 @@ void LeaderCore::start(Op op) {
     AgentInfo& info = agents_[op.agent];
     info.code = wire::Code{op.agent, id, a->args, a->body, a->cpp_type};
     ship_code(op.agent, rec.site);
-    send_(rec.site, wire::Attach{id, op.agent});
+    send(rec.site, wire::Attach{id, op.agent});
     op.target = rec.site;
     in_flight_[id] = std::move(op);
     return;
   }
   if (std::holds_alternative<wire::DestroyReq>(op.request)) {
-    send_(rec.site, wire::DestroyStream{id});
+    send(rec.site, wire::DestroyStream{id});
     op.target = rec.site;
     in_flight_[id] = std::move(op);
     return;
@@ -260,7 +282,7 @@ void LeaderCore::start(Op op) {
     auto ag = agents_.find(dt->agent);
     if (ag != agents_.end()) {
       for (SiteId s : ag->second.visited)
-        if (s != rec.site && live_site(s)) send_(s, wire::Finalize{dt->agent, id});
+        if (s != rec.site && live_site(s)) send(s, wire::Finalize{dt->agent, id});
       agents_.erase(ag);
     }
     std::erase(st.agents, dt->agent);
@@ -286,11 +308,12 @@ void LeaderCore::ship_code(std::uint64_t agent, SiteId site) {
   auto it = agents_.find(agent);
   if (it == agents_.end() || it->second.visited.contains(site)) return;
   it->second.visited.insert(site);
-  send_(site, it->second.code);
+  send(site, it->second.code);
 }
 
 void LeaderCore::finish(StreamId, Op& op, std::uint64_t code, std::string text) {
-  if (!site::is_shell(op.requester)) ++requests_done_;
+  if (op.requester == wire::kNoSite) return;  // the leader's own (a recovery)
+  done_request(op.requester);
   reply(op.requester, op.req, code, std::move(text));
 }
 
@@ -313,7 +336,13 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
   auto fit = in_flight_.find(m.stream);
   if (fit == in_flight_.end()) return;
   Op op = std::move(fit->second);
-  if (from != op.target) {  // not the site we asked: stale or forged
+  // Not the site we asked, or not the answer we wait for (a move settled otherwise after a
+  // failure may still report its arrival): stale or forged.
+  const bool moving = std::holds_alternative<wire::MoveReq>(op.request) ||
+                      std::holds_alternative<wire::Recover>(op.request);
+  const bool attaching = std::holds_alternative<wire::AttachReq>(op.request);
+  if (from != op.target || (moving && m.epoch != op.epoch) || (attaching && m.agent != op.agent) ||
+      (!attaching && m.agent != 0) || op.settle_with != wire::kNoSite) {
     fit->second = std::move(op);
     return;
   }
@@ -331,7 +360,17 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
     rec.site = op.target;
     rec.epoch = op.epoch;
     publish_move(rec, op.requester, now);
-    if (!site::is_shell(op.requester)) ++requests_done_;
+    done_request(op.requester);
+  } else if (const auto* r = std::get_if<wire::Recover>(&op.request)) {
+    if (m.code != kOk) {
+      log_.push_back("recovery of stream \"" + r->stream.name + "\" at site " +
+                     std::to_string(op.target) + " failed: " + m.text);
+    } else {
+      streams_[id] = r->stream;
+      batched_locations_.erase(id);
+      // Every sender re-sends there at once, from what it knows was consumed.
+      broadcast(wire::Location{r->stream}, op.target);
+    }
   } else if (std::holds_alternative<wire::AttachReq>(op.request)) {
     if (m.code != kOk) {
       agents_.erase(op.agent);
@@ -341,27 +380,31 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
       finish(id, op, kOk, std::to_string(op.agent));
     }
   } else if (std::holds_alternative<wire::DestroyReq>(op.request)) {
-    auto sit = streams_.find(id);
-    if (sit != streams_.end()) {
-      wire::StreamRecord rec = sit->second;
-      for (std::uint64_t agent : state_[id].agents) {
-        auto ag = agents_.find(agent);
-        if (ag == agents_.end()) continue;
-        for (SiteId s : ag->second.visited)
-          if (s != rec.site && live_site(s)) send_(s, wire::Finalize{agent, id});
-        agents_.erase(ag);
-      }
-      by_name_.erase(rec.name);
-      streams_.erase(sit);
-      rec.site = wire::kNoSite;
-      rec.epoch += 1;
-      batched_locations_.erase(id);
-      broadcast(wire::Location{rec, m.final_in});
-    }
-    state_[id].agents.clear();
+    complete_destroy(id, m.final_in);
     finish(id, op, kOk, {});
   }
   next_op(id);
+}
+
+void LeaderCore::complete_destroy(StreamId id, const std::vector<wire::InChannel>& final_in) {
+  auto sit = streams_.find(id);
+  if (sit != streams_.end()) {
+    wire::StreamRecord rec = sit->second;
+    for (std::uint64_t agent : state_[id].agents) {
+      auto ag = agents_.find(agent);
+      if (ag == agents_.end()) continue;
+      for (SiteId s : ag->second.visited)
+        if (s != rec.site && live_site(s)) send(s, wire::Finalize{agent, id});
+      agents_.erase(ag);
+    }
+    by_name_.erase(rec.name);
+    streams_.erase(sit);
+    rec.site = wire::kNoSite;
+    rec.epoch = std::max(rec.epoch, state_[id].max_epoch) + 1;
+    batched_locations_.erase(id);
+    broadcast(wire::Location{rec, final_in});
+  }
+  state_[id].agents.clear();
 }
 
 // Senders must hear of a move at once (they re-send there); the other replicas serve queries,
@@ -374,7 +417,7 @@ void LeaderCore::publish_move(const wire::StreamRecord& rec, SiteId requester, T
     // The target installed it and told the requester (MoveOut::requester).
     if (!p.live || id == rec.site || id == requester) continue;
     if (p.shell || id == 0 || st.watchers.contains(id)) {
-      send_(id, wire::Location{rec});
+      send(id, wire::Location{rec});
     } else {
       batched = true;
     }
@@ -391,7 +434,7 @@ void LeaderCore::flush_locations() {
     for (const auto& [id, p] : peers_) {
       if (!p.live || p.shell || id == 0 || id == rec.site) continue;
       if (st != state_.end() && st->second.watchers.contains(id)) continue;
-      send_(id, wire::Location{rec});
+      send(id, wire::Location{rec});
     }
   }
   batched_locations_.clear();
@@ -404,18 +447,24 @@ void LeaderCore::on_watch(SiteId from, const wire::Watch& m) {
   // Its replica may be a batch behind: a sender must start from where the stream is.
   auto pending = batched_locations_.find(m.stream);
   if (pending != batched_locations_.end() && from != rec->second.site)
-    send_(from, wire::Location{rec->second});
+    send(from, wire::Location{rec->second});
 }
 
 void LeaderCore::on_leave(SiteId shell) {
   auto it = peers_.find(shell);
   if (it == peers_.end() || !it->second.shell) return;
   it->second.live = 0;
-  // Its -temp streams go with it.
+  drop_temp_streams(shell);
+  broadcast(wire::PeerUpdate{it->second});
+}
+
+// A shell's -temp streams go with it.
+void LeaderCore::drop_temp_streams(SiteId shell) {
+  std::erase_if(waiters_, [shell](const Waiter& w) { return w.shell == shell; });
   for (auto& [id, st] : state_) {
     if (st.temp_owner != shell || !streams_.contains(id)) continue;
     Op op;
-    op.requester = 0;
+    op.requester = wire::kNoSite;
     op.req = 0;
     op.stream = id;
     op.request = wire::DestroyReq{0, streams_[id].name};
@@ -426,7 +475,6 @@ void LeaderCore::on_leave(SiteId shell) {
       start(std::move(op));
     }
   }
-  broadcast(wire::PeerUpdate{it->second});
 }
 
 void LeaderCore::shutdown_session() { broadcast(wire::Shutdown{0}); }
@@ -441,31 +489,61 @@ void LeaderCore::start_wave(Time now) {
   next_probe_ = proto::kNever;
   wave_replies_.clear();
   for (const auto& [id, p] : peers_)
-    if (p.live && !p.shell) send_(id, wire::Probe{wave_});
+    if (p.live && !p.shell) send(id, wire::Probe{wave_});
+  // After a failure the waiting shells are asked too: what they still hold is the only
+  // account of their messages left (some were consumed at the failed site, and may be again).
+  if (failures_seen_)
+    for (const Waiter& w : waiters_) send(w.shell, wire::Probe{wave_});
 }
 
 void LeaderCore::on_probe_reply(SiteId from, const wire::ProbeReply& m, Time now) {
   if (!wave_open_ || m.wave != wave_) return;
   wave_replies_[from] = m;
+  maybe_complete_wave(now);
+}
+
+void LeaderCore::maybe_complete_wave(Time now) {
+  if (!wave_open_) return;
   for (const auto& [id, p] : peers_)
     if (p.live && !p.shell && !wave_replies_.contains(id)) return;
+  if (failures_seen_)
+    for (const Waiter& w : waiters_)
+      if (!wave_replies_.contains(w.shell)) return;
   wave_open_ = false;
   bool all_idle = idle();
+  bool requests_balanced = true;
   WaveTotals sums;
   for (const auto& [id, r] : wave_replies_) {
+    auto p = peers_.find(id);
+    if (p == peers_.end() || !p->second.live) continue;  // failed since it answered
     all_idle = all_idle && r.idle;
     sums.appended += r.appended;
     sums.consumed += r.consumed;
     sums.requests += r.requests;
+    sums.held += r.held;
     for (const auto& sc : r.shells) sums.from_shell[sc.shell] += sc.consumed;
+    if (!p->second.shell) {
+      const std::uint64_t done = requests_done_by_[id];
+      sums.requests_done += done;
+      requests_balanced = requests_balanced && r.requests == done;
+    }
   }
-  sums.requests_done = requests_done_;
   // Balanced: every message the sites' handlers appended was consumed, every message each
   // waiting shell appended was consumed, and every request a handler sent was completed here.
   // Counters only grow, so the same balanced totals in two consecutive waves with everyone
   // idle mean nothing was in flight between them (Mattern's four-counter method).
-  bool balanced = sums.appended == sums.consumed && sums.requests == requests_done_;
-  for (const Waiter& w : waiters_) balanced = balanced && sums.from_shell[w.shell] == w.appended;
+  // After a failure the counts cannot balance (the failed site's are gone, and messages it
+  // consumed without acknowledging are consumed again elsewhere), but every message not yet
+  // consumed is still held by its sender until it is: nothing held anywhere, twice with the
+  // same counters, means the same.
+  bool balanced = requests_balanced;
+  if (failures_seen_) {
+    balanced = balanced && sums.held == 0;
+  } else {
+    balanced = balanced && sums.appended == sums.consumed;
+    for (const Waiter& w : waiters_)
+      balanced = balanced && sums.from_shell[w.shell] == w.appended;
+  }
   if (all_idle && balanced && last_wave_ && *last_wave_ == sums) {
     for (const Waiter& w : waiters_) reply(w.shell, w.req, kOk, "quiescent");
     waiters_.clear();
@@ -479,7 +557,176 @@ void LeaderCore::on_probe_reply(SiteId from, const wire::ProbeReply& m, Time now
   next_probe_ = last_wave_ ? now : now + options_.probe_interval;
 }
 
+// ---------------------------------------------------------------------------------------
+// Failures
+
+void LeaderCore::check_liveness(Time now) {
+  next_liveness_check_ = now + options_.failure_timeout / 8;
+  std::vector<SiteId> silent;
+  for (const auto& [id, p] : peers_) {
+    if (id == 0 || !p.live) continue;
+    Time heard = last_heard_ ? last_heard_(id) : now;
+    auto at = admitted_at_.find(id);
+    if (at != admitted_at_.end()) heard = std::max(heard, at->second);
+    if (now - heard > options_.failure_timeout) silent.push_back(id);
+  }
+  for (SiteId id : silent) declare_failed(id, now);
+}
+
+void LeaderCore::declare_failed(SiteId peer, Time now) {
+  auto it = peers_.find(peer);
+  if (peer == 0 || it == peers_.end() || !it->second.live) return;
+  it->second.live = 0;
+  failures_seen_ = true;
+  const bool shell = it->second.shell != 0;
+  log_.push_back(std::string(shell ? "shell " : "site ") + std::to_string(peer) +
+                 " failed: not heard from for " +
+                 std::to_string(options_.failure_timeout / proto::kMillisecond) + " ms");
+  // Everyone fences it first (PeerUpdate goes ahead of any relocation on every channel), so
+  // nothing it still sends is taken once its streams live elsewhere.
+  broadcast(wire::PeerUpdate{it->second});
+  if (shell) {
+    drop_temp_streams(peer);
+  } else {
+    // Operations under way with the failed site at one end.
+    std::vector<StreamId> affected;
+    for (const auto& [id, op] : in_flight_)
+      if (op.target == peer || op.source == peer || op.settle_with == peer) affected.push_back(id);
+    for (StreamId id : affected) fail_op(id, peer);
+    // Its other streams go to their failure managers.
+    std::vector<StreamId> lost;
+    for (const auto& [id, rec] : streams_)
+      if (rec.site == peer && !in_flight_.contains(id)) lost.push_back(id);
+    for (StreamId id : lost) {
+      StreamState& st = state_[id];
+      if (st.busy) continue;  // a queued op cannot be waiting without one in flight
+      st.busy = true;
+      recover(id, peer);
+    }
+    for (auto& [id, st] : state_) st.watchers.erase(peer);
+    for (auto& [agent, info] : agents_) info.visited.erase(peer);
+  }
+  maybe_complete_wave(now);
+}
+
+// An operation in flight on stream `id` lost one of its ends (`failed`). The outcomes are
+// those doc/session.md "Failures" lists.
+void LeaderCore::fail_op(StreamId id, SiteId failed) {
+  auto fit = in_flight_.find(id);
+  if (fit == in_flight_.end()) return;
+  Op& op = fit->second;
+  const std::string why = "site " + std::to_string(failed) + " failed";
+  if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
+    reserved_names_.erase(c->name);
+    Op done = std::move(op);
+    in_flight_.erase(fit);
+    finish(id, done, code_of(Status::Code::kUnavailable), why + " before stream \"" + c->name +
+                                                               "\" was created there");
+    next_op(id);
+    return;
+  }
+  if (std::holds_alternative<wire::Recover>(op.request)) {  // the failure manager failed too
+    in_flight_.erase(fit);
+    recover(id, failed);
+    return;
+  }
+  if (std::holds_alternative<wire::AttachReq>(op.request)) {
+    Op done = std::move(op);
+    in_flight_.erase(fit);
+    agents_.erase(done.agent);
+    finish(id, done, code_of(Status::Code::kUnavailable), why + " during the attach");
+    recover(id, failed);
+    return;
+  }
+  if (std::holds_alternative<wire::DestroyReq>(op.request)) {
+    // Its finalization handlers cannot run there; it is destroyed all the same.
+    Op done = std::move(op);
+    in_flight_.erase(fit);
+    complete_destroy(id, {});
+    finish(id, done, kOk, {});
+    next_op(id);
+    return;
+  }
+  if (std::holds_alternative<wire::MoveReq>(op.request)) {
+    const SiteId other = failed == op.source ? op.target : op.source;
+    if (op.settle_with == wire::kNoSite && other != failed && live_site(other)) {
+      // Only the other end knows whether the stream got out (target) or is still in (source).
+      op.settle_with = other;
+      send(other, wire::Settle{id, op.epoch});
+      return;
+    }
+    // Both ends failed: the stream is lost with them.
+    Op done = std::move(op);
+    in_flight_.erase(fit);
+    finish(id, done, code_of(Status::Code::kUnavailable), why + " during the move");
+    recover(id, failed);
+    return;
+  }
+}
+
+void LeaderCore::on_settled(SiteId from, const wire::Settled& m, Time now) {
+  auto fit = in_flight_.find(m.stream);
+  if (fit == in_flight_.end() || fit->second.settle_with != from || fit->second.epoch != m.epoch)
+    return;
+  Op op = std::move(fit->second);
+  in_flight_.erase(fit);
+  const StreamId id = m.stream;
+  const SiteId failed = from == op.target ? op.source : op.target;
+  const std::string why = "site " + std::to_string(failed) + " failed during the move";
+  if (m.present && from == op.target) {  // it got out in time: the move took effect
+    wire::StreamRecord& rec = streams_[id];
+    rec.site = op.target;
+    rec.epoch = op.epoch;
+    publish_move(rec, op.requester, now);
+    // The target answered the requester when it arrived.
+    done_request(op.requester);
+    next_op(id);
+    return;
+  }
+  if (m.present) {  // still at the source: the move is off, the stream goes on there
+    finish(id, op, code_of(Status::Code::kUnavailable),
+           why + "; stream \"" + streams_[id].name + "\" stays at site " + std::to_string(from));
+    next_op(id);
+    return;
+  }
+  finish(id, op, code_of(Status::Code::kUnavailable), why);
+  recover(id, failed);
+}
+
+// The stream's state died with `failed`: it starts over at its failure manager (site 0 if
+// that is the failed site or gone too), under a new epoch and a new numbering of its
+// outgoing channels. The stream stays busy until the failure manager reports it installed.
+void LeaderCore::recover(StreamId id, SiteId failed) {
+  auto sit = streams_.find(id);
+  if (sit == streams_.end()) {
+    next_op(id);
+    return;
+  }
+  StreamState& st = state_[id];
+  st.busy = true;
+  wire::Recover r;
+  r.stream = sit->second;
+  r.failed_site = failed;
+  const SiteId fm = r.stream.failure_manager;
+  r.stream.site = live_site(fm) ? fm : 0;
+  st.max_epoch = std::max(st.max_epoch, r.stream.epoch) + 1;
+  r.stream.epoch = st.max_epoch;
+  r.stream.origin = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(r.stream.epoch, std::numeric_limits<std::uint32_t>::max()));
+  r.agents = st.agents;
+  for (std::uint64_t agent : r.agents) ship_code(agent, r.stream.site);
+  Op op;
+  op.requester = wire::kNoSite;
+  op.stream = id;
+  op.epoch = r.stream.epoch;
+  op.target = r.stream.site;
+  send(op.target, r);
+  op.request = std::move(r);
+  in_flight_[id] = std::move(op);
+}
+
 void LeaderCore::on_timeout(Time now) {
+  if (now >= next_liveness_check_) check_liveness(now);
   if (locations_due_ != proto::kNever && now >= locations_due_) flush_locations();
   if (next_probe_ != proto::kNever && now >= next_probe_) start_wave(now);
 }

@@ -7,7 +7,10 @@
 //     (each keeps a replica) after each change;
 //   - code registry: an agent's code is stored here once and shipped to a site on the agent's
 //     first visit there;
-//   - termination detection for `mstream run` (doc/session.md "Quiescence").
+//   - termination detection for `mstream run` (doc/session.md "Quiescence");
+//   - failure detection and failure management (doc/session.md "Failures"): a site or shell
+//     not heard from for the failure timeout is declared failed and fenced (every peer drops
+//     what it still sends), and each of its streams is recovered at its failure manager.
 // It talks through the transport of the process's site 0 (SiteCore::send_from_leader and
 // set_leader_inbox); it never touches a socket or a clock.
 //
@@ -43,6 +46,8 @@ struct LeaderOptions {
   // Whether handler errors forwarded to the shells also go to poll_log() (see
   // SiteOptions::log_forwarded_errors).
   bool log_forwarded_errors = true;
+  // A peer not heard from for this long is declared failed (DESIGN.md guarantee 6). 0: never.
+  Time failure_timeout = 1000 * proto::kMillisecond;
 };
 
 class LeaderCore {
@@ -57,17 +62,27 @@ class LeaderCore {
   void set_own_address(std::string address, std::uint64_t pid = 0);
 
   // A join datagram from `from` ("HOST:PORT"); fills *reply.
-  bool on_join(const wire::JoinMessage& m, const std::string& from, wire::JoinMessage* reply);
+  bool on_join(const wire::JoinMessage& m, const std::string& from, wire::JoinMessage* reply,
+               Time now = 0);
+  // When the leader's process last heard from a peer (-1: never); the failure detector's
+  // input. Unset: no peer is ever declared failed.
+  void set_last_heard(std::function<Time(SiteId)> last_heard) {
+    last_heard_ = std::move(last_heard);
+  }
   // A control message from the control stream of `from`.
   void on_message(SiteId from, const wire::ControlMessage& m, Time now);
   void on_timeout(Time now);
-  Time next_timeout() const { return std::min(next_probe_, locations_due_); }
+  Time next_timeout() const {
+    return std::min({next_probe_, locations_due_, next_liveness_check_});
+  }
 
   // Tells every site and shell to stop.
   void shutdown_session();
 
   bool idle() const { return in_flight_.empty() && queued_ops() == 0; }
   std::size_t stream_count() const { return streams_.size(); }
+  // Declares a peer failed now, as the failure detector does after the timeout (tests).
+  void declare_failed(SiteId peer, Time now);
   const std::map<SiteId, wire::PeerRecord>& peers() const { return peers_; }
   const std::map<StreamId, wire::StreamRecord>& streams() const { return streams_; }
   // A log line per error worth a user's eye.
@@ -82,6 +97,9 @@ class LeaderCore {
     std::uint64_t agent = 0;  // attach: the id given
     std::uint64_t epoch = 0;  // move: the new epoch
     SiteId target = 0;
+    // A move one end of which failed: the leader waits for the other end's Settled.
+    SiteId settle_with = wire::kNoSite;
+    SiteId source = wire::kNoSite;  // move: where the stream was
   };
   struct AgentInfo {
     wire::Code code;
@@ -93,6 +111,7 @@ class LeaderCore {
     bool busy = false;
     SiteId temp_owner = wire::kNoSite;  // a -temp stream dies with this shell
     std::set<SiteId> watchers;           // sites with a sender to it (Watch)
+    std::uint64_t max_epoch = 1;         // the highest epoch handed out for it
   };
 
   void accept(SiteId from, const wire::ControlMessage& m);
@@ -110,6 +129,15 @@ class LeaderCore {
   void on_probe_reply(SiteId from, const wire::ProbeReply& m, Time now);
   void start_wave(Time now);
   void on_leave(SiteId shell);
+  void drop_temp_streams(SiteId shell);
+  void check_liveness(Time now);
+  void fail_op(StreamId id, SiteId failed);
+  void recover(StreamId id, SiteId failed);
+  void on_settled(SiteId from, const wire::Settled& m, Time now);
+  void complete_destroy(StreamId id, const std::vector<wire::InChannel>& final_in);
+  void send(SiteId to, const wire::ControlMessage& m);
+  void done_request(SiteId requester);
+  void maybe_complete_wave(Time now);
   std::size_t queued_ops() const;
   bool live_site(SiteId s) const;
   Status check_new_name(const std::string& name) const;
@@ -145,14 +173,20 @@ class LeaderCore {
   std::uint64_t wave_ = 0;
   std::map<SiteId, wire::ProbeReply> wave_replies_;
   struct WaveTotals {
-    std::uint64_t appended = 0, consumed = 0, requests = 0, requests_done = 0;
+    std::uint64_t appended = 0, consumed = 0, requests = 0, requests_done = 0, held = 0;
     std::map<SiteId, std::uint64_t> from_shell;
     friend bool operator==(const WaveTotals&, const WaveTotals&) = default;
   };
   std::optional<WaveTotals> last_wave_;
-  std::uint64_t requests_done_ = 0;  // handler requests completed here
   Time next_probe_ = proto::kNever;
   bool wave_open_ = false;
+  // After a failure the counters of the failed peer are gone, and what it appended or
+  // consumed is unknowable: waves then also ask what every sender still holds.
+  bool failures_seen_ = false;
+  std::map<SiteId, std::uint64_t> requests_done_by_;  // handler requests completed, per site
+  std::function<Time(SiteId)> last_heard_;
+  std::map<SiteId, Time> admitted_at_;
+  Time next_liveness_check_ = proto::kNever;
   std::deque<std::string> log_;
 };
 

@@ -11,7 +11,13 @@ LeaderNode::LeaderNode(site::SiteOptions site_options, LeaderOptions leader_opti
       leader_(
           leader_options,
           [this](SiteId to, const wire::ControlMessage& m) { site_.send_from_leader(to, m); },
-          [this](SiteId site) { site_.admit(site); }) {
+          [this, timeout = leader_options.failure_timeout](SiteId site) {
+            site_.admit(site);
+            // The leader keeps every member hearing from it, so that one it declared failed
+            // (and no longer pings) notices within the timeout.
+            if (timeout > 0) site_.set_keepalive(site, site::SiteCore::keepalive_interval(timeout));
+          }) {
+  leader_.set_last_heard([this](SiteId site) { return site_.last_heard(site); });
   site_.set_leader_inbox([this](StreamId from, wire::ByteView payload) {
     if (!site::is_control(from)) return;
     auto m = wire::decode_control(payload);
@@ -30,7 +36,7 @@ bool LeaderNode::on_join(wire::ByteView bytes, const std::string& from, Time now
   auto m = wire::decode_join(bytes);
   if (!m.ok()) return false;
   wire::JoinMessage answer;
-  if (!leader_.on_join(*m, from, &answer)) return false;
+  if (!leader_.on_join(*m, from, &answer, now)) return false;
   wire::encode_join(answer, reply);
   return true;
 }

@@ -31,6 +31,9 @@ struct SendState {
   // one). Every DATA and FRAGMENT carries it, so a receiver can tell a stale copy sent from a
   // site the sender left from a fresh one sent by the site it lives at now.
   std::uint32_t incarnation = 0;
+  // Which numbering of the channel this is: a stream recovered without its state after its
+  // site failed numbers its channels afresh under a higher origin (doc/protocol.md).
+  std::uint32_t origin = 0;
 };
 
 // What a receiver's side of one channel is, as a value. Messages delivered but not consumed
@@ -39,6 +42,7 @@ struct RecvState {
   Seq consumed_up_to = 0;
   SiteId reply_site = 0;  // where consumption acks go: the sender's last known site
   std::uint32_t reply_incarnation = 0;  // the sender's incarnation at reply_site
+  std::uint32_t origin = 0;             // the sender's numbering (SendState::origin)
 };
 
 class SendChannel {
@@ -98,6 +102,7 @@ class SendChannel {
   // Declared after the 32-bit counters above so that they share words: 80 bytes in all.
   SiteId dest = 0;
   std::uint32_t incarnation = 0;  // see SendState
+  std::uint32_t origin = 0;       // see SendState
   bool queued = false;            // on its path's ready list
 };
 
@@ -133,8 +138,18 @@ class RecvChannel {
   std::size_t buffered_bytes() const { return bytes_; }
 
   RecvState export_state() const {
-    return RecvState{consumed_up_to_, reply_site, reply_incarnation_};
+    return RecvState{consumed_up_to_, reply_site, reply_incarnation_, origin_};
   }
+
+  // What a copy says of its sender besides the message (wire::SenderTag), applied before the
+  // message itself. A copy of an older numbering than ours is stale: false, drop it. A newer
+  // numbering (the sender was recovered without its state) starts the channel over. A floor
+  // beyond what we delivered means our own state was lost or is behind (this stream was
+  // recovered after its site failed): what the sender knows consumed is skipped, so the
+  // channel resumes where the senders are (seed 004 2.4: the senders' sequence numbers
+  // resynchronise the recovered receiver).
+  bool on_sender(std::uint32_t origin, Seq floor);
+  std::uint32_t origin() const { return origin_; }
 
   // Consumption acks go to reply_site, the site of the newest incarnation of the sender seen.
   // A copy of a message sent by the sender's incarnation `incarnation` may move them to the
@@ -170,6 +185,8 @@ class RecvChannel {
     // REQUIRES: seq not present; seq - base < the window.
     Pending& insert(Seq seq, Seq base);
     void erase(Seq seq);
+    // Forgets every message <= seq; returns their bytes.
+    std::uint64_t erase_up_to(Seq seq);
     std::size_t size() const { return count_; }
 
    private:
@@ -189,6 +206,7 @@ class RecvChannel {
   // below 4 GiB (kMaxHeldBytes), whatever the configuration says.
   std::uint32_t bytes_ = 0;
   std::uint32_t reply_incarnation_ = 0;
+  std::uint32_t origin_ = 0;
   // Out-of-order messages and partly reassembled ones; allocated only while there are some.
   std::unique_ptr<Ring> pending_;
   wire::Bytes next_;  // the message next_expected_, when it arrived whole and in order

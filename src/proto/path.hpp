@@ -206,6 +206,10 @@ class Path {
   // Control frames wait this long for a datagram to ride on (consumption acks, like ACKs,
   // are delayed up to max_ack_delay); kNever when there are none.
   Time control_deadline = kNever;
+  // For the failure detector and keepalives (Transport::set_keepalive): when a datagram from
+  // the remote was last accepted, and when we last sent one there; -1: never.
+  Time last_heard = -1;
+  Time last_sent = -1;
 };
 
 }  // namespace mstream::proto

@@ -73,11 +73,34 @@ Path& Transport::path_to(SiteId site) {
 void Transport::expel_site(SiteId site) {
   admitted_.erase(site);
   paths_.erase(site);
+  keepalive_.erase(site);
   // What was queued on the path is gone with it; a later relocation queues it again.
   for (auto& [key, ch] : send_)
     if (ch.dest == site) ch.queued = false;
   for (auto& [key, ch] : recv_)
     if (ch.reply_site == site) ch.ack_queued = false;
+}
+
+void Transport::set_keepalive(SiteId site, Time interval) {
+  if (interval <= 0 || !reachable(site)) {
+    keepalive_.erase(site);
+    return;
+  }
+  keepalive_[site] = interval;
+  (void)path_to(site);
+}
+
+Time Transport::last_heard(SiteId site) const {
+  auto it = paths_.find(site);
+  return it == paths_.end() ? -1 : it->second->last_heard;
+}
+
+void Transport::set_sender_origin(StreamId from, std::uint32_t origin) {
+  if (origin == 0) {
+    sender_origin_.erase(from);
+  } else {
+    sender_origin_[from] = origin;
+  }
 }
 
 const Path* Transport::path(SiteId site) const {
@@ -114,7 +137,13 @@ Result<Seq> Transport::append(StreamId from, StreamId to, SiteId to_site, wire::
   ChannelKey key{from, to};
   auto [it, inserted] = send_.try_emplace(key);
   SendChannel& ch = it->second;
-  if (inserted) ch.dest = to_site;
+  if (inserted) {
+    ch.dest = to_site;
+    if (!sender_origin_.empty()) {
+      auto o = sender_origin_.find(from);
+      if (o != sender_origin_.end()) ch.origin = o->second;
+    }
+  }
   Status st = ch.check_append(payload.size(), config_.channel);
   if (!st.ok()) {
     if (inserted) send_.erase(it);
@@ -137,7 +166,7 @@ void Transport::queue_data(SendChannel& ch, ChannelKey key) {
     deliver_local(ch, key);
     return;
   }
-  if (ch.queued) return;
+  if (ch.queued || !reachable(ch.dest)) return;  // an expelled site's: wait for relocation
   path_to(ch.dest).data_ready.push_back(key);
   ch.queued = true;
 }
@@ -154,6 +183,11 @@ void Transport::deliver_local(SendChannel& ch, ChannelKey key) {
     RecvChannel& rc = it->second;
     // The sender is here and live: its acks stay here, and copies its earlier incarnations
     // sent from other sites must not take them away.
+    if (!rc.on_sender(ch.origin, ch.consumed_up_to())) {
+      ++stats_.stale_numbering;  // cannot happen: a local sender has one numbering
+      ch.advance_unsent(ch.unsent_message().size());
+      continue;
+    }
     (void)rc.accept_incarnation(ch.incarnation);
     rc.reply_site = self_;
     const wire::Bytes& m = ch.unsent_message();
@@ -229,6 +263,7 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
     return Status::error(Status::Code::kUnavailable, "too many sites");
   }
   Path& p = path_to(h.src_site);
+  p.last_heard = now;
   if (decoded_.has_ack && !p.on_ack(decoded_.ack, now)) ++stats_.bogus_acks;
   if (h.packet_number == 0) return Status::ok_status();
   switch (p.on_packet(h.packet_number, bytes.size(), now)) {
@@ -258,7 +293,8 @@ void Transport::on_frame(SiteId src, const wire::Frame& f, Time now) {
       on_reject(src, f);
       break;
     case wire::FrameType::kAck:
-      break;  // decoded separately
+    case wire::FrameType::kPing:
+      break;  // decoded separately; a PING is only heard
   }
 }
 
@@ -272,6 +308,14 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
   auto [it, inserted] = recv_.try_emplace(key);
   if (inserted) index_add(recv_index_, key);
   RecvChannel& ch = it->second;
+  if (!ch.on_sender(f.origin, f.floor)) {
+    ++stats_.stale_numbering;
+    if (inserted) {
+      recv_.erase(it);
+      index_remove(recv_index_, key);
+    }
+    return;
+  }
   bool whole = f.type == wire::FrameType::kData;
   auto outcome = ch.on_fragment(f.seq, whole ? f.payload.size() : f.total_len, whole ? 0 : f.offset,
                                 f.payload, config_.channel);
@@ -325,11 +369,13 @@ void Transport::set_reply_site(RecvChannel& ch, ChannelKey key, SiteId site, Tim
 void Transport::flush_ready(RecvChannel& ch, ChannelKey key) {
   Delivery d;
   d.key = key;
+  d.origin = ch.origin();
   while (ch.pop_ready(&d.seq, &d.payload)) {
     ++stats_.messages_delivered;
     deliveries_.push_back(std::move(d));
     d = Delivery{};
     d.key = key;
+    d.origin = ch.origin();
   }
 }
 
@@ -341,6 +387,10 @@ void Transport::on_consumed(SiteId /*src*/, const wire::Frame& f) {
     ++stats_.bogus_acks;
     return;
   }
+  if (f.origin != it->second.origin) {  // for an earlier life of the sender
+    ++stats_.stale_numbering;
+    return;
+  }
   release(it->second, it->first, f.seq);
 }
 
@@ -350,11 +400,13 @@ void Transport::on_reject(SiteId src, const wire::Frame& f) {
   rejected_.push_back(Rejected{key, f.seq, src, f.reason});
 }
 
-Status Transport::consume(ChannelKey key, Seq up_to, Time now) {
+Status Transport::consume(ChannelKey key, Seq up_to, Time now, std::uint32_t origin) {
   auto it = recv_.find(key);
   if (it == recv_.end())
     return Status::error(Status::Code::kNotFound,
                          "no channel " + std::to_string(key.from) + "->" + std::to_string(key.to));
+  if (it->second.origin() != origin)
+    return Status::error(Status::Code::kUnavailable, "the channel started a new numbering");
   Status st = it->second.consume(up_to);
   if (!st.ok()) return st;
   queue_consumed(it->second, key, now);
@@ -365,10 +417,11 @@ void Transport::queue_consumed(RecvChannel& ch, ChannelKey key, Time now) {
   if (ch.consumed_up_to() == 0) return;
   if (ch.reply_site == self_) {
     auto it = send_.find(key);
-    if (it != send_.end()) release(it->second, key, ch.consumed_up_to());
+    if (it != send_.end() && it->second.origin == ch.origin())
+      release(it->second, key, ch.consumed_up_to());
     return;
   }
-  if (ch.ack_queued) return;
+  if (ch.ack_queued || !reachable(ch.reply_site)) return;
   ch.ack_queued = true;
   Path& p = path_to(ch.reply_site);
   p.control.push_back(Path::Control{wire::FrameType::kConsumed, key, 0, {}});
@@ -378,9 +431,12 @@ void Transport::queue_consumed(RecvChannel& ch, ChannelKey key, Time now) {
 void Transport::queue_direct_consumed(SiteId site, ChannelKey key, Seq up_to, Time now) {
   if (site == self_) {
     auto it = send_.find(key);
-    if (it != send_.end()) release(it->second, key, up_to);
+    auto rc = recv_.find(key);
+    if (it != send_.end() && rc != recv_.end() && it->second.origin == rc->second.origin())
+      release(it->second, key, up_to);
     return;
   }
+  if (!reachable(site)) return;
   Path& p = path_to(site);
   if (p.control.size() >= config_.path.max_window) return;  // the sender asks again
   p.control.push_back(Path::Control{wire::FrameType::kConsumed, key, up_to, {}});
@@ -388,6 +444,7 @@ void Transport::queue_direct_consumed(SiteId site, ChannelKey key, Seq up_to, Ti
 }
 
 void Transport::queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectReason reason) {
+  if (!reachable(site)) return;
   Path& p = path_to(site);
   // A flood of refused frames must not grow the queue without bound.
   if (p.control.size() >= config_.path.max_window) return;
@@ -399,6 +456,13 @@ void Transport::queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectR
 // Output
 
 bool Transport::poll_transmit(Time now, OutDatagram* out) {
+  if (!poll_path(now, out)) return false;
+  auto p = paths_.find(out->to);
+  if (p != paths_.end()) p->second->last_sent = now;
+  return true;
+}
+
+bool Transport::poll_path(Time now, OutDatagram* out) {
   for (auto& [site, pp] : paths_) {
     Path& p = *pp;
     if (p.has_probe() && p.build_probe(now, &out->bytes)) {
@@ -433,20 +497,36 @@ bool Transport::poll_transmit(Time now, OutDatagram* out) {
       ++stats_.datagrams_out;
       return true;
     }
+    if (keepalive_due(site, p, now) && p.can_send()) {
+      wire::Bytes ping;
+      wire::encode_ping(&ping);
+      p.build_new(ping, now, &out->bytes);
+      out->to = site;
+      ++stats_.datagrams_out;
+      return true;
+    }
   }
   return false;
+}
+
+bool Transport::keepalive_due(SiteId site, const Path& p, Time now) const {
+  if (keepalive_.empty()) return false;
+  auto k = keepalive_.find(site);
+  return k != keepalive_.end() && (p.last_sent < 0 || now - p.last_sent >= k->second);
 }
 
 void Transport::fill_body(Path& p, std::size_t room, wire::Bytes* body) {
   while (!p.control.empty()) {
     const Path::Control& c = p.control.front();
     if (c.type == wire::FrameType::kConsumed && c.seq != 0) {  // a direct answer
-      if (!recv_.contains(c.key)) {  // the receiver left meanwhile: its new site answers
+      auto rc = recv_.find(c.key);
+      if (rc == recv_.end()) {  // the receiver left meanwhile: its new site answers
         p.control.pop_front();
         continue;
       }
-      if (body->size() + wire::consumed_size(c.key.from, c.key.to, c.seq) > room) return;
-      wire::encode_consumed(c.key.from, c.key.to, c.seq, body);
+      const std::uint32_t origin = rc->second.origin();
+      if (body->size() + wire::consumed_size(c.key.from, c.key.to, c.seq, origin) > room) return;
+      wire::encode_consumed(c.key.from, c.key.to, c.seq, body, origin);
     } else if (c.type == wire::FrameType::kConsumed) {
       auto it = recv_.find(c.key);
       if (it == recv_.end() || !it->second.ack_queued || it->second.reply_site != p.remote()) {
@@ -454,8 +534,9 @@ void Transport::fill_body(Path& p, std::size_t room, wire::Bytes* body) {
         continue;
       }
       Seq up_to = it->second.consumed_up_to();
-      if (body->size() + wire::consumed_size(c.key.from, c.key.to, up_to) > room) return;
-      wire::encode_consumed(c.key.from, c.key.to, up_to, body);
+      const std::uint32_t origin = it->second.origin();
+      if (body->size() + wire::consumed_size(c.key.from, c.key.to, up_to, origin) > room) return;
+      wire::encode_consumed(c.key.from, c.key.to, up_to, body, origin);
       it->second.ack_queued = false;
     } else {
       if (body->size() + wire::consumed_size(c.key.from, c.key.to, c.seq) + 1 > room) return;
@@ -479,14 +560,15 @@ bool Transport::fill_data(Path& p, std::size_t room, wire::Bytes* body) {
     ch.queued = false;
     bool full = false;
     while (ch.has_unsent() && !full) {
+      const wire::SenderTag tag{ch.incarnation, ch.origin, ch.consumed_up_to()};
       const wire::Bytes& m = ch.unsent_message();
       std::size_t off = ch.unsent_offset();
       Seq seq = ch.unsent_seq();
       std::size_t avail = room > body->size() ? room - body->size() : 0;
       if (off == 0) {
-        std::size_t whole = wire::data_size(key.from, key.to, seq, m.size(), ch.incarnation);
+        std::size_t whole = wire::data_size(key.from, key.to, seq, m.size(), tag);
         if (whole <= avail) {
-          wire::encode_data(key.from, key.to, seq, m, body, ch.incarnation);
+          wire::encode_data(key.from, key.to, seq, m, body, tag);
           ch.advance_unsent(m.size());
           continue;
         }
@@ -496,16 +578,15 @@ bool Transport::fill_data(Path& p, std::size_t room, wire::Bytes* body) {
         }
       }
       std::size_t remaining = m.size() - off;
-      std::size_t overhead = wire::fragment_size(key.from, key.to, seq, m.size(), off, remaining,
-                                                 ch.incarnation) -
-                             remaining;
+      std::size_t overhead =
+          wire::fragment_size(key.from, key.to, seq, m.size(), off, remaining, tag) - remaining;
       if (avail <= overhead + std::min(kMinFragment, remaining)) {
         full = true;
         break;
       }
       std::size_t chunk = std::min(remaining, avail - overhead);
       wire::encode_fragment(key.from, key.to, seq, m.size(), off,
-                            wire::ByteView(m).subspan(off, chunk), body, ch.incarnation);
+                            wire::ByteView(m).subspan(off, chunk), body, tag);
       ch.advance_unsent(chunk);
       if (chunk < remaining) full = true;
     }
@@ -525,6 +606,12 @@ Time Transport::next_timeout() const {
   Time t = kNever;
   for (const auto& [site, p] : paths_) {
     t = std::min(t, p->next_timeout());
+    if (!keepalive_.empty()) {
+      auto k = keepalive_.find(site);
+      // Without window room the ping waits for an ack, which wakes the driver anyway.
+      if (k != keepalive_.end() && p->can_send())
+        t = std::min(t, p->last_sent < 0 ? 0 : p->last_sent + k->second);
+    }
     // Without window room the control frames wait for an ack, which wakes the driver anyway.
     if (!p->control.empty() && p->can_send()) t = std::min(t, p->control_deadline);
   }

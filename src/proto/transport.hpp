@@ -45,6 +45,7 @@ struct Delivery {
   ChannelKey key;
   Seq seq = 0;
   wire::Bytes payload;
+  std::uint32_t origin = 0;  // the channel's numbering it was delivered under (consume())
 };
 
 // The receiver consumed every message of `key` up to and including `up_to`; the sender's
@@ -78,6 +79,7 @@ struct TransportStats {
   std::uint64_t messages_released = 0;
   std::uint64_t paths_refused = 0;    // datagrams from a new site beyond kMaxPaths
   std::uint64_t unknown_site_in = 0;  // datagrams from a site not admitted
+  std::uint64_t stale_numbering = 0;  // copies of a channel's older numbering (failures)
 };
 
 class Transport {
@@ -101,7 +103,22 @@ class Transport {
     admitted_.insert(site);
     membership_ = true;
   }
+  // Forgets the site (it failed or left): its datagrams are dropped from now on, as from any
+  // site not admitted (fencing), and nothing is sent there; channels to streams that lived
+  // there keep their messages until relocate_receiver() sends them elsewhere.
   void expel_site(SiteId site);
+
+  // Keepalive: when nothing was sent to `site` for `interval`, a PING goes there (it is
+  // acknowledged, so both ends hear each other). 0 stops it. The failure detector reads
+  // last_heard().
+  void set_keepalive(SiteId site, Time interval);
+  // When a datagram from `site` was last accepted; -1 if never.
+  Time last_heard(SiteId site) const;
+
+  // Channels from `from` made here from now on start the numbering `origin` (SendState::
+  // origin): a stream recovered without its state must not reuse the numbers of its earlier
+  // life. 0 (the default) forgets the setting.
+  void set_sender_origin(StreamId from, std::uint32_t origin);
 
   // The retransmission class of the path to `site` (the default comes from the config).
   void set_retransmission(SiteId site, RetransmissionClass c) {
@@ -141,10 +158,11 @@ class Transport {
 
   // The next message ready for consumption; false when none.
   bool poll_delivery(Delivery* out);
-  // The application consumed every delivered message of `key` up to `up_to`. Must follow the
-  // delivery order. Errors: kNotFound (no such channel), kInvalidArgument (up_to not yet
-  // delivered or not after the last consumed one).
-  Status consume(ChannelKey key, Seq up_to, Time now);
+  // The application consumed every delivered message of `key` up to `up_to`, delivered
+  // under the numbering `origin` (Delivery::origin). Must follow the delivery order. Errors:
+  // kNotFound (no such channel), kInvalidArgument (up_to not yet delivered or not after the
+  // last consumed one), kUnavailable (the channel started a new numbering since: nothing to do).
+  Status consume(ChannelKey key, Seq up_to, Time now, std::uint32_t origin = 0);
 
   bool poll_released(Released* out);
   bool poll_rejected(Rejected* out);
@@ -173,6 +191,14 @@ class Transport {
   const SendChannel* send_channel(ChannelKey key) const;
   const RecvChannel* recv_channel(ChannelKey key) const;
   std::size_t send_channel_count() const { return send_.size(); }
+  // Unconsumed messages of the local send channels `count` selects.
+  template <class Pred>
+  std::uint64_t unconsumed_messages(Pred count) const {
+    std::uint64_t n = 0;
+    for (const auto& [key, ch] : send_)
+      if (count(key)) n += ch.unconsumed_count();
+    return n;
+  }
   std::size_t recv_channel_count() const { return recv_.size(); }
   // True when no local sender has an unconsumed message, no datagram of ours awaits its
   // acknowledgement and no consumption ack or rejection is waiting to be sent.
@@ -180,6 +206,12 @@ class Transport {
 
  private:
   Path& path_to(SiteId site);
+  // Whether anything may be sent to `site`: not once it was expelled (it failed or left).
+  bool reachable(SiteId site) const {
+    return site == self_ || !membership_ || admitted_.contains(site);
+  }
+  bool poll_path(Time now, OutDatagram* out);
+  bool keepalive_due(SiteId site, const Path& p, Time now) const;
   void on_frame(SiteId src, const wire::Frame& f, Time now);
   void on_data(SiteId src, const wire::Frame& f, Time now);
   void on_consumed(SiteId src, const wire::Frame& f);
@@ -213,6 +245,8 @@ class Transport {
   ChannelIndex recv_index_;
   std::unordered_set<StreamId> open_;
   std::unordered_set<SiteId> admitted_;
+  std::unordered_map<SiteId, Time> keepalive_;
+  std::unordered_map<StreamId, std::uint32_t> sender_origin_;
   bool membership_ = false;  // set by the first admit_site(); expelling all keeps it on
   std::deque<Delivery> deliveries_;
   std::deque<Released> released_;

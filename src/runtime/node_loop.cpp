@@ -47,6 +47,9 @@ Result<proto::SiteId> NodeLoop::join(const std::string& leader, wire::JoinMessag
                                      std::chrono::nanoseconds timeout) {
   auto address = SocketAddress::parse(leader);
   if (!address.ok()) return address.status();
+  // A new membership: the ids of an earlier one (a site that left and joins again) name
+  // other peers now.
+  peers_.clear();
   wire::JoinMessage req;
   req.op = wire::JoinMessage::Op::kRequest;
   req.nonce = std::random_device{}() ^ (static_cast<std::uint64_t>(::getpid()) << 32) ^

@@ -93,6 +93,7 @@ void SessionChecker::on_handler(SiteId site, const site::HandlerTrace& t) {
   Stream& st = stream(t.stream);
   switch (t.kind) {
     case Kind::kInstall:
+    case Kind::kRecover:
       if (t.epoch <= st.epoch) {
         fail("move_order", name(t.stream) + " installed" + at + " with epoch " +
                                std::to_string(t.epoch) + " after epoch " +
@@ -102,6 +103,7 @@ void SessionChecker::on_handler(SiteId site, const site::HandlerTrace& t) {
       st.awaiting_relocation = site;
       return;
     case Kind::kRelocation:
+    case Kind::kFailure:
       if (st.awaiting_relocation != site) {
         fail("relocation_before_append",
              "relocation handlers of " + name(t.stream) + " ran" + at + " with no install there");

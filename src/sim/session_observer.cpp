@@ -18,6 +18,10 @@ const char* trace_kind(site::HandlerTrace::Kind k) {
       return "install";
     case site::HandlerTrace::Kind::kDepart:
       return "depart";
+    case site::HandlerTrace::Kind::kRecover:
+      return "recover";
+    case site::HandlerTrace::Kind::kFailure:
+      return "failure";
   }
   return "?";
 }

@@ -57,15 +57,33 @@ void SiteCore::on_datagram(wire::ByteView bytes, Time now) {
 
 Time SiteCore::next_timeout() const {
   Time t = transport_.next_timeout();
+  if (Time due = leader_silence_due(); due != proto::kNever) t = std::min(t, due);
   if (!retry_at_.empty()) {
     for (const auto& [stream, at] : retry_at_) t = std::min(t, at);
   }
   return t;
 }
 
+// When this peer gives the session up if it hears nothing more from the leader.
+Time SiteCore::leader_silence_due() const {
+  if (failure_timeout_ <= 0 || options_.self == 0 || finished_) return proto::kNever;
+  return std::max(transport_.last_heard(0), welcomed_at_) + failure_timeout_;
+}
+
 void SiteCore::on_timeout(Time now) {
   now_ = now;
   transport_.on_timeout(now);
+  if (now >= leader_silence_due()) {
+    // Either the leader declared us failed (it fenced us: nobody answers any more, and our
+    // streams live at their failure managers now) or it is gone. Either way nothing here
+    // may go on as a member: handlers must not run for streams that live elsewhere.
+    lost_session_ = true;
+    finished_ = true;
+    report_error("site " + std::to_string(options_.self) + ": no word from the leader for " +
+                 std::to_string(failure_timeout_ / proto::kMillisecond) +
+                 " ms: left the session");
+    return;
+  }
   for (auto it = retry_at_.begin(); it != retry_at_.end();) {
     if (it->second > now) {
       ++it;
@@ -140,12 +158,12 @@ void SiteCore::route(proto::Delivery& d) {
   const StreamId to = d.key.to;
   if (to == kLeaderStream) {
     if (leader_inbox_) leader_inbox_(d.key.from, d.payload);
-    (void)transport_.consume(d.key, d.seq, now_);
+    (void)transport_.consume(d.key, d.seq, now_, d.origin);
     return;
   }
   if (to == control_stream(options_.self)) {
     Result<wire::ControlMessage> m = wire::decode_control(d.payload);
-    (void)transport_.consume(d.key, d.seq, now_);
+    (void)transport_.consume(d.key, d.seq, now_, d.origin);
     if (!m.ok()) {
       report_error("site " + std::to_string(options_.self) +
                    ": dropped a malformed control message: " + m.status().message());
@@ -293,7 +311,7 @@ void SiteCore::discard_batch(Hosted& h) {
     if (trace_ && !d.payload.empty())
       trace_(
           {HandlerTrace::Kind::kAppend, h.rec.id, d.key.from, d.seq, h.rec.epoch, message_of(d)});
-    (void)transport_.consume(d.key, d.seq, now_);
+    (void)transport_.consume(d.key, d.seq, now_, d.origin);
     count_consumed(d.key.from, 1);
     const bool sync = !d.payload.empty() && (d.payload[0] & kMessageSync) != 0;
     if (sync && is_control(d.key.from))
@@ -316,7 +334,7 @@ void SiteCore::delivered(StreamId id, Delivering& work) {
       if (sync) results.push_back(std::move(r.out.result));
     }
     // Consumed: every append handler returned (DESIGN.md guarantee 2).
-    (void)transport_.consume(d.key, d.seq, now_);
+    (void)transport_.consume(d.key, d.seq, now_, d.origin);
     count_consumed(d.key.from, 1);
     if (sync && is_control(d.key.from)) {
       send_control(control_site(d.key.from), d.key.from,
@@ -458,15 +476,20 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
       [&](const auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, wire::Welcome>) {
-          for (const auto& p : m.peers) {
-            apply_peer(p);
-            transport_.admit_site(p.site);
-          }
+          for (const auto& p : m.peers) apply_peer(p);
           for (const auto& s : m.streams) on_location(s);
           welcomed_ = true;
+          welcomed_at_ = now_;
+          failure_timeout_ = static_cast<Time>(m.failure_timeout_us) * proto::kMicrosecond;
+          // Sites and shells keep the leader hearing from them; it keeps them hearing from it.
+          if (failure_timeout_ > 0 && options_.self != 0)
+            transport_.set_keepalive(0, keepalive_interval(failure_timeout_));
         } else if constexpr (std::is_same_v<T, wire::PeerUpdate>) {
           apply_peer(m.peer);
-          transport_.admit_site(m.peer.site);
+        } else if constexpr (std::is_same_v<T, wire::Recover>) {
+          on_recover(m);
+        } else if constexpr (std::is_same_v<T, wire::Settle>) {
+          on_settle(m);
         } else if constexpr (std::is_same_v<T, wire::Location>) {
           on_location(m.stream, m.final_in);
         } else if constexpr (std::is_same_v<T, wire::Install>) {
@@ -474,6 +497,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           h->rec = m.stream;
           h->rec.site = options_.self;
           (void)transport_.open_stream(m.stream.id);
+          transport_.set_sender_origin(m.stream.id, m.stream.origin);
           apply_record(h->rec);
           hosted_[m.stream.id] = std::move(h);
           reply_installed(wire::Installed{m.stream.id, m.stream.epoch, 0, 0, {}});
@@ -509,9 +533,13 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           (void)from_site;
           on_arrive(m);
         } else if constexpr (std::is_same_v<T, wire::Probe>) {
-          wire::ProbeReply r{
-              m.wave, idle() ? 1u : 0u, counters_.appended, counters_.consumed, counters_.requests,
-              {}};
+          wire::ProbeReply r{m.wave,
+                             idle() ? 1u : 0u,
+                             counters_.appended,
+                             counters_.consumed,
+                             counters_.requests,
+                             {},
+                             held_messages()};
           for (const auto& [shell, n] : counters_.consumed_from_shell)
             r.shells.push_back({shell, n});
           send_control(0, kLeaderStream, r);
@@ -566,8 +594,18 @@ bool SiteCore::apply_record(const wire::StreamRecord& rec,
 }
 
 void SiteCore::apply_peer(const wire::PeerRecord& peer) {
-  std::unique_lock lock(view_->mu);
-  view_->directory.apply(peer);
+  {
+    std::unique_lock lock(view_->mu);
+    view_->directory.apply(peer);
+  }
+  if (peer.site == options_.self) return;
+  if (peer.live) {
+    transport_.admit_site(peer.site);
+  } else {
+    // Failed or left: fenced. Whatever it still sends is dropped from now on, so a site that
+    // was only cut off cannot act for streams that now live elsewhere.
+    transport_.expel_site(peer.site);
+  }
 }
 
 void SiteCore::drop_channels_to(StreamId to) {
@@ -850,6 +888,10 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
   auto it = hosted_.find(id);
   if (it == hosted_.end()) return;
   Hosted& h = *it->second;
+  if (h.move_called_off == m.epoch) {  // the target failed meanwhile (on_settle): we keep it
+    h.move_called_off = 0;
+    return;
+  }
   wire::Arrive a;
   a.stream = h.rec;
   a.stream.site = m.target;
@@ -860,7 +902,9 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
   a.briefcases = std::move(briefcases);
   for (StreamId from : h.in_peers) {
     auto st = transport_.export_recv_state({from, h.rec.id});
-    if (st.ok()) a.in.push_back({from, st->consumed_up_to, st->reply_site, st->reply_incarnation});
+    if (st.ok())
+      a.in.push_back(
+          {from, st->consumed_up_to, st->reply_site, st->reply_incarnation, st->origin});
   }
   for (StreamId to : h.out_peers) {
     proto::ChannelKey key{h.rec.id, to};
@@ -872,6 +916,7 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
     oc.consumed_up_to = st->consumed_up_to;
     oc.next_seq = st->next_seq;
     oc.incarnation = st->incarnation;
+    oc.origin = st->origin;
     for (auto& b : st->unconsumed) oc.unconsumed.emplace_back(b.begin(), b.end());
     auto ov = overflow_.find(key);
     if (ov != overflow_.end()) {
@@ -892,6 +937,7 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
   // Nothing of the stream stays here but cached code and agent globals (guarantee 4). Messages
   // delivered but not consumed are dropped: their senders re-send them to the new site.
   (void)transport_.close_stream(id);
+  transport_.set_sender_origin(id, 0);
   ++counters_.moves_out;
   hosted_.erase(id);  // h is gone
   send_control(m.target, control_stream(m.target), a);
@@ -902,11 +948,71 @@ void SiteCore::on_arrive(wire::Arrive a) {
   try_install_parked();
 }
 
+// The stream's site failed and this is its failure manager: it starts here from its initial
+// state (nothing of its briefcases or channels survived). Its senders resume from what they
+// know was consumed (the floor of their copies); its own channels start a new numbering
+// (rec.origin), so receivers do not take its new messages for its old ones.
+void SiteCore::on_recover(const wire::Recover& m) {
+  if (hosted_.contains(m.stream.id)) {  // cannot happen: the leader recovers what it lost
+    reply_installed(wire::Installed{m.stream.id, m.stream.epoch, 0,
+                                    static_cast<std::uint64_t>(Status::Code::kAlreadyExists),
+                                    "stream already here"});
+    return;
+  }
+  wire::Arrive a;
+  a.stream = m.stream;
+  a.agents = m.agents;
+  // The leader sent every agent's code before this, on the same channel.
+  if (!install_arrival(a, true)) {
+    reply_installed(wire::Installed{m.stream.id, m.stream.epoch, 0,
+                                    static_cast<std::uint64_t>(Status::Code::kInternal),
+                                    "agent code missing for a recovery"});
+  }
+}
+
+// One end of a move failed; the leader asks the other whether it has the stream.
+void SiteCore::on_settle(const wire::Settle& m) {
+  bool present = false;
+  auto it = hosted_.find(m.stream);
+  if (it != hosted_.end()) {
+    Hosted& h = *it->second;
+    if (h.rec.epoch >= m.epoch) {
+      present = true;  // the target: it arrived
+    } else {
+      // The source: the move is called off, whether its MoveOut still waits or its briefcases
+      // are being saved (depart() then keeps the stream).
+      present = true;
+      bool queued = false;
+      for (std::size_t n = h.ops.size(); n > 0; --n) {
+        PendingOp op = std::move(h.ops.front());
+        h.ops.pop_front();
+        if (op.kind == PendingOp::Kind::kMoveOut && op.move.epoch == m.epoch) {
+          queued = true;
+          continue;
+        }
+        h.ops.push_back(std::move(op));
+      }
+      if (!queued) h.move_called_off = m.epoch;
+    }
+  }
+  for (const wire::Arrive& a : parked_)
+    if (a.stream.id == m.stream && a.stream.epoch >= m.epoch) present = true;
+  send_control(0, kLeaderStream, wire::Settled{m.stream, m.epoch, present ? 1u : 0u});
+}
+
+std::uint64_t SiteCore::held_messages() const {
+  std::uint64_t n = transport_.unconsumed_messages(
+      [](proto::ChannelKey key) { return !is_control(key.to) && key.to != kLeaderStream; });
+  for (const auto& [key, q] : overflow_)
+    if (!is_control(key.to) && key.to != kLeaderStream) n += q.size();
+  return n;
+}
+
 void SiteCore::try_install_parked() {
   // An arrival may overtake the code the leader sent for it (they come on different
   // channels): it waits here until every agent's code is in.
   for (auto it = parked_.begin(); it != parked_.end();) {
-    if (install_arrival(*it)) {
+    if (install_arrival(*it, false)) {
       it = parked_.erase(it);
     } else {
       ++it;
@@ -927,9 +1033,10 @@ struct SiteCore::Arriving {
   std::vector<std::pair<HandlerRun, tcl::HandlerOutcome>> relocations;
   std::uint32_t requester = wire::kNoSite;
   std::uint64_t req = 0;
+  bool recovery = false;  // from Recover: failure handlers instead of relocation handlers
 };
 
-bool SiteCore::install_arrival(wire::Arrive& a) {
+bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
   for (std::uint64_t agent : a.agents)
     if (!loaded_.contains(agent) && !code_.contains(agent)) return false;
   const StreamId id = a.stream.id;
@@ -940,9 +1047,11 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
   hosted_[id] = std::move(owned);
   apply_record(h.rec);
   (void)transport_.open_stream(id);
+  transport_.set_sender_origin(id, h.rec.origin);
   for (const auto& in : a.in) {
     (void)transport_.import_recv_state(
-        {in.from, id}, proto::RecvState{in.consumed_up_to, in.reply_site, in.reply_incarnation});
+        {in.from, id},
+        proto::RecvState{in.consumed_up_to, in.reply_site, in.reply_incarnation, in.origin});
     h.in_peers.insert(in.from);
   }
   for (auto& oc : a.out) {
@@ -950,6 +1059,7 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
     st.next_seq = oc.next_seq;
     st.consumed_up_to = oc.consumed_up_to;
     st.incarnation = oc.incarnation;
+    st.origin = oc.origin;
     for (auto& m : oc.unconsumed) st.unconsumed.emplace_back(m.begin(), m.end());
     const wire::StreamRecord* to = view_->directory.find(oc.to);
     st.dest = to ? to->site : oc.dest;
@@ -970,7 +1080,9 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
     transport_.relocate_receiver(id, options_.self);
   }
   ++counters_.moves_in;
-  if (trace_) trace_({HandlerTrace::Kind::kInstall, id, 0, 0, h.rec.epoch, {}});
+  if (trace_)
+    trace_({recovery ? HandlerTrace::Kind::kRecover : HandlerTrace::Kind::kInstall, id, 0, 0,
+            h.rec.epoch, {}});
   // Nothing is delivered to the stream until its lane has run all this (guarantee 4).
   auto work = std::make_shared<Arriving>();
   work->stream = h.rec.name;
@@ -978,6 +1090,7 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
   work->briefcases = std::move(a.briefcases);
   work->requester = a.requester;
   work->req = a.req;
+  work->recovery = recovery;
   for (std::uint64_t agent : a.agents) {
     if (loaded_.contains(agent)) continue;
     Loading& l = work->loads.emplace_back();
@@ -998,12 +1111,17 @@ bool SiteCore::install_arrival(wire::Arrive& a) {
             work->briefcase_errors.push_back("briefcase of agent " + std::to_string(b.agent) +
                                              " not restored: " + s.message());
         }
-        if (trace) trace({HandlerTrace::Kind::kRelocation, id, 0, 0, epoch, {}});
+        const auto kind = work->recovery ? HandlerTrace::Kind::kFailure
+                                         : HandlerTrace::Kind::kRelocation;
+        if (trace) trace({kind, id, 0, 0, epoch, {}});
+        // A recovered stream runs its failure handlers where a moved one runs its relocation
+        // handlers: after initialization, before any append handler.
+        const auto event = work->recovery ? tcl::Event::kFailure : tcl::Event::kRelocation;
         for (std::uint64_t agent : work->running) {
           auto& [run, out] = work->relocations.emplace_back();
           run.ctx = tcl::HandlerContext{work->stream, {}, agent};
           out = lane.with(&run, [&](AgentRunner& runner) {
-            return runner.run(agent, tcl::Event::kRelocation, run.ctx, {});
+            return runner.run(agent, event, run.ctx, {});
           });
           work->has_append.push_back(
               {agent, lane.runner().has_handler(agent, tcl::Event::kAppend)});
@@ -1049,7 +1167,9 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
     report_error("site " + std::to_string(options_.self) + ": " + e);
   for (auto& [run, out] : work.relocations) {
     carry_out(&h, id, run);
-    if (out.ran && !out.ok) report_handler_error(work.stream, run.ctx.agent, "relocation", out);
+    if (out.ran && !out.ok)
+      report_handler_error(work.stream, run.ctx.agent, work.recovery ? "failure" : "relocation",
+                           out);
   }
   reply_installed(wire::Installed{id, h.rec.epoch, 0, 0, {}});
   if (work.requester != wire::kNoSite) {
@@ -1098,9 +1218,11 @@ void SiteCore::destroy_here(StreamId id) {
   for (StreamId from : h.in_peers) {
     auto st = transport_.export_recv_state({from, id});
     if (st.ok())
-      done.final_in.push_back({from, st->consumed_up_to, st->reply_site, st->reply_incarnation});
+      done.final_in.push_back(
+          {from, st->consumed_up_to, st->reply_site, st->reply_incarnation, st->origin});
   }
   (void)transport_.close_stream(id);
+  transport_.set_sender_origin(id, 0);
   hosted_.erase(id);
   reply_installed(done);
 }

@@ -99,7 +99,10 @@ struct SiteCounters {
 
 // What a test or the simulator can observe of one handler run (a trace hook).
 struct HandlerTrace {
-  enum class Kind { kAppend, kRelocation, kInstall, kDepart } kind = Kind::kAppend;
+  // kRecover/kFailure: a recovery's install and failure handlers (where a move has kInstall
+  // and kRelocation).
+  enum class Kind { kAppend, kRelocation, kInstall, kDepart, kRecover, kFailure } kind =
+      Kind::kAppend;
   StreamId stream = 0;
   StreamId from = 0;
   proto::Seq seq = 0;
@@ -147,6 +150,14 @@ class SiteCore final : public proto::Node {
   bool poll_transmit(Time now, proto::OutDatagram* out) override;
   std::optional<std::string> peer_address(SiteId site) const override;
   bool finished() const override { return finished_; }
+  // Finished because the leader fell silent for the failure timeout (we were declared failed,
+  // or it is gone): the daemon joins again, as a new site.
+  bool lost_session() const { return lost_session_; }
+  // How often a peer that has nothing to say pings the other end (a few per failure timeout,
+  // so one lost ping does not make it look failed).
+  static Time keepalive_interval(Time failure_timeout) { return failure_timeout / 4; }
+  void set_keepalive(SiteId site, Time interval) { transport_.set_keepalive(site, interval); }
+  Time last_heard(SiteId site) const { return transport_.last_heard(site); }
 
   // The leader process hosts site 0 and the leader on one transport: deliveries to the
   // leader's stream go to this hook, and send_from_leader() sends on its behalf.
@@ -211,6 +222,9 @@ class SiteCore final : public proto::Node {
     // arrival, delivery batch and detach): without one, messages are consumed here at once.
     bool has_append_handler = false;
     bool busy = false;  // work of it is on its lane
+    // A move whose target failed while the briefcases were being saved: depart() keeps the
+    // stream (the epoch of that move; 0: none).
+    std::uint64_t move_called_off = 0;
   };
   struct Delivering;
   struct Arriving;
@@ -225,7 +239,12 @@ class SiteCore final : public proto::Node {
   static std::uint64_t not_consumed(const proto::SendState& st, proto::Seq final_consumed);
   void on_arrive(wire::Arrive a);
   void try_install_parked();
-  bool install_arrival(wire::Arrive& a);
+  bool install_arrival(wire::Arrive& a, bool recovery);
+  void on_recover(const wire::Recover& m);
+  void on_settle(const wire::Settle& m);
+  std::uint64_t held_messages() const;
+  Time leader_silence_due() const;
+
   void arrived(StreamId id, Arriving& work);
   void mark_ready(Hosted& h);
   void run_ready();
@@ -296,6 +315,9 @@ class SiteCore final : public proto::Node {
   Time now_ = 0;
   bool welcomed_ = false;
   bool finished_ = false;
+  bool lost_session_ = false;
+  Time welcomed_at_ = 0;
+  Time failure_timeout_ = 0;  // from the Welcome; 0: no failure detection
 };
 
 }  // namespace mstream::site

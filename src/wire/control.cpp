@@ -123,7 +123,7 @@ const char* control_name(const ControlMessage& m) {
       "Reply",       "Welcome",    "PeerUpdate",    "Location",   "Install",   "Code",
       "Attach",      "MoveOut",    "DestroyStream", "Finalize",   "Probe",     "Shutdown",
       "ErrorReport", "SyncResult", "Installed",     "ProbeReply", "Leave",     "Arrive",
-      "Watch"};
+      "Watch",       "Recover",    "Settle",        "Settled"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlMessage>);
   return kNames[m.index()];
 }

@@ -20,7 +20,9 @@
 namespace mstream::wire {
 
 // 2: InChannel and OutChannel carry the sender's incarnation (doc/protocol.md).
-inline constexpr std::uint8_t kControlVersion = 2;
+// 3: failures: StreamRecord, InChannel and OutChannel carry the numbering's origin, Welcome
+// the failure timeout, ProbeReply what senders hold; Recover, Settle, Settled.
+inline constexpr std::uint8_t kControlVersion = 3;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
 inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
@@ -38,9 +40,12 @@ struct StreamRecord {
   std::uint32_t creator = 0;
   std::uint32_t failure_manager = 0;
   std::uint64_t flags = 0;
+  // The numbering of the stream's outgoing channels (proto::SendState::origin): 0, or the
+  // epoch at which it was last recovered without its state after its site failed.
+  std::uint32_t origin = 0;
   template <class A>
   void fields(A& a) {
-    a(id, name, site, epoch, creator, failure_manager, flags);
+    a(id, name, site, epoch, creator, failure_manager, flags, origin);
   }
 };
 
@@ -61,9 +66,10 @@ struct InChannel {  // a channel into the moving stream: what it consumed
   std::uint64_t consumed_up_to = 0;
   std::uint32_t reply_site = 0;
   std::uint32_t reply_incarnation = 0;  // the sender's incarnation at reply_site (protocol.md)
+  std::uint32_t origin = 0;             // the sender's numbering
   template <class A>
   void fields(A& a) {
-    a(from, consumed_up_to, reply_site, reply_incarnation);
+    a(from, consumed_up_to, reply_site, reply_incarnation, origin);
   }
 };
 
@@ -144,9 +150,13 @@ struct Welcome {  // the first message a joined site or shell gets: the whole di
   std::uint32_t you = 0;
   std::vector<PeerRecord> peers;
   std::vector<StreamRecord> streams;
+  // The session's failure timeout in microseconds (0: no failure detection): a peer keeps
+  // the leader hearing from it well within it, and leaves the session when it has not heard
+  // from the leader for that long (it was declared failed and fenced, or the leader is gone).
+  std::uint64_t failure_timeout_us = 0;
   template <class A>
   void fields(A& a) {
-    a(you, peers, streams);
+    a(you, peers, streams, failure_timeout_us);
   }
 };
 struct PeerUpdate {
@@ -280,9 +290,10 @@ struct ProbeReply {
   std::uint64_t consumed = 0;      // messages from streams consumed (or discarded) here, ever
   std::uint64_t requests = 0;      // control requests sent by handlers here, ever
   std::vector<ShellCount> shells;  // messages from each shell consumed here, ever
+  std::uint64_t held = 0;          // messages senders here hold, not yet known consumed
   template <class A>
   void fields(A& a) {
-    a(wave, idle, appended, consumed, requests, shells);
+    a(wave, idle, appended, consumed, requests, shells, held);
   }
 };
 struct Leave {  // a shell leaves: its -temp streams go
@@ -309,9 +320,10 @@ struct OutChannel {  // a channel from the moving stream: its whole sender state
   std::uint64_t consumed_up_to = 0;
   std::vector<std::string> unconsumed;
   std::uint32_t incarnation = 0;  // the sender's incarnation at the site it leaves
+  std::uint32_t origin = 0;       // its numbering
   template <class A>
   void fields(A& a) {
-    a(to, dest, next_seq, consumed_up_to, unconsumed, incarnation);
+    a(to, dest, next_seq, consumed_up_to, unconsumed, incarnation, origin);
   }
 };
 struct Arrive {
@@ -339,11 +351,44 @@ struct Watch {
   }
 };
 
+// ---- Failures (doc/session.md "Failures").
+// Leader to a failure manager: the stream's site failed; host it here from its initial state
+// (its agents' initialization, then their failure handlers), then answer Installed.
+struct Recover {
+  StreamRecord stream;                // with this site, the new epoch and origin
+  std::vector<std::uint64_t> agents;  // in attach order; their Code was sent before
+  std::uint32_t failed_site = 0;
+  template <class A>
+  void fields(A& a) {
+    a(stream, agents, failed_site);
+  }
+};
+// Leader to the surviving end of a move whose other end failed: does the stream live here
+// at `epoch` (the target), or still here, the move now called off (the source)? Answered by
+// Settled.
+struct Settle {
+  std::uint64_t stream = 0;
+  std::uint64_t epoch = 0;  // the move's
+  template <class A>
+  void fields(A& a) {
+    a(stream, epoch);
+  }
+};
+struct Settled {
+  std::uint64_t stream = 0;
+  std::uint64_t epoch = 0;
+  std::uint64_t present = 0;  // 1: it is here (target: arrived; source: kept, move off)
+  template <class A>
+  void fields(A& a) {
+    a(stream, epoch, present);
+  }
+};
+
 using ControlMessage =
     std::variant<CreateReq, DestroyReq, MoveReq, AttachReq, DetachReq, QuiesceReq, Reply, Welcome,
                  PeerUpdate, Location, Install, Code, Attach, MoveOut, DestroyStream, Finalize,
                  Probe, Shutdown, ErrorReport, SyncResult, Installed, ProbeReply, Leave, Arrive,
-                 Watch>;
+                 Watch, Recover, Settle, Settled>;
 
 void encode_control(const ControlMessage& m, Bytes* out);
 Result<ControlMessage> decode_control(ByteView in);

@@ -32,11 +32,34 @@ bool read_streams(Reader& r, Frame* f) {
   return r.varint(&f->from_stream) && r.varint(&f->to_stream);
 }
 
-bool read_incarnation(Reader& r, Frame* f) {
+bool read_u32(Reader& r, std::uint32_t* out) {
   std::uint64_t v = 0;
   if (!r.varint_max(kMaxIncarnation, &v)) return false;
-  f->incarnation = static_cast<std::uint32_t>(v);
+  *out = static_cast<std::uint32_t>(v);
   return true;
+}
+
+// After seq: incarnation, origin, floor_gap.
+bool read_sender(Reader& r, Frame* f) {
+  std::uint64_t gap = 0;
+  if (!r.varint(&f->seq) || !read_u32(r, &f->incarnation) || !read_u32(r, &f->origin) ||
+      !r.varint(&gap))
+    return false;
+  if (gap == 0 || gap > f->seq) return false;
+  f->floor = f->seq - gap;
+  return true;
+}
+
+void write_sender(Writer& w, std::uint64_t seq, const SenderTag& tag) {
+  w.varint(seq);
+  w.varint(tag.incarnation);
+  w.varint(tag.origin);
+  w.varint(seq - tag.floor);
+}
+
+std::size_t sender_size(std::uint64_t seq, const SenderTag& tag) {
+  return varint_size(seq) + varint_size(tag.incarnation) + varint_size(tag.origin) +
+         varint_size(seq - tag.floor);
 }
 
 }  // namespace
@@ -78,8 +101,7 @@ Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
         continue;
       case FrameType::kData: {
         std::uint64_t len = 0;
-        if (!read_streams(r, &f) || !r.varint(&f.seq) || !read_incarnation(r, &f) ||
-            !r.varint_max(kMaxMessageBytes, &len) ||
+        if (!read_streams(r, &f) || !read_sender(r, &f) || !r.varint_max(kMaxMessageBytes, &len) ||
             !r.bytes(static_cast<std::size_t>(len), &f.payload))
           return malformed("bad DATA frame");
         f.total_len = len;
@@ -87,7 +109,7 @@ Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
       }
       case FrameType::kFragment: {
         std::uint64_t len = 0;
-        if (!read_streams(r, &f) || !r.varint(&f.seq) || !read_incarnation(r, &f) ||
+        if (!read_streams(r, &f) || !read_sender(r, &f) ||
             !r.varint_max(kMaxMessageBytes, &f.total_len) ||
             !r.varint_max(kMaxMessageBytes, &f.offset) || !r.varint_max(kMaxMessageBytes, &len) ||
             !r.bytes(static_cast<std::size_t>(len), &f.payload))
@@ -96,7 +118,10 @@ Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
         break;
       }
       case FrameType::kConsumed:
-        if (!read_streams(r, &f) || !r.varint(&f.seq)) return malformed("bad CONSUMED frame");
+        if (!read_streams(r, &f) || !r.varint(&f.seq) || !read_u32(r, &f.origin))
+          return malformed("bad CONSUMED frame");
+        break;
+      case FrameType::kPing:
         break;
       case FrameType::kReject: {
         std::uint8_t reason = 0;
@@ -109,7 +134,7 @@ Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
       default:
         return malformed("unknown frame type");
     }
-    if (f.seq == 0 && f.type != FrameType::kConsumed)
+    if (f.seq == 0 && f.type != FrameType::kConsumed && f.type != FrameType::kPing)
       return malformed("sequence number 0 is reserved");
     out->frames.push_back(f);
   }
@@ -156,31 +181,28 @@ std::size_t ack_size(const AckFrame& ack) {
 }
 
 void encode_data(std::uint64_t from, std::uint64_t to, std::uint64_t seq, ByteView payload,
-                 Bytes* out, std::uint32_t incarnation) {
+                 Bytes* out, const SenderTag& tag) {
   Writer w(out);
   w.u8(static_cast<std::uint8_t>(FrameType::kData));
   w.varint(from);
   w.varint(to);
-  w.varint(seq);
-  w.varint(incarnation);
+  write_sender(w, seq, tag);
   w.blob(payload);
 }
 
 std::size_t data_size(std::uint64_t from, std::uint64_t to, std::uint64_t seq, std::size_t len,
-                      std::uint32_t incarnation) {
-  return 1 + varint_size(from) + varint_size(to) + varint_size(seq) + varint_size(incarnation) +
-         varint_size(len) + len;
+                      const SenderTag& tag) {
+  return 1 + varint_size(from) + varint_size(to) + sender_size(seq, tag) + varint_size(len) + len;
 }
 
 void encode_fragment(std::uint64_t from, std::uint64_t to, std::uint64_t seq,
                      std::uint64_t total_len, std::uint64_t offset, ByteView payload, Bytes* out,
-                     std::uint32_t incarnation) {
+                     const SenderTag& tag) {
   Writer w(out);
   w.u8(static_cast<std::uint8_t>(FrameType::kFragment));
   w.varint(from);
   w.varint(to);
-  w.varint(seq);
-  w.varint(incarnation);
+  write_sender(w, seq, tag);
   w.varint(total_len);
   w.varint(offset);
   w.blob(payload);
@@ -188,22 +210,26 @@ void encode_fragment(std::uint64_t from, std::uint64_t to, std::uint64_t seq,
 
 std::size_t fragment_size(std::uint64_t from, std::uint64_t to, std::uint64_t seq,
                           std::uint64_t total_len, std::uint64_t offset, std::size_t len,
-                          std::uint32_t incarnation) {
-  return 1 + varint_size(from) + varint_size(to) + varint_size(seq) + varint_size(incarnation) +
-         varint_size(total_len) + varint_size(offset) + varint_size(len) + len;
+                          const SenderTag& tag) {
+  return 1 + varint_size(from) + varint_size(to) + sender_size(seq, tag) + varint_size(total_len) + varint_size(offset) + varint_size(len) + len;
 }
 
-void encode_consumed(std::uint64_t from, std::uint64_t to, std::uint64_t up_to, Bytes* out) {
+void encode_consumed(std::uint64_t from, std::uint64_t to, std::uint64_t up_to, Bytes* out,
+                     std::uint32_t origin) {
   Writer w(out);
   w.u8(static_cast<std::uint8_t>(FrameType::kConsumed));
   w.varint(from);
   w.varint(to);
   w.varint(up_to);
+  w.varint(origin);
 }
 
-std::size_t consumed_size(std::uint64_t from, std::uint64_t to, std::uint64_t up_to) {
-  return 1 + varint_size(from) + varint_size(to) + varint_size(up_to);
+std::size_t consumed_size(std::uint64_t from, std::uint64_t to, std::uint64_t up_to,
+                          std::uint32_t origin) {
+  return 1 + varint_size(from) + varint_size(to) + varint_size(up_to) + varint_size(origin);
 }
+
+void encode_ping(Bytes* out) { Writer(out).u8(static_cast<std::uint8_t>(FrameType::kPing)); }
 
 void encode_reject(std::uint64_t from, std::uint64_t to, std::uint64_t seq, RejectReason reason,
                    Bytes* out) {
@@ -236,6 +262,7 @@ std::string describe(const DecodedDatagram& d) {
       case FrameType::kFragment: s += "FRAG@" + std::to_string(f.offset); break;
       case FrameType::kConsumed: s += "CONSUMED"; break;
       case FrameType::kReject: s += "REJECT"; break;
+      case FrameType::kPing: s += "PING"; continue;
       case FrameType::kAck: break;
     }
     s += " " + std::to_string(f.from_stream) + ">" + std::to_string(f.to_stream) + "#" +
@@ -243,6 +270,8 @@ std::string describe(const DecodedDatagram& d) {
     // A moved sender's copies name their incarnation, so traces show stale ones apart.
     bool carries_data = f.type == FrameType::kData || f.type == FrameType::kFragment;
     if (carries_data && f.incarnation != 0) s += "/i" + std::to_string(f.incarnation);
+    if (f.origin != 0) s += "/o" + std::to_string(f.origin);
+    if (carries_data && f.floor != 0) s += "/f" + std::to_string(f.floor);
   }
   return s;
 }

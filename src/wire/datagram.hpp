@@ -1,5 +1,5 @@
 #pragma once
-// The data-plane datagram, version 2. Layout (all varints are LEB128):
+// The data-plane datagram, version 3. Layout (all varints are LEB128):
 //
 //   u16 magic 0x534D ("MS")   u8 version (2)   u8 kind (0: path datagram)
 //   u32 crc32c of every byte after this field
@@ -12,16 +12,27 @@
 //                  [start, start + len - 1], start = prev_end + 2 + gap, prev_end of the first
 //                  range = cumulative; len >= 1.
 //   0x02 DATA      varint from_stream, varint to_stream, varint seq, varint incarnation,
-//                  varint len, len bytes
+//                  varint origin, varint floor_gap, varint len, len bytes
 //   0x03 FRAGMENT  varint from_stream, varint to_stream, varint seq, varint incarnation,
-//                  varint total_len, varint offset, varint len, len bytes
-//                  (offset + len <= total_len)
+//                  varint origin, varint floor_gap, varint total_len, varint offset,
+//                  varint len, len bytes (offset + len <= total_len)
 //                  incarnation (< 2^32): how many times the sender's side of the channel moved
-//                  before this copy was sent; the receiver sends consumption acks only to the
+//                  since its numbering began; the receiver sends consumption acks only to the
 //                  site of the newest incarnation it has seen (doc/protocol.md).
-//   0x04 CONSUMED  varint from_stream, varint to_stream, varint up_to
-//                  (the receiver to_stream consumed every message of from_stream <= up_to)
+//                  origin (< 2^32): which numbering of the channel this is. A stream recovered
+//                  after its site failed, without its state, numbers its channels afresh from
+//                  1 under a higher origin; the receiver starts over and drops what older
+//                  numberings still send.
+//                  floor_gap (1 <= floor_gap <= seq): floor = seq - floor_gap is how far the
+//                  sender knows the receiver consumed. A receiver whose state was lost (its
+//                  site failed) takes it as its starting point: the senders' side of the
+//                  paper's resynchronisation (seed 004 2.4), without a round trip.
+//   0x04 CONSUMED  varint from_stream, varint to_stream, varint up_to, varint origin
+//                  (the receiver to_stream consumed every message of from_stream <= up_to,
+//                  of the numbering `origin`)
 //   0x05 REJECT    varint from_stream, varint to_stream, varint seq, u8 reason
+//   0x06 PING      (no body) an ack-eliciting keepalive: the failure detector hears from a
+//                  peer that has nothing to say
 //
 // decode_datagram() checks everything a peer controls: magic, version, checksum, lengths,
 // ranges, and that the frames fill the datagram exactly. Malformed input yields an error,
@@ -37,8 +48,9 @@
 namespace mstream::wire {
 
 inline constexpr std::uint16_t kMagic = 0x534D;
-// 2: DATA and FRAGMENT carry the sender's incarnation (1 had none).
-inline constexpr std::uint8_t kVersion = 2;
+// 2: DATA and FRAGMENT carry the sender's incarnation (1 had none). 3: they carry the
+// numbering's origin and the sender's floor, CONSUMED the origin; PING.
+inline constexpr std::uint8_t kVersion = 3;
 inline constexpr std::uint8_t kKindPath = 0;
 inline constexpr std::size_t kCrcOffset = 4;
 inline constexpr std::size_t kFixedHeaderSize = 8;  // magic, version, kind, crc
@@ -54,6 +66,7 @@ enum class FrameType : std::uint8_t {
   kFragment = 0x03,
   kConsumed = 0x04,
   kReject = 0x05,
+  kPing = 0x06,
 };
 
 enum class RejectReason : std::uint8_t {
@@ -82,6 +95,8 @@ struct Frame {
   std::uint64_t total_len = 0;  // FRAGMENT
   std::uint64_t offset = 0;     // FRAGMENT
   std::uint32_t incarnation = 0;  // DATA, FRAGMENT: the sender channel's move count
+  std::uint32_t origin = 0;       // DATA, FRAGMENT, CONSUMED: the channel's numbering
+  std::uint64_t floor = 0;        // DATA, FRAGMENT: consumed as far as the sender knows
   ByteView payload;             // DATA, FRAGMENT
   RejectReason reason{};        // REJECT
 };
@@ -108,20 +123,29 @@ std::size_t header_size(const DatagramHeader& h);
 void encode_header(const DatagramHeader& h, Bytes* out);
 void encode_ack(const AckFrame& ack, Bytes* out);
 std::size_t ack_size(const AckFrame& ack);
-// `incarnation` last, defaulting to 0 (a sender that never moved), so tools and tests that do
-// not model moves need not spell it.
+// What a DATA or FRAGMENT says of its sender besides the message. The default (a sender that
+// never moved, first numbering, nothing known consumed) lets tools and tests that do not
+// model moves or failures leave it out. REQUIRES: floor < seq.
+struct SenderTag {
+  std::uint32_t incarnation = 0;
+  std::uint32_t origin = 0;
+  std::uint64_t floor = 0;
+};
 void encode_data(std::uint64_t from, std::uint64_t to, std::uint64_t seq, ByteView payload,
-                 Bytes* out, std::uint32_t incarnation = 0);
+                 Bytes* out, const SenderTag& tag = {});
 std::size_t data_size(std::uint64_t from, std::uint64_t to, std::uint64_t seq, std::size_t len,
-                      std::uint32_t incarnation = 0);
+                      const SenderTag& tag = {});
 void encode_fragment(std::uint64_t from, std::uint64_t to, std::uint64_t seq,
                      std::uint64_t total_len, std::uint64_t offset, ByteView payload, Bytes* out,
-                     std::uint32_t incarnation = 0);
+                     const SenderTag& tag = {});
 std::size_t fragment_size(std::uint64_t from, std::uint64_t to, std::uint64_t seq,
                           std::uint64_t total_len, std::uint64_t offset, std::size_t len,
-                          std::uint32_t incarnation = 0);
-void encode_consumed(std::uint64_t from, std::uint64_t to, std::uint64_t up_to, Bytes* out);
-std::size_t consumed_size(std::uint64_t from, std::uint64_t to, std::uint64_t up_to);
+                          const SenderTag& tag = {});
+void encode_consumed(std::uint64_t from, std::uint64_t to, std::uint64_t up_to, Bytes* out,
+                     std::uint32_t origin = 0);
+std::size_t consumed_size(std::uint64_t from, std::uint64_t to, std::uint64_t up_to,
+                          std::uint32_t origin = 0);
+void encode_ping(Bytes* out);
 void encode_reject(std::uint64_t from, std::uint64_t to, std::uint64_t seq, RejectReason reason,
                    Bytes* out);
 // Writes the checksum over out[kFixedHeaderSize..]. REQUIRES: out starts with a header.
