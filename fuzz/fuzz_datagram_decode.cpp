@@ -50,7 +50,6 @@ void check_invariants(const DecodedDatagram& d, ByteView input) {
               "unknown REJECT reason");
         break;
       case FrameType::kConsumed:
-      case FrameType::kPing:
         break;
       default:
         check(false, "unknown frame type decoded");
@@ -93,10 +92,6 @@ std::size_t reencode(const DecodedDatagram& d, Bytes* out) {
         encode_reject(f.from_stream, f.to_stream, f.seq, f.reason, out);
         expect +=
             1 + varint_size(f.from_stream) + varint_size(f.to_stream) + varint_size(f.seq) + 1;
-        break;
-      case FrameType::kPing:
-        encode_ping(out);
-        expect += 1;
         break;
       case FrameType::kAck:
         break;

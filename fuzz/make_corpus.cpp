@@ -34,7 +34,6 @@ std::vector<Bytes> datagram_seeds() {
       // A sender recovered after a failure (new numbering), and one whose floor skips ahead.
       datagram(3, 2, 5, [&](Bytes* b) { encode_data(100, 200, 1, p, b, {0, 7, 0}); }),
       datagram(3, 2, 6, [&](Bytes* b) { encode_data(100, 200, 9, p, b, {2, 0, 8}); }),
-      datagram(2, 3, 7, [](Bytes* b) { encode_ping(b); }),
       datagram(2, 1, 0,
                [](Bytes* b) {
                  encode_ack(AckFrame{3, {{5, 6}, {9, 9}}}, b);

@@ -75,7 +75,7 @@ class Cluster {
       Delivery d;
       while (t->poll_delivery(&d)) {
         if (auto_consume) {
-          EXPECT_TRUE(t->consume(d.key, d.seq, now).ok());
+          EXPECT_TRUE(t->consume(d.key, d.seq, now, d.origin).ok());
         }
         delivered[id].push_back(d);
       }

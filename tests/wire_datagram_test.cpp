@@ -91,21 +91,18 @@ TEST(Datagram, DataAndFragmentCarryTheNumberingsOriginAndTheSendersFloor) {
   encode_data(11, 22, 900, payload, &b, {2, 0xFFFFFFFFu, 899});
   encode_fragment(11, 22, 34, 10, 4, payload, &b, {0, 5, 0});
   encode_consumed(22, 11, 12, &b, 9);
-  encode_ping(&b);
   EXPECT_EQ(b.size(), header_size({1, 2, 7}) + data_size(11, 22, 900, 3, {2, 0xFFFFFFFFu, 899}) +
                           fragment_size(11, 22, 34, 10, 4, 3, {0, 5, 0}) +
-                          consumed_size(22, 11, 12, 9) + 1);
+                          consumed_size(22, 11, 12, 9));
   DecodedDatagram d = decode_ok(&b);
-  ASSERT_EQ(d.frames.size(), 4u);
+  ASSERT_EQ(d.frames.size(), 3u);
   EXPECT_EQ(d.frames[0].origin, 0xFFFFFFFFu);
   EXPECT_EQ(d.frames[0].floor, 899u);
   EXPECT_EQ(d.frames[0].incarnation, 2u);
   EXPECT_EQ(d.frames[1].origin, 5u);
   EXPECT_EQ(d.frames[1].floor, 0u);
   EXPECT_EQ(d.frames[2].origin, 9u);
-  EXPECT_EQ(d.frames[3].type, FrameType::kPing);
   EXPECT_NE(describe(d).find("DATA 11>22#900/i2/o4294967295/f899"), std::string::npos);
-  EXPECT_NE(describe(d).find("PING"), std::string::npos);
 }
 
 TEST(Datagram, AFloorAtOrBeyondTheSequenceNumberIsMalformed) {

@@ -158,7 +158,7 @@ TEST(Datagram, RejectsTruncationAnywhereInsideAFrame) {
 
 TEST(Datagram, RejectsUnknownFrameType) {
   for (std::uint8_t t :
-       {std::uint8_t{0x00}, std::uint8_t{0x07}, std::uint8_t{0x7f}, std::uint8_t{0xff}}) {
+       {std::uint8_t{0x00}, std::uint8_t{0x06}, std::uint8_t{0x7f}, std::uint8_t{0xff}}) {
     Bytes b = header();
     encode_consumed(1, 2, 3, &b);
     b.push_back(t);

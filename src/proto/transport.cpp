@@ -293,8 +293,7 @@ void Transport::on_frame(SiteId src, const wire::Frame& f, Time now) {
       on_reject(src, f);
       break;
     case wire::FrameType::kAck:
-    case wire::FrameType::kPing:
-      break;  // decoded separately; a PING is only heard
+      break;  // decoded separately
   }
 }
 
@@ -497,10 +496,10 @@ bool Transport::poll_path(Time now, OutDatagram* out) {
       ++stats_.datagrams_out;
       return true;
     }
-    if (keepalive_due(site, p, now) && p.can_send()) {
-      wire::Bytes ping;
-      wire::encode_ping(&ping);
-      p.build_new(ping, now, &out->bytes);
+    if (keepalive_due(site, p, now)) {
+      out->bytes.clear();
+      wire::encode_header({self_, site, 0}, &out->bytes);
+      wire::seal(&out->bytes);
       out->to = site;
       ++stats_.datagrams_out;
       return true;
@@ -608,9 +607,7 @@ Time Transport::next_timeout() const {
     t = std::min(t, p->next_timeout());
     if (!keepalive_.empty()) {
       auto k = keepalive_.find(site);
-      // Without window room the ping waits for an ack, which wakes the driver anyway.
-      if (k != keepalive_.end() && p->can_send())
-        t = std::min(t, p->last_sent < 0 ? 0 : p->last_sent + k->second);
+      if (k != keepalive_.end()) t = std::min(t, p->last_sent < 0 ? 0 : p->last_sent + k->second);
     }
     // Without window room the control frames wait for an ack, which wakes the driver anyway.
     if (!p->control.empty() && p->can_send()) t = std::min(t, p->control_deadline);

@@ -108,8 +108,9 @@ class Transport {
   // there keep their messages until relocate_receiver() sends them elsewhere.
   void expel_site(SiteId site);
 
-  // Keepalive: when nothing was sent to `site` for `interval`, a PING goes there (it is
-  // acknowledged, so both ends hear each other). 0 stops it. The failure detector reads
+  // Keepalive: when nothing was sent to `site` for `interval`, an empty unnumbered datagram
+  // goes there: it asks for no answer (each end keeps the other hearing from it) and is never
+  // retransmitted, so it is no work for idle(). 0 stops it. The failure detector reads
   // last_heard().
   void set_keepalive(SiteId site, Time interval);
   // When a datagram from `site` was last accepted; -1 if never.

@@ -121,8 +121,6 @@ Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
         if (!read_streams(r, &f) || !r.varint(&f.seq) || !read_u32(r, &f.origin))
           return malformed("bad CONSUMED frame");
         break;
-      case FrameType::kPing:
-        break;
       case FrameType::kReject: {
         std::uint8_t reason = 0;
         if (!read_streams(r, &f) || !r.varint(&f.seq) || !r.u8(&reason))
@@ -134,7 +132,7 @@ Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
       default:
         return malformed("unknown frame type");
     }
-    if (f.seq == 0 && f.type != FrameType::kConsumed && f.type != FrameType::kPing)
+    if (f.seq == 0 && f.type != FrameType::kConsumed)
       return malformed("sequence number 0 is reserved");
     out->frames.push_back(f);
   }
@@ -229,8 +227,6 @@ std::size_t consumed_size(std::uint64_t from, std::uint64_t to, std::uint64_t up
   return 1 + varint_size(from) + varint_size(to) + varint_size(up_to) + varint_size(origin);
 }
 
-void encode_ping(Bytes* out) { Writer(out).u8(static_cast<std::uint8_t>(FrameType::kPing)); }
-
 void encode_reject(std::uint64_t from, std::uint64_t to, std::uint64_t seq, RejectReason reason,
                    Bytes* out) {
   Writer w(out);
@@ -262,7 +258,6 @@ std::string describe(const DecodedDatagram& d) {
       case FrameType::kFragment: s += "FRAG@" + std::to_string(f.offset); break;
       case FrameType::kConsumed: s += "CONSUMED"; break;
       case FrameType::kReject: s += "REJECT"; break;
-      case FrameType::kPing: s += "PING"; continue;
       case FrameType::kAck: break;
     }
     s += " " + std::to_string(f.from_stream) + ">" + std::to_string(f.to_stream) + "#" +

@@ -31,8 +31,9 @@
 //                  (the receiver to_stream consumed every message of from_stream <= up_to,
 //                  of the numbering `origin`)
 //   0x05 REJECT    varint from_stream, varint to_stream, varint seq, u8 reason
-//   0x06 PING      (no body) an ack-eliciting keepalive: the failure detector hears from a
-//                  peer that has nothing to say
+//
+// A datagram with packet number 0 and no frames (an ACK at most) is a keepalive: it asks for
+// nothing, and tells the failure detector that its sender is alive.
 //
 // decode_datagram() checks everything a peer controls: magic, version, checksum, lengths,
 // ranges, and that the frames fill the datagram exactly. Malformed input yields an error,
@@ -49,7 +50,7 @@ namespace mstream::wire {
 
 inline constexpr std::uint16_t kMagic = 0x534D;
 // 2: DATA and FRAGMENT carry the sender's incarnation (1 had none). 3: they carry the
-// numbering's origin and the sender's floor, CONSUMED the origin; PING.
+// numbering's origin and the sender's floor, CONSUMED the origin.
 inline constexpr std::uint8_t kVersion = 3;
 inline constexpr std::uint8_t kKindPath = 0;
 inline constexpr std::size_t kCrcOffset = 4;
@@ -66,7 +67,6 @@ enum class FrameType : std::uint8_t {
   kFragment = 0x03,
   kConsumed = 0x04,
   kReject = 0x05,
-  kPing = 0x06,
 };
 
 enum class RejectReason : std::uint8_t {
@@ -145,7 +145,7 @@ void encode_consumed(std::uint64_t from, std::uint64_t to, std::uint64_t up_to, 
                      std::uint32_t origin = 0);
 std::size_t consumed_size(std::uint64_t from, std::uint64_t to, std::uint64_t up_to,
                           std::uint32_t origin = 0);
-void encode_ping(Bytes* out);
+
 void encode_reject(std::uint64_t from, std::uint64_t to, std::uint64_t seq, RejectReason reason,
                    Bytes* out);
 // Writes the checksum over out[kFixedHeaderSize..]. REQUIRES: out starts with a header.
