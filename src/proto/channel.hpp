@@ -52,6 +52,8 @@ class SendChannel {
 
   // The most bytes a sender buffer holds, whatever the configuration says.
   static constexpr std::uint64_t kMaxBufferedBytes = 0xFFFFFFFFull;
+  // The largest message a channel takes, whatever the configuration says.
+  static constexpr std::uint64_t kMaxMessageSize = 0x7FFFFFFFull;
 
   // Checks the bounds of ChannelConfig; kWouldBlock or kTooLarge with nothing accepted.
   Status check_append(std::size_t size, const ChannelConfig& cfg) const;
@@ -93,17 +95,18 @@ class SendChannel {
   // 32 bits suffice: buffers hold at most 2^32 messages and messages are under 4 GiB
   // (wire::kMaxMessageBytes); idle channels are many, so their size matters.
   std::uint32_t head_ = 0;
-  std::uint32_t unsent_offset_ = 0;
   // 32 bits too (check_append keeps it below kMaxBufferedBytes), so that the incarnation fits
   // without growing an idle channel past 80 bytes.
   std::uint32_t bytes_ = 0;
+  // 31 bits (messages are under 2 GiB, kMaxMessageSize), beside the flag below.
+  std::uint32_t unsent_offset_ : 31 = 0;
 
  public:
   // Declared after the 32-bit counters above so that they share words: 80 bytes in all.
+  std::uint32_t queued : 1 = 0;  // on its path's ready list
   SiteId dest = 0;
   std::uint32_t incarnation = 0;  // see SendState
   std::uint32_t origin = 0;       // see SendState
-  bool queued = false;            // on its path's ready list
 };
 
 class RecvChannel {
@@ -119,7 +122,7 @@ class RecvChannel {
     kInconsistent,  // a fragment disagreeing with earlier ones about the message's size
   };
   // The most bytes a channel holds (reordered, reassembling or ready), whatever the config.
-  static constexpr std::uint64_t kMaxHeldBytes = 0xFFFFFFFFull;
+  static constexpr std::uint64_t kMaxHeldBytes = 0x3FFFFFFFull;
 
   // A DATA frame (offset 0, total_len == payload size) or a FRAGMENT.
   Outcome on_fragment(Seq seq, std::uint64_t total_len, std::uint64_t offset,
@@ -166,9 +169,22 @@ class RecvChannel {
   std::uint32_t reply_incarnation() const { return reply_incarnation_; }
 
   SiteId reply_site = 0;
-  bool ack_queued = false;  // a CONSUMED frame is owed and on the path's control list
 
  private:
+  // Declared here, beside the public reply_site and ack_queued, so that they share words:
+  // idle channels are many, and this keeps a RecvChannel at 64 bytes.
+  std::uint32_t origin_ = 0;
+
+ public:
+  std::uint32_t ack_queued : 1 = 0;  // a CONSUMED frame is owed and on the path's control list
+
+ private:
+  std::uint32_t has_next_ : 1 = 0;
+  // 30 bits: on_fragment bounds what a channel holds below 1 GiB (kMaxHeldBytes), whatever
+  // the configuration says.
+  std::uint32_t bytes_ : 30 = 0;
+  std::uint32_t reply_incarnation_ = 0;
+
   struct Pending {
     wire::Bytes data;  // sized total_len
     std::uint64_t received = 0;
@@ -197,16 +213,8 @@ class RecvChannel {
     std::vector<Slot> slots_;  // size is a power of two
     std::size_t count_ = 0;
   };
-  // Declared first, beside the public reply_site and ack_queued, so the flags share one word:
-  // idle channels are many, and this keeps a RecvChannel at 64 bytes.
-  bool has_next_ = false;
   Seq next_expected_ = 1;
   Seq consumed_up_to_ = 0;
-  // 32 bits beside the incarnation fill one word: on_fragment bounds what a channel holds
-  // below 4 GiB (kMaxHeldBytes), whatever the configuration says.
-  std::uint32_t bytes_ = 0;
-  std::uint32_t reply_incarnation_ = 0;
-  std::uint32_t origin_ = 0;
   // Out-of-order messages and partly reassembled ones; allocated only while there are some.
   std::unique_ptr<Ring> pending_;
   wire::Bytes next_;  // the message next_expected_, when it arrived whole and in order

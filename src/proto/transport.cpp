@@ -665,7 +665,11 @@ Status Transport::import_send_state(ChannelKey key, SendState state) {
       state.consumed_up_to + 1 + state.unconsumed.size() != state.next_seq)
     return Status::error(Status::Code::kInvalidArgument, "inconsistent send state");
   std::uint64_t bytes = 0;
-  for (const wire::Bytes& b : state.unconsumed) bytes += b.size();
+  for (const wire::Bytes& b : state.unconsumed) {
+    if (b.size() > SendChannel::kMaxMessageSize)
+      return Status::error(Status::Code::kInvalidArgument, "send state holds a message too large");
+    bytes += b.size();
+  }
   if (bytes > SendChannel::kMaxBufferedBytes)
     return Status::error(Status::Code::kInvalidArgument, "send state holds too many bytes");
   // The channel lives here now: a new incarnation, so that receivers tell the copies this
