@@ -11,6 +11,7 @@ packages=(
   libzmq3-dev                             # ZeroMQ: the throughput benchmark's baseline
   tcl8.6-dev                              # Tcl 8.6: agents, handlers and the shell
   libreadline-dev                         # line editing and history in mstream shell
+  libsqlite3-dev                          # SQLite: the failure managers' durable store
 )
 
 missing=()

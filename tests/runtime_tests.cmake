@@ -4,6 +4,7 @@ add_executable(runtime_tests
   runtime_endpoint_test.cpp
   runtime_malformed_test.cpp
   runtime_process_test.cpp
+  runtime_sqlite_store_test.cpp
   runtime_worker_pool_test.cpp)
 target_link_libraries(runtime_tests PRIVATE mstream_runtime GTest::gtest_main mstream_warnings)
 target_include_directories(runtime_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
