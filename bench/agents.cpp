@@ -203,6 +203,25 @@ class PipeReceiver final : public Agent {
   std::uint64_t moves_ = 0;
 };
 
+class FailoverProbe final : public Agent {
+ public:
+  Status on_append(AgentContext& context, std::string_view message, std::string* result) override {
+    if (message != "stats")
+      return Status::error(Status::Code::kInvalidArgument, "bench.failover: expected \"stats\"");
+    *result = join_numbers({failures_, failed_ns_, context.site_id()});
+    return Status::ok_status();
+  }
+  Status on_failure(AgentContext&) override {
+    ++failures_;
+    failed_ns_ = static_cast<std::uint64_t>(runtime::monotonic_now());
+    return Status::ok_status();
+  }
+
+ private:
+  std::uint64_t failures_ = 0;
+  std::uint64_t failed_ns_ = 0;
+};
+
 Status bad_args(std::string_view type, std::string_view expected) {
   return Status::error(Status::Code::kInvalidArgument,
                        std::string(type) + ": ARGS must be \"" + std::string(expected) + "\"");
@@ -238,6 +257,10 @@ void register_bench_agent_types() {
                               });
     (void)register_agent_type(std::string(kPipeSenderAgent), make_sender);
     (void)register_agent_type(std::string(kPipeReceiverAgent), make_receiver);
+    (void)register_agent_type(std::string(kFailoverAgent),
+                              [](std::string_view) -> Result<std::unique_ptr<Agent>> {
+                                return std::unique_ptr<Agent>(std::make_unique<FailoverProbe>());
+                              });
   });
 }
 

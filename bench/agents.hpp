@@ -16,6 +16,10 @@
 //                        its two sites after every K of them; "reset K" starts a run, "stats"
 //                        returns "CONSUMED LAST_NS MOVES" (LAST_NS: CLOCK_MONOTONIC when the
 //                        last data message was consumed; one clock for every process here).
+//   bench.failover       times its failure handler: "stats" returns "FAILURES FAILED_NS SITE"
+//                        (FAILED_NS: CLOCK_MONOTONIC when on_failure ran, 0 if it did not;
+//                        SITE: where it runs). No briefcase: a recovered stream restarts from
+//                        its initial state, so FAILURES is 0 before a failure and 1 after.
 //
 // Thread-safety: register_bench_agent_types() may be called from any thread, any number of
 // times; it registers once.
@@ -27,6 +31,7 @@ namespace mstream::bench {
 inline constexpr std::string_view kCounterAgent = "bench.counter";
 inline constexpr std::string_view kPipeSenderAgent = "bench.pipe_sender";
 inline constexpr std::string_view kPipeReceiverAgent = "bench.pipe_receiver";
+inline constexpr std::string_view kFailoverAgent = "bench.failover";
 
 // The first byte of a pipeline data message; anything else is a command from the shell.
 inline constexpr char kDataTag = 'd';

@@ -31,7 +31,8 @@ struct BenchOptions {
   double seconds = 0;
   // How many times each run is repeated, mstream and baseline interleaved, so that both see
   // the same background load; 0 picks the default (3, or 1 when quick). Latencies are pooled
-  // over the rounds, rates are the median round.
+  // over the rounds, rates are the median round. failover: its repetitions, each in a fresh
+  // session (0: 5, or 2 when quick).
   int rounds = 0;
   // Unset: the benchmark's default (spin for latency, block for throughput and loss).
   std::optional<WaitStrategy> wait;
@@ -86,6 +87,7 @@ Result<std::vector<BenchResult>> run_memory(const BenchOptions& options);
 Result<std::vector<BenchResult>> run_move(const BenchOptions& options);
 Result<std::vector<BenchResult>> run_moving_pipeline(const BenchOptions& options);
 Result<std::vector<BenchResult>> run_append_tcl(const BenchOptions& options);
+Result<std::vector<BenchResult>> run_failover(const BenchOptions& options);
 // memory's second half: bytes per idle stream with a C++ agent and per Tcl agent at a site of
 // a real session (run_memory calls it).
 Result<std::vector<BenchResult>> run_session_memory(const BenchOptions& options);
@@ -94,6 +96,8 @@ Result<std::vector<BenchResult>> run_session_memory(const BenchOptions& options)
 // layout of seed 004's figure 5); empty for most. Printed after the results.
 std::string summary_of(const std::string& bench, const std::vector<BenchResult>& results);
 std::string moving_pipeline_table(const std::vector<BenchResult>& results);
+// failover's: the measured times against the target (failure timeout + 100 ms).
+std::string failover_summary(const std::vector<BenchResult>& results);
 
 // One line of JSON holding the contract's fields (bench, metric, value, unit, baseline,
 // baseline_value, ratio) followed by wait and placement. No trailing newline.

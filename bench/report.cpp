@@ -20,9 +20,9 @@ const char* wait_strategy_name(WaitStrategy w) {
 }
 
 const std::vector<std::string>& benchmark_names() {
-  static const std::vector<std::string> names = {"pingpong",        "throughput", "loss",
-                                                 "memory",          "move",       "moving-pipeline",
-                                                 "append-tcl"};
+  static const std::vector<std::string> names = {"pingpong",   "throughput", "loss",
+                                                 "memory",     "move",       "moving-pipeline",
+                                                 "append-tcl", "failover"};
   return names;
 }
 
@@ -37,6 +37,7 @@ Result<std::vector<BenchResult>> run_benchmark(const std::string& name,
   if (name == "move") results = run_move(options);
   if (name == "moving-pipeline") results = run_moving_pipeline(options);
   if (name == "append-tcl") results = run_append_tcl(options);
+  if (name == "failover") results = run_failover(options);
   if (!results.ok()) return results;
   // A value of 0 can be a true result (no goodput at all); a baseline of 0 leaves the ratio
   // meaningless, so it is a failed run, not a number to print.
@@ -177,6 +178,7 @@ std::string to_table(const std::vector<BenchResult>& results) {
 
 std::string summary_of(const std::string& bench, const std::vector<BenchResult>& results) {
   if (bench == "moving-pipeline") return moving_pipeline_table(results);
+  if (bench == "failover") return failover_summary(results);
   return {};
 }
 

@@ -1,7 +1,9 @@
 #include "bench/session.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
@@ -50,6 +52,28 @@ struct BenchSession::Impl {
   Status problem;
   std::chrono::steady_clock::time_point next_check;
   bool shut_down = false;
+  // How LocalSession names the daemons kill_site() killed ("site N (pid P) died: killed by
+  // signal 9"), so that their deaths are not taken for problems.
+  std::vector<std::string> expected_deaths;
+
+  // `st` without the expected deaths among the "; "-separated ones LocalSession lists.
+  Status without_expected_deaths(const Status& st) const {
+    if (st.ok() || expected_deaths.empty() || st.message().empty()) return st;
+    const std::string& all = st.message();
+    std::string rest;
+    for (std::size_t at = 0; at <= all.size();) {
+      std::size_t end = all.find("; ", at);
+      if (end == std::string::npos) end = all.size();
+      const std::string part = all.substr(at, end - at);
+      if (std::find(expected_deaths.begin(), expected_deaths.end(), part) ==
+          expected_deaths.end()) {
+        if (!rest.empty()) rest += "; ";
+        rest += part;
+      }
+      at = end + 2;
+    }
+    return rest.empty() ? Status::ok_status() : Status::error(st.code(), rest);
+  }
 
   // Every error the shell hears of ends the benchmark: a handler error at a site is forwarded
   // to the leader and from there to the shell, and a daemon that died would stall every wait.
@@ -62,7 +86,7 @@ struct BenchSession::Impl {
     const auto now = std::chrono::steady_clock::now();
     if (problem.ok() && now >= next_check) {
       next_check = now + 10ms;
-      if (Status st = local.check_running(); !st.ok()) problem = st;
+      if (Status st = without_expected_deaths(local.check_running()); !st.ok()) problem = st;
     }
     return !problem.ok();
   }
@@ -93,6 +117,7 @@ Result<std::unique_ptr<BenchSession>> BenchSession::start(const SessionConfig& c
   lo.binary = config.binary;
   lo.sites = config.sites;
   lo.leader_args = config.daemon_args;
+  lo.leader_args.insert(lo.leader_args.end(), config.leader_args.begin(), config.leader_args.end());
   lo.site_args = config.daemon_args;
   if (config.drop_seed != 0) {
     lo.leader_args.insert(lo.leader_args.end(), {"--drop-seed", std::to_string(config.drop_seed)});
@@ -138,12 +163,31 @@ pid_t BenchSession::site_pid(std::uint32_t site) const {
 
 Status BenchSession::problem() const { return impl_->problem; }
 
+Status BenchSession::kill_site(std::uint32_t site) {
+  const pid_t pid = site_pid(site);
+  if (pid <= 0)
+    return Status::error(Status::Code::kNotFound, "no site " + std::to_string(site) + " to kill");
+  // Expected before it happens: the next check may reap it at once.
+  impl_->expected_deaths.push_back("site " + std::to_string(site) + " (pid " + std::to_string(pid) +
+                                   ") died: killed by signal " + std::to_string(SIGKILL));
+  if (::kill(pid, SIGKILL) != 0) {
+    impl_->expected_deaths.pop_back();
+    return Status::error(Status::Code::kIoError, "cannot kill site " + std::to_string(site));
+  }
+  return Status::ok_status();
+}
+
+Status BenchSession::pump_for(std::chrono::nanoseconds duration) {
+  (void)impl_->pump([] { return false; }, duration);
+  return impl_->problem;
+}
+
 Status BenchSession::shutdown() {
   if (impl_->shut_down) return impl_->problem;
   impl_->shut_down = true;
   impl_->api->leave();
   (void)impl_->loop->run_until([] { return false; }, 20ms);
-  Status st = impl_->local.shutdown(2s);
+  Status st = impl_->without_expected_deaths(impl_->local.shutdown(2s));
   impl_->merger->flush();
   if (!impl_->problem.ok()) return impl_->problem;
   return st;

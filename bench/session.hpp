@@ -36,6 +36,8 @@ struct SessionConfig {
   std::uint32_t sites = 4;
   // Appended to the command line of the leader and of every site (e.g. "--drop", "0.05").
   std::vector<std::string> daemon_args;
+  // Appended to the leader's command line only, after daemon_args (e.g. "--failure-timeout").
+  std::vector<std::string> leader_args;
   // Seeds each daemon's loss model differently (--drop-seed) when daemon_args hold --drop.
   std::uint64_t drop_seed = 0;
 };
@@ -61,8 +63,16 @@ class BenchSession {
   site::ShellApi& shell();
   // The process of site `site` (1..N); -1 if there is no such site.
   pid_t site_pid(std::uint32_t site) const;
-  // The first handler error, failed request or daemon death seen so far; ok if none.
+  // The first handler error, failed request or daemon death seen so far; ok if none. A site
+  // killed by kill_site() is not a problem.
   Status problem() const;
+  // SIGKILLs site `site` (1..N), as a crash would: from then on its death is expected, by
+  // every wait and by shutdown(). Errors: kNotFound (no such site), kIoError (kill failed).
+  Status kill_site(std::uint32_t site);
+  // Runs the shell's event loop for `duration` (so it keeps talking to the session, as a
+  // shell must: one silent for the leader's failure timeout is declared failed). Errors: the
+  // problem() that cut it short.
+  Status pump_for(std::chrono::nanoseconds duration);
   // Lets the session go: leaves as a shell, stops the daemons. Errors: a daemon that did not
   // exit cleanly, or the problem() seen during the run.
   Status shutdown();

@@ -192,6 +192,20 @@ TEST(BenchSmoke, AppendTclReportsHandlersAgainstBareProcAndCppAgent) {
             (std::set<std::string>{"cpp_agent_handlers_per_second", "bare_tcl_proc_call"}));
 }
 
+TEST(BenchSmoke, FailoverReportsHandlerDelayAgainstTheFailureTimeout) {
+  auto r = run_benchmark("failover", quick());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  expect_well_formed(*r, "failover");
+  EXPECT_EQ(metrics_of(*r), (std::set<std::string>{"failover_ms", "failover_ms_min",
+                                                   "failover_ms_max", "first_answer_ms"}));
+  for (const auto& x : *r) {
+    EXPECT_EQ(x.baseline, "failure_timeout");
+    EXPECT_EQ(x.unit, "ms");
+  }
+  const std::string summary = summary_of("failover", *r);
+  EXPECT_NE(summary.find("target <= failure timeout + 100 ms"), std::string::npos) << summary;
+}
+
 TEST(BenchSmoke, SessionBenchmarkWithoutADaemonBinaryFailsCleanly) {
   BenchOptions o = quick();
   o.binary = "/nonexistent/mstream";

@@ -27,8 +27,8 @@ std::string describe_run(const BenchArgs& args) {
   s += args.wait.empty() ? "default per benchmark (pingpong spin, throughput and loss block)"
                          : args.wait;
   s += "; baselines run in the same process placement and with the same waiting strategy";
-  s += "; session benchmarks (move, moving-pipeline, append-tcl, memory's streams) run a local "
-       "session whose processes are unpinned and block, and so do their baselines";
+  s += "; session benchmarks (move, moving-pipeline, append-tcl, memory's streams, failover) run "
+       "a local session whose processes are unpinned and block, and so do their baselines";
   return s;
 }
 
@@ -87,7 +87,8 @@ void add_bench_command(CLI::App& app, int* exit_code) {
                   "length of each measured run (default: 0.5-1 s)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--rounds", args->options.rounds,
-                  "repeat each run, mstream and baseline interleaved (default 3; quick 1)")
+                  "repeat each run, mstream and baseline interleaved (default 3; quick 1; "
+                  "failover: repetitions, default 5, quick 2)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--wait", args->wait, "waiting strategy of both mstream and the baseline")
       ->check(CLI::IsMember({"spin", "block"}));

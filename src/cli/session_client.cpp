@@ -48,6 +48,13 @@ Result<std::unique_ptr<SessionClient>> SessionClient::connect(const std::string&
   if (!c->pump([&] { return c->core_->welcomed(); }, timeout).ok())
     return Status::error(Status::Code::kUnavailable,
                          "the leader at " + leader + " sent no directory");
+  // The shell's loop runs only while a command waits; between commands (a script in `after`,
+  // computing, or a person thinking) this keeps the leader hearing from it.
+  const proto::Time failure_timeout = c->core_->failure_timeout();
+  if (failure_timeout > 0 && c->loop_->leader_address())
+    c->keepalive_.start(
+        c->loop_->fd(), *c->loop_->leader_address(), *id, 0,
+        std::chrono::nanoseconds(site::SiteCore::keepalive_interval(failure_timeout)));
   return c;
 }
 
@@ -66,7 +73,8 @@ Status SessionClient::pump(const std::function<bool()>& done, std::chrono::nanos
       timeout);
   if (!watch_error_.ok()) return watch_error_;
   if (core_->lost_session())
-    return Status::error(Status::Code::kUnavailable, "lost the session: the leader is silent");
+    return Status::error(Status::Code::kUnavailable,
+                         "lost the session: no word from the leader for the failure timeout");
   if (!ok) return Status::error(Status::Code::kUnavailable, "");
   return Status::ok_status();
 }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "mstream/status.hpp"
+#include "runtime/keepalive_thread.hpp"
 #include "runtime/node_loop.hpp"
 #include "site/shell_api.hpp"
 #include "site/site_core.hpp"
@@ -53,6 +54,7 @@ class SessionClient {
  private:
   SessionClient() = default;
   std::unique_ptr<runtime::NodeLoop> loop_;
+  runtime::KeepaliveThread keepalive_;  // declared after loop_: stops before its socket closes
   std::unique_ptr<site::SiteCore> core_;
   std::unique_ptr<site::ShellApi> api_;
   std::function<void(std::string_view)> write_;

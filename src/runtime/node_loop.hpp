@@ -50,6 +50,12 @@ class NodeLoop {
   void set_peer(proto::SiteId site, const SocketAddress& address);
 
   void attach(proto::Node* node) { node_ = node; }
+  // The socket (for a KeepaliveThread) and where the leader is, once join() succeeded.
+  int fd() const { return socket_.fd(); }
+  const SocketAddress* leader_address() const {
+    auto it = peers_.find(0);
+    return it == peers_.end() ? nullptr : &it->second;
+  }
   // A descriptor that becomes readable when the node has work from another thread (a
   // WorkerPool's wake_fd): the loop's wait ends then too. -1: none.
   void set_wake_fd(int fd) { wake_fd_ = fd; }

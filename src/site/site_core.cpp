@@ -79,9 +79,10 @@ void SiteCore::on_timeout(Time now) {
     // may go on as a member: handlers must not run for streams that live elsewhere.
     lost_session_ = true;
     finished_ = true;
-    report_error("site " + std::to_string(options_.self) + ": no word from the leader for " +
+    report_error(std::string(options_.shell ? "shell " : "site ") +
+                 std::to_string(options_.self) + ": no word from the leader for " +
                  std::to_string(failure_timeout_ / proto::kMillisecond) +
-                 " ms: left the session");
+                 " ms (it is gone, or declared us failed): left the session");
     return;
   }
   for (auto it = retry_at_.begin(); it != retry_at_.end();) {

@@ -153,6 +153,8 @@ class SiteCore final : public proto::Node {
   // Finished because the leader fell silent for the failure timeout (we were declared failed,
   // or it is gone): the daemon joins again, as a new site.
   bool lost_session() const { return lost_session_; }
+  // The session's failure timeout, from the leader's Welcome (0: no failure detection).
+  Time failure_timeout() const { return failure_timeout_; }
   // How often a peer that has nothing to say pings the other end (a few per failure timeout,
   // so one lost ping does not make it look failed).
   static Time keepalive_interval(Time failure_timeout) { return failure_timeout / 4; }

@@ -1,0 +1,42 @@
+#pragma once
+// KeepaliveThread: sends a keepalive datagram (doc/protocol.md "Keepalives") from a socket to
+// one peer at a fixed interval, on a thread of its own. A shell's event loop runs only while
+// one of its commands waits for the session (SessionClient::pump): a script in `after`, in a
+// long computation or waiting for input would otherwise fall silent and be declared failed.
+// The datagrams are the transport's own keepalives (packet number 0, no frames), sent on the
+// node's socket, so the peer hears the node at the address it knows.
+//
+// Thread-safety: start and stop from one thread; the datagrams go out from the thread it runs.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "proto/types.hpp"
+#include "runtime/socket_address.hpp"
+
+namespace mstream::runtime {
+
+class KeepaliveThread {
+ public:
+  KeepaliveThread() = default;
+  ~KeepaliveThread() { stop(); }
+  KeepaliveThread(const KeepaliveThread&) = delete;
+  KeepaliveThread& operator=(const KeepaliveThread&) = delete;
+
+  // Sends from `fd` (a bound UDP socket, which must outlive stop()) to `to`, as site `self`
+  // to site `peer`, every `interval`. A second start() replaces the first.
+  void start(int fd, const SocketAddress& to, proto::SiteId self, proto::SiteId peer,
+             std::chrono::nanoseconds interval);
+  void stop();
+
+ private:
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+};
+
+}  // namespace mstream::runtime
