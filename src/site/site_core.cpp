@@ -605,6 +605,14 @@ void SiteCore::apply_peer(const wire::PeerRecord& peer) {
     // Failed or left: fenced. Whatever it still sends is dropped from now on, so a site that
     // was only cut off cannot act for streams that now live elsewhere.
     transport_.expel_site(peer.site);
+    // Its control stream is gone with it (a site rejoins under a new id): what is still
+    // queued for it would wait for an acknowledgement for ever, and the transport would never
+    // be idle again (sim seed 229).
+    const StreamId gone = control_stream(peer.site);
+    for (StreamId from : transport_.senders_to(gone)) {
+      (void)transport_.take_send_state({from, gone});
+      overflow_.erase(proto::ChannelKey{from, gone});
+    }
   }
 }
 
