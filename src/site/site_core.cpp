@@ -437,6 +437,11 @@ std::string SiteCore::sender_name(StreamId from) const {
 // Control
 
 void SiteCore::send_control(SiteId to, StreamId to_stream, const wire::ControlMessage& m) {
+  // Nothing goes to a site that failed or left (an Arrive for a move whose target failed,
+  // say): it would wait for an acknowledgement for ever (sim seed 119). The leader settles
+  // what it was for.
+  if (const wire::PeerRecord* p = view_->directory.peer(to); p && !p->live && to != options_.self)
+    return;
   wire::Bytes b = encode(m);
   (void)append_raw(control_stream(options_.self), to_stream, to, std::move(b));
 }
