@@ -791,12 +791,15 @@ struct Loading {
   Status status;
   std::string error_info;
   bool has_append = false;
+  std::string initial;  // the briefcase as the initialization left it
 };
 
 void load_on(Lane& lane, Loading& l) {
   l.status = lane.with(
       &l.run, [&](AgentRunner& runner) { return runner.load(l.code, l.run.ctx, &l.error_info); });
-  if (l.status.ok()) l.has_append = lane.runner().has_handler(l.agent, tcl::Event::kAppend);
+  if (!l.status.ok()) return;
+  l.has_append = lane.runner().has_handler(l.agent, tcl::Event::kAppend);
+  l.initial = lane.runner().save_briefcase(l.agent);
 }
 
 std::string error_text(const Status& s, const std::string& error_info) {
@@ -837,6 +840,7 @@ void SiteCore::attach(Hosted& h, std::uint64_t agent) {
           return;
         }
         loaded_[l->agent] = l->has_append;
+        initial_briefcases_[l->agent] = std::move(l->initial);
         if (hp) {
           hp->agents.push_back(l->agent);
           refresh_append_flag(*hp);
@@ -864,6 +868,7 @@ void SiteCore::detach(Hosted& h, std::uint64_t agent) {
         auto hit = hosted_.find(id);
         carry_out(hit == hosted_.end() ? nullptr : hit->second.get(), id, *run);
         loaded_.erase(agent);
+        initial_briefcases_.erase(agent);
         if (hit != hosted_.end()) refresh_append_flag(*hit->second);
         code_.erase(agent);
         ++counters_.requests;
@@ -890,6 +895,7 @@ void SiteCore::finalize_visited(const wire::Finalize& m) {
       [this, run, out, agent, stream = m.stream] {
         carry_out(nullptr, stream, *run);
         loaded_.erase(agent);
+        initial_briefcases_.erase(agent);
         if (out->ran && !out->ok)
           report_error("error in finalize handler of agent " + std::to_string(agent) + ": " +
                        out->result);
@@ -1105,7 +1111,16 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
   work->req = a.req;
   work->recovery = recovery;
   for (std::uint64_t agent : a.agents) {
-    if (loaded_.contains(agent)) continue;
+    if (loaded_.contains(agent)) {
+      // Cached here from an earlier visit, with the briefcase it had when the stream left: a
+      // recovered stream starts from its initial state instead (sim seed 231).
+      if (recovery) {
+        auto initial = initial_briefcases_.find(agent);
+        if (initial != initial_briefcases_.end())
+          work->briefcases.push_back({agent, initial->second});
+      }
+      continue;
+    }
     Loading& l = work->loads.emplace_back();
     l.agent = agent;
     l.code = code_[agent];
@@ -1171,6 +1186,8 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
       out.result = l.status.message();
       out.error_info = l.error_info;
       report_handler_error(work.stream, l.agent, "initialization", out);
+    } else {
+      initial_briefcases_[l.agent] = std::move(l.initial);
     }
   }
   h.agents = work.running;
@@ -1212,6 +1229,7 @@ void SiteCore::destroy(Hosted& h) {
         for (auto& [run, out] : *runs) {
           carry_out(it == hosted_.end() ? nullptr : it->second.get(), id, run);
           loaded_.erase(run.ctx.agent);
+          initial_briefcases_.erase(run.ctx.agent);
           if (out.ran && !out.ok)
             report_handler_error(run.ctx.stream, run.ctx.agent, "finalize", out);
         }

@@ -290,6 +290,9 @@ class SiteCore final : public proto::Node {
   std::size_t work_in_flight_ = 0;
   // Agents loaded here (on their stream's lane), and whether each has an append handler.
   std::unordered_map<std::uint64_t, bool> loaded_;
+  // Per loaded agent, its briefcase right after its initialization here: what a recovery
+  // restores when the agent is cached here already.
+  std::unordered_map<std::uint64_t, std::string> initial_briefcases_;
   std::unordered_map<StreamId, std::unique_ptr<Hosted>> hosted_;
   std::deque<StreamId> ready_;
   std::unordered_map<std::uint64_t, wire::Code> code_;  // agent code cached here
