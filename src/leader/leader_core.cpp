@@ -361,6 +361,10 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
     rec.epoch = op.epoch;
     publish_move(rec, op.requester, now);
     done_request(op.requester);
+    // The target answered the requester itself; should it fail before that answer gets
+    // through, the leader answers instead (sim seed 15). A repeat is dropped there.
+    if (options_.failure_timeout > 0 && op.requester != wire::kNoSite && op.requester != op.target)
+      delegated_[op.target].push_back({op.requester, op.req, rec, now});
   } else if (const auto* r = std::get_if<wire::Recover>(&op.request)) {
     if (m.code != kOk) {
       log_.push_back("recovery of stream \"" + r->stream.name + "\" at site " +
@@ -562,6 +566,14 @@ void LeaderCore::maybe_complete_wave(Time now) {
 
 void LeaderCore::check_liveness(Time now) {
   next_liveness_check_ = now + options_.failure_timeout / 8;
+  // A target failing after its Installed is declared failed within the failure timeout
+  // (and a check) of it; one alive that long has its answer through (a partition that long
+  // would have it declared failed).
+  for (auto it = delegated_.begin(); it != delegated_.end();) {
+    std::erase_if(it->second,
+                  [&](const Delegated& a) { return now - a.at > 2 * options_.failure_timeout; });
+    it = it->second.empty() ? delegated_.erase(it) : std::next(it);
+  }
   std::vector<SiteId> silent;
   for (const auto& [id, p] : peers_) {
     if (id == 0 || !p.live) continue;
@@ -579,6 +591,14 @@ void LeaderCore::declare_failed(SiteId peer, Time now) {
   it->second.live = 0;
   failures_seen_ = true;
   const bool shell = it->second.shell != 0;
+  // Answers it owed (moves it was the target of) come from here.
+  if (auto d = delegated_.find(peer); d != delegated_.end()) {
+    for (const Delegated& a : d->second) {
+      send(a.requester, wire::Location{a.rec});
+      send(a.requester, wire::Reply{a.req, kOk, std::to_string(peer)});
+    }
+    delegated_.erase(d);
+  }
   log_.push_back(std::string(shell ? "shell " : "site ") + std::to_string(peer) +
                  " failed: not heard from for " +
                  std::to_string(options_.failure_timeout / proto::kMillisecond) + " ms");

@@ -460,6 +460,7 @@ std::uint64_t SiteCore::send_request(wire::ControlMessage m) {
 }
 
 void SiteCore::send_numbered_request(std::uint64_t req, wire::ControlMessage m) {
+  awaiting_replies_.insert(req);
   std::visit(
       [req](auto& v) {
         if constexpr (requires { v.req; }) v.req = req;
@@ -549,6 +550,8 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
             r.shells.push_back({shell, n});
           send_control(0, kLeaderStream, r);
         } else if constexpr (std::is_same_v<T, wire::Reply>) {
+          // The leader repeats an answer a failed site may or may not have given.
+          if (!awaiting_replies_.erase(m.req)) return;
           auto hold = holds_.find(m.req);
           if (hold != holds_.end()) {
             auto h = hosted_.find(hold->second);

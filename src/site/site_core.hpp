@@ -306,6 +306,7 @@ class SiteCore final : public proto::Node {
   std::map<StreamId, Time> retry_at_;  // receivers to re-send to after a rejection
   std::unordered_map<std::uint64_t, wire::Reply> replies_;
   std::unordered_set<std::uint64_t> handler_requests_;  // replies nobody waits for
+  std::unordered_set<std::uint64_t> awaiting_replies_;  // every request sent, until answered
   std::unordered_map<std::uint64_t, StreamId> holds_;   // request -> the stream it holds
   std::map<std::pair<StreamId, proto::Seq>, std::string> sync_results_;
   std::deque<std::pair<Time, std::string>> output_;
