@@ -137,7 +137,13 @@ void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now
           on_settled(from, v, now);
         } else if constexpr (std::is_same_v<T, wire::QuiesceReq>) {
           waiters_.push_back({from, v.req, v.appended});
-          if (!wave_open_ && next_probe_ == proto::kNever) start_wave(now);
+          if (!wave_open_ && next_probe_ == proto::kNever) {
+            start_wave(now);
+          } else if (wave_open_ && failures_seen_) {
+            // After a failure a wave waits for every waiting shell's answer: one that came
+            // during the wave is asked too.
+            send(from, wire::Probe{wave_});
+          }
         } else if constexpr (std::is_same_v<T, wire::ProbeReply>) {
           on_probe_reply(from, v, now);
         } else if constexpr (std::is_same_v<T, wire::ErrorReport>) {
@@ -589,6 +595,7 @@ void LeaderCore::declare_failed(SiteId peer, Time now) {
   auto it = peers_.find(peer);
   if (peer == 0 || it == peers_.end() || !it->second.live) return;
   it->second.live = 0;
+  const bool first_failure = !failures_seen_;
   failures_seen_ = true;
   const bool shell = it->second.shell != 0;
   // Answers it owed (moves it was the target of) come from here.
@@ -625,6 +632,14 @@ void LeaderCore::declare_failed(SiteId peer, Time now) {
     }
     for (auto& [id, st] : state_) st.watchers.erase(peer);
     for (auto& [agent, info] : agents_) info.visited.erase(peer);
+  }
+  // A wave under way goes on without the failed peer; but the first failure changes what a
+  // wave asks (the waiting shells too), and shells not probed would keep it open for ever
+  // (sim seed 66): it starts again instead.
+  if (wave_open_ && first_failure) {
+    last_wave_.reset();
+    start_wave(now);
+    return;
   }
   maybe_complete_wave(now);
 }
