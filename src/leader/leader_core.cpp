@@ -67,6 +67,9 @@ bool LeaderCore::on_join(const wire::JoinMessage& m, const std::string& from,
   for (const auto& [sid, rec] : streams_) w.streams.push_back(rec);
   w.failure_timeout_us = static_cast<std::uint64_t>(options_.failure_timeout / proto::kMicrosecond);
   send(id, w);
+  // A wave under way waits for every live site's answer: a site joining during it (a crashed
+  // one restarting, say) is asked too, or the wave never ends (sim seed 6634).
+  if (wave_open_ && !shell) send(id, wire::Probe{wave_});
   return true;
 }
 
