@@ -80,6 +80,8 @@ class LeaderCore {
   void shutdown_session();
 
   bool idle() const { return in_flight_.empty() && queued_ops() == 0; }
+  // Moves not yet told to the replicas that learn them in batches (they may lag a little).
+  bool locations_pending() const { return !batched_locations_.empty(); }
   std::size_t stream_count() const { return streams_.size(); }
   // Declares a peer failed now, as the failure detector does after the timeout (tests).
   void declare_failed(SiteId peer, Time now);
