@@ -292,6 +292,136 @@ TEST(SessionChecker, QuiescenceFlagsAHandlerAfterTheAnswer) {
   EXPECT_TRUE(flagged(c, "quiescence"));
 }
 
+// Failures (guarantee 6, streams without -durable): site A crashes with both streams; the
+// receiver is recovered at its failure manager (site 0 here), a new life from its initial
+// state, as the sites trace it.
+constexpr proto::SiteId kFm = 0;
+
+void recover(SessionChecker& c, StreamId stream, proto::SiteId at, std::uint64_t epoch) {
+  c.on_handler(at, move_trace(HandlerTrace::Kind::kRecover, stream, epoch));
+  c.on_handler(at, move_trace(HandlerTrace::Kind::kFailure, stream, epoch));
+  c.on_failure_handler(stream, at);
+  c.on_hosting(stream, at, true);
+}
+
+// The shell (a sender that never crashes) and a receiver at A; A crashes.
+SessionChecker crashed_receiver() {
+  constexpr StreamId kShell = 99;
+  SessionChecker c;
+  c.add_stream(kReceiver, "/r");
+  c.on_hosting(kReceiver, kA, true);
+  for (std::uint64_t i = 1; i <= 4; ++i) c.on_append(i, kShell, kReceiver, i);
+  consume(c, kA, append_run(kShell, 1, 1));
+  consume(c, kA, append_run(kShell, 2, 2));
+  consume(c, kA, append_run(kShell, 3, 3));
+  c.on_site_crashed(kA);
+  return c;
+}
+
+TEST(SessionChecker, FailuresAcceptAReceiverResumingAfterWhatItsSenderKnewConsumed) {
+  SessionChecker c = crashed_receiver();
+  c.on_acked(99, kReceiver, 0, 2);  // #3 was consumed, its ack died with A
+  recover(c, kReceiver, kFm, 2);
+  consume(c, kFm, append_run(99, 3, 3, 2));  // again: allowed, the sender did not know
+  consume(c, kFm, append_run(99, 4, 4, 2));
+  c.on_agent_count(kReceiver, 2);  // its counter restarted with the new life
+  c.on_acked(99, kReceiver, 0, 4);
+  c.on_quiescence("");
+  c.check_end();
+  EXPECT_TRUE(c.ok()) << report(c.violations());
+}
+
+TEST(SessionChecker, ExactlyOnceFlagsAnAcknowledgedMessageConsumedAgainAfterRecovery) {
+  SessionChecker c = crashed_receiver();
+  c.on_acked(99, kReceiver, 0, 3);
+  recover(c, kReceiver, kFm, 2);
+  consume(c, kFm, append_run(99, 3, 3, 2));
+  EXPECT_TRUE(flagged(c, "session_exactly_once"));
+}
+
+TEST(SessionChecker, FifoFlagsARecoveredReceiverSkippingAMessageNeverConsumed) {
+  SessionChecker c = crashed_receiver();
+  recover(c, kReceiver, kFm, 2);
+  consume(c, kFm, append_run(99, 4, 4, 2));  // resumes at #4: #1..#3 were consumed
+  EXPECT_TRUE(c.ok()) << report(c.violations());
+  SessionChecker d = crashed_receiver();
+  d.on_append(5, 99, kReceiver, 5);
+  recover(d, kReceiver, kFm, 2);
+  consume(d, kFm, append_run(99, 5, 5, 2));  // #4 was never consumed
+  EXPECT_TRUE(flagged(d, "session_fifo"));
+}
+
+TEST(SessionChecker, NoLossFlagsAnAcknowledgementOfAMessageNeverConsumed) {
+  SessionChecker c = crashed_receiver();
+  c.on_acked(99, kReceiver, 0, 4);
+  EXPECT_TRUE(flagged(c, "session_no_loss"));
+}
+
+TEST(SessionChecker, NoLossForgivesOnlyWhatACrashedSendersLifeHadNotHadConsumed) {
+  SessionChecker c = fresh();
+  c.on_append(1, kSender, kReceiver, 1);
+  c.on_append(2, kSender, kReceiver, 2);
+  consume(c, kA, append_run(kSender, 1, 1));
+  c.on_hosting(kSender, kA, false);
+  c.on_handler(kA, move_trace(HandlerTrace::Kind::kDepart, kSender, 2));
+  c.on_handler(kB, move_trace(HandlerTrace::Kind::kInstall, kSender, 2));
+  c.on_handler(kB, move_trace(HandlerTrace::Kind::kRelocation, kSender, 2));
+  c.on_relocation_handler(kSender, kB);
+  c.on_hosting(kSender, kB, true);
+  c.on_site_crashed(kB);  // #2 dies with the sender's first life
+  recover(c, kSender, kFm, 3);
+  c.on_append(3, kSender, kReceiver, 1);  // its new life numbers from 1
+  consume(c, kA, append_run(kSender, 3, 1));
+  c.on_append(4, kSender, kReceiver, 2);  // never consumed: lost, and not allowed to be
+  c.check_end();
+  ASSERT_TRUE(flagged(c, "session_no_loss"));
+  EXPECT_EQ(c.violations().size(), 1u) << report(c.violations());
+}
+
+TEST(SessionChecker, FailureRecoveredFlagsAStreamNeverRecovered) {
+  SessionChecker c = crashed_receiver();
+  c.check_end();
+  EXPECT_TRUE(flagged(c, "failure_recovered"));
+}
+
+TEST(SessionChecker, FailureRecoveredFlagsARecoveryAwayFromTheFailureManager) {
+  SessionChecker c = crashed_receiver();
+  c.set_failure_manager(kReceiver, kB);
+  recover(c, kReceiver, kFm, 2);  // site 0, though B is alive
+  EXPECT_TRUE(flagged(c, "failure_recovered"));
+  SessionChecker d = crashed_receiver();
+  d.set_failure_manager(kReceiver, kA);  // the failure manager crashed: site 0 it is
+  recover(d, kReceiver, kFm, 2);
+  EXPECT_TRUE(d.ok()) << report(d.violations());
+}
+
+TEST(SessionChecker, FailureRecoveredFlagsAFailureHandlerRunTwice) {
+  SessionChecker c = crashed_receiver();
+  recover(c, kReceiver, kFm, 2);
+  c.on_failure_handler(kReceiver, kFm);
+  EXPECT_TRUE(flagged(c, "failure_recovered") || flagged(c, "relocation_before_append"));
+}
+
+TEST(SessionChecker, RelocationBeforeAppendFlagsAnAppendBeforeTheFailureHandlers) {
+  SessionChecker c = crashed_receiver();
+  c.on_handler(kFm, move_trace(HandlerTrace::Kind::kRecover, kReceiver, 2));
+  consume(c, kFm, append_run(99, 4, 4, 2));
+  EXPECT_TRUE(flagged(c, "relocation_before_append"));
+}
+
+TEST(SessionChecker, RelocationBeforeAppendFlagsRelocationHandlersAfterARecovery) {
+  SessionChecker c = crashed_receiver();
+  c.on_handler(kFm, move_trace(HandlerTrace::Kind::kRecover, kReceiver, 2));
+  c.on_handler(kFm, move_trace(HandlerTrace::Kind::kRelocation, kReceiver, 2));
+  EXPECT_TRUE(flagged(c, "relocation_before_append"));
+}
+
+TEST(SessionChecker, OneSitePerStreamIgnoresACrashedSite) {
+  SessionChecker c = crashed_receiver();
+  recover(c, kReceiver, kFm, 2);  // A still "hosts" it, but A is gone
+  EXPECT_TRUE(c.ok()) << report(c.violations());
+}
+
 // ---------------------------------------------------------------------------------------
 // Scenarios
 
@@ -335,6 +465,27 @@ TEST(SessionScenario, SeedsCoverTheOptionSpace) {
       burst |= run >= 3;
     }
   }
+  std::size_t crash_seeds = 0;
+  bool two = false, restart = false, for_good = false, failure_manager = false;
+  for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+    const SessionScenario s = derive_session_scenario(seed);
+    // Failure detection exactly where sites crash, with a timeout above any silence the
+    // network's faults cause (they end by calm_start; a retransmission follows within max_rto).
+    EXPECT_EQ(s.crashes.empty(), s.failure_timeout == 0) << seed;
+    if (s.crashes.empty()) continue;
+    ++crash_seeds;
+    EXPECT_GT(s.failure_timeout, s.calm_start() + s.transport.path.max_rto);
+    two |= s.crashes.size() == 2;
+    for (const SessionCrash& c : s.crashes) {
+      EXPECT_GE(c.node, 1u);
+      EXPECT_LE(c.node, s.sites);
+      (c.restart_after >= 0 ? restart : for_good) = true;
+    }
+    for (const SessionStreamPlan& p : s.streams) failure_manager |= p.failure_manager > 0u;
+  }
+  EXPECT_GT(crash_seeds, 60u);
+  EXPECT_LT(crash_seeds, 150u);
+  EXPECT_TRUE(two && restart && for_good && failure_manager);
   EXPECT_EQ(sites.size(), 4u);  // 2..5
   EXPECT_EQ(profiles.size(), 4u);
   EXPECT_GE(mtus.size(), 4u);
@@ -350,6 +501,8 @@ TEST(SessionScenario, OverridesTurnFaultsMovesAndBuffersOnOrOff) {
     EXPECT_EQ(calm.moves(), 0u);
     EXPECT_EQ(calm.max_self_relocations, 0u);
     EXPECT_TRUE(calm.network.windows.empty());
+    EXPECT_TRUE(calm.crashes.empty());
+    EXPECT_TRUE(derive_session_scenario(seed, ScenarioOverrides{.crashes = false}).crashes.empty());
   }
   bool small = false;
   for (std::uint64_t seed = 1; seed <= 40; ++seed) {
@@ -390,7 +543,7 @@ TEST(SessionSimulation, CalmSessionWithoutMovesConsumesEverything) {
 TEST(SessionSimulation, StreamsMoveUnderFaultsWithMessagesInFlight) {
   std::uint64_t arrives = 0, relocations = 0, lost = 0;
   for (std::uint64_t seed : {1u, 2u, 3u, 5u, 6u, 7u}) {
-    const SessionResult r = run_session_seed(seed, false);
+    const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.crashes = false});
     EXPECT_TRUE(r.ok()) << report(r.violations, seed);
     EXPECT_EQ(r.summary.consumed, r.summary.appended);
     arrives += r.summary.arrives;
@@ -401,6 +554,23 @@ TEST(SessionSimulation, StreamsMoveUnderFaultsWithMessagesInFlight) {
   EXPECT_GT(arrives, 50u);
   EXPECT_GT(relocations, 0u);
   EXPECT_GT(lost, 0u);
+}
+
+TEST(SessionSimulation, CrashedSitesStreamsAreRecoveredAndTheRestGoesOn) {
+  std::uint64_t crashes = 0, restarts = 0, recovered_runs = 0;
+  for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+    const SessionScenario s = derive_session_scenario(seed);
+    if (s.crashes.empty()) continue;
+    const SessionResult r = run_session_scenario(s);
+    EXPECT_TRUE(r.ok()) << report(r.violations, seed);
+    EXPECT_NE(r.summary.quiesced_at, proto::kNever) << seed;
+    crashes += r.summary.crashes;
+    restarts += r.summary.restarts;
+    recovered_runs += r.summary.crashes > 0 && r.summary.consumed > 0;
+  }
+  EXPECT_GT(crashes, 10u);
+  EXPECT_GT(restarts, 3u);
+  EXPECT_GT(recovered_runs, 10u);
 }
 
 TEST(SessionSimulation, LivenessFiresWhenTheSessionCannotBeSetUp) {
@@ -521,6 +691,41 @@ TEST(SessionFindings, S1_AFullControlChannelIsNeverFlushed) {
 TEST(SessionFindings, S5_AMovedStreamsOverflowIsSentWhenTheChannelDrains) {
   const SessionResult r = run_session_seed(96, false, ScenarioOverrides{.small_buffers = true});
   EXPECT_TRUE(r.ok()) << report(r.violations, 96);
+}
+
+// Failures (crash seeds). A stream recovered at a site its agent had visited before got the
+// briefcase it had left there with, not its initial state.
+TEST(SessionFindings, F1_ARecoveredStreamRestartsFromItsInitialState) {
+  const SessionResult r = run_session_seed(231, false);
+  EXPECT_TRUE(r.ok()) << report(r.violations, 231);
+}
+
+// Control messages queued for a failed site (its control stream is gone for good) were kept,
+// and sent to it later: transports never idle again.
+TEST(SessionFindings, F2_NothingIsKeptOrSentForAFailedSitesControlStream) {
+  for (std::uint64_t seed : {221u, 229u, 119u}) {
+    const SessionResult r = run_session_seed(seed, false);
+    EXPECT_TRUE(r.ok()) << report(r.violations, seed);
+  }
+}
+
+// A quiescence wave under way at the first failure waited for shells it never asked.
+TEST(SessionFindings, F3_AWaveSpanningTheFirstFailureStartsAgain) {
+  const SessionResult r = run_session_seed(66, false);
+  EXPECT_TRUE(r.ok()) << report(r.violations, 66);
+}
+
+// The target of a move answers its requester; when it failed before that answer got through,
+// nobody answered.
+TEST(SessionFindings, F4_TheLeaderAnswersForAMoveTargetThatFailed) {
+  const SessionResult r = run_session_seed(15, false);
+  EXPECT_TRUE(r.ok()) << report(r.violations, 15);
+}
+
+// A site joining during a quiescence wave (a crashed one restarting) was never probed.
+TEST(SessionFindings, F5_ASiteJoiningDuringAWaveIsProbed) {
+  const SessionResult r = run_session_seed(6634, false);
+  EXPECT_TRUE(r.ok()) << report(r.violations, 6634);
 }
 
 }  // namespace

@@ -67,6 +67,9 @@ bool LeaderCore::on_join(const wire::JoinMessage& m, const std::string& from,
   for (const auto& [sid, rec] : streams_) w.streams.push_back(rec);
   w.failure_timeout_us = static_cast<std::uint64_t>(options_.failure_timeout / proto::kMicrosecond);
   send(id, w);
+  // A wave under way waits for every live site's answer: a site joining during it (a crashed
+  // one restarting, say) is asked too, or the wave never ends (sim seed 6634).
+  if (wave_open_ && !shell) send(id, wire::Probe{wave_});
   return true;
 }
 
@@ -137,7 +140,13 @@ void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now
           on_settled(from, v, now);
         } else if constexpr (std::is_same_v<T, wire::QuiesceReq>) {
           waiters_.push_back({from, v.req, v.appended});
-          if (!wave_open_ && next_probe_ == proto::kNever) start_wave(now);
+          if (!wave_open_ && next_probe_ == proto::kNever) {
+            start_wave(now);
+          } else if (wave_open_ && failures_seen_) {
+            // After a failure a wave waits for every waiting shell's answer: one that came
+            // during the wave is asked too.
+            send(from, wire::Probe{wave_});
+          }
         } else if constexpr (std::is_same_v<T, wire::ProbeReply>) {
           on_probe_reply(from, v, now);
         } else if constexpr (std::is_same_v<T, wire::ErrorReport>) {
@@ -361,6 +370,10 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
     rec.epoch = op.epoch;
     publish_move(rec, op.requester, now);
     done_request(op.requester);
+    // The target answered the requester itself; should it fail before that answer gets
+    // through, the leader answers instead (sim seed 15). A repeat is dropped there.
+    if (options_.failure_timeout > 0 && op.requester != wire::kNoSite && op.requester != op.target)
+      delegated_[op.target].push_back({op.requester, op.req, rec, now});
   } else if (const auto* r = std::get_if<wire::Recover>(&op.request)) {
     if (m.code != kOk) {
       log_.push_back("recovery of stream \"" + r->stream.name + "\" at site " +
@@ -562,6 +575,14 @@ void LeaderCore::maybe_complete_wave(Time now) {
 
 void LeaderCore::check_liveness(Time now) {
   next_liveness_check_ = now + options_.failure_timeout / 8;
+  // A target failing after its Installed is declared failed within the failure timeout
+  // (and a check) of it; one alive that long has its answer through (a partition that long
+  // would have it declared failed).
+  for (auto it = delegated_.begin(); it != delegated_.end();) {
+    std::erase_if(it->second,
+                  [&](const Delegated& a) { return now - a.at > 2 * options_.failure_timeout; });
+    it = it->second.empty() ? delegated_.erase(it) : std::next(it);
+  }
   std::vector<SiteId> silent;
   for (const auto& [id, p] : peers_) {
     if (id == 0 || !p.live) continue;
@@ -577,8 +598,17 @@ void LeaderCore::declare_failed(SiteId peer, Time now) {
   auto it = peers_.find(peer);
   if (peer == 0 || it == peers_.end() || !it->second.live) return;
   it->second.live = 0;
+  const bool first_failure = !failures_seen_;
   failures_seen_ = true;
   const bool shell = it->second.shell != 0;
+  // Answers it owed (moves it was the target of) come from here.
+  if (auto d = delegated_.find(peer); d != delegated_.end()) {
+    for (const Delegated& a : d->second) {
+      send(a.requester, wire::Location{a.rec});
+      send(a.requester, wire::Reply{a.req, kOk, std::to_string(peer)});
+    }
+    delegated_.erase(d);
+  }
   log_.push_back(std::string(shell ? "shell " : "site ") + std::to_string(peer) +
                  " failed: not heard from for " +
                  std::to_string(options_.failure_timeout / proto::kMillisecond) + " ms");
@@ -605,6 +635,14 @@ void LeaderCore::declare_failed(SiteId peer, Time now) {
     }
     for (auto& [id, st] : state_) st.watchers.erase(peer);
     for (auto& [agent, info] : agents_) info.visited.erase(peer);
+  }
+  // A wave under way goes on without the failed peer; but the first failure changes what a
+  // wave asks (the waiting shells too), and shells not probed would keep it open for ever
+  // (sim seed 66): it starts again instead.
+  if (wave_open_ && first_failure) {
+    last_wave_.reset();
+    start_wave(now);
+    return;
   }
   maybe_complete_wave(now);
 }

@@ -80,6 +80,8 @@ class LeaderCore {
   void shutdown_session();
 
   bool idle() const { return in_flight_.empty() && queued_ops() == 0; }
+  // Moves not yet told to the replicas that learn them in batches (they may lag a little).
+  bool locations_pending() const { return !batched_locations_.empty(); }
   std::size_t stream_count() const { return streams_.size(); }
   // Declares a peer failed now, as the failure detector does after the timeout (tests).
   void declare_failed(SiteId peer, Time now);
@@ -185,6 +187,15 @@ class LeaderCore {
   bool failures_seen_ = false;
   std::map<SiteId, std::uint64_t> requests_done_by_;  // handler requests completed, per site
   std::function<Time(SiteId)> last_heard_;
+  // Moves whose target answers the requester, per target, for twice the failure timeout:
+  // if the target fails meanwhile, the leader repeats its answer.
+  struct Delegated {
+    SiteId requester = 0;
+    std::uint64_t req = 0;
+    wire::StreamRecord rec;
+    Time at = 0;
+  };
+  std::map<SiteId, std::vector<Delegated>> delegated_;
   std::map<SiteId, Time> admitted_at_;
   Time next_liveness_check_ = proto::kNever;
   std::deque<std::string> log_;

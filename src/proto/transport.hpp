@@ -192,6 +192,11 @@ class Transport {
   const SendChannel* send_channel(ChannelKey key) const;
   const RecvChannel* recv_channel(ChannelKey key) const;
   std::size_t send_channel_count() const { return send_.size(); }
+  // The local senders with a channel to `to` (empty when none).
+  std::vector<StreamId> senders_to(StreamId to) const {
+    auto it = send_index_.find(to);
+    return it == send_index_.end() ? std::vector<StreamId>{} : it->second;
+  }
   // Unconsumed messages of the local send channels `count` selects.
   template <class Pred>
   std::uint64_t unconsumed_messages(Pred count) const {

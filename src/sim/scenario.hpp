@@ -81,6 +81,9 @@ struct ScenarioOverrides {
   // so control channels fill up too. Off by default while site::SiteCore never flushes a full
   // control channel's overflow (finding S1 in the simulator findings).
   bool small_buffers = false;
+  // Session scenarios: some seeds crash (and maybe restart) sites during the workload, with
+  // failure detection on (session_scenario.hpp). Only with faults.
+  bool crashes = true;
 };
 
 Scenario derive_scenario(std::uint64_t seed, const ScenarioOverrides& overrides = {});

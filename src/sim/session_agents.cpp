@@ -30,6 +30,11 @@ class SimAgent final : public Agent {
     return Status::ok_status();
   }
 
+  Status on_failure(AgentContext& context) override {
+    if (SessionDriver* run = SessionDriver::current()) run->on_agent_failed(context);
+    return Status::ok_status();
+  }
+
   // "HANDLED\n" (the append handler runs), then "STREAM=COUNT\n" per stream it appended to
   // (the number of its last message there).
   std::string save_briefcase() const override {

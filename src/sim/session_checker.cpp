@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
 namespace mstream::sim {
 namespace {
@@ -67,20 +68,80 @@ void SessionChecker::add_stream(StreamId id, std::string name) {
   stream(id).name = std::move(name);
 }
 
+std::uint32_t SessionChecker::life(StreamId id) const {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? 0 : it->second.life();
+}
+
 void SessionChecker::on_append(std::uint64_t gid, StreamId from, StreamId to, std::uint64_t index) {
-  Pair& p = pairs_[{from, to}];
+  const std::uint32_t l = life(from);
+  Pair& p = pairs_[{from, l, to}];
   if (index != p.gids.size() + 1) {
     fail("briefcase_travels", name(from) + " numbered its message to " + name(to) + " " +
                                   std::to_string(index) + " after " +
-                                  std::to_string(p.gids.size()) + " accepted ones");
+                                  std::to_string(p.gids.size()) + " accepted ones" +
+                                  (l > 0 ? " in its life " + std::to_string(l) : std::string()));
   }
-  if (!truth_.emplace(gid, Message{from, to, p.gids.size() + 1, false}).second) {
+  if (!truth_.emplace(gid, Message{from, to, l, p.gids.size() + 1, false}).second) {
     fail("api_contract", "message id " + std::to_string(gid) + " appended twice");
     return;
   }
   p.gids.push_back(gid);
   add_unique(&stream(to).senders, from);
   add_unique(&stream(from).receivers, to);
+}
+
+void SessionChecker::set_failure_manager(StreamId id, SiteId site) {
+  stream(id).failure_manager = site;
+}
+
+void SessionChecker::on_site_crashed(SiteId site) {
+  crashed_.insert(site);
+  for (auto& [id, st] : streams_) {
+    auto it = std::find(st.hosts.begin(), st.hosts.end(), site);
+    if (it != st.hosts.end()) {
+      st.hosts.erase(it);
+      ++st.recoveries_due;
+    }
+    // What was to run there never will.
+    if (st.awaiting_relocation == site) st.awaiting_relocation = wire::kNoSite;
+    if (st.awaiting_handler == site) st.awaiting_handler = wire::kNoSite;
+  }
+}
+
+void SessionChecker::on_acked(StreamId from, StreamId to, std::uint32_t origin,
+                              std::uint64_t acked) {
+  auto sit = streams_.find(from);
+  // A shell's or site's channel keeps origin 0 (they never recover); a stream's names its life.
+  const std::uint32_t l = sit == streams_.end() ? 0 : sit->second.life();
+  if (sit != streams_.end() && sit->second.origins.back() != origin) return;  // not its life now
+  auto pit = pairs_.find({from, l, to});
+  if (pit == pairs_.end()) return;
+  Pair& p = pit->second;
+  p.acked = std::max(p.acked, acked);
+  // Until the receiver's new life consumes from the pair, every ack is one of an earlier life
+  // (or its floor, the same): none of those may be consumed again.
+  if (p.receiver_life != life(to)) p.acked_at_recovery = std::max(p.acked_at_recovery, acked);
+  if (acked > p.consumed_ever) {
+    fail("session_no_loss", name(from) + " was acknowledged " + std::to_string(acked) +
+                                " messages to " + name(to) + ", of which only " +
+                                std::to_string(p.consumed_ever) + " were ever consumed");
+  }
+}
+
+void SessionChecker::on_failure_handler(StreamId id, SiteId site) {
+  Stream& st = stream(id);
+  if (st.awaiting_handler != site || !st.recovering) {
+    fail("relocation_before_append", "the agent of " + name(id) +
+                                         " ran its failure handler at site " +
+                                         std::to_string(site) + " with no recovery there");
+  }
+  if (++st.failure_handlers > 1) {
+    fail("failure_recovered", "the agent of " + name(id) + " ran its failure handler " +
+                                  std::to_string(st.failure_handlers) + " times at site " +
+                                  std::to_string(site) + " for one recovery");
+  }
+  st.awaiting_handler = wire::kNoSite;
 }
 
 void SessionChecker::on_handler(SiteId site, const site::HandlerTrace& t) {
@@ -101,16 +162,30 @@ void SessionChecker::on_handler(SiteId site, const site::HandlerTrace& t) {
       }
       st.epoch = std::max(st.epoch, t.epoch);
       st.awaiting_relocation = site;
+      st.recovering = t.kind == Kind::kRecover;
+      if (st.recovering) {
+        on_recovery(t.stream, site, t.epoch);
+      } else {
+        st.moved_since_recovery = true;
+      }
       return;
     case Kind::kRelocation:
-    case Kind::kFailure:
-      if (st.awaiting_relocation != site) {
+    case Kind::kFailure: {
+      const bool failure = t.kind == Kind::kFailure;
+      if (st.awaiting_relocation != site || failure != st.recovering) {
         fail("relocation_before_append",
-             "relocation handlers of " + name(t.stream) + " ran" + at + " with no install there");
+             std::string(failure ? "failure" : "relocation") + " handlers of " + name(t.stream) +
+                 " ran" + at + " with no " + (failure ? "recovery" : "install") + " there");
+      }
+      if (failure && ++st.failure_traces > 1) {
+        fail("failure_recovered", "failure handlers of " + name(t.stream) + " ran " +
+                                      std::to_string(st.failure_traces) + " times" + at +
+                                      " for one recovery");
       }
       st.awaiting_relocation = wire::kNoSite;
       st.awaiting_handler = site;
       return;
+    }
     case Kind::kDepart:
       if (st.awaiting_relocation == site || st.awaiting_handler == site) {
         fail("relocation_before_append",
@@ -147,23 +222,68 @@ void SessionChecker::on_handler(SiteId site, const site::HandlerTrace& t) {
                                   " from " + name(t.from) + at);
     return;
   }
-  const std::string what =
-      "message #" + std::to_string(msg.position) + " of " + name(msg.from) + " -> " + name(msg.to);
-  if (msg.consumed) {
-    fail("session_exactly_once", what + " consumed again" + at);
-    return;
-  }
-  Pair& p = pairs_[{msg.from, msg.to}];
-  if (msg.position != p.consumed + 1) {
-    fail("session_fifo", what + " consumed" + at + " after #" + std::to_string(p.consumed));
-  }
+  const std::string what = "message #" + std::to_string(msg.position) + " of " + name(msg.from) +
+                           (msg.life > 0 ? " (life " + std::to_string(msg.life) + ")" : "") +
+                           " -> " + name(msg.to);
+  Pair& p = pairs_[{msg.from, msg.life, msg.to}];
+  const std::uint32_t rlife = st.life();
   if (t.seq != msg.position) {
     fail("session_fifo", what + " carried sequence number " + std::to_string(t.seq) +
                              " (the pair's sequence state did not travel)");
   }
+  if (p.receiver_life == rlife) {
+    if (msg.position <= p.consumed) {
+      fail("session_exactly_once", what + " consumed again" + at);
+      return;
+    }
+    if (msg.position != p.consumed + 1) {
+      fail("session_fifo", what + " consumed" + at + " after #" + std::to_string(p.consumed));
+    }
+  } else {
+    // The receiver's first consumption of this pair in a new life (after its recovery): it
+    // resumes after what the sender knew consumed, and skips nothing never consumed.
+    if (msg.position <= p.acked_at_recovery) {
+      fail("session_exactly_once", what + " consumed again" + at + " after the recovery of " +
+                                       name(msg.to) + ", though the sender had been acknowledged " +
+                                       std::to_string(p.acked_at_recovery) + " messages");
+    }
+    if (msg.position > p.consumed_ever + 1) {
+      fail("session_fifo", what + " consumed" + at + " after the recovery of " + name(msg.to) +
+                               ", when only #1..#" + std::to_string(p.consumed_ever) +
+                               " were ever consumed");
+    }
+    p.receiver_life = rlife;
+  }
+  if (!msg.consumed) ++consumed_;
   msg.consumed = true;
-  p.consumed = std::max(p.consumed, msg.position);
-  ++consumed_;
+  p.consumed = msg.position;
+  p.consumed_ever = std::max(p.consumed_ever, msg.position);
+}
+
+// A recovery install of `id` at `site`: a new life for it, as a sender (its briefcase numbers
+// from 1 again) and as a receiver.
+void SessionChecker::on_recovery(StreamId id, SiteId site, std::uint64_t epoch) {
+  Stream& st = stream(id);
+  st.origins.push_back(static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(epoch, std::numeric_limits<std::uint32_t>::max())));
+  ++st.recoveries;
+  st.recovered_at = site;
+  st.moved_since_recovery = false;
+  st.failure_traces = 0;
+  st.failure_handlers = 0;
+  st.append_runs = 0;  // the agent starts from its initial state
+  // Its channels start over too, and come back in another order: a later Arrive with as many
+  // channels may have other peers (ids of other sizes) than one of its earlier life.
+  st.first_meta.clear();
+  for (auto& [key, p] : pairs_)
+    if (std::get<2>(key) == id) p.acked_at_recovery = std::max(p.acked_at_recovery, p.acked);
+  const SiteId expected = crashed_.contains(st.failure_manager) ? 0 : st.failure_manager;
+  if (site != expected) {
+    fail("failure_recovered",
+         name(id) + " recovered at site " + std::to_string(site) +
+             "; its failure manager is site " + std::to_string(st.failure_manager) +
+             (expected == 0 && st.failure_manager != 0 ? ", which crashed" : ""));
+  }
 }
 
 void SessionChecker::on_agent_count(StreamId id, std::uint64_t count) {
@@ -177,7 +297,7 @@ void SessionChecker::on_agent_count(StreamId id, std::uint64_t count) {
 
 void SessionChecker::on_relocation_handler(StreamId id, SiteId site) {
   Stream& st = stream(id);
-  if (st.awaiting_handler != site) {
+  if (st.awaiting_handler != site || st.recovering) {
     fail("relocation_before_append", "the agent of " + name(id) +
                                          " ran its relocation handler at site " +
                                          std::to_string(site) + " with no arrival there");
@@ -243,12 +363,24 @@ void SessionChecker::on_arrive(const wire::Arrive& a, std::size_t encoded_bytes)
   }
 }
 
+bool SessionChecker::lost_with_its_life(const Message& m) const { return m.life < life(m.from); }
+
+std::uint64_t SessionChecker::unconsumed_required() const {
+  std::uint64_t n = 0;
+  for (const auto& [gid, m] : truth_) n += !m.consumed && !lost_with_its_life(m);
+  return n;
+}
+
 std::string SessionChecker::first_unconsumed() const {
   for (const auto& [key, p] : pairs_) {
-    if (p.consumed < p.gids.size()) {
-      return "message #" + std::to_string(p.consumed + 1) + " of " + name(key.first) + " -> " +
-             name(key.second) + " (" + std::to_string(p.gids.size() - p.consumed) + " of " +
-             std::to_string(p.gids.size()) + " unconsumed in that pair)";
+    const auto& [from, l, to] = key;
+    if (l < life(from)) continue;  // that life of the sender crashed: its rest may be lost
+    for (std::size_t i = 0; i < p.gids.size(); ++i) {
+      if (truth_.at(p.gids[i]).consumed) continue;
+      return "message #" + std::to_string(i + 1) + " of " + name(from) +
+             (l > 0 ? " (life " + std::to_string(l) + ")" : "") + " -> " + name(to) + " (" +
+             std::to_string(p.gids.size()) + " appended in that pair, " +
+             std::to_string(p.consumed_ever) + " consumed)";
     }
   }
   return {};
@@ -256,19 +388,17 @@ std::string SessionChecker::first_unconsumed() const {
 
 void SessionChecker::on_quiescence(const std::string& not_idle) {
   quiesced_ = true;
-  if (consumed_ < truth_.size()) {
-    fail("quiescence", "the leader declared quiescence with " +
-                           std::to_string(truth_.size() - consumed_) +
+  if (const std::uint64_t left = unconsumed_required(); left > 0) {
+    fail("quiescence", "the leader declared quiescence with " + std::to_string(left) +
                            " messages unconsumed, first " + first_unconsumed());
   }
   if (!not_idle.empty()) fail("quiescence", "the leader declared quiescence while " + not_idle);
 }
 
 void SessionChecker::check_end() {
-  if (consumed_ < truth_.size()) {
-    fail("session_no_loss", std::to_string(truth_.size() - consumed_) + " of " +
-                                std::to_string(truth_.size()) + " messages never consumed, first " +
-                                first_unconsumed());
+  if (const std::uint64_t left = unconsumed_required(); left > 0) {
+    fail("session_no_loss", std::to_string(left) + " of " + std::to_string(truth_.size()) +
+                                " messages never consumed, first " + first_unconsumed());
   }
   for (auto& [id, st] : streams_) {
     if (st.name.empty()) continue;  // a shell or site as a sender, not a stream
@@ -278,6 +408,17 @@ void SessionChecker::check_end() {
     if (pending != wire::kNoSite)
       fail("relocation_before_append",
            name(id) + " never ran its relocation handlers at site " + std::to_string(pending));
+    if (st.recoveries < st.recoveries_due) {
+      fail("failure_recovered", name(id) + " was recovered " + std::to_string(st.recoveries) +
+                                    " times; crashes of its sites called for " +
+                                    std::to_string(st.recoveries_due));
+    }
+    if (st.recovered_at != wire::kNoSite && !st.moved_since_recovery &&
+        (st.hosts.size() != 1 || st.hosts.front() != st.recovered_at)) {
+      fail("failure_recovered", name(id) + " was last recovered at site " +
+                                    std::to_string(st.recovered_at) +
+                                    " and never moved since, but is not hosted there at the end");
+    }
   }
 }
 

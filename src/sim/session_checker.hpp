@@ -8,34 +8,62 @@
 //
 //   session_fifo             per (sender, receiver) pair, append handlers see the sender's
 //                            messages in append order, with the pair's sequence numbers
-//                            1, 2, ... (the sequence state travels with both ends)
-//   session_exactly_once     no message runs the receiver's handlers twice, none that was
-//                            never appended
+//                            1, 2, ... (the sequence state travels with both ends). With
+//                            failures (guarantee 6, streams without -durable): a stream
+//                            recovered at its failure manager restarts from its initial
+//                            state, so each of its *lives* (from its creation or a recovery
+//                            to the next recovery) is a sender of its own, numbering from 1
+//                            again; within one life of the receiver consumption is in order
+//                            with no gap, and a new life of the receiver resumes each pair
+//                            at or before the next message never consumed (no gap either)
+//   session_exactly_once     no message runs the receiver's handlers twice within one life
+//                            of the receiver, none that was never appended; across a
+//                            recovery of the receiver only messages the sender had not been
+//                            acknowledged (released) when the receiver was recovered are
+//                            consumed again
 //   session_integrity        a message reaches the stream it was appended to, from its sender
-//   session_no_loss          at the end every appended message was consumed
-//   one_site_per_stream      at no time do two sites host a stream; at rest exactly one does
+//   session_no_loss          at the end every appended message was consumed, except those a
+//                            life of a stream appended and had not had consumed when that
+//                            life ended in a crash (never the shell's); and every message a
+//                            sender saw acknowledged was consumed (checked at each recovery
+//                            and at the end)
+//   one_site_per_stream      at no time do two live sites host a stream (a crashed site hosts
+//                            nothing); at rest exactly one does
 //   relocation_before_append after a stream's install at a site, its relocation handlers run
 //                            there (the agent's own, once) before any further append handler
-//                            (guarantee 4)
-//   move_order               a stream's moves take effect in the leader's order (epochs grow)
+//                            (guarantee 4); after a recovery install, its failure handlers
+//                            instead, likewise
+//   move_order               a stream's moves and recoveries take effect in the leader's
+//                            order (epochs grow)
 //   move_cost_bounded        an Arrive carries one entry per peer the stream ever had, and no
 //                            more state at a stream's later moves than at its earlier ones
 //                            with as many peers; sites a stream left keep none of its
 //                            channels (the driver reports those)
-//   briefcase_travels        the agents' own counters (briefcases) continue across moves
+//   briefcase_travels        the agents' own counters (briefcases) continue across moves, and
+//                            restart from the initial state at a recovery
+//   failure_recovered        every stream a site hosted when it crashed is recovered (at
+//                            least once more than before), each recovery at the stream's
+//                            failure manager, or at site 0 if that crashed too; it runs its
+//                            failure handler (the trace's and the agent's own) exactly once per
+//                            recovery, and at the end it is still where it was last recovered
+//                            unless it moved since
 //   quiescence               the leader answers QuiesceReq only when everything appended was
-//                            consumed and every node is idle, nothing runs after, and it does
-//                            answer once the traffic stops
+//                            consumed (all but what session_no_loss lets crashes lose) and
+//                            every node is idle, nothing runs after, and it does answer once
+//                            the traffic stops
 //   (the driver adds liveness, progress, determinism, wire_valid, corruption_rejected,
-//   api_contract and directory_consistent)
+//   api_contract, directory_consistent and failure_detection: the leader declares every
+//   crashed site failed and no other, and no live site gives the session up)
 //
 // Thread-safety: none; one per run.
 
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -69,6 +97,15 @@ class SessionChecker {
   void on_append(std::uint64_t gid, StreamId from, StreamId to, std::uint64_t index);
   // A traced handler run at `site`.
   void on_handler(SiteId site, const site::HandlerTrace& t);
+  // The stream's failure manager, as created (site 0 by default).
+  void set_failure_manager(StreamId stream, SiteId site);
+  // `site` crashed: it hosts nothing from now on, and each stream it hosted must recover.
+  void on_site_crashed(SiteId site);
+  // The sender `from` (its channel's numbering `origin`) knows `acked` of its messages to
+  // `to` consumed: its channel's consumed_up_to, read at the sender's site.
+  void on_acked(StreamId from, StreamId to, std::uint32_t origin, std::uint64_t acked);
+  // The agent of `stream` ran its failure handler at `site`.
+  void on_failure_handler(StreamId stream, SiteId site);
   // The agent of `stream` has counted `count` append handler runs in its briefcase.
   void on_agent_count(StreamId stream, std::uint64_t count);
   // The agent of `stream` ran its relocation handler at `site`.
@@ -97,12 +134,19 @@ class SessionChecker {
  private:
   struct Message {
     StreamId from = 0, to = 0;
+    std::uint32_t life = 0;      // the sender's life that appended it
     std::uint64_t position = 0;  // 1-based, in its pair's append order
-    bool consumed = false;
+    bool consumed = false;       // at least once
   };
+  // (sender, its life, receiver): what one life of a sender appended to a receiver.
+  using PairKey = std::tuple<StreamId, std::uint32_t, StreamId>;
   struct Pair {
     std::vector<std::uint64_t> gids;  // in append order
-    std::uint64_t consumed = 0;       // the highest position consumed
+    std::uint64_t consumed = 0;       // the highest position consumed in receiver_life
+    std::uint64_t consumed_ever = 0;  // the highest position consumed in any life (a prefix)
+    std::uint32_t receiver_life = 0;  // the receiver's life `consumed` counts in
+    std::uint64_t acked = 0;          // the most the sender was seen acknowledged
+    std::uint64_t acked_at_recovery = 0;  // ... when the receiver was last recovered
   };
   struct Stream {
     std::string name;
@@ -112,6 +156,17 @@ class SessionChecker {
     std::vector<SiteId> hosts;
     std::uint64_t append_runs = 0;
     std::vector<StreamId> senders, receivers;  // peers it ever had
+    // Failures: its lives (the origin of each: 0, then each recovery's epoch), where it was
+    // last recovered and whether it was installed elsewhere since, its failure manager, how
+    // many recoveries its sites' crashes call for, and the failure handler runs of the last.
+    std::vector<std::uint32_t> origins{0};
+    bool recovering = false;  // the last install was a recovery
+    SiteId recovered_at = wire::kNoSite;
+    bool moved_since_recovery = false;
+    SiteId failure_manager = 0;
+    std::uint32_t recoveries = 0, recoveries_due = 0;
+    std::uint32_t failure_traces = 0, failure_handlers = 0;
+    std::uint32_t life() const { return static_cast<std::uint32_t>(origins.size() - 1); }
     // The state an Arrive carried beyond messages and briefcases, at the first move with a
     // given (in, out) channel count, and that move's epoch.
     std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::uint64_t>> first_meta;
@@ -120,7 +175,13 @@ class SessionChecker {
   std::string name(StreamId id) const;
 
   std::unordered_map<std::uint64_t, Message> truth_;
-  std::map<std::pair<StreamId, StreamId>, Pair> pairs_;  // ordered: reports are deterministic
+  std::uint32_t life(StreamId id) const;
+  void on_recovery(StreamId id, SiteId site, std::uint64_t epoch);
+  bool lost_with_its_life(const Message& m) const;
+  std::uint64_t unconsumed_required() const;
+
+  std::map<PairKey, Pair> pairs_;  // ordered: reports are deterministic
+  std::set<SiteId> crashed_;
   std::map<StreamId, Stream> streams_;
   std::uint64_t consumed_ = 0;
   std::uint64_t arrives_ = 0;

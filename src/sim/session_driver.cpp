@@ -30,12 +30,11 @@ site::SiteOptions session_options(const SessionScenario& s, SiteId id, bool shel
   return o;
 }
 
-// No failure detection yet: the simulator's partitions outlast any timeout short enough to
-// test, and the checkers know nothing of failures. Crash faults and their checkers come with
-// it (issue 4, step 2).
-leader::LeaderOptions leader_options() {
+// Failure detection only in the seeds that crash sites (session_scenario.hpp): elsewhere the
+// network's partitions outlast any timeout short enough to test.
+leader::LeaderOptions leader_options(const SessionScenario& s) {
   leader::LeaderOptions o;
-  o.failure_timeout = 0;
+  o.failure_timeout = s.failure_timeout;
   return o;
 }
 
@@ -70,7 +69,7 @@ SessionDriver::SessionDriver(const SessionScenario& s, const RunOptions& o)
     if (!p.sender) receivers_.push_back(p.name);
   NodeRun& leader = nodes_[0];
   leader.leader =
-      std::make_unique<leader::LeaderNode>(session_options(s, 0, false), leader_options());
+      std::make_unique<leader::LeaderNode>(session_options(s, 0, false), leader_options(s));
   leader.leader->set_own_address(sim_address(0), 0);
   leader.node = leader.leader.get();
   leader.core = &leader.leader->site();
@@ -165,6 +164,12 @@ SessionResult SessionDriver::run() {
           ask_quiescence();
           run_node(sc_.shell_node());
           break;
+        case SessionEventKind::kCrash:
+          crash(e.target);
+          break;
+        case SessionEventKind::kRestart:
+          restart(e.target);
+          break;
         default:
           break;
       }
@@ -179,15 +184,24 @@ SessionResult SessionDriver::run() {
                                     std::to_string(static_cast<int>(phase_)) + ", " +
                                     std::to_string(attached_) + " attached)");
     } else if (phase_ == Phase::kWorkload) {
+      std::string which;
+      for (const auto& [req, r] : outstanding_)
+        which += " #" + std::to_string(req) + " (" +
+                 (r.kind == Request::Kind::kMove ? "move of " : "create/attach of ") +
+                 sc_.streams[r.stream].name + ")";
       checker_.fail("liveness",
-                    "the workload did not finish by t=" + std::to_string(now_) +
-                        "ns: " + std::to_string(outstanding_.size()) + " requests unanswered, " +
-                        std::to_string(shell_appends_.size()) + " shell appends waiting");
+                    "the workload did not finish by t=" + std::to_string(now_) + "ns: " +
+                        std::to_string(outstanding_.size()) + " requests unanswered" + which +
+                        ", " + std::to_string(shell_appends_.size()) + " shell appends waiting");
     } else if (phase_ == Phase::kQuiescing) {
       checker_.fail("quiescence",
                     "no answer to the shell's QuiesceReq by t=" + std::to_string(now_) + "ns (" +
                         std::to_string(checker_.appended() - checker_.consumed()) +
-                        " messages unconsumed; busy: " + busy_nodes() + ")");
+                        " messages unconsumed" +
+                        (checker_.first_unconsumed().empty()
+                             ? std::string()
+                             : ", first needed " + checker_.first_unconsumed()) +
+                        "; busy: " + busy_nodes() + ")");
     } else if (!settled()) {
       checker_.fail("liveness", "the session was not idle by t=" + std::to_string(now_) +
                                     "ns after quiescence: " + busy_nodes());
@@ -201,6 +215,8 @@ SessionResult SessionDriver::run() {
     if (!nr.core) continue;
     add_transport_stats(nr.core->transport().stats(), &sum_.transport);
   }
+  for (const auto& dead : crashed_sites_)
+    add_transport_stats(dead->transport().stats(), &sum_.transport);
   sum_.end_time = now_;
   sum_.network = net_.stats();
   sum_.consumed = checker_.consumed();
@@ -219,7 +235,7 @@ SessionResult SessionDriver::run() {
 // Joins
 
 void SessionDriver::send_join(std::uint32_t n) {
-  if (nodes_[n].node) return;
+  if (nodes_[n].node || nodes_[n].crashed) return;
   wire::JoinMessage m;
   m.op = wire::JoinMessage::Op::kRequest;
   m.nonce = nodes_[n].nonce;
@@ -245,7 +261,8 @@ void SessionDriver::on_join_datagram(std::uint32_t n, std::uint32_t from,
   }
   NodeRun& nr = nodes_[n];
   Result<wire::JoinMessage> m = wire::decode_join(bytes);
-  if (!m.ok() || nr.node || m->nonce != nr.nonce) return;  // damaged, a repeat's, or not ours
+  // Damaged, a repeat's, not ours, or for a process that crashed.
+  if (!m.ok() || nr.node || nr.crashed || m->nonce != nr.nonce) return;
   if (m->op == wire::JoinMessage::Op::kRefuse) {
     checker_.fail("api_contract", "node " + std::to_string(n) + " refused: " + m->reason);
     return;
@@ -272,7 +289,68 @@ void SessionDriver::make_site(std::uint32_t n, SiteId id) {
   nr.core->set_trace([this, n](const site::HandlerTrace& t) { on_trace(n, t); });
   note(SessionEventKind::kJoin, n, id, 1);
   trace("node " + std::to_string(n) + " joined as site " + std::to_string(id));
+  // A restarted node is a new site: the shell's moves and the agents go there from now on.
+  if (nr.restarts > 0 && n <= sc_.sites) site_ids_[n] = id;
   run_node(n);
+}
+
+// The node stops where it is: no datagram reaches it, it sends none and never steps again
+// (what it sent is still on the wire). Its core is kept only so nothing dangles.
+void SessionDriver::crash(std::uint32_t index) {
+  const SessionCrash& c = sc_.crashes[index];
+  NodeRun& nr = nodes_[c.node];
+  if (!nr.node) return;  // not joined (again) yet: nothing runs there anyway
+  // Crashes happen during the workload only: one after the shell's QuiesceReq would make
+  // the leader's answer (rightly given) stale, as the recovery then runs handlers again.
+  if (phase_ != Phase::kWorkload) {
+    trace("node " + std::to_string(c.node) + " does not crash: the workload is over");
+    return;
+  }
+  note(SessionEventKind::kCrash, c.node, nr.id);
+  trace("node " + std::to_string(c.node) + " (site " + std::to_string(nr.id) + ") crashes");
+  ++sum_.crashes;
+  crashed_ids_.insert(nr.id);
+  checker_.on_site_crashed(nr.id);
+  crashed_sites_.push_back(std::move(nr.site));
+  nr.node = nullptr;
+  nr.core = nullptr;
+  nr.crashed = true;
+  nr.timer_at = proto::kNever;
+  nr.step_scheduled = false;
+  nr.hosting.assign(sc_.streams.size(), 0);
+  if (c.restart_after >= 0) schedule(now_ + c.restart_after, SessionEventKind::kRestart, 0, index);
+}
+
+// A new process at the crashed node's address: it joins as a new site.
+void SessionDriver::restart(std::uint32_t index) {
+  const std::uint32_t n = sc_.crashes[index].node;
+  NodeRun& nr = nodes_[n];
+  if (!nr.crashed) return;
+  note(SessionEventKind::kRestart, n);
+  trace("node " + std::to_string(n) + " restarts");
+  ++sum_.restarts;
+  nr.crashed = false;
+  ++nr.restarts;
+  nr.nonce = mix64(sc_.seed ^ (std::uint64_t{n} << 48) ^ (std::uint64_t{nr.restarts} << 40)) | 1;
+  nr.routes.clear();
+  nr.id = 0;
+  nr.last_timer = -1;
+  nr.same_time_timers = 0;
+  send_join(n);
+}
+
+void SessionDriver::report_acks(StreamId to) {
+  for (const NodeRun& nr : nodes_) {
+    if (!nr.core) continue;
+    const proto::Transport& t = nr.core->transport();
+    auto report = [&](StreamId from) {
+      if (const proto::SendChannel* ch = t.send_channel({from, to}))
+        checker_.on_acked(from, to, ch->origin, ch->consumed_up_to());
+    };
+    for (StreamId id = 1; id <= sc_.streams.size(); ++id)
+      if (nr.core->hosts(id)) report(id);
+    if (&nr == &nodes_[sc_.shell_node()]) report(nr.core->sender_id());
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -427,11 +505,12 @@ void SessionDriver::on_transmit(std::uint32_t n, const proto::OutDatagram& out) 
     note(SessionEventKind::kSend, n, out.to, 0);
     return;
   }
-  if (*to == n) {
+  if (*to == n && (nr.restarts == 0 || out.to == nr.id)) {
     checker_.fail("wire_valid",
                   who + " sent a datagram to itself (site " + std::to_string(out.to) + ")");
     return;
   }
+  // (A restarted node may send to the site it was before: that lands here, and is refused.)
   if (opt_.trace && status.ok()) {
     std::string line = who + " sends " + wire::describe(decoded_);
     // Control messages by name, so a failing seed's trace reads as the protocol does.

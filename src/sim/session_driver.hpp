@@ -50,6 +50,8 @@ enum class SessionEventKind : std::uint8_t {
   kTimer,        // (only in the trace hash) a node's timeout fired
   kSend,         // (only in the trace hash) a node sent a datagram
   kHandler,      // (only in the trace hash) a traced handler run
+  kCrash,        // crash number `target` of the scenario
+  kRestart,      // the node of crash number `target` starts again
 };
 
 struct SessionEvent {
@@ -87,6 +89,7 @@ class SessionDriver {
   void on_receiver_append(AgentContext& ctx, std::string_view message, std::uint64_t handled,
                           std::map<std::string, std::uint64_t>* sent);
   void on_agent_relocated(AgentContext& ctx);
+  void on_agent_failed(AgentContext& ctx);
 
  private:
   struct NodeRun {
@@ -104,6 +107,8 @@ class SessionDriver {
     int same_time_timers = 0;
     bool step_scheduled = false;
     std::vector<std::uint8_t> hosting;  // by stream id - 1: hosts() as last reported
+    bool crashed = false;               // until a restart: node and core are null
+    std::uint32_t restarts = 0;
   };
   enum class Phase : std::uint8_t { kJoining, kCreating, kWorkload, kQuiescing, kDone };
   struct Request {
@@ -126,6 +131,11 @@ class SessionDriver {
   void on_join_datagram(std::uint32_t n, std::uint32_t from, const wire::Bytes& bytes);
   void send_join(std::uint32_t n);
   void make_site(std::uint32_t n, SiteId id);
+  void crash(std::uint32_t index);
+  void restart(std::uint32_t index);
+  // Tells the checker what every sender to `to` knows consumed (its channel's consumed_up_to
+  // at the site that hosts it now).
+  void report_acks(StreamId to);
   void fire_timer(std::uint32_t n);
   // After anything happened at node n: step, the shell's script, transmissions, hosting.
   void run_node(std::uint32_t n);
@@ -184,6 +194,8 @@ class SessionDriver {
   std::unordered_map<std::string, StreamId> ids_;
   std::vector<std::string> receivers_;  // names
   std::vector<SiteId> site_ids_;        // of the sites a stream may live at, by node index
+  std::vector<std::unique_ptr<site::SiteCore>> crashed_sites_;  // kept, never run again
+  std::set<SiteId> crashed_ids_;
 
   // Reassembly of site-to-site control messages, to watch Arrive messages.
   struct Partial {

@@ -99,15 +99,20 @@ void SessionDriver::on_trace(std::uint32_t n, const site::HandlerTrace& t) {
                : std::string()));
   }
   checker_.on_handler(nodes_[n].id, t);
+  // What the senders know consumed when the receiver starts over: it must not consume that
+  // again.
+  if (t.kind == site::HandlerTrace::Kind::kRecover) report_acks(t.stream);
 }
 
 bool SessionDriver::settled() const {
   if (in_flight_ > 0) return false;
   for (const NodeRun& nr : nodes_) {
+    if (nr.crashed) continue;
     if (!nr.node || nr.step_scheduled || nr.node->has_work()) return false;
     if (!nr.core->idle() || !nr.core->transport().idle()) return false;
   }
-  return nodes_[0].leader->leader().idle();
+  // At rest every replica has caught up (check_end_state compares them).
+  return nodes_[0].leader->leader().idle() && !nodes_[0].leader->leader().locations_pending();
 }
 
 std::string SessionDriver::busy_nodes() const {
@@ -116,6 +121,7 @@ std::string SessionDriver::busy_nodes() const {
   for (std::uint32_t n = 0; n < nodes_.size(); ++n) {
     const NodeRun& nr = nodes_[n];
     const std::string name = "node " + std::to_string(n) + " (site " + std::to_string(nr.id) + ")";
+    if (nr.crashed) continue;
     if (!nr.node) {
       add(name + " not joined");
       continue;
@@ -171,6 +177,7 @@ void SessionDriver::check_end_state() {
   const leader::LeaderCore& leader = nodes_[0].leader->leader();
   std::uint64_t handler_errors = 0;
   for (const NodeRun& nr : nodes_) {
+    if (!nr.core) continue;  // crashed
     const proto::Transport& t = nr.core->transport();
     handler_errors += nr.core->counters().handler_errors;
     const std::string where = "site " + std::to_string(nr.id);
@@ -219,6 +226,22 @@ void SessionDriver::check_end_state() {
   }
   if (handler_errors > 0)
     checker_.fail("api_contract", std::to_string(handler_errors) + " handler errors");
+  // Failure detection: every crashed site declared failed, no other; no live site gave up.
+  for (const auto& [id, p] : leader.peers()) {
+    const bool crashed = crashed_ids_.contains(id);
+    if (crashed && p.live)
+      checker_.fail("failure_detection",
+                    "site " + std::to_string(id) + " crashed but the leader still has it live");
+    if (!crashed && !p.live && !p.shell)
+      checker_.fail("failure_detection",
+                    "site " + std::to_string(id) + " was declared failed though it never crashed");
+  }
+  for (const NodeRun& nr : nodes_) {
+    if (nr.core && nr.core->lost_session())
+      checker_.fail("failure_detection",
+                    "site " + std::to_string(nr.id) + " gave the session up though it is live");
+  }
+  for (StreamId id = 1; id <= streams; ++id) report_acks(id);
 }
 
 }  // namespace mstream::sim::detail

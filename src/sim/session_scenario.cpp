@@ -118,6 +118,32 @@ void derive_actions(Rng& rng, const ScenarioOverrides& overrides, SessionScenari
   }
 }
 
+// A third of the seeds with faults crash one site (sometimes two) during the workload, and
+// may restart it. The failure timeout exceeds the longest silence a live node can see: every
+// fault window ends by calm_start, and after it a retransmission comes within max_rto.
+void derive_crashes(Rng& rng, SessionScenario* s) {
+  if (!rng.chance(0.35)) return;
+  const std::uint32_t count = s->sites >= 2 && rng.chance(0.25) ? 2 : 1;
+  Time end = 0;
+  for (const SessionAction& a : s->actions) end = std::max(end, a.at);
+  std::vector<std::uint32_t> nodes;
+  for (std::uint32_t n = 1; n <= s->sites; ++n) nodes.push_back(n);
+  s->failure_timeout = 2 * s->calm_start() + s->transport.path.max_rto + kSecond;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    SessionCrash c;
+    const std::size_t k = rng.below(nodes.size());
+    c.node = nodes[k];
+    nodes.erase(nodes.begin() + static_cast<std::ptrdiff_t>(k));
+    c.at = rng.between(0, end);
+    if (rng.chance(0.4)) c.restart_after = rng.log_between(kMillisecond, 2 * s->failure_timeout);
+    s->crashes.push_back(c);
+  }
+  std::sort(s->crashes.begin(), s->crashes.end(),
+            [](const SessionCrash& a, const SessionCrash& b) { return a.at < b.at; });
+  for (SessionStreamPlan& p : s->streams)
+    p.failure_manager = static_cast<std::uint32_t>(rng.below(s->sites + 1));
+}
+
 const char* action_name(SessionAction::Kind k) {
   switch (k) {
     case SessionAction::Kind::kTrigger:
@@ -151,7 +177,8 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   Rng config_rng = rng.fork();
   Rng net_rng = rng.fork();
   Rng work_rng = rng.fork();
-  Rng lane_rng = rng.fork();  // forked last: the draws above stay those of earlier versions
+  Rng lane_rng = rng.fork();  // forked after the above: their draws stay those of earlier versions
+  Rng crash_rng = rng.fork();
 
   s.transport = derive_session_transport(config_rng, overrides.small_buffers);
   static constexpr std::size_t kBudgets[] = {1, 4, 256};
@@ -189,6 +216,7 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   s.handler_lanes = lane_rng.pick(kLanes);
   s.lane_finish_chance = lane_rng.pick(kFinish);
   s.delivery_batch = lane_rng.pick(kBatches);
+  if (overrides.faults && overrides.crashes) derive_crashes(crash_rng, &s);
   return s;
 }
 
@@ -220,7 +248,14 @@ std::string describe(const SessionScenario& s) {
   line(joins);
   for (const SessionStreamPlan& p : s.streams)
     line("session stream " + p.name + (p.sender ? " sender" : " receiver") + " created at node " +
-         std::to_string(p.node));
+         std::to_string(p.node) +
+         (p.failure_manager ? " failure manager node " + std::to_string(*p.failure_manager)
+                            : std::string()));
+  for (const SessionCrash& c : s.crashes)
+    line("session crash node " + std::to_string(c.node) + " at +" + ms(c.at) +
+         (c.restart_after >= 0 ? ", restarts " + ms(c.restart_after) + " later"
+                               : std::string(", for good")));
+  if (s.failure_timeout > 0) line("session failure timeout " + ms(s.failure_timeout));
   for (const SessionAction& a : s.actions) {
     std::string l = std::string("session ") + action_name(a.kind) + " " + s.streams[a.stream].name +
                     " at +" + ms(a.at);

@@ -7,6 +7,14 @@
 // to receivers itself, and moves senders and receivers, often several times in a row, while
 // the agents relocate their own streams now and then. Then the faults heal and the shell asks
 // the leader for quiescence (doc/session.md), and the run goes on until every node is idle.
+// Some seeds (about a third of those with faults) crash one or two sites (never the leader's
+// site 0, never the shell) at random times during the workload: a crashed node stops at once
+// (it gets no datagram, sends none, never steps again; what it sent before is still on the
+// wire), and may come back later as a brand-new process at the same address, which joins
+// again and gets a new site id. Those seeds turn the leader's failure detection on, with a
+// failure timeout well above the longest silence the network's faults can cause a live node
+// (every fault ends by calm_start, and a retransmission backs off to at most max_rto), so
+// only crashed sites are ever declared failed; the other seeds keep it off (0).
 // describe() prints every derived option, so a failing seed can be read as well as replayed.
 //
 // Node indices: 0 is the leader (site 0), 1..sites the sites, sites + 1 the shell. Site ids
@@ -14,6 +22,7 @@
 // driver maps them.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +37,17 @@ struct SessionStreamPlan {
   std::string name;
   bool sender = false;     // "sim.sender" (else "sim.receiver")
   std::uint32_t node = 0;  // the node index of the site it is created at (0..sites)
+  // Crash seeds: the node index of its failure manager (CreateReq::failure_manager); else
+  // none (the default, site 0).
+  std::optional<std::uint32_t> failure_manager;
+};
+
+// A site's crash, at `at` after the workload starts; with `restart_after` >= 0 a new process
+// joins from the same node that long after the crash.
+struct SessionCrash {
+  std::uint32_t node = 1;  // 1..sites
+  Time at = 0;
+  Time restart_after = -1;
 };
 
 // One thing the shell does, at `at` after the workload starts (when every stream exists and
@@ -77,6 +97,10 @@ struct SessionScenario {
   Time quiesce_delay = 0;
   // From calm_start: the shell's QuiesceReq must be answered (and the session idle) by then.
   Time liveness_bound = 60 * proto::kSecond;
+  // Crashes (sorted by `at`), and the leader's failure timeout (0: no failure detection,
+  // whenever there are no crashes).
+  std::vector<SessionCrash> crashes;
+  Time failure_timeout = 0;
 
   std::uint32_t nodes() const { return sites + 2; }
   std::uint32_t shell_node() const { return sites + 1; }

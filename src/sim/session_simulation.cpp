@@ -46,6 +46,8 @@ std::string describe(const SessionResult& r) {
          kv("appends_refused", s.appends_refused) + kv("moves_requested", s.moves_requested) +
          kv("self_relocations", s.self_relocations) +
          kv("relocations_refused", s.relocations_refused) + kv("arrives", s.arrives) + "\n";
+  out += "session failures:" + kv("crashes", s.crashes) + kv("restarts", s.restarts) +
+         kv("moves_failed", s.moves_failed) + "\n";
   out += "session network:" + kv("sent", n.sent) + kv("arrivals", n.arrivals) +
          kv("lost_random", n.lost_random) + kv("lost_burst", n.lost_burst) +
          kv("lost_partition", n.lost_partition) + kv("duplicated", n.duplicated) +

@@ -39,6 +39,9 @@ struct SessionSummary {
   std::uint64_t arrives = 0;              // Arrive messages sent (moves carried out)
   std::uint64_t unroutable = 0;           // datagrams to a site whose address was unknown
   std::uint64_t damaged_refused = 0;
+  std::uint64_t crashes = 0;       // sites crashed
+  std::uint64_t restarts = 0;      // of which came back as new sites
+  std::uint64_t moves_failed = 0;  // the shell's moves refused or failed after a crash
   NetworkStats network;
   proto::TransportStats transport;  // summed over the nodes
 };

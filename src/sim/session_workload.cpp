@@ -44,6 +44,8 @@ void SessionDriver::start_setup() {
     wire::CreateReq r;
     r.name = sc_.streams[i].name;
     r.site = site_ids_[sc_.streams[i].node];
+    if (sc_.streams[i].failure_manager)
+      r.failure_manager = site_ids_[*sc_.streams[i].failure_manager];
     outstanding_[core.send_request(r)] = Request{Request::Kind::kCreate, i};
   }
   trace("shell creates " + std::to_string(sc_.streams.size()) + " streams");
@@ -54,7 +56,12 @@ void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
   const SessionStreamPlan* plan =
       r.kind == Request::Kind::kQuiesce ? nullptr : &sc_.streams[r.stream];
   note(SessionEventKind::kAction, static_cast<std::uint64_t>(r.kind), r.stream, reply.code);
-  if (reply.code != 0 && r.kind != Request::Kind::kQuiesce) {
+  // After a crash a move may find its target gone, or lose an end on the way (its stream is
+  // then recovered or stays): the leader says so, as it should.
+  if (reply.code != 0 && r.kind == Request::Kind::kMove && !crashed_ids_.empty()) {
+    ++sum_.moves_failed;
+    trace("shell: the move of " + plan->name + " failed: " + reply.text);
+  } else if (reply.code != 0 && r.kind != Request::Kind::kQuiesce) {
     checker_.fail("api_contract", std::string("the leader refused the shell's ") +
                                       (r.kind == Request::Kind::kCreate   ? "create"
                                        : r.kind == Request::Kind::kAttach ? "attach"
@@ -73,6 +80,7 @@ void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
       }
       ids_[plan->name] = rec->id;
       checker_.add_stream(rec->id, plan->name);
+      checker_.set_failure_manager(rec->id, rec->failure_manager);
       wire::AttachReq a;
       a.stream = plan->name;
       a.args = plan->name;
@@ -87,6 +95,8 @@ void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
         trace("shell: every stream created with its agent; the workload starts");
         for (std::uint32_t i = 0; i < sc_.actions.size(); ++i)
           schedule(now_ + sc_.actions[i].at, SessionEventKind::kAction, sc_.shell_node(), i);
+        for (std::uint32_t i = 0; i < sc_.crashes.size(); ++i)
+          schedule(now_ + sc_.crashes[i].at, SessionEventKind::kCrash, sc_.crashes[i].node, i);
       }
       return;
     case Request::Kind::kMove:
@@ -98,7 +108,7 @@ void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
       // Nothing may be in flight now: no handler queued or running, no message unconsumed.
       std::string busy;
       for (std::uint32_t n = 0; n < nodes_.size(); ++n) {
-        if (!nodes_[n].core->idle())
+        if (nodes_[n].core && !nodes_[n].core->idle())
           busy += (busy.empty() ? "node " : ", node ") + std::to_string(n) + " is not idle";
       }
       if (!nodes_[0].leader->leader().idle())
@@ -249,6 +259,11 @@ void SessionDriver::on_receiver_append(AgentContext& ctx, std::string_view /*mes
 void SessionDriver::on_agent_relocated(AgentContext& ctx) {
   checker_.on_relocation_handler(id_of(ctx.stream_name()), ctx.site_id());
   // From the relocation handler: a chain of moves, each started at the previous arrival.
+  maybe_relocate(ctx, sc_.relocate_on_arrival);
+}
+
+void SessionDriver::on_agent_failed(AgentContext& ctx) {
+  checker_.on_failure_handler(id_of(ctx.stream_name()), ctx.site_id());
   maybe_relocate(ctx, sc_.relocate_on_arrival);
 }
 

@@ -438,6 +438,11 @@ std::string SiteCore::sender_name(StreamId from) const {
 // Control
 
 void SiteCore::send_control(SiteId to, StreamId to_stream, const wire::ControlMessage& m) {
+  // Nothing goes to a site that failed or left (an Arrive for a move whose target failed,
+  // say): it would wait for an acknowledgement for ever (sim seed 119). The leader settles
+  // what it was for.
+  if (const wire::PeerRecord* p = view_->directory.peer(to); p && !p->live && to != options_.self)
+    return;
   wire::Bytes b = encode(m);
   (void)append_raw(control_stream(options_.self), to_stream, to, std::move(b));
 }
@@ -456,6 +461,7 @@ std::uint64_t SiteCore::send_request(wire::ControlMessage m) {
 }
 
 void SiteCore::send_numbered_request(std::uint64_t req, wire::ControlMessage m) {
+  awaiting_replies_.insert(req);
   std::visit(
       [req](auto& v) {
         if constexpr (requires { v.req; }) v.req = req;
@@ -545,6 +551,8 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
             r.shells.push_back({shell, n});
           send_control(0, kLeaderStream, r);
         } else if constexpr (std::is_same_v<T, wire::Reply>) {
+          // The leader repeats an answer a failed site may or may not have given.
+          if (!awaiting_replies_.erase(m.req)) return;
           auto hold = holds_.find(m.req);
           if (hold != holds_.end()) {
             auto h = hosted_.find(hold->second);
@@ -606,6 +614,14 @@ void SiteCore::apply_peer(const wire::PeerRecord& peer) {
     // Failed or left: fenced. Whatever it still sends is dropped from now on, so a site that
     // was only cut off cannot act for streams that now live elsewhere.
     transport_.expel_site(peer.site);
+    // Its control stream is gone with it (a site rejoins under a new id): what is still
+    // queued for it would wait for an acknowledgement for ever, and the transport would never
+    // be idle again (sim seed 229).
+    const StreamId gone = control_stream(peer.site);
+    for (StreamId from : transport_.senders_to(gone)) {
+      (void)transport_.take_send_state({from, gone});
+      overflow_.erase(proto::ChannelKey{from, gone});
+    }
   }
 }
 
@@ -779,12 +795,15 @@ struct Loading {
   Status status;
   std::string error_info;
   bool has_append = false;
+  std::string initial;  // the briefcase as the initialization left it
 };
 
 void load_on(Lane& lane, Loading& l) {
   l.status = lane.with(
       &l.run, [&](AgentRunner& runner) { return runner.load(l.code, l.run.ctx, &l.error_info); });
-  if (l.status.ok()) l.has_append = lane.runner().has_handler(l.agent, tcl::Event::kAppend);
+  if (!l.status.ok()) return;
+  l.has_append = lane.runner().has_handler(l.agent, tcl::Event::kAppend);
+  l.initial = lane.runner().save_briefcase(l.agent);
 }
 
 std::string error_text(const Status& s, const std::string& error_info) {
@@ -825,6 +844,7 @@ void SiteCore::attach(Hosted& h, std::uint64_t agent) {
           return;
         }
         loaded_[l->agent] = l->has_append;
+        initial_briefcases_[l->agent] = std::move(l->initial);
         if (hp) {
           hp->agents.push_back(l->agent);
           refresh_append_flag(*hp);
@@ -852,6 +872,7 @@ void SiteCore::detach(Hosted& h, std::uint64_t agent) {
         auto hit = hosted_.find(id);
         carry_out(hit == hosted_.end() ? nullptr : hit->second.get(), id, *run);
         loaded_.erase(agent);
+        initial_briefcases_.erase(agent);
         if (hit != hosted_.end()) refresh_append_flag(*hit->second);
         code_.erase(agent);
         ++counters_.requests;
@@ -878,6 +899,7 @@ void SiteCore::finalize_visited(const wire::Finalize& m) {
       [this, run, out, agent, stream = m.stream] {
         carry_out(nullptr, stream, *run);
         loaded_.erase(agent);
+        initial_briefcases_.erase(agent);
         if (out->ran && !out->ok)
           report_error("error in finalize handler of agent " + std::to_string(agent) + ": " +
                        out->result);
@@ -1093,7 +1115,16 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
   work->req = a.req;
   work->recovery = recovery;
   for (std::uint64_t agent : a.agents) {
-    if (loaded_.contains(agent)) continue;
+    if (loaded_.contains(agent)) {
+      // Cached here from an earlier visit, with the briefcase it had when the stream left: a
+      // recovered stream starts from its initial state instead (sim seed 231).
+      if (recovery) {
+        auto initial = initial_briefcases_.find(agent);
+        if (initial != initial_briefcases_.end())
+          work->briefcases.push_back({agent, initial->second});
+      }
+      continue;
+    }
     Loading& l = work->loads.emplace_back();
     l.agent = agent;
     l.code = code_[agent];
@@ -1159,6 +1190,8 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
       out.result = l.status.message();
       out.error_info = l.error_info;
       report_handler_error(work.stream, l.agent, "initialization", out);
+    } else {
+      initial_briefcases_[l.agent] = std::move(l.initial);
     }
   }
   h.agents = work.running;
@@ -1200,6 +1233,7 @@ void SiteCore::destroy(Hosted& h) {
         for (auto& [run, out] : *runs) {
           carry_out(it == hosted_.end() ? nullptr : it->second.get(), id, run);
           loaded_.erase(run.ctx.agent);
+          initial_briefcases_.erase(run.ctx.agent);
           if (out.ran && !out.ok)
             report_handler_error(run.ctx.stream, run.ctx.agent, "finalize", out);
         }

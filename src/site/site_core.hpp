@@ -292,6 +292,9 @@ class SiteCore final : public proto::Node {
   std::size_t work_in_flight_ = 0;
   // Agents loaded here (on their stream's lane), and whether each has an append handler.
   std::unordered_map<std::uint64_t, bool> loaded_;
+  // Per loaded agent, its briefcase right after its initialization here: what a recovery
+  // restores when the agent is cached here already.
+  std::unordered_map<std::uint64_t, std::string> initial_briefcases_;
   std::unordered_map<StreamId, std::unique_ptr<Hosted>> hosted_;
   std::deque<StreamId> ready_;
   std::unordered_map<std::uint64_t, wire::Code> code_;  // agent code cached here
@@ -305,6 +308,7 @@ class SiteCore final : public proto::Node {
   std::map<StreamId, Time> retry_at_;  // receivers to re-send to after a rejection
   std::unordered_map<std::uint64_t, wire::Reply> replies_;
   std::unordered_set<std::uint64_t> handler_requests_;  // replies nobody waits for
+  std::unordered_set<std::uint64_t> awaiting_replies_;  // every request sent, until answered
   std::unordered_map<std::uint64_t, StreamId> holds_;   // request -> the stream it holds
   std::map<std::pair<StreamId, proto::Seq>, std::string> sync_results_;
   std::deque<std::pair<Time, std::string>> output_;
