@@ -634,3 +634,152 @@ puts [stream_append W x -sync]
 
 }  // namespace
 }  // namespace mstream::e2e
+
+namespace mstream::e2e {
+namespace {
+
+// A durable counter: each message increments n (its briefcase) and is forwarded to C as
+// "n:message", so C shows both exactly-once consumption (every message once, in order) and
+// the stream's state (n equals the message's number only if no state was lost and no message
+// was applied twice).
+constexpr const char* kDurableCounter = R"(
+proc durable_counter {name site fm} {
+  stream_create $name -site $site -failure_manager $fm -durable
+  register_agent $name {} {
+    set n 0
+    briefcase n
+    on_stream_append { incr n; stream_append C "$n:$argv" }
+    on_stream_failure { stream_append C FAIL@[my_id] }
+  }
+}
+)";
+
+// C's record for a durable counter fed 1..n: exactly "1:1 2:2 ... n:n", with `fails` FAIL
+// marks from `fail_site` anywhere among them (DESIGN.md guarantee 6 for -durable: nothing
+// lost, nothing consumed twice, no state lost).
+::testing::AssertionResult check_durable(const std::string& dump, long n, std::size_t fails,
+                                         const std::string& fail_mark) {
+  std::istringstream in(dump);
+  long expect = 1;
+  std::size_t marks = 0;
+  for (std::string token; in >> token;) {
+    if (token.rfind("FAIL@", 0) == 0) {
+      if (token != fail_mark) return ::testing::AssertionFailure() << "mark " << token;
+      ++marks;
+      continue;
+    }
+    const std::string want = std::to_string(expect) + ":" + std::to_string(expect);
+    if (token != want)
+      return ::testing::AssertionFailure() << "expected " << want << ", got " << token
+                                           << " in: " << dump;
+    ++expect;
+  }
+  if (expect != n + 1)
+    return ::testing::AssertionFailure() << "ended at " << expect - 1 << " of " << n << ": "
+                                         << dump;
+  if (marks != fails) return ::testing::AssertionFailure() << marks << " FAIL marks: " << dump;
+  return ::testing::AssertionSuccess();
+}
+
+class DurableFailures : public Failures {
+ protected:
+  // Runs 1..n into D at site `site` (failure manager `fm`), killing `victim` once C has
+  // `kill_at`; returns what C holds at the end.
+  std::string run_and_kill(int site, int fm, int victim, long n, long kill_at) {
+    Background* run =
+        start_run("durable", std::string(kPrelude) + kDurableCounter + "durable_counter D " +
+                                 std::to_string(site) + " " + std::to_string(fm) + "\n" +
+                                 traffic_loop_to("D", static_cast<int>(n)));
+    if (run == nullptr) return {};
+    EXPECT_TRUE(leader_->wait_for_output("[0] C " + std::to_string(kill_at) + ":", 20s))
+        << leader_->out() << run->err();
+    kill_site(victim);
+    EXPECT_TRUE(leader_reported(site_failed(victim))) << leader_->err();
+    expect_finishes(run);
+    std::string dump;
+    wait_until(
+        [&] {
+          const CommandResult r = query("puts [lindex [stream_append C dump -sync] 0]\n");
+          dump = r.out;
+          const std::string last = std::to_string(n) + ":" + std::to_string(n);
+          return r.exit_code != 0 || dump.find(last) != std::string::npos;
+        },
+        10s);
+    return dump;
+  }
+  static std::string traffic_loop_to(const std::string& stream, int n) {
+    std::string loop = traffic_loop(n);
+    const std::string from = "stream_append X $i";
+    loop.replace(loop.find(from), from.size(), "stream_append " + stream + " $i");
+    return loop;
+  }
+};
+
+TEST_F(DurableFailures, AKilledSiteLosesNothingOfADurableStream) {
+  ASSERT_NO_FATAL_FAILURE(add_sites(3));
+  const std::string dump = run_and_kill(2, 1, 2, 300, 100);
+  EXPECT_TRUE(check_durable(dump, 300, 1, "FAIL@1"));
+  const CommandResult where = query("puts [stream_location D]\n");
+  EXPECT_EQ(where.out, "1\n") << where.describe();
+}
+
+TEST_F(DurableFailures, ADurableStreamWhoseFailureManagerFailsCheckpointsToSiteZero) {
+  ASSERT_NO_FATAL_FAILURE(add_sites(3));
+  // The failure manager dies first: D goes on at site 2, checkpointing to site 0 from then
+  // on; nothing is lost and D's state is intact.
+  const std::string dump = run_and_kill(2, 3, 3, 300, 100);
+  EXPECT_TRUE(check_durable(dump, 300, 0, ""));
+}
+
+TEST_F(DurableFailures, ADurableStreamSurvivesItsFailureManagerAndThenItsSite) {
+  ASSERT_NO_FATAL_FAILURE(add_sites(3));
+  Background* run =
+      start_run("durable", std::string(kPrelude) + kDurableCounter + "durable_counter D 2 3\n" +
+                               traffic_loop_to("D", 300));
+  ASSERT_NE(run, nullptr);
+  ASSERT_TRUE(leader_->wait_for_output("[0] C 80:", 20s)) << leader_->out() << run->err();
+  kill_site(3);
+  EXPECT_TRUE(leader_reported(site_failed(3))) << leader_->err();
+  ASSERT_TRUE(leader_->wait_for_output("[0] C 160:", 20s)) << leader_->out() << run->err();
+  kill_site(2);
+  EXPECT_TRUE(leader_reported(site_failed(2))) << leader_->err();
+  expect_finishes(run);
+  std::string dump;
+  wait_until(
+      [&] {
+        dump = query("puts [lindex [stream_append C dump -sync] 0]\n").out;
+        return dump.find("300:300") != std::string::npos;
+      },
+      10s);
+  EXPECT_TRUE(check_durable(dump, 300, 1, "FAIL@0"));
+}
+
+TEST_F(DurableFailures, ADurableStreamThatMovesKeepsItsStateAcrossAKill) {
+  ASSERT_NO_FATAL_FAILURE(add_sites(3));
+  std::string loop = traffic_loop_to("D", 300);
+  // Moves between sites 2 and 3 every 40 messages; site 3 is killed while D lives there or
+  // moves.
+  loop.replace(loop.find("  after 5\n"), 10,
+               "  after 5\n  if {$i % 40 == 0} { catch {stream_move D [expr {[stream_location D] "
+               "== 2 ? 3 : 2}]} }\n");
+  Background* run = start_run(
+      "durable", std::string(kPrelude) + kDurableCounter + "durable_counter D 2 1\n" + loop);
+  ASSERT_NE(run, nullptr);
+  ASSERT_TRUE(leader_->wait_for_output("[0] C 130:", 20s)) << leader_->out() << run->err();
+  kill_site(3);
+  EXPECT_TRUE(leader_reported(site_failed(3))) << leader_->err();
+  expect_finishes(run);
+  std::string dump;
+  wait_until(
+      [&] {
+        dump = query("puts [lindex [stream_append C dump -sync] 0]\n").out;
+        return dump.find("300:300") != std::string::npos;
+      },
+      10s);
+  // D was at site 3 (recovered at 1: one FAIL@1) or at site 2 (untouched) when 3 died.
+  const bool recovered = dump.find("FAIL@1") != std::string::npos;
+  EXPECT_TRUE(check_durable(dump, 300, recovered ? 1 : 0, "FAIL@1"));
+}
+
+}  // namespace
+}  // namespace mstream::e2e

@@ -108,11 +108,9 @@ TEST_F(ShellCommands, StreamCreatePassesItsOptions) {
   EXPECT_EQ(ok("stream_create foo"), "foo");
   EXPECT_FALSE(api_.last_create.temp);
   EXPECT_FALSE(api_.last_create.site.has_value());
-  EXPECT_EQ(ok("stream_create bar -temp -failure_manager 3 -site 2"), "bar");
+  EXPECT_EQ(ok("stream_create bar -temp -durable -failure_manager 3 -site 2"), "bar");
   EXPECT_TRUE(api_.last_create.temp);
-  EXPECT_FALSE(api_.last_create.durable);
-  EXPECT_EQ(error("stream_create dur -durable"),
-            "stream_create -durable: durable streams (checkpointed state) are not supported yet");
+  EXPECT_TRUE(api_.last_create.durable);
   EXPECT_EQ(api_.last_create.failure_manager, SiteNumber{3});
   EXPECT_EQ(api_.last_create.site, SiteNumber{2});
   EXPECT_EQ(error("stream_create baz -foo"),

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,6 +25,7 @@
 #include "runtime/clock.hpp"
 #include "runtime/node_loop.hpp"
 #include "runtime/output_merger.hpp"
+#include "runtime/sqlite_store.hpp"
 #include "runtime/worker_pool.hpp"
 #include "site/site_core.hpp"
 
@@ -120,9 +122,42 @@ void add_loss_options(CLI::App* cmd, const std::shared_ptr<LossOptions>& loss) {
   cmd->add_option("--drop-seed", loss->seed, "seed of the --drop loss model")->group("");
 }
 
+// The checkpoints of the durable streams this daemon is the failure manager of
+// (doc/session.md "Durable streams"): in DIR/checkpoints.db with --state DIR, so that they
+// outlive the process; else in a private directory removed at exit, which serves the
+// recovery of streams whose sites fail while this daemon lives.
+struct DaemonStore {
+  std::shared_ptr<proto::DurableStore> store;
+  std::string temp_dir;
+  ~DaemonStore() {
+    store.reset();
+    std::error_code ec;
+    if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir, ec);
+  }
+};
+
+Status open_store(const std::string& state_dir, DaemonStore* out) {
+  std::string dir = state_dir;
+  if (dir.empty()) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "mstream-store-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      return Status::error(Status::Code::kIoError, "cannot make a directory for the durable store");
+    dir = out->temp_dir = tmpl;
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec)
+      return Status::error(Status::Code::kIoError,
+                           "cannot make the state directory " + dir + ": " + ec.message());
+  }
+  auto store = runtime::SqliteStore::open(dir + "/checkpoints.db");
+  if (!store.ok()) return store.status();
+  out->store = std::move(*store);
+  return Status::ok_status();
+}
+
 int run_leader(const std::string& listen, const std::string& state_dir, const LossOptions& loss,
                std::size_t workers, std::uint64_t failure_timeout_ms) {
-  (void)state_dir;  // durable leader state comes with failures (issue 4)
   install_stop_handlers();
   auto loop = runtime::NodeLoop::open(loop_options(listen, loss));
   if (!loop.ok()) {
@@ -137,6 +172,12 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
     return 2;
   }
   so.executor = std::move(*executor);
+  DaemonStore store;
+  if (Status st = open_store(state_dir, &store); !st.ok()) {
+    std::fprintf(stderr, "mstream leader: %s\n", st.message().c_str());
+    return 2;
+  }
+  so.store = store.store;
   leader::LeaderOptions lo;
   lo.failure_timeout = static_cast<proto::Time>(failure_timeout_ms) * proto::kMillisecond;
   // Under mstream run the shell prints handler errors on the stderr we share with it.
@@ -164,8 +205,13 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
 }
 
 int run_site(const std::string& leader, std::string listen, const LossOptions& loss,
-             std::size_t workers) {
+             std::size_t workers, const std::string& state_dir) {
   install_stop_handlers();
+  DaemonStore store;
+  if (Status st = open_store(state_dir, &store); !st.ok()) {
+    std::fprintf(stderr, "mstream site: %s\n", st.message().c_str());
+    return 2;
+  }
   if (listen.empty()) listen = default_listen_for(leader);
   auto loop = runtime::NodeLoop::open(loop_options(listen, loss));
   if (!loop.ok()) {
@@ -193,6 +239,7 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
       return 2;
     }
     so.executor = std::move(*executor);
+    so.store = store.store;
     site::SiteCore node(so);
     (*loop)->attach(&node);
     if (!(*loop)->run_until([&] { return node.welcomed(); }, 10s)) {
@@ -224,7 +271,8 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
   auto listen = std::make_shared<std::string>();
   auto state = std::make_shared<std::string>();
   leader->add_option("--listen", *listen, "HOST:PORT to listen on (port 0: any)")->required();
-  leader->add_option("--state", *state, "directory for the leader's state");
+  leader->add_option("--state", *state,
+                     "directory for the durable store of site 0 (default: a temporary one)");
   auto leader_loss = std::make_shared<LossOptions>();
   add_loss_options(leader, leader_loss);
   auto leader_workers = std::make_shared<std::size_t>();
@@ -247,8 +295,14 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
   add_loss_options(site, site_loss);
   auto site_workers = std::make_shared<std::size_t>();
   add_worker_option(site, site_workers);
-  site->callback(
-      [=] { *exit_code = run_site(*leader_addr, *site_listen, *site_loss, *site_workers); });
+  auto site_state = std::make_shared<std::string>();
+  site->add_option("--state", *site_state,
+                   "directory for the durable store of the streams this site is the failure "
+                   "manager of (default: a temporary one)");
+  site->callback([=] {
+    *exit_code =
+        run_site(*leader_addr, *site_listen, *site_loss, *site_workers, *site_state);
+  });
 }
 
 }  // namespace mstream::cli

@@ -749,8 +749,11 @@ void LeaderCore::recover(StreamId id, SiteId failed) {
   r.stream.site = live_site(fm) ? fm : 0;
   st.max_epoch = std::max(st.max_epoch, r.stream.epoch) + 1;
   r.stream.epoch = st.max_epoch;
-  r.stream.origin = static_cast<std::uint32_t>(
-      std::min<std::uint64_t>(r.stream.epoch, std::numeric_limits<std::uint32_t>::max()));
+  // A durable stream resumes from its checkpoint, numbering included: its receivers drop what
+  // they already have. Any other starts over, and so does its numbering.
+  if (!(r.stream.flags & wire::kStreamDurable))
+    r.stream.origin = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(r.stream.epoch, std::numeric_limits<std::uint32_t>::max()));
   r.agents = st.agents;
   for (std::uint64_t agent : r.agents) ship_code(agent, r.stream.site);
   Op op;

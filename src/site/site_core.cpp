@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <map>
 #include <mutex>
 
 #include "tcl/tcl_host.hpp"
@@ -58,6 +60,7 @@ void SiteCore::on_datagram(wire::ByteView bytes, Time now) {
 Time SiteCore::next_timeout() const {
   Time t = transport_.next_timeout();
   if (Time due = leader_silence_due(); due != proto::kNever) t = std::min(t, due);
+  t = std::min(t, checkpoint_retry_at_);
   if (!retry_at_.empty()) {
     for (const auto& [stream, at] : retry_at_) t = std::min(t, at);
   }
@@ -84,6 +87,11 @@ void SiteCore::on_timeout(Time now) {
                  std::to_string(failure_timeout_ / proto::kMillisecond) +
                  " ms (it is gone, or declared us failed): left the session");
     return;
+  }
+  if (now >= checkpoint_retry_at_) {
+    checkpoint_retry_at_ = proto::kNever;
+    for (auto& [id, h] : hosted_)
+      if (h->durable) maybe_checkpoint(*h);
   }
   for (auto it = retry_at_.begin(); it != retry_at_.end();) {
     if (it->second > now) {
@@ -115,8 +123,13 @@ bool SiteCore::has_work() const { return !ready_.empty() || executor_->has_done(
 
 bool SiteCore::idle() const {
   if (!ready_.empty() || !parked_.empty() || work_in_flight_ > 0) return false;
-  for (const auto& [id, h] : hosted_)
+  if (!pending_checkpoints_.empty()) return false;
+  for (const auto& [id, h] : hosted_) {
     if (!h->inbox.empty() || !h->ops.empty()) return false;
+    if (h->durable && (h->durable->in_flight || !h->durable->unsaved.empty() ||
+                       !h->durable->held.empty()))
+      return false;
+  }
   for (const auto& [key, q] : overflow_)
     if (!q.empty()) return false;
   return true;
@@ -150,6 +163,7 @@ void SiteCore::step(Time now) {
     }
   }
   run_ready();
+  store_pending_checkpoints();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -213,8 +227,8 @@ void SiteCore::run_ready() {
   }
 }
 
-bool SiteCore::runnable(const Hosted& h) {
-  return !h.busy && (!h.ops.empty() || (!h.inbox.empty() && h.held_by == 0));
+bool SiteCore::runnable(const Hosted& h) const {
+  return !h.busy && !durable_waits(h) && (!h.ops.empty() || (!h.inbox.empty() && h.held_by == 0));
 }
 
 void SiteCore::submit(StreamId stream, std::function<void(Lane&)> work,
@@ -230,6 +244,8 @@ void SiteCore::submit(StreamId stream, std::function<void(Lane&)> work,
         auto h = hosted_.find(stream);
         if (h != hosted_.end()) h->second->busy = false;
         done();
+        h = hosted_.find(stream);
+        if (h != hosted_.end() && h->second->durable) maybe_checkpoint(*h->second);
         h = hosted_.find(stream);
         if (h != hosted_.end() && runnable(*h->second)) mark_ready(*h->second);
       });
@@ -312,9 +328,14 @@ void SiteCore::discard_batch(Hosted& h) {
     if (trace_ && !d.payload.empty())
       trace_(
           {HandlerTrace::Kind::kAppend, h.rec.id, d.key.from, d.seq, h.rec.epoch, message_of(d)});
+    const bool sync = !d.payload.empty() && (d.payload[0] & kMessageSync) != 0;
+    if (h.durable) {  // acknowledged once a checkpoint covers it
+      h.durable->unsaved.push_back(
+          {d.key, d.seq, d.origin, sync && is_control(d.key.from), tcl::merge_list({})});
+      continue;
+    }
     (void)transport_.consume(d.key, d.seq, now_, d.origin);
     count_consumed(d.key.from, 1);
-    const bool sync = !d.payload.empty() && (d.payload[0] & kMessageSync) != 0;
     if (sync && is_control(d.key.from))
       send_control(control_site(d.key.from), d.key.from,
                    wire::SyncResult{h.rec.id, d.seq, tcl::merge_list({})});
@@ -333,6 +354,11 @@ void SiteCore::delivered(StreamId id, Delivering& work) {
       if (!r.out.ran) continue;
       if (!r.out.ok) report_handler_error(work.stream, r.agent, "append", r.out);
       if (sync) results.push_back(std::move(r.out.result));
+    }
+    if (h && h->durable) {  // acknowledged once a checkpoint covers it
+      h->durable->unsaved.push_back({d.key, d.seq, d.origin, sync && is_control(d.key.from),
+                                     tcl::merge_list(results)});
+      continue;
     }
     // Consumed: every append handler returned (DESIGN.md guarantee 2).
     (void)transport_.consume(d.key, d.seq, now_, d.origin);
@@ -362,6 +388,10 @@ void SiteCore::refresh_append_flag(Hosted& h) {
 void SiteCore::carry_out(Hosted* h, StreamId from, HandlerRun& run) {
   for (Effect& e : run.effects) {
     if (auto* a = std::get_if<AppendEffect>(&e)) {
+      if (h && h->durable) {
+        hold_append(*h, a->to, a->message, run.ctx.stream);
+        continue;
+      }
       Result<proto::Seq> r = append_from(from, a->to, a->message, false);
       if (!r.ok())
         report_error("site " + std::to_string(options_.self) + ": stream_append from stream \"" +
@@ -495,6 +525,10 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           apply_peer(m.peer);
         } else if constexpr (std::is_same_v<T, wire::Recover>) {
           on_recover(m);
+        } else if constexpr (std::is_same_v<T, wire::Checkpoint>) {
+          on_checkpoint(from_site, m);
+        } else if constexpr (std::is_same_v<T, wire::Checkpointed>) {
+          on_checkpointed(m);
         } else if constexpr (std::is_same_v<T, wire::Settle>) {
           on_settle(m);
         } else if constexpr (std::is_same_v<T, wire::Location>) {
@@ -505,6 +539,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           h->rec.site = options_.self;
           (void)transport_.open_stream(m.stream.id);
           transport_.set_sender_origin(m.stream.id, m.stream.origin);
+          if (m.stream.flags & wire::kStreamDurable) h->durable = std::make_unique<DurableState>();
           apply_record(h->rec);
           hosted_[m.stream.id] = std::move(h);
           reply_installed(wire::Installed{m.stream.id, m.stream.epoch, 0, 0, {}});
@@ -587,6 +622,8 @@ void SiteCore::on_location(const wire::StreamRecord& rec,
   if (rec.site == wire::kNoSite) {
     drop_channels_to(rec.id);
     watching_.erase(rec.id);
+    // Its checkpoints, if it was durable and managed here, are of no use any more.
+    if (options_.store && (rec.flags & wire::kStreamDurable)) (void)options_.store->erase(rec.id);
     return;
   }
   if (!senders_to_.contains(rec.id)) return;
@@ -611,6 +648,7 @@ void SiteCore::apply_peer(const wire::PeerRecord& peer) {
   if (peer.live) {
     transport_.admit_site(peer.site);
   } else {
+    on_failure_manager_failed(peer.site);
     // Failed or left: fenced. Whatever it still sends is dropped from now on, so a site that
     // was only cut off cannot act for streams that now live elsewhere.
     transport_.expel_site(peer.site);
@@ -761,6 +799,14 @@ bool SiteCore::poll_error(std::string* line) {
 void SiteCore::apply_op(Hosted& h, PendingOp op) {
   switch (op.kind) {
     case PendingOp::Kind::kMoveOut: {
+      if (h.durable && (h.durable->in_flight || !h.durable->unsaved.empty() ||
+                        !h.durable->held.empty())) {
+        // The stream leaves with everything it consumed stored: its new site checkpoints
+        // from there on.
+        h.ops.push_front(std::move(op));
+        maybe_checkpoint(h);
+        return;
+      }
       if (trace_) trace_({HandlerTrace::Kind::kDepart, h.rec.id, 0, 0, op.move.epoch, {}});
       auto briefcases = std::make_shared<std::vector<wire::AgentState>>();
       const std::vector<std::uint64_t> agents = h.agents;
@@ -985,6 +1031,8 @@ void SiteCore::on_recover(const wire::Recover& m) {
   wire::Arrive a;
   a.stream = m.stream;
   a.agents = m.agents;
+  // A durable stream starts from its last checkpoint here, if there is one.
+  if (m.stream.flags & wire::kStreamDurable) (void)restore_checkpoint(m, &a);
   // The leader sent every agent's code before this, on the same channel.
   if (!install_arrival(a, true)) {
     reply_installed(wire::Installed{m.stream.id, m.stream.epoch, 0,
@@ -1068,6 +1116,7 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
   h.rec = a.stream;
   h.rec.site = options_.self;
   hosted_[id] = std::move(owned);
+  if (h.rec.flags & wire::kStreamDurable) h.durable = std::make_unique<DurableState>();
   apply_record(h.rec);
   (void)transport_.open_stream(id);
   transport_.set_sender_origin(id, h.rec.origin);
@@ -1118,7 +1167,11 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
     if (loaded_.contains(agent)) {
       // Cached here from an earlier visit, with the briefcase it had when the stream left: a
       // recovered stream starts from its initial state instead (sim seed 231).
-      if (recovery) {
+      // (A durable stream's checkpoint, if any, brought its briefcase: that one wins.)
+      const bool restored =
+          std::any_of(work->briefcases.begin(), work->briefcases.end(),
+                      [agent](const wire::AgentState& b) { return b.agent == agent; });
+      if (recovery && !restored) {
         auto initial = initial_briefcases_.find(agent);
         if (initial != initial_briefcases_.end())
           work->briefcases.push_back({agent, initial->second});
@@ -1245,6 +1298,12 @@ void SiteCore::destroy_here(StreamId id) {
   auto it = hosted_.find(id);
   if (it == hosted_.end()) return;
   Hosted& h = *it->second;
+  // A durable stream's consumption and appends not yet checkpointed are carried out now: it
+  // will not be recovered any more, and nothing it accepted is lost.
+  if (h.durable) {
+    commit_durable(h, false);
+    if (options_.store) (void)options_.store->erase(id);
+  }
   // Messages delivered but not consumed die with the stream. They are not counted here: their
   // senders still hold them and count them as discarded when they learn of the destruction.
   // What the stream appended before it died is still delivered (nothing accepted is lost): its
@@ -1269,6 +1328,298 @@ void SiteCore::add_output(std::string_view text, bool nonewline) {
   // them is sent: a line another process prints in reaction comes out after it.
   if (options_.keep_output) output_.push_back({now_, std::move(partial_line_)});
   partial_line_.clear();
+}
+
+// ---------------------------------------------------------------------------------------
+// Durable streams (doc/session.md "Durable streams")
+
+// How long a site waits before checkpointing again after its failure manager refused one.
+namespace {
+constexpr Time kCheckpointRetry = 100 * proto::kMillisecond;
+}  // namespace
+
+SiteId SiteCore::failure_manager_of(const wire::StreamRecord& rec) const {
+  // The leader's rule for recoveries (LeaderCore::recover): a failed failure manager is
+  // replaced by site 0, so checkpoints go where a recovery will look for them.
+  const wire::PeerRecord* p = view_->directory.peer(rec.failure_manager);
+  return p && p->live ? rec.failure_manager : 0;
+}
+
+// A move waits until everything the stream consumed is stored; nothing else runs meanwhile.
+bool SiteCore::durable_waits(const Hosted& h) const {
+  if (!h.durable || h.ops.empty()) return false;
+  const PendingOp& op = h.ops.front();
+  return op.kind == PendingOp::Kind::kMoveOut &&
+         (h.durable->in_flight || !h.durable->unsaved.empty() || !h.durable->held.empty());
+}
+
+// A durable stream's handler appended: checked now (the handler's errors are reported as for
+// any stream), sent once a checkpoint holds it.
+void SiteCore::hold_append(Hosted& h, const std::string& to, const std::string& message,
+                           const std::string& from_name) {
+  Status st = Directory::check_user_stream(to);
+  const wire::StreamRecord* rec = st.ok() ? view_->directory.find(to) : nullptr;
+  if (st.ok() && !rec) st = Directory::no_such_stream(to);
+  if (st.ok() && message.size() > options_.max_message_bytes)
+    st = Status::error(Status::Code::kTooLarge,
+                       "message of " + std::to_string(message.size()) + " bytes exceeds the " +
+                           std::to_string(options_.max_message_bytes) + "-byte limit");
+  if (!st.ok()) {
+    report_error("site " + std::to_string(options_.self) + ": stream_append from stream \"" +
+                 from_name + "\": " + st.message());
+    return;
+  }
+  wire::Bytes payload(message.size() + 1);
+  payload[0] = 0;
+  if (!message.empty()) std::memcpy(payload.data() + 1, message.data(), message.size());
+  ++counters_.appended;
+  h.durable->held.push_back({rec->id, std::move(payload)});
+}
+
+void SiteCore::maybe_checkpoint(Hosted& h) {
+  DurableState& ds = *h.durable;
+  if (ds.in_flight || h.busy) return;
+  if (ds.unsaved.empty() && ds.held.empty() && !ds.force) return;
+  ds.in_flight = true;
+  ds.force = false;
+  ds.covering = std::move(ds.unsaved);
+  ds.unsaved.clear();
+  ds.covering_out = std::move(ds.held);
+  ds.held.clear();
+  auto briefcases = std::make_shared<std::vector<wire::AgentState>>();
+  const std::vector<std::uint64_t> agents = h.agents;
+  const StreamId id = h.rec.id;
+  // The briefcases now hold the state after exactly the messages covered: the stream runs
+  // nothing else until they are saved.
+  submit(
+      id,
+      [briefcases, agents](Lane& lane) {
+        for (std::uint64_t agent : agents)
+          briefcases->push_back({agent, lane.runner().save_briefcase(agent)});
+      },
+      [this, id, briefcases] { send_checkpoint(id, std::move(*briefcases)); });
+}
+
+// The stream's state as a move would carry it, with what the checkpoint covers counted as
+// consumed and the held appends as sent.
+wire::Arrive SiteCore::snapshot(Hosted& h, std::vector<wire::AgentState> briefcases) {
+  const DurableState& ds = *h.durable;
+  const StreamId id = h.rec.id;
+  wire::Arrive a;
+  a.stream = h.rec;
+  a.agents = h.agents;
+  a.briefcases = std::move(briefcases);
+  for (StreamId from : h.in_peers) {
+    auto st = transport_.export_recv_state({from, id});
+    if (!st.ok()) continue;
+    wire::InChannel in{from, st->consumed_up_to, st->reply_site, st->reply_incarnation,
+                       st->origin};
+    for (const DurableState::Consumed& c : ds.covering)
+      if (c.key.from == from && c.origin == in.origin) in.consumed_up_to = std::max(in.consumed_up_to, c.seq);
+    a.in.push_back(in);
+  }
+  std::map<StreamId, std::size_t> out_index;
+  for (StreamId to : h.out_peers) {
+    const proto::ChannelKey key{id, to};
+    auto st = transport_.export_send_state(key);
+    if (!st.ok()) continue;
+    wire::OutChannel oc;
+    oc.to = to;
+    oc.dest = st->dest;
+    oc.consumed_up_to = st->consumed_up_to;
+    oc.next_seq = st->next_seq;
+    oc.incarnation = st->incarnation;
+    oc.origin = st->origin;
+    for (auto& b : st->unconsumed) oc.unconsumed.emplace_back(b.begin(), b.end());
+    auto ov = overflow_.find(key);
+    if (ov != overflow_.end()) {
+      for (auto& b : ov->second) {
+        oc.unconsumed.emplace_back(b.begin(), b.end());
+        ++oc.next_seq;
+      }
+    }
+    out_index[to] = a.out.size();
+    a.out.push_back(std::move(oc));
+  }
+  for (const DurableState::Append& m : ds.covering_out) {
+    auto it = out_index.find(m.to);
+    if (it == out_index.end()) {  // its first message to that stream
+      wire::OutChannel oc;
+      oc.to = m.to;
+      oc.dest = site_of(m.to);
+      oc.origin = h.rec.origin;
+      it = out_index.emplace(m.to, a.out.size()).first;
+      a.out.push_back(std::move(oc));
+    }
+    wire::OutChannel& oc = a.out[it->second];
+    oc.unconsumed.emplace_back(m.payload.begin(), m.payload.end());
+    ++oc.next_seq;
+  }
+  return a;
+}
+
+void SiteCore::send_checkpoint(StreamId id, std::vector<wire::AgentState> briefcases) {
+  auto it = hosted_.find(id);
+  if (it == hosted_.end()) return;
+  Hosted& h = *it->second;
+  DurableState& ds = *h.durable;
+  wire::Checkpoint c;
+  c.version = ++ds.version;
+  c.state = snapshot(h, std::move(briefcases));
+  ds.sent_to = failure_manager_of(h.rec);
+  if (ds.sent_to == options_.self) {
+    on_checkpoint(options_.self, std::move(c));
+  } else {
+    send_control(ds.sent_to, control_stream(ds.sent_to), c);
+  }
+}
+
+// The failure manager stored the checkpoint: what it covers is consumed and sent now.
+void SiteCore::on_checkpointed(const wire::Checkpointed& m) {
+  auto it = hosted_.find(m.stream);
+  if (it == hosted_.end() || !it->second->durable) return;  // left or gone meanwhile
+  Hosted& h = *it->second;
+  DurableState& ds = *h.durable;
+  if (!ds.in_flight || m.version != ds.version || m.epoch != h.rec.epoch) return;  // stale
+  if (m.code != 0) {
+    report_error("site " + std::to_string(options_.self) + ": checkpoint of stream \"" +
+                 h.rec.name + "\" refused: " + m.text + " (retrying)");
+    // Not stored: the next checkpoint covers it all again.
+    ds.unsaved.insert(ds.unsaved.begin(), ds.covering.begin(), ds.covering.end());
+    ds.held.insert(ds.held.begin(), std::make_move_iterator(ds.covering_out.begin()),
+                   std::make_move_iterator(ds.covering_out.end()));
+    ds.covering.clear();
+    ds.covering_out.clear();
+    ds.in_flight = false;
+    checkpoint_retry_at_ = std::min(checkpoint_retry_at_, now_ + kCheckpointRetry);
+    return;
+  }
+  commit_durable(h, true);
+  maybe_checkpoint(h);
+  if (runnable(h)) mark_ready(h);
+}
+
+// Acknowledges what was consumed and sends what was appended: what the checkpoint in flight
+// covers (covering_only), or everything (the stream is destroyed).
+void SiteCore::commit_durable(Hosted& h, bool covering_only) {
+  DurableState& ds = *h.durable;
+  const StreamId id = h.rec.id;
+  auto consume = [&](std::vector<DurableState::Consumed>& list) {
+    for (DurableState::Consumed& c : list) {
+      (void)transport_.consume(c.key, c.seq, now_, c.origin);
+      count_consumed(c.key.from, 1);
+      if (c.sync)
+        send_control(control_site(c.key.from), c.key.from,
+                     wire::SyncResult{id, c.seq, std::move(c.result)});
+    }
+    list.clear();
+  };
+  auto send = [&](std::vector<DurableState::Append>& list) {
+    for (DurableState::Append& m : list) {
+      if (!append_raw(id, m.to, site_of(m.to), std::move(m.payload)).ok()) continue;
+      add_sender(id, m.to);
+      h.out_peers.insert(m.to);
+    }
+    list.clear();
+  };
+  consume(ds.covering);
+  send(ds.covering_out);
+  ds.in_flight = false;
+  if (covering_only) return;
+  consume(ds.unsaved);
+  send(ds.held);
+}
+
+// A failure manager failed: the durable streams it managed checkpoint to site 0 from now on
+// (failure_manager_of), at once and in full, and one in flight to it is sent again.
+void SiteCore::on_failure_manager_failed(SiteId fm) {
+  for (auto& [id, h] : hosted_) {
+    if (!h->durable || h->rec.failure_manager != fm) continue;
+    DurableState& ds = *h->durable;
+    ds.force = true;
+    if (ds.in_flight && ds.sent_to == fm) {
+      ds.unsaved.insert(ds.unsaved.begin(), ds.covering.begin(), ds.covering.end());
+      ds.held.insert(ds.held.begin(), std::make_move_iterator(ds.covering_out.begin()),
+                     std::make_move_iterator(ds.covering_out.end()));
+      ds.covering.clear();
+      ds.covering_out.clear();
+      ds.in_flight = false;
+    }
+    maybe_checkpoint(*h);
+  }
+}
+
+// ---- The failure manager's side.
+
+void SiteCore::on_checkpoint(SiteId from, wire::Checkpoint c) {
+  pending_checkpoints_.emplace_back(from, std::move(c));
+  // One commit (one fsync) for all that arrived in this step: store_pending_checkpoints().
+}
+
+void SiteCore::store_pending_checkpoints() {
+  if (pending_checkpoints_.empty()) return;
+  std::vector<std::pair<SiteId, wire::Checkpoint>> batch;
+  batch.swap(pending_checkpoints_);
+  Status st = options_.store
+                  ? Status::ok_status()
+                  : Status::error(Status::Code::kUnavailable,
+                                  "site " + std::to_string(options_.self) +
+                                      " keeps no durable store");
+  if (st.ok()) {
+    std::vector<proto::StoredRecord> records;
+    records.reserve(batch.size());
+    for (const auto& [from, c] : batch) {
+      proto::StoredRecord r;
+      r.key = c.state.stream.id;
+      r.epoch = c.state.stream.epoch;
+      r.version = c.version;
+      wire::encode_control(c.state, &r.value);
+      records.push_back(std::move(r));
+    }
+    st = options_.store->put(records);
+    if (!st.ok()) report_error("site " + std::to_string(options_.self) + ": " + st.message());
+  }
+  for (const auto& [from, c] : batch) {
+    wire::Checkpointed done{c.state.stream.id, c.state.stream.epoch, c.version,
+                            st.ok() ? 0u : static_cast<std::uint64_t>(st.code()),
+                            st.ok() ? std::string() : st.message()};
+    if (from == options_.self) {
+      on_checkpointed(done);
+    } else {
+      send_control(from, control_stream(from), done);
+    }
+  }
+}
+
+// The state a durable stream's last checkpoint here holds, for its recovery: its briefcases,
+// how far it consumed each channel in, and its channels out with what they had not seen
+// consumed (re-sent now; receivers drop what they already have). False if there is none: the
+// stream then starts from its initial state.
+bool SiteCore::restore_checkpoint(const wire::Recover& m, wire::Arrive* a) {
+  if (!options_.store) return false;
+  auto got = options_.store->get(m.stream.id);
+  if (!got.ok()) {
+    report_error("site " + std::to_string(options_.self) + ": " + got.status().message());
+    return false;
+  }
+  if (!got->has_value()) return false;
+  Result<wire::ControlMessage> decoded = wire::decode_control((*got)->value);
+  const wire::Arrive* saved = decoded.ok() ? std::get_if<wire::Arrive>(&*decoded) : nullptr;
+  if (!saved) {
+    report_error("site " + std::to_string(options_.self) + ": the checkpoint of stream \"" +
+                 m.stream.name + "\" is unreadable; it starts from its initial state");
+    return false;
+  }
+  a->briefcases = saved->briefcases;
+  a->in = saved->in;
+  a->out = saved->out;
+  // Its channels out continue their numbering (no new origin for a durable stream) from a
+  // new site: their incarnation must be above any the stream used since the checkpoint, so
+  // that receivers send their acks here (each move added one; epochs grow at least as fast).
+  const auto epoch = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(m.stream.epoch, std::numeric_limits<std::uint32_t>::max() - 1));
+  for (wire::OutChannel& oc : a->out) oc.incarnation = std::max(oc.incarnation, epoch);
+  return true;
 }
 
 }  // namespace mstream::site

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "mstream/agent.hpp"
+#include "proto/durable_store.hpp"
 #include "proto/executor.hpp"
 #include "proto/node.hpp"
 #include "proto/transport.hpp"
@@ -65,6 +66,9 @@ struct SiteOptions {
   // Where handlers run; null: inline, on the thread that drives the SiteCore. The SiteCore
   // takes it over (its destructor stops it).
   std::shared_ptr<proto::Executor> executor;
+  // Where this site keeps the checkpoints of the durable streams it is the failure manager
+  // of (doc/session.md "Durable streams"). Null: it keeps none, and refuses them.
+  std::shared_ptr<proto::DurableStore> store;
   // Whether `puts` output is kept for poll_output() (a daemon) or dropped (benchmarks).
   bool keep_output = true;
   // Whether handler errors, which are forwarded to the leader and from there to every shell,
@@ -128,10 +132,35 @@ class LazyQueue {
   }
   // REQUIRES: !empty()
   T& front() { return q_->front(); }
+  const T& front() const { return q_->front(); }
   void pop_front() { q_->pop_front(); }
 
  private:
   std::unique_ptr<std::deque<T>> q_;
+};
+
+// What a durable stream's site keeps between checkpoints: the messages it consumed and what
+// its handlers appended since the last checkpoint its failure manager stored. Consumption is
+// acknowledged to the senders, and the appends sent, only once a checkpoint covering them is
+// stored (so nothing a crash could make the stream do differently has left the site).
+struct DurableState {
+  struct Consumed {
+    proto::ChannelKey key;
+    proto::Seq seq = 0;
+    std::uint32_t origin = 0;
+    bool sync = false;  // a shell waits for its handlers' results
+    std::string result;
+  };
+  struct Append {
+    StreamId to = 0;
+    wire::Bytes payload;
+  };
+  std::vector<Consumed> unsaved, covering;  // covering: by the checkpoint in flight
+  std::vector<Append> held, covering_out;
+  std::uint64_t version = 0;  // of the last checkpoint sent (per epoch at the store)
+  bool in_flight = false;
+  SiteId sent_to = wire::kNoSite;
+  bool force = false;  // checkpoint even with nothing new (the failure manager changed)
 };
 
 class SiteCore final : public proto::Node {
@@ -227,9 +256,26 @@ class SiteCore final : public proto::Node {
     // A move whose target failed while the briefcases were being saved: depart() keeps the
     // stream (the epoch of that move; 0: none).
     std::uint64_t move_called_off = 0;
+    // Set for a durable stream only (idle streams are many).
+    std::unique_ptr<DurableState> durable;
   };
   struct Delivering;
   struct Arriving;
+  // Durable streams: the host's side of checkpointing.
+  bool durable_waits(const Hosted& h) const;
+  void hold_append(Hosted& h, const std::string& to, const std::string& message,
+                   const std::string& from_name);
+  void maybe_checkpoint(Hosted& h);
+  void send_checkpoint(StreamId id, std::vector<wire::AgentState> briefcases);
+  wire::Arrive snapshot(Hosted& h, std::vector<wire::AgentState> briefcases);
+  void on_checkpointed(const wire::Checkpointed& m);
+  void commit_durable(Hosted& h, bool covering_only);
+  void on_failure_manager_failed(SiteId fm);
+  SiteId failure_manager_of(const wire::StreamRecord& rec) const;
+  // ... and the failure manager's.
+  void on_checkpoint(SiteId from, wire::Checkpoint c);
+  void store_pending_checkpoints();
+  bool restore_checkpoint(const wire::Recover& m, wire::Arrive* a);
 
   void route(proto::Delivery& d);
   void on_control(SiteId from_site, const wire::ControlMessage& m);
@@ -252,7 +298,7 @@ class SiteCore final : public proto::Node {
   void run_ready();
   void apply_op(Hosted& h, PendingOp op);
   void depart(StreamId id, const wire::MoveOut& m, std::vector<wire::AgentState> briefcases);
-  static bool runnable(const Hosted& h);
+  bool runnable(const Hosted& h) const;
   void deliver(Hosted& h);
   void discard_batch(Hosted& h);
   void refresh_append_flag(Hosted& h);
@@ -306,6 +352,9 @@ class SiteCore final : public proto::Node {
   // Receivers the leader knows we send to (wire::Watch), until they are destroyed.
   std::unordered_set<StreamId> watching_;
   std::map<StreamId, Time> retry_at_;  // receivers to re-send to after a rejection
+  // Checkpoints received this step, stored together in one commit at its end.
+  std::vector<std::pair<SiteId, wire::Checkpoint>> pending_checkpoints_;
+  Time checkpoint_retry_at_ = proto::kNever;  // a failure manager refused or failed a checkpoint
   std::unordered_map<std::uint64_t, wire::Reply> replies_;
   std::unordered_set<std::uint64_t> handler_requests_;  // replies nobody waits for
   std::unordered_set<std::uint64_t> awaiting_replies_;  // every request sent, until answered

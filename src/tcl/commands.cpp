@@ -128,12 +128,7 @@ int stream_create(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* co
     if (option == "-temp") {
       options.temp = true;
     } else if (option == "-durable") {
-      // Refused rather than accepted and ignored: a user asking for durability must not get a
-      // stream that loses its state in a crash without being told.
-      Tcl_SetObjResult(interp, Tcl_NewStringObj("stream_create -durable: durable streams "
-                                                "(checkpointed state) are not supported yet",
-                                                -1));
-      return TCL_ERROR;
+      options.durable = true;
     } else if (option == "-failure_manager" || option == "-site") {
       if (i + 1 >= objc) return wrong_args(interp, objv, kUsage);
       SiteNumber site = 0;

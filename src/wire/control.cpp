@@ -123,7 +123,7 @@ const char* control_name(const ControlMessage& m) {
       "Reply",       "Welcome",    "PeerUpdate",    "Location",   "Install",   "Code",
       "Attach",      "MoveOut",    "DestroyStream", "Finalize",   "Probe",     "Shutdown",
       "ErrorReport", "SyncResult", "Installed",     "ProbeReply", "Leave",     "Arrive",
-      "Watch",       "Recover",    "Settle",        "Settled"};
+      "Watch",       "Recover",    "Settle",        "Settled",    "Checkpoint", "Checkpointed"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlMessage>);
   return kNames[m.index()];
 }

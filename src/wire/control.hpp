@@ -384,11 +384,37 @@ struct Settled {
   }
 };
 
+// ---- Durable streams (doc/session.md "Durable streams").
+// The site of a durable stream to its failure manager: the stream's whole state after the
+// messages it consumed since the last checkpoint (and the messages it appended meanwhile,
+// which are sent only once this is stored). `state` is what a move would carry.
+struct Checkpoint {
+  std::uint64_t version = 0;  // grows with every checkpoint of one epoch of the stream
+  Arrive state;
+  template <class A>
+  void fields(A& a) {
+    a(version, state);
+  }
+};
+// The failure manager stored it (code 0), or could not (the stream's consumption then waits,
+// and the site reports the error).
+struct Checkpointed {
+  std::uint64_t stream = 0;
+  std::uint64_t epoch = 0;
+  std::uint64_t version = 0;
+  std::uint64_t code = 0;
+  std::string text;
+  template <class A>
+  void fields(A& a) {
+    a(stream, epoch, version, code, text);
+  }
+};
+
 using ControlMessage =
     std::variant<CreateReq, DestroyReq, MoveReq, AttachReq, DetachReq, QuiesceReq, Reply, Welcome,
                  PeerUpdate, Location, Install, Code, Attach, MoveOut, DestroyStream, Finalize,
                  Probe, Shutdown, ErrorReport, SyncResult, Installed, ProbeReply, Leave, Arrive,
-                 Watch, Recover, Settle, Settled>;
+                 Watch, Recover, Settle, Settled, Checkpoint, Checkpointed>;
 
 void encode_control(const ControlMessage& m, Bytes* out);
 Result<ControlMessage> decode_control(ByteView in);
