@@ -54,26 +54,6 @@ Result<double> bare_proc_call_ns(std::uint32_t calls) {
   return std::chrono::duration<double, std::nano>(t1 - t0).count() / calls;
 }
 
-// Appends n messages and a -sync one; the -sync result and the elapsed ns.
-struct Burst {
-  std::string result;
-  double ns = 0;
-};
-
-Result<Burst> append_burst(site::ShellApi& shell, const char* stream, std::uint32_t n,
-                           const std::string& last) {
-  const std::string message(kMessageBytes, 'x');
-  const auto t0 = Clock::now();
-  for (std::uint32_t i = 0; i < n; ++i) {
-    auto r = shell.stream_append(stream, message, /*sync=*/false);
-    if (!r.ok()) return r.status();
-  }
-  auto r = shell.stream_append(stream, last, /*sync=*/true);
-  const auto t1 = Clock::now();
-  if (!r.ok()) return r.status();
-  return Burst{*r, std::chrono::duration<double, std::nano>(t1 - t0).count()};
-}
-
 Status expect_count(const std::string& result, std::size_t fields, std::uint64_t expected,
                     const char* what) {
   auto numbers = parse_sync_numbers(result, fields);
@@ -108,14 +88,14 @@ Result<std::vector<BenchResult>> run_append_tcl(const BenchOptions& options) {
   std::uint64_t tcl_count = 0;
   std::uint64_t cpp_count = 0;
   auto tcl_burst = [&](std::uint32_t count) -> Result<double> {
-    auto b = append_burst(shell, kTclStream, count, "sync");
+    auto b = append_burst(shell, kTclStream, count, "sync", kMessageBytes);
     if (!b.ok()) return b.status();
     tcl_count += count + 1;
     if (Status s = expect_count(b->result, 1, tcl_count, "the Tcl agent"); !s.ok()) return s;
     return b->ns / (count + 1);
   };
   auto cpp_burst = [&](std::uint32_t count) -> Result<double> {
-    auto b = append_burst(shell, kCppStream, count, "stats");
+    auto b = append_burst(shell, kCppStream, count, "stats", kMessageBytes);
     if (!b.ok()) return b.status();
     cpp_count += count;
     if (Status s = expect_count(b->result, 2, cpp_count, "the C++ agent"); !s.ok()) return s;

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string_view>
 
+#include "bench/process.hpp"
 #include "runtime/local_session.hpp"
 #include "runtime/node_loop.hpp"
 #include "runtime/output_merger.hpp"
@@ -191,6 +192,20 @@ Status BenchSession::shutdown() {
   impl_->merger->flush();
   if (!impl_->problem.ok()) return impl_->problem;
   return st;
+}
+
+Result<Burst> append_burst(site::ShellApi& shell, const char* stream, std::uint32_t n,
+                           const std::string& last, std::size_t message_bytes) {
+  const std::string message(message_bytes, 'x');
+  const auto t0 = Clock::now();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    auto r = shell.stream_append(stream, message, /*sync=*/false);
+    if (!r.ok()) return r.status();
+  }
+  auto r = shell.stream_append(stream, last, /*sync=*/true);
+  const auto t1 = Clock::now();
+  if (!r.ok()) return r.status();
+  return Burst{*r, std::chrono::duration<double, std::nano>(t1 - t0).count()};
 }
 
 Result<std::vector<std::uint64_t>> parse_sync_numbers(const std::string& result,

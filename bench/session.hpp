@@ -87,6 +87,16 @@ class BenchSession {
 // space-separated unsigned numbers; kInternal unless there are exactly `count`.
 Result<std::vector<std::uint64_t>> parse_sync_numbers(const std::string& result, std::size_t count);
 
+// A burst: `n` asynchronous appends of `message_bytes` bytes to `stream`, then `last` with
+// -sync, which returns once all before it were consumed (per-sender FIFO). Its result and the
+// elapsed ns.
+struct Burst {
+  std::string result;
+  double ns = 0;
+};
+Result<Burst> append_burst(site::ShellApi& shell, const char* stream, std::uint32_t n,
+                           const std::string& last, std::size_t message_bytes);
+
 // Anonymous resident memory of process `pid` (RssAnon in /proc/PID/status), bytes: the heap
 // and other private memory, without the file-backed pages (code) that a process maps in as it
 // first runs a path. Errors: kIoError.

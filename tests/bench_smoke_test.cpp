@@ -206,6 +206,19 @@ TEST(BenchSmoke, FailoverReportsHandlerDelayAgainstTheFailureTimeout) {
   EXPECT_NE(summary.find("target <= failure timeout + 100 ms"), std::string::npos) << summary;
 }
 
+TEST(BenchSmoke, DurableReportsThroughputAndLatencyAgainstANonDurableStream) {
+  auto r = run_benchmark("durable", quick());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  expect_well_formed(*r, "durable");
+  EXPECT_EQ(metrics_of(*r),
+            (std::set<std::string>{"durable_msgs_per_s", "durable_sync_append_us"}));
+  std::set<std::string> baselines;
+  for (const auto& x : *r) baselines.insert(x.baseline);
+  EXPECT_EQ(baselines,
+            (std::set<std::string>{"non_durable_msgs_per_s", "non_durable_sync_append_us"}));
+  EXPECT_NE(summary_of("durable", *r).find("target throughput >= 0.3"), std::string::npos);
+}
+
 TEST(BenchSmoke, SessionBenchmarkWithoutADaemonBinaryFailsCleanly) {
   BenchOptions o = quick();
   o.binary = "/nonexistent/mstream";

@@ -27,7 +27,8 @@ std::string describe_run(const BenchArgs& args) {
   s += args.wait.empty() ? "default per benchmark (pingpong spin, throughput and loss block)"
                          : args.wait;
   s += "; baselines run in the same process placement and with the same waiting strategy";
-  s += "; session benchmarks (move, moving-pipeline, append-tcl, memory's streams, failover) run "
+  s += "; session benchmarks (move, moving-pipeline, append-tcl, memory's streams, failover, "
+       "durable) run "
        "a local session whose processes are unpinned and block, and so do their baselines";
   return s;
 }
@@ -104,7 +105,7 @@ void add_bench_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--hops", args->options.hops, "move: timed hops per round (default 1000)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--messages", args->options.messages,
-                  "append-tcl: messages per run (default 20000); moving-pipeline: least "
+                  "append-tcl and durable: messages per run (default 20000); moving-pipeline: least "
                   "messages per cell (default 400)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--streams", args->options.streams,
