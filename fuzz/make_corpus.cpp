@@ -108,6 +108,15 @@ std::vector<Bytes> control_seeds() {
   a.in = {InChannel{9, 4, 1, 2}};
   messages.push_back(a);
   messages.push_back(Watch{7});
+  // Failures and durable streams.
+  StreamRecord recovered = rec;
+  recovered.epoch = 5;
+  recovered.origin = 5;
+  messages.push_back(Recover{recovered, {1, 2}, 2});
+  messages.push_back(Settle{7, 4});
+  messages.push_back(Settled{7, 4, 1});
+  messages.push_back(Checkpoint{3, a});
+  messages.push_back(Checkpointed{7, 3, 3, 0, ""});
   std::vector<Bytes> seeds;
   for (const auto& m : messages) {
     Bytes b;
