@@ -219,9 +219,11 @@ struct CommandResult {
 };
 
 // Runs `mstream ARGS...` in `dir` (stdin from `stdin_text`) and waits at most `timeout`.
+// `wrapper`, if given, runs it (e.g. {"ip", "netns", "exec", "NS"}: in a network namespace).
 inline CommandResult run_mstream(const TempDir& dir, const std::vector<std::string>& args,
                                  std::chrono::nanoseconds timeout = 60s,
-                                 const std::string& stdin_text = "") {
+                                 const std::string& stdin_text = "",
+                                 const std::vector<std::string>& wrapper = {}) {
   static int serial = 0;
   const std::string tag = std::to_string(++serial);
   ProcessOptions options;
@@ -229,7 +231,8 @@ inline CommandResult run_mstream(const TempDir& dir, const std::vector<std::stri
   options.stdin_path = dir.write("stdin." + tag, stdin_text);
   options.stdout_path = dir.file("stdout." + tag);
   options.stderr_path = dir.file("stderr." + tag);
-  std::vector<std::string> argv = {mstream_binary()};
+  std::vector<std::string> argv = wrapper;
+  argv.push_back(mstream_binary());
   argv.insert(argv.end(), args.begin(), args.end());
   CommandResult result;
   {
@@ -358,16 +361,19 @@ class SubreaperScope {
 
 class Background {
  public:
-  // Starts `mstream ARGS...` with its output in DIR/NAME.out and DIR/NAME.err, and waits at
-  // most `timeout` for its first line. Null if it did not print one.
+  // Starts `mstream ARGS...` (run by `wrapper`, if given, as run_mstream's) with its output in
+  // DIR/NAME.out and DIR/NAME.err, and waits at most `timeout` for its first line. Null if it
+  // did not print one.
   static std::unique_ptr<Background> start(const TempDir& dir, const std::string& name,
                                            const std::vector<std::string>& args,
-                                           std::chrono::nanoseconds timeout = 10s) {
+                                           std::chrono::nanoseconds timeout = 10s,
+                                           const std::vector<std::string>& wrapper = {}) {
     ProcessOptions options;
     options.cwd = dir.path();
     options.stdout_path = dir.file(name + ".out");
     options.stderr_path = dir.file(name + ".err");
-    std::vector<std::string> argv = {mstream_binary()};
+    std::vector<std::string> argv = wrapper;
+    argv.push_back(mstream_binary());
     argv.insert(argv.end(), args.begin(), args.end());
     std::unique_ptr<Background> d(new Background(options.stdout_path, options.stderr_path));
     d->process_ = Process::start(argv, options);

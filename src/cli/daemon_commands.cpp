@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -136,10 +137,27 @@ struct DaemonStore {
   }
 };
 
+// Private stores of daemons that died without removing theirs (kill -9): named after their
+// process, removed by the next daemon that starts once that process is gone.
+void remove_orphaned_stores(const std::filesystem::path& tmp) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(tmp, ec)) {
+    const std::string name = entry.path().filename().string();
+    constexpr std::string_view kPrefix = "mstream-store-";
+    if (name.rfind(kPrefix, 0) != 0) continue;
+    const long pid = std::strtol(name.c_str() + kPrefix.size(), nullptr, 10);
+    if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH))
+      std::filesystem::remove_all(entry.path(), ec);
+  }
+}
+
 Status open_store(const std::string& state_dir, DaemonStore* out) {
   std::string dir = state_dir;
   if (dir.empty()) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "mstream-store-XXXXXX").string();
+    const std::filesystem::path tmp = std::filesystem::temp_directory_path();
+    remove_orphaned_stores(tmp);
+    std::string tmpl =
+        (tmp / ("mstream-store-" + std::to_string(::getpid()) + "-XXXXXX")).string();
     if (::mkdtemp(tmpl.data()) == nullptr)
       return Status::error(Status::Code::kIoError, "cannot make a directory for the durable store");
     dir = out->temp_dir = tmpl;
