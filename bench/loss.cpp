@@ -33,7 +33,9 @@ std::string loss_metric(const char* class_name, double loss) {
 }  // namespace
 
 Result<std::vector<BenchResult>> run_loss(const BenchOptions& options) {
-  LoadConfig cfg = load_config(options, /*seconds=*/0.6, /*quick_seconds=*/0.2);
+  // Quick runs are long enough for a lossy go-back-N run on a loaded machine to deliver
+  // something (0.2 s was not, at 10% loss: its first timeouts can take most of it).
+  LoadConfig cfg = load_config(options, /*seconds=*/0.6, /*quick_seconds=*/0.5);
   AffinityGuard affinity;
   if (Status s = affinity.pin(cfg.placement.parent_core); !s.ok()) return s;
   // rates[class][level]: level 0 is the 0% baseline. Each round runs every level once, so

@@ -152,7 +152,7 @@ void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now
         } else if constexpr (std::is_same_v<T, wire::ErrorReport>) {
           if (options_.log_forwarded_errors) log_.push_back(v.text);
           for (const auto& [id, p] : peers_)
-            if (p.live && p.shell) send(id, v);
+            if (p.live && p.shell && id != v.told) send(id, v);
         } else if constexpr (std::is_same_v<T, wire::Leave>) {
           on_leave(from);
         } else {

@@ -352,7 +352,7 @@ void SiteCore::delivered(StreamId id, Delivering& work) {
     for (Delivering::Ran& r : work.ran[i]) {
       carry_out(h, id, r.run);
       if (!r.out.ran) continue;
-      if (!r.out.ok) report_handler_error(work.stream, r.agent, "append", r.out);
+      if (!r.out.ok) report_handler_error(work.stream, r.agent, "append", r.out, d.key.from);
       if (sync) results.push_back(std::move(r.out.result));
     }
     if (h && h->durable) {  // acknowledged once a checkpoint covers it
@@ -416,14 +416,22 @@ void SiteCore::carry_out(Hosted* h, StreamId from, HandlerRun& run) {
 }
 
 void SiteCore::report_handler_error(const std::string& stream, std::uint64_t agent,
-                                    const char* event, const tcl::HandlerOutcome& out) {
+                                    const char* event, const tcl::HandlerOutcome& out,
+                                    StreamId sender) {
   ++counters_.handler_errors;
   std::string text = "error in " + std::string(event) + " handler: stream \"" + stream +
                      "\", agent " + std::to_string(agent) + ", site " +
                      std::to_string(options_.self) + ": " + out.result;
   if (!out.error_info.empty() && out.error_info != out.result) text += "\n" + out.error_info;
   if (options_.log_forwarded_errors) report_error(text);
-  send_control(0, kLeaderStream, wire::ErrorReport{text});
+  wire::ErrorReport report{text};
+  // The shell whose message it was hears it straight from here, ahead of the message's
+  // consumption ack: through the leader it could come after the shell stopped waiting.
+  if (is_control(sender) && is_shell(control_site(sender))) {
+    report.told = control_site(sender);
+    send_control(report.told, sender, report);
+  }
+  send_control(0, kLeaderStream, report);
 }
 
 void SiteCore::report_error(std::string text) { errors_.push_back(std::move(text)); }

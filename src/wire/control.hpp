@@ -246,9 +246,13 @@ struct Shutdown {
 };
 struct ErrorReport {  // a handler error, forwarded to shells
   std::string text;
+  // The shell whose message the handler ran for, which the site told directly (its report
+  // then comes before the message's consumption ack, so a run waiting for its messages sees
+  // it); the leader forwards to the other shells. kNoSite: none.
+  std::uint32_t told = kNoSite;
   template <class A>
   void fields(A& a) {
-    a(text);
+    a(text, told);
   }
 };
 struct SyncResult {  // the handlers' results for a message appended with -sync
