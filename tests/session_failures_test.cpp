@@ -723,6 +723,18 @@ TEST_F(DurableFailures, AKilledSiteLosesNothingOfADurableStream) {
   EXPECT_EQ(where.out, "1\n") << where.describe();
 }
 
+TEST_F(DurableFailures, ADurableStreamWithoutAnAppendHandlerConsumesToo) {
+  ASSERT_NO_FATAL_FAILURE(add_sites(2));
+  // No handler runs, so only the site's own loop can start the checkpoint that acknowledges
+  // the messages: -sync appends return, and a later one comes after all of them.
+  const CommandResult r = query(
+      "stream_create D -site 1 -failure_manager 2 -durable\n"
+      "for {set i 0} {$i < 50} {incr i} { stream_append D $i }\n"
+      "puts [stream_append D last -sync]\nputs ok\n");
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "\nok\n") << r.describe();
+}
+
 TEST_F(DurableFailures, ADurableStreamWhoseFailureManagerFailsCheckpointsToSiteZero) {
   ASSERT_NO_FATAL_FAILURE(add_sites(3));
   // The failure manager dies first: D goes on at site 2, checkpointing to site 0 from then

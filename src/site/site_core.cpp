@@ -340,6 +340,9 @@ void SiteCore::discard_batch(Hosted& h) {
       send_control(control_site(d.key.from), d.key.from,
                    wire::SyncResult{h.rec.id, d.seq, tcl::merge_list({})});
   }
+  // Nothing ran on the lane, so nothing else would start the checkpoint that acknowledges
+  // them.
+  if (h.durable) maybe_checkpoint(h);
 }
 
 void SiteCore::delivered(StreamId id, Delivering& work) {
