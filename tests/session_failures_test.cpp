@@ -696,12 +696,16 @@ class DurableFailures : public Failures {
     kill_site(victim);
     EXPECT_TRUE(leader_reported(site_failed(victim))) << leader_->err();
     expect_finishes(run);
+    return durable_dump(n);
+  }
+  // What C holds once the counter's message n reached it (or after 10 s).
+  std::string durable_dump(long n) {
     std::string dump;
+    const std::string last = std::to_string(n) + ":" + std::to_string(n);
     wait_until(
         [&] {
           const CommandResult r = query("puts [lindex [stream_append C dump -sync] 0]\n");
           dump = r.out;
-          const std::string last = std::to_string(n) + ":" + std::to_string(n);
           return r.exit_code != 0 || dump.find(last) != std::string::npos;
         },
         10s);
@@ -756,13 +760,7 @@ TEST_F(DurableFailures, ADurableStreamSurvivesItsFailureManagerAndThenItsSite) {
   kill_site(2);
   EXPECT_TRUE(leader_reported(site_failed(2))) << leader_->err();
   expect_finishes(run);
-  std::string dump;
-  wait_until(
-      [&] {
-        dump = query("puts [lindex [stream_append C dump -sync] 0]\n").out;
-        return dump.find("300:300") != std::string::npos;
-      },
-      10s);
+  const std::string dump = durable_dump(300);
   EXPECT_TRUE(check_durable(dump, 300, 1, "DFAIL@0"));
 }
 
@@ -781,13 +779,7 @@ TEST_F(DurableFailures, ADurableStreamThatMovesKeepsItsStateAcrossAKill) {
   kill_site(3);
   EXPECT_TRUE(leader_reported(site_failed(3))) << leader_->err();
   expect_finishes(run);
-  std::string dump;
-  wait_until(
-      [&] {
-        dump = query("puts [lindex [stream_append C dump -sync] 0]\n").out;
-        return dump.find("300:300") != std::string::npos;
-      },
-      10s);
+  const std::string dump = durable_dump(300);
   // D was at site 3 (recovered at 1: one FAIL@1) or at site 2 (untouched) when 3 died.
   const bool recovered = dump.find("DFAIL@1") != std::string::npos;
   EXPECT_TRUE(check_durable(dump, 300, recovered ? 1 : 0, "DFAIL@1"));

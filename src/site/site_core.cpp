@@ -990,24 +990,8 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
     proto::ChannelKey key{h.rec.id, to};
     auto st = transport_.take_send_state(key);
     if (!st.ok()) continue;
-    wire::OutChannel oc;
-    oc.to = to;
-    oc.dest = st->dest;
-    oc.consumed_up_to = st->consumed_up_to;
-    oc.next_seq = st->next_seq;
-    oc.incarnation = st->incarnation;
-    oc.origin = st->origin;
-    for (auto& b : st->unconsumed) oc.unconsumed.emplace_back(b.begin(), b.end());
-    auto ov = overflow_.find(key);
-    if (ov != overflow_.end()) {
-      // Refused by the full buffer but accepted from the handler: they take the next numbers.
-      for (auto& b : ov->second) {
-        oc.unconsumed.emplace_back(b.begin(), b.end());
-        ++oc.next_seq;
-      }
-      overflow_.erase(ov);
-    }
-    a.out.push_back(std::move(oc));
+    a.out.push_back(out_channel(key, *st));
+    overflow_.erase(key);
     auto s = senders_to_.find(to);
     if (s != senders_to_.end()) {
       s->second.erase(h.rec.id);
@@ -1434,23 +1418,8 @@ wire::Arrive SiteCore::snapshot(Hosted& h, std::vector<wire::AgentState> briefca
     const proto::ChannelKey key{id, to};
     auto st = transport_.export_send_state(key);
     if (!st.ok()) continue;
-    wire::OutChannel oc;
-    oc.to = to;
-    oc.dest = st->dest;
-    oc.consumed_up_to = st->consumed_up_to;
-    oc.next_seq = st->next_seq;
-    oc.incarnation = st->incarnation;
-    oc.origin = st->origin;
-    for (auto& b : st->unconsumed) oc.unconsumed.emplace_back(b.begin(), b.end());
-    auto ov = overflow_.find(key);
-    if (ov != overflow_.end()) {
-      for (auto& b : ov->second) {
-        oc.unconsumed.emplace_back(b.begin(), b.end());
-        ++oc.next_seq;
-      }
-    }
     out_index[to] = a.out.size();
-    a.out.push_back(std::move(oc));
+    a.out.push_back(out_channel(key, *st));
   }
   for (const DurableState::Append& m : ds.covering_out) {
     auto it = out_index.find(m.to);
@@ -1495,19 +1464,34 @@ void SiteCore::on_checkpointed(const wire::Checkpointed& m) {
   if (m.code != 0) {
     report_error("site " + std::to_string(options_.self) + ": checkpoint of stream \"" +
                  h.rec.name + "\" refused: " + m.text + " (retrying)");
-    // Not stored: the next checkpoint covers it all again.
-    ds.unsaved.insert(ds.unsaved.begin(), ds.covering.begin(), ds.covering.end());
-    ds.held.insert(ds.held.begin(), std::make_move_iterator(ds.covering_out.begin()),
-                   std::make_move_iterator(ds.covering_out.end()));
-    ds.covering.clear();
-    ds.covering_out.clear();
-    ds.in_flight = false;
+    ds.uncover();  // not stored: the next checkpoint covers it all again
     checkpoint_retry_at_ = std::min(checkpoint_retry_at_, now_ + kCheckpointRetry);
     return;
   }
   commit_durable(h, true);
   maybe_checkpoint(h);
   if (runnable(h)) mark_ready(h);
+}
+
+// A channel's sender state as a move or a checkpoint carries it. Appends a full buffer refused
+// but the handler was told were accepted (overflow_) follow, taking the next numbers.
+wire::OutChannel SiteCore::out_channel(proto::ChannelKey key, const proto::SendState& st) const {
+  wire::OutChannel oc;
+  oc.to = key.to;
+  oc.dest = st.dest;
+  oc.consumed_up_to = st.consumed_up_to;
+  oc.next_seq = st.next_seq;
+  oc.incarnation = st.incarnation;
+  oc.origin = st.origin;
+  for (const auto& b : st.unconsumed) oc.unconsumed.emplace_back(b.begin(), b.end());
+  auto ov = overflow_.find(key);
+  if (ov != overflow_.end()) {
+    for (const auto& b : ov->second) {
+      oc.unconsumed.emplace_back(b.begin(), b.end());
+      ++oc.next_seq;
+    }
+  }
+  return oc;
 }
 
 // Acknowledges what was consumed and sends what was appended: what the checkpoint in flight
@@ -1548,14 +1532,7 @@ void SiteCore::on_failure_manager_failed(SiteId fm) {
     if (!h->durable || h->rec.failure_manager != fm) continue;
     DurableState& ds = *h->durable;
     ds.force = true;
-    if (ds.in_flight && ds.sent_to == fm) {
-      ds.unsaved.insert(ds.unsaved.begin(), ds.covering.begin(), ds.covering.end());
-      ds.held.insert(ds.held.begin(), std::make_move_iterator(ds.covering_out.begin()),
-                     std::make_move_iterator(ds.covering_out.end()));
-      ds.covering.clear();
-      ds.covering_out.clear();
-      ds.in_flight = false;
-    }
+    if (ds.in_flight && ds.sent_to == fm) ds.uncover();
     maybe_checkpoint(*h);
   }
 }

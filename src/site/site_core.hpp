@@ -25,6 +25,7 @@
 
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -161,6 +162,16 @@ struct DurableState {
   bool in_flight = false;
   SiteId sent_to = wire::kNoSite;
   bool force = false;  // checkpoint even with nothing new (the failure manager changed)
+
+  // The checkpoint in flight was not stored: what it covered waits for the next one, first.
+  void uncover() {
+    unsaved.insert(unsaved.begin(), covering.begin(), covering.end());
+    held.insert(held.begin(), std::make_move_iterator(covering_out.begin()),
+                std::make_move_iterator(covering_out.end()));
+    covering.clear();
+    covering_out.clear();
+    in_flight = false;
+  }
 };
 
 class SiteCore final : public proto::Node {
@@ -268,6 +279,7 @@ class SiteCore final : public proto::Node {
   void maybe_checkpoint(Hosted& h);
   void send_checkpoint(StreamId id, std::vector<wire::AgentState> briefcases);
   wire::Arrive snapshot(Hosted& h, std::vector<wire::AgentState> briefcases);
+  wire::OutChannel out_channel(proto::ChannelKey key, const proto::SendState& st) const;
   void on_checkpointed(const wire::Checkpointed& m);
   void commit_durable(Hosted& h, bool covering_only);
   void on_failure_manager_failed(SiteId fm);
