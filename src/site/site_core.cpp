@@ -819,16 +819,10 @@ void SiteCore::apply_op(Hosted& h, PendingOp op) {
         return;
       }
       if (trace_) trace_({HandlerTrace::Kind::kDepart, h.rec.id, 0, 0, op.move.epoch, {}});
-      auto briefcases = std::make_shared<std::vector<wire::AgentState>>();
-      const std::vector<std::uint64_t> agents = h.agents;
       const StreamId id = h.rec.id;
-      submit(
-          id,
-          [briefcases, agents](Lane& lane) {
-            for (std::uint64_t agent : agents)
-              briefcases->push_back({agent, lane.runner().save_briefcase(agent)});
-          },
-          [this, id, move = op.move, briefcases] { depart(id, move, std::move(*briefcases)); });
+      save_briefcases(h, [this, id, move = op.move](std::vector<wire::AgentState> b) {
+        depart(id, move, std::move(b));
+      });
       return;
     }
     case PendingOp::Kind::kDestroy:
@@ -1381,18 +1375,12 @@ void SiteCore::maybe_checkpoint(Hosted& h) {
   ds.unsaved.clear();
   ds.covering_out = std::move(ds.held);
   ds.held.clear();
-  auto briefcases = std::make_shared<std::vector<wire::AgentState>>();
-  const std::vector<std::uint64_t> agents = h.agents;
   const StreamId id = h.rec.id;
   // The briefcases now hold the state after exactly the messages covered: the stream runs
   // nothing else until they are saved.
-  submit(
-      id,
-      [briefcases, agents](Lane& lane) {
-        for (std::uint64_t agent : agents)
-          briefcases->push_back({agent, lane.runner().save_briefcase(agent)});
-      },
-      [this, id, briefcases] { send_checkpoint(id, std::move(*briefcases)); });
+  save_briefcases(h, [this, id](std::vector<wire::AgentState> b) {
+    send_checkpoint(id, std::move(b));
+  });
 }
 
 // The stream's state as a move would carry it, with what the checkpoint covers counted as
@@ -1471,6 +1459,20 @@ void SiteCore::on_checkpointed(const wire::Checkpointed& m) {
   commit_durable(h, true);
   maybe_checkpoint(h);
   if (runnable(h)) mark_ready(h);
+}
+
+// Saves every agent's briefcase on the stream's lane (the stream is busy meanwhile), then
+// hands them to `then` here.
+void SiteCore::save_briefcases(Hosted& h,
+                               std::function<void(std::vector<wire::AgentState>)> then) {
+  auto briefcases = std::make_shared<std::vector<wire::AgentState>>();
+  submit(
+      h.rec.id,
+      [briefcases, agents = h.agents](Lane& lane) {
+        for (std::uint64_t agent : agents)
+          briefcases->push_back({agent, lane.runner().save_briefcase(agent)});
+      },
+      [briefcases, then = std::move(then)] { then(std::move(*briefcases)); });
 }
 
 // A channel's sender state as a move or a checkpoint carries it. Appends a full buffer refused

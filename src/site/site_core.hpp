@@ -280,6 +280,7 @@ class SiteCore final : public proto::Node {
   void send_checkpoint(StreamId id, std::vector<wire::AgentState> briefcases);
   wire::Arrive snapshot(Hosted& h, std::vector<wire::AgentState> briefcases);
   wire::OutChannel out_channel(proto::ChannelKey key, const proto::SendState& st) const;
+  void save_briefcases(Hosted& h, std::function<void(std::vector<wire::AgentState>)> then);
   void on_checkpointed(const wire::Checkpointed& m);
   void commit_durable(Hosted& h, bool covering_only);
   void on_failure_manager_failed(SiteId fm);
