@@ -16,9 +16,10 @@ namespace {
 
 using namespace mstream::wire;
 
-Bytes datagram(std::uint32_t src, std::uint32_t dst, std::uint64_t pn, auto&& frames) {
+Bytes datagram(std::uint32_t src, std::uint32_t dst, std::uint64_t pn, auto&& frames,
+               std::uint32_t src_boot = 0, std::uint32_t dst_boot = 0) {
   Bytes b;
-  encode_header(DatagramHeader{src, dst, pn}, &b);
+  encode_header(DatagramHeader{src, dst, pn, src_boot, dst_boot}, &b);
   frames(&b);
   seal(&b);
   return b;
@@ -34,6 +35,9 @@ std::vector<Bytes> datagram_seeds() {
       // A sender recovered after a failure (new numbering), and one whose floor skips ahead.
       datagram(3, 2, 5, [&](Bytes* b) { encode_data(100, 200, 1, p, b, {0, 7, 0}); }),
       datagram(3, 2, 6, [&](Bytes* b) { encode_data(100, 200, 9, p, b, {2, 0, 8}); }),
+      // From a restarted leader (boot 2), and to it.
+      datagram(0, 2, 1, [&](Bytes* b) { encode_data(100, 200, 1, p, b); }, 2, 0),
+      datagram(2, 0, 1, [&](Bytes* b) { encode_data(200, 100, 1, p, b); }, 0, 2),
       datagram(2, 1, 0,
                [](Bytes* b) {
                  encode_ack(AckFrame{3, {{5, 6}, {9, 9}}}, b);

@@ -1,6 +1,7 @@
 // The transport's part in failures (doc/protocol.md "Failures"): keepalives that the failure
 // detector hears, fencing of an expelled site, a recovered receiver resynchronised by the
-// senders' floor, and a recovered sender's new numbering (origin).
+// senders' floor, a recovered sender's new numbering (origin), and a peer restarted under a
+// new boot (the leader resuming from its durable state).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -155,6 +156,58 @@ TEST(Renumbering, AConsumeOfTheOldNumberingIsRefusedAfterTheChannelStartedOver) 
   EXPECT_TRUE(c[kB].consume(fresh.key, fresh.seq, c.now, fresh.origin).ok());
   c.run_for(100 * kMillisecond);
   EXPECT_EQ(c[kC].send_channel(kAB)->consumed_up_to(), 1u);
+}
+
+}  // namespace
+}  // namespace mstream::proto
+
+namespace mstream::proto {
+namespace {
+
+using namespace testing;
+
+// B is the leader's site, restarted from its durable state: it consumed 1..3 before its
+// crash (and saved that), never saw 4 and 5. A's path to it must start over, or A would take
+// the new process's packet numbers for old ones and B A's for packets of a path it never had.
+TEST(Restart, APeerUnderANewBootGetsWhatItHadNotConsumedOnceAndOldBootsAreDropped) {
+  Cluster c({kA, kB});
+  ASSERT_TRUE(c[kB].open_stream(200).ok());
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(c.append(kA, kAB, kB, text(std::to_string(i))).ok());
+  ASSERT_TRUE(c.settle());
+  c.lose = [](const OutDatagram& d) { return d.to == kB; };
+  ASSERT_TRUE(c.append(kA, kAB, kB, text("4")).ok());
+  ASSERT_TRUE(c.append(kA, kAB, kB, text("5")).ok());
+  c.run_for(20 * kMillisecond);
+  c.lose = nullptr;
+
+  Transport& b = c.restart(kB, 1);
+  ASSERT_TRUE(b.open_stream(200).ok());
+  ASSERT_TRUE(b.import_recv_state(kAB, RecvState{3, kA, 0, 0}).ok());
+  // Until A hears the new process (its keepalive, or the consumption ack the restored channel
+  // repeats), what A repeats is for the old one; then A's path starts over.
+  b.set_keepalive(kA, 10 * kMillisecond);
+  ASSERT_TRUE(c.settle());
+  EXPECT_EQ(payloads(c, kB, kAB), (std::vector<std::string>{"4", "5"}));
+  EXPECT_EQ(c[kA].stats().paths_restarted, 1u);
+  EXPECT_EQ(c[kA].send_channel(kAB)->consumed_up_to(), 5u);
+
+  // A late datagram of the old process is dropped, and so is one for it.
+  const std::uint64_t a_stale = c[kA].stats().stale_boot_in;
+  wire::Bytes late;
+  wire::encode_header({kB, kA, 77, 0, 0}, &late);
+  wire::encode_consumed(200, 100, 5, &late);
+  wire::seal(&late);
+  (void)c[kA].on_datagram(late, c.now);
+  EXPECT_EQ(c[kA].stats().stale_boot_in, a_stale + 1);
+  const std::uint64_t b_stale = b.stats().stale_boot_in;
+  wire::Bytes old_dst;
+  wire::encode_header({kA, kB, 1, 0, 0}, &old_dst);
+  wire::encode_data(100, 200, 6, text("6"), &old_dst, {0, 0, 5});
+  wire::seal(&old_dst);
+  (void)b.on_datagram(old_dst, c.now);
+  c.drain();
+  EXPECT_EQ(b.stats().stale_boot_in, b_stale + 1);
+  EXPECT_EQ(payloads(c, kB, kAB).size(), 2u);
 }
 
 }  // namespace

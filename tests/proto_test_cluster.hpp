@@ -30,6 +30,16 @@ class Cluster {
   Transport& operator[](SiteId id) { return *sites_.at(id); }
   Time now = kSecond;
 
+  // Site `id` crashes and a new process of it starts under `boot`: its transport is new, what
+  // it had delivered is forgotten, and the datagrams on their way to it are lost.
+  Transport& restart(SiteId id, std::uint32_t boot, TransportConfig cfg = {}) {
+    sites_[id] = std::make_unique<Transport>(id, cfg);
+    sites_[id]->set_boot(boot);
+    delivered.erase(id);
+    std::erase_if(in_flight_, [id](const OutDatagram& d) { return d.to == id; });
+    return *sites_[id];
+  }
+
   // Returns true to lose the datagram (called once per transmission, in send order).
   std::function<bool(const OutDatagram&)> lose;
   // Hands each batch of datagrams over in reverse order.

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include "runtime/sqlite_store.hpp"
@@ -59,6 +60,21 @@ TEST_F(Store, KeepsTheNewestRecordPerKey) {
   ASSERT_TRUE((*s)->erase(7).ok());
   EXPECT_EQ(value_of(**s, 7), "<none>");
   EXPECT_EQ(value_of(**s, 8), "x");
+}
+
+TEST_F(Store, ScanReturnsTheNewestRecordOfEveryKey) {
+  auto s = SqliteStore::open(db());
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  auto empty = (*s)->scan();
+  ASSERT_TRUE(empty.ok()) << empty.status().message();
+  EXPECT_TRUE(empty->empty());
+  ASSERT_TRUE((*s)->put({record(3, 1, 1, "c"), record(1ull << 63, 1, 1, "high")}).ok());
+  ASSERT_TRUE((*s)->put({record(3, 1, 2, "c2"), record(2, 4, 1, "b")}).ok());
+  auto all = (*s)->scan();
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  std::map<std::uint64_t, std::string> got;
+  for (const auto& r : *all) got[r.key] = std::string(r.value.begin(), r.value.end());
+  EXPECT_EQ(got, (std::map<std::uint64_t, std::string>{{2, "b"}, {3, "c2"}, {1ull << 63, "high"}}));
 }
 
 TEST_F(Store, LargeKeysAndEmptyValuesRoundTrip) {

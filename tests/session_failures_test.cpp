@@ -681,6 +681,14 @@ proc durable_counter {name site fm} {
   return ::testing::AssertionSuccess();
 }
 
+// The traffic loop, to `stream` instead of X.
+std::string traffic_loop_to(const std::string& stream, int n) {
+  std::string loop = traffic_loop(n);
+  const std::string from = "stream_append X $i";
+  loop.replace(loop.find(from), from.size(), "stream_append " + stream + " $i");
+  return loop;
+}
+
 class DurableFailures : public Failures {
  protected:
   // Runs 1..n into D at site `site` (failure manager `fm`), killing `victim` once C has
@@ -710,12 +718,6 @@ class DurableFailures : public Failures {
         },
         10s);
     return dump;
-  }
-  static std::string traffic_loop_to(const std::string& stream, int n) {
-    std::string loop = traffic_loop(n);
-    const std::string from = "stream_append X $i";
-    loop.replace(loop.find(from), from.size(), "stream_append " + stream + " $i");
-    return loop;
   }
 };
 
@@ -925,6 +927,139 @@ TEST_F(Partitions, ACutOffSiteIsFencedItsStreamsRecoveredAndItRejoinsWhenTheLink
       "puts [stream_append Z hi -sync]\nputs [site_list]\nputs [stream_location D]\n");
   EXPECT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_EQ(r.out, "3\n0 1 3\n1\n") << r.describe();
+}
+
+// The leader's own failure (`mstream leader --state DIR`, doc/session.md "A restarted leader"):
+// the leader is killed with SIGKILL in the middle of traffic and started again with the same
+// address and state directory. The sites stay members (handlers paused while it is away), the
+// session resumes where the leader's durable state left it, and nothing of a durable stream
+// is lost or consumed twice. Here C and P live at site 1: site 0's streams die with the
+// leader's process like a failed site's (RestartedLeaderRecoversTheStreamsOfSiteZero).
+class LeaderRestarts : public Failures {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(dir_.ok());
+    ASSERT_NO_FATAL_FAILURE(start_leader("127.0.0.1:0"));
+  }
+  void start_leader(const std::string& listen) {
+    leader_ = Background::start(dir_, "leader" + std::to_string(++leaders_),
+                                {"leader", "--listen", listen, "--failure-timeout",
+                                 std::to_string(kTimeoutMs), "--state", dir_.file("state")});
+    ASSERT_NE(leader_, nullptr) << "the leader printed nothing";
+    const std::string first = leader_->first_line();
+    ASSERT_EQ(first.rfind(kLeaderReady, 0), 0u) << first << leader_->err();
+    address_ = first.substr(std::string(kLeaderReady).size());
+  }
+  // Kills the leader, waits until both sites paused their handlers for want of it (the
+  // failure timeout), and starts it again at its address.
+  void restart_leader() {
+    leader_->process().signal(SIGKILL);
+    EXPECT_TRUE(leader_->process().wait(5s).has_value()) << "the leader did not die";
+    dead_.push_back(std::move(leader_));
+    for (int id : {1, 2})
+      EXPECT_TRUE(wait_until([&] { return contains(site(id).err(), "handlers paused"); },
+                             kDetection))
+          << site(id).err();
+    ASSERT_NO_FATAL_FAILURE(start_leader(address_));
+    EXPECT_TRUE(leader_->wait_for_output("mstream: leader resumed its session", 5s))
+        << leader_->out() << leader_->err();
+  }
+  // Both sites took the leader back, and neither left the session.
+  void expect_sites_resumed() {
+    for (int id : {1, 2}) {
+      EXPECT_TRUE(wait_until([&] { return contains(site(id).err(), "handlers resume"); }, 10s))
+          << site(id).err();
+      EXPECT_FALSE(contains(site(id).err(), "left the session")) << site(id).err();
+    }
+  }
+  static constexpr const char* kPreludeAtSite1 = R"(
+stream_create P -site 1
+stream_create C -site 1
+register_agent C {} {
+  set got {}
+  on_stream_append {
+    if {$argv eq "dump"} { return $got }
+    lappend got $argv
+    puts "C $argv"
+  }
+}
+)";
+  std::vector<std::unique_ptr<Background>> dead_;
+  int leaders_ = 0;
+};
+
+TEST_F(LeaderRestarts, KilledLeaderResumesTheSessionAndADurableStreamLosesNothing) {
+  ASSERT_NO_FATAL_FAILURE(add_sites(2));
+  constexpr long kN = 300;
+  Background* run = start_run("traffic", std::string(kPreludeAtSite1) + kDurableCounter +
+                                             "durable_counter D 2 1\n" +
+                                             traffic_loop_to("D", kN));
+  ASSERT_NE(run, nullptr);
+  ASSERT_TRUE(site(1).wait_for_output("[1] C 100:100\n", 20s)) << site(1).out() << run->err();
+  ASSERT_NO_FATAL_FAILURE(restart_leader());
+  expect_finishes(run);
+  expect_sites_resumed();
+
+  std::string dump;
+  wait_until(
+      [&] {
+        dump = query("puts [lindex [stream_append C dump -sync] 0]\n").out;
+        return dump.find(std::to_string(kN) + ":" + std::to_string(kN)) != std::string::npos;
+      },
+      10s);
+  EXPECT_TRUE(check_durable(dump, kN, 0, "DFAIL@1"));
+  // The session goes on: the same sites, the streams where they were, control requests work.
+  const CommandResult r = query(
+      "puts [site_list]\nputs [stream_location D]\nstream_move D 1\nputs [stream_location D]\n"
+      "stream_create E -site 2\nregister_agent E {} { on_stream_append { return [my_id] } }\n"
+      "puts [stream_append E hi -sync]\n");
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "0 1 2\n2\n1\n2\n") << r.describe();
+}
+
+// Site 0's streams die with the leader's process; the restarted leader recovers them like
+// those of a failed site: X (site 0, failure manager site 1) at site 1, and the durable D
+// (site 0, failure manager site 0) at site 0 from its checkpoint in the same state directory.
+TEST_F(LeaderRestarts, RestartedLeaderRecoversTheStreamsOfSiteZero) {
+  ASSERT_NO_FATAL_FAILURE(add_sites(2));
+  constexpr long kN = 200;
+  std::string loop = traffic_loop_to("D", kN);
+  const std::string to_d = "  stream_append D $i\n";
+  loop.replace(loop.find(to_d), to_d.size(), to_d + "  stream_append X $i\n");
+  Background* run = start_run(
+      "traffic", std::string(kPreludeAtSite1) + kDurableCounter +
+                     "proc forwarder {name site fm} {\n"
+                     "  stream_create $name -site $site -failure_manager $fm\n"
+                     "  register_agent $name {} {\n"
+                     "    on_stream_append { stream_append C $argv }\n"
+                     "    on_stream_failure { stream_append C FAIL@[my_id] }\n"
+                     "  }\n"
+                     "}\n"
+                     "forwarder X 0 1\ndurable_counter D 0 0\n" + loop);
+  ASSERT_NE(run, nullptr);
+  ASSERT_TRUE(site(1).wait_for_output("[1] C 60:60\n", 20s)) << site(1).out() << run->err();
+  ASSERT_NO_FATAL_FAILURE(restart_leader());
+  expect_finishes(run);
+  expect_sites_resumed();
+
+  std::string dump;
+  wait_until(
+      [&] {
+        dump = query("puts [lindex [stream_append C dump -sync] 0]\n").out;
+        return dump.find(std::to_string(kN) + ":" + std::to_string(kN)) != std::string::npos;
+      },
+      10s);
+  std::istringstream words(dump);
+  std::string durable_part;
+  std::string plain_part;
+  for (std::string w; words >> w;) {
+    const bool d = w.find(':') != std::string::npos || w.rfind("DFAIL@", 0) == 0;
+    (d ? durable_part : plain_part) += w + " ";
+  }
+  EXPECT_TRUE(check_durable(durable_part, kN, 1, "DFAIL@0"));
+  EXPECT_TRUE(check_collector(split_record(plain_part), kN, 1, "FAIL@1"));
+  const CommandResult r = query("puts [stream_location X]\nputs [stream_location D]\n");
+  EXPECT_EQ(r.out, "1\n0\n") << r.describe();
 }
 
 }  // namespace

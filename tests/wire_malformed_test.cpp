@@ -18,7 +18,8 @@ Bytes header(std::uint64_t pn = 7) {
 }
 
 // A hand-built header whose site ids the encoder could not express.
-Bytes raw_header(std::uint64_t src, std::uint64_t dst, std::uint64_t pn) {
+Bytes raw_header(std::uint64_t src, std::uint64_t dst, std::uint64_t pn,
+                 std::uint64_t src_boot = 0, std::uint64_t dst_boot = 0) {
   Bytes out;
   Writer w(&out);
   w.u16(kMagic);
@@ -27,6 +28,8 @@ Bytes raw_header(std::uint64_t src, std::uint64_t dst, std::uint64_t pn) {
   w.u32(0);
   w.varint(src);
   w.varint(dst);
+  w.varint(src_boot);
+  w.varint(dst_boot);
   w.varint(pn);
   return out;
 }
@@ -87,9 +90,10 @@ TEST(Datagram, RejectsBadMagic) {
 
 TEST(Datagram, RejectsWrongVersion) {
   // 1 is the format before DATA and FRAGMENT carried the sender's incarnation, 2 the one
-  // before they carried the numbering's origin and the sender's floor.
-  for (std::uint8_t v : {std::uint8_t{0}, std::uint8_t{1}, std::uint8_t{2}, std::uint8_t{4},
-                         std::uint8_t{255}}) {
+  // before they carried the numbering's origin and the sender's floor, 3 the one before the
+  // header carried the boots.
+  for (std::uint8_t v : {std::uint8_t{0}, std::uint8_t{1}, std::uint8_t{2}, std::uint8_t{3},
+                         std::uint8_t{5}, std::uint8_t{255}}) {
     Bytes b = header();
     b[2] = v;
     EXPECT_TRUE(is_malformed(b)) << int{v};
@@ -121,6 +125,17 @@ TEST(Datagram, RejectsSiteIdsBeyond32Bits) {
   EXPECT_TRUE(is_valid(raw_header(kMaxSiteId, kMaxSiteId, 1)));
   EXPECT_TRUE(is_malformed(raw_header(kMaxSiteId + 1, 1, 1)));
   EXPECT_TRUE(is_malformed(raw_header(1, kMaxSiteId + 1, 1)));
+}
+
+TEST(Datagram, RejectsBootsBeyond32BitsAndKeepsThoseWithin) {
+  DecodedDatagram d;
+  Bytes ok = raw_header(1, 2, 1, kMaxBoot, 7);
+  seal(&ok);
+  ASSERT_TRUE(decode_datagram(ok, &d).ok());
+  EXPECT_EQ(d.header.src_boot, kMaxBoot);
+  EXPECT_EQ(d.header.dst_boot, 7u);
+  EXPECT_TRUE(is_malformed(raw_header(1, 2, 1, kMaxBoot + 1, 0)));
+  EXPECT_TRUE(is_malformed(raw_header(1, 2, 1, 0, kMaxBoot + 1)));
 }
 
 // A datagram with one of each frame; truncating it anywhere but at a frame boundary, and

@@ -174,8 +174,20 @@ Status open_store(const std::string& state_dir, DaemonStore* out) {
   return Status::ok_status();
 }
 
+// The leader's own state (doc/session.md "A restarted leader"), beside site 0's checkpoints
+// in the --state directory. A leader that stops cleanly ends its session (the sites are told
+// to stop), so it removes the state: only a crash leaves one to resume.
+std::string leader_state_path(const std::string& state_dir) { return state_dir + "/leader.db"; }
+
+void remove_leader_state(const std::string& state_dir) {
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm"})
+    std::filesystem::remove(leader_state_path(state_dir) + suffix, ec);
+}
+
 int run_leader(const std::string& listen, const std::string& state_dir, const LossOptions& loss,
-               std::size_t workers, std::uint64_t failure_timeout_ms) {
+               std::size_t workers, std::uint64_t failure_timeout_ms,
+               std::uint64_t resume_timeout_ms) {
   install_stop_handlers();
   auto loop = runtime::NodeLoop::open(loop_options(listen, loss));
   if (!loop.ok()) {
@@ -198,12 +210,29 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   so.store = store.store;
   leader::LeaderOptions lo;
   lo.failure_timeout = static_cast<proto::Time>(failure_timeout_ms) * proto::kMillisecond;
+  lo.resume_timeout = static_cast<proto::Time>(resume_timeout_ms) * proto::kMillisecond;
+  if (!state_dir.empty()) {
+    auto state = runtime::SqliteStore::open(leader_state_path(state_dir));
+    if (!state.ok()) {
+      std::fprintf(stderr, "mstream leader: %s\n", state.status().message().c_str());
+      return 2;
+    }
+    lo.state = std::move(*state);
+  }
   // Under mstream run the shell prints handler errors on the stderr we share with it.
   so.log_forwarded_errors = lo.log_forwarded_errors = !stamped;
   leader::LeaderNode node(so, lo);
   node.set_own_address((*loop)->local_address(), static_cast<std::uint64_t>(::getpid()));
+  if (Status st = node.open_state(runtime::monotonic_now()); !st.ok()) {
+    std::fprintf(stderr, "mstream leader: %s (remove %s to start a new session)\n",
+                 st.message().c_str(), leader_state_path(state_dir).c_str());
+    return 2;
+  }
   (*loop)->attach(&node);
   std::printf("mstream: leader listening on %s\n", (*loop)->local_address().c_str());
+  if (node.resumed())
+    std::printf("mstream: leader resumed its session from %s\n",
+                leader_state_path(state_dir).c_str());
   std::fflush(stdout);
   std::string line;
   while (!g_stop.load() && !node.finished()) {
@@ -219,6 +248,7 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   // Tell the sites to stop, and give the message a moment to leave.
   node.leader().shutdown_session();
   (*loop)->run_until([] { return false; }, 100ms);
+  if (!state_dir.empty()) remove_leader_state(state_dir);
   return 0;
 }
 
@@ -290,7 +320,9 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
   auto state = std::make_shared<std::string>();
   leader->add_option("--listen", *listen, "HOST:PORT to listen on (port 0: any)")->required();
   leader->add_option("--state", *state,
-                     "directory for the durable store of site 0 (default: a temporary one)");
+                     "directory for the leader's durable state and site 0's durable store: a "
+                     "leader restarted with it resumes its session (default: a temporary "
+                     "store, and a leader's crash ends the session)");
   auto leader_loss = std::make_shared<LossOptions>();
   add_loss_options(leader, leader_loss);
   auto leader_workers = std::make_shared<std::size_t>();
@@ -300,8 +332,14 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
                      "milliseconds of silence after which a site or shell is declared failed "
                      "(default 1000; 0: never)")
       ->check(CLI::Range(0, 3600000));
+  auto resume_timeout = std::make_shared<std::uint64_t>(30000);
+  leader->add_option("--resume-timeout", *resume_timeout,
+                     "with --state: milliseconds the sites wait for a silent leader to come "
+                     "back, their handlers paused, before they leave (default 30000)")
+      ->check(CLI::Range(0, 86400000));
   leader->callback([=] {
-    *exit_code = run_leader(*listen, *state, *leader_loss, *leader_workers, *failure_timeout);
+    *exit_code = run_leader(*listen, *state, *leader_loss, *leader_workers, *failure_timeout,
+                            *resume_timeout);
   });
 
   auto* site = app.add_subcommand("site", "run a site of a session");

@@ -4,7 +4,9 @@
 #include <array>
 #include <limits>
 
+#include "leader/leader_state.hpp"
 #include "site/directory.hpp"
+#include "wire/fields.hpp"
 #include "site/ids.hpp"
 
 namespace mstream::leader {
@@ -55,6 +57,7 @@ bool LeaderCore::on_join(const wire::JoinMessage& m, const std::string& from,
   p.live = 1;
   p.shell = shell ? 1 : 0;
   peers_[id] = p;
+  touch_peer(id);
   admitted_at_[id] = now;
   admit_(id);
   if (options_.failure_timeout > 0 && next_liveness_check_ == proto::kNever)
@@ -66,6 +69,9 @@ bool LeaderCore::on_join(const wire::JoinMessage& m, const std::string& from,
   for (const auto& [sid, peer] : peers_) w.peers.push_back(peer);
   for (const auto& [sid, rec] : streams_) w.streams.push_back(rec);
   w.failure_timeout_us = static_cast<std::uint64_t>(options_.failure_timeout / proto::kMicrosecond);
+  if (options_.state && options_.failure_timeout > 0)
+    w.resume_timeout_us = static_cast<std::uint64_t>(
+        std::max(options_.resume_timeout, options_.failure_timeout) / proto::kMicrosecond);
   send(id, w);
   // A wave under way waits for every live site's answer: a site joining during it (a crashed
   // one restarting, say) is asked too, or the wave never ends (sim seed 6634).
@@ -82,11 +88,13 @@ bool LeaderCore::live_site(SiteId s) const {
 void LeaderCore::send(SiteId to, const wire::ControlMessage& m) {
   auto it = peers_.find(to);
   if (it == peers_.end() || !it->second.live) return;
+  touch_peer(to);  // its channel's state
   send_(to, m);
 }
 
 void LeaderCore::done_request(SiteId requester) {
   if (requester != wire::kNoSite && !site::is_shell(requester)) ++requests_done_by_[requester];
+  meta_dirty_ = true;
 }
 
 void LeaderCore::broadcast(const wire::ControlMessage& m, SiteId except) {
@@ -125,6 +133,7 @@ Status LeaderCore::check_new_name(const std::string& name) const {
 void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now) {
   auto peer = peers_.find(from);
   if (peer == peers_.end() || !peer->second.live) return;  // not admitted, or fenced
+  touch_peer(from);  // its channel's state, and what the message changes of ours
   std::visit(
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
@@ -195,6 +204,7 @@ void LeaderCore::accept(SiteId from, const wire::ControlMessage& m) {
     StreamState& st = state_[op.stream];
     if (c->flags & wire::kStreamTemp && site::is_shell(from)) st.temp_owner = from;
     st.busy = true;
+    touch(op.stream);
     start(std::move(op));
     return;
   }
@@ -222,6 +232,7 @@ void LeaderCore::accept(SiteId from, const wire::ControlMessage& m) {
                   "agent code exceeds " + std::to_string(wire::kMaxCodeBytes) + " bytes");
   }
   op.stream = id;
+  touch(id);
   StreamState& st = state_[id];
   if (st.busy) {
     st.queue.push_back(std::move(op));
@@ -233,6 +244,7 @@ void LeaderCore::accept(SiteId from, const wire::ControlMessage& m) {
 
 void LeaderCore::start(Op op) {
   const StreamId id = op.stream;
+  touch(id);
   if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
     op.epoch = 1;
     send(op.target, wire::Install{new_record(id, *c, op.target)});
@@ -317,6 +329,7 @@ void LeaderCore::ship_code(std::uint64_t agent, SiteId site) {
   auto it = agents_.find(agent);
   if (it == agents_.end() || it->second.visited.contains(site)) return;
   it->second.visited.insert(site);
+  touch(it->second.code.stream);
   send(site, it->second.code);
 }
 
@@ -329,6 +342,7 @@ void LeaderCore::finish(StreamId, Op& op, std::uint64_t code, std::string text) 
 void LeaderCore::next_op(StreamId stream) {
   auto it = state_.find(stream);
   if (it == state_.end()) return;
+  touch(stream);
   StreamState& st = it->second;
   st.busy = false;
   if (st.queue.empty()) {
@@ -357,6 +371,7 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
   }
   in_flight_.erase(fit);
   const StreamId id = m.stream;
+  touch(id);
   if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
     reserved_names_.erase(c->name);
     const wire::StreamRecord rec = new_record(id, *c, op.target);
@@ -400,6 +415,7 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
 }
 
 void LeaderCore::complete_destroy(StreamId id, const std::vector<wire::InChannel>& final_in) {
+  touch(id);
   auto sit = streams_.find(id);
   if (sit != streams_.end()) {
     wire::StreamRecord rec = sit->second;
@@ -457,6 +473,7 @@ void LeaderCore::on_watch(SiteId from, const wire::Watch& m) {
   auto rec = streams_.find(m.stream);
   if (rec == streams_.end() || site::is_shell(from)) return;  // destroyed meanwhile
   if (!state_[m.stream].watchers.insert(from).second) return;
+  touch(m.stream);
   // Its replica may be a batch behind: a sender must start from where the stream is.
   auto pending = batched_locations_.find(m.stream);
   if (pending != batched_locations_.end() && from != rec->second.site)
@@ -467,6 +484,7 @@ void LeaderCore::on_leave(SiteId shell) {
   auto it = peers_.find(shell);
   if (it == peers_.end() || !it->second.shell) return;
   it->second.live = 0;
+  touch_peer(shell);
   drop_temp_streams(shell);
   broadcast(wire::PeerUpdate{it->second});
 }
@@ -476,6 +494,7 @@ void LeaderCore::drop_temp_streams(SiteId shell) {
   std::erase_if(waiters_, [shell](const Waiter& w) { return w.shell == shell; });
   for (auto& [id, st] : state_) {
     if (st.temp_owner != shell || !streams_.contains(id)) continue;
+    touch(id);
     Op op;
     op.requester = wire::kNoSite;
     op.req = 0;
@@ -560,6 +579,7 @@ void LeaderCore::maybe_complete_wave(Time now) {
   if (all_idle && balanced && last_wave_ && *last_wave_ == sums) {
     for (const Waiter& w : waiters_) reply(w.shell, w.req, kOk, "quiescent");
     waiters_.clear();
+    meta_dirty_ = true;
     last_wave_.reset();
     return;
   }
@@ -598,6 +618,7 @@ void LeaderCore::declare_failed(SiteId peer, Time now) {
   auto it = peers_.find(peer);
   if (peer == 0 || it == peers_.end() || !it->second.live) return;
   it->second.live = 0;
+  touch_peer(peer);
   const bool first_failure = !failures_seen_;
   failures_seen_ = true;
   const bool shell = it->second.shell != 0;
@@ -618,23 +639,7 @@ void LeaderCore::declare_failed(SiteId peer, Time now) {
   if (shell) {
     drop_temp_streams(peer);
   } else {
-    // Operations under way with the failed site at one end.
-    std::vector<StreamId> affected;
-    for (const auto& [id, op] : in_flight_)
-      if (op.target == peer || op.source == peer || op.settle_with == peer) affected.push_back(id);
-    for (StreamId id : affected) fail_op(id, peer);
-    // Its other streams go to their failure managers.
-    std::vector<StreamId> lost;
-    for (const auto& [id, rec] : streams_)
-      if (rec.site == peer && !in_flight_.contains(id)) lost.push_back(id);
-    for (StreamId id : lost) {
-      StreamState& st = state_[id];
-      if (st.busy) continue;  // a queued op cannot be waiting without one in flight
-      st.busy = true;
-      recover(id, peer);
-    }
-    for (auto& [id, st] : state_) st.watchers.erase(peer);
-    for (auto& [agent, info] : agents_) info.visited.erase(peer);
+    fail_site_ops(peer);
   }
   // A wave under way goes on without the failed peer; but the first failure changes what a
   // wave asks (the waiting shells too), and shells not probed would keep it open for ever
@@ -647,11 +652,39 @@ void LeaderCore::declare_failed(SiteId peer, Time now) {
   maybe_complete_wave(now);
 }
 
+// The state site `peer` kept is gone: operations it was an end of fail, its streams go to
+// their failure managers, and what it had cached or watched is forgotten.
+void LeaderCore::fail_site_ops(SiteId peer) {
+  touch_all();
+  // First: a restarted site 0 is where its streams may be recovered, and needs their code.
+  for (auto& [id, st] : state_) st.watchers.erase(peer);
+  for (auto& [agent, info] : agents_) info.visited.erase(peer);
+  std::vector<StreamId> affected;
+  for (const auto& [id, op] : in_flight_)
+    if (op.target == peer || op.source == peer || op.settle_with == peer) affected.push_back(id);
+  for (StreamId id : affected) fail_op(id, peer);
+  std::vector<StreamId> lost;
+  for (const auto& [id, rec] : streams_)
+    if (rec.site == peer && !in_flight_.contains(id)) lost.push_back(id);
+  for (StreamId id : lost) {
+    StreamState& st = state_[id];
+    if (st.busy) continue;  // a queued op cannot be waiting without one in flight
+    st.busy = true;
+    recover(id, peer);
+  }
+}
+
+void LeaderCore::touch_all() {
+  meta_dirty_ = true;
+  for (const auto& [id, st] : state_) dirty_streams_.insert(id);
+}
+
 // An operation in flight on stream `id` lost one of its ends (`failed`). The outcomes are
 // those doc/session.md "Failures" lists.
 void LeaderCore::fail_op(StreamId id, SiteId failed) {
   auto fit = in_flight_.find(id);
   if (fit == in_flight_.end()) return;
+  touch(id);
   Op& op = fit->second;
   const std::string why = "site " + std::to_string(failed) + " failed";
   if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
@@ -709,6 +742,7 @@ void LeaderCore::on_settled(SiteId from, const wire::Settled& m, Time now) {
   Op op = std::move(fit->second);
   in_flight_.erase(fit);
   const StreamId id = m.stream;
+  touch(id);
   const SiteId failed = from == op.target ? op.source : op.target;
   const std::string why = "site " + std::to_string(failed) + " failed during the move";
   if (m.present && from == op.target) {  // it got out in time: the move took effect
@@ -735,6 +769,7 @@ void LeaderCore::on_settled(SiteId from, const wire::Settled& m, Time now) {
 // that is the failed site or gone too), under a new epoch and a new numbering of its
 // outgoing channels. The stream stays busy until the failure manager reports it installed.
 void LeaderCore::recover(StreamId id, SiteId failed) {
+  touch(id);
   auto sit = streams_.find(id);
   if (sit == streams_.end()) {
     next_op(id);
@@ -767,9 +802,210 @@ void LeaderCore::recover(StreamId id, SiteId failed) {
 }
 
 void LeaderCore::on_timeout(Time now) {
-  if (now >= next_liveness_check_) check_liveness(now);
+  if (now >= next_liveness_check_) {
+    meta_dirty_ = true;  // delegated answers expire
+    check_liveness(now);
+  }
   if (locations_due_ != proto::kNever && now >= locations_due_) flush_locations();
   if (next_probe_ != proto::kNever && now >= next_probe_) start_wave(now);
+}
+
+// ---------------------------------------------------------------------------------------
+// Durable state
+
+namespace {
+
+SavedOp save_op(SiteId requester, std::uint64_t req, const wire::ControlMessage& request,
+                StreamId stream, std::uint64_t agent, std::uint64_t epoch, SiteId target,
+                SiteId settle_with, SiteId source) {
+  SavedOp o{requester, req, {}, stream, agent, epoch, target, settle_with, source};
+  wire::encode_control(request, &o.request);
+  return o;
+}
+
+template <class T>
+proto::StoredRecord make_record(std::uint64_t key, std::uint32_t boot, std::uint64_t version,
+                                const T& v) {
+  proto::StoredRecord r;
+  r.key = key;
+  r.epoch = boot;
+  r.version = version;
+  wire::encode_fields(v, &r.value);
+  return r;
+}
+
+}  // namespace
+
+void LeaderCore::take_changes(std::vector<proto::StoredRecord>* records,
+                              std::vector<SiteId>* peers) {
+  if (!meta_dirty_) return;
+  meta_dirty_ = false;
+  auto saved = [](const Op& op) {
+    return save_op(op.requester, op.req, op.request, op.stream, op.agent, op.epoch, op.target,
+                   op.settle_with, op.source);
+  };
+  for (StreamId id : dirty_streams_) {
+    const std::uint64_t key = kStreamKeys | id;
+    auto st = state_.find(id);
+    auto rec = streams_.find(id);
+    auto op = in_flight_.find(id);
+    if (st == state_.end() && rec == streams_.end() && op == in_flight_.end()) {
+      records->push_back({key, boot_, ++writes_, {}});  // gone
+      continue;
+    }
+    SavedStream ss;
+    if (rec != streams_.end()) {
+      ss.created = 1;
+      ss.record = rec->second;
+    }
+    std::vector<std::uint64_t> agents;
+    if (st != state_.end()) {
+      const StreamState& s = st->second;
+      ss.agents = s.agents;
+      agents = s.agents;
+      for (const Op& q : s.queue) ss.queue.push_back(saved(q));
+      ss.busy = s.busy ? 1 : 0;
+      ss.temp_owner = s.temp_owner;
+      ss.watchers.assign(s.watchers.begin(), s.watchers.end());
+      ss.max_epoch = s.max_epoch;
+    }
+    if (op != in_flight_.end()) {
+      ss.in_flight.push_back(saved(op->second));
+      if (op->second.agent) agents.push_back(op->second.agent);
+    }
+    for (std::uint64_t agent : agents) {
+      auto a = agents_.find(agent);
+      if (a == agents_.end()) continue;
+      ss.code.push_back(
+          {a->second.code, std::vector<SiteId>(a->second.visited.begin(), a->second.visited.end())});
+    }
+    records->push_back(make_record(key, boot_, ++writes_, ss));
+  }
+  dirty_streams_.clear();
+  for (SiteId site : dirty_peers_) {
+    auto p = peers_.find(site);
+    if (p == peers_.end()) continue;
+    SavedPeer sp{p->second, 0};
+    for (const auto& [nonce, id] : join_nonces_)
+      if (id == site) sp.nonce = nonce;
+    records->push_back(make_record(kPeerKeys | site, boot_, ++writes_, sp));
+    peers->push_back(site);
+  }
+  dirty_peers_.clear();
+  SavedMeta meta;
+  meta.boot = boot_;
+  meta.next_site = next_site_;
+  meta.next_shell = next_shell_;
+  meta.next_stream = next_stream_;
+  meta.next_agent = next_agent_;
+  meta.failures_seen = failures_seen_ ? 1 : 0;
+  for (const Waiter& w : waiters_) meta.waiters.push_back({w.shell, w.req, w.appended});
+  for (const auto& [target, list] : delegated_)
+    for (const Delegated& d : list) meta.delegated.push_back({target, d.requester, d.req, d.rec});
+  for (const auto& [site, n] : requests_done_by_) meta.requests_done.push_back({site, n});
+  records->push_back(make_record(kMetaKey, boot_, ++writes_, meta));
+}
+
+Status LeaderCore::restore(const std::vector<proto::StoredRecord>& records) {
+  auto bad = [](const char* what, std::uint64_t key) {
+    return Status::error(Status::Code::kMalformed, std::string("leader state: unreadable ") +
+                                                       what + " record " + std::to_string(key));
+  };
+  auto op_of = [](const SavedOp& o, Op* op) {
+    auto m = wire::decode_control(o.request);
+    if (!m.ok()) return false;
+    *op = Op{o.requester, o.req, std::move(*m), o.stream, o.agent, o.epoch, o.target,
+             o.settle_with, o.source};
+    return true;
+  };
+  bool have_meta = false;
+  for (const proto::StoredRecord& r : records) {
+    const std::uint64_t kind = r.key & kKeyKind;
+    const std::uint64_t id = r.key & ~kKeyKind;
+    if (kind == kChannelKeys) continue;
+    if (kind == kMetaKey && id == 0) {
+      SavedMeta meta;
+      if (!wire::decode_fields(r.value, &meta).ok()) return bad("meta", r.key);
+      have_meta = true;
+      boot_ = meta.boot;
+      next_site_ = meta.next_site;
+      next_shell_ = meta.next_shell;
+      next_stream_ = meta.next_stream;
+      next_agent_ = meta.next_agent;
+      failures_seen_ = meta.failures_seen != 0;
+      for (const SavedWaiter& w : meta.waiters) waiters_.push_back({w.shell, w.req, w.appended});
+      for (const SavedDelegated& d : meta.delegated)
+        delegated_[d.target].push_back({d.requester, d.req, d.rec, 0});
+      for (const SavedCount& c : meta.requests_done) requests_done_by_[c.site] = c.count;
+    } else if (kind == kPeerKeys) {
+      SavedPeer sp;
+      if (!wire::decode_fields(r.value, &sp).ok()) return bad("peer", r.key);
+      if (sp.peer.site == 0) continue;  // this process's own: set_own_address()
+      peers_[sp.peer.site] = sp.peer;
+      if (sp.nonce) join_nonces_[sp.nonce] = sp.peer.site;
+    } else if (kind == kStreamKeys) {
+      if (r.value.empty()) continue;  // gone
+      SavedStream ss;
+      if (!wire::decode_fields(r.value, &ss).ok()) return bad("stream", r.key);
+      const StreamId sid = id;
+      if (ss.created) {
+        streams_[sid] = ss.record;
+        by_name_[ss.record.name] = sid;
+      }
+      StreamState& st = state_[sid];
+      st.agents = ss.agents;
+      for (const SavedOp& o : ss.queue)
+        if (!op_of(o, &st.queue.emplace_back())) return bad("stream", r.key);
+      st.busy = ss.busy != 0;
+      st.temp_owner = ss.temp_owner;
+      st.watchers.insert(ss.watchers.begin(), ss.watchers.end());
+      st.max_epoch = ss.max_epoch;
+      for (const SavedOp& o : ss.in_flight) {
+        Op op;
+        if (!op_of(o, &op)) return bad("stream", r.key);
+        if (const auto* c = std::get_if<wire::CreateReq>(&op.request))
+          reserved_names_.insert(c->name);
+        in_flight_[sid] = std::move(op);
+      }
+      for (const SavedAgent& a : ss.code) {
+        AgentInfo& info = agents_[a.code.agent];
+        info.code = a.code;
+        info.visited.insert(a.visited.begin(), a.visited.end());
+      }
+    }
+  }
+  if (!have_meta)
+    return Status::error(Status::Code::kMalformed, "leader state: no meta record");
+  ++boot_;
+  return Status::ok_status();
+}
+
+void LeaderCore::resume(Time now) {
+  meta_dirty_ = true;
+  for (const auto& [id, p] : peers_) {
+    dirty_peers_.insert(id);
+    if (id == 0 || !p.live) continue;
+    admitted_at_[id] = now;
+    admit_(id);
+  }
+  if (options_.failure_timeout > 0) next_liveness_check_ = now + options_.failure_timeout / 8;
+  for (auto& [target, list] : delegated_)
+    for (Delegated& d : list) d.at = now;
+  // Site 0's process is new: whatever its old one held is gone, as if it had failed. Its
+  // peers need no telling (it is the same site, and a newer boot resets their paths to it).
+  failures_seen_ = true;
+  if (auto d = delegated_.find(0); d != delegated_.end()) {
+    for (const Delegated& a : d->second) {
+      send(a.requester, wire::Location{a.rec});
+      send(a.requester, wire::Reply{a.req, kOk, "0"});
+    }
+    delegated_.erase(d);
+  }
+  fail_site_ops(0);
+  log_.push_back("leader: resumed the session from its durable state (boot " +
+                 std::to_string(boot_) + ", " + std::to_string(streams_.size()) + " streams, " +
+                 std::to_string(peers_.size() - 1) + " peers)");
+  if (!waiters_.empty()) start_wave(now);
 }
 
 }  // namespace mstream::leader

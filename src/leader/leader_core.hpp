@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proto/durable_store.hpp"
 #include "proto/types.hpp"
 #include "wire/control.hpp"
 #include "wire/join.hpp"
@@ -48,6 +49,13 @@ struct LeaderOptions {
   bool log_forwarded_errors = true;
   // A peer not heard from for this long is declared failed (DESIGN.md guarantee 6). 0: never.
   Time failure_timeout = 1000 * proto::kMillisecond;
+  // Where the leader keeps its state (`mstream leader --state`): a restarted leader resumes
+  // the session from it (doc/session.md "A restarted leader"). Null: a leader's crash ends
+  // the session.
+  std::shared_ptr<proto::DurableStore> state;
+  // With a state: how long peers that stopped hearing from the leader wait for it to come
+  // back, their handlers paused, before they leave (wire::Welcome::resume_timeout_us).
+  Time resume_timeout = 30 * proto::kSecond;
 };
 
 class LeaderCore {
@@ -89,6 +97,24 @@ class LeaderCore {
   const std::map<StreamId, wire::StreamRecord>& streams() const { return streams_; }
   // A log line per error worth a user's eye.
   bool poll_log(std::string* line);
+  void report(std::string line) { log_.push_back(std::move(line)); }
+
+  // Durable state (`mstream leader --state`; doc/session.md "A restarted leader").
+  // Whether anything changed since the last take_changes().
+  bool has_changes() const { return meta_dirty_; }
+  // What changed, as store records (leader/leader_state.hpp) to be committed in one put()
+  // before anything the leader sent since leaves the process; *peers: the peers whose control
+  // channels with the leader changed too (LeaderNode saves those).
+  void take_changes(std::vector<proto::StoredRecord>* records, std::vector<SiteId>* peers);
+  // Loads the state the records hold (every record of the store; channel records are
+  // skipped). Call before anything else, on a new LeaderCore. Errors: kMalformed.
+  Status restore(const std::vector<proto::StoredRecord>& records);
+  // After restore(), in the restarted process: every peer is admitted again (with the
+  // failure timeout from now to be heard from), and site 0 is treated as a site that failed
+  // and came back at once: its streams are recovered, the operations it was an end of fail.
+  void resume(Time now);
+  // Which process of site 0 this is: 0, then one more at each restart.
+  std::uint32_t boot() const { return boot_; }
 
  private:
   struct Op {
@@ -143,6 +169,18 @@ class LeaderCore {
   std::size_t queued_ops() const;
   bool live_site(SiteId s) const;
   Status check_new_name(const std::string& name) const;
+  void touch(StreamId id) {
+    if (!options_.state) return;
+    dirty_streams_.insert(id);
+    meta_dirty_ = true;
+  }
+  void touch_peer(SiteId site) {
+    if (!options_.state) return;
+    dirty_peers_.insert(site);
+    meta_dirty_ = true;
+  }
+  void touch_all();
+  void fail_site_ops(SiteId peer);
 
   LeaderOptions options_;
   Send send_;
@@ -159,7 +197,6 @@ class LeaderCore {
   StreamId next_stream_ = 1;
   std::uint64_t next_agent_ = 1;
   std::map<StreamId, Op> in_flight_;  // one per busy stream
-  std::deque<Op> creates_;            // creates wait for nothing but get an id first
   // Moves not yet told to the sites that do not watch the stream, the latest per stream.
   std::map<StreamId, wire::StreamRecord> batched_locations_;
   Time locations_due_ = proto::kNever;
@@ -199,6 +236,13 @@ class LeaderCore {
   std::map<SiteId, Time> admitted_at_;
   Time next_liveness_check_ = proto::kNever;
   std::deque<std::string> log_;
+
+  // Durable state: what changed since take_changes().
+  std::uint32_t boot_ = 0;
+  std::uint64_t writes_ = 0;  // orders this boot's records (StoredRecord::version)
+  bool meta_dirty_ = false;
+  std::set<StreamId> dirty_streams_;
+  std::set<SiteId> dirty_peers_;
 };
 
 }  // namespace mstream::leader

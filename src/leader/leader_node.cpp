@@ -1,5 +1,8 @@
 #include "leader/leader_node.hpp"
 
+#include "leader/leader_state.hpp"
+#include "wire/fields.hpp"
+
 namespace mstream::leader {
 
 LeaderNode::LeaderNode(site::SiteOptions site_options, LeaderOptions leader_options)
@@ -16,7 +19,8 @@ LeaderNode::LeaderNode(site::SiteOptions site_options, LeaderOptions leader_opti
             // The leader keeps every member hearing from it, so that one it declared failed
             // (and no longer pings) notices within the timeout.
             if (timeout > 0) site_.set_keepalive(site, site::SiteCore::keepalive_interval(timeout));
-          }) {
+          }),
+      state_(leader_options.state) {
   leader_.set_last_heard([this](SiteId site) { return site_.last_heard(site); });
   site_.set_leader_inbox([this](StreamId from, wire::ByteView payload) {
     if (!site::is_control(from)) return;
@@ -37,6 +41,7 @@ bool LeaderNode::on_join(wire::ByteView bytes, const std::string& from, Time now
   if (!m.ok()) return false;
   wire::JoinMessage answer;
   if (!leader_.on_join(*m, from, &answer, now)) return false;
+  save();  // the reply leaves as soon as this returns
   wire::encode_join(answer, reply);
   return true;
 }
@@ -44,6 +49,57 @@ bool LeaderNode::on_join(wire::ByteView bytes, const std::string& from, Time now
 void LeaderNode::step(Time now) {
   now_ = now;
   site_.step(now);
+  save();
+}
+
+Status LeaderNode::open_state(Time now) {
+  now_ = now;
+  if (!state_) return Status::ok_status();
+  auto records = state_->scan();
+  if (!records.ok()) return records.status();
+  if (records->empty()) {
+    save();
+    return Status::ok_status();
+  }
+  if (Status st = leader_.restore(*records); !st.ok()) return st;
+  resumed_ = true;
+  site_.set_boot(leader_.boot());
+  // The channels first: what the old process had sent keeps its numbers, and whatever the
+  // resumed leader sends comes after it.
+  for (const proto::StoredRecord& r : *records) {
+    if ((r.key & kKeyKind) != kChannelKeys) continue;
+    SavedChannels ch;
+    if (!wire::decode_fields(r.value, &ch).ok()) continue;  // its peer repeats what it sent
+    site_.restore_leader_channels(static_cast<SiteId>(r.key & ~kKeyKind), ch.out, ch.in);
+  }
+  wire::Welcome w;
+  for (const auto& [id, p] : leader_.peers()) w.peers.push_back(p);
+  for (const auto& [id, rec] : leader_.streams()) w.streams.push_back(rec);
+  site_.send_from_leader(0, w);
+  leader_.resume(now);
+  save();
+  return Status::ok_status();
+}
+
+void LeaderNode::save() {
+  if (!state_ || !leader_.has_changes()) return;
+  std::vector<proto::StoredRecord> records;
+  std::vector<SiteId> peers;
+  leader_.take_changes(&records, &peers);
+  for (SiteId peer : peers) {
+    if (peer == 0) continue;
+    SavedChannels ch;
+    site_.leader_channels(peer, &ch.out, &ch.in);
+    proto::StoredRecord r;
+    r.key = kChannelKeys | peer;
+    r.epoch = leader_.boot();
+    r.version = ++channel_writes_;
+    wire::encode_fields(ch, &r.value);
+    records.push_back(std::move(r));
+  }
+  if (Status st = state_->put(records); !st.ok())
+    leader_.report("leader: its state could not be saved (a restart would lose the latest "
+                   "changes): " + st.message());
 }
 
 Time LeaderNode::next_timeout() const {
@@ -54,6 +110,7 @@ void LeaderNode::on_timeout(Time now) {
   now_ = now;
   site_.on_timeout(now);
   leader_.on_timeout(now);
+  save();
 }
 
 std::optional<std::string> LeaderNode::peer_address(SiteId site) const {

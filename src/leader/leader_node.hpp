@@ -39,9 +39,24 @@ class LeaderNode final : public proto::Node {
   site::SiteCore& site() { return site_; }
   LeaderCore& leader() { return leader_; }
 
+  // With LeaderOptions::state: loads the state a previous process of this leader left there,
+  // if any, and resumes its session (LeaderCore::resume); else starts the state. Call once,
+  // before the first datagram. Errors: the store's, or kMalformed for an unreadable state
+  // (nothing is changed then).
+  Status open_state(Time now);
+  // Whether open_state() found a session to resume.
+  bool resumed() const { return resumed_; }
+
  private:
+  // Commits what the leader changed, before anything it sent meanwhile can leave the process
+  // (output commit: a peer never hears of a state the restarted leader would not have).
+  void save();
+
   site::SiteCore site_;
   LeaderCore leader_;
+  std::shared_ptr<proto::DurableStore> state_;
+  std::uint64_t channel_writes_ = 0;
+  bool resumed_ = false;
   Time now_ = 0;
 };
 

@@ -33,6 +33,8 @@ class DurableStore {
   virtual Status put(const std::vector<StoredRecord>& batch) = 0;
   // The newest record stored for `key`, if any.
   virtual Result<std::optional<StoredRecord>> get(std::uint64_t key) = 0;
+  // Every record stored, in no promised order (a restarted leader reloads its state so).
+  virtual Result<std::vector<StoredRecord>> scan() = 0;
   virtual Status erase(std::uint64_t key) = 0;
 };
 

@@ -282,7 +282,7 @@ bool Path::can_send() const {
 }
 
 std::size_t Path::body_room() const {
-  wire::DatagramHeader h{self_, remote_, next_pn_};
+  wire::DatagramHeader h{self_, remote_, next_pn_, boot, peer_boot};
   std::size_t used = wire::header_size(h);
   if (ack_pending_) {
     wire::AckFrame ack;
@@ -294,7 +294,7 @@ std::size_t Path::body_room() const {
 
 void Path::assemble(PacketNumber pn, wire::ByteView body, bool with_ack, wire::Bytes* out) {
   out->clear();
-  wire::encode_header(wire::DatagramHeader{self_, remote_, pn}, out);
+  wire::encode_header(wire::DatagramHeader{self_, remote_, pn, boot, peer_boot}, out);
   if (with_ack) {
     wire::AckFrame ack;
     make_ack(&ack);

@@ -210,6 +210,10 @@ class Path {
   // the remote was last accepted, and when we last sent one there; -1: never.
   Time last_heard = -1;
   Time last_sent = -1;
+  // Which processes of the two sites this path joins (wire/datagram.hpp "src_boot"): a path
+  // is never carried from one boot of the remote to the next (Transport::reset_path).
+  std::uint32_t boot = 0;
+  std::uint32_t peer_boot = 0;
 };
 
 }  // namespace mstream::proto

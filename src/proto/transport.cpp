@@ -65,9 +65,43 @@ void Transport::index_remove(ChannelIndex& index, ChannelKey key) {
 
 Path& Transport::path_to(SiteId site) {
   auto it = paths_.find(site);
-  if (it == paths_.end())
+  if (it == paths_.end()) {
     it = paths_.emplace(site, std::make_unique<Path>(self_, site, config_.path)).first;
+    it->second->boot = boot_;
+  }
   return *it->second;
+}
+
+void Transport::set_boot(std::uint32_t boot) {
+  boot_ = boot;
+  for (auto& [site, p] : paths_) p->boot = boot;
+}
+
+Path& Transport::reset_path(SiteId site, std::uint32_t peer_boot, Time now) {
+  auto old = paths_.find(site);
+  PathConfig cfg = old != paths_.end() ? old->second->config() : config_.path;
+  auto fresh = std::make_unique<Path>(self_, site, cfg);
+  fresh->boot = boot_;
+  fresh->peer_boot = peer_boot;
+  fresh->last_heard = now;
+  Path& p = *fresh;
+  paths_[site] = std::move(fresh);
+  ++stats_.paths_restarted;
+  // Datagrams the old path had out may never have arrived, and what arrived there the remote
+  // may have lost with its process: its durable state says which messages it consumed, and
+  // the channel layer drops what it already has.
+  for (auto& [key, ch] : send_) {
+    if (ch.dest != site) continue;
+    ch.queued = false;
+    ch.resend_unconsumed();
+    queue_data(ch, key);
+  }
+  for (auto& [key, ch] : recv_) {
+    if (ch.reply_site != site) continue;
+    ch.ack_queued = false;
+    if (ch.consumed_up_to() > 0) queue_consumed(ch, key, now);
+  }
+  return p;
 }
 
 void Transport::expel_site(SiteId site) {
@@ -262,8 +296,16 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
     ++stats_.paths_refused;
     return Status::error(Status::Code::kUnavailable, "too many sites");
   }
-  Path& p = path_to(h.src_site);
-  p.last_heard = now;
+  Path* path = &path_to(h.src_site);
+  // Even a stale datagram says its sender is alive: a peer that has not yet heard of our new
+  // boot must not be declared failed for it.
+  path->last_heard = now;
+  if (h.dst_boot != boot_ || h.src_boot < path->peer_boot) {
+    ++stats_.stale_boot_in;
+    return Status::ok_status();
+  }
+  if (h.src_boot > path->peer_boot) path = &reset_path(h.src_site, h.src_boot, now);
+  Path& p = *path;
   if (decoded_.has_ack && !p.on_ack(decoded_.ack, now)) ++stats_.bogus_acks;
   if (h.packet_number == 0) return Status::ok_status();
   switch (p.on_packet(h.packet_number, bytes.size(), now)) {
@@ -498,7 +540,7 @@ bool Transport::poll_path(Time now, OutDatagram* out) {
     }
     if (keepalive_due(site, p, now)) {
       out->bytes.clear();
-      wire::encode_header({self_, site, 0}, &out->bytes);
+      wire::encode_header({self_, site, 0, boot_, p.peer_boot}, &out->bytes);
       wire::seal(&out->bytes);
       out->to = site;
       ++stats_.datagrams_out;

@@ -80,6 +80,8 @@ struct TransportStats {
   std::uint64_t paths_refused = 0;    // datagrams from a new site beyond kMaxPaths
   std::uint64_t unknown_site_in = 0;  // datagrams from a site not admitted
   std::uint64_t stale_numbering = 0;  // copies of a channel's older numbering (failures)
+  std::uint64_t stale_boot_in = 0;    // for another boot of ours, or from an older one of theirs
+  std::uint64_t paths_restarted = 0;  // a newer boot of the remote was heard
 };
 
 class Transport {
@@ -94,6 +96,11 @@ class Transport {
 
   SiteId self() const { return self_; }
   const TransportConfig& config() const { return config_; }
+  // This process's boot (wire/datagram.hpp): 0 but for a leader restarted from its durable
+  // state, whose peers must not take its fresh packet numbers for old ones. Set it before
+  // anything is sent.
+  void set_boot(std::uint32_t boot);
+  std::uint32_t boot() const { return boot_; }
 
   // Membership: once a site was admitted, datagrams from sites not admitted are dropped
   // (counted in unknown_site_in) and no path is made for them, so a forged source id cannot
@@ -212,6 +219,9 @@ class Transport {
 
  private:
   Path& path_to(SiteId site);
+  // The remote restarted (a newer boot): its end of the path is gone, so ours starts over
+  // too, and everything it had not consumed or heard acknowledged as consumed goes again.
+  Path& reset_path(SiteId site, std::uint32_t peer_boot, Time now);
   // Whether anything may be sent to `site`: not once it was expelled (it failed or left).
   bool reachable(SiteId site) const {
     return site == self_ || !membership_ || admitted_.contains(site);
@@ -244,6 +254,7 @@ class Transport {
 
   SiteId self_;
   TransportConfig config_;
+  std::uint32_t boot_ = 0;
   std::unordered_map<SiteId, std::unique_ptr<Path>> paths_;
   std::unordered_map<ChannelKey, SendChannel, ChannelKeyHash> send_;
   std::unordered_map<ChannelKey, RecvChannel, ChannelKeyHash> recv_;

@@ -13,6 +13,18 @@ namespace {
 sqlite3_int64 to_sql(std::uint64_t v) { return static_cast<sqlite3_int64>(v); }
 std::uint64_t from_sql(sqlite3_int64 v) { return static_cast<std::uint64_t>(v); }
 
+// The row a SELECT of (epoch, version, value) starting at column `first` stands on.
+proto::StoredRecord read_row(sqlite3_stmt* st, std::uint64_t key, int first) {
+  proto::StoredRecord r;
+  r.key = key;
+  r.epoch = from_sql(sqlite3_column_int64(st, first));
+  r.version = from_sql(sqlite3_column_int64(st, first + 1));
+  const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(st, first + 2));
+  const int n = sqlite3_column_bytes(st, first + 2);
+  if (p && n > 0) r.value.assign(p, p + n);
+  return r;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) {
@@ -42,7 +54,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) 
       sqlite3_prepare_v2(s->db_, "SELECT epoch, version, value FROM records WHERE key = ?1", -1,
                          &s->select_, nullptr) != SQLITE_OK ||
       sqlite3_prepare_v2(s->db_, "DELETE FROM records WHERE key = ?1", -1, &s->delete_,
-                         nullptr) != SQLITE_OK)
+                         nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v2(s->db_, "SELECT key, epoch, version, value FROM records ORDER BY key",
+                         -1, &s->scan_, nullptr) != SQLITE_OK)
     return s->error("prepare");
   return s;
 }
@@ -51,6 +65,7 @@ SqliteStore::~SqliteStore() {
   sqlite3_finalize(upsert_);
   sqlite3_finalize(select_);
   sqlite3_finalize(delete_);
+  sqlite3_finalize(scan_);
   sqlite3_close(db_);
 }
 
@@ -111,15 +126,21 @@ Result<std::optional<proto::StoredRecord>> SqliteStore::get(std::uint64_t key) {
     sqlite3_reset(select_);
     return st;
   }
-  proto::StoredRecord r;
-  r.key = key;
-  r.epoch = from_sql(sqlite3_column_int64(select_, 0));
-  r.version = from_sql(sqlite3_column_int64(select_, 1));
-  const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(select_, 2));
-  const int n = sqlite3_column_bytes(select_, 2);
-  if (p && n > 0) r.value.assign(p, p + n);
+  proto::StoredRecord r = read_row(select_, key, 0);
   sqlite3_reset(select_);
   return std::optional<proto::StoredRecord>(std::move(r));
+}
+
+Result<std::vector<proto::StoredRecord>> SqliteStore::scan() {
+  std::vector<proto::StoredRecord> out;
+  sqlite3_reset(scan_);
+  int rc;
+  while ((rc = sqlite3_step(scan_)) == SQLITE_ROW)
+    out.push_back(read_row(scan_, from_sql(sqlite3_column_int64(scan_, 0)), 1));
+  Status st = rc == SQLITE_DONE ? Status::ok_status() : error("read");
+  sqlite3_reset(scan_);
+  if (!st.ok()) return st;
+  return out;
 }
 
 Status SqliteStore::erase(std::uint64_t key) {

@@ -27,6 +27,7 @@ class SqliteStore final : public proto::DurableStore {
 
   Status put(const std::vector<proto::StoredRecord>& batch) override;
   Result<std::optional<proto::StoredRecord>> get(std::uint64_t key) override;
+  Result<std::vector<proto::StoredRecord>> scan() override;
   Status erase(std::uint64_t key) override;
 
   const std::string& path() const { return path_; }
@@ -41,6 +42,7 @@ class SqliteStore final : public proto::DurableStore {
   sqlite3_stmt* upsert_ = nullptr;
   sqlite3_stmt* select_ = nullptr;
   sqlite3_stmt* delete_ = nullptr;
+  sqlite3_stmt* scan_ = nullptr;
 };
 
 }  // namespace mstream::runtime

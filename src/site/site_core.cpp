@@ -67,15 +67,27 @@ Time SiteCore::next_timeout() const {
   return t;
 }
 
-// When this peer gives the session up if it hears nothing more from the leader.
+// When this peer gives the session up if it hears nothing more from the leader (or, with a
+// durable leader, pauses its handlers first).
 Time SiteCore::leader_silence_due() const {
   if (failure_timeout_ <= 0 || options_.self == 0 || finished_) return proto::kNever;
-  return std::max(transport_.last_heard(0), welcomed_at_) + failure_timeout_;
+  const Time heard = std::max(transport_.last_heard(0), welcomed_at_);
+  return heard + (suspended_ ? resume_timeout_ : failure_timeout_);
 }
 
 void SiteCore::on_timeout(Time now) {
   now_ = now;
   transport_.on_timeout(now);
+  if (now >= leader_silence_due() && resume_timeout_ > failure_timeout_ && !suspended_) {
+    // A durable leader may be restarting; but it may also have declared us failed, so no
+    // handler runs until it is heard from again (step()).
+    suspended_ = true;
+    report_error(std::string(options_.shell ? "shell " : "site ") +
+                 std::to_string(options_.self) + ": no word from the leader for " +
+                 std::to_string(failure_timeout_ / proto::kMillisecond) +
+                 " ms: handlers paused; waiting up to " +
+                 std::to_string(resume_timeout_ / proto::kMillisecond) + " ms for it to resume");
+  }
   if (now >= leader_silence_due()) {
     // Either the leader declared us failed (it fenced us: nobody answers any more, and our
     // streams live at their failure managers now) or it is gone. Either way nothing here
@@ -137,6 +149,15 @@ bool SiteCore::idle() const {
 
 void SiteCore::step(Time now) {
   now_ = now;
+  if (const proto::Path* p = transport_.path(0); p && p->peer_boot != leader_boot_ && options_.self != 0) {
+    leader_boot_ = p->peer_boot;
+    on_leader_restarted();
+  }
+  if (suspended_ && now - transport_.last_heard(0) < failure_timeout_) {
+    suspended_ = false;
+    report_error(std::string(options_.shell ? "shell " : "site ") +
+                 std::to_string(options_.self) + ": the leader is back; handlers resume");
+  }
   executor_->run_done();
   proto::Delivery d;
   while (transport_.poll_delivery(&d)) route(d);
@@ -203,6 +224,7 @@ void SiteCore::mark_ready(Hosted& h) {
 }
 
 void SiteCore::run_ready() {
+  if (suspended_) return;  // ready_ keeps them for when the leader is back
   std::size_t budget = options_.step_budget;
   while (budget > 0 && !ready_.empty()) {
     StreamId id = ready_.front();
@@ -529,6 +551,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           welcomed_ = true;
           welcomed_at_ = now_;
           failure_timeout_ = static_cast<Time>(m.failure_timeout_us) * proto::kMicrosecond;
+          resume_timeout_ = static_cast<Time>(m.resume_timeout_us) * proto::kMicrosecond;
           // Sites and shells keep the leader hearing from them; it keeps them hearing from it.
           if (failure_timeout_ > 0 && options_.self != 0)
             transport_.set_keepalive(0, keepalive_interval(failure_timeout_));
@@ -1116,14 +1139,8 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
     h.in_peers.insert(in.from);
   }
   for (auto& oc : a.out) {
-    proto::SendState st;
-    st.next_seq = oc.next_seq;
-    st.consumed_up_to = oc.consumed_up_to;
-    st.incarnation = oc.incarnation;
-    st.origin = oc.origin;
-    for (auto& m : oc.unconsumed) st.unconsumed.emplace_back(m.begin(), m.end());
     const wire::StreamRecord* to = view_->directory.find(oc.to);
-    st.dest = to ? to->site : oc.dest;
+    proto::SendState st = send_state_of(oc, to ? to->site : oc.dest);
     if (view_->directory.destroyed(oc.to)) {
       // The receiver is gone (destroyed while we moved): what it did not consume is discarded.
       count_discarded(id, not_consumed(st, view_->directory.final_consumed(oc.to, id)));
@@ -1203,6 +1220,17 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
       },
       [this, id, work] { arrived(id, *work); });
   return true;
+}
+
+proto::SendState SiteCore::send_state_of(const wire::OutChannel& oc, SiteId dest) {
+  proto::SendState st;
+  st.next_seq = oc.next_seq;
+  st.consumed_up_to = oc.consumed_up_to;
+  st.incarnation = oc.incarnation;
+  st.origin = oc.origin;
+  st.dest = dest;
+  for (const auto& m : oc.unconsumed) st.unconsumed.emplace_back(m.begin(), m.end());
+  return st;
 }
 
 bool SiteCore::import_channel(proto::ChannelKey key, proto::SendState st) {
@@ -1536,6 +1564,50 @@ void SiteCore::on_failure_manager_failed(SiteId fm) {
     ds.force = true;
     if (ds.in_flight && ds.sent_to == fm) ds.uncover();
     maybe_checkpoint(*h);
+  }
+}
+
+// Site 0 is a new process: checkpoints it had not confirmed may be lost with the old one (it
+// stores at the end of a step, and confirms after), so they go again, in full.
+void SiteCore::on_leader_restarted() {
+  for (auto& [id, h] : hosted_) {
+    if (!h->durable) continue;
+    DurableState& ds = *h->durable;
+    if (!ds.in_flight || ds.sent_to != 0) continue;
+    ds.force = true;
+    ds.uncover();
+    maybe_checkpoint(*h);
+  }
+}
+
+void SiteCore::set_boot(std::uint32_t boot) {
+  transport_.set_boot(boot);
+  // What the old process of site 0 sent from its control stream is not this one's to finish:
+  // a new numbering, which its receivers start over with (and so drop the old one's rest).
+  if (boot > 0) transport_.set_sender_origin(control_stream(options_.self), boot);
+}
+
+void SiteCore::leader_channels(SiteId peer, std::vector<wire::OutChannel>* out,
+                               std::vector<wire::InChannel>* in) const {
+  const proto::ChannelKey to{kLeaderStream, control_stream(peer)};
+  if (auto st = transport_.export_send_state(to); st.ok()) out->push_back(out_channel(to, *st));
+  const proto::ChannelKey from{control_stream(peer), kLeaderStream};
+  if (auto st = transport_.export_recv_state(from); st.ok())
+    in->push_back({from.from, st->consumed_up_to, st->reply_site, st->reply_incarnation,
+                   st->origin});
+}
+
+void SiteCore::restore_leader_channels(SiteId peer, const std::vector<wire::OutChannel>& out,
+                                       const std::vector<wire::InChannel>& in) {
+  for (const wire::OutChannel& oc : out) {
+    if (oc.to != control_stream(peer)) continue;
+    (void)import_channel({kLeaderStream, oc.to}, send_state_of(oc, peer));
+  }
+  for (const wire::InChannel& ic : in) {
+    if (ic.from != control_stream(peer)) continue;
+    (void)transport_.import_recv_state(
+        {ic.from, kLeaderStream},
+        proto::RecvState{ic.consumed_up_to, ic.reply_site, ic.reply_incarnation, ic.origin});
   }
 }
 

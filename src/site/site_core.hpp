@@ -193,6 +193,18 @@ class SiteCore final : public proto::Node {
   // Finished because the leader fell silent for the failure timeout (we were declared failed,
   // or it is gone): the daemon joins again, as a new site.
   bool lost_session() const { return lost_session_; }
+  // The leader has been silent for the failure timeout, and it is durable: handlers wait
+  // until it is heard again, or until the resume timeout, when the peer leaves.
+  bool leader_suspended() const { return suspended_; }
+
+  // Site 0 of a leader restarted from its durable state: this process's boot (set before
+  // anything is sent; wire/datagram.hpp), and the leader's control channels with a peer, for
+  // the leader's durable state (leader/leader_node.hpp).
+  void set_boot(std::uint32_t boot);
+  void leader_channels(SiteId peer, std::vector<wire::OutChannel>* out,
+                       std::vector<wire::InChannel>* in) const;
+  void restore_leader_channels(SiteId peer, const std::vector<wire::OutChannel>& out,
+                               const std::vector<wire::InChannel>& in);
   // The session's failure timeout, from the leader's Welcome (0: no failure detection).
   Time failure_timeout() const { return failure_timeout_; }
   // How often a peer that has nothing to say pings the other end (a few per failure timeout,
@@ -284,6 +296,7 @@ class SiteCore final : public proto::Node {
   void on_checkpointed(const wire::Checkpointed& m);
   void commit_durable(Hosted& h, bool covering_only);
   void on_failure_manager_failed(SiteId fm);
+  void on_leader_restarted();
   SiteId failure_manager_of(const wire::StreamRecord& rec) const;
   // ... and the failure manager's.
   void on_checkpoint(SiteId from, wire::Checkpoint c);
@@ -338,6 +351,7 @@ class SiteCore final : public proto::Node {
   void flush_overflow(proto::ChannelKey key);
   // Installs an arriving stream's send channel, its overflow included. False if inconsistent.
   bool import_channel(proto::ChannelKey key, proto::SendState st);
+  static proto::SendState send_state_of(const wire::OutChannel& oc, SiteId dest);
   std::string sender_name(StreamId from) const;
   void report_error(std::string text);
   void add_output(std::string_view text, bool nonewline);
@@ -385,6 +399,9 @@ class SiteCore final : public proto::Node {
   bool welcomed_ = false;
   bool finished_ = false;
   bool lost_session_ = false;
+  bool suspended_ = false;
+  Time resume_timeout_ = 0;      // from the Welcome; 0: the leader is not durable
+  std::uint32_t leader_boot_ = 0;  // the boot of site 0 last heard (set_boot)
   Time welcomed_at_ = 0;
   Time failure_timeout_ = 0;  // from the Welcome; 0: no failure detection
 };

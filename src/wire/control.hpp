@@ -22,7 +22,8 @@ namespace mstream::wire {
 // 2: InChannel and OutChannel carry the sender's incarnation (doc/protocol.md).
 // 3: failures: StreamRecord, InChannel and OutChannel carry the numbering's origin, Welcome
 // the failure timeout, ProbeReply what senders hold; Recover, Settle, Settled.
-inline constexpr std::uint8_t kControlVersion = 3;
+// 4: Welcome carries the resume timeout of a durable leader.
+inline constexpr std::uint8_t kControlVersion = 4;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
 inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
@@ -154,9 +155,13 @@ struct Welcome {  // the first message a joined site or shell gets: the whole di
   // the leader hearing from it well within it, and leaves the session when it has not heard
   // from the leader for that long (it was declared failed and fenced, or the leader is gone).
   std::uint64_t failure_timeout_us = 0;
+  // With a durable leader (`mstream leader --state`): how long a peer that stopped hearing
+  // from the leader waits for it to come back before it leaves, handlers paused meanwhile
+  // (it may have been declared failed). 0: it leaves at the failure timeout.
+  std::uint64_t resume_timeout_us = 0;
   template <class A>
   void fields(A& a) {
-    a(you, peers, streams, failure_timeout_us);
+    a(you, peers, streams, failure_timeout_us, resume_timeout_us);
   }
 };
 struct PeerUpdate {

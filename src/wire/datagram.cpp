@@ -79,12 +79,15 @@ Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
   if (kind != kKindPath) return malformed("unknown datagram kind");
   if (crc32c(bytes.subspan(kFixedHeaderSize)) != crc) return malformed("checksum mismatch");
 
-  std::uint64_t src = 0, dst = 0;
+  std::uint64_t src = 0, dst = 0, src_boot = 0, dst_boot = 0;
   if (!r.varint_max(kMaxSiteId, &src) || !r.varint_max(kMaxSiteId, &dst) ||
+      !r.varint_max(kMaxBoot, &src_boot) || !r.varint_max(kMaxBoot, &dst_boot) ||
       !r.varint(&out->header.packet_number))
     return malformed("truncated header");
   out->header.src_site = static_cast<std::uint32_t>(src);
   out->header.dst_site = static_cast<std::uint32_t>(dst);
+  out->header.src_boot = static_cast<std::uint32_t>(src_boot);
+  out->header.dst_boot = static_cast<std::uint32_t>(dst_boot);
   out->has_ack = false;
   out->frames.clear();
 
@@ -141,7 +144,7 @@ Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
 
 std::size_t header_size(const DatagramHeader& h) {
   return kFixedHeaderSize + varint_size(h.src_site) + varint_size(h.dst_site) +
-         varint_size(h.packet_number);
+         varint_size(h.src_boot) + varint_size(h.dst_boot) + varint_size(h.packet_number);
 }
 
 void encode_header(const DatagramHeader& h, Bytes* out) {
@@ -152,6 +155,8 @@ void encode_header(const DatagramHeader& h, Bytes* out) {
   w.u32(0);  // checksum, written by seal()
   w.varint(h.src_site);
   w.varint(h.dst_site);
+  w.varint(h.src_boot);
+  w.varint(h.dst_boot);
   w.varint(h.packet_number);
 }
 
@@ -246,6 +251,8 @@ std::string describe(const DecodedDatagram& d) {
   std::string s = "site " + std::to_string(d.header.src_site) + "->" +
                   std::to_string(d.header.dst_site) + " pn " +
                   std::to_string(d.header.packet_number);
+  if (d.header.src_boot || d.header.dst_boot)
+    s += " boot " + std::to_string(d.header.src_boot) + "->" + std::to_string(d.header.dst_boot);
   if (d.has_ack) {
     s += " ACK<=" + std::to_string(d.ack.cumulative);
     for (const AckRange& r : d.ack.ranges)

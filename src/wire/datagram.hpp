@@ -1,9 +1,16 @@
 #pragma once
 // The data-plane datagram, version 3. Layout (all varints are LEB128):
 //
-//   u16 magic 0x534D ("MS")   u8 version (2)   u8 kind (0: path datagram)
+//   u16 magic 0x534D ("MS")   u8 version (4)   u8 kind (0: path datagram)
 //   u32 crc32c of every byte after this field
-//   varint src_site   varint dst_site   varint packet_number (0: not ack-eliciting)
+//   varint src_site   varint dst_site   varint src_boot   varint dst_boot
+//   varint packet_number (0: not ack-eliciting)
+//   src_boot (< 2^32): which process of its site the sender is. Site ids are never reused,
+//   except the leader's site 0, whose process restarts under a higher boot when its state is
+//   durable (`mstream leader --state`). dst_boot: the receiver's boot as the sender knows it.
+//   A receiver drops a datagram for another boot of itself, or from an older boot of its
+//   sender (its packet numbers belong to a path that is gone), and starts its path afresh
+//   at a newer one (doc/protocol.md "Restarts").
 //   frame*            (to the end of the datagram)
 //
 // Frames, each introduced by a one-byte type:
@@ -50,8 +57,9 @@ namespace mstream::wire {
 
 inline constexpr std::uint16_t kMagic = 0x534D;
 // 2: DATA and FRAGMENT carry the sender's incarnation (1 had none). 3: they carry the
-// numbering's origin and the sender's floor, CONSUMED the origin.
-inline constexpr std::uint8_t kVersion = 3;
+// numbering's origin and the sender's floor, CONSUMED the origin. 4: the header carries
+// both ends' boots.
+inline constexpr std::uint8_t kVersion = 4;
 inline constexpr std::uint8_t kKindPath = 0;
 inline constexpr std::size_t kCrcOffset = 4;
 inline constexpr std::size_t kFixedHeaderSize = 8;  // magic, version, kind, crc
@@ -60,6 +68,7 @@ inline constexpr std::size_t kMaxAckRanges = 32;
 inline constexpr std::uint64_t kMaxMessageBytes = 64ull << 20;
 inline constexpr std::uint64_t kMaxSiteId = 0xFFFFFFFFull;
 inline constexpr std::uint64_t kMaxIncarnation = 0xFFFFFFFFull;
+inline constexpr std::uint64_t kMaxBoot = 0xFFFFFFFFull;
 
 enum class FrameType : std::uint8_t {
   kAck = 0x01,
@@ -105,6 +114,10 @@ struct DatagramHeader {
   std::uint32_t src_site = 0;
   std::uint32_t dst_site = 0;
   std::uint64_t packet_number = 0;
+  // Last, so that {src, dst, pn} still means boot 0 at both ends (on the wire they come
+  // before the packet number).
+  std::uint32_t src_boot = 0;
+  std::uint32_t dst_boot = 0;
 };
 
 struct DecodedDatagram {
