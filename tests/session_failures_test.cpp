@@ -19,6 +19,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <regex>
 #include <string>
@@ -252,6 +253,19 @@ class Failures : public ::testing::Test {
         },
         10s);
     return split_record(dump);
+  }
+  // What C holds once the counter's message n reached it (or after 10 s).
+  std::string durable_dump(long n) {
+    std::string dump;
+    const std::string last = std::to_string(n) + ":" + std::to_string(n);
+    wait_until(
+        [&] {
+          const CommandResult r = query("puts [lindex [stream_append C dump -sync] 0]\n");
+          dump = r.out;
+          return r.exit_code != 0 || dump.find(last) != std::string::npos;
+        },
+        10s);
+    return dump;
   }
   std::optional<Json> status_json() {
     const CommandResult r = run_mstream(dir_, {"status", "--session", address_, "--json"}, 20s);
@@ -681,6 +695,20 @@ proc durable_counter {name site fm} {
   return ::testing::AssertionSuccess();
 }
 
+// A collector fed by a durable counter ("n:i", DFAIL@) and a forwarder (numbers, FAIL@) at
+// once: the counter's part and the forwarder's, each to be checked against what the design
+// promises it.
+std::pair<std::string, std::string> split_durable_and_plain(const std::string& dump) {
+  std::istringstream words(dump);
+  std::string durable_part;
+  std::string plain_part;
+  for (std::string w; words >> w;) {
+    const bool d = w.find(':') != std::string::npos || w.rfind("DFAIL@", 0) == 0;
+    (d ? durable_part : plain_part) += w + " ";
+  }
+  return {durable_part, plain_part};
+}
+
 // The traffic loop, to `stream` instead of X.
 std::string traffic_loop_to(const std::string& stream, int n) {
   std::string loop = traffic_loop(n);
@@ -705,19 +733,6 @@ class DurableFailures : public Failures {
     EXPECT_TRUE(leader_reported(site_failed(victim))) << leader_->err();
     expect_finishes(run);
     return durable_dump(n);
-  }
-  // What C holds once the counter's message n reached it (or after 10 s).
-  std::string durable_dump(long n) {
-    std::string dump;
-    const std::string last = std::to_string(n) + ":" + std::to_string(n);
-    wait_until(
-        [&] {
-          const CommandResult r = query("puts [lindex [stream_append C dump -sync] 0]\n");
-          dump = r.out;
-          return r.exit_code != 0 || dump.find(last) != std::string::npos;
-        },
-        10s);
-    return dump;
   }
 };
 
@@ -907,13 +922,7 @@ TEST_F(Partitions, ACutOffSiteIsFencedItsStreamsRecoveredAndItRejoinsWhenTheLink
       10s);
   // D's messages ("n:i", DFAIL@) and X's (numbers, FAIL@) interleave at C: each is checked
   // against what the design promises it, D exactly once with its state, X guarantee 6.
-  std::istringstream words(dump);
-  std::string durable_part;
-  std::string plain_part;
-  for (std::string w; words >> w;) {
-    const bool d = w.find(':') != std::string::npos || w.rfind("DFAIL@", 0) == 0;
-    (d ? durable_part : plain_part) += w + " ";
-  }
+  const auto [durable_part, plain_part] = split_durable_and_plain(dump);
   EXPECT_TRUE(check_durable(durable_part, 300, 1, "DFAIL@1"));
   EXPECT_TRUE(check_collector(split_record(plain_part), 300, 1, "FAIL@1"));
 
@@ -1000,13 +1009,7 @@ TEST_F(LeaderRestarts, KilledLeaderResumesTheSessionAndADurableStreamLosesNothin
   expect_finishes(run);
   expect_sites_resumed();
 
-  std::string dump;
-  wait_until(
-      [&] {
-        dump = query("puts [lindex [stream_append C dump -sync] 0]\n").out;
-        return dump.find(std::to_string(kN) + ":" + std::to_string(kN)) != std::string::npos;
-      },
-      10s);
+  const std::string dump = durable_dump(kN);
   EXPECT_TRUE(check_durable(dump, kN, 0, "DFAIL@1"));
   // The session goes on: the same sites, the streams where they were, control requests work.
   const CommandResult r = query(
@@ -1042,24 +1045,32 @@ TEST_F(LeaderRestarts, RestartedLeaderRecoversTheStreamsOfSiteZero) {
   expect_finishes(run);
   expect_sites_resumed();
 
-  std::string dump;
-  wait_until(
-      [&] {
-        dump = query("puts [lindex [stream_append C dump -sync] 0]\n").out;
-        return dump.find(std::to_string(kN) + ":" + std::to_string(kN)) != std::string::npos;
-      },
-      10s);
-  std::istringstream words(dump);
-  std::string durable_part;
-  std::string plain_part;
-  for (std::string w; words >> w;) {
-    const bool d = w.find(':') != std::string::npos || w.rfind("DFAIL@", 0) == 0;
-    (d ? durable_part : plain_part) += w + " ";
-  }
+  const std::string dump = durable_dump(kN);
+  const auto [durable_part, plain_part] = split_durable_and_plain(dump);
   EXPECT_TRUE(check_durable(durable_part, kN, 1, "DFAIL@0"));
   EXPECT_TRUE(check_collector(split_record(plain_part), kN, 1, "FAIL@1"));
   const CommandResult r = query("puts [stream_location X]\nputs [stream_location D]\n");
   EXPECT_EQ(r.out, "1\n0\n") << r.describe();
+}
+
+// Only a crash leaves a state to resume: a clean stop ends the session and removes it. A state
+// that is not one is refused at startup, naming the file, and left as it was.
+TEST_F(LeaderRestarts, ACleanStopRemovesTheStateAndAnUnreadableOneIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(add_sites(1));
+  const std::string db = dir_.file("state") + "/leader.db";
+  EXPECT_TRUE(std::filesystem::exists(db));
+  EXPECT_EQ(leader_->stop(), 0);
+  EXPECT_FALSE(std::filesystem::exists(db));
+  EXPECT_TRUE(wait_until([&] { return !site(1).process().running(); }, 10s))
+      << "the site was not told to stop";
+
+  write_file(db, "this is not a database, and it must survive the refusal\n");
+  const CommandResult r = run_mstream(dir_, {"leader", "--listen", "127.0.0.1:0", "--state",
+                                             dir_.file("state")},
+                                      20s);
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_TRUE(contains(r.err, "leader.db")) << r.describe();
+  EXPECT_EQ(read_file(db), "this is not a database, and it must survive the refusal\n");
 }
 
 }  // namespace
