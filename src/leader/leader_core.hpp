@@ -113,6 +113,13 @@ class LeaderCore {
   // failure timeout from now to be heard from), and site 0 is treated as a site that failed
   // and came back at once: its streams are recovered, the operations it was an end of fail.
   void resume(Time now);
+  // The highest epoch handed out for each stream: no move of an earlier process of this
+  // leader had a higher one.
+  std::map<StreamId, std::uint64_t> max_epochs() const {
+    std::map<StreamId, std::uint64_t> out;
+    for (const auto& [id, st] : state_) out[id] = st.max_epoch;
+    return out;
+  }
   // Which process of site 0 this is: 0, then one more at each restart.
   std::uint32_t boot() const { return boot_; }
 

@@ -76,6 +76,9 @@ Status LeaderNode::open_state(Time now) {
   for (const auto& [id, p] : leader_.peers()) w.peers.push_back(p);
   for (const auto& [id, rec] : leader_.streams()) w.streams.push_back(rec);
   site_.send_from_leader(0, w);
+  // Moves to site 0 under way at the crash are settled without it (resume): the arrivals the
+  // sources sent its old process must not install a second copy here.
+  site_.refuse_arrivals(leader_.max_epochs());
   leader_.resume(now);
   save();
   return Status::ok_status();

@@ -1025,6 +1025,9 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
 }
 
 void SiteCore::on_arrive(wire::Arrive a) {
+  if (auto r = refused_arrivals_.find(a.stream.id);
+      r != refused_arrivals_.end() && a.stream.epoch <= r->second)
+    return;
   parked_.push_back(std::move(a));
   try_install_parked();
 }

@@ -205,6 +205,11 @@ class SiteCore final : public proto::Node {
                        std::vector<wire::InChannel>* in) const;
   void restore_leader_channels(SiteId peer, const std::vector<wire::OutChannel>& out,
                                const std::vector<wire::InChannel>& in);
+  // Arrivals of epochs up to these, per stream, were meant for this site's previous process:
+  // their moves were settled without it (LeaderCore::resume), so they are dropped.
+  void refuse_arrivals(std::map<StreamId, std::uint64_t> up_to) {
+    refused_arrivals_ = std::move(up_to);
+  }
   // The session's failure timeout, from the leader's Welcome (0: no failure detection).
   Time failure_timeout() const { return failure_timeout_; }
   // How often a peer that has nothing to say pings the other end (a few per failure timeout,
@@ -400,6 +405,7 @@ class SiteCore final : public proto::Node {
   bool finished_ = false;
   bool lost_session_ = false;
   bool suspended_ = false;
+  std::map<StreamId, std::uint64_t> refused_arrivals_;  // refuse_arrivals()
   Time resume_timeout_ = 0;      // from the Welcome; 0: the leader is not durable
   std::uint32_t leader_boot_ = 0;  // the boot of site 0 last heard (set_boot)
   Time welcomed_at_ = 0;
