@@ -65,6 +65,13 @@ TracedRun append_run(StreamId from, std::uint64_t gid, proto::Seq seq, std::uint
   return r;
 }
 
+// The hash a receiver's briefcase holds after consuming these messages (SessionBriefcase).
+std::uint64_t hash_of(std::initializer_list<std::uint64_t> gids) {
+  std::uint64_t h = 0;
+  for (std::uint64_t gid : gids) h += session_gid_hash(gid);
+  return h;
+}
+
 void consume(SessionChecker& c, proto::SiteId site, TracedRun r) {
   r.trace.payload = r.payload;
   c.on_handler(site, r.trace);
@@ -117,11 +124,11 @@ TEST(SessionChecker, AcceptsACorrectHistory) {
   c.on_append(1, kSender, kReceiver, 1);
   c.on_append(2, kSender, kReceiver, 2);
   consume(c, kA, append_run(kSender, 1, 1));
-  c.on_agent_count(kReceiver, 1);
+  c.on_agent_count(kReceiver, 1, hash_of({1}));
   c.on_arrive(arrive_of(kReceiver, 2, 1, 0), 60);
   move(c, kReceiver, kA, kB, 2);
   consume(c, kB, append_run(kSender, 2, 2, 2));
-  c.on_agent_count(kReceiver, 2);
+  c.on_agent_count(kReceiver, 2, hash_of({1, 2}));
   c.on_arrive(arrive_of(kReceiver, 3, 1, 0), 61);
   move(c, kReceiver, kB, kA, 3);
   c.on_quiescence("");
@@ -265,7 +272,15 @@ TEST(SessionChecker, BriefcaseFlagsALostCounter) {
   c.on_append(2, kSender, kReceiver, 2);
   consume(c, kA, append_run(kSender, 1, 1));
   consume(c, kA, append_run(kSender, 2, 2));
-  c.on_agent_count(kReceiver, 1);
+  c.on_agent_count(kReceiver, 1, hash_of({1}));
+  EXPECT_TRUE(flagged(c, "briefcase_travels"));
+}
+
+TEST(SessionChecker, BriefcaseFlagsACounterOfOtherMessages) {
+  SessionChecker c = fresh();
+  c.on_append(1, kSender, kReceiver, 1);
+  consume(c, kA, append_run(kSender, 1, 1));
+  c.on_agent_count(kReceiver, 1, hash_of({2}));
   EXPECT_TRUE(flagged(c, "briefcase_travels"));
 }
 
@@ -324,7 +339,7 @@ TEST(SessionChecker, FailuresAcceptAReceiverResumingAfterWhatItsSenderKnewConsum
   recover(c, kReceiver, kFm, 2);
   consume(c, kFm, append_run(99, 3, 3, 2));  // again: allowed, the sender did not know
   consume(c, kFm, append_run(99, 4, 4, 2));
-  c.on_agent_count(kReceiver, 2);  // its counter restarted with the new life
+  c.on_agent_count(kReceiver, 2, hash_of({3, 4}));  // its counter restarted with the new life
   c.on_acked(99, kReceiver, 0, 4);
   c.on_quiescence("");
   c.check_end();

@@ -14,7 +14,10 @@
 // again and gets a new site id. Those seeds turn the leader's failure detection on, with a
 // failure timeout well above the longest silence the network's faults can cause a live node
 // (every fault ends by calm_start, and a retransmission backs off to at most max_rto), so
-// only crashed sites are ever declared failed; the other seeds keep it off (0).
+// only crashed sites are ever declared failed; the other seeds keep it off (0). In crash
+// seeds some receivers are durable, every node keeps its checkpoints in a sim::MemoryStore
+// (its disk: a restarted node gets its crashed process's), and some crashes wait for a commit
+// to that store to crash there (SessionCrash::Point).
 // describe() prints every derived option, so a failing seed can be read as well as replayed.
 //
 // Node indices: 0 is the leader (site 0), 1..sites the sites, sites + 1 the shell. Site ids
@@ -40,14 +43,24 @@ struct SessionStreamPlan {
   // Crash seeds: the node index of its failure manager (CreateReq::failure_manager); else
   // none (the default, site 0).
   std::optional<std::uint32_t> failure_manager;
+  // Crash seeds, receivers only: created -durable (doc/session.md "Durable streams"). A
+  // durable sender's re-run after a recovery appends messages the driver cannot tell from new
+  // ones, so the checker could not judge them.
+  bool durable = false;
 };
 
 // A site's crash, at `at` after the workload starts; with `restart_after` >= 0 a new process
-// joins from the same node that long after the crash.
+// joins from the same node that long after the crash. A mid-checkpoint crash waits from `at`
+// for the node's next commit of checkpoints to its store (it is the failure manager of a
+// durable stream), and crashes there: before the commit (the batch is lost) or right after
+// it (its Checkpointed answers never leave). If no commit comes during the workload, the
+// node does not crash.
 struct SessionCrash {
+  enum class Point : std::uint8_t { kAtTime, kBeforeCommit, kAfterCommit };
   std::uint32_t node = 1;  // 1..sites
   Time at = 0;
   Time restart_after = -1;
+  Point point = Point::kAtTime;
 };
 
 // One thing the shell does, at `at` after the workload starts (when every stream exists and
@@ -107,6 +120,7 @@ struct SessionScenario {
   Time calm_start() const { return network.calm_start; }
   std::size_t moves() const;
   std::size_t senders() const;
+  std::size_t durables() const;
 };
 
 SessionScenario derive_session_scenario(std::uint64_t seed,
