@@ -3,8 +3,10 @@
 namespace mstream::sim {
 
 Status MemoryStore::put(const std::vector<proto::StoredRecord>& batch) {
-  if (hook_ && hook_(batch) == Fault::kCrashBeforeCommit)
+  const Fault fault = hook_ ? hook_(batch) : Fault::kNone;
+  if (fault == Fault::kCrashBeforeCommit)
     return Status::error(Status::Code::kUnavailable, "the node crashed before the commit");
+  if (fault == Fault::kLieAboutCommit) return Status::ok_status();
   ++commits_;
   for (const proto::StoredRecord& r : batch) {
     auto it = records_.find(r.key);

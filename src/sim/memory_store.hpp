@@ -29,6 +29,9 @@ class MemoryStore final : public proto::DurableStore {
     kNone,
     kCrashBeforeCommit,  // the batch is lost with the node
     kCrashAfterCommit,   // the batch is stored; the node's answers are lost with it
+    // The batch is dropped, and put() says it was stored: a disk that lies about its sync.
+    // No protocol can survive it; the checkers' tests use it to show they notice.
+    kLieAboutCommit,
   };
   // Called with each batch before it is committed.
   using Hook = std::function<Fault(const std::vector<proto::StoredRecord>&)>;

@@ -335,6 +335,9 @@ MemoryStore::Fault SessionDriver::on_store_put(std::uint32_t n,
                                                           : ""));
   if (fault == MemoryStore::Fault::kCrashBeforeCommit) return fault;
   ++sum_.checkpoints_stored;
+  if (fault == MemoryStore::Fault::kNone && sc_.lying_store_every > 0 &&
+      sum_.checkpoints_stored % sc_.lying_store_every == 0)
+    return MemoryStore::Fault::kLieAboutCommit;
   for (const proto::StoredRecord& r : batch) {
     Result<std::optional<proto::StoredRecord>> held = nr.store->get(r.key);
     const bool newer = !held.ok() || !held->has_value() || r.epoch > (*held)->epoch ||

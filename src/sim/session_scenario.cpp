@@ -295,6 +295,9 @@ std::string describe(const SessionScenario& s) {
                                : std::string(", for good")) +
          crash_point_name(c.point));
   if (s.failure_timeout > 0) line("session failure timeout " + ms(s.failure_timeout));
+  if (s.lying_store_every > 0)
+    line("session stores drop every " + std::to_string(s.lying_store_every) +
+         "th commit, saying it was stored");
   for (const SessionAction& a : s.actions) {
     std::string l = std::string("session ") + action_name(a.kind) + " " + s.streams[a.stream].name +
                     " at +" + ms(a.at);

@@ -114,6 +114,9 @@ struct SessionScenario {
   // whenever there are no crashes).
   std::vector<SessionCrash> crashes;
   Time failure_timeout = 0;
+  // Never derived: the checkers' tests set it to show they catch a broken durable store.
+  // Every K-th commit of a site's store is dropped though put() succeeds (0: none).
+  std::uint32_t lying_store_every = 0;
 
   std::uint32_t nodes() const { return sites + 2; }
   std::uint32_t shell_node() const { return sites + 1; }
