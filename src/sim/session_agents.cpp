@@ -16,14 +16,14 @@ class SimAgent final : public Agent {
   Status on_append(AgentContext& context, std::string_view message, std::string*) override {
     SessionDriver* run = SessionDriver::current();
     if (!run) return Status::ok_status();
+    ++state_.handled;
+    if (const std::optional<SessionMessage> m = parse_session_message(message)) {
+      state_.hash += session_gid_hash(m->gid);
+      state_.consumed.push_back(m->gid);
+    }
     if (sender_) {
-      run->on_sender_append(context, message, &state_.sent);
+      run->on_sender_append(context, message, state_.handled, state_.hash, &state_.sent);
     } else {
-      ++state_.handled;
-      if (const std::optional<SessionMessage> m = parse_session_message(message)) {
-        state_.hash += session_gid_hash(m->gid);
-        state_.consumed.push_back(m->gid);
-      }
       run->on_receiver_append(context, message, state_.handled, state_.hash, &state_.sent);
     }
     return Status::ok_status();

@@ -120,8 +120,21 @@ std::uint32_t SessionChecker::life(StreamId id) const {
   return it == streams_.end() ? 0 : it->second.life();
 }
 
+// A durable stream keeps its numbering across recoveries: as a sender it has one life.
+std::uint32_t SessionChecker::sender_life(StreamId id) const {
+  auto it = streams_.find(id);
+  return it == streams_.end() || it->second.durable ? 0 : it->second.life();
+}
+
+std::uint32_t SessionChecker::origin_of(StreamId id, std::uint32_t sender_life) const {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return 0;
+  const std::vector<std::uint32_t>& o = it->second.origins;
+  return it->second.durable ? o.front() : sender_life < o.size() ? o[sender_life] : 0;
+}
+
 void SessionChecker::on_append(std::uint64_t gid, StreamId from, StreamId to, std::uint64_t index) {
-  const std::uint32_t l = life(from);
+  const std::uint32_t l = sender_life(from);
   Pair& p = pairs_[{from, l, to}];
   if (index != p.gids.size() + 1) {
     fail("briefcase_travels", name(from) + " numbered its message to " + name(to) + " " +
@@ -171,8 +184,8 @@ void SessionChecker::on_acked(StreamId from, StreamId to, std::uint32_t origin,
                               std::uint64_t acked) {
   auto sit = streams_.find(from);
   // A shell's or site's channel keeps origin 0 (they never recover); a stream's names its life.
-  const std::uint32_t l = sit == streams_.end() ? 0 : sit->second.life();
-  if (sit != streams_.end() && sit->second.origins.back() != origin) return;  // not its life now
+  const std::uint32_t l = sender_life(from);
+  if (sit != streams_.end() && origin_of(from, l) != origin) return;  // not its life now
   auto pit = pairs_.find({from, l, to});
   if (pit == pairs_.end()) return;
   Pair& p = pit->second;
@@ -418,13 +431,12 @@ void SessionChecker::on_durable_restore(StreamId id, const DurableRestore& r) {
   for (auto& [key, p] : pairs_) {
     const auto& [from, l, to] = key;
     if (to != id) continue;
-    const Stream& sender = stream(from);
     const std::uint64_t k = held.contains(&p) ? held[&p] : 0;
     std::optional<std::uint64_t> channel;  // what the channel says of this pair, if anything
     for (const DurableRestore::In& e : r.in) {
       if (e.from != from) continue;
-      const auto life_of = std::find(sender.origins.begin(), sender.origins.end(), e.origin);
-      const auto el = static_cast<std::uint32_t>(life_of - sender.origins.begin());
+      std::uint32_t el = 0;  // the sender's life the channel numbers (past them: a later one)
+      while (el <= sender_life(from) && origin_of(from, el) != e.origin) ++el;
       if (el == l) channel = e.consumed_up_to;
       if (el < l) channel = 0;  // the checkpoint predates this life of the sender
     }
@@ -442,6 +454,7 @@ void SessionChecker::on_durable_restore(StreamId id, const DurableRestore& r) {
   }
   st.append_runs = r.state.handled;
   st.consumed_hash = r.state.hash;
+  if (!st.lapsed) take_back_appends(id, r, what);
   if (st.lapsed) {
     // Acknowledged messages may be past what site 0 held: judged as any stream from now on.
     st.void_ = true;
@@ -527,7 +540,46 @@ void SessionChecker::on_arrive(const wire::Arrive& a, std::size_t encoded_bytes)
   }
 }
 
-bool SessionChecker::lost_with_its_life(const Message& m) const { return m.life < life(m.from); }
+// A durable sender's recovery takes back what its handlers appended after the restored
+// checkpoint: those were held (output commit), so no receiver may have consumed one, and its
+// re-run numbers its messages from the checkpoint's counts again.
+void SessionChecker::take_back_appends(StreamId id, const DurableRestore& r,
+                                       const std::string& what) {
+  for (auto& [key, p] : pairs_) {
+    const auto& [from, l, to] = key;
+    if (from != id) continue;
+    auto sent = r.sent_to.find(to);
+    const std::uint64_t kept = sent == r.sent_to.end() ? 0 : sent->second;
+    const auto out = std::find_if(r.out.begin(), r.out.end(), [&](const auto& o) {
+      return o.to == to && o.origin == origin_of(id, l);
+    });
+    if (out != r.out.end() && out->next_seq != kept + 1) {
+      fail("durable_state", what + ": its briefcase has " + std::to_string(kept) +
+                                " messages appended to " + name(to) + ", its channel numbers " +
+                                std::to_string(out->next_seq - 1));
+    }
+    if (kept > p.gids.size()) {
+      fail("durable_state", what + ": its briefcase has " + std::to_string(kept) +
+                                " messages appended to " + name(to) + ", of " +
+                                std::to_string(p.gids.size()) + " ever appended");
+      continue;
+    }
+    for (std::size_t i = kept; i < p.gids.size(); ++i) {
+      auto it = truth_.find(p.gids[i]);
+      if (it->second.consumed) {
+        fail("durable_exactly_once", what + " took back message #" + std::to_string(i + 1) +
+                                         " it appended to " + name(to) + " after its checkpoint (" +
+                                         std::to_string(kept) + "), but it was consumed");
+      }
+      truth_.erase(it);
+    }
+    p.gids.resize(kept);
+  }
+}
+
+bool SessionChecker::lost_with_its_life(const Message& m) const {
+  return m.life < sender_life(m.from);
+}
 
 std::uint64_t SessionChecker::unconsumed_required() const {
   std::uint64_t n = 0;
@@ -538,7 +590,7 @@ std::uint64_t SessionChecker::unconsumed_required() const {
 std::string SessionChecker::first_unconsumed() const {
   for (const auto& [key, p] : pairs_) {
     const auto& [from, l, to] = key;
-    if (l < life(from)) continue;  // that life of the sender crashed: its rest may be lost
+    if (l < sender_life(from)) continue;  // that life of the sender crashed: its rest may be lost
     for (std::size_t i = 0; i < p.gids.size(); ++i) {
       if (truth_.at(p.gids[i]).consumed) continue;
       return "message #" + std::to_string(i + 1) + " of " + name(from) +
@@ -575,7 +627,7 @@ void SessionChecker::check_end() {
     if (st.judged_durable()) {
       for (const auto& [key, p] : pairs_) {
         const auto& [from, l, to] = key;
-        if (to != id || l < life(from)) continue;  // a crashed sender's life may lose its rest
+        if (to != id || l < sender_life(from)) continue;  // a crashed sender's life may lose its rest
         const std::uint64_t held = p.receiver_life == st.life() ? p.consumed : 0;
         if (held < p.gids.size()) {
           fail("durable_state", name(id) + "'s final state holds " + std::to_string(held) +

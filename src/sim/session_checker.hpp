@@ -59,14 +59,18 @@
 //                            consumed (nothing it covers is consumed again; a gap after it is
 //                            session_fifo's), and the checkpoint covers every message its
 //                            senders were acknowledged (checked at each recovery and at the
-//                            end)
+//                            end). As a sender (output commit): what its handlers appended
+//                            after the restored checkpoint, which its recovery takes back
+//                            (its re-run appends others under the same numbers), was never
+//                            consumed anywhere
 //   durable_state            a durable receiver's agent state (its briefcase: how many
 //                            messages it consumed and a hash of their ids) is, after a
 //                            recovery, the state after exactly the messages its restored
 //                            checkpoint's channels say were consumed (the initial state if
 //                            there was none), and then grows by each message consumed; at the
 //                            end it holds every message appended to it (all but what a crashed
-//                            sender's life may lose)
+//                            sender's life may lose). As a sender: the restored briefcase's
+//                            count of messages to each receiver is its channel's numbering
 //                            Both hold while a store that can recover the stream has all it
 //                            acknowledged: its failure manager's, or once that crashed, site
 //                            0's after its first checkpoint there (doc/session.md "Durable
@@ -129,12 +133,19 @@ struct DurableRestore {
   bool readable = true;   // the record decoded to a checkpoint with one sim agent briefcase
   std::uint64_t epoch = 0, version = 0;
   SessionBriefcase state;
+  std::map<proto::StreamId, std::uint64_t> sent_to;  // state.sent, by the streams' ids
   struct In {
     proto::StreamId from = 0;
     std::uint32_t origin = 0;
     std::uint64_t consumed_up_to = 0;
   };
   std::vector<In> in;
+  struct Out {
+    proto::StreamId to = 0;
+    std::uint32_t origin = 0;
+    std::uint64_t next_seq = 1;
+  };
+  std::vector<Out> out;
 };
 
 class SessionChecker {
@@ -245,6 +256,9 @@ class SessionChecker {
 
   std::unordered_map<std::uint64_t, Message> truth_;
   std::uint32_t life(StreamId id) const;
+  std::uint32_t sender_life(StreamId id) const;
+  std::uint32_t origin_of(StreamId id, std::uint32_t sender_life) const;
+  void take_back_appends(StreamId id, const DurableRestore& r, const std::string& what);
   void on_recovery(StreamId id, SiteId site, std::uint64_t epoch);
   bool lost_with_its_life(const Message& m) const;
   std::uint64_t unconsumed_required() const;

@@ -86,8 +86,8 @@ class SessionDriver {
   // session_workload.cpp: what the agents do in their handlers. Their briefcases: `sent`
   // numbers the agent's messages per receiver, `handled` counts its append handler runs and
   // `hash` sums session_gid_hash() of the messages they consumed.
-  void on_sender_append(AgentContext& ctx, std::string_view message,
-                        std::map<std::string, std::uint64_t>* sent);
+  void on_sender_append(AgentContext& ctx, std::string_view message, std::uint64_t handled,
+                        std::uint64_t hash, std::map<std::string, std::uint64_t>* sent);
   void on_receiver_append(AgentContext& ctx, std::string_view message, std::uint64_t handled,
                           std::uint64_t hash, std::map<std::string, std::uint64_t>* sent);
   void on_agent_relocated(AgentContext& ctx);
@@ -205,6 +205,7 @@ class SessionDriver {
   std::uint32_t forwards_ = 0;
   std::unordered_map<std::string, StreamId> ids_;
   std::set<StreamId> durable_ids_;
+  std::set<StreamId> silent_;  // receivers that do not forward (SessionStreamPlan::forwards)
   std::vector<std::string> receivers_;  // names
   std::vector<SiteId> site_ids_;        // of the sites a stream may live at, by node index
   std::vector<std::unique_ptr<site::SiteCore>> crashed_sites_;  // kept, never run again

@@ -121,8 +121,11 @@ void SessionDriver::report_restore(std::uint32_t n, StreamId stream) {
     if (a && a->briefcases.size() == 1) b = parse_session_briefcase(a->briefcases[0].briefcase);
     r.readable = b.has_value();
     if (b) r.state = std::move(*b);
-    if (a)
+    for (const auto& [to, count] : r.state.sent) r.sent_to[id_of(to)] = count;
+    if (a) {
       for (const wire::InChannel& in : a->in) r.in.push_back({in.from, in.origin, in.consumed_up_to});
+      for (const wire::OutChannel& out : a->out) r.out.push_back({out.to, out.origin, out.next_seq});
+    }
     ++sum_.durable_restores;
   }
   trace("stream " + std::to_string(stream) + " restored " +

@@ -86,6 +86,7 @@ void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
         durable_ids_.insert(rec->id);
         checker_.set_durable(rec->id);
       }
+      if (!plan->forwards) silent_.insert(rec->id);
       wire::AttachReq a;
       a.stream = plan->name;
       a.args = plan->name;
@@ -239,7 +240,9 @@ bool SessionDriver::agent_append(AgentContext& ctx, const std::string& to,
 }
 
 void SessionDriver::on_sender_append(AgentContext& ctx, std::string_view message,
+                                     std::uint64_t handled, std::uint64_t hash,
                                      std::map<std::string, std::uint64_t>* sent) {
+  checker_.on_agent_count(id_of(ctx.stream_name()), handled, hash);
   const std::optional<SessionMessage> m = parse_session_message(message);
   if (m && m->kind == 'g') {
     for (std::uint64_t k = 0; k < m->number; ++k)
@@ -254,10 +257,8 @@ void SessionDriver::on_receiver_append(AgentContext& ctx, std::string_view /*mes
   const StreamId self = id_of(ctx.stream_name());
   checker_.on_agent_count(self, handled, hash);
   // Forwarding, to any receiver (itself too): chains of handlers across sites that outlive
-  // the shell's last append, which termination detection must wait for. Not from a durable
-  // stream: its re-run after a recovery would append messages under new ids
-  // (session_scenario.hpp).
-  if (!durable_ids_.contains(self) && forwards_ < sc_.max_forwards &&
+  // the shell's last append, which termination detection must wait for.
+  if (!silent_.contains(self) && forwards_ < sc_.max_forwards &&
       rng_.chance(sc_.forward_chance)) {
     ++forwards_;
     (void)agent_append(ctx, receivers_[rng_.below(receivers_.size())], sent);
