@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "sim/memory_store.hpp"
 #include "sim/runner.hpp"
 #include "sim/session_checker.hpp"
 #include "sim/session_scenario.hpp"
@@ -65,6 +66,13 @@ TracedRun append_run(StreamId from, std::uint64_t gid, proto::Seq seq, std::uint
   return r;
 }
 
+// The hash a receiver's briefcase holds after consuming these messages (SessionBriefcase).
+std::uint64_t hash_of(std::initializer_list<std::uint64_t> gids) {
+  std::uint64_t h = 0;
+  for (std::uint64_t gid : gids) h += session_gid_hash(gid);
+  return h;
+}
+
 void consume(SessionChecker& c, proto::SiteId site, TracedRun r) {
   r.trace.payload = r.payload;
   c.on_handler(site, r.trace);
@@ -117,11 +125,11 @@ TEST(SessionChecker, AcceptsACorrectHistory) {
   c.on_append(1, kSender, kReceiver, 1);
   c.on_append(2, kSender, kReceiver, 2);
   consume(c, kA, append_run(kSender, 1, 1));
-  c.on_agent_count(kReceiver, 1);
+  c.on_agent_count(kReceiver, 1, hash_of({1}));
   c.on_arrive(arrive_of(kReceiver, 2, 1, 0), 60);
   move(c, kReceiver, kA, kB, 2);
   consume(c, kB, append_run(kSender, 2, 2, 2));
-  c.on_agent_count(kReceiver, 2);
+  c.on_agent_count(kReceiver, 2, hash_of({1, 2}));
   c.on_arrive(arrive_of(kReceiver, 3, 1, 0), 61);
   move(c, kReceiver, kB, kA, 3);
   c.on_quiescence("");
@@ -265,7 +273,15 @@ TEST(SessionChecker, BriefcaseFlagsALostCounter) {
   c.on_append(2, kSender, kReceiver, 2);
   consume(c, kA, append_run(kSender, 1, 1));
   consume(c, kA, append_run(kSender, 2, 2));
-  c.on_agent_count(kReceiver, 1);
+  c.on_agent_count(kReceiver, 1, hash_of({1}));
+  EXPECT_TRUE(flagged(c, "briefcase_travels"));
+}
+
+TEST(SessionChecker, BriefcaseFlagsACounterOfOtherMessages) {
+  SessionChecker c = fresh();
+  c.on_append(1, kSender, kReceiver, 1);
+  consume(c, kA, append_run(kSender, 1, 1));
+  c.on_agent_count(kReceiver, 1, hash_of({2}));
   EXPECT_TRUE(flagged(c, "briefcase_travels"));
 }
 
@@ -324,7 +340,7 @@ TEST(SessionChecker, FailuresAcceptAReceiverResumingAfterWhatItsSenderKnewConsum
   recover(c, kReceiver, kFm, 2);
   consume(c, kFm, append_run(99, 3, 3, 2));  // again: allowed, the sender did not know
   consume(c, kFm, append_run(99, 4, 4, 2));
-  c.on_agent_count(kReceiver, 2);  // its counter restarted with the new life
+  c.on_agent_count(kReceiver, 2, hash_of({3, 4}));  // its counter restarted with the new life
   c.on_acked(99, kReceiver, 0, 4);
   c.on_quiescence("");
   c.check_end();
@@ -422,6 +438,199 @@ TEST(SessionChecker, OneSitePerStreamIgnoresACrashedSite) {
   EXPECT_TRUE(c.ok()) << report(c.violations());
 }
 
+// Durable streams: the receiver at A has its failure manager at B; the shell appended #1..#4,
+// A consumed #1..#3, its checkpoint of #1 and #2 was stored at B and acknowledged, then A
+// crashed.
+SessionChecker durable_crashed_receiver(std::uint64_t consumed = 3) {
+  SessionChecker c;
+  c.add_stream(kReceiver, "/r");
+  c.set_durable(kReceiver);
+  c.set_failure_manager(kReceiver, kB);
+  c.on_hosting(kReceiver, kA, true);
+  for (std::uint64_t i = 1; i <= 4; ++i) c.on_append(i, 99, kReceiver, i);
+  for (std::uint64_t i = 1; i <= consumed; ++i) consume(c, kA, append_run(99, i, i));
+  c.on_checkpoint_stored(kB, kReceiver);
+  c.on_acked(99, kReceiver, 0, 2);
+  c.on_site_crashed(kA);
+  return c;
+}
+
+// The record B's store holds: a briefcase listing `gids`, the shell's channel consumed to
+// `channel`.
+DurableRestore restored(std::initializer_list<std::uint64_t> gids, std::uint64_t channel) {
+  DurableRestore r;
+  r.found = true;
+  r.epoch = 1;
+  r.version = 1;
+  r.state.consumed = gids;
+  r.state.handled = gids.size();
+  r.state.hash = hash_of(gids);
+  r.in.push_back({99, 0, channel});
+  return r;
+}
+
+void recover_durable(SessionChecker& c, proto::SiteId at, const DurableRestore& r) {
+  c.on_handler(at, move_trace(HandlerTrace::Kind::kRecover, kReceiver, 2));
+  c.on_durable_restore(kReceiver, r);
+  c.on_handler(at, move_trace(HandlerTrace::Kind::kFailure, kReceiver, 2));
+  c.on_failure_handler(kReceiver, at);
+  c.on_hosting(kReceiver, at, true);
+}
+
+TEST(SessionBriefcase, RoundTripsAndRefusesJunk) {
+  SessionBriefcase b;
+  b.handled = 3;
+  b.hash = hash_of({4, 5, 9});
+  b.consumed = {4, 5, 9};
+  b.sent = {{"/sim/r0", 2}, {"/sim/r1", 7}};
+  const auto back = parse_session_briefcase(session_briefcase(b));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->handled, 3u);
+  EXPECT_EQ(back->hash, b.hash);
+  EXPECT_EQ(back->consumed, b.consumed);
+  EXPECT_EQ(back->sent, b.sent);
+  EXPECT_TRUE(parse_session_briefcase("0 0\n").has_value());
+  for (const char* junk : {"", "3", "3\n", "3 x\n", "1 2\n#1 x\n", "1 2\n/r=\n", "1 2\n=3\n"})
+    EXPECT_FALSE(parse_session_briefcase(junk).has_value()) << junk;
+}
+
+TEST(SessionChecker, DurableAcceptsARecoveryThatContinuesFromItsCheckpoint) {
+  SessionChecker c = durable_crashed_receiver();
+  recover_durable(c, kB, restored({1, 2}, 2));
+  consume(c, kB, append_run(99, 3, 3, 2));  // consumed at A after the checkpoint: runs again
+  c.on_agent_count(kReceiver, 3, hash_of({1, 2, 3}));
+  consume(c, kB, append_run(99, 4, 4, 2));
+  c.on_agent_count(kReceiver, 4, hash_of({1, 2, 3, 4}));
+  c.on_acked(99, kReceiver, 0, 4);
+  c.on_quiescence("");
+  c.check_end();
+  EXPECT_TRUE(c.ok()) << report(c.violations());
+}
+
+TEST(SessionChecker, DurableAcceptsACheckpointStoredButNeverAnswered) {
+  // B stored #1..#3 but its Checkpointed died with A: the shell knows of 2 only.
+  SessionChecker c = durable_crashed_receiver();
+  recover_durable(c, kB, restored({1, 2, 3}, 3));
+  consume(c, kB, append_run(99, 4, 4, 2));
+  c.on_agent_count(kReceiver, 4, hash_of({1, 2, 3, 4}));
+  c.check_end();
+  EXPECT_TRUE(c.ok()) << report(c.violations());
+}
+
+TEST(SessionChecker, DurableExactlyOnceFlagsAMessageTheCheckpointCoversConsumedAgain) {
+  SessionChecker c = durable_crashed_receiver();
+  recover_durable(c, kB, restored({1, 2, 3}, 3));
+  ASSERT_TRUE(c.ok()) << report(c.violations());
+  consume(c, kB, append_run(99, 3, 3, 2));  // a stream without -durable may: its ack was lost
+  EXPECT_TRUE(flagged(c, "durable_exactly_once"));
+}
+
+TEST(SessionChecker, DurableExactlyOnceFlagsACheckpointMissingAnAcknowledgedMessage) {
+  SessionChecker c = durable_crashed_receiver();
+  recover_durable(c, kB, restored({1}, 1));  // the shell was acknowledged #2
+  EXPECT_TRUE(flagged(c, "durable_exactly_once"));
+  SessionChecker d = durable_crashed_receiver();
+  recover_durable(d, kB, restored({1, 2}, 2));
+  d.on_acked(99, kReceiver, 0, 3);  // an acknowledgement no stored checkpoint covers
+  EXPECT_TRUE(flagged(d, "durable_exactly_once"));
+}
+
+TEST(SessionChecker, DurableExactlyOnceFlagsAStateCountingAMessageTwice) {
+  SessionChecker c = durable_crashed_receiver();
+  DurableRestore r = restored({1, 2, 2}, 2);
+  recover_durable(c, kB, r);
+  EXPECT_TRUE(flagged(c, "durable_exactly_once"));
+}
+
+TEST(SessionChecker, DurableStateFlagsABriefcaseItsChannelsContradict) {
+  SessionChecker c = durable_crashed_receiver();
+  recover_durable(c, kB, restored({1, 2}, 3));  // the channel says #3 was consumed too
+  EXPECT_TRUE(flagged(c, "durable_state"));
+  SessionChecker d = durable_crashed_receiver();
+  recover_durable(d, kB, restored({1, 3}, 2));  // not a prefix of the pair
+  EXPECT_TRUE(flagged(d, "durable_state"));
+  SessionChecker e = durable_crashed_receiver();
+  DurableRestore r = restored({1, 2}, 2);
+  r.state.handled = 3;  // its count and its list disagree
+  recover_durable(e, kB, r);
+  EXPECT_TRUE(flagged(e, "durable_state"));
+}
+
+TEST(SessionChecker, DurableStateFlagsAnAgentThatDidNotStartFromTheCheckpoint) {
+  SessionChecker c = durable_crashed_receiver();
+  recover_durable(c, kB, restored({1, 2}, 2));
+  consume(c, kB, append_run(99, 3, 3, 2));
+  c.on_agent_count(kReceiver, 1, hash_of({3}));  // from its initial state
+  EXPECT_TRUE(flagged(c, "durable_state"));
+}
+
+TEST(SessionChecker, DurableStateFlagsAFinalStateMissingAMessage) {
+  // #4 was consumed once, at A, after the checkpoint; the recovered stream never again.
+  SessionChecker c = durable_crashed_receiver(4);
+  recover_durable(c, kB, restored({1, 2, 3}, 3));
+  c.check_end();
+  ASSERT_TRUE(flagged(c, "durable_state"));
+  EXPECT_EQ(c.violations().size(), 1u) << report(c.violations());  // session_no_loss is content
+}
+
+TEST(SessionChecker, DurableStreamWhoseFailureManagerCrashedIsJudgedAsAnyOther) {
+  // B crashed first, and site 0 had stored no checkpoint of it: the recovery at site 0
+  // starts from nothing, and what the shell was acknowledged is gone (doc/session.md).
+  SessionChecker c = durable_crashed_receiver();
+  c.on_site_crashed(kB);
+  DurableRestore none;
+  recover_durable(c, kFm, none);
+  consume(c, kFm, append_run(99, 3, 3, 2));
+  c.on_agent_count(kReceiver, 1, hash_of({3}));
+  consume(c, kFm, append_run(99, 4, 4, 2));
+  c.on_agent_count(kReceiver, 2, hash_of({3, 4}));
+  c.check_end();
+  EXPECT_TRUE(c.ok()) << report(c.violations());
+  // Once site 0 stored one, the stream is durable again.
+  SessionChecker d = durable_crashed_receiver();
+  d.on_site_crashed(kB);
+  d.on_checkpoint_stored(kFm, kReceiver);
+  recover_durable(d, kFm, none);
+  EXPECT_TRUE(flagged(d, "durable_exactly_once"));
+}
+
+TEST(MemoryStore, KeepsTheNewestRecordPerKeyAndSkipsOlderOnes) {
+  MemoryStore store;
+  auto record = [](std::uint64_t key, std::uint64_t epoch, std::uint64_t version) {
+    return proto::StoredRecord{key, epoch, version, wire::Bytes{std::uint8_t(epoch * 16 + version)}};
+  };
+  ASSERT_TRUE(store.put({record(1, 2, 1), record(2, 1, 1)}).ok());
+  // A stream's late checkpoint from the site it left, and one of the same version again.
+  ASSERT_TRUE(store.put({record(1, 1, 9), record(1, 2, 1), record(2, 1, 2)}).ok());
+  EXPECT_EQ(store.skipped(), 2u);
+  EXPECT_EQ((*store.get(1))->version, 1u);
+  EXPECT_EQ((*store.get(1))->epoch, 2u);
+  EXPECT_EQ((*store.get(2))->version, 2u);
+  ASSERT_TRUE(store.put({record(1, 3, 1), record(1, 2, 7)}).ok());  // in batch order
+  EXPECT_EQ((*store.get(1))->epoch, 3u);
+  ASSERT_TRUE(store.erase(1).ok());
+  EXPECT_FALSE(store.get(1)->has_value());
+  EXPECT_FALSE(store.get(7)->has_value());
+}
+
+TEST(MemoryStore, ACrashBeforeTheCommitLosesTheWholeBatch) {
+  MemoryStore store;
+  MemoryStore::Fault next = MemoryStore::Fault::kCrashBeforeCommit;
+  std::size_t asked = 0;
+  store.set_hook([&](const std::vector<proto::StoredRecord>& batch) {
+    asked += batch.size();
+    return next;
+  });
+  EXPECT_FALSE(store.put({{1, 1, 1, {}}, {2, 1, 1, {}}}).ok());
+  EXPECT_EQ(asked, 2u);
+  EXPECT_FALSE(store.get(1)->has_value());
+  EXPECT_FALSE(store.get(2)->has_value());
+  next = MemoryStore::Fault::kCrashAfterCommit;
+  EXPECT_TRUE(store.put({{1, 1, 1, {}}, {2, 1, 1, {}}}).ok());
+  EXPECT_TRUE(store.get(1)->has_value() && store.get(2)->has_value());
+  EXPECT_EQ(store.commits(), 1u);
+}
+
 // ---------------------------------------------------------------------------------------
 // Scenarios
 
@@ -486,6 +695,41 @@ TEST(SessionScenario, SeedsCoverTheOptionSpace) {
   EXPECT_GT(crash_seeds, 60u);
   EXPECT_LT(crash_seeds, 150u);
   EXPECT_TRUE(two && restart && for_good && failure_manager);
+  // Durable streams in crash seeds only; those that append (senders, receivers that forward)
+  // only with a failure manager that never crashes; crashes at both points of a durable
+  // stream's failure manager's commit.
+  std::size_t durable_seeds = 0;
+  bool before = false, after = false, hosted_at_manager = false, managed_by_leader = false;
+  bool durable_sender = false, durable_forwarder = false, silent = false;
+  for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+    const SessionScenario s = derive_session_scenario(seed);
+    if (s.crashes.empty()) {
+      EXPECT_EQ(s.durables(), 0u) << seed;
+    }
+    durable_seeds += s.durables() > 0;
+    for (const SessionStreamPlan& p : s.streams) {
+      hosted_at_manager |= p.durable && p.failure_manager == p.node;
+      managed_by_leader |= p.durable && p.failure_manager == 0u;
+      durable_sender |= p.durable && p.sender;
+      durable_forwarder |= p.durable && !p.sender && p.forwards;
+      silent |= !p.forwards;
+      EXPECT_TRUE(p.forwards || (p.durable && !p.sender)) << seed;
+      const bool appends = p.sender || p.forwards;
+      if (!p.durable || !appends) continue;
+      for (const SessionCrash& c : s.crashes) EXPECT_NE(p.failure_manager, c.node) << seed;
+    }
+    for (const SessionCrash& c : s.crashes) {
+      before |= c.point == SessionCrash::Point::kBeforeCommit;
+      after |= c.point == SessionCrash::Point::kAfterCommit;
+      if (c.point == SessionCrash::Point::kAtTime) continue;
+      EXPECT_TRUE(std::any_of(s.streams.begin(), s.streams.end(), [&](const auto& p) {
+        return p.durable && p.failure_manager == c.node;
+      })) << seed;
+    }
+  }
+  EXPECT_GT(durable_seeds, crash_seeds / 2);
+  EXPECT_TRUE(before && after && hosted_at_manager && managed_by_leader);
+  EXPECT_TRUE(durable_sender && durable_forwarder && silent);
   EXPECT_EQ(sites.size(), 4u);  // 2..5
   EXPECT_EQ(profiles.size(), 4u);
   EXPECT_GE(mtus.size(), 4u);
@@ -506,8 +750,12 @@ TEST(SessionScenario, OverridesTurnFaultsMovesAndBuffersOnOrOff) {
   }
   bool small = false;
   for (std::uint64_t seed = 1; seed <= 40; ++seed) {
-    small |= derive_session_scenario(seed, ScenarioOverrides{.small_buffers = true})
-                 .transport.channel.max_unconsumed_messages <= 8;
+    const SessionScenario s = derive_session_scenario(seed, ScenarioOverrides{.small_buffers = true});
+    small |= s.transport.channel.max_unconsumed_messages <= 8;
+    // Until DISABLED_DurableSenderRestoredBehindItsReceiverWithASmallBound is fixed.
+    if (s.transport.channel.max_unconsumed_messages >= 4096) continue;
+    for (const SessionStreamPlan& p : s.streams)
+      EXPECT_FALSE(p.durable && (p.sender || p.forwards)) << seed;
   }
   EXPECT_TRUE(small);
 }
@@ -571,6 +819,57 @@ TEST(SessionSimulation, CrashedSitesStreamsAreRecoveredAndTheRestGoesOn) {
   EXPECT_GT(crashes, 10u);
   EXPECT_GT(restarts, 3u);
   EXPECT_GT(recovered_runs, 10u);
+}
+
+// Seeds whose durable receivers are recovered from checkpoints, whose failure managers crash
+// before and right after a commit (their own checkpoints and their answers lost), and a
+// stream hosted at its own failure manager lost with it (judged as any other from then on).
+TEST(SessionSimulation, DurableStreamsRecoverFromTheirCheckpointsThroughCrashesAtACommit) {
+  std::uint64_t restores = 0, checkpoint_crashes = 0, stored = 0;
+  for (std::uint64_t seed : {101u, 126u, 513u, 636u}) {
+    const SessionScenario s = derive_session_scenario(seed);
+    ASSERT_GT(s.durables(), 0u) << seed;
+    const SessionResult r = run_session_scenario(s);
+    EXPECT_TRUE(r.ok()) << report(r.violations, seed);
+    EXPECT_NE(r.summary.quiesced_at, proto::kNever) << seed;
+    restores += r.summary.durable_restores;
+    checkpoint_crashes += r.summary.checkpoint_crashes;
+    stored += r.summary.checkpoints_stored;
+  }
+  EXPECT_GE(restores, 7u);
+  EXPECT_GE(checkpoint_crashes, 6u);
+  EXPECT_GT(stored, 100u);
+}
+
+// The same seeds with stores that drop every commit though they say they stored it: the
+// durable streams' recoveries then restore states older than what their senders were told.
+TEST(SessionSimulation, DurableCheckersCatchAStoreThatLosesAcknowledgedCheckpoints) {
+  std::set<std::string> caught;
+  for (std::uint64_t seed : {101u, 126u, 513u, 636u}) {
+    SessionScenario s = derive_session_scenario(seed);
+    s.lying_store_every = 1;
+    for (const Violation& v : run_session_scenario(s).violations) caught.insert(v.invariant);
+  }
+  EXPECT_TRUE(caught.contains("durable_exactly_once") || caught.contains("durable_state"))
+      << caught.size();
+}
+
+// Known, not fixed (core): a durable sender's restored channel is behind its receiver (the
+// checkpoint was taken before its messages went out; the receiver consumed #1..#3 since). A
+// channel bound of 2 puts #1 and #2 in the transport and the rest in the site's overflow
+// queue; the receiver's acknowledgement of #3 is then beyond what the channel sent, taken for
+// a bogus one (SendChannel::release), so #1 and #2 are never released and the overflow never
+// drains: the run never quiesces. Scenarios make durable streams append only with the
+// default bound (derive_durable) until this is fixed.
+TEST(SessionSimulation, DISABLED_DurableSenderRestoredBehindItsReceiverWithASmallBound) {
+  SessionScenario s = derive_session_scenario(194, ScenarioOverrides{.small_buffers = true});
+  for (SessionStreamPlan& p : s.streams) {
+    p.durable = true;
+    p.forwards = true;
+  }
+  ASSERT_EQ(s.transport.channel.max_unconsumed_messages, 2u);
+  const SessionResult r = run_session_scenario(s);
+  EXPECT_TRUE(r.ok()) << report(r.violations, 194) << describe(s);
 }
 
 TEST(SessionSimulation, LivenessFiresWhenTheSessionCannotBeSetUp) {

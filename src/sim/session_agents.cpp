@@ -2,7 +2,6 @@
 // every move, and the checker can tell when it does not) and leave every decision to the run
 // on this thread (SessionDriver::current()), so that a run stays a function of its seed.
 // Outside a simulated run they consume messages and do nothing.
-#include <charconv>
 #include <mutex>
 
 #include "sim/session_driver.hpp"
@@ -17,10 +16,15 @@ class SimAgent final : public Agent {
   Status on_append(AgentContext& context, std::string_view message, std::string*) override {
     SessionDriver* run = SessionDriver::current();
     if (!run) return Status::ok_status();
+    ++state_.handled;
+    if (const std::optional<SessionMessage> m = parse_session_message(message)) {
+      state_.hash += session_gid_hash(m->gid);
+      state_.consumed.push_back(m->gid);
+    }
     if (sender_) {
-      run->on_sender_append(context, message, &sent_);
+      run->on_sender_append(context, message, state_.handled, state_.hash, &state_.sent);
     } else {
-      run->on_receiver_append(context, message, ++handled_, &sent_);
+      run->on_receiver_append(context, message, state_.handled, state_.hash, &state_.sent);
     }
     return Status::ok_status();
   }
@@ -35,43 +39,18 @@ class SimAgent final : public Agent {
     return Status::ok_status();
   }
 
-  // "HANDLED\n" (the append handler runs), then "STREAM=COUNT\n" per stream it appended to
-  // (the number of its last message there).
-  std::string save_briefcase() const override {
-    std::string s = std::to_string(handled_) + "\n";
-    for (const auto& [to, count] : sent_) s += to + "=" + std::to_string(count) + "\n";
-    return s;
-  }
+  std::string save_briefcase() const override { return session_briefcase(state_); }
 
   Status restore_briefcase(std::string_view saved) override {
-    const Status bad = Status::error(Status::Code::kInvalidArgument, "not a sim agent briefcase");
-    std::size_t eol = saved.find('\n');
-    std::uint64_t handled = 0;
-    if (eol == std::string_view::npos || !number(saved.substr(0, eol), &handled)) return bad;
-    saved.remove_prefix(eol + 1);
-    std::map<std::string, std::uint64_t> sent;
-    while (!saved.empty()) {
-      eol = saved.find('\n');
-      const std::size_t eq = saved.rfind('=', eol);
-      if (eol == std::string_view::npos || eq == std::string_view::npos) return bad;
-      if (!number(saved.substr(eq + 1, eol - eq - 1), &sent[std::string(saved.substr(0, eq))]))
-        return bad;
-      saved.remove_prefix(eol + 1);
-    }
-    handled_ = handled;
-    sent_ = std::move(sent);
+    std::optional<SessionBriefcase> b = parse_session_briefcase(saved);
+    if (!b) return Status::error(Status::Code::kInvalidArgument, "not a sim agent briefcase");
+    state_ = std::move(*b);
     return Status::ok_status();
   }
 
  private:
-  static bool number(std::string_view s, std::uint64_t* out) {
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-    return ec == std::errc() && end == s.data() + s.size() && !s.empty();
-  }
-
   bool sender_;
-  std::uint64_t handled_ = 0;
-  std::map<std::string, std::uint64_t> sent_;
+  SessionBriefcase state_;
 };
 
 }  // namespace

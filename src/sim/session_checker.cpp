@@ -4,6 +4,8 @@
 #include <charconv>
 #include <limits>
 
+#include "sim/random.hpp"
+
 namespace mstream::sim {
 namespace {
 
@@ -45,6 +47,51 @@ std::string session_message(char kind, std::uint64_t gid, std::uint64_t number) 
   return std::string(1, kind) + " " + std::to_string(gid) + " " + std::to_string(number);
 }
 
+std::optional<SessionBriefcase> parse_session_briefcase(std::string_view saved) {
+  SessionBriefcase b;
+  std::size_t eol = saved.find('\n');
+  if (eol == std::string_view::npos) return std::nullopt;
+  std::string_view head = saved.substr(0, eol);
+  if (!read_number(&head, &b.handled) || !read_number(&head, &b.hash) || !head.empty())
+    return std::nullopt;
+  saved.remove_prefix(eol + 1);
+  if (!saved.empty() && saved.front() == '#') {
+    eol = saved.find('\n');
+    if (eol == std::string_view::npos) return std::nullopt;
+    std::string_view ids = saved.substr(1, eol - 1);
+    for (std::uint64_t gid = 0; !ids.empty();) {
+      if (!read_number(&ids, &gid)) return std::nullopt;
+      b.consumed.push_back(gid);
+    }
+    saved.remove_prefix(eol + 1);
+  }
+  while (!saved.empty()) {
+    eol = saved.find('\n');
+    const std::size_t eq = saved.rfind('=', eol);
+    if (eol == std::string_view::npos || eq == std::string_view::npos || eq == 0)
+      return std::nullopt;
+    std::string_view count = saved.substr(eq + 1, eol - eq - 1);
+    if (!read_number(&count, &b.sent[std::string(saved.substr(0, eq))]) || !count.empty())
+      return std::nullopt;
+    saved.remove_prefix(eol + 1);
+  }
+  return b;
+}
+
+std::string session_briefcase(const SessionBriefcase& b) {
+  std::string s = std::to_string(b.handled) + " " + std::to_string(b.hash) + "\n";
+  if (!b.consumed.empty()) {
+    s += "#";
+    for (std::size_t i = 0; i < b.consumed.size(); ++i)
+      s += (i ? " " : "") + std::to_string(b.consumed[i]);
+    s += "\n";
+  }
+  for (const auto& [to, count] : b.sent) s += to + "=" + std::to_string(count) + "\n";
+  return s;
+}
+
+std::uint64_t session_gid_hash(std::uint64_t gid) { return mix64(gid ^ 0x6A09E667F3BCC908ull); }
+
 void SessionChecker::fail(std::string_view invariant, std::string detail) {
   // One entry per invariant, as in InvariantChecker: the first occurrence is the one to read.
   for (Violation& v : violations_) {
@@ -73,8 +120,21 @@ std::uint32_t SessionChecker::life(StreamId id) const {
   return it == streams_.end() ? 0 : it->second.life();
 }
 
+// A durable stream keeps its numbering across recoveries: as a sender it has one life.
+std::uint32_t SessionChecker::sender_life(StreamId id) const {
+  auto it = streams_.find(id);
+  return it == streams_.end() || it->second.durable ? 0 : it->second.life();
+}
+
+std::uint32_t SessionChecker::origin_of(StreamId id, std::uint32_t sender_life) const {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return 0;
+  const std::vector<std::uint32_t>& o = it->second.origins;
+  return it->second.durable ? o.front() : sender_life < o.size() ? o[sender_life] : 0;
+}
+
 void SessionChecker::on_append(std::uint64_t gid, StreamId from, StreamId to, std::uint64_t index) {
-  const std::uint32_t l = life(from);
+  const std::uint32_t l = sender_life(from);
   Pair& p = pairs_[{from, l, to}];
   if (index != p.gids.size() + 1) {
     fail("briefcase_travels", name(from) + " numbered its message to " + name(to) + " " +
@@ -106,15 +166,26 @@ void SessionChecker::on_site_crashed(SiteId site) {
     // What was to run there never will.
     if (st.awaiting_relocation == site) st.awaiting_relocation = wire::kNoSite;
     if (st.awaiting_handler == site) st.awaiting_handler = wire::kNoSite;
+    // Its checkpoints are gone with their store (they are not the leader's to move).
+    if (st.durable && st.failure_manager == site) st.lapsed = true;
   }
+}
+
+void SessionChecker::set_durable(StreamId id) { stream(id).durable = true; }
+
+// A checkpoint at site 0 after the failure manager crashed was taken once the stream's site
+// knew it (SiteCore::on_failure_manager_failed): it covers all that was ever acknowledged.
+void SessionChecker::on_checkpoint_stored(SiteId site, StreamId id) {
+  Stream& st = stream(id);
+  if (site == 0 && st.lapsed && crashed_.contains(st.failure_manager)) st.lapsed = false;
 }
 
 void SessionChecker::on_acked(StreamId from, StreamId to, std::uint32_t origin,
                               std::uint64_t acked) {
   auto sit = streams_.find(from);
   // A shell's or site's channel keeps origin 0 (they never recover); a stream's names its life.
-  const std::uint32_t l = sit == streams_.end() ? 0 : sit->second.life();
-  if (sit != streams_.end() && sit->second.origins.back() != origin) return;  // not its life now
+  const std::uint32_t l = sender_life(from);
+  if (sit != streams_.end() && origin_of(from, l) != origin) return;  // not its life now
   auto pit = pairs_.find({from, l, to});
   if (pit == pairs_.end()) return;
   Pair& p = pit->second;
@@ -122,6 +193,14 @@ void SessionChecker::on_acked(StreamId from, StreamId to, std::uint32_t origin,
   // Until the receiver's new life consumes from the pair, every ack is one of an earlier life
   // (or its floor, the same): none of those may be consumed again.
   if (p.receiver_life != life(to)) p.acked_at_recovery = std::max(p.acked_at_recovery, acked);
+  // A durable receiver acknowledges only what a stored checkpoint covers, so whatever a
+  // recovery restored covers every acknowledgement too (on_durable_restore set `consumed`).
+  if (stream(to).judged_durable() && p.receiver_life == life(to) && acked > p.consumed) {
+    fail("durable_exactly_once",
+         name(from) + " was acknowledged " + std::to_string(acked) + " messages to " + name(to) +
+             ", whose state (life " + std::to_string(life(to)) + ") holds only " +
+             std::to_string(p.consumed));
+  }
   if (acked > p.consumed_ever) {
     fail("session_no_loss", name(from) + " was acknowledged " + std::to_string(acked) +
                                 " messages to " + name(to) + ", of which only " +
@@ -209,6 +288,7 @@ void SessionChecker::on_handler(SiteId site, const site::HandlerTrace& t) {
     fail("session_integrity", name(t.stream) + " got a message the workload never sends" + at);
     return;
   }
+  st.consumed_hash += session_gid_hash(m->gid);  // as the agent does (session_agents.cpp)
   auto it = truth_.find(m->gid);
   if (it == truth_.end()) {
     fail("session_exactly_once", name(t.stream) + " consumed message " + std::to_string(m->gid) +
@@ -233,7 +313,9 @@ void SessionChecker::on_handler(SiteId site, const site::HandlerTrace& t) {
   }
   if (p.receiver_life == rlife) {
     if (msg.position <= p.consumed) {
-      fail("session_exactly_once", what + " consumed again" + at);
+      fail(st.judged_durable() && rlife > 0 ? "durable_exactly_once" : "session_exactly_once",
+           what + " consumed again" + at +
+               (rlife > 0 ? " in life " + std::to_string(rlife) + " of " + name(msg.to) : ""));
       return;
     }
     if (msg.position != p.consumed + 1) {
@@ -271,7 +353,10 @@ void SessionChecker::on_recovery(StreamId id, SiteId site, std::uint64_t epoch) 
   st.moved_since_recovery = false;
   st.failure_traces = 0;
   st.failure_handlers = 0;
-  st.append_runs = 0;  // the agent starts from its initial state
+  // The agent starts from its initial state (a durable one from its checkpoint's, which
+  // on_durable_restore puts here next).
+  st.append_runs = 0;
+  st.consumed_hash = 0;
   // Its channels start over too, and come back in another order: a later Arrive with as many
   // channels may have other peers (ids of other sizes) than one of its earlier life.
   st.first_meta.clear();
@@ -286,12 +371,104 @@ void SessionChecker::on_recovery(StreamId id, SiteId site, std::uint64_t epoch) 
   }
 }
 
-void SessionChecker::on_agent_count(StreamId id, std::uint64_t count) {
+void SessionChecker::on_agent_count(StreamId id, std::uint64_t count, std::uint64_t hash) {
   const Stream& st = stream(id);
+  const char* invariant = st.durable && st.recoveries > 0 ? "durable_state" : "briefcase_travels";
   if (count != st.append_runs) {
-    fail("briefcase_travels", "the agent of " + name(id) + " counted " + std::to_string(count) +
-                                  " append handler runs, the sites traced " +
-                                  std::to_string(st.append_runs));
+    fail(invariant, "the agent of " + name(id) + " counted " + std::to_string(count) +
+                        " append handler runs, the sites traced " +
+                        std::to_string(st.append_runs) +
+                        (st.recoveries > 0 ? " since its last restored state" : ""));
+  } else if (hash != st.consumed_hash) {
+    fail(invariant, "the agent of " + name(id) + " holds the hash of other messages than the " +
+                        std::to_string(count) + " it consumed");
+  }
+}
+
+// The restored checkpoint must be a state the stream was in: its briefcase holds each message
+// once, a prefix of each pair, and exactly as much of each pair as its channel in says was
+// consumed (a pair of an older life of the sender than its channel's has no entry: its
+// prefix stopped growing when that life crashed). The stream's pairs then resume there.
+void SessionChecker::on_durable_restore(StreamId id, const DurableRestore& r) {
+  Stream& st = stream(id);
+  const std::string what = name(id) + "'s recovery (life " + std::to_string(st.life()) + ")" +
+                           (r.found ? " from epoch " + std::to_string(r.epoch) + " version " +
+                                          std::to_string(r.version)
+                                    : std::string(" with no checkpoint"));
+  if (!r.readable) {
+    fail("durable_state", what + " restored a checkpoint that does not decode to its agent's");
+    return;
+  }
+  std::uint64_t hash = 0;
+  std::map<Pair*, std::uint64_t> held;  // per pair, the prefix the state holds
+  std::set<std::uint64_t> seen;
+  for (const std::uint64_t gid : r.state.consumed) {
+    hash += session_gid_hash(gid);
+    if (!seen.insert(gid).second) {
+      fail("durable_exactly_once", what + ": its state counts message " + std::to_string(gid) +
+                                       " twice");
+      continue;
+    }
+    auto it = truth_.find(gid);
+    if (it == truth_.end() || it->second.to != id) {
+      fail("durable_state", what + ": its state has message " + std::to_string(gid) +
+                                ", never appended to it");
+      continue;
+    }
+    const Message& m = it->second;
+    std::uint64_t& prefix = held[&pairs_[{m.from, m.life, m.to}]];
+    if (m.position != prefix + 1) {
+      fail("durable_state", what + ": its state has message #" + std::to_string(m.position) +
+                                " of " + name(m.from) + " after #" + std::to_string(prefix));
+    }
+    prefix = std::max(prefix, m.position);
+  }
+  if (r.state.handled != r.state.consumed.size() || r.state.hash != hash) {
+    fail("durable_state", what + ": its briefcase counts " + std::to_string(r.state.handled) +
+                              " messages but lists " + std::to_string(r.state.consumed.size()) +
+                              (r.state.hash != hash ? ", with another hash" : ""));
+  }
+  for (auto& [key, p] : pairs_) {
+    const auto& [from, l, to] = key;
+    if (to != id) continue;
+    const std::uint64_t k = held.contains(&p) ? held[&p] : 0;
+    std::optional<std::uint64_t> channel;  // what the channel says of this pair, if anything
+    for (const DurableRestore::In& e : r.in) {
+      if (e.from != from) continue;
+      std::uint32_t el = 0;  // the sender's life the channel numbers (past them: a later one)
+      while (el <= sender_life(from) && origin_of(from, el) != e.origin) ++el;
+      if (el == l) channel = e.consumed_up_to;
+      if (el < l) channel = 0;  // the checkpoint predates this life of the sender
+    }
+    if (!channel && std::none_of(r.in.begin(), r.in.end(), [&](const auto& e) {
+          return e.from == from;
+        }))
+      channel = 0;  // no channel from that sender at all
+    if (channel && *channel != k) {
+      fail("durable_state", what + ": its state holds " + std::to_string(k) + " messages of " +
+                                name(from) + (l > 0 ? " (life " + std::to_string(l) + ")" : "") +
+                                ", its channel says " + std::to_string(*channel) +
+                                " were consumed");
+    }
+    held[&p] = k;
+  }
+  st.append_runs = r.state.handled;
+  st.consumed_hash = r.state.hash;
+  if (!st.lapsed) take_back_appends(id, r, what);
+  if (st.lapsed) {
+    // Acknowledged messages may be past what site 0 held: judged as any stream from now on.
+    st.void_ = true;
+    return;
+  }
+  if (st.void_) return;
+  for (auto& [p, k] : held) {
+    if (p->acked > k) {
+      fail("durable_exactly_once", what + " restored " + std::to_string(k) +
+                                       " consumed messages of a sender acknowledged " +
+                                       std::to_string(p->acked));
+    }
+    p->receiver_life = st.life();
+    p->consumed = k;
   }
 }
 
@@ -363,7 +540,46 @@ void SessionChecker::on_arrive(const wire::Arrive& a, std::size_t encoded_bytes)
   }
 }
 
-bool SessionChecker::lost_with_its_life(const Message& m) const { return m.life < life(m.from); }
+// A durable sender's recovery takes back what its handlers appended after the restored
+// checkpoint: those were held (output commit), so no receiver may have consumed one, and its
+// re-run numbers its messages from the checkpoint's counts again.
+void SessionChecker::take_back_appends(StreamId id, const DurableRestore& r,
+                                       const std::string& what) {
+  for (auto& [key, p] : pairs_) {
+    const auto& [from, l, to] = key;
+    if (from != id) continue;
+    auto sent = r.sent_to.find(to);
+    const std::uint64_t kept = sent == r.sent_to.end() ? 0 : sent->second;
+    const auto out = std::find_if(r.out.begin(), r.out.end(), [&](const auto& o) {
+      return o.to == to && o.origin == origin_of(id, l);
+    });
+    if (out != r.out.end() && out->next_seq != kept + 1) {
+      fail("durable_state", what + ": its briefcase has " + std::to_string(kept) +
+                                " messages appended to " + name(to) + ", its channel numbers " +
+                                std::to_string(out->next_seq - 1));
+    }
+    if (kept > p.gids.size()) {
+      fail("durable_state", what + ": its briefcase has " + std::to_string(kept) +
+                                " messages appended to " + name(to) + ", of " +
+                                std::to_string(p.gids.size()) + " ever appended");
+      continue;
+    }
+    for (std::size_t i = kept; i < p.gids.size(); ++i) {
+      auto it = truth_.find(p.gids[i]);
+      if (it->second.consumed) {
+        fail("durable_exactly_once", what + " took back message #" + std::to_string(i + 1) +
+                                         " it appended to " + name(to) + " after its checkpoint (" +
+                                         std::to_string(kept) + "), but it was consumed");
+      }
+      truth_.erase(it);
+    }
+    p.gids.resize(kept);
+  }
+}
+
+bool SessionChecker::lost_with_its_life(const Message& m) const {
+  return m.life < sender_life(m.from);
+}
 
 std::uint64_t SessionChecker::unconsumed_required() const {
   std::uint64_t n = 0;
@@ -374,7 +590,7 @@ std::uint64_t SessionChecker::unconsumed_required() const {
 std::string SessionChecker::first_unconsumed() const {
   for (const auto& [key, p] : pairs_) {
     const auto& [from, l, to] = key;
-    if (l < life(from)) continue;  // that life of the sender crashed: its rest may be lost
+    if (l < sender_life(from)) continue;  // that life of the sender crashed: its rest may be lost
     for (std::size_t i = 0; i < p.gids.size(); ++i) {
       if (truth_.at(p.gids[i]).consumed) continue;
       return "message #" + std::to_string(i + 1) + " of " + name(from) +
@@ -408,6 +624,18 @@ void SessionChecker::check_end() {
     if (pending != wire::kNoSite)
       fail("relocation_before_append",
            name(id) + " never ran its relocation handlers at site " + std::to_string(pending));
+    if (st.judged_durable()) {
+      for (const auto& [key, p] : pairs_) {
+        const auto& [from, l, to] = key;
+        if (to != id || l < sender_life(from)) continue;  // a crashed sender's life may lose its rest
+        const std::uint64_t held = p.receiver_life == st.life() ? p.consumed : 0;
+        if (held < p.gids.size()) {
+          fail("durable_state", name(id) + "'s final state holds " + std::to_string(held) +
+                                    " of the " + std::to_string(p.gids.size()) +
+                                    " messages " + name(from) + " appended to it");
+        }
+      }
+    }
     if (st.recoveries < st.recoveries_due) {
       fail("failure_recovered", name(id) + " was recovered " + std::to_string(st.recoveries) +
                                     " times; crashes of its sites called for " +

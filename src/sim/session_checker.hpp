@@ -40,7 +40,8 @@
 //                            with as many peers; sites a stream left keep none of its
 //                            channels (the driver reports those)
 //   briefcase_travels        the agents' own counters (briefcases) continue across moves, and
-//                            restart from the initial state at a recovery
+//                            restart from the initial state at a recovery (a durable stream's:
+//                            from the restored checkpoint's, see durable_state)
 //   failure_recovered        every stream a site hosted when it crashed is recovered (at
 //                            least once more than before), each recovery at the stream's
 //                            failure manager, or at site 0 if that crashed too; it runs its
@@ -51,6 +52,31 @@
 //                            consumed (all but what session_no_loss lets crashes lose) and
 //                            every node is idle, nothing runs after, and it does answer once
 //                            the traffic stops
+//   durable_exactly_once     streams created -durable: a durable receiver's committed state
+//                            counts each message at most once across all its lives. A
+//                            recovery continues the life its restored checkpoint had reached:
+//                            each pair resumes right after what the checkpoint says was
+//                            consumed (nothing it covers is consumed again; a gap after it is
+//                            session_fifo's), and the checkpoint covers every message its
+//                            senders were acknowledged (checked at each recovery and at the
+//                            end). As a sender (output commit): what its handlers appended
+//                            after the restored checkpoint, which its recovery takes back
+//                            (its re-run appends others under the same numbers), was never
+//                            consumed anywhere
+//   durable_state            a durable receiver's agent state (its briefcase: how many
+//                            messages it consumed and a hash of their ids) is, after a
+//                            recovery, the state after exactly the messages its restored
+//                            checkpoint's channels say were consumed (the initial state if
+//                            there was none), and then grows by each message consumed; at the
+//                            end it holds every message appended to it (all but what a crashed
+//                            sender's life may lose). As a sender: the restored briefcase's
+//                            count of messages to each receiver is its channel's numbering
+//                            Both hold while a store that can recover the stream has all it
+//                            acknowledged: its failure manager's, or once that crashed, site
+//                            0's after its first checkpoint there (doc/session.md "Durable
+//                            streams"). A recovery in between starts from what site 0 holds,
+//                            and from then on the stream is judged as any other, from that
+//                            restored state.
 //   (the driver adds liveness, progress, determinism, wire_valid, corruption_rejected,
 //   api_contract, directory_consistent and failure_detection: the leader declares every
 //   crashed site failed and no other, and no live site gives the session up)
@@ -85,6 +111,43 @@ struct SessionMessage {
 std::optional<SessionMessage> parse_session_message(std::string_view payload);
 std::string session_message(char kind, std::uint64_t gid, std::uint64_t number);
 
+// The agents' briefcase: "HANDLED HASH\n" (append handler runs, and the sum of
+// session_gid_hash() of the messages they consumed: a state that tells which messages went
+// into it, in any order, cheap to compare after each run), then a receiver's "#GID GID ...\n"
+// (the messages it consumed, in order: a restored state is judged message by message), then
+// "STREAM=COUNT\n" per stream the agent appended to (the number of its last message there).
+struct SessionBriefcase {
+  std::uint64_t handled = 0;
+  std::uint64_t hash = 0;
+  std::vector<std::uint64_t> consumed;
+  std::map<std::string, std::uint64_t> sent;
+};
+std::optional<SessionBriefcase> parse_session_briefcase(std::string_view saved);
+std::string session_briefcase(const SessionBriefcase& b);
+std::uint64_t session_gid_hash(std::uint64_t gid);
+
+// What a durable stream's recovery restored: the record its failure manager's store held
+// (SiteCore::restore_checkpoint reads the same one), decoded.
+struct DurableRestore {
+  bool found = false;     // no record: the stream starts from its initial state
+  bool readable = true;   // the record decoded to a checkpoint with one sim agent briefcase
+  std::uint64_t epoch = 0, version = 0;
+  SessionBriefcase state;
+  std::map<proto::StreamId, std::uint64_t> sent_to;  // state.sent, by the streams' ids
+  struct In {
+    proto::StreamId from = 0;
+    std::uint32_t origin = 0;
+    std::uint64_t consumed_up_to = 0;
+  };
+  std::vector<In> in;
+  struct Out {
+    proto::StreamId to = 0;
+    std::uint32_t origin = 0;
+    std::uint64_t next_seq = 1;
+  };
+  std::vector<Out> out;
+};
+
 class SessionChecker {
  public:
   using StreamId = proto::StreamId;
@@ -99,6 +162,12 @@ class SessionChecker {
   void on_handler(SiteId site, const site::HandlerTrace& t);
   // The stream's failure manager, as created (site 0 by default).
   void set_failure_manager(StreamId stream, SiteId site);
+  // The stream was created -durable.
+  void set_durable(StreamId stream);
+  // After the kRecover trace of a durable stream: the checkpoint its recovery restored.
+  void on_durable_restore(StreamId stream, const DurableRestore& r);
+  // `site`'s store committed a checkpoint of `stream`, newer than the one it held.
+  void on_checkpoint_stored(SiteId site, StreamId stream);
   // `site` crashed: it hosts nothing from now on, and each stream it hosted must recover.
   void on_site_crashed(SiteId site);
   // The sender `from` (its channel's numbering `origin`) knows `acked` of its messages to
@@ -106,8 +175,9 @@ class SessionChecker {
   void on_acked(StreamId from, StreamId to, std::uint32_t origin, std::uint64_t acked);
   // The agent of `stream` ran its failure handler at `site`.
   void on_failure_handler(StreamId stream, SiteId site);
-  // The agent of `stream` has counted `count` append handler runs in its briefcase.
-  void on_agent_count(StreamId stream, std::uint64_t count);
+  // The agent of `stream` has counted `count` append handler runs in its briefcase, and
+  // `hash` of the messages it consumed (SessionBriefcase).
+  void on_agent_count(StreamId stream, std::uint64_t count, std::uint64_t hash);
   // The agent of `stream` ran its relocation handler at `site`.
   void on_relocation_handler(StreamId stream, SiteId site);
   // Whether `site` hosts `stream` now (reported on every change).
@@ -155,6 +225,7 @@ class SessionChecker {
     SiteId awaiting_handler = wire::kNoSite;     // traced there, the agent's handler not run
     std::vector<SiteId> hosts;
     std::uint64_t append_runs = 0;
+    std::uint64_t consumed_hash = 0;  // of the messages append_runs counts
     std::vector<StreamId> senders, receivers;  // peers it ever had
     // Failures: its lives (the origin of each: 0, then each recovery's epoch), where it was
     // last recovered and whether it was installed elsewhere since, its failure manager, how
@@ -166,6 +237,15 @@ class SessionChecker {
     SiteId failure_manager = 0;
     std::uint32_t recoveries = 0, recoveries_due = 0;
     std::uint32_t failure_traces = 0, failure_handlers = 0;
+    // Durable streams: a recovery continues the life the checkpoint it restored had reached
+    // (its pairs resume there); `lapsed` while no store that can recover it holds all it
+    // had acknowledged (its failure manager crashed, and site 0 has not stored a checkpoint of
+    // it since); `void_` after a recovery while lapsed: from then on it is judged as any
+    // stream, its state being the restored one.
+    bool durable = false;
+    bool lapsed = false;
+    bool void_ = false;
+    bool judged_durable() const { return durable && !void_; }
     std::uint32_t life() const { return static_cast<std::uint32_t>(origins.size() - 1); }
     // The state an Arrive carried beyond messages and briefcases, at the first move with a
     // given (in, out) channel count, and that move's epoch.
@@ -176,6 +256,9 @@ class SessionChecker {
 
   std::unordered_map<std::uint64_t, Message> truth_;
   std::uint32_t life(StreamId id) const;
+  std::uint32_t sender_life(StreamId id) const;
+  std::uint32_t origin_of(StreamId id, std::uint32_t sender_life) const;
+  void take_back_appends(StreamId id, const DurableRestore& r, const std::string& what);
   void on_recovery(StreamId id, SiteId site, std::uint64_t epoch);
   bool lost_with_its_life(const Message& m) const;
   std::uint64_t unconsumed_required() const;

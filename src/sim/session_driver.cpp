@@ -18,8 +18,10 @@ thread_local SessionDriver* t_current = nullptr;
 // As src/runtime/node_loop.cpp: a joiner repeats its request until it is answered.
 constexpr Time kJoinRepeat = 100 * kMillisecond;
 
-site::SiteOptions session_options(const SessionScenario& s, SiteId id, bool shell) {
+site::SiteOptions session_options(const SessionScenario& s, SiteId id, bool shell,
+                                  std::shared_ptr<MemoryStore> store) {
   site::SiteOptions o = site::SiteOptions::with_mtu(id, s.transport.path.mtu, shell);
+  o.store = std::move(store);
   o.transport = s.transport;
   o.step_budget = s.step_budget;
   o.delivery_batch = s.delivery_batch;
@@ -67,9 +69,14 @@ SessionDriver::SessionDriver(const SessionScenario& s, const RunOptions& o)
   site_ids_.assign(s.sites + 1, 0);
   for (const SessionStreamPlan& p : s.streams)
     if (!p.sender) receivers_.push_back(p.name);
+  for (std::uint32_t n = 0; n <= s.sites; ++n) {
+    nodes_[n].store = std::make_shared<MemoryStore>();
+    nodes_[n].store->set_hook(
+        [this, n](const std::vector<proto::StoredRecord>& batch) { return on_store_put(n, batch); });
+  }
   NodeRun& leader = nodes_[0];
-  leader.leader =
-      std::make_unique<leader::LeaderNode>(session_options(s, 0, false), leader_options(s));
+  leader.leader = std::make_unique<leader::LeaderNode>(
+      session_options(s, 0, false, leader.store), leader_options(s));
   leader.leader->set_own_address(sim_address(0), 0);
   leader.node = leader.leader.get();
   leader.core = &leader.leader->site();
@@ -280,7 +287,8 @@ void SessionDriver::on_join_datagram(std::uint32_t n, std::uint32_t from,
 
 void SessionDriver::make_site(std::uint32_t n, SiteId id) {
   NodeRun& nr = nodes_[n];
-  nr.site = std::make_unique<site::SiteCore>(session_options(sc_, id, n == sc_.shell_node()));
+  nr.site = std::make_unique<site::SiteCore>(
+      session_options(sc_, id, n == sc_.shell_node(), nr.store));
   nr.node = nr.site.get();
   nr.core = nr.site.get();
   nr.id = id;
@@ -294,9 +302,54 @@ void SessionDriver::make_site(std::uint32_t n, SiteId id) {
   run_node(n);
 }
 
+void SessionDriver::crash(std::uint32_t index) {
+  const SessionCrash& c = sc_.crashes[index];
+  if (c.point == SessionCrash::Point::kAtTime) {
+    crash_now(index);
+    return;
+  }
+  trace("node " + std::to_string(c.node) + " will crash at its store's next commit");
+  nodes_[c.node].armed_crash = index;
+}
+
+// Inside SiteCore::step (store_pending_checkpoints): the crash waits for the step's end, as
+// the core must not be destroyed under its own call; nothing it does meanwhile leaves the
+// node, as run_node crashes it before it drains the node's datagrams.
+MemoryStore::Fault SessionDriver::on_store_put(std::uint32_t n,
+                                               const std::vector<proto::StoredRecord>& batch) {
+  NodeRun& nr = nodes_[n];
+  MemoryStore::Fault fault = MemoryStore::Fault::kNone;
+  if (nr.armed_crash && nr.node && phase_ == Phase::kWorkload) {
+    nr.crash_due = *nr.armed_crash;
+    nr.armed_crash.reset();
+    fault = sc_.crashes[*nr.crash_due].point == SessionCrash::Point::kBeforeCommit
+                ? MemoryStore::Fault::kCrashBeforeCommit
+                : MemoryStore::Fault::kCrashAfterCommit;
+    ++sum_.checkpoint_crashes;
+  }
+  note(SessionEventKind::kCrash, n, batch.size(), static_cast<std::uint64_t>(fault) + 16);
+  trace("node " + std::to_string(n) + " commits " + std::to_string(batch.size()) +
+        " checkpoints" +
+        (fault == MemoryStore::Fault::kCrashBeforeCommit  ? ": it crashes before the commit"
+         : fault == MemoryStore::Fault::kCrashAfterCommit ? ": it crashes right after it"
+                                                          : ""));
+  if (fault == MemoryStore::Fault::kCrashBeforeCommit) return fault;
+  ++sum_.checkpoints_stored;
+  if (fault == MemoryStore::Fault::kNone && sc_.lying_store_every > 0 &&
+      sum_.checkpoints_stored % sc_.lying_store_every == 0)
+    return MemoryStore::Fault::kLieAboutCommit;
+  for (const proto::StoredRecord& r : batch) {
+    Result<std::optional<proto::StoredRecord>> held = nr.store->get(r.key);
+    const bool newer = !held.ok() || !held->has_value() || r.epoch > (*held)->epoch ||
+                       (r.epoch == (*held)->epoch && r.version > (*held)->version);
+    if (newer) checker_.on_checkpoint_stored(nr.id, r.key);
+  }
+  return fault;
+}
+
 // The node stops where it is: no datagram reaches it, it sends none and never steps again
 // (what it sent is still on the wire). Its core is kept only so nothing dangles.
-void SessionDriver::crash(std::uint32_t index) {
+void SessionDriver::crash_now(std::uint32_t index) {
   const SessionCrash& c = sc_.crashes[index];
   NodeRun& nr = nodes_[c.node];
   if (!nr.node) return;  // not joined (again) yet: nothing runs there anyway
@@ -306,6 +359,8 @@ void SessionDriver::crash(std::uint32_t index) {
     trace("node " + std::to_string(c.node) + " does not crash: the workload is over");
     return;
   }
+  nr.armed_crash.reset();
+  nr.crash_due.reset();
   note(SessionEventKind::kCrash, c.node, nr.id);
   trace("node " + std::to_string(c.node) + " (site " + std::to_string(nr.id) + ") crashes");
   ++sum_.crashes;
@@ -439,6 +494,10 @@ void SessionDriver::run_node(std::uint32_t n) {
   NodeRun& nr = nodes_[n];
   if (!nr.node) return;
   nr.node->step(now_);
+  if (nr.crash_due) {
+    crash_now(*nr.crash_due);
+    return;
+  }
   if (n == sc_.shell_node()) shell_poll();
   drain(n);
   if (nr.node->has_work() && !nr.step_scheduled) {

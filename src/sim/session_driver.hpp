@@ -21,6 +21,7 @@
 
 #include "leader/leader_node.hpp"
 #include "mstream/agent.hpp"
+#include "sim/memory_store.hpp"
 #include "sim/network.hpp"
 #include "sim/random.hpp"
 #include "sim/session_checker.hpp"
@@ -83,11 +84,12 @@ class SessionDriver {
   // The run on this thread, for the agents' handlers; null outside a run.
   static SessionDriver* current();
   // session_workload.cpp: what the agents do in their handlers. Their briefcases: `sent`
-  // numbers the agent's messages per receiver, `handled` counts its append handler runs.
-  void on_sender_append(AgentContext& ctx, std::string_view message,
-                        std::map<std::string, std::uint64_t>* sent);
+  // numbers the agent's messages per receiver, `handled` counts its append handler runs and
+  // `hash` sums session_gid_hash() of the messages they consumed.
+  void on_sender_append(AgentContext& ctx, std::string_view message, std::uint64_t handled,
+                        std::uint64_t hash, std::map<std::string, std::uint64_t>* sent);
   void on_receiver_append(AgentContext& ctx, std::string_view message, std::uint64_t handled,
-                          std::map<std::string, std::uint64_t>* sent);
+                          std::uint64_t hash, std::map<std::string, std::uint64_t>* sent);
   void on_agent_relocated(AgentContext& ctx);
   void on_agent_failed(AgentContext& ctx);
 
@@ -109,6 +111,12 @@ class SessionDriver {
     std::vector<std::uint8_t> hosting;  // by stream id - 1: hosts() as last reported
     bool crashed = false;               // until a restart: node and core are null
     std::uint32_t restarts = 0;
+    // The node's disk: every process it runs keeps its checkpoints here (sites only).
+    std::shared_ptr<MemoryStore> store;
+    // A mid-checkpoint crash (SessionCrash::Point) waiting for the store's next commit, and
+    // one that commit called for: it happens when the step that called put() returns.
+    std::optional<std::uint32_t> armed_crash;
+    std::optional<std::uint32_t> crash_due;
   };
   enum class Phase : std::uint8_t { kJoining, kCreating, kWorkload, kQuiescing, kDone };
   struct Request {
@@ -132,6 +140,10 @@ class SessionDriver {
   void send_join(std::uint32_t n);
   void make_site(std::uint32_t n, SiteId id);
   void crash(std::uint32_t index);
+  void crash_now(std::uint32_t index);
+  MemoryStore::Fault on_store_put(std::uint32_t n, const std::vector<proto::StoredRecord>& batch);
+  // A durable stream's recovery at node n: what it restored, for the checker.
+  void report_restore(std::uint32_t n, StreamId stream);
   void restart(std::uint32_t index);
   // Tells the checker what every sender to `to` knows consumed (its channel's consumed_up_to
   // at the site that hosts it now).
@@ -192,6 +204,8 @@ class SessionDriver {
   std::uint64_t next_gid_ = 1;
   std::uint32_t forwards_ = 0;
   std::unordered_map<std::string, StreamId> ids_;
+  std::set<StreamId> durable_ids_;
+  std::set<StreamId> silent_;  // receivers that do not forward (SessionStreamPlan::forwards)
   std::vector<std::string> receivers_;  // names
   std::vector<SiteId> site_ids_;        // of the sites a stream may live at, by node index
   std::vector<std::unique_ptr<site::SiteCore>> crashed_sites_;  // kept, never run again

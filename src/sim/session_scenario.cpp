@@ -144,6 +144,53 @@ void derive_crashes(Rng& rng, SessionScenario* s) {
     p.failure_manager = static_cast<std::uint32_t>(rng.below(s->sites + 1));
 }
 
+// Crash seeds make some receivers durable, and turn some crashes of a durable stream's
+// failure manager into crashes at its store's commit. Drawn from a generator of their own,
+// after everything else, so that a seed's other options stay what they were.
+void derive_durable(Rng& rng, SessionScenario* s) {
+  if (s->crashes.empty()) return;
+  const double chance = rng.chance(0.2) ? 1.0 : 0.5;
+  // A durable stream that appends also needs channel bounds its restored channels fit in:
+  // a restored channel that a small bound splits between the transport and the site's
+  // overflow queue stalls once its receiver consumed past the part in the transport (the
+  // sender takes the receiver's acknowledgement for a bogus one). Known, not fixed:
+  // SessionSimulation.DISABLED_DurableSenderRestoredBehindItsReceiverWithASmallBound.
+  const bool roomy = s->transport.channel.max_unconsumed_messages >= 4096;
+  auto safe = [s, roomy](const SessionStreamPlan& p) {
+    return roomy && std::none_of(s->crashes.begin(), s->crashes.end(), [&](const SessionCrash& c) {
+             return p.failure_manager == c.node;
+           });
+  };
+  for (SessionStreamPlan& p : s->streams) {
+    if (p.sender) continue;
+    p.durable = rng.chance(chance);
+    p.forwards = !p.durable || safe(p);
+  }
+  for (SessionCrash& c : s->crashes) {
+    const bool manages = std::any_of(s->streams.begin(), s->streams.end(), [&](const auto& p) {
+      return p.durable && p.failure_manager == c.node;
+    });
+    if (!manages || !rng.chance(0.6)) continue;
+    c.point = rng.chance(0.5) ? SessionCrash::Point::kBeforeCommit
+                              : SessionCrash::Point::kAfterCommit;
+  }
+  // Senders only where their failure manager never crashes (SessionStreamPlan::durable).
+  for (SessionStreamPlan& p : s->streams)
+    if (p.sender) p.durable = safe(p) && rng.chance(chance);
+}
+
+const char* crash_point_name(SessionCrash::Point p) {
+  switch (p) {
+    case SessionCrash::Point::kAtTime:
+      return "";
+    case SessionCrash::Point::kBeforeCommit:
+      return " (then at its store's next commit, before it: the batch is lost)";
+    case SessionCrash::Point::kAfterCommit:
+      return " (then at its store's next commit, right after it: no answer leaves)";
+  }
+  return "?";
+}
+
 const char* action_name(SessionAction::Kind k) {
   switch (k) {
     case SessionAction::Kind::kTrigger:
@@ -164,6 +211,11 @@ std::size_t SessionScenario::moves() const {
   }));
 }
 
+std::size_t SessionScenario::durables() const {
+  return static_cast<std::size_t>(
+      std::count_if(streams.begin(), streams.end(), [](const auto& p) { return p.durable; }));
+}
+
 std::size_t SessionScenario::senders() const {
   return static_cast<std::size_t>(
       std::count_if(streams.begin(), streams.end(), [](const auto& p) { return p.sender; }));
@@ -179,6 +231,7 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   Rng work_rng = rng.fork();
   Rng lane_rng = rng.fork();  // forked after the above: their draws stay those of earlier versions
   Rng crash_rng = rng.fork();
+  Rng durable_rng = rng.fork();
 
   s.transport = derive_session_transport(config_rng, overrides.small_buffers);
   static constexpr std::size_t kBudgets[] = {1, 4, 256};
@@ -217,6 +270,7 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   s.lane_finish_chance = lane_rng.pick(kFinish);
   s.delivery_batch = lane_rng.pick(kBatches);
   if (overrides.faults && overrides.crashes) derive_crashes(crash_rng, &s);
+  derive_durable(durable_rng, &s);
   return s;
 }
 
@@ -247,15 +301,21 @@ std::string describe(const SessionScenario& s) {
     joins += " node " + std::to_string(n) + " at " + ms(s.join_at[n]);
   line(joins);
   for (const SessionStreamPlan& p : s.streams)
-    line("session stream " + p.name + (p.sender ? " sender" : " receiver") + " created at node " +
+    line("session stream " + p.name + (p.sender ? " sender" : " receiver") +
+         (p.durable ? " durable" : "") + (p.forwards ? "" : " (does not forward)") +
+         " created at node " +
          std::to_string(p.node) +
          (p.failure_manager ? " failure manager node " + std::to_string(*p.failure_manager)
                             : std::string()));
   for (const SessionCrash& c : s.crashes)
     line("session crash node " + std::to_string(c.node) + " at +" + ms(c.at) +
          (c.restart_after >= 0 ? ", restarts " + ms(c.restart_after) + " later"
-                               : std::string(", for good")));
+                               : std::string(", for good")) +
+         crash_point_name(c.point));
   if (s.failure_timeout > 0) line("session failure timeout " + ms(s.failure_timeout));
+  if (s.lying_store_every > 0)
+    line("session stores drop every " + std::to_string(s.lying_store_every) +
+         "th commit, saying it was stored");
   for (const SessionAction& a : s.actions) {
     std::string l = std::string("session ") + action_name(a.kind) + " " + s.streams[a.stream].name +
                     " at +" + ms(a.at);

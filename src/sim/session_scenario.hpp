@@ -14,7 +14,10 @@
 // again and gets a new site id. Those seeds turn the leader's failure detection on, with a
 // failure timeout well above the longest silence the network's faults can cause a live node
 // (every fault ends by calm_start, and a retransmission backs off to at most max_rto), so
-// only crashed sites are ever declared failed; the other seeds keep it off (0).
+// only crashed sites are ever declared failed; the other seeds keep it off (0). In crash
+// seeds some receivers are durable, every node keeps its checkpoints in a sim::MemoryStore
+// (its disk: a restarted node gets its crashed process's), and some crashes wait for a commit
+// to that store to crash there (SessionCrash::Point).
 // describe() prints every derived option, so a failing seed can be read as well as replayed.
 //
 // Node indices: 0 is the leader (site 0), 1..sites the sites, sites + 1 the shell. Site ids
@@ -40,14 +43,29 @@ struct SessionStreamPlan {
   // Crash seeds: the node index of its failure manager (CreateReq::failure_manager); else
   // none (the default, site 0).
   std::optional<std::uint32_t> failure_manager;
+  // Crash seeds: created -durable (doc/session.md "Durable streams"). A stream that appends
+  // (a sender, or a receiver that forwards) only if its failure manager never crashes (one
+  // recovered from no checkpoint would number its messages from 1 again under its old
+  // origin, and its receivers would take them for ones they have), and with the default
+  // channel bound (session_scenario.cpp, derive_durable).
+  bool durable = false;
+  // Receivers: whether its agent forwards messages (SessionScenario::forward_chance); not a
+  // durable one whose failure manager may crash, as above.
+  bool forwards = true;
 };
 
 // A site's crash, at `at` after the workload starts; with `restart_after` >= 0 a new process
-// joins from the same node that long after the crash.
+// joins from the same node that long after the crash. A mid-checkpoint crash waits from `at`
+// for the node's next commit of checkpoints to its store (it is the failure manager of a
+// durable stream), and crashes there: before the commit (the batch is lost) or right after
+// it (its Checkpointed answers never leave). If no commit comes during the workload, the
+// node does not crash.
 struct SessionCrash {
+  enum class Point : std::uint8_t { kAtTime, kBeforeCommit, kAfterCommit };
   std::uint32_t node = 1;  // 1..sites
   Time at = 0;
   Time restart_after = -1;
+  Point point = Point::kAtTime;
 };
 
 // One thing the shell does, at `at` after the workload starts (when every stream exists and
@@ -101,12 +119,16 @@ struct SessionScenario {
   // whenever there are no crashes).
   std::vector<SessionCrash> crashes;
   Time failure_timeout = 0;
+  // Never derived: the checkers' tests set it to show they catch a broken durable store.
+  // Every K-th commit of a site's store is dropped though put() succeeds (0: none).
+  std::uint32_t lying_store_every = 0;
 
   std::uint32_t nodes() const { return sites + 2; }
   std::uint32_t shell_node() const { return sites + 1; }
   Time calm_start() const { return network.calm_start; }
   std::size_t moves() const;
   std::size_t senders() const;
+  std::size_t durables() const;
 };
 
 SessionScenario derive_session_scenario(std::uint64_t seed,

@@ -47,7 +47,9 @@ std::string describe(const SessionResult& r) {
          kv("self_relocations", s.self_relocations) +
          kv("relocations_refused", s.relocations_refused) + kv("arrives", s.arrives) + "\n";
   out += "session failures:" + kv("crashes", s.crashes) + kv("restarts", s.restarts) +
-         kv("moves_failed", s.moves_failed) + "\n";
+         kv("moves_failed", s.moves_failed) + kv("checkpoints_stored", s.checkpoints_stored) +
+         kv("checkpoint_crashes", s.checkpoint_crashes) +
+         kv("durable_restores", s.durable_restores) + "\n";
   out += "session network:" + kv("sent", n.sent) + kv("arrivals", n.arrivals) +
          kv("lost_random", n.lost_random) + kv("lost_burst", n.lost_burst) +
          kv("lost_partition", n.lost_partition) + kv("duplicated", n.duplicated) +

@@ -46,6 +46,7 @@ void SessionDriver::start_setup() {
     r.site = site_ids_[sc_.streams[i].node];
     if (sc_.streams[i].failure_manager)
       r.failure_manager = site_ids_[*sc_.streams[i].failure_manager];
+    if (sc_.streams[i].durable) r.flags |= wire::kStreamDurable;
     outstanding_[core.send_request(r)] = Request{Request::Kind::kCreate, i};
   }
   trace("shell creates " + std::to_string(sc_.streams.size()) + " streams");
@@ -81,6 +82,11 @@ void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
       ids_[plan->name] = rec->id;
       checker_.add_stream(rec->id, plan->name);
       checker_.set_failure_manager(rec->id, rec->failure_manager);
+      if (plan->durable) {
+        durable_ids_.insert(rec->id);
+        checker_.set_durable(rec->id);
+      }
+      if (!plan->forwards) silent_.insert(rec->id);
       wire::AttachReq a;
       a.stream = plan->name;
       a.args = plan->name;
@@ -234,7 +240,9 @@ bool SessionDriver::agent_append(AgentContext& ctx, const std::string& to,
 }
 
 void SessionDriver::on_sender_append(AgentContext& ctx, std::string_view message,
+                                     std::uint64_t handled, std::uint64_t hash,
                                      std::map<std::string, std::uint64_t>* sent) {
+  checker_.on_agent_count(id_of(ctx.stream_name()), handled, hash);
   const std::optional<SessionMessage> m = parse_session_message(message);
   if (m && m->kind == 'g') {
     for (std::uint64_t k = 0; k < m->number; ++k)
@@ -244,12 +252,14 @@ void SessionDriver::on_sender_append(AgentContext& ctx, std::string_view message
 }
 
 void SessionDriver::on_receiver_append(AgentContext& ctx, std::string_view /*message*/,
-                                       std::uint64_t handled,
+                                       std::uint64_t handled, std::uint64_t hash,
                                        std::map<std::string, std::uint64_t>* sent) {
-  checker_.on_agent_count(id_of(ctx.stream_name()), handled);
+  const StreamId self = id_of(ctx.stream_name());
+  checker_.on_agent_count(self, handled, hash);
   // Forwarding, to any receiver (itself too): chains of handlers across sites that outlive
   // the shell's last append, which termination detection must wait for.
-  if (forwards_ < sc_.max_forwards && rng_.chance(sc_.forward_chance)) {
+  if (!silent_.contains(self) && forwards_ < sc_.max_forwards &&
+      rng_.chance(sc_.forward_chance)) {
     ++forwards_;
     (void)agent_append(ctx, receivers_[rng_.below(receivers_.size())], sent);
   }
