@@ -994,6 +994,14 @@ void LeaderCore::resume(Time now) {
   // Site 0's process is new: whatever its old one held is gone, as if it had failed. Its
   // peers need no telling (it is the same site, and a newer boot resets their paths to it).
   failures_seen_ = true;
+  // Its counters start again from 0 (quiescence compares them with these), and the requests
+  // its old process's handlers made are nobody's now: their answers go nowhere.
+  requests_done_by_.erase(0);
+  for (auto& [id, op] : in_flight_)
+    if (op.requester == 0) op.requester = wire::kNoSite;
+  for (auto& [id, st] : state_)
+    for (Op& op : st.queue)
+      if (op.requester == 0) op.requester = wire::kNoSite;
   if (auto d = delegated_.find(0); d != delegated_.end()) {
     for (const Delegated& a : d->second) {
       send(a.requester, wire::Location{a.rec});

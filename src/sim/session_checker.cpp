@@ -155,7 +155,7 @@ void SessionChecker::set_failure_manager(StreamId id, SiteId site) {
   stream(id).failure_manager = site;
 }
 
-void SessionChecker::on_site_crashed(SiteId site) {
+void SessionChecker::on_site_crashed(SiteId site, bool keeps_store) {
   crashed_.insert(site);
   for (auto& [id, st] : streams_) {
     auto it = std::find(st.hosts.begin(), st.hosts.end(), site);
@@ -167,7 +167,7 @@ void SessionChecker::on_site_crashed(SiteId site) {
     if (st.awaiting_relocation == site) st.awaiting_relocation = wire::kNoSite;
     if (st.awaiting_handler == site) st.awaiting_handler = wire::kNoSite;
     // Its checkpoints are gone with their store (they are not the leader's to move).
-    if (st.durable && st.failure_manager == site) st.lapsed = true;
+    if (st.durable && st.failure_manager == site && !keeps_store) st.lapsed = true;
   }
 }
 

@@ -169,7 +169,8 @@ class SessionChecker {
   // `site`'s store committed a checkpoint of `stream`, newer than the one it held.
   void on_checkpoint_stored(SiteId site, StreamId stream);
   // `site` crashed: it hosts nothing from now on, and each stream it hosted must recover.
-  void on_site_crashed(SiteId site);
+  // keeps_store: its checkpoints stay reachable (site 0, whose next process has its disk).
+  void on_site_crashed(SiteId site, bool keeps_store = false);
   // The sender `from` (its channel's numbering `origin`) knows `acked` of its messages to
   // `to` consumed: its channel's consumed_up_to, read at the sender's site.
   void on_acked(StreamId from, StreamId to, std::uint32_t origin, std::uint64_t acked);

@@ -34,9 +34,14 @@ site::SiteOptions session_options(const SessionScenario& s, SiteId id, bool shel
 
 // Failure detection only in the seeds that crash sites (session_scenario.hpp): elsewhere the
 // network's partitions outlast any timeout short enough to test.
-leader::LeaderOptions leader_options(const SessionScenario& s) {
+leader::LeaderOptions leader_options(const SessionScenario& s,
+                                     std::shared_ptr<MemoryStore> state) {
   leader::LeaderOptions o;
   o.failure_timeout = s.failure_timeout;
+  if (s.leader_durable) {
+    o.state = std::move(state);
+    o.resume_timeout = s.resume_timeout;
+  }
   return o;
 }
 
@@ -74,14 +79,10 @@ SessionDriver::SessionDriver(const SessionScenario& s, const RunOptions& o)
     nodes_[n].store->set_hook(
         [this, n](const std::vector<proto::StoredRecord>& batch) { return on_store_put(n, batch); });
   }
-  NodeRun& leader = nodes_[0];
-  leader.leader = std::make_unique<leader::LeaderNode>(
-      session_options(s, 0, false, leader.store), leader_options(s));
-  leader.leader->set_own_address(sim_address(0), 0);
-  leader.node = leader.leader.get();
-  leader.core = &leader.leader->site();
-  leader.core->set_trace([this](const site::HandlerTrace& t) { on_trace(0, t); });
-  leader.hosting.assign(s.streams.size(), 0);
+  nodes_[0].leader_state = std::make_shared<MemoryStore>();
+  nodes_[0].leader_state->set_hook(
+      [this](const std::vector<proto::StoredRecord>&) { return on_leader_state_put(); });
+  make_leader();
   for (std::uint32_t n = 1; n < s.nodes(); ++n) {
     nodes_[n].nonce = mix64(s.seed ^ (std::uint64_t{n} << 48)) | 1;
     schedule(s.join_at[n], SessionEventKind::kJoin, n);
@@ -89,6 +90,19 @@ SessionDriver::SessionDriver(const SessionScenario& s, const RunOptions& o)
 }
 
 SessionDriver::~SessionDriver() = default;
+
+void SessionDriver::make_leader() {
+  NodeRun& nr = nodes_[0];
+  nr.leader = std::make_unique<leader::LeaderNode>(session_options(sc_, 0, false, nr.store),
+                                                   leader_options(sc_, nr.leader_state));
+  nr.leader->set_own_address(sim_address(0), 0);
+  nr.node = nr.leader.get();
+  nr.core = &nr.leader->site();
+  nr.core->set_trace([this](const site::HandlerTrace& t) { on_trace(0, t); });
+  nr.hosting.assign(sc_.streams.size(), 0);
+  if (Status st = nr.leader->open_state(now_); !st.ok())
+    checker_.fail("api_contract", "the leader's state did not open: " + st.message());
+}
 
 void SessionDriver::note(SessionEventKind kind, std::uint64_t a, std::uint64_t b, std::uint64_t c) {
   digest_.add_signed(now_);
@@ -224,6 +238,8 @@ SessionResult SessionDriver::run() {
   }
   for (const auto& dead : crashed_sites_)
     add_transport_stats(dead->transport().stats(), &sum_.transport);
+  for (const auto& dead : crashed_leaders_)
+    add_transport_stats(dead->site().transport().stats(), &sum_.transport);
   sum_.end_time = now_;
   sum_.network = net_.stats();
   sum_.consumed = checker_.consumed();
@@ -260,9 +276,11 @@ void SessionDriver::on_join_datagram(std::uint32_t n, std::uint32_t from,
                                      const wire::Bytes& bytes) {
   if (n == 0) {
     wire::Bytes reply;
+    if (!nodes_[0].node) return;  // crashed: nobody listens
     const bool answered = nodes_[0].node->on_join(bytes, sim_address(from), now_, &reply);
     note(SessionEventKind::kJoin, from, answered);
-    if (answered) transmit(0, from, reply);
+    // A crash at the commit of the join leaves no answer (run_node crashes it at once).
+    if (answered && !nodes_[0].crash_due) transmit(0, from, reply);
     run_node(0);  // the Welcome and the PeerUpdates it queued
     return;
   }
@@ -347,6 +365,21 @@ MemoryStore::Fault SessionDriver::on_store_put(std::uint32_t n,
   return fault;
 }
 
+// The leader's process crashes at the commit of its state as a site does at one of its
+// checkpoints (on_store_put); the records are not checkpoints, so the checker hears nothing.
+MemoryStore::Fault SessionDriver::on_leader_state_put() {
+  NodeRun& nr = nodes_[0];
+  if (!nr.armed_crash || !nr.node || phase_ != Phase::kWorkload) return MemoryStore::Fault::kNone;
+  nr.crash_due = *nr.armed_crash;
+  nr.armed_crash.reset();
+  ++sum_.checkpoint_crashes;
+  const bool before = sc_.crashes[*nr.crash_due].point == SessionCrash::Point::kBeforeCommit;
+  note(SessionEventKind::kCrash, 0, before ? 1 : 2, 32);
+  trace(std::string("node 0 commits the leader's state: it crashes ") +
+        (before ? "before the commit" : "right after it"));
+  return before ? MemoryStore::Fault::kCrashBeforeCommit : MemoryStore::Fault::kCrashAfterCommit;
+}
+
 // The node stops where it is: no datagram reaches it, it sends none and never steps again
 // (what it sent is still on the wire). Its core is kept only so nothing dangles.
 void SessionDriver::crash_now(std::uint32_t index) {
@@ -365,8 +398,10 @@ void SessionDriver::crash_now(std::uint32_t index) {
   trace("node " + std::to_string(c.node) + " (site " + std::to_string(nr.id) + ") crashes");
   ++sum_.crashes;
   crashed_ids_.insert(nr.id);
-  checker_.on_site_crashed(nr.id);
-  crashed_sites_.push_back(std::move(nr.site));
+  // Site 0's checkpoints are on the disk its next process reads.
+  checker_.on_site_crashed(nr.id, c.node == 0);
+  if (nr.site) crashed_sites_.push_back(std::move(nr.site));
+  if (nr.leader) crashed_leaders_.push_back(std::move(nr.leader));
   nr.node = nullptr;
   nr.core = nullptr;
   nr.crashed = true;
@@ -386,6 +421,15 @@ void SessionDriver::restart(std::uint32_t index) {
   ++sum_.restarts;
   nr.crashed = false;
   ++nr.restarts;
+  if (n == 0) {
+    // The same site 0, resuming the session from the leader's state: no join.
+    nr.routes.clear();
+    nr.last_timer = -1;
+    nr.same_time_timers = 0;
+    make_leader();
+    run_node(0);
+    return;
+  }
   nr.nonce = mix64(sc_.seed ^ (std::uint64_t{n} << 48) ^ (std::uint64_t{nr.restarts} << 40)) | 1;
   nr.routes.clear();
   nr.id = 0;

@@ -113,6 +113,8 @@ class SessionDriver {
     std::uint32_t restarts = 0;
     // The node's disk: every process it runs keeps its checkpoints here (sites only).
     std::shared_ptr<MemoryStore> store;
+    // Node 0's second file: the leader's own state (SessionScenario::leader_durable).
+    std::shared_ptr<MemoryStore> leader_state;
     // A mid-checkpoint crash (SessionCrash::Point) waiting for the store's next commit, and
     // one that commit called for: it happens when the step that called put() returns.
     std::optional<std::uint32_t> armed_crash;
@@ -145,6 +147,9 @@ class SessionDriver {
   // A durable stream's recovery at node n: what it restored, for the checker.
   void report_restore(std::uint32_t n, StreamId stream);
   void restart(std::uint32_t index);
+  // Node 0's process: made at the start, and again when it restarts (from its state).
+  void make_leader();
+  MemoryStore::Fault on_leader_state_put();
   // Tells the checker what every sender to `to` knows consumed (its channel's consumed_up_to
   // at the site that hosts it now).
   void report_acks(StreamId to);
@@ -209,6 +214,7 @@ class SessionDriver {
   std::vector<std::string> receivers_;  // names
   std::vector<SiteId> site_ids_;        // of the sites a stream may live at, by node index
   std::vector<std::unique_ptr<site::SiteCore>> crashed_sites_;  // kept, never run again
+  std::vector<std::unique_ptr<leader::LeaderNode>> crashed_leaders_;
   std::set<SiteId> crashed_ids_;
 
   // Reassembly of site-to-site control messages, to watch Arrive messages.

@@ -179,6 +179,27 @@ void derive_durable(Rng& rng, SessionScenario* s) {
     if (p.sender) p.durable = safe(p) && rng.chance(chance);
 }
 
+// Some crash seeds crash the leader's process too (it restarts from its durable state, within
+// the peers' resume timeout), at a time or at a commit of its node's stores (its own state, or
+// site 0's checkpoints). Drawn last, from a generator of its own.
+void derive_leader_crash(Rng& rng, SessionScenario* s) {
+  if (s->failure_timeout <= 0 || !rng.chance(0.4)) return;
+  Time end = 0;
+  for (const SessionAction& a : s->actions) end = std::max(end, a.at);
+  SessionCrash c;
+  c.node = 0;
+  c.at = rng.between(0, end);
+  c.restart_after = rng.log_between(kMillisecond, 2 * s->failure_timeout);
+  if (rng.chance(0.4))
+    c.point = rng.chance(0.5) ? SessionCrash::Point::kBeforeCommit
+                              : SessionCrash::Point::kAfterCommit;
+  s->crashes.push_back(c);
+  std::stable_sort(s->crashes.begin(), s->crashes.end(),
+                   [](const SessionCrash& a, const SessionCrash& b) { return a.at < b.at; });
+  s->leader_durable = true;
+  s->resume_timeout = c.restart_after + 4 * s->failure_timeout;
+}
+
 const char* crash_point_name(SessionCrash::Point p) {
   switch (p) {
     case SessionCrash::Point::kAtTime:
@@ -232,6 +253,7 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   Rng lane_rng = rng.fork();  // forked after the above: their draws stay those of earlier versions
   Rng crash_rng = rng.fork();
   Rng durable_rng = rng.fork();
+  Rng leader_rng = rng.fork();
 
   s.transport = derive_session_transport(config_rng, overrides.small_buffers);
   static constexpr std::size_t kBudgets[] = {1, 4, 256};
@@ -271,6 +293,7 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   s.delivery_batch = lane_rng.pick(kBatches);
   if (overrides.faults && overrides.crashes) derive_crashes(crash_rng, &s);
   derive_durable(durable_rng, &s);
+  if (overrides.faults && overrides.crashes) derive_leader_crash(leader_rng, &s);
   return s;
 }
 
@@ -313,6 +336,8 @@ std::string describe(const SessionScenario& s) {
                                : std::string(", for good")) +
          crash_point_name(c.point));
   if (s.failure_timeout > 0) line("session failure timeout " + ms(s.failure_timeout));
+  if (s.leader_durable)
+    line("session leader durable, resume timeout " + ms(s.resume_timeout));
   if (s.lying_store_every > 0)
     line("session stores drop every " + std::to_string(s.lying_store_every) +
          "th commit, saying it was stored");

@@ -55,14 +55,16 @@ struct SessionStreamPlan {
 };
 
 // A site's crash, at `at` after the workload starts; with `restart_after` >= 0 a new process
-// joins from the same node that long after the crash. A mid-checkpoint crash waits from `at`
+// joins from the same node that long after the crash. Node 0 is the leader's process: it
+// always restarts, from its durable state (SessionScenario::leader_durable), as the same
+// site 0 (doc/session.md "A restarted leader"). A mid-checkpoint crash waits from `at`
 // for the node's next commit of checkpoints to its store (it is the failure manager of a
 // durable stream), and crashes there: before the commit (the batch is lost) or right after
 // it (its Checkpointed answers never leave). If no commit comes during the workload, the
 // node does not crash.
 struct SessionCrash {
   enum class Point : std::uint8_t { kAtTime, kBeforeCommit, kAfterCommit };
-  std::uint32_t node = 1;  // 1..sites
+  std::uint32_t node = 1;  // 0..sites
   Time at = 0;
   Time restart_after = -1;
   Point point = Point::kAtTime;
@@ -119,6 +121,10 @@ struct SessionScenario {
   // whenever there are no crashes).
   std::vector<SessionCrash> crashes;
   Time failure_timeout = 0;
+  // Seeds that crash the leader keep its state in a store of its node's (`mstream leader
+  // --state`), and the peers wait this long for it to come back (LeaderOptions).
+  bool leader_durable = false;
+  Time resume_timeout = 0;
   // Never derived: the checkers' tests set it to show they catch a broken durable store.
   // Every K-th commit of a site's store is dropped though put() succeeds (0: none).
   std::uint32_t lying_store_every = 0;
