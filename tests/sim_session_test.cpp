@@ -905,11 +905,13 @@ TEST(SessionSimulation, DurableCheckersCatchAStoreThatLosesAcknowledgedCheckpoin
 
 // Known, not fixed (core): a durable sender's restored channel is behind its receiver (the
 // checkpoint was taken before its messages went out; the receiver consumed #1..#3 since). A
-// channel bound of 2 puts #1 and #2 in the transport and the rest in the site's overflow
-// queue; the receiver's acknowledgement of #3 is then beyond what the channel sent, taken for
-// a bogus one (SendChannel::release), so #1 and #2 are never released and the overflow never
-// drains: the run never quiesces. Scenarios make durable streams append only with the
-// default bound (derive_durable) until this is fixed.
+// transport channel imported from a SendState counts every message up to next_seq - 1 as
+// sent, so that such a receiver can acknowledge them; but SiteCore::import_channel imports it
+// empty and re-appends the messages, so that the bound (2 here) holds: #1 and #2 go to the
+// transport, the rest to the site's overflow queue. The receiver's acknowledgement of #3 is
+// then beyond what the channel sent, refused as bogus (SendChannel::release): #1 and #2 are
+// never released, the overflow never drains, and the run never quiesces. Scenarios make
+// durable streams append only with the default bound (derive_durable) until this is fixed.
 TEST(SessionSimulation, DISABLED_DurableSenderRestoredBehindItsReceiverWithASmallBound) {
   SessionScenario s = derive_session_scenario(194, ScenarioOverrides{.small_buffers = true});
   for (SessionStreamPlan& p : s.streams) {
