@@ -171,15 +171,6 @@ void SessionChecker::on_site_crashed(SiteId site, bool keeps_store) {
   }
 }
 
-void SessionChecker::set_durable(StreamId id) { stream(id).durable = true; }
-
-// A checkpoint at site 0 after the failure manager crashed was taken once the stream's site
-// knew it (SiteCore::on_failure_manager_failed): it covers all that was ever acknowledged.
-void SessionChecker::on_checkpoint_stored(SiteId site, StreamId id) {
-  Stream& st = stream(id);
-  if (site == 0 && st.lapsed && crashed_.contains(st.failure_manager)) st.lapsed = false;
-}
-
 void SessionChecker::on_acked(StreamId from, StreamId to, std::uint32_t origin,
                               std::uint64_t acked) {
   auto sit = streams_.find(from);
@@ -190,6 +181,7 @@ void SessionChecker::on_acked(StreamId from, StreamId to, std::uint32_t origin,
   if (pit == pairs_.end()) return;
   Pair& p = pit->second;
   p.acked = std::max(p.acked, acked);
+  p.acked_ever = std::max(p.acked_ever, acked);
   // Until the receiver's new life consumes from the pair, every ack is one of an earlier life
   // (or its floor, the same): none of those may be consumed again.
   if (p.receiver_life != life(to)) p.acked_at_recovery = std::max(p.acked_at_recovery, acked);
@@ -385,93 +377,6 @@ void SessionChecker::on_agent_count(StreamId id, std::uint64_t count, std::uint6
   }
 }
 
-// The restored checkpoint must be a state the stream was in: its briefcase holds each message
-// once, a prefix of each pair, and exactly as much of each pair as its channel in says was
-// consumed (a pair of an older life of the sender than its channel's has no entry: its
-// prefix stopped growing when that life crashed). The stream's pairs then resume there.
-void SessionChecker::on_durable_restore(StreamId id, const DurableRestore& r) {
-  Stream& st = stream(id);
-  const std::string what = name(id) + "'s recovery (life " + std::to_string(st.life()) + ")" +
-                           (r.found ? " from epoch " + std::to_string(r.epoch) + " version " +
-                                          std::to_string(r.version)
-                                    : std::string(" with no checkpoint"));
-  if (!r.readable) {
-    fail("durable_state", what + " restored a checkpoint that does not decode to its agent's");
-    return;
-  }
-  std::uint64_t hash = 0;
-  std::map<Pair*, std::uint64_t> held;  // per pair, the prefix the state holds
-  std::set<std::uint64_t> seen;
-  for (const std::uint64_t gid : r.state.consumed) {
-    hash += session_gid_hash(gid);
-    if (!seen.insert(gid).second) {
-      fail("durable_exactly_once", what + ": its state counts message " + std::to_string(gid) +
-                                       " twice");
-      continue;
-    }
-    auto it = truth_.find(gid);
-    if (it == truth_.end() || it->second.to != id) {
-      fail("durable_state", what + ": its state has message " + std::to_string(gid) +
-                                ", never appended to it");
-      continue;
-    }
-    const Message& m = it->second;
-    std::uint64_t& prefix = held[&pairs_[{m.from, m.life, m.to}]];
-    if (m.position != prefix + 1) {
-      fail("durable_state", what + ": its state has message #" + std::to_string(m.position) +
-                                " of " + name(m.from) + " after #" + std::to_string(prefix));
-    }
-    prefix = std::max(prefix, m.position);
-  }
-  if (r.state.handled != r.state.consumed.size() || r.state.hash != hash) {
-    fail("durable_state", what + ": its briefcase counts " + std::to_string(r.state.handled) +
-                              " messages but lists " + std::to_string(r.state.consumed.size()) +
-                              (r.state.hash != hash ? ", with another hash" : ""));
-  }
-  for (auto& [key, p] : pairs_) {
-    const auto& [from, l, to] = key;
-    if (to != id) continue;
-    const std::uint64_t k = held.contains(&p) ? held[&p] : 0;
-    std::optional<std::uint64_t> channel;  // what the channel says of this pair, if anything
-    for (const DurableRestore::In& e : r.in) {
-      if (e.from != from) continue;
-      std::uint32_t el = 0;  // the sender's life the channel numbers (past them: a later one)
-      while (el <= sender_life(from) && origin_of(from, el) != e.origin) ++el;
-      if (el == l) channel = e.consumed_up_to;
-      if (el < l) channel = 0;  // the checkpoint predates this life of the sender
-    }
-    if (!channel && std::none_of(r.in.begin(), r.in.end(), [&](const auto& e) {
-          return e.from == from;
-        }))
-      channel = 0;  // no channel from that sender at all
-    if (channel && *channel != k) {
-      fail("durable_state", what + ": its state holds " + std::to_string(k) + " messages of " +
-                                name(from) + (l > 0 ? " (life " + std::to_string(l) + ")" : "") +
-                                ", its channel says " + std::to_string(*channel) +
-                                " were consumed");
-    }
-    held[&p] = k;
-  }
-  st.append_runs = r.state.handled;
-  st.consumed_hash = r.state.hash;
-  if (!st.lapsed) take_back_appends(id, r, what);
-  if (st.lapsed) {
-    // Acknowledged messages may be past what site 0 held: judged as any stream from now on.
-    st.void_ = true;
-    return;
-  }
-  if (st.void_) return;
-  for (auto& [p, k] : held) {
-    if (p->acked > k) {
-      fail("durable_exactly_once", what + " restored " + std::to_string(k) +
-                                       " consumed messages of a sender acknowledged " +
-                                       std::to_string(p->acked));
-    }
-    p->receiver_life = st.life();
-    p->consumed = k;
-  }
-}
-
 void SessionChecker::on_relocation_handler(StreamId id, SiteId site) {
   Stream& st = stream(id);
   if (st.awaiting_handler != site || st.recovering) {
@@ -537,43 +442,6 @@ void SessionChecker::on_arrive(const wire::Arrive& a, std::size_t encoded_bytes)
     fail("move_cost_bounded", what + " carries " + std::to_string(meta) + " bytes of state, " +
                                   std::to_string(it->second.first) + " at epoch " +
                                   std::to_string(it->second.second) + " with as many channels");
-  }
-}
-
-// A durable sender's recovery takes back what its handlers appended after the restored
-// checkpoint: those were held (output commit), so no receiver may have consumed one, and its
-// re-run numbers its messages from the checkpoint's counts again.
-void SessionChecker::take_back_appends(StreamId id, const DurableRestore& r,
-                                       const std::string& what) {
-  for (auto& [key, p] : pairs_) {
-    const auto& [from, l, to] = key;
-    if (from != id) continue;
-    auto sent = r.sent_to.find(to);
-    const std::uint64_t kept = sent == r.sent_to.end() ? 0 : sent->second;
-    const auto out = std::find_if(r.out.begin(), r.out.end(), [&](const auto& o) {
-      return o.to == to && o.origin == origin_of(id, l);
-    });
-    if (out != r.out.end() && out->next_seq != kept + 1) {
-      fail("durable_state", what + ": its briefcase has " + std::to_string(kept) +
-                                " messages appended to " + name(to) + ", its channel numbers " +
-                                std::to_string(out->next_seq - 1));
-    }
-    if (kept > p.gids.size()) {
-      fail("durable_state", what + ": its briefcase has " + std::to_string(kept) +
-                                " messages appended to " + name(to) + ", of " +
-                                std::to_string(p.gids.size()) + " ever appended");
-      continue;
-    }
-    for (std::size_t i = kept; i < p.gids.size(); ++i) {
-      auto it = truth_.find(p.gids[i]);
-      if (it->second.consumed) {
-        fail("durable_exactly_once", what + " took back message #" + std::to_string(i + 1) +
-                                         " it appended to " + name(to) + " after its checkpoint (" +
-                                         std::to_string(kept) + "), but it was consumed");
-      }
-      truth_.erase(it);
-    }
-    p.gids.resize(kept);
   }
 }
 

@@ -143,6 +143,7 @@ struct DurableRestore {
   struct Out {
     proto::StreamId to = 0;
     std::uint32_t origin = 0;
+    std::uint64_t consumed_up_to = 0;
     std::uint64_t next_seq = 1;
   };
   std::vector<Out> out;
@@ -217,6 +218,7 @@ class SessionChecker {
     std::uint64_t consumed_ever = 0;  // the highest position consumed in any life (a prefix)
     std::uint32_t receiver_life = 0;  // the receiver's life `consumed` counts in
     std::uint64_t acked = 0;          // the most the sender was seen acknowledged
+    std::uint64_t acked_ever = 0;     // ... also before a durable sender's restore forgot it
     std::uint64_t acked_at_recovery = 0;  // ... when the receiver was last recovered
   };
   struct Stream {
