@@ -725,6 +725,8 @@ TEST(SessionScenario, SeedsCoverTheOptionSpace) {
   }
   std::size_t crash_seeds = 0;
   bool two = false, restart = false, for_good = false, failure_manager = false;
+  std::size_t leader_crashes = 0;
+  bool leader_at_commit = false;
   for (std::uint64_t seed = 1; seed <= 300; ++seed) {
     const SessionScenario s = derive_session_scenario(seed);
     // Failure detection exactly where sites crash, with a timeout above any silence the
@@ -735,8 +737,16 @@ TEST(SessionScenario, SeedsCoverTheOptionSpace) {
     EXPECT_GT(s.failure_timeout, s.calm_start() + s.transport.path.max_rto);
     two |= s.crashes.size() == 2;
     for (const SessionCrash& c : s.crashes) {
-      EXPECT_GE(c.node, 1u);
       EXPECT_LE(c.node, s.sites);
+      if (c.node == 0) {
+        // The leader always comes back, from its durable state, well within the peers' wait.
+        ++leader_crashes;
+        leader_at_commit |= c.point != SessionCrash::Point::kAtTime;
+        EXPECT_TRUE(s.leader_durable) << seed;
+        EXPECT_GE(c.restart_after, 0) << seed;
+        EXPECT_GT(s.resume_timeout, c.restart_after + 2 * s.failure_timeout) << seed;
+        continue;
+      }
       (c.restart_after >= 0 ? restart : for_good) = true;
     }
     for (const SessionStreamPlan& p : s.streams) failure_manager |= p.failure_manager > 0u;
@@ -744,6 +754,9 @@ TEST(SessionScenario, SeedsCoverTheOptionSpace) {
   EXPECT_GT(crash_seeds, 60u);
   EXPECT_LT(crash_seeds, 150u);
   EXPECT_TRUE(two && restart && for_good && failure_manager);
+  EXPECT_GT(leader_crashes, crash_seeds / 5);
+  EXPECT_LT(leader_crashes, crash_seeds * 3 / 5);
+  EXPECT_TRUE(leader_at_commit);
   // Durable streams in crash seeds only; those that append (senders, receivers that forward)
   // only with a failure manager that never crashes; crashes at both points of a durable
   // stream's failure manager's commit.
@@ -765,12 +778,16 @@ TEST(SessionScenario, SeedsCoverTheOptionSpace) {
       EXPECT_TRUE(p.forwards || (p.durable && !p.sender)) << seed;
       const bool appends = p.sender || p.forwards;
       if (!p.durable || !appends) continue;
-      for (const SessionCrash& c : s.crashes) EXPECT_NE(p.failure_manager, c.node) << seed;
+      // (The leader's node keeps its checkpoints across its restart.)
+      for (const SessionCrash& c : s.crashes)
+        if (c.node != 0) {
+          EXPECT_NE(p.failure_manager, c.node) << seed;
+        }
     }
     for (const SessionCrash& c : s.crashes) {
       before |= c.point == SessionCrash::Point::kBeforeCommit;
       after |= c.point == SessionCrash::Point::kAfterCommit;
-      if (c.point == SessionCrash::Point::kAtTime) continue;
+      if (c.point == SessionCrash::Point::kAtTime || c.node == 0) continue;  // its own state
       EXPECT_TRUE(std::any_of(s.streams.begin(), s.streams.end(), [&](const auto& p) {
         return p.durable && p.failure_manager == c.node;
       })) << seed;

@@ -1009,6 +1009,9 @@ void LeaderCore::resume(Time now) {
     }
     delegated_.erase(d);
   }
+  // Moves the old process had not yet told every replica (batched_locations_, not kept) are
+  // told now: every replica hears where every stream is.
+  for (const auto& [id, rec] : streams_) broadcast(wire::Location{rec});
   fail_site_ops(0);
   log_.push_back("leader: resumed the session from its durable state (boot " +
                  std::to_string(boot_) + ", " + std::to_string(streams_.size()) + " streams, " +

@@ -65,12 +65,16 @@ Status LeaderNode::open_state(Time now) {
   resumed_ = true;
   site_.set_boot(leader_.boot());
   // The channels first: what the old process had sent keeps its numbers, and whatever the
-  // resumed leader sends comes after it.
+  // resumed leader sends comes after it. Their peers are members already, or the transport
+  // would queue the restored messages for nobody.
+  for (const auto& [id, p] : leader_.peers())
+    if (id != 0 && p.live) site_.admit(id);
   for (const proto::StoredRecord& r : *records) {
     if ((r.key & kKeyKind) != kChannelKeys) continue;
     SavedChannels ch;
     if (!wire::decode_fields(r.value, &ch).ok()) continue;  // its peer repeats what it sent
-    site_.restore_leader_channels(static_cast<SiteId>(r.key & ~kKeyKind), ch.out, ch.in);
+    site_.restore_leader_channels(static_cast<SiteId>(r.key & ~kKeyKind), ch.out, ch.in,
+                                  std::move(ch.overflow));
   }
   wire::Welcome w;
   for (const auto& [id, p] : leader_.peers()) w.peers.push_back(p);
@@ -92,7 +96,7 @@ void LeaderNode::save() {
   for (SiteId peer : peers) {
     if (peer == 0) continue;
     SavedChannels ch;
-    site_.leader_channels(peer, &ch.out, &ch.in);
+    site_.leader_channels(peer, &ch.out, &ch.in, &ch.overflow);
     proto::StoredRecord r;
     r.key = kChannelKeys | peer;
     r.epoch = leader_.boot();

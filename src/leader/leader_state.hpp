@@ -122,11 +122,12 @@ struct SavedMeta {
 
 // The leader's control channels with one peer, in the site-0 transport.
 struct SavedChannels {
-  std::vector<wire::OutChannel> out;  // none or one: leader -> peer
+  std::vector<wire::OutChannel> out;  // none or one: leader -> peer, what the transport has
   std::vector<wire::InChannel> in;    // none or one: peer -> leader
+  std::vector<wire::Bytes> overflow;  // leader -> peer, not yet in the transport (its bound)
   template <class A>
   void fields(A& a) {
-    a(out, in);
+    a(out, in, overflow);
   }
 };
 

@@ -131,7 +131,11 @@ std::optional<std::string> SiteCore::peer_address(SiteId site) const {
   return p->address;
 }
 
-bool SiteCore::has_work() const { return !ready_.empty() || executor_->has_done(); }
+// A paused peer (leader_suspended) has nothing to run until it hears the leader: a ready
+// stream must not make its loop spin.
+bool SiteCore::has_work() const {
+  return (!ready_.empty() && !suspended_) || executor_->has_done();
+}
 
 bool SiteCore::idle() const {
   if (!ready_.empty() || !parked_.empty() || work_in_flight_ > 0) return false;
@@ -1591,9 +1595,17 @@ void SiteCore::set_boot(std::uint32_t boot) {
 }
 
 void SiteCore::leader_channels(SiteId peer, std::vector<wire::OutChannel>* out,
-                               std::vector<wire::InChannel>* in) const {
+                               std::vector<wire::InChannel>* in,
+                               std::vector<wire::Bytes>* overflow) const {
   const proto::ChannelKey to{kLeaderStream, control_stream(peer)};
-  if (auto st = transport_.export_send_state(to); st.ok()) out->push_back(out_channel(to, *st));
+  if (auto st = transport_.export_send_state(to); st.ok()) {
+    wire::OutChannel oc = out_channel(to, *st);
+    oc.next_seq = st->next_seq;  // without the overflow, kept apart
+    oc.unconsumed.resize(st->unconsumed.size());
+    out->push_back(std::move(oc));
+    if (auto ov = overflow_.find(to); ov != overflow_.end())
+      for (const auto& b : ov->second) overflow->emplace_back(b.begin(), b.end());
+  }
   const proto::ChannelKey from{control_stream(peer), kLeaderStream};
   if (auto st = transport_.export_recv_state(from); st.ok())
     in->push_back({from.from, st->consumed_up_to, st->reply_site, st->reply_incarnation,
@@ -1601,10 +1613,21 @@ void SiteCore::leader_channels(SiteId peer, std::vector<wire::OutChannel>* out,
 }
 
 void SiteCore::restore_leader_channels(SiteId peer, const std::vector<wire::OutChannel>& out,
-                                       const std::vector<wire::InChannel>& in) {
-  for (const wire::OutChannel& oc : out) {
-    if (oc.to != control_stream(peer)) continue;
-    (void)import_channel({kLeaderStream, oc.to}, send_state_of(oc, peer));
+                                       const std::vector<wire::InChannel>& in,
+                                       std::vector<wire::Bytes> overflow) {
+  // Straight into the transport, above the channel's bound if need be (not import_channel),
+  // what waited behind the bound included: the peer may well have consumed past the saved
+  // state, and with the channel split by the bound into the overflow queue it would refuse
+  // that consumption as bogus and stall. (Under a small bound, messages beyond the peer's
+  // window are refused and repeated: doc/session.md "Limits".)
+  const proto::ChannelKey to{kLeaderStream, control_stream(peer)};
+  for (wire::OutChannel oc : out) {
+    if (oc.to != to.to) continue;
+    for (wire::Bytes& m : overflow) {
+      oc.unconsumed.emplace_back(m.begin(), m.end());
+      ++oc.next_seq;
+    }
+    (void)transport_.import_send_state(to, send_state_of(oc, peer));
   }
   for (const wire::InChannel& ic : in) {
     if (ic.from != control_stream(peer)) continue;
