@@ -79,7 +79,8 @@
 //                            restored state.
 //   (the driver adds liveness, progress, determinism, wire_valid, corruption_rejected,
 //   api_contract, directory_consistent and failure_detection: the leader declares every
-//   crashed site failed and no other, and no live site gives the session up)
+//   crashed site failed and no other (site 0, which restarts as itself, never), and no live
+//   site gives the session up, not even while the leader is away)
 //
 // Thread-safety: none; one per run.
 

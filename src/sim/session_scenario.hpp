@@ -7,8 +7,10 @@
 // to receivers itself, and moves senders and receivers, often several times in a row, while
 // the agents relocate their own streams now and then. Then the faults heal and the shell asks
 // the leader for quiescence (doc/session.md), and the run goes on until every node is idle.
-// Some seeds (about a third of those with faults) crash one or two sites (never the leader's
-// site 0, never the shell) at random times during the workload: a crashed node stops at once
+// Some seeds (about a third of those with faults) crash one or two sites (never the shell) at
+// random times during the workload, and some of those the leader's process too (it restarts
+// from its durable state as the same site 0, doc/session.md "A restarted leader"; the sites
+// pause their handlers meanwhile): a crashed node stops at once
 // (it gets no datagram, sends none, never steps again; what it sent before is still on the
 // wire), and may come back later as a brand-new process at the same address, which joins
 // again and gets a new site id. Those seeds turn the leader's failure detection on, with a
