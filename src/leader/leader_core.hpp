@@ -107,7 +107,8 @@ class LeaderCore {
   // channels with the leader changed too (LeaderNode saves those).
   void take_changes(std::vector<proto::StoredRecord>* records, std::vector<SiteId>* peers);
   // Loads the state the records hold (every record of the store; channel records are
-  // skipped). Call before anything else, on a new LeaderCore. Errors: kMalformed.
+  // skipped). Call before anything else, on a new LeaderCore. Errors: kMalformed (the core
+  // is then partly loaded and must be discarded).
   Status restore(const std::vector<proto::StoredRecord>& records);
   // After restore(), in the restarted process: every peer is admitted again (with the
   // failure timeout from now to be heard from), and site 0 is treated as a site that failed

@@ -42,7 +42,7 @@ class LeaderNode final : public proto::Node {
   // With LeaderOptions::state: loads the state a previous process of this leader left there,
   // if any, and resumes its session (LeaderCore::resume); else starts the state. Call once,
   // before the first datagram. Errors: the store's, or kMalformed for an unreadable state
-  // (nothing is changed then).
+  // (the store is left as it was; the node must not be used then).
   Status open_state(Time now);
   // Whether open_state() found a session to resume.
   bool resumed() const { return resumed_; }
