@@ -1,9 +1,10 @@
 // libFuzzer target for the session's decoders: wire::decode_control (control messages, which
 // travel between sites and carry whole moving streams), wire::decode_join (join datagrams,
 // which anyone can send to a leader) and the records of a durable leader's state
-// (leader/leader_state.hpp, read back from disk after a restart, with wire::decode_fields). Any input must decode or be refused as kMalformed without
-// undefined behaviour, and what decodes must re-encode to bytes that decode to the same
-// message, in no more bytes than the input (the encoders write minimal varints).
+// (leader/leader_state.hpp, read back from disk after a restart, with wire::decode_fields).
+// Any input must decode or be refused as kMalformed without undefined behaviour, and what
+// decodes must re-encode to bytes that decode to the same message, in no more bytes than the
+// input (the encoders write minimal varints).
 #include <cstddef>
 #include <cstdint>
 

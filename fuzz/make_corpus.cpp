@@ -33,11 +33,19 @@ std::vector<Bytes> datagram_seeds() {
       datagram(1, 2, 2, [&](Bytes* b) { encode_fragment(100, 200, 2, 12, 5, p, b); }),
       datagram(3, 2, 3, [&](Bytes* b) { encode_data(100, 200, 1, p, b, {1}); }),  // moved sender
       // A sender recovered after a failure (new numbering), and one whose floor skips ahead.
-      datagram(3, 2, 5, [&](Bytes* b) { encode_data(100, 200, 1, p, b, {0, 7, 0}); }),
-      datagram(3, 2, 6, [&](Bytes* b) { encode_data(100, 200, 9, p, b, {2, 0, 8}); }),
+      datagram(3, 2, 5,
+               [&](Bytes* b) {
+                 encode_data(100, 200, 1, p, b, {0, 7, 0});
+               }),
+      datagram(3, 2, 6,
+               [&](Bytes* b) {
+                 encode_data(100, 200, 9, p, b, {2, 0, 8});
+               }),
       // From a restarted leader (boot 2), and to it.
-      datagram(0, 2, 1, [&](Bytes* b) { encode_data(100, 200, 1, p, b); }, 2, 0),
-      datagram(2, 0, 1, [&](Bytes* b) { encode_data(200, 100, 1, p, b); }, 0, 2),
+      datagram(
+          0, 2, 1, [&](Bytes* b) { encode_data(100, 200, 1, p, b); }, 2, 0),
+      datagram(
+          2, 0, 1, [&](Bytes* b) { encode_data(200, 100, 1, p, b); }, 0, 2),
       datagram(2, 1, 0,
                [](Bytes* b) {
                  encode_ack(AckFrame{3, {{5, 6}, {9, 9}}}, b);

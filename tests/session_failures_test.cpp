@@ -37,10 +37,10 @@ constexpr auto kDetection = 10s;
 // Bounds a traffic run from start to exit: N messages at >= 5 ms each, plus one recovery.
 constexpr auto kRunBound = 45s;
 
-// P, C and the forwarder procedure: the common start of every traffic script.
-constexpr const char* kPrelude = R"(
-stream_create P
-stream_create C
+// P, C and the forwarder procedure: the common start of every traffic script. P and C live
+// at site 0 unless `where` says otherwise (" -site 1").
+std::string prelude(const std::string& where = "") {
+  return "stream_create P" + where + "\nstream_create C" + where + R"(
 register_agent C {} {
   set got {}
   on_stream_append {
@@ -57,6 +57,7 @@ proc forwarder {name site fm} {
   }
 }
 )";
+}
 
 // The traffic loop: 1..N to X, one -sync append to P per message (see "Pacing" above).
 std::string traffic_loop(int n) {
@@ -299,8 +300,8 @@ class Failures : public ::testing::Test {
 TEST_F(Failures, SiteKilledMidTrafficIsRecoveredAtItsFailureManager) {
   ASSERT_NO_FATAL_FAILURE(add_sites(3));
   constexpr long kN = 400;
-  Background* run = start_run(
-      "traffic", std::string(kPrelude) + "forwarder X 2 1\n" + traffic_loop(static_cast<int>(kN)));
+  Background* run =
+      start_run("traffic", prelude() + "forwarder X 2 1\n" + traffic_loop(static_cast<int>(kN)));
   ASSERT_NE(run, nullptr);
   ASSERT_TRUE(collector_reached(100)) << leader_->out() << run->err();
   kill_site(2);
@@ -335,7 +336,7 @@ TEST_F(Failures, SiteKilledMidTrafficIsRecoveredAtItsFailureManager) {
 // "slow" to X, whose handler then takes 2 s (forwarding nothing), waits until X has it, and
 // prints "moving".
 std::string moving_traffic(int n, int slow_at) {
-  return std::string(kPrelude) + R"(
+  return prelude() + R"(
 stream_create X -site 2 -failure_manager 1
 register_agent X {} {
   on_stream_append { if {$argv eq "slow"} { after 2000 } else { stream_append C $argv } }
@@ -591,8 +592,8 @@ puts [stream_location S]
 TEST_F(Failures, FailureManagerFailedFirstStreamIsRecoveredAtSiteZero) {
   ASSERT_NO_FATAL_FAILURE(add_sites(3));
   constexpr long kN = 600;
-  Background* run = start_run(
-      "traffic", std::string(kPrelude) + "forwarder X 2 3\n" + traffic_loop(static_cast<int>(kN)));
+  Background* run =
+      start_run("traffic", prelude() + "forwarder X 2 3\n" + traffic_loop(static_cast<int>(kN)));
   ASSERT_NE(run, nullptr);
   ASSERT_TRUE(collector_reached(60)) << leader_->out() << run->err();
   kill_site(3);
@@ -612,8 +613,8 @@ TEST_F(Failures, FailureManagerFailedFirstStreamIsRecoveredAtSiteZero) {
 TEST_F(Failures, FailureManagerFailingWithTheSiteStreamIsRecoveredAtSiteZero) {
   ASSERT_NO_FATAL_FAILURE(add_sites(3));
   constexpr long kN = 400;
-  Background* run = start_run(
-      "traffic", std::string(kPrelude) + "forwarder X 2 3\n" + traffic_loop(static_cast<int>(kN)));
+  Background* run =
+      start_run("traffic", prelude() + "forwarder X 2 3\n" + traffic_loop(static_cast<int>(kN)));
   ASSERT_NE(run, nullptr);
   ASSERT_TRUE(collector_reached(100)) << leader_->out() << run->err();
   // The failure manager first, the stream's site at once after: the leader may declare them
@@ -722,10 +723,9 @@ class DurableFailures : public Failures {
   // Runs 1..n into D at site `site` (failure manager `fm`), killing `victim` once C has
   // `kill_at`; returns what C holds at the end.
   std::string run_and_kill(int site, int fm, int victim, long n, long kill_at) {
-    Background* run =
-        start_run("durable", std::string(kPrelude) + kDurableCounter + "durable_counter D " +
-                                 std::to_string(site) + " " + std::to_string(fm) + "\n" +
-                                 traffic_loop_to("D", static_cast<int>(n)));
+    Background* run = start_run("durable", prelude() + kDurableCounter + "durable_counter D " +
+                                               std::to_string(site) + " " + std::to_string(fm) +
+                                               "\n" + traffic_loop_to("D", static_cast<int>(n)));
     if (run == nullptr) return {};
     EXPECT_TRUE(leader_->wait_for_output("[0] C " + std::to_string(kill_at) + ":", 20s))
         << leader_->out() << run->err();
@@ -766,9 +766,8 @@ TEST_F(DurableFailures, ADurableStreamWhoseFailureManagerFailsCheckpointsToSiteZ
 
 TEST_F(DurableFailures, ADurableStreamSurvivesItsFailureManagerAndThenItsSite) {
   ASSERT_NO_FATAL_FAILURE(add_sites(3));
-  Background* run =
-      start_run("durable", std::string(kPrelude) + kDurableCounter + "durable_counter D 2 3\n" +
-                               traffic_loop_to("D", 300));
+  Background* run = start_run("durable", prelude() + kDurableCounter + "durable_counter D 2 3\n" +
+                                             traffic_loop_to("D", 300));
   ASSERT_NE(run, nullptr);
   ASSERT_TRUE(leader_->wait_for_output("[0] C 80:", 20s)) << leader_->out() << run->err();
   kill_site(3);
@@ -789,8 +788,8 @@ TEST_F(DurableFailures, ADurableStreamThatMovesKeepsItsStateAcrossAKill) {
   loop.replace(loop.find("  after 5\n"), 10,
                "  after 5\n  if {$i % 40 == 0} { catch {stream_move D [expr {[stream_location D] "
                "== 2 ? 3 : 2}]} }\n");
-  Background* run = start_run(
-      "durable", std::string(kPrelude) + kDurableCounter + "durable_counter D 2 1\n" + loop);
+  Background* run =
+      start_run("durable", prelude() + kDurableCounter + "durable_counter D 2 1\n" + loop);
   ASSERT_NE(run, nullptr);
   ASSERT_TRUE(leader_->wait_for_output("[0] C 130:", 20s)) << leader_->out() << run->err();
   kill_site(3);
@@ -874,12 +873,11 @@ class Partitions : public ::testing::Test {
   }
   std::unique_ptr<Background> start_site(const std::string& name, const std::string& ns,
                                          const std::string& ip) {
-    return Background::start(dir_, name, {"site", "--leader", address_, "--listen", ip + ":0"},
-                             10s, in(ns));
+    return Background::start(dir_, name, {"site", "--leader", address_, "--listen", ip + ":0"}, 10s,
+                             in(ns));
   }
   void link(bool up) {
-    const std::string cmd =
-        "ip -n " + ns_b_ + " link set " + veth_b_ + (up ? " up" : " down");
+    const std::string cmd = "ip -n " + ns_b_ + " link set " + veth_b_ + (up ? " up" : " down");
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   }
   CommandResult query(const std::string& script) {
@@ -898,15 +896,15 @@ TEST_F(Partitions, ACutOffSiteIsFencedItsStreamsRecoveredAndItRejoinsWhenTheLink
   std::string loop = traffic_loop(300);
   const std::string to_x = "  stream_append X $i\n";
   loop.replace(loop.find(to_x), to_x.size(), to_x + "  stream_append D $i\n");
-  dir_.write("traffic.tcl", std::string(kPrelude) + kDurableCounter +
-                                "forwarder X 2 1\ndurable_counter D 2 1\n" + loop);
+  dir_.write("traffic.tcl",
+             prelude() + kDurableCounter + "forwarder X 2 1\ndurable_counter D 2 1\n" + loop);
   run_ = Background::start(dir_, "traffic", {"run", "--session", address_, "traffic.tcl"}, 20s,
                            in(ns_a_));
   ASSERT_NE(run_, nullptr);
   ASSERT_TRUE(leader_->wait_for_output("[0] C 100:100\n", 20s)) << leader_->out() << run_->err();
   ASSERT_NO_FATAL_FAILURE(link(false));
-  EXPECT_TRUE(wait_until(
-      [&] { return contains(leader_->err(), "site 2 failed: not heard from"); }, kDetection))
+  EXPECT_TRUE(wait_until([&] { return contains(leader_->err(), "site 2 failed: not heard from"); },
+                         kDetection))
       << leader_->err();
   // Cut off, site 2 hears nothing from the leader either: it leaves the session.
   EXPECT_TRUE(wait_until([&] { return contains(site2_->err(), "left the session"); }, kDetection))
@@ -928,8 +926,8 @@ TEST_F(Partitions, ACutOffSiteIsFencedItsStreamsRecoveredAndItRejoinsWhenTheLink
 
   // The link back: site 2 joins again, as site 3, and hosts streams.
   ASSERT_NO_FATAL_FAILURE(link(true));
-  EXPECT_TRUE(site2_->wait_for_output("mstream: site 3 joined", 20s)) << site2_->out()
-                                                                      << site2_->err();
+  EXPECT_TRUE(site2_->wait_for_output("mstream: site 3 joined", 20s))
+      << site2_->out() << site2_->err();
   EXPECT_TRUE(contains(site2_->err(), "site 2 joins the session again")) << site2_->err();
   const CommandResult r = query(
       "stream_create Z -site 3\nregister_agent Z {} { on_stream_append { return [my_id] } }\n"
@@ -966,8 +964,8 @@ class LeaderRestarts : public Failures {
     EXPECT_TRUE(leader_->process().wait(5s).has_value()) << "the leader did not die";
     dead_.push_back(std::move(leader_));
     for (int id : {1, 2})
-      EXPECT_TRUE(wait_until([&] { return contains(site(id).err(), "handlers paused"); },
-                             kDetection))
+      EXPECT_TRUE(
+          wait_until([&] { return contains(site(id).err(), "handlers paused"); }, kDetection))
           << site(id).err();
     ASSERT_NO_FATAL_FAILURE(start_leader(address_));
     EXPECT_TRUE(leader_->wait_for_output("mstream: leader resumed its session", 5s))
@@ -981,18 +979,6 @@ class LeaderRestarts : public Failures {
       EXPECT_FALSE(contains(site(id).err(), "left the session")) << site(id).err();
     }
   }
-  static constexpr const char* kPreludeAtSite1 = R"(
-stream_create P -site 1
-stream_create C -site 1
-register_agent C {} {
-  set got {}
-  on_stream_append {
-    if {$argv eq "dump"} { return $got }
-    lappend got $argv
-    puts "C $argv"
-  }
-}
-)";
   std::vector<std::unique_ptr<Background>> dead_;
   int leaders_ = 0;
 };
@@ -1000,9 +986,8 @@ register_agent C {} {
 TEST_F(LeaderRestarts, KilledLeaderResumesTheSessionAndADurableStreamLosesNothing) {
   ASSERT_NO_FATAL_FAILURE(add_sites(2));
   constexpr long kN = 300;
-  Background* run = start_run("traffic", std::string(kPreludeAtSite1) + kDurableCounter +
-                                             "durable_counter D 2 1\n" +
-                                             traffic_loop_to("D", kN));
+  Background* run = start_run("traffic", prelude(" -site 1") + kDurableCounter +
+                                             "durable_counter D 2 1\n" + traffic_loop_to("D", kN));
   ASSERT_NE(run, nullptr);
   ASSERT_TRUE(site(1).wait_for_output("[1] C 100:100\n", 20s)) << site(1).out() << run->err();
   ASSERT_NO_FATAL_FAILURE(restart_leader());
@@ -1029,16 +1014,8 @@ TEST_F(LeaderRestarts, RestartedLeaderRecoversTheStreamsOfSiteZero) {
   std::string loop = traffic_loop_to("D", kN);
   const std::string to_d = "  stream_append D $i\n";
   loop.replace(loop.find(to_d), to_d.size(), to_d + "  stream_append X $i\n");
-  Background* run = start_run(
-      "traffic", std::string(kPreludeAtSite1) + kDurableCounter +
-                     "proc forwarder {name site fm} {\n"
-                     "  stream_create $name -site $site -failure_manager $fm\n"
-                     "  register_agent $name {} {\n"
-                     "    on_stream_append { stream_append C $argv }\n"
-                     "    on_stream_failure { stream_append C FAIL@[my_id] }\n"
-                     "  }\n"
-                     "}\n"
-                     "forwarder X 0 1\ndurable_counter D 0 0\n" + loop);
+  Background* run = start_run("traffic", prelude(" -site 1") + kDurableCounter +
+                                             "forwarder X 0 1\ndurable_counter D 0 0\n" + loop);
   ASSERT_NE(run, nullptr);
   ASSERT_TRUE(site(1).wait_for_output("[1] C 60:60\n", 20s)) << site(1).out() << run->err();
   ASSERT_NO_FATAL_FAILURE(restart_leader());
@@ -1065,9 +1042,8 @@ TEST_F(LeaderRestarts, ACleanStopRemovesTheStateAndAnUnreadableOneIsRefused) {
       << "the site was not told to stop";
 
   write_file(db, "this is not a database, and it must survive the refusal\n");
-  const CommandResult r = run_mstream(dir_, {"leader", "--listen", "127.0.0.1:0", "--state",
-                                             dir_.file("state")},
-                                      20s);
+  const CommandResult r =
+      run_mstream(dir_, {"leader", "--listen", "127.0.0.1:0", "--state", dir_.file("state")}, 20s);
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   EXPECT_TRUE(contains(r.err, "leader.db")) << r.describe();
   EXPECT_EQ(read_file(db), "this is not a database, and it must survive the refusal\n");

@@ -646,7 +646,8 @@ TEST(SessionChecker, DurableExactlyOnceFlagsASenderRestoredWithAppendsSomeoneCon
 TEST(MemoryStore, KeepsTheNewestRecordPerKeyAndSkipsOlderOnes) {
   MemoryStore store;
   auto record = [](std::uint64_t key, std::uint64_t epoch, std::uint64_t version) {
-    return proto::StoredRecord{key, epoch, version, wire::Bytes{std::uint8_t(epoch * 16 + version)}};
+    return proto::StoredRecord{key, epoch, version,
+                               wire::Bytes{std::uint8_t(epoch * 16 + version)}};
   };
   ASSERT_TRUE(store.put({record(1, 2, 1), record(2, 1, 1)}).ok());
   // A stream's late checkpoint from the site it left, and one of the same version again.
@@ -816,7 +817,8 @@ TEST(SessionScenario, OverridesTurnFaultsMovesAndBuffersOnOrOff) {
   }
   bool small = false;
   for (std::uint64_t seed = 1; seed <= 40; ++seed) {
-    const SessionScenario s = derive_session_scenario(seed, ScenarioOverrides{.small_buffers = true});
+    const SessionScenario s =
+        derive_session_scenario(seed, ScenarioOverrides{.small_buffers = true});
     small |= s.transport.channel.max_unconsumed_messages <= 8;
     // Until DISABLED_DurableSenderRestoredBehindItsReceiverWithASmallBound is fixed.
     if (s.transport.channel.max_unconsumed_messages >= 4096) continue;

@@ -18,8 +18,8 @@ Bytes header(std::uint64_t pn = 7) {
 }
 
 // A hand-built header whose site ids the encoder could not express.
-Bytes raw_header(std::uint64_t src, std::uint64_t dst, std::uint64_t pn,
-                 std::uint64_t src_boot = 0, std::uint64_t dst_boot = 0) {
+Bytes raw_header(std::uint64_t src, std::uint64_t dst, std::uint64_t pn, std::uint64_t src_boot = 0,
+                 std::uint64_t dst_boot = 0) {
   Bytes out;
   Writer w(&out);
   w.u16(kMagic);

@@ -11,8 +11,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -156,8 +156,7 @@ Status open_store(const std::string& state_dir, DaemonStore* out) {
   if (dir.empty()) {
     const std::filesystem::path tmp = std::filesystem::temp_directory_path();
     remove_orphaned_stores(tmp);
-    std::string tmpl =
-        (tmp / ("mstream-store-" + std::to_string(::getpid()) + "-XXXXXX")).string();
+    std::string tmpl = (tmp / ("mstream-store-" + std::to_string(::getpid()) + "-XXXXXX")).string();
     if (::mkdtemp(tmpl.data()) == nullptr)
       return Status::error(Status::Code::kIoError, "cannot make a directory for the durable store");
     dir = out->temp_dir = tmpl;
@@ -333,9 +332,10 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
                      "(default 1000; 0: never)")
       ->check(CLI::Range(0, 3600000));
   auto resume_timeout = std::make_shared<std::uint64_t>(30000);
-  leader->add_option("--resume-timeout", *resume_timeout,
-                     "with --state: milliseconds the sites wait for a silent leader to come "
-                     "back, their handlers paused, before they leave (default 30000)")
+  leader
+      ->add_option("--resume-timeout", *resume_timeout,
+                   "with --state: milliseconds the sites wait for a silent leader to come "
+                   "back, their handlers paused, before they leave (default 30000)")
       ->check(CLI::Range(0, 86400000));
   leader->callback([=] {
     *exit_code = run_leader(*listen, *state, *leader_loss, *leader_workers, *failure_timeout,

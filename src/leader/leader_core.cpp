@@ -6,8 +6,8 @@
 
 #include "leader/leader_state.hpp"
 #include "site/directory.hpp"
-#include "wire/fields.hpp"
 #include "site/ids.hpp"
+#include "wire/fields.hpp"
 
 namespace mstream::leader {
 namespace {
@@ -876,8 +876,8 @@ void LeaderCore::take_changes(std::vector<proto::StoredRecord>* records,
     for (std::uint64_t agent : agents) {
       auto a = agents_.find(agent);
       if (a == agents_.end()) continue;
-      ss.code.push_back(
-          {a->second.code, std::vector<SiteId>(a->second.visited.begin(), a->second.visited.end())});
+      const std::set<SiteId>& visited = a->second.visited;
+      ss.code.push_back({a->second.code, std::vector<SiteId>(visited.begin(), visited.end())});
     }
     records->push_back(make_record(key, boot_, ++writes_, ss));
   }
@@ -908,14 +908,14 @@ void LeaderCore::take_changes(std::vector<proto::StoredRecord>* records,
 
 Status LeaderCore::restore(const std::vector<proto::StoredRecord>& records) {
   auto bad = [](const char* what, std::uint64_t key) {
-    return Status::error(Status::Code::kMalformed, std::string("leader state: unreadable ") +
-                                                       what + " record " + std::to_string(key));
+    return Status::error(Status::Code::kMalformed, std::string("leader state: unreadable ") + what +
+                                                       " record " + std::to_string(key));
   };
   auto op_of = [](const SavedOp& o, Op* op) {
     auto m = wire::decode_control(o.request);
     if (!m.ok()) return false;
-    *op = Op{o.requester, o.req, std::move(*m), o.stream, o.agent, o.epoch, o.target,
-             o.settle_with, o.source};
+    *op = Op{o.requester, o.req,    std::move(*m), o.stream, o.agent,
+             o.epoch,     o.target, o.settle_with, o.source};
     return true;
   };
   bool have_meta = false;
@@ -974,8 +974,7 @@ Status LeaderCore::restore(const std::vector<proto::StoredRecord>& records) {
       }
     }
   }
-  if (!have_meta)
-    return Status::error(Status::Code::kMalformed, "leader state: no meta record");
+  if (!have_meta) return Status::error(Status::Code::kMalformed, "leader state: no meta record");
   ++boot_;
   return Status::ok_status();
 }

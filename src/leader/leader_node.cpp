@@ -73,8 +73,7 @@ Status LeaderNode::open_state(Time now) {
     if ((r.key & kKeyKind) != kChannelKeys) continue;
     SavedChannels ch;
     if (!wire::decode_fields(r.value, &ch).ok()) continue;  // its peer repeats what it sent
-    site_.restore_leader_channels(static_cast<SiteId>(r.key & ~kKeyKind), ch.out, ch.in,
-                                  std::move(ch.overflow));
+    site_.restore_leader_channels(static_cast<SiteId>(r.key & ~kKeyKind), ch.out, ch.in);
   }
   wire::Welcome w;
   for (const auto& [id, p] : leader_.peers()) w.peers.push_back(p);
@@ -96,7 +95,7 @@ void LeaderNode::save() {
   for (SiteId peer : peers) {
     if (peer == 0) continue;
     SavedChannels ch;
-    site_.leader_channels(peer, &ch.out, &ch.in, &ch.overflow);
+    site_.leader_channels(peer, &ch.out, &ch.in);
     proto::StoredRecord r;
     r.key = kChannelKeys | peer;
     r.epoch = leader_.boot();
@@ -105,8 +104,10 @@ void LeaderNode::save() {
     records.push_back(std::move(r));
   }
   if (Status st = state_->put(records); !st.ok())
-    leader_.report("leader: its state could not be saved (a restart would lose the latest "
-                   "changes): " + st.message());
+    leader_.report(
+        "leader: its state could not be saved (a restart would lose the latest "
+        "changes): " +
+        st.message());
 }
 
 Time LeaderNode::next_timeout() const {

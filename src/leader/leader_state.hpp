@@ -51,8 +51,8 @@ struct SavedStream {
   std::uint8_t created = 0;  // else only an operation creates it (record unused)
   wire::StreamRecord record;
   std::vector<std::uint64_t> agents;
-  std::vector<SavedAgent> code;       // of its agents, attached or being attached
-  std::vector<SavedOp> in_flight;     // none or one
+  std::vector<SavedAgent> code;    // of its agents, attached or being attached
+  std::vector<SavedOp> in_flight;  // none or one
   std::vector<SavedOp> queue;
   std::uint8_t busy = 0;
   proto::SiteId temp_owner = 0;
@@ -122,12 +122,11 @@ struct SavedMeta {
 
 // The leader's control channels with one peer, in the site-0 transport.
 struct SavedChannels {
-  std::vector<wire::OutChannel> out;  // none or one: leader -> peer, what the transport has
+  std::vector<wire::OutChannel> out;  // none or one: leader -> peer (overflow included)
   std::vector<wire::InChannel> in;    // none or one: peer -> leader
-  std::vector<wire::Bytes> overflow;  // leader -> peer, not yet in the transport (its bound)
   template <class A>
   void fields(A& a) {
-    a(out, in, overflow);
+    a(out, in);
   }
 };
 

@@ -53,10 +53,10 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) 
                          -1, &s->upsert_, nullptr) != SQLITE_OK ||
       sqlite3_prepare_v2(s->db_, "SELECT epoch, version, value FROM records WHERE key = ?1", -1,
                          &s->select_, nullptr) != SQLITE_OK ||
-      sqlite3_prepare_v2(s->db_, "DELETE FROM records WHERE key = ?1", -1, &s->delete_,
-                         nullptr) != SQLITE_OK ||
-      sqlite3_prepare_v2(s->db_, "SELECT key, epoch, version, value FROM records ORDER BY key",
-                         -1, &s->scan_, nullptr) != SQLITE_OK)
+      sqlite3_prepare_v2(s->db_, "DELETE FROM records WHERE key = ?1", -1, &s->delete_, nullptr) !=
+          SQLITE_OK ||
+      sqlite3_prepare_v2(s->db_, "SELECT key, epoch, version, value FROM records ORDER BY key", -1,
+                         &s->scan_, nullptr) != SQLITE_OK)
     return s->error("prepare");
   return s;
 }

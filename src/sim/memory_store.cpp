@@ -11,8 +11,8 @@ Status MemoryStore::put(const std::vector<proto::StoredRecord>& batch) {
   for (const proto::StoredRecord& r : batch) {
     auto it = records_.find(r.key);
     // As SqliteStore's upsert: only a strictly newer (epoch, version) replaces, in batch order.
-    if (it != records_.end() && (r.epoch < it->second.epoch ||
-                                 (r.epoch == it->second.epoch && r.version <= it->second.version))) {
+    if (it != records_.end() && (r.epoch < it->second.epoch || (r.epoch == it->second.epoch &&
+                                                                r.version <= it->second.version))) {
       ++skipped_;
       continue;
     }

@@ -188,10 +188,10 @@ void SessionChecker::on_acked(StreamId from, StreamId to, std::uint32_t origin,
   // A durable receiver acknowledges only what a stored checkpoint covers, so whatever a
   // recovery restored covers every acknowledgement too (on_durable_restore set `consumed`).
   if (stream(to).judged_durable() && p.receiver_life == life(to) && acked > p.consumed) {
-    fail("durable_exactly_once",
-         name(from) + " was acknowledged " + std::to_string(acked) + " messages to " + name(to) +
-             ", whose state (life " + std::to_string(life(to)) + ") holds only " +
-             std::to_string(p.consumed));
+    fail("durable_exactly_once", name(from) + " was acknowledged " + std::to_string(acked) +
+                                     " messages to " + name(to) + ", whose state (life " +
+                                     std::to_string(life(to)) + ") holds only " +
+                                     std::to_string(p.consumed));
   }
   if (acked > p.consumed_ever) {
     fail("session_no_loss", name(from) + " was acknowledged " + std::to_string(acked) +
@@ -368,8 +368,7 @@ void SessionChecker::on_agent_count(StreamId id, std::uint64_t count, std::uint6
   const char* invariant = st.durable && st.recoveries > 0 ? "durable_state" : "briefcase_travels";
   if (count != st.append_runs) {
     fail(invariant, "the agent of " + name(id) + " counted " + std::to_string(count) +
-                        " append handler runs, the sites traced " +
-                        std::to_string(st.append_runs) +
+                        " append handler runs, the sites traced " + std::to_string(st.append_runs) +
                         (st.recoveries > 0 ? " since its last restored state" : ""));
   } else if (hash != st.consumed_hash) {
     fail(invariant, "the agent of " + name(id) + " holds the hash of other messages than the " +
@@ -495,12 +494,13 @@ void SessionChecker::check_end() {
     if (st.judged_durable()) {
       for (const auto& [key, p] : pairs_) {
         const auto& [from, l, to] = key;
-        if (to != id || l < sender_life(from)) continue;  // a crashed sender's life may lose its rest
+        if (to != id || l < sender_life(from))
+          continue;  // a crashed sender's life may lose its rest
         const std::uint64_t held = p.receiver_life == st.life() ? p.consumed : 0;
         if (held < p.gids.size()) {
           fail("durable_state", name(id) + "'s final state holds " + std::to_string(held) +
-                                    " of the " + std::to_string(p.gids.size()) +
-                                    " messages " + name(from) + " appended to it");
+                                    " of the " + std::to_string(p.gids.size()) + " messages " +
+                                    name(from) + " appended to it");
         }
       }
     }

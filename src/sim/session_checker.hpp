@@ -130,8 +130,8 @@ std::uint64_t session_gid_hash(std::uint64_t gid);
 // What a durable stream's recovery restored: the record its failure manager's store held
 // (SiteCore::restore_checkpoint reads the same one), decoded.
 struct DurableRestore {
-  bool found = false;     // no record: the stream starts from its initial state
-  bool readable = true;   // the record decoded to a checkpoint with one sim agent briefcase
+  bool found = false;    // no record: the stream starts from its initial state
+  bool readable = true;  // the record decoded to a checkpoint with one sim agent briefcase
   std::uint64_t epoch = 0, version = 0;
   SessionBriefcase state;
   std::map<proto::StreamId, std::uint64_t> sent_to;  // state.sent, by the streams' ids
@@ -229,7 +229,7 @@ class SessionChecker {
     SiteId awaiting_handler = wire::kNoSite;     // traced there, the agent's handler not run
     std::vector<SiteId> hosts;
     std::uint64_t append_runs = 0;
-    std::uint64_t consumed_hash = 0;  // of the messages append_runs counts
+    std::uint64_t consumed_hash = 0;           // of the messages append_runs counts
     std::vector<StreamId> senders, receivers;  // peers it ever had
     // Failures: its lives (the origin of each: 0, then each recovery's epoch), where it was
     // last recovered and whether it was installed elsewhere since, its failure manager, how

@@ -22,10 +22,10 @@ void SessionChecker::on_checkpoint_stored(SiteId site, StreamId id) {
 // prefix stopped growing when that life crashed). The stream's pairs then resume there.
 void SessionChecker::on_durable_restore(StreamId id, const DurableRestore& r) {
   Stream& st = stream(id);
-  const std::string what = name(id) + "'s recovery (life " + std::to_string(st.life()) + ")" +
-                           (r.found ? " from epoch " + std::to_string(r.epoch) + " version " +
-                                          std::to_string(r.version)
-                                    : std::string(" with no checkpoint"));
+  const std::string what =
+      name(id) + "'s recovery (life " + std::to_string(st.life()) + ")" +
+      (r.found ? " from epoch " + std::to_string(r.epoch) + " version " + std::to_string(r.version)
+               : std::string(" with no checkpoint"));
   if (!r.readable) {
     fail("durable_state", what + " restored a checkpoint that does not decode to its agent's");
     return;
@@ -36,14 +36,14 @@ void SessionChecker::on_durable_restore(StreamId id, const DurableRestore& r) {
   for (const std::uint64_t gid : r.state.consumed) {
     hash += session_gid_hash(gid);
     if (!seen.insert(gid).second) {
-      fail("durable_exactly_once", what + ": its state counts message " + std::to_string(gid) +
-                                       " twice");
+      fail("durable_exactly_once",
+           what + ": its state counts message " + std::to_string(gid) + " twice");
       continue;
     }
     auto it = truth_.find(gid);
     if (it == truth_.end() || it->second.to != id) {
-      fail("durable_state", what + ": its state has message " + std::to_string(gid) +
-                                ", never appended to it");
+      fail("durable_state",
+           what + ": its state has message " + std::to_string(gid) + ", never appended to it");
       continue;
     }
     const Message& m = it->second;
@@ -73,9 +73,8 @@ void SessionChecker::on_durable_restore(StreamId id, const DurableRestore& r) {
       if (el == l) channel = e.consumed_up_to;
       if (el < l) channel = 0;  // the checkpoint predates this life of the sender
     }
-    if (!channel && std::none_of(r.in.begin(), r.in.end(), [&](const auto& e) {
-          return e.from == from;
-        }))
+    if (!channel &&
+        std::none_of(r.in.begin(), r.in.end(), [&](const auto& e) { return e.from == from; }))
       channel = 0;  // no channel from that sender at all
     if (channel && *channel != k && !st.void_) {
       fail("durable_state", what + ": its state holds " + std::to_string(k) + " messages of " +

@@ -34,8 +34,7 @@ site::SiteOptions session_options(const SessionScenario& s, SiteId id, bool shel
 
 // Failure detection only in the seeds that crash sites (session_scenario.hpp): elsewhere the
 // network's partitions outlast any timeout short enough to test.
-leader::LeaderOptions leader_options(const SessionScenario& s,
-                                     std::shared_ptr<MemoryStore> state) {
+leader::LeaderOptions leader_options(const SessionScenario& s, std::shared_ptr<MemoryStore> state) {
   leader::LeaderOptions o;
   o.failure_timeout = s.failure_timeout;
   if (s.leader_durable) {
@@ -76,8 +75,9 @@ SessionDriver::SessionDriver(const SessionScenario& s, const RunOptions& o)
     if (!p.sender) receivers_.push_back(p.name);
   for (std::uint32_t n = 0; n <= s.sites; ++n) {
     nodes_[n].store = std::make_shared<MemoryStore>();
-    nodes_[n].store->set_hook(
-        [this, n](const std::vector<proto::StoredRecord>& batch) { return on_store_put(n, batch); });
+    nodes_[n].store->set_hook([this, n](const std::vector<proto::StoredRecord>& batch) {
+      return on_store_put(n, batch);
+    });
   }
   nodes_[0].leader_state = std::make_shared<MemoryStore>();
   nodes_[0].leader_state->set_hook(
@@ -305,8 +305,8 @@ void SessionDriver::on_join_datagram(std::uint32_t n, std::uint32_t from,
 
 void SessionDriver::make_site(std::uint32_t n, SiteId id) {
   NodeRun& nr = nodes_[n];
-  nr.site = std::make_unique<site::SiteCore>(
-      session_options(sc_, id, n == sc_.shell_node(), nr.store));
+  nr.site =
+      std::make_unique<site::SiteCore>(session_options(sc_, id, n == sc_.shell_node(), nr.store));
   nr.node = nr.site.get();
   nr.core = nr.site.get();
   nr.id = id;
@@ -346,8 +346,7 @@ MemoryStore::Fault SessionDriver::on_store_put(std::uint32_t n,
     ++sum_.checkpoint_crashes;
   }
   note(SessionEventKind::kCrash, n, batch.size(), static_cast<std::uint64_t>(fault) + 16);
-  trace("node " + std::to_string(n) + " commits " + std::to_string(batch.size()) +
-        " checkpoints" +
+  trace("node " + std::to_string(n) + " commits " + std::to_string(batch.size()) + " checkpoints" +
         (fault == MemoryStore::Fault::kCrashBeforeCommit  ? ": it crashes before the commit"
          : fault == MemoryStore::Fault::kCrashAfterCommit ? ": it crashes right after it"
                                                           : ""));

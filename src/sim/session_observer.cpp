@@ -123,7 +123,8 @@ void SessionDriver::report_restore(std::uint32_t n, StreamId stream) {
     if (b) r.state = std::move(*b);
     for (const auto& [to, count] : r.state.sent) r.sent_to[id_of(to)] = count;
     if (a) {
-      for (const wire::InChannel& in : a->in) r.in.push_back({in.from, in.origin, in.consumed_up_to});
+      for (const wire::InChannel& in : a->in)
+        r.in.push_back({in.from, in.origin, in.consumed_up_to});
       for (const wire::OutChannel& out : a->out)
         r.out.push_back({out.to, out.origin, out.consumed_up_to, out.next_seq});
     }

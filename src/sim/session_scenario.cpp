@@ -171,8 +171,8 @@ void derive_durable(Rng& rng, SessionScenario* s) {
       return p.durable && p.failure_manager == c.node;
     });
     if (!manages || !rng.chance(0.6)) continue;
-    c.point = rng.chance(0.5) ? SessionCrash::Point::kBeforeCommit
-                              : SessionCrash::Point::kAfterCommit;
+    c.point =
+        rng.chance(0.5) ? SessionCrash::Point::kBeforeCommit : SessionCrash::Point::kAfterCommit;
   }
   // Senders only where their failure manager never crashes (SessionStreamPlan::durable).
   for (SessionStreamPlan& p : s->streams)
@@ -196,8 +196,8 @@ void derive_leader_crash(Rng& rng, SessionScenario* s) {
   c.at = rng.between(0, end);
   c.restart_after = rng.log_between(kMillisecond, 2 * s->failure_timeout);
   if (rng.chance(0.4))
-    c.point = rng.chance(0.5) ? SessionCrash::Point::kBeforeCommit
-                              : SessionCrash::Point::kAfterCommit;
+    c.point =
+        rng.chance(0.5) ? SessionCrash::Point::kBeforeCommit : SessionCrash::Point::kAfterCommit;
   s->crashes.push_back(c);
   std::stable_sort(s->crashes.begin(), s->crashes.end(),
                    [](const SessionCrash& a, const SessionCrash& b) { return a.at < b.at; });
@@ -331,8 +331,7 @@ std::string describe(const SessionScenario& s) {
   for (const SessionStreamPlan& p : s.streams)
     line("session stream " + p.name + (p.sender ? " sender" : " receiver") +
          (p.durable ? " durable" : "") + (p.forwards ? "" : " (does not forward)") +
-         " created at node " +
-         std::to_string(p.node) +
+         " created at node " + std::to_string(p.node) +
          (p.failure_manager ? " failure manager node " + std::to_string(*p.failure_manager)
                             : std::string()));
   for (const SessionCrash& c : s.crashes)
@@ -341,8 +340,7 @@ std::string describe(const SessionScenario& s) {
                                : std::string(", for good")) +
          crash_point_name(c.point));
   if (s.failure_timeout > 0) line("session failure timeout " + ms(s.failure_timeout));
-  if (s.leader_durable)
-    line("session leader durable, resume timeout " + ms(s.resume_timeout));
+  if (s.leader_durable) line("session leader durable, resume timeout " + ms(s.resume_timeout));
   if (s.lying_store_every > 0)
     line("session stores drop every " + std::to_string(s.lying_store_every) +
          "th commit, saying it was stored");

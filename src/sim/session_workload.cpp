@@ -258,8 +258,7 @@ void SessionDriver::on_receiver_append(AgentContext& ctx, std::string_view /*mes
   checker_.on_agent_count(self, handled, hash);
   // Forwarding, to any receiver (itself too): chains of handlers across sites that outlive
   // the shell's last append, which termination detection must wait for.
-  if (!silent_.contains(self) && forwards_ < sc_.max_forwards &&
-      rng_.chance(sc_.forward_chance)) {
+  if (!silent_.contains(self) && forwards_ < sc_.max_forwards && rng_.chance(sc_.forward_chance)) {
     ++forwards_;
     (void)agent_append(ctx, receivers_[rng_.below(receivers_.size())], sent);
   }

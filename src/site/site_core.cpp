@@ -82,8 +82,8 @@ void SiteCore::on_timeout(Time now) {
     // A durable leader may be restarting; but it may also have declared us failed, so no
     // handler runs until it is heard from again (step()).
     suspended_ = true;
-    report_error(std::string(options_.shell ? "shell " : "site ") +
-                 std::to_string(options_.self) + ": no word from the leader for " +
+    report_error(std::string(options_.shell ? "shell " : "site ") + std::to_string(options_.self) +
+                 ": no word from the leader for " +
                  std::to_string(failure_timeout_ / proto::kMillisecond) +
                  " ms: handlers paused; waiting up to " +
                  std::to_string(resume_timeout_ / proto::kMillisecond) + " ms for it to resume");
@@ -153,14 +153,15 @@ bool SiteCore::idle() const {
 
 void SiteCore::step(Time now) {
   now_ = now;
-  if (const proto::Path* p = transport_.path(0); p && p->peer_boot != leader_boot_ && options_.self != 0) {
-    leader_boot_ = p->peer_boot;
+  const proto::Path* to_leader = options_.self != 0 ? transport_.path(0) : nullptr;
+  if (to_leader && to_leader->peer_boot != leader_boot_) {
+    leader_boot_ = to_leader->peer_boot;
     on_leader_restarted();
   }
   if (suspended_ && now - transport_.last_heard(0) < failure_timeout_) {
     suspended_ = false;
-    report_error(std::string(options_.shell ? "shell " : "site ") +
-                 std::to_string(options_.self) + ": the leader is back; handlers resume");
+    report_error(std::string(options_.shell ? "shell " : "site ") + std::to_string(options_.self) +
+                 ": the leader is back; handlers resume");
   }
   executor_->run_done();
   proto::Delivery d;
@@ -1413,9 +1414,8 @@ void SiteCore::maybe_checkpoint(Hosted& h) {
   const StreamId id = h.rec.id;
   // The briefcases now hold the state after exactly the messages covered: the stream runs
   // nothing else until they are saved.
-  save_briefcases(h, [this, id](std::vector<wire::AgentState> b) {
-    send_checkpoint(id, std::move(b));
-  });
+  save_briefcases(
+      h, [this, id](std::vector<wire::AgentState> b) { send_checkpoint(id, std::move(b)); });
 }
 
 // The stream's state as a move would carry it, with what the checkpoint covers counted as
@@ -1498,8 +1498,7 @@ void SiteCore::on_checkpointed(const wire::Checkpointed& m) {
 
 // Saves every agent's briefcase on the stream's lane (the stream is busy meanwhile), then
 // hands them to `then` here.
-void SiteCore::save_briefcases(Hosted& h,
-                               std::function<void(std::vector<wire::AgentState>)> then) {
+void SiteCore::save_briefcases(Hosted& h, std::function<void(std::vector<wire::AgentState>)> then) {
   auto briefcases = std::make_shared<std::vector<wire::AgentState>>();
   submit(
       h.rec.id,
@@ -1595,40 +1594,25 @@ void SiteCore::set_boot(std::uint32_t boot) {
 }
 
 void SiteCore::leader_channels(SiteId peer, std::vector<wire::OutChannel>* out,
-                               std::vector<wire::InChannel>* in,
-                               std::vector<wire::Bytes>* overflow) const {
+                               std::vector<wire::InChannel>* in) const {
   const proto::ChannelKey to{kLeaderStream, control_stream(peer)};
-  if (auto st = transport_.export_send_state(to); st.ok()) {
-    wire::OutChannel oc = out_channel(to, *st);
-    oc.next_seq = st->next_seq;  // without the overflow, kept apart
-    oc.unconsumed.resize(st->unconsumed.size());
-    out->push_back(std::move(oc));
-    if (auto ov = overflow_.find(to); ov != overflow_.end())
-      for (const auto& b : ov->second) overflow->emplace_back(b.begin(), b.end());
-  }
+  if (auto st = transport_.export_send_state(to); st.ok()) out->push_back(out_channel(to, *st));
   const proto::ChannelKey from{control_stream(peer), kLeaderStream};
   if (auto st = transport_.export_recv_state(from); st.ok())
-    in->push_back({from.from, st->consumed_up_to, st->reply_site, st->reply_incarnation,
-                   st->origin});
+    in->push_back(
+        {from.from, st->consumed_up_to, st->reply_site, st->reply_incarnation, st->origin});
 }
 
 void SiteCore::restore_leader_channels(SiteId peer, const std::vector<wire::OutChannel>& out,
-                                       const std::vector<wire::InChannel>& in,
-                                       std::vector<wire::Bytes> overflow) {
+                                       const std::vector<wire::InChannel>& in) {
   // Straight into the transport, above the channel's bound if need be (not import_channel),
   // what waited behind the bound included: the peer may well have consumed past the saved
   // state, and with the channel split by the bound into the overflow queue it would refuse
   // that consumption as bogus and stall. (Under a small bound, messages beyond the peer's
   // window are refused and repeated: doc/session.md "Limits".)
   const proto::ChannelKey to{kLeaderStream, control_stream(peer)};
-  for (wire::OutChannel oc : out) {
-    if (oc.to != to.to) continue;
-    for (wire::Bytes& m : overflow) {
-      oc.unconsumed.emplace_back(m.begin(), m.end());
-      ++oc.next_seq;
-    }
-    (void)transport_.import_send_state(to, send_state_of(oc, peer));
-  }
+  for (const wire::OutChannel& oc : out)
+    if (oc.to == to.to) (void)transport_.import_send_state(to, send_state_of(oc, peer));
   for (const wire::InChannel& ic : in) {
     if (ic.from != control_stream(peer)) continue;
     (void)transport_.import_recv_state(

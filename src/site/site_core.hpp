@@ -201,13 +201,10 @@ class SiteCore final : public proto::Node {
   // anything is sent; wire/datagram.hpp), and the leader's control channels with a peer, for
   // the leader's durable state (leader/leader_node.hpp).
   void set_boot(std::uint32_t boot);
-  // `out`: what the transport holds (the peer may have taken all of it); `overflow`: what
-  // waits behind the channel's bound (never sent).
   void leader_channels(SiteId peer, std::vector<wire::OutChannel>* out,
-                       std::vector<wire::InChannel>* in, std::vector<wire::Bytes>* overflow) const;
+                       std::vector<wire::InChannel>* in) const;
   void restore_leader_channels(SiteId peer, const std::vector<wire::OutChannel>& out,
-                               const std::vector<wire::InChannel>& in,
-                               std::vector<wire::Bytes> overflow);
+                               const std::vector<wire::InChannel>& in);
   // Arrivals of epochs up to these, per stream, were meant for this site's previous process:
   // their moves were settled without it (LeaderCore::resume), so they are dropped.
   void refuse_arrivals(std::map<StreamId, std::uint64_t> up_to) {
@@ -409,7 +406,7 @@ class SiteCore final : public proto::Node {
   bool lost_session_ = false;
   bool suspended_ = false;
   std::map<StreamId, std::uint64_t> refused_arrivals_;  // refuse_arrivals()
-  Time resume_timeout_ = 0;      // from the Welcome; 0: the leader is not durable
+  Time resume_timeout_ = 0;        // from the Welcome; 0: the leader is not durable
   std::uint32_t leader_boot_ = 0;  // the boot of site 0 last heard (set_boot)
   Time welcomed_at_ = 0;
   Time failure_timeout_ = 0;  // from the Welcome; 0: no failure detection
