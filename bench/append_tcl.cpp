@@ -80,8 +80,9 @@ Result<std::vector<BenchResult>> run_append_tcl(const BenchOptions& options) {
   for (const char* stream : {kTclStream, kCppStream}) {
     if (auto r = shell.stream_create(stream, at); !r.ok()) return r.status();
   }
-  if (auto r = shell.register_agent(kTclStream, "", kTclAgent, ""); !r.ok()) return r.status();
-  if (auto r = shell.register_agent(kCppStream, "", "", std::string(kCounterAgent)); !r.ok())
+  if (auto r = shell.register_agent(kTclStream, "", kTclAgent, "", false); !r.ok())
+    return r.status();
+  if (auto r = shell.register_agent(kCppStream, "", "", std::string(kCounterAgent), false); !r.ok())
     return r.status();
 
   // The Tcl agent counts every message, -sync ones included; bench.counter not "stats".

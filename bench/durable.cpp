@@ -50,7 +50,7 @@ Result<std::vector<BenchResult>> run_durable(const BenchOptions& options) {
     create.failure_manager = 2;
     create.durable = stream == kDurable;
     if (auto r = shell.stream_create(stream, create); !r.ok()) return r.status();
-    if (auto r = shell.register_agent(stream, "", "", std::string(kCounterAgent)); !r.ok())
+    if (auto r = shell.register_agent(stream, "", "", std::string(kCounterAgent), false); !r.ok())
       return r.status();
   }
   std::uint64_t counted[2] = {0, 0};

@@ -63,7 +63,7 @@ Status measure_once(const BenchOptions& options, std::mt19937_64& random, Sample
   create.site = kVictim;
   create.failure_manager = kFailureManager;
   if (auto r = shell.stream_create(kStream, create); !r.ok()) return r.status();
-  if (auto r = shell.register_agent(kStream, "", "", std::string(kFailoverAgent)); !r.ok())
+  if (auto r = shell.register_agent(kStream, "", "", std::string(kFailoverAgent), false); !r.ok())
     return r.status();
   auto before = stats(shell);
   if (!before.ok()) return before.status();

@@ -58,7 +58,7 @@ Status measure_round(const BenchOptions& options, std::uint32_t hops, Samples* o
   tcl::CreateOptions create;
   create.site = 1;
   if (auto r = shell.stream_create(kStream, create); !r.ok()) return r.status();
-  if (auto r = shell.register_agent(kStream, "", "", std::string(kCounterAgent)); !r.ok())
+  if (auto r = shell.register_agent(kStream, "", "", std::string(kCounterAgent), false); !r.ok())
     return r.status();
 
   std::uint32_t site = 1;

@@ -122,10 +122,11 @@ Status run_level(const BenchOptions& options, double drop, std::size_t level,
   if (auto r = shell.stream_create(kSender, at); !r.ok()) return r.status();
   at.site = 3;
   if (auto r = shell.stream_create(kReceiver, at); !r.ok()) return r.status();
-  if (auto r = shell.register_agent(kReceiver, "3 4", "", std::string(kPipeReceiverAgent)); !r.ok())
+  if (auto r = shell.register_agent(kReceiver, "3 4", "", std::string(kPipeReceiverAgent), false);
+      !r.ok())
     return r.status();
   if (auto r = shell.register_agent(kSender, std::string(kReceiver) + " 1 2", "",
-                                    std::string(kPipeSenderAgent));
+                                    std::string(kPipeSenderAgent), false);
       !r.ok())
     return r.status();
   // Warm-up: both agents visit all their sites, and the paths between them carry traffic.

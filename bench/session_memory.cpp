@@ -51,8 +51,8 @@ Status create_streams(site::ShellApi& shell, std::uint32_t site, std::uint32_t f
   for (std::uint32_t i = first; i < first + count; ++i) {
     const std::string name = tcl ? tcl_name(i) : cpp_name(i);
     if (auto r = shell.stream_create(name, at); !r.ok()) return r.status();
-    auto r = tcl ? shell.register_agent(name, "", kTclAgentBody, "")
-                 : shell.register_agent(name, "", "", std::string(kCounterAgent));
+    auto r = tcl ? shell.register_agent(name, "", kTclAgentBody, "", false)
+                 : shell.register_agent(name, "", "", std::string(kCounterAgent), false);
     if (!r.ok()) return r.status();
   }
   return shell.wait_quiescent(kQuiescentTimeout);

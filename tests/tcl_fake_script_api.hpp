@@ -94,10 +94,10 @@ class FakeScriptApi : public ScriptApi {
     return SiteNumber{2};
   }
   Result<std::string> register_agent(const std::string& stream, const std::string& args,
-                                     const std::string& body,
-                                     const std::string& cpp_type) override {
+                                     const std::string& body, const std::string& cpp_type,
+                                     bool controller) override {
     calls.push_back("register_agent " + stream + " {" + args + "} {" + body + "} {" + cpp_type +
-                    "}");
+                    "}" + (controller ? " -controller" : ""));
     if (Status status = check(stream); !status.ok()) return status;
     registered.push_back({stream, args, body, cpp_type});
     return std::string("17");

@@ -58,8 +58,11 @@ tcl::TclHost& AgentRunner::tcl() {
 
 Status AgentRunner::load(const wire::Code& code, const tcl::HandlerContext& context,
                          std::string* error_info) {
-  if (code.cpp_type.empty())
-    return tcl().load_agent(code.agent, code.args, code.body, context, error_info);
+  if (code.cpp_type.empty()) {
+    tcl::AgentOptions options;
+    options.privileged = (code.flags & wire::kAgentController) != 0;
+    return tcl().load_agent(code.agent, code.args, code.body, context, error_info, options);
+  }
   const AgentFactory* factory = find_agent_type(code.cpp_type);
   if (!factory)
     return Status::error(Status::Code::kNotFound, "no such agent type \"" + code.cpp_type + "\"");
@@ -103,6 +106,14 @@ tcl::HandlerOutcome AgentRunner::run(std::uint64_t agent, tcl::Event event,
     case tcl::Event::kFinalize:
       a.on_finalize(*cpp_context_);
       return from_status(Status::ok_status(), {});
+    case tcl::Event::kOpen:
+    case tcl::Event::kCreate:
+    case tcl::Event::kDestroy:
+    case tcl::Event::kMove:
+    case tcl::Event::kRegister:
+    case tcl::Event::kArrival:
+    case tcl::Event::kNewPeer:
+      break;  // a C++ agent is never a controller
   }
   return {};
 }

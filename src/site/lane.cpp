@@ -113,8 +113,8 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
   }
 
   Result<std::string> register_agent(const std::string& stream, const std::string& args,
-                                     const std::string& body,
-                                     const std::string& cpp_type) override {
+                                     const std::string& body, const std::string& cpp_type,
+                                     bool controller) override {
     if (Status s = Directory::check_user_stream(stream); !s.ok()) return s;
     {
       std::shared_lock lock(view_.mu);
@@ -122,7 +122,9 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
     }
     if (!cpp_type.empty() && !find_agent_type(cpp_type))
       return Status::error(Status::Code::kNotFound, "no such agent type \"" + cpp_type + "\"");
-    const std::uint64_t req = request(wire::AttachReq{0, stream, args, body, cpp_type}, false);
+    const std::uint64_t req = request(
+        wire::AttachReq{0, stream, args, body, cpp_type, controller ? wire::kAgentController : 0},
+        false);
     // The id is the leader's to give; a handler gets the request's number to log.
     return "pending:" + std::to_string(req);
   }

@@ -90,10 +90,12 @@ Status ShellApi::stream_destroy(const std::string& name) {
 }
 
 Result<std::string> ShellApi::register_agent(const std::string& stream, const std::string& args,
-                                             const std::string& body, const std::string& cpp_type) {
+                                             const std::string& body, const std::string& cpp_type,
+                                             bool controller) {
   if (!cpp_type.empty() && !find_agent_type(cpp_type))
     return Status::error(Status::Code::kNotFound, "no such agent type \"" + cpp_type + "\"");
-  auto reply = call(wire::AttachReq{0, stream, args, body, cpp_type});
+  auto reply = call(
+      wire::AttachReq{0, stream, args, body, cpp_type, controller ? wire::kAgentController : 0});
   if (!reply.ok()) return reply.status();
   return reply->text;
 }

@@ -55,7 +55,8 @@ class ShellApi final : public tcl::ScriptApi {
     return core_->directory().creator_of(name);
   }
   Result<std::string> register_agent(const std::string& stream, const std::string& args,
-                                     const std::string& body, const std::string& cpp_type) override;
+                                     const std::string& body, const std::string& cpp_type,
+                                     bool controller) override;
   Status agent_exit() override;
   // A shell is attached to the leader's site.
   tcl::SiteNumber my_id() override { return 0; }

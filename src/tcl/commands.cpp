@@ -207,9 +207,14 @@ int stream_creator(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* c
 // ---- agents ----
 
 int register_agent(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-  constexpr const char* kUsage = "stream args {body | -cpp type}";
+  constexpr const char* kUsage = "stream args {body | -cpp type} ?-controller?";
   std::string body;
   std::string cpp_type;
+  bool controller = false;
+  if ((objc == 5 || objc == 6) && view(objv[objc - 1]) == "-controller") {
+    controller = true;
+    --objc;
+  }
   if (objc == 4) {
     body = view(objv[3]);
   } else if (objc == 5 && view(objv[3]) == "-cpp") {
@@ -220,9 +225,12 @@ int register_agent(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* c
   } else {
     return wrong_args(interp, objv, kUsage);
   }
+  if (controller && !cpp_type.empty()) {
+    return fail(interp, "register_agent: a controller must be a Tcl agent", Code::kInvalidArgument);
+  }
   return string_result(
       interp, state.api->register_agent(Tcl_GetString(objv[1]), std::string(view(objv[2])), body,
-                                        cpp_type));
+                                        cpp_type, controller));
 }
 
 int agent_exit(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -295,6 +303,11 @@ int on_event(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* const o
   if (objc != 2) return wrong_args(interp, objv, "script");
   if (state.scope == nullptr || !state.scope->in_agent())
     return outside(interp, objv[0], "an agent");
+  if (is_policy_event(kEvent) && !state.scope->privileged()) {
+    std::string message(view(objv[0]));
+    message.append(": only a controller agent may set policy handlers");
+    return fail(interp, message, Code::kPermissionDenied);
+  }
   state.scope->set_handler(kEvent, objv[1]);
   Tcl_ResetResult(interp);
   return TCL_OK;
@@ -402,6 +415,13 @@ constexpr CommandEntry kCommands[] = {
     {"on_stream_arrival", guarded<on_event<Event::kRelocation>>},
     {"on_stream_failure", guarded<on_event<Event::kFailure>>},
     {"on_agent_finalize", guarded<on_event<Event::kFinalize>>},
+    {"on_stream_open", guarded<on_event<Event::kOpen>>},
+    {"on_stream_create", guarded<on_event<Event::kCreate>>},
+    {"on_stream_destroy", guarded<on_event<Event::kDestroy>>},
+    {"on_stream_move", guarded<on_event<Event::kMove>>},
+    {"on_agent_register", guarded<on_event<Event::kRegister>>},
+    {"on_stream_arrival_policy", guarded<on_event<Event::kArrival>>},
+    {"on_new_peer", guarded<on_event<Event::kNewPeer>>},
     {"briefcase", guarded<briefcase>},
     {"puts", guarded<puts>},
 };

@@ -23,6 +23,8 @@ class AgentScope {
   virtual ~AgentScope() = default;
   // False outside the initialization code and handlers of an agent.
   virtual bool in_agent() const = 0;
+  // REQUIRES: in_agent(). Whether the running agent is a controller (may set policy handlers).
+  virtual bool privileged() const = 0;
   // REQUIRES: in_agent(). An empty script removes the handler.
   virtual void set_handler(Event event, Tcl_Obj* script) = 0;
   // REQUIRES: in_agent(). `names` are checked by the caller (simple names only).

@@ -68,10 +68,11 @@ class ScriptApi {
   virtual std::vector<StreamInfo> list_streams() = 0;  // the Tcl layer filters by pattern
   virtual Result<SiteNumber> stream_creator(const std::string& name) = 0;
   // Attaches a Tcl agent (cpp_type empty: body is its initialization code) or a registered C++
-  // agent type (body empty). Returns the agent id, as text.
+  // agent type (body empty). controller: the stream's controller agent (COMMANDS.md, Policy;
+  // a Tcl agent, the stream's first). Returns the agent id, as text.
   virtual Result<std::string> register_agent(const std::string& stream, const std::string& args,
-                                             const std::string& body,
-                                             const std::string& cpp_type) = 0;
+                                             const std::string& body, const std::string& cpp_type,
+                                             bool controller) = 0;
   // The calling agent is destroyed once its handler returns (handlers only).
   virtual Status agent_exit() = 0;
   virtual SiteNumber my_id() = 0;

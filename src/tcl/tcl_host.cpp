@@ -99,8 +99,9 @@ struct TclHost::Impl final : detail::AgentScope {
     std::uint64_t id;
     Tcl_Namespace* ns;  // nullptr once Tcl deleted it (e.g. the agent ran `namespace delete`)
     NamespaceWatch* watch;
-    std::array<Tcl_Obj*, 4> handlers{};  // owned references; one per Event
+    std::array<Tcl_Obj*, kEventCount> handlers{};  // owned references; one per Event
     std::vector<std::string> briefcase;  // declaration order, no duplicates
+    AgentOptions options;
   };
 
   // Marks the running agent for the on_* and briefcase commands; nests (a handler of this
@@ -126,6 +127,7 @@ struct TclHost::Impl final : detail::AgentScope {
   }
 
   bool in_agent() const override { return current != nullptr; }
+  bool privileged() const override { return current->options.privileged; }
 
   void set_handler(Event event, Tcl_Obj* script) override {
     Tcl_Obj*& slot = current->handlers[event_index(event)];
@@ -375,7 +377,8 @@ TclHost::TclHost(ScriptApi* api) : impl_(std::make_unique<Impl>()) {
 TclHost::~TclHost() = default;
 
 Status TclHost::load_agent(std::uint64_t agent, std::string_view args, std::string_view body,
-                           const HandlerContext& /*context*/, std::string* error_info) {
+                           const HandlerContext& /*context*/, std::string* error_info,
+                           AgentOptions options) {
   if (impl_->find(agent) != nullptr) {
     return Status::error(Code::kAlreadyExists,
                          "agent " + std::to_string(agent) + " is already loaded here");
@@ -399,6 +402,7 @@ Status TclHost::load_agent(std::uint64_t agent, std::string_view args, std::stri
   }
   detail::isolate_agent_namespace(interp, ns);
   auto loaded = std::make_shared<Impl::Agent>(agent, ns, watch.release());
+  loaded->options = options;
   impl_->agents.emplace(agent, loaded);
 
   ObjRef script(new_string(body));

@@ -23,6 +23,7 @@
 // a security boundary (agents of different trust never share a TclHost, DESIGN.md "Threads").
 // The interpreter is made without Tcl_Init (no init.tcl, no `unknown`, no auto-loading).
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,7 +37,33 @@ struct Tcl_Interp;
 
 namespace mstream::tcl {
 
-enum class Event { kAppend, kRelocation, kFailure, kFinalize };
+// The events an agent may handle. The first four are every agent's; the others are policy
+// events (COMMANDS.md, Policy), whose handlers only a privileged agent (a controller) may set:
+// they return `allow` or raise an error to deny.
+enum class Event {
+  kAppend,
+  kRelocation,
+  kFailure,
+  kFinalize,
+  kOpen,      // on_stream_open
+  kCreate,    // on_stream_create
+  kDestroy,   // on_stream_destroy
+  kMove,      // on_stream_move
+  kRegister,  // on_agent_register
+  kArrival,   // on_stream_arrival_policy
+  kNewPeer,   // on_new_peer
+};
+inline constexpr std::size_t kEventCount = 11;
+inline constexpr bool is_policy_event(Event e) { return e >= Event::kOpen; }
+
+// How an agent is loaded. privileged: a controller (the session's, a site's, or a stream's
+// controller agent), which may set policy handlers. trusted: code the site's owner installed
+// (the session and site controllers, from a local file), as opposed to mobile code, which
+// every other agent is, stream controllers included.
+struct AgentOptions {
+  bool privileged = false;
+  bool trusted = false;
+};
 
 struct HandlerOutcome {
   bool ran = false;        // the agent has a handler for the event
@@ -74,8 +101,11 @@ class TclHost {
   // there with $argv set to `args` (COMMANDS.md register_agent). On error (kInvalidArgument,
   // message = Tcl error, error_info filled) nothing of the agent remains. kAlreadyExists if the
   // agent is loaded already.
+  // A policy handler set by an agent that is not privileged raises
+  // `<command>: only a controller agent may set policy handlers`.
   Status load_agent(std::uint64_t agent, std::string_view args, std::string_view body,
-                    const HandlerContext& context, std::string* error_info);
+                    const HandlerContext& context, std::string* error_info,
+                    AgentOptions options = {});
   bool has_agent(std::uint64_t agent) const;
   bool has_handler(std::uint64_t agent, Event event) const;
 

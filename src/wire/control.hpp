@@ -23,7 +23,8 @@ namespace mstream::wire {
 // 3: failures: StreamRecord, InChannel and OutChannel carry the numbering's origin, Welcome
 // the failure timeout, ProbeReply what senders hold; Recover, Settle, Settled.
 // 4: Welcome carries the resume timeout of a durable leader.
-inline constexpr std::uint8_t kControlVersion = 4;
+// 5: policy: AttachReq and Code carry agent flags.
+inline constexpr std::uint8_t kControlVersion = 5;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
 inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
@@ -31,6 +32,11 @@ inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
 // Flags of a stream (CreateReq, Location, Install, Arrive).
 inline constexpr std::uint64_t kStreamTemp = 1;
 inline constexpr std::uint64_t kStreamDurable = 2;
+
+// Flags of an agent (AttachReq, Code).
+// The stream's controller (COMMANDS.md, Policy): a Tcl agent, the stream's first, fixed for
+// the stream's life; it may set policy handlers.
+inline constexpr std::uint64_t kAgentController = 1;
 
 // What a stream is, as every site's directory replica knows it.
 struct StreamRecord {
@@ -110,9 +116,10 @@ struct AttachReq {
   std::string args;
   std::string body;
   std::string cpp_type;  // empty: a Tcl agent
+  std::uint64_t flags = 0;  // kAgent*
   template <class A>
   void fields(A& a) {
-    a(req, stream, args, body, cpp_type);
+    a(req, stream, args, body, cpp_type, flags);
   }
 };
 struct DetachReq {  // agent_exit
@@ -194,9 +201,10 @@ struct Code {  // an agent's code, shipped once to each site it visits and cache
   std::string args;
   std::string body;
   std::string cpp_type;
+  std::uint64_t flags = 0;  // kAgent*
   template <class A>
   void fields(A& a) {
-    a(agent, stream, args, body, cpp_type);
+    a(agent, stream, args, body, cpp_type, flags);
   }
 };
 struct Attach {  // attach agent (whose Code was sent) to the stream here
