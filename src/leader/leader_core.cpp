@@ -284,7 +284,7 @@ void LeaderCore::start(Op op) {
   if (const auto* a = std::get_if<wire::AttachReq>(&op.request)) {
     op.agent = next_agent_++;
     AgentInfo& info = agents_[op.agent];
-    info.code = wire::Code{op.agent, id, a->args, a->body, a->cpp_type, a->flags};
+    info.code = wire::Code{op.agent, id, a->args, a->body, a->cpp_type, a->flags, op.requester};
     ship_code(op.agent, rec.site);
     send(rec.site, wire::Attach{id, op.agent});
     op.target = rec.site;

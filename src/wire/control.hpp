@@ -202,9 +202,12 @@ struct Code {  // an agent's code, shipped once to each site it visits and cache
   std::string body;
   std::string cpp_type;
   std::uint64_t flags = 0;  // kAgent*
+  // Who registered the agent (a site or a shell): agents of one origin may share a sandbox
+  // interpreter, agents of different origins never do.
+  std::uint32_t origin = kNoSite;
   template <class A>
   void fields(A& a) {
-    a(agent, stream, args, body, cpp_type, flags);
+    a(agent, stream, args, body, cpp_type, flags, origin);
   }
 };
 struct Attach {  // attach agent (whose Code was sent) to the stream here
