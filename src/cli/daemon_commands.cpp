@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -81,6 +82,37 @@ void drain_output(site::SiteCore& core, bool stamped) {
 
 // The hidden --drop/--drop-seed options: seed 004's loss model (each arriving path datagram
 // dropped with probability P), for `mstream bench moving-pipeline`. Never for production.
+// The controllers' code (COMMANDS.md, Policy), read from the files named on the command line
+// before the daemon joins, so that a bad path stops it at once.
+struct ControllerFiles {
+  std::string session;  // the leader's --controller: the session controller
+  std::string site;     // --site-controller (leader) or --controller (site)
+};
+
+Status read_controller(const std::string& path, std::string* code) {
+  if (path.empty()) return Status::ok_status();
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f)
+    return Status::error(Status::Code::kIoError,
+                         "cannot read the controller " + path + ": " + std::strerror(errno));
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) code->append(buf, n);
+  const bool bad = std::ferror(f) != 0;
+  std::fclose(f);
+  if (bad) return Status::error(Status::Code::kIoError, "cannot read the controller " + path);
+  if (code->size() > wire::kMaxCodeBytes)
+    return Status::error(
+        Status::Code::kTooLarge,
+        "the controller " + path + " exceeds " + std::to_string(wire::kMaxCodeBytes) + " bytes");
+  return Status::ok_status();
+}
+
+Status read_controllers(const ControllerFiles& paths, ControllerFiles* code) {
+  if (Status s = read_controller(paths.session, &code->session); !s.ok()) return s;
+  return read_controller(paths.site, &code->site);
+}
+
 struct LossOptions {
   double drop = 0;
   std::uint64_t seed = 1;
@@ -186,8 +218,13 @@ void remove_leader_state(const std::string& state_dir) {
 
 int run_leader(const std::string& listen, const std::string& state_dir, const LossOptions& loss,
                std::size_t workers, std::uint64_t failure_timeout_ms,
-               std::uint64_t resume_timeout_ms) {
+               std::uint64_t resume_timeout_ms, const ControllerFiles& controller_files) {
   install_stop_handlers();
+  ControllerFiles controllers;
+  if (Status st = read_controllers(controller_files, &controllers); !st.ok()) {
+    std::fprintf(stderr, "mstream leader: %s\n", st.message().c_str());
+    return 2;
+  }
   auto loop = runtime::NodeLoop::open(loop_options(listen, loss));
   if (!loop.ok()) {
     std::fprintf(stderr, "mstream leader: %s\n", loop.status().message().c_str());
@@ -195,6 +232,8 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   }
   const bool stamped = stamped_output();
   site::SiteOptions so = site::SiteOptions::with_mtu(0, (*loop)->mtu());
+  so.session_controller = controllers.session;
+  so.controller = controllers.site;
   auto executor = start_workers(workers, **loop);
   if (!executor.ok()) {
     std::fprintf(stderr, "mstream leader: %s\n", executor.status().message().c_str());
@@ -228,6 +267,10 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
     return 2;
   }
   (*loop)->attach(&node);
+  if (!(*loop)->run_until([&] { return node.site().controls_told(); }, 10s)) {
+    std::fprintf(stderr, "mstream leader: site 0's controllers did not load\n");
+    return 1;
+  }
   std::printf("mstream: leader listening on %s\n", (*loop)->local_address().c_str());
   if (node.resumed())
     std::printf("mstream: leader resumed its session from %s\n",
@@ -252,8 +295,14 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
 }
 
 int run_site(const std::string& leader, std::string listen, const LossOptions& loss,
-             std::size_t workers, const std::string& state_dir) {
+             std::size_t workers, const std::string& state_dir,
+             const std::string& controller_file) {
   install_stop_handlers();
+  ControllerFiles controllers;
+  if (Status st = read_controllers({{}, controller_file}, &controllers); !st.ok()) {
+    std::fprintf(stderr, "mstream site: %s\n", st.message().c_str());
+    return 2;
+  }
   DaemonStore store;
   if (Status st = open_store(state_dir, &store); !st.ok()) {
     std::fprintf(stderr, "mstream site: %s\n", st.message().c_str());
@@ -280,6 +329,7 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
     }
     site::SiteOptions so = site::SiteOptions::with_mtu(*id, (*loop)->mtu());
     so.log_forwarded_errors = !stamped;
+    so.controller = controllers.site;
     auto executor = start_workers(workers, **loop);
     if (!executor.ok()) {
       std::fprintf(stderr, "mstream site: %s\n", executor.status().message().c_str());
@@ -289,9 +339,19 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
     so.store = store.store;
     site::SiteCore node(so);
     (*loop)->attach(&node);
-    if (!(*loop)->run_until([&] { return node.welcomed(); }, 10s)) {
+    if (!(*loop)->run_until([&] { return node.welcomed() || node.finished(); }, 10s)) {
       std::fprintf(stderr, "mstream site: the leader at %s admitted us but sent no directory\n",
                    leader.c_str());
+      return 1;
+    }
+    if (node.welcomed() && !(*loop)->run_until([&] { return node.controls_told(); }, 10s)) {
+      std::fprintf(stderr, "mstream site: the leader at %s did not hear of our controller\n",
+                   leader.c_str());
+      return 1;
+    }
+    if (!node.welcomed()) {  // refused (the session controller's on_new_peer)
+      std::string line;
+      while (node.poll_error(&line)) std::fprintf(stderr, "mstream site: %s\n", line.c_str());
       return 1;
     }
     std::printf("mstream: site %u joined %s\n", *id, leader.c_str());
@@ -337,9 +397,16 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
                    "with --state: milliseconds the sites wait for a silent leader to come "
                    "back, their handlers paused, before they leave (default 30000)")
       ->check(CLI::Range(0, 86400000));
+  auto leader_controllers = std::make_shared<ControllerFiles>();
+  leader->add_option("--controller", leader_controllers->session,
+                     "Tcl file of the session controller agent: its policy handlers vet the "
+                     "whole session's opens, creates, destroys, moves, agent registrations and "
+                     "joining peers (COMMANDS.md, Policy)");
+  leader->add_option("--site-controller", leader_controllers->site,
+                     "Tcl file of site 0's own controller agent (as `mstream site --controller`)");
   leader->callback([=] {
     *exit_code = run_leader(*listen, *state, *leader_loss, *leader_workers, *failure_timeout,
-                            *resume_timeout);
+                            *resume_timeout, *leader_controllers);
   });
 
   auto* site = app.add_subcommand("site", "run a site of a session");
@@ -355,9 +422,14 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
   site->add_option("--state", *site_state,
                    "directory for the durable store of the streams this site is the failure "
                    "manager of (default: a temporary one)");
+  auto site_controller = std::make_shared<std::string>();
+  site->add_option("--controller", *site_controller,
+                   "Tcl file of this site's controller agent: trusted code whose policy "
+                   "handlers vet what concerns this site, and which may expose commands to the "
+                   "sandboxed agents here (COMMANDS.md, Policy)");
   site->callback([=] {
-    *exit_code =
-        run_site(*leader_addr, *site_listen, *site_loss, *site_workers, *site_state);
+    *exit_code = run_site(*leader_addr, *site_listen, *site_loss, *site_workers, *site_state,
+                          *site_controller);
   });
 }
 

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,6 +49,8 @@ struct RunOptions {
   double timeout_s = 0;  // 0: wait for quiescence as long as it takes
   int workers = -1;      // the embedded daemons' --workers; -1: their default
   long failure_timeout_ms = -1;  // the embedded leader's --failure-timeout; -1: its default
+  std::string session_controller;  // the embedded leader's --controller
+  std::string site_controller;     // every embedded site's --controller (site 0's too)
 };
 
 void set_argv(Tcl_Interp* interp, const std::string& script, const std::vector<std::string>& args) {
@@ -90,6 +93,17 @@ int run_script(const RunOptions& o) {
     if (o.failure_timeout_ms >= 0) {
       lo.leader_args.push_back("--failure-timeout");
       lo.leader_args.push_back(std::to_string(o.failure_timeout_ms));
+    }
+    if (!o.session_controller.empty())
+      lo.leader_args.insert(
+          lo.leader_args.end(),
+          {"--controller", std::filesystem::absolute(o.session_controller).string()});
+    if (!o.site_controller.empty()) {
+      lo.leader_args.insert(
+          lo.leader_args.end(),
+          {"--site-controller", std::filesystem::absolute(o.site_controller).string()});
+      lo.site_args.insert(lo.site_args.end(),
+                          {"--controller", std::filesystem::absolute(o.site_controller).string()});
     }
     if (Status st = local->start(lo); !st.ok()) {
       std::fprintf(stderr, "mstream run: cannot start the local session: %s\n",
@@ -311,6 +325,14 @@ void add_session_commands(CLI::App& app, int* exit_code) {
   run->add_option("--failure-timeout", run_opts->failure_timeout_ms,
                   "the embedded leader's failure timeout in milliseconds (default 1000; 0: never)")
       ->check(CLI::Range(0, 3600000));
+  run->add_option("--session-controller", run_opts->session_controller,
+                  "Tcl file of the embedded session's controller agent (mstream leader "
+                  "--controller)")
+      ->check(CLI::ExistingFile);
+  run->add_option("--site-controller", run_opts->site_controller,
+                  "Tcl file of every embedded site's controller agent (mstream site "
+                  "--controller)")
+      ->check(CLI::ExistingFile);
   run->add_option("--timeout", run_opts->timeout_s,
                   "seconds to wait for quiescence after the script (default: no limit)");
   // SCRIPT and its arguments: everything from the first positional on is the script's.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <iterator>
 #include <limits>
 
 #include "leader/leader_state.hpp"
@@ -62,7 +63,27 @@ bool LeaderCore::on_join(const wire::JoinMessage& m, const std::string& from,
   admit_(id);
   if (options_.failure_timeout > 0 && next_liveness_check_ == proto::kNever)
     next_liveness_check_ = now + options_.failure_timeout / 8;
-  // Everyone learns of the newcomer before it hears of them, then it gets the whole directory.
+  if (session_events() & wire::policy_bit(wire::kPolicyNewPeer)) {
+    // The session controller decides first; the newcomer hears nothing until it has.
+    const std::uint64_t check = (std::uint64_t{boot_} << 40) | ++next_check_;
+    peer_checks_[check] = id;
+    send(0, wire::PolicyCheck{check,
+                              wire::kPolicySession,
+                              wire::kPolicyNewPeer,
+                              0,
+                              0,
+                              {"event", "new_peer", "peer", std::to_string(id), "address", from,
+                               "shell", shell ? "1" : "0"}});
+    return true;
+  }
+  welcome(id);
+  return true;
+}
+
+// Everyone learns of the newcomer before it hears of them, then it gets the whole directory.
+void LeaderCore::welcome(SiteId id) {
+  const wire::PeerRecord& p = peers_[id];
+  const bool shell = p.shell != 0;
   broadcast(wire::PeerUpdate{p}, id);
   wire::Welcome w;
   w.you = id;
@@ -76,7 +97,6 @@ bool LeaderCore::on_join(const wire::JoinMessage& m, const std::string& from,
   // A wave under way waits for every live site's answer: a site joining during it (a crashed
   // one restarting, say) is asked too, or the wave never ends (sim seed 6634).
   if (wave_open_ && !shell) send(id, wire::Probe{wave_});
-  return true;
 }
 
 bool LeaderCore::live_site(SiteId s) const {
@@ -133,14 +153,20 @@ Status LeaderCore::check_new_name(const std::string& name) const {
 void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now) {
   auto peer = peers_.find(from);
   if (peer == peers_.end() || !peer->second.live) return;  // not admitted, or fenced
+  for (const auto& [check, waiting] : peer_checks_)
+    if (waiting == from) return;  // the session controller has not let it in yet
   touch_peer(from);  // its channel's state, and what the message changes of ours
   std::visit(
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, wire::CreateReq> || std::is_same_v<T, wire::DestroyReq> ||
                       std::is_same_v<T, wire::MoveReq> || std::is_same_v<T, wire::AttachReq> ||
-                      std::is_same_v<T, wire::DetachReq>) {
+                      std::is_same_v<T, wire::DetachReq> || std::is_same_v<T, wire::OpenReq>) {
           accept(from, m);
+        } else if constexpr (std::is_same_v<T, wire::PolicyVerdict>) {
+          on_verdict(from, v, now);
+        } else if constexpr (std::is_same_v<T, wire::Controls>) {
+          on_controls(from, v);
         } else if constexpr (std::is_same_v<T, wire::Installed>) {
           on_installed(from, v, now);
         } else if constexpr (std::is_same_v<T, wire::Watch>) {
@@ -212,6 +238,7 @@ void LeaderCore::accept(SiteId from, const wire::ControlMessage& m) {
   if (const auto* d = std::get_if<wire::DestroyReq>(&m)) name = d->name;
   if (const auto* mv = std::get_if<wire::MoveReq>(&m)) name = mv->name;
   if (const auto* a = std::get_if<wire::AttachReq>(&m)) name = a->stream;
+  if (const auto* o = std::get_if<wire::OpenReq>(&m)) name = o->name;
   StreamId id = 0;
   if (const auto* dt = std::get_if<wire::DetachReq>(&m)) {
     id = streams_.contains(dt->stream) ? dt->stream : 0;
@@ -230,6 +257,9 @@ void LeaderCore::accept(SiteId from, const wire::ControlMessage& m) {
     if (a->body.size() > wire::kMaxCodeBytes)
       return fail(Status::Code::kTooLarge,
                   "agent code exceeds " + std::to_string(wire::kMaxCodeBytes) + " bytes");
+    // Trusted code is what a site's owner installs there from a file, never what arrives.
+    if (a->flags & ~wire::kAgentController)
+      return fail(Status::Code::kInvalidArgument, "register_agent: bad agent flags");
   }
   op.stream = id;
   touch(id);
@@ -245,6 +275,15 @@ void LeaderCore::accept(SiteId from, const wire::ControlMessage& m) {
 void LeaderCore::start(Op op) {
   const StreamId id = op.stream;
   touch(id);
+  if (!op.vetted) {
+    // The controllers concerned vet it first (seed 004 figure 3), each in turn.
+    if (plan_checks(op)) {
+      ask(op);
+      if (op.asking != wire::kNoSite) in_flight_[id] = std::move(op);
+      return;
+    }
+    op.vetted = true;
+  }
   if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
     op.epoch = 1;
     send(op.target, wire::Install{new_record(id, *c, op.target)});
@@ -259,6 +298,11 @@ void LeaderCore::start(Op op) {
   }
   wire::StreamRecord& rec = sit->second;
   StreamState& st = state_[id];
+  if (std::holds_alternative<wire::OpenReq>(op.request)) {  // every level allowed it
+    finish(id, op, kOk, rec.name);
+    next_op(id);
+    return;
+  }
   if (const auto* mv = std::get_if<wire::MoveReq>(&op.request)) {
     if (!live_site(mv->site)) {
       finish(id, op, code_of(Status::Code::kNotFound), "no such site " + std::to_string(mv->site));
@@ -282,6 +326,13 @@ void LeaderCore::start(Op op) {
     return;
   }
   if (const auto* a = std::get_if<wire::AttachReq>(&op.request)) {
+    if ((a->flags & wire::kAgentController) && !st.agents.empty()) {
+      finish(id, op, code_of(Status::Code::kInvalidArgument),
+             "register_agent -controller: stream \"" + rec.name +
+                 "\" has agents already; its controller must be its first agent");
+      next_op(id);
+      return;
+    }
     op.agent = next_agent_++;
     AgentInfo& info = agents_[op.agent];
     info.code = wire::Code{op.agent, id, a->args, a->body, a->cpp_type, a->flags, op.requester};
@@ -335,6 +386,14 @@ void LeaderCore::ship_code(std::uint64_t agent, SiteId site) {
 
 void LeaderCore::finish(StreamId, Op& op, std::uint64_t code, std::string text) {
   if (op.requester == wire::kNoSite) return;  // the leader's own (a recovery)
+  if (code != kOk && !site::is_shell(op.requester)) {
+    // A handler's request: the handler could not wait for it, so its error goes where the
+    // handler's own errors go, to the shells, ahead of any answer to their waits.
+    const wire::ErrorReport report{"site " + std::to_string(op.requester) + ": " + text};
+    if (options_.log_forwarded_errors) log_.push_back(report.text);
+    for (const auto& [id, p] : peers_)
+      if (p.live && p.shell) send(id, report);
+  }
   done_request(op.requester);
   reply(op.requester, op.req, code, std::move(text));
 }
@@ -499,6 +558,7 @@ void LeaderCore::drop_temp_streams(SiteId shell) {
     op.requester = wire::kNoSite;
     op.req = 0;
     op.stream = id;
+    op.vetted = true;  // the session's own doing, as its -temp contract says
     op.request = wire::DestroyReq{0, streams_[id].name};
     if (st.busy) {
       st.queue.push_back(std::move(op));
@@ -591,6 +651,206 @@ void LeaderCore::maybe_complete_wave(Time now) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Policy (COMMANDS.md, Policy; seed 004 §2.2)
+
+namespace {
+const char* const kEventNames[] = {"open",     "create",  "destroy", "move",
+                                   "register", "arrival", "new_peer"};
+static_assert(std::size(kEventNames) == wire::kPolicyEventCount);
+}  // namespace
+
+std::uint64_t LeaderCore::site_events(SiteId site) const {
+  auto it = controls_.find(site);
+  return it == controls_.end() ? 0 : it->second.site_events;
+}
+
+std::uint64_t LeaderCore::session_events() const {
+  auto it = controls_.find(0);
+  return it == controls_.end() ? 0 : it->second.session_events;
+}
+
+std::uint64_t LeaderCore::controller_of(StreamId id) const {
+  auto st = state_.find(id);
+  if (st == state_.end() || st->second.agents.empty()) return 0;
+  auto a = agents_.find(st->second.agents.front());
+  if (a == agents_.end() || !(a->second.code.flags & wire::kAgentController)) return 0;
+  return a->first;
+}
+
+void LeaderCore::on_controls(SiteId from, const wire::Controls& c) {
+  if (site::is_shell(from)) return;
+  wire::Controls& mine = controls_[from];
+  mine.site_events = c.site_events;
+  // Only site 0 runs the session's controller.
+  mine.session_events = from == 0 ? c.session_events : 0;
+  touch_peer(from);
+}
+
+// Which controllers must allow `op`, in the order they are asked: the session's, the site's,
+// the stream's, then (create, move) the arrival check of the target site. The session's and
+// sites' controllers are asked only for the events they handle; a stream's controller is
+// asked whenever there is one (it travels with the stream: its site answers at once when it
+// has no handler). False: nothing to ask.
+bool LeaderCore::plan_checks(Op& op) {
+  op.checks.clear();
+  op.checked = 0;
+  const std::uint64_t session = session_events();
+  auto add = [&](std::uint8_t level, wire::PolicyEvent e, SiteId site, std::uint64_t agent) {
+    op.checks.push_back({level, static_cast<std::uint8_t>(e), site, agent});
+  };
+  auto levels = [&](wire::PolicyEvent e, SiteId site, bool stream_level) {
+    if (session & wire::policy_bit(e)) add(wire::kPolicySession, e, 0, 0);
+    if (site_events(site) & wire::policy_bit(e)) add(wire::kPolicySite, e, site, 0);
+    if (stream_level)
+      if (std::uint64_t c = controller_of(op.stream)) add(wire::kPolicyStream, e, site, c);
+  };
+  auto arrival = [&](SiteId target) {
+    if (site_events(target) & wire::policy_bit(wire::kPolicyArrival))
+      add(wire::kPolicySite, wire::kPolicyArrival, target, 0);
+  };
+  if (std::holds_alternative<wire::CreateReq>(op.request)) {
+    levels(wire::kPolicyCreate, op.target, false);
+    arrival(op.target);
+    return !op.checks.empty();
+  }
+  auto rec = streams_.find(op.stream);
+  if (rec == streams_.end()) return false;  // start() answers "no such stream"
+  const SiteId here = rec->second.site;
+  if (std::holds_alternative<wire::OpenReq>(op.request)) {
+    levels(wire::kPolicyOpen, here, true);
+  } else if (std::holds_alternative<wire::DestroyReq>(op.request)) {
+    levels(wire::kPolicyDestroy, here, true);
+  } else if (const auto* mv = std::get_if<wire::MoveReq>(&op.request)) {
+    if (mv->site == here || !live_site(mv->site)) return false;  // start() answers
+    levels(wire::kPolicyMove, here, true);
+    arrival(mv->site);
+  } else if (const auto* a = std::get_if<wire::AttachReq>(&op.request)) {
+    // The controller itself, the stream's first agent, is vetted by the session and site.
+    levels(wire::kPolicyRegister, here, !(a->flags & wire::kAgentController));
+  }
+  return !op.checks.empty();
+}
+
+std::vector<std::string> LeaderCore::policy_args(const Op& op, const PolicyStep& step) const {
+  std::vector<std::string> a = {"event",     kEventNames[step.event],
+                                "requester", std::to_string(op.requester),
+                                "shell",     site::is_shell(op.requester) ? "1" : "0"};
+  auto put = [&](const char* k, std::string v) {
+    a.emplace_back(k);
+    a.push_back(std::move(v));
+  };
+  if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
+    put("stream", c->name);
+    put("site", std::to_string(op.target));
+    if (step.event == wire::kPolicyArrival) put("from", "");
+    return a;
+  }
+  auto rec = streams_.find(op.stream);
+  if (rec == streams_.end()) return a;
+  put("stream", rec->second.name);
+  put("site", std::to_string(rec->second.site));
+  if (const auto* mv = std::get_if<wire::MoveReq>(&op.request)) {
+    put("from", std::to_string(rec->second.site));
+    put("to", std::to_string(mv->site));
+  } else if (const auto* at = std::get_if<wire::AttachReq>(&op.request)) {
+    put("args", at->args);
+    put("code", at->body);
+    put("type", at->cpp_type);
+    put("controller", (at->flags & wire::kAgentController) ? "1" : "0");
+  }
+  return a;
+}
+
+// Sends op's next check. If its controller's site is gone, the op ends here (asking stays
+// kNoSite): the caller must not keep it.
+void LeaderCore::ask(Op& op) {
+  const PolicyStep& step = op.checks[op.checked];
+  if (!live_site(step.site)) {
+    checks_.erase(op.check);
+    finish(op.stream, op, code_of(Status::Code::kUnavailable),
+           "site " + std::to_string(step.site) + " is not in the session: its controller cannot " +
+               "check the " + kEventNames[step.event]);
+    if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) reserved_names_.erase(c->name);
+    op.asking = wire::kNoSite;
+    next_op(op.stream);
+    return;
+  }
+  checks_.erase(op.check);
+  op.check = (std::uint64_t{boot_} << 40) | ++next_check_;
+  op.asking = step.site;
+  checks_[op.check] = op.stream;
+  send(step.site, wire::PolicyCheck{op.check, step.level, step.event, op.stream, step.agent,
+                                    policy_args(op, step)});
+}
+
+void LeaderCore::on_verdict(SiteId from, const wire::PolicyVerdict& v, Time now) {
+  (void)now;
+  if (auto pc = peer_checks_.find(v.check); pc != peer_checks_.end()) {
+    if (from != 0) return;
+    const SiteId peer = pc->second;
+    peer_checks_.erase(pc);
+    auto p = peers_.find(peer);
+    if (p == peers_.end() || !p->second.live) return;
+    if (v.code == kOk) {
+      welcome(peer);
+      return;
+    }
+    const std::string why = "the session controller refused " +
+                            std::string(p->second.shell ? "shell " : "site ") +
+                            std::to_string(peer) + ": " + v.text;
+    log_.push_back("leader: " + why);
+    send(peer, wire::Shutdown{v.code, why});
+    p->second.live = 0;  // fenced: nobody else ever heard of it
+    touch_peer(peer);
+    return;
+  }
+  auto c = checks_.find(v.check);
+  if (c == checks_.end()) return;
+  const StreamId id = c->second;
+  auto fit = in_flight_.find(id);
+  if (fit == in_flight_.end() || fit->second.check != v.check || fit->second.asking != from)
+    return;  // stale, or not from the site asked
+  checks_.erase(c);
+  Op op = std::move(fit->second);
+  in_flight_.erase(fit);
+  touch(id);
+  const PolicyStep step = op.checks[op.checked];
+  op.asking = wire::kNoSite;
+  op.check = 0;
+  if (v.code != kOk) {
+    static const char* const kWho[] = {"the session controller", "the controller of site ",
+                                       "the stream's controller"};
+    std::string who = kWho[step.level < wire::kPolicyLevelCount ? step.level : 0];
+    if (step.level == wire::kPolicySite) who += std::to_string(step.site);
+    if (const auto* cr = std::get_if<wire::CreateReq>(&op.request)) reserved_names_.erase(cr->name);
+    finish(id, op, v.code,
+           std::string(kEventNames[step.event]) + " denied by " + who + ": " + v.text);
+    next_op(id);
+    return;
+  }
+  if (++op.checked < op.checks.size()) {
+    ask(op);
+    if (op.asking != wire::kNoSite) in_flight_[id] = std::move(op);
+    return;
+  }
+  op.vetted = true;
+  start(std::move(op));
+}
+
+// After a restart: the checks the old process awaited are asked again (their verdicts, if
+// any come, carry the old process's check numbers and are dropped).
+void LeaderCore::retry_checks() {
+  std::vector<StreamId> ids;
+  for (const auto& [id, op] : in_flight_)
+    if (!op.vetted) ids.push_back(id);
+  for (StreamId id : ids) {
+    Op op = std::move(in_flight_[id]);
+    in_flight_.erase(id);
+    start(std::move(op));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Failures
 
 void LeaderCore::check_liveness(Time now) {
@@ -659,9 +919,20 @@ void LeaderCore::fail_site_ops(SiteId peer) {
   // First: a restarted site 0 is where its streams may be recovered, and needs their code.
   for (auto& [id, st] : state_) st.watchers.erase(peer);
   for (auto& [agent, info] : agents_) info.visited.erase(peer);
+  // Site 0 "fails" only when this process restarted: it runs the same controllers again.
+  if (peer != 0) controls_.erase(peer);
   std::vector<StreamId> affected;
-  for (const auto& [id, op] : in_flight_)
+  for (const auto& [id, op] : in_flight_) {
+    if (!op.vetted) {  // still being checked: nothing happened yet anywhere
+      auto rec = streams_.find(id);
+      const bool create = std::holds_alternative<wire::CreateReq>(op.request);
+      if (op.asking == peer || (rec != streams_.end() && rec->second.site == peer) ||
+          (create && op.target == peer))
+        affected.push_back(id);
+      continue;
+    }
     if (op.target == peer || op.source == peer || op.settle_with == peer) affected.push_back(id);
+  }
   for (StreamId id : affected) fail_op(id, peer);
   std::vector<StreamId> lost;
   for (const auto& [id, rec] : streams_)
@@ -687,6 +958,20 @@ void LeaderCore::fail_op(StreamId id, SiteId failed) {
   touch(id);
   Op& op = fit->second;
   const std::string why = "site " + std::to_string(failed) + " failed";
+  if (!op.vetted) {
+    Op done = std::move(op);
+    in_flight_.erase(fit);
+    checks_.erase(done.check);
+    if (const auto* c = std::get_if<wire::CreateReq>(&done.request)) reserved_names_.erase(c->name);
+    finish(id, done, code_of(Status::Code::kUnavailable),
+           why + (done.asking == failed ? " during the policy check" : ""));
+    auto rec = streams_.find(id);
+    if (rec != streams_.end() && rec->second.site == failed)
+      recover(id, failed);
+    else
+      next_op(id);
+    return;
+  }
   if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
     reserved_names_.erase(c->name);
     Op done = std::move(op);
@@ -794,6 +1079,7 @@ void LeaderCore::recover(StreamId id, SiteId failed) {
   Op op;
   op.requester = wire::kNoSite;
   op.stream = id;
+  op.vetted = true;  // a recovery is no one's request: no policy stops it
   op.epoch = r.stream.epoch;
   op.target = r.stream.site;
   send(op.target, r);
@@ -841,8 +1127,10 @@ void LeaderCore::take_changes(std::vector<proto::StoredRecord>* records,
   if (!meta_dirty_) return;
   meta_dirty_ = false;
   auto saved = [](const Op& op) {
-    return save_op(op.requester, op.req, op.request, op.stream, op.agent, op.epoch, op.target,
-                   op.settle_with, op.source);
+    SavedOp o = save_op(op.requester, op.req, op.request, op.stream, op.agent, op.epoch, op.target,
+                        op.settle_with, op.source);
+    o.vetted = op.vetted ? 1 : 0;
+    return o;
   };
   for (StreamId id : dirty_streams_) {
     const std::uint64_t key = kStreamKeys | id;
@@ -885,7 +1173,8 @@ void LeaderCore::take_changes(std::vector<proto::StoredRecord>* records,
   for (SiteId site : dirty_peers_) {
     auto p = peers_.find(site);
     if (p == peers_.end()) continue;
-    SavedPeer sp{p->second, 0};
+    SavedPeer sp{p->second, 0, {}};
+    if (auto c = controls_.find(site); c != controls_.end()) sp.controls = c->second;
     for (const auto& [nonce, id] : join_nonces_)
       if (id == site) sp.nonce = nonce;
     records->push_back(make_record(kPeerKeys | site, boot_, ++writes_, sp));
@@ -916,6 +1205,7 @@ Status LeaderCore::restore(const std::vector<proto::StoredRecord>& records) {
     if (!m.ok()) return false;
     *op = Op{o.requester, o.req,    std::move(*m), o.stream, o.agent,
              o.epoch,     o.target, o.settle_with, o.source};
+    op->vetted = o.vetted != 0;
     return true;
   };
   bool have_meta = false;
@@ -940,6 +1230,10 @@ Status LeaderCore::restore(const std::vector<proto::StoredRecord>& records) {
     } else if (kind == kPeerKeys) {
       SavedPeer sp;
       if (!wire::decode_fields(r.value, &sp).ok()) return bad("peer", r.key);
+      // Site 0's controllers are those of this process's site 0 too (the same files): their
+      // checks go on from the start, before it tells them again.
+      if (sp.controls.session_events || sp.controls.site_events)
+        controls_[sp.peer.site] = sp.controls;
       if (sp.peer.site == 0) continue;  // this process's own: set_own_address()
       peers_[sp.peer.site] = sp.peer;
       if (sp.nonce) join_nonces_[sp.nonce] = sp.peer.site;
@@ -1012,6 +1306,7 @@ void LeaderCore::resume(Time now) {
   // told now: every replica hears where every stream is.
   for (const auto& [id, rec] : streams_) broadcast(wire::Location{rec});
   fail_site_ops(0);
+  retry_checks();
   log_.push_back("leader: resumed the session from its durable state (boot " +
                  std::to_string(boot_) + ", " + std::to_string(streams_.size()) + " streams, " +
                  std::to_string(peers_.size() - 1) + " peers)");

@@ -125,6 +125,12 @@ class LeaderCore {
   std::uint32_t boot() const { return boot_; }
 
  private:
+  struct PolicyStep {
+    std::uint8_t level = wire::kPolicySession;
+    std::uint8_t event = wire::kPolicyOpen;
+    SiteId site = 0;          // where the controller is
+    std::uint64_t agent = 0;  // a stream-level check: the stream's controller agent
+  };
   struct Op {
     SiteId requester = 0;
     std::uint64_t req = 0;
@@ -136,6 +142,13 @@ class LeaderCore {
     // A move one end of which failed: the leader waits for the other end's Settled.
     SiteId settle_with = wire::kNoSite;
     SiteId source = wire::kNoSite;  // move: where the stream was
+    // Policy (COMMANDS.md, Policy): the controllers' checks run before the operation does,
+    // one at a time; `asking` is the site whose verdict on checks[checked] is awaited.
+    bool vetted = false;
+    std::vector<PolicyStep> checks;
+    std::size_t checked = 0;
+    SiteId asking = wire::kNoSite;
+    std::uint64_t check = 0;
   };
   struct AgentInfo {
     wire::Code code;
@@ -151,6 +164,16 @@ class LeaderCore {
   };
 
   void accept(SiteId from, const wire::ControlMessage& m);
+  bool plan_checks(Op& op);
+  void ask(Op& op);
+  std::vector<std::string> policy_args(const Op& op, const PolicyStep& step) const;
+  void on_verdict(SiteId from, const wire::PolicyVerdict& v, Time now);
+  void on_controls(SiteId from, const wire::Controls& c);
+  std::uint64_t controller_of(StreamId id) const;
+  std::uint64_t site_events(SiteId site) const;
+  std::uint64_t session_events() const;
+  void welcome(SiteId id);
+  void retry_checks();
   void start(Op op);
   void finish(StreamId stream, Op& op, std::uint64_t code, std::string text);
   void next_op(StreamId stream);
@@ -205,6 +228,12 @@ class LeaderCore {
   StreamId next_stream_ = 1;
   std::uint64_t next_agent_ = 1;
   std::map<StreamId, Op> in_flight_;  // one per busy stream
+  // Policy: what each site's controllers handle (Controls), and the checks awaiting a verdict:
+  // the stream of the op, or (new_peer checks) the peer waiting for its Welcome.
+  std::map<SiteId, wire::Controls> controls_;
+  std::uint64_t next_check_ = 0;
+  std::map<std::uint64_t, StreamId> checks_;
+  std::map<std::uint64_t, SiteId> peer_checks_;
   // Moves not yet told to the sites that do not watch the stream, the latest per stream.
   std::map<StreamId, wire::StreamRecord> batched_locations_;
   Time locations_due_ = proto::kNever;

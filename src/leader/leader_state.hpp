@@ -32,9 +32,10 @@ struct SavedOp {
   proto::SiteId target = 0;
   proto::SiteId settle_with = 0;
   proto::SiteId source = 0;
+  std::uint8_t vetted = 0;  // its policy checks passed (else they run again after a restart)
   template <class A>
   void fields(A& a) {
-    a(requester, req, request, stream, agent, epoch, target, settle_with, source);
+    a(requester, req, request, stream, agent, epoch, target, settle_with, source, vetted);
   }
 };
 
@@ -67,9 +68,10 @@ struct SavedStream {
 struct SavedPeer {
   wire::PeerRecord peer;
   std::uint64_t nonce = 0;
+  wire::Controls controls;  // its controllers' policy events: checks go on across a restart
   template <class A>
   void fields(A& a) {
-    a(peer, nonce);
+    a(peer, nonce, controls);
   }
 };
 

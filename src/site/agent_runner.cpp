@@ -61,6 +61,7 @@ Status AgentRunner::load(const wire::Code& code, const tcl::HandlerContext& cont
   if (code.cpp_type.empty()) {
     tcl::AgentOptions options;
     options.privileged = (code.flags & wire::kAgentController) != 0;
+    options.trusted = (code.flags & wire::kAgentTrusted) != 0;
     return tcl().load_agent(code.agent, code.args, code.body, context, error_info, options);
   }
   const AgentFactory* factory = find_agent_type(code.cpp_type);

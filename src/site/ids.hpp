@@ -22,6 +22,11 @@ inline constexpr proto::SiteId control_site(proto::StreamId id) {
 inline constexpr proto::SiteId kFirstShellId = 1u << 24;
 inline constexpr bool is_shell(proto::SiteId site) { return site >= kFirstShellId; }
 
+// The controllers a site may run (COMMANDS.md, Policy): agents of the site itself, with ids
+// no leader hands out (those count up from 1).
+inline constexpr std::uint64_t kSessionControllerAgent = (1ull << 62) | 1;
+inline constexpr std::uint64_t kSiteControllerAgent = (1ull << 62) | 2;
+
 // A user message on the wire: one flags byte, then the message.
 inline constexpr std::uint8_t kMessageSync = 1;  // the sender waits for the handlers' results
 

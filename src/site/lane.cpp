@@ -38,6 +38,9 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
     if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
     std::shared_lock lock(view_.mu);
     if (!view_.directory.find(name)) return Directory::no_such_stream(name);
+    // The controllers' check cannot be waited for here: a denial comes as this handler's
+    // error report, as for its other requests.
+    (void)request(wire::OpenReq{0, name}, false);
     return Status::ok_status();
   }
 

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <functional>
+#include <set>
 #include <string>
 
 #include "site/site_core.hpp"
@@ -72,6 +73,7 @@ class ShellApi final : public tcl::ScriptApi {
   Pump pump_;
   Write write_;
   std::chrono::nanoseconds timeout_;
+  std::set<std::uint64_t> opened_;  // streams whose open every controller allowed
   std::string partial_;
 };
 

@@ -134,7 +134,11 @@ std::optional<std::string> SiteCore::peer_address(SiteId site) const {
 // A paused peer (leader_suspended) has nothing to run until it hears the leader: a ready
 // stream must not make its loop spin.
 bool SiteCore::has_work() const {
-  return (!ready_.empty() && !suspended_) || executor_->has_done();
+  return (!ready_.empty() && !suspended_) || executor_->has_done() || controllers_due();
+}
+
+bool SiteCore::controllers_due() const {
+  return !controllers_loaded_ && !options_.shell && (options_.self == 0 || welcomed_);
 }
 
 bool SiteCore::idle() const {
@@ -164,6 +168,7 @@ void SiteCore::step(Time now) {
                  ": the leader is back; handlers resume");
   }
   executor_->run_done();
+  if (controllers_due()) load_controllers();
   proto::Delivery d;
   while (transport_.poll_delivery(&d)) route(d);
   proto::Released r;
@@ -292,9 +297,16 @@ struct SiteCore::Delivering {
   std::vector<std::string> senders;
   std::vector<std::vector<Ran>> ran;  // one per message run, in order
   std::vector<std::pair<std::uint64_t, bool>> has_append;
+  bool controlled = false;  // agents[0] is the stream's controller: its handler runs first
 };
 
 namespace {
+// A privileged handler (the stream controller's) that ran and did not return `allow` keeps
+// the event from the other agents' handlers (COMMANDS.md, Policy).
+bool vetoes(const tcl::HandlerOutcome& out) {
+  return out.ran && (!out.ok || out.result != "allow");
+}
+
 std::string_view message_of(const proto::Delivery& d) {
   return {reinterpret_cast<const char*>(d.payload.data()) + 1, d.payload.size() - 1};
 }
@@ -308,6 +320,7 @@ void SiteCore::deliver(Hosted& h) {
   auto work = std::make_shared<Delivering>();
   work->stream = h.rec.name;
   work->agents = h.agents;
+  work->controlled = !h.agents.empty() && is_controller(h.agents.front());
   while (!h.inbox.empty() &&
          work->messages.size() < std::max<std::size_t>(1, options_.delivery_batch)) {
     work->senders.push_back(sender_name(h.inbox.front().key.from));
@@ -326,6 +339,9 @@ void SiteCore::deliver(Hosted& h) {
             trace({HandlerTrace::Kind::kAppend, id, d.key.from, d.seq, epoch, message_of(d)});
           bool hold = false;
           for (std::uint64_t agent : work->agents) {
+            if (agent != work->agents.front() && work->controlled && !ran.empty() &&
+                ran.front().agent == work->agents.front() && vetoes(ran.front().out))
+              break;  // the stream's controller kept this message from the other agents
             Delivering::Ran r;
             r.agent = agent;
             r.run.ctx = tcl::HandlerContext{work->stream, work->senders[i], agent};
@@ -418,6 +434,11 @@ void SiteCore::refresh_append_flag(Hosted& h) {
 void SiteCore::carry_out(Hosted* h, StreamId from, HandlerRun& run) {
   for (Effect& e : run.effects) {
     if (auto* a = std::get_if<AppendEffect>(&e)) {
+      if (from == 0) {
+        report_error("site " + std::to_string(options_.self) + ": stream_append from the " +
+                     "controller: a session or site controller is not a stream and sends nothing");
+        continue;
+      }
       if (h && h->durable) {
         hold_append(*h, a->to, a->message, run.ctx.stream);
         continue;
@@ -439,6 +460,12 @@ void SiteCore::carry_out(Hosted* h, StreamId from, HandlerRun& run) {
     }
   }
   run.effects.clear();
+  if (run.exit_agent && h && is_controller(run.ctx.agent)) {
+    run.exit_agent = false;
+    report_error("site " + std::to_string(options_.self) + ": agent_exit: agent " +
+                 std::to_string(run.ctx.agent) + " controls stream \"" + run.ctx.stream +
+                 "\" for the stream's life (destroy the stream instead)");
+  }
   if (run.exit_agent && h) {
     h->ops.push_back(PendingOp{PendingOp::Kind::kDetach, {}, run.ctx.agent});
     run.exit_agent = false;
@@ -584,6 +611,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           reply_installed(wire::Installed{m.stream.id, m.stream.epoch, 0, 0, {}});
         } else if constexpr (std::is_same_v<T, wire::Code>) {
           code_[m.agent] = m;
+          code_[m.agent].flags &= ~wire::kAgentTrusted;  // never from the wire
           try_install_parked();
         } else if constexpr (std::is_same_v<T, wire::Attach>) {
           auto it = hosted_.find(m.stream);
@@ -637,7 +665,9 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
             holds_.erase(hold);
           }
           if (handler_requests_.erase(m.req)) {
-            if (m.code != 0) report_error("site " + std::to_string(options_.self) + ": " + m.text);
+            // The leader told the shells too (LeaderCore::finish).
+            if (m.code != 0 && options_.log_forwarded_errors)
+              report_error("site " + std::to_string(options_.self) + ": " + m.text);
           } else {
             replies_[m.req] = m;
           }
@@ -646,7 +676,12 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
         } else if constexpr (std::is_same_v<T, wire::ErrorReport>) {
           report_error(m.text);
         } else if constexpr (std::is_same_v<T, wire::Shutdown>) {
+          if (!m.reason.empty())
+            report_error(std::string(options_.shell ? "shell " : "site ") +
+                         std::to_string(options_.self) + ": " + m.reason);
           finished_ = true;
+        } else if constexpr (std::is_same_v<T, wire::PolicyCheck>) {
+          on_policy_check(m);
         } else {
           report_error(std::string("site ") + std::to_string(options_.self) +
                        ": unexpected control message " + wire::control_name(msg));
@@ -861,6 +896,9 @@ void SiteCore::apply_op(Hosted& h, PendingOp op) {
       return;
     case PendingOp::Kind::kDetach:
       detach(h, op.agent);
+      return;
+    case PendingOp::Kind::kPolicy:
+      run_policy(h.rec.id, op.agent, op.check);
       return;
   }
 }
@@ -1125,6 +1163,7 @@ struct SiteCore::Arriving {
   std::uint32_t requester = wire::kNoSite;
   std::uint64_t req = 0;
   bool recovery = false;  // from Recover: failure handlers instead of relocation handlers
+  bool controlled = false;  // agents[0] is the stream's controller: its handler runs first
 };
 
 bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
@@ -1216,14 +1255,17 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
         // A recovered stream runs its failure handlers where a moved one runs its relocation
         // handlers: after initialization, before any append handler.
         const auto event = work->recovery ? tcl::Event::kFailure : tcl::Event::kRelocation;
+        bool vetoed = false;
         for (std::uint64_t agent : work->running) {
+          work->has_append.push_back(
+              {agent, lane.runner().has_handler(agent, tcl::Event::kAppend)});
+          if (vetoed) continue;
           auto& [run, out] = work->relocations.emplace_back();
           run.ctx = tcl::HandlerContext{work->stream, {}, agent};
           out = lane.with(&run, [&](AgentRunner& runner) {
             return runner.run(agent, event, run.ctx, {});
           });
-          work->has_append.push_back(
-              {agent, lane.runner().has_handler(agent, tcl::Event::kAppend)});
+          vetoed = work->controlled && agent == work->agents.front() && vetoes(out);
         }
       },
       [this, id, work] { arrived(id, *work); });
@@ -1576,6 +1618,11 @@ void SiteCore::on_failure_manager_failed(SiteId fm) {
 // Site 0 is a new process: checkpoints it had not confirmed may be lost with the old one (it
 // stores at the end of a step, and confirms after), so they go again, in full.
 void SiteCore::on_leader_restarted() {
+  if (controls_sent_) {  // the new process may know them from its state, or may not
+    const wire::Controls c = *controls_sent_;
+    controls_sent_.reset();
+    send_controls(c);
+  }
   for (auto& [id, h] : hosted_) {
     if (!h->durable) continue;
     DurableState& ds = *h->durable;
@@ -1692,6 +1739,196 @@ bool SiteCore::restore_checkpoint(const wire::Recover& m, wire::Arrive* a) {
       std::min<std::uint64_t>(m.stream.epoch, std::numeric_limits<std::uint32_t>::max() - 1));
   for (wire::OutChannel& oc : a->out) oc.incarnation = std::max(oc.incarnation, epoch);
   return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Policy (COMMANDS.md, Policy)
+
+namespace {
+static_assert(static_cast<int>(tcl::Event::kNewPeer) - static_cast<int>(tcl::Event::kOpen) + 1 ==
+              wire::kPolicyEventCount);
+tcl::Event tcl_event(std::uint8_t e) {
+  return static_cast<tcl::Event>(static_cast<int>(tcl::Event::kOpen) + e);
+}
+
+// The policy events each controller here has a handler for, as the lane's runner says.
+wire::Controls controls_of(AgentRunner& runner) {
+  wire::Controls c;
+  for (std::uint8_t e = 0; e < wire::kPolicyEventCount; ++e) {
+    const std::uint64_t bit = wire::policy_bit(static_cast<wire::PolicyEvent>(e));
+    if (runner.has_handler(kSessionControllerAgent, tcl_event(e))) c.session_events |= bit;
+    if (runner.has_handler(kSiteControllerAgent, tcl_event(e))) c.site_events |= bit;
+  }
+  return c;
+}
+
+constexpr std::uint64_t kAllEvents = (1ull << wire::kPolicyEventCount) - 1;
+}  // namespace
+
+bool SiteCore::controls_told() const {
+  if (options_.shell ||
+      (options_.controller.empty() && (options_.self != 0 || options_.session_controller.empty())))
+    return true;
+  if (!controls_sent_) return false;
+  const proto::SendChannel* ch =
+      transport_.send_channel({control_stream(options_.self), kLeaderStream});
+  return ch == nullptr || ch->unconsumed_count() == 0;
+}
+
+bool SiteCore::is_controller(std::uint64_t agent) const {
+  auto it = code_.find(agent);
+  return it != code_.end() && (it->second.flags & wire::kAgentController);
+}
+
+void SiteCore::submit_lane(std::size_t lane, std::function<void(Lane&)> work,
+                           std::function<void()> done) {
+  ++work_in_flight_;
+  Lane* l = lanes_[lane].get();
+  executor_->submit(
+      lane, [l, work = std::move(work)] { work(*l); },
+      [this, done = std::move(done)] {
+        --work_in_flight_;
+        done();
+      });
+}
+
+void SiteCore::send_controls(const wire::Controls& c) {
+  if (controls_sent_ && controls_sent_->session_events == c.session_events &&
+      controls_sent_->site_events == c.site_events)
+    return;
+  controls_sent_ = c;
+  send_control(0, kLeaderStream, c);
+}
+
+// Each controller is loaded on every lane (the commands it exposes must be in every lane's
+// sandbox); the first lane's copy is the one whose policy handlers run. A controller that
+// fails to load is reported, and the site then denies every event it would have vetted:
+// a broken policy fails closed.
+void SiteCore::load_controllers() {
+  controllers_loaded_ = true;
+  struct Controller {
+    std::uint64_t agent;
+    const std::string* code;
+    const char* what;
+  };
+  std::vector<Controller> list;
+  if (options_.self == 0 && !options_.session_controller.empty())
+    list.push_back({kSessionControllerAgent, &options_.session_controller, "session controller"});
+  if (!options_.controller.empty())
+    list.push_back({kSiteControllerAgent, &options_.controller, "site controller"});
+  if (list.empty()) return;
+  // Until the first lane has loaded them, the leader asks about every event: they answer
+  // once loaded (the lane runs its work in order), and nothing slips past meanwhile.
+  wire::Controls provisional;
+  for (const Controller& c : list)
+    (c.agent == kSessionControllerAgent ? provisional.session_events : provisional.site_events) =
+        kAllEvents;
+  send_controls(provisional);
+  struct Load {
+    std::vector<Loading> loads;
+    wire::Controls controls;
+  };
+  for (std::size_t lane = 0; lane < lanes_.size(); ++lane) {
+    auto l = std::make_shared<Load>();
+    for (const Controller& c : list) {
+      Loading& one = l->loads.emplace_back();
+      one.agent = c.agent;
+      one.code = wire::Code{
+          c.agent, 0, {}, *c.code, {}, wire::kAgentController | wire::kAgentTrusted, options_.self};
+      one.run.ctx = tcl::HandlerContext{{}, {}, c.agent};
+    }
+    submit_lane(
+        lane,
+        [l](Lane& ln) {
+          for (Loading& one : l->loads) load_on(ln, one);
+          l->controls = controls_of(ln.runner());
+        },
+        [this, l, lane, list] {
+          for (std::size_t i = 0; i < l->loads.size(); ++i) {
+            Loading& one = l->loads[i];
+            carry_out(nullptr, 0, one.run);
+            if (lane != 0) continue;
+            if (!one.status.ok()) {
+              broken_controllers_[one.agent] = error_text(one.status, one.error_info);
+              report_error("site " + std::to_string(options_.self) + ": the " + list[i].what +
+                           " failed to load; every event it would check is denied: " +
+                           broken_controllers_[one.agent]);
+              (one.agent == kSessionControllerAgent ? l->controls.session_events
+                                                    : l->controls.site_events) = kAllEvents;
+            }
+          }
+          if (lane == 0) send_controls(l->controls);
+        });
+  }
+}
+
+void SiteCore::on_policy_check(const wire::PolicyCheck& m) {
+  auto answer = [&](Status::Code code, std::string text) {
+    send_control(0, kLeaderStream,
+                 wire::PolicyVerdict{m.check, static_cast<std::uint64_t>(code), std::move(text)});
+  };
+  if (m.event >= wire::kPolicyEventCount || m.level >= wire::kPolicyLevelCount)
+    return answer(Status::Code::kMalformed, "unknown policy check");
+  if (m.level == wire::kPolicyStream) {
+    auto it = hosted_.find(m.stream);
+    if (it == hosted_.end() || std::find(it->second->agents.begin(), it->second->agents.end(),
+                                         m.agent) == it->second->agents.end())
+      return answer(Status::Code::kNotFound,
+                    "the stream's controller is not at site " + std::to_string(options_.self));
+    // Between two of the stream's handlers, on its lane (the atomic handler model).
+    it->second->ops.push_back(PendingOp{PendingOp::Kind::kPolicy, {}, m.agent, m});
+    mark_ready(*it->second);
+    return;
+  }
+  const bool session = m.level == wire::kPolicySession;
+  const std::uint64_t agent = session ? kSessionControllerAgent : kSiteControllerAgent;
+  if (auto broken = broken_controllers_.find(agent); broken != broken_controllers_.end())
+    return answer(Status::Code::kUnavailable, "site " + std::to_string(options_.self) + "'s " +
+                                                  (session ? "session" : "site") +
+                                                  " controller failed to load: " + broken->second);
+  const std::string& code = session ? options_.session_controller : options_.controller;
+  if (code.empty() || (session && options_.self != 0))
+    return answer(Status::Code::kOk, {});  // no such controller here: nothing to check
+  run_policy(0, agent, m);
+}
+
+// Runs a controller's policy handler: a stream's (stream != 0), on the stream's lane, or the
+// session's or site's, on the first lane. The verdict: `allow`, or why not.
+void SiteCore::run_policy(StreamId stream, std::uint64_t agent, const wire::PolicyCheck& m) {
+  struct Run {
+    HandlerRun run;
+    tcl::HandlerOutcome out;
+    wire::Controls controls;
+  };
+  auto r = std::make_shared<Run>();
+  const bool own = stream == 0;
+  if (!own) r->run.ctx.stream = hosted_.at(stream)->rec.name;
+  r->run.ctx.agent = agent;
+  const tcl::Event event = tcl_event(m.event);
+  auto work = [r, agent, event, own, argv = tcl::merge_list(m.args)](Lane& lane) {
+    r->out = lane.with(
+        &r->run, [&](AgentRunner& runner) { return runner.run(agent, event, r->run.ctx, argv); });
+    if (own) r->controls = controls_of(lane.runner());
+  };
+  auto done = [this, r, stream, own, check = m.check] {
+    auto it = own ? hosted_.end() : hosted_.find(stream);
+    carry_out(it == hosted_.end() ? nullptr : it->second.get(), stream, r->run);
+    wire::PolicyVerdict v{check, 0, {}};
+    if (r->out.ran && !r->out.ok) {
+      v.code = static_cast<std::uint64_t>(Status::Code::kPermissionDenied);
+      v.text = r->out.result;
+    } else if (r->out.ran && r->out.result != "allow") {
+      v.code = static_cast<std::uint64_t>(Status::Code::kPermissionDenied);
+      v.text = "the policy handler returned \"" + r->out.result +
+               "\" (a policy handler returns allow, or raises an error to deny)";
+    }
+    send_control(0, kLeaderStream, v);
+    if (own) send_controls(r->controls);
+  };
+  if (own)
+    submit_lane(0, std::move(work), std::move(done));
+  else
+    submit(stream, std::move(work), std::move(done));
 }
 
 }  // namespace mstream::site

@@ -76,6 +76,12 @@ struct SiteOptions {
   // are also kept for poll_error() (a daemon's own log). Off when the shell shares our stderr
   // (mstream run's embedded session), so each error is printed once.
   bool log_forwarded_errors = true;
+  // Policy (COMMANDS.md, Policy): the Tcl code of this site's controller agent, and (site 0
+  // only) of the session's controller; empty: none. Both are trusted (they run outside the
+  // sandbox) and privileged. Each is loaded on every lane, so that the commands it exposes
+  // to the sandboxed agents are there on each; its policy handlers run on the first lane.
+  std::string controller;
+  std::string session_controller;
 
   // The options of a site or shell whose datagrams are at most `mtu` bytes. The transport
   // admits messages far larger than user messages: a move carries the unconsumed messages of
@@ -240,6 +246,10 @@ class SiteCore final : public proto::Node {
   // True once every message this node's sender identity appended was consumed.
   bool all_released() const;
   bool welcomed() const { return welcomed_; }
+  // Whether the leader has heard which policy events this site's controllers handle (true
+  // with no controllers): until then an operation here could go unchecked, so a daemon says
+  // it is ready only after (doc/policy.md).
+  bool controls_told() const;
   StreamId sender_id() const { return control_stream(options_.self); }
 
   // Lines printed by handlers (puts) and errors worth a user's eye (handler errors, failed
@@ -261,9 +271,10 @@ class SiteCore final : public proto::Node {
 
  private:
   struct PendingOp {
-    enum class Kind { kMoveOut, kAttach, kDestroy, kDetach } kind;
+    enum class Kind { kMoveOut, kAttach, kDestroy, kDetach, kPolicy } kind;
     wire::MoveOut move;
     std::uint64_t agent = 0;
+    wire::PolicyCheck check;  // kPolicy: a check by the stream's controller
   };
   struct Hosted {
     wire::StreamRecord rec;
@@ -369,6 +380,18 @@ class SiteCore final : public proto::Node {
   std::shared_ptr<proto::Executor> executor_;
   std::vector<std::unique_ptr<Lane>> lanes_;  // one per executor lane
   std::size_t work_in_flight_ = 0;
+  // Policy: the controllers, loaded once welcomed (site 0: at once), and the events they
+  // handle as the leader last heard.
+  void load_controllers();
+  bool controllers_due() const;
+  void on_policy_check(const wire::PolicyCheck& m);
+  void run_policy(StreamId stream, std::uint64_t agent, const wire::PolicyCheck& m);
+  void submit_lane(std::size_t lane, std::function<void(Lane&)> work, std::function<void()> done);
+  void send_controls(const wire::Controls& c);
+  bool is_controller(std::uint64_t agent) const;
+  bool controllers_loaded_ = false;
+  std::optional<wire::Controls> controls_sent_;
+  std::map<std::uint64_t, std::string> broken_controllers_;  // failed to load: why
   // Agents loaded here (on their stream's lane), and whether each has an append handler.
   std::unordered_map<std::uint64_t, bool> loaded_;
   // Per loaded agent, its briefcase right after its initialization here: what a recovery

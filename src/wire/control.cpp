@@ -53,11 +53,12 @@ Result<ControlMessage> decode_control(ByteView in) {
 
 const char* control_name(const ControlMessage& m) {
   static constexpr const char* kNames[] = {
-      "CreateReq",   "DestroyReq", "MoveReq",       "AttachReq",  "DetachReq", "QuiesceReq",
-      "Reply",       "Welcome",    "PeerUpdate",    "Location",   "Install",   "Code",
-      "Attach",      "MoveOut",    "DestroyStream", "Finalize",   "Probe",     "Shutdown",
-      "ErrorReport", "SyncResult", "Installed",     "ProbeReply", "Leave",     "Arrive",
-      "Watch",       "Recover",    "Settle",        "Settled",    "Checkpoint", "Checkpointed"};
+      "CreateReq",   "DestroyReq",  "MoveReq",       "AttachReq",  "DetachReq",  "QuiesceReq",
+      "Reply",       "Welcome",     "PeerUpdate",    "Location",   "Install",    "Code",
+      "Attach",      "MoveOut",     "DestroyStream", "Finalize",   "Probe",      "Shutdown",
+      "ErrorReport", "SyncResult",  "Installed",     "ProbeReply", "Leave",      "Arrive",
+      "Watch",       "Recover",     "Settle",        "Settled",    "Checkpoint", "Checkpointed",
+      "OpenReq",     "PolicyCheck", "PolicyVerdict", "Controls"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlMessage>);
   return kNames[m.index()];
 }

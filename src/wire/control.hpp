@@ -24,7 +24,7 @@ namespace mstream::wire {
 // the failure timeout, ProbeReply what senders hold; Recover, Settle, Settled.
 // 4: Welcome carries the resume timeout of a durable leader.
 // 5: policy: AttachReq and Code carry agent flags.
-inline constexpr std::uint8_t kControlVersion = 5;
+inline constexpr std::uint8_t kControlVersion = 6;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
 inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
@@ -37,6 +37,10 @@ inline constexpr std::uint64_t kStreamDurable = 2;
 // The stream's controller (COMMANDS.md, Policy): a Tcl agent, the stream's first, fixed for
 // the stream's life; it may set policy handlers.
 inline constexpr std::uint64_t kAgentController = 1;
+// Code the site's owner installed (a session or site controller, from a local file): it runs
+// outside the sandbox. Set by the site for its own controllers only; never taken from the wire
+// (the leader refuses it in an AttachReq, a site clears it in a Code).
+inline constexpr std::uint64_t kAgentTrusted = 2;
 
 // What a stream is, as every site's directory replica knows it.
 struct StreamRecord {
@@ -255,9 +259,10 @@ struct Probe {
 };
 struct Shutdown {
   std::uint64_t code = 0;
+  std::string reason;  // why, when it is not the session's end (e.g. a refused site)
   template <class A>
   void fields(A& a) {
-    a(code);
+    a(code, reason);
   }
 };
 struct ErrorReport {  // a handler error, forwarded to shells
@@ -430,11 +435,65 @@ struct Checkpointed {
   }
 };
 
+// ---- Policy (COMMANDS.md, Policy; seed 004 §2.2). The leader vets an operation by asking the
+// controllers concerned, one at a time: the session's (at site 0), the site's, the stream's.
+enum PolicyEvent : std::uint8_t {
+  kPolicyOpen,
+  kPolicyCreate,
+  kPolicyDestroy,
+  kPolicyMove,
+  kPolicyRegister,
+  kPolicyArrival,
+  kPolicyNewPeer,
+  kPolicyEventCount,
+};
+enum PolicyLevel : std::uint8_t { kPolicySession, kPolicySite, kPolicyStream, kPolicyLevelCount };
+inline constexpr std::uint64_t policy_bit(PolicyEvent e) { return 1ull << e; }
+
+struct OpenReq {  // stream_open: answered by a Reply once every level allowed it
+  std::uint64_t req = 0;
+  std::string name;
+  template <class A>
+  void fields(A& a) {
+    a(req, name);
+  }
+};
+struct PolicyCheck {  // leader to the site of the controller asked
+  std::uint64_t check = 0;
+  std::uint8_t level = kPolicySession;
+  std::uint8_t event = kPolicyOpen;
+  std::uint64_t stream = 0;  // a stream-level check: the stream, whose controller is `agent`
+  std::uint64_t agent = 0;
+  std::vector<std::string> args;  // key, value, ...: the handler's $argv, as a dict
+  template <class A>
+  void fields(A& a) {
+    a(check, level, event, stream, agent, args);
+  }
+};
+struct PolicyVerdict {  // code 0: allowed; else text says why not
+  std::uint64_t check = 0;
+  std::uint64_t code = 0;
+  std::string text;
+  template <class A>
+  void fields(A& a) {
+    a(check, code, text);
+  }
+};
+struct Controls {  // a site's controllers and the policy events they handle (policy_bit masks)
+  std::uint64_t session_events = 0;  // site 0 only: the session controller's
+  std::uint64_t site_events = 0;
+  template <class A>
+  void fields(A& a) {
+    a(session_events, site_events);
+  }
+};
+
 using ControlMessage =
     std::variant<CreateReq, DestroyReq, MoveReq, AttachReq, DetachReq, QuiesceReq, Reply, Welcome,
                  PeerUpdate, Location, Install, Code, Attach, MoveOut, DestroyStream, Finalize,
                  Probe, Shutdown, ErrorReport, SyncResult, Installed, ProbeReply, Leave, Arrive,
-                 Watch, Recover, Settle, Settled, Checkpoint, Checkpointed>;
+                 Watch, Recover, Settle, Settled, Checkpoint, Checkpointed, OpenReq, PolicyCheck,
+                 PolicyVerdict, Controls>;
 
 void encode_control(const ControlMessage& m, Bytes* out);
 Result<ControlMessage> decode_control(ByteView in);
