@@ -25,6 +25,7 @@ class [[nodiscard]] Status {
     kIoError,           // the operating system refused (socket, file)
     kInternal,          // a bug: an invariant of ours did not hold
     kPermissionDenied,  // allowed to nobody, or not to this caller (e.g. a system stream)
+    kLimit,             // a configured limit would be exceeded (COMMANDS.md, Limits)
   };
 
   Status() = default;
@@ -62,6 +63,8 @@ inline const char* code_name(Status::Code code) {
     case Status::Code::kIoError: return "i/o error";
     case Status::Code::kInternal: return "internal";
     case Status::Code::kPermissionDenied: return "permission denied";
+    case Status::Code::kLimit:
+      return "limit";
   }
   return "unknown";
 }

@@ -89,6 +89,20 @@ struct ControllerFiles {
   std::string site;     // --site-controller (leader) or --controller (site)
 };
 
+// The limits of COMMANDS.md "Limits" a daemon takes from its command line.
+struct Limits {
+  std::uint64_t max_held_bytes = site::SiteOptions{}.max_held_bytes;
+  std::size_t max_streams_per_site = leader::LeaderOptions{}.max_streams_per_site;
+  std::size_t max_agents_per_stream = leader::LeaderOptions{}.max_agents_per_stream;
+};
+
+void add_held_option(CLI::App* app, const std::shared_ptr<Limits>& limits) {
+  app->add_option("--max-held-bytes", limits->max_held_bytes,
+                  "bytes one stream's handlers may have appended here that wait for room at "
+                  "slow receivers; beyond it their stream_append fails (default 268435456; 0: "
+                  "no limit)");
+}
+
 Status read_controller(const std::string& path, std::string* code) {
   if (path.empty()) return Status::ok_status();
   std::FILE* f = std::fopen(path.c_str(), "rb");
@@ -218,7 +232,8 @@ void remove_leader_state(const std::string& state_dir) {
 
 int run_leader(const std::string& listen, const std::string& state_dir, const LossOptions& loss,
                std::size_t workers, std::uint64_t failure_timeout_ms,
-               std::uint64_t resume_timeout_ms, const ControllerFiles& controller_files) {
+               std::uint64_t resume_timeout_ms, const ControllerFiles& controller_files,
+               const Limits& limits) {
   install_stop_handlers();
   ControllerFiles controllers;
   if (Status st = read_controllers(controller_files, &controllers); !st.ok()) {
@@ -234,6 +249,7 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   site::SiteOptions so = site::SiteOptions::with_mtu(0, (*loop)->mtu());
   so.session_controller = controllers.session;
   so.controller = controllers.site;
+  so.max_held_bytes = limits.max_held_bytes;
   auto executor = start_workers(workers, **loop);
   if (!executor.ok()) {
     std::fprintf(stderr, "mstream leader: %s\n", executor.status().message().c_str());
@@ -249,6 +265,8 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   leader::LeaderOptions lo;
   lo.failure_timeout = static_cast<proto::Time>(failure_timeout_ms) * proto::kMillisecond;
   lo.resume_timeout = static_cast<proto::Time>(resume_timeout_ms) * proto::kMillisecond;
+  lo.max_streams_per_site = limits.max_streams_per_site;
+  lo.max_agents_per_stream = limits.max_agents_per_stream;
   if (!state_dir.empty()) {
     auto state = runtime::SqliteStore::open(leader_state_path(state_dir));
     if (!state.ok()) {
@@ -295,8 +313,8 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
 }
 
 int run_site(const std::string& leader, std::string listen, const LossOptions& loss,
-             std::size_t workers, const std::string& state_dir,
-             const std::string& controller_file) {
+             std::size_t workers, const std::string& state_dir, const std::string& controller_file,
+             std::uint64_t max_held_bytes) {
   install_stop_handlers();
   ControllerFiles controllers;
   if (Status st = read_controllers({{}, controller_file}, &controllers); !st.ok()) {
@@ -330,6 +348,7 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
     site::SiteOptions so = site::SiteOptions::with_mtu(*id, (*loop)->mtu());
     so.log_forwarded_errors = !stamped;
     so.controller = controllers.site;
+    so.max_held_bytes = max_held_bytes;
     auto executor = start_workers(workers, **loop);
     if (!executor.ok()) {
       std::fprintf(stderr, "mstream site: %s\n", executor.status().message().c_str());
@@ -404,9 +423,17 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
                      "joining peers (COMMANDS.md, Policy)");
   leader->add_option("--site-controller", leader_controllers->site,
                      "Tcl file of site 0's own controller agent (as `mstream site --controller`)");
+  auto leader_limits = std::make_shared<Limits>();
+  add_held_option(leader, leader_limits);
+  leader->add_option("--max-streams-per-site", leader_limits->max_streams_per_site,
+                     "streams a site may host; a create or move beyond it fails (default "
+                     "65536; 0: no limit)");
+  leader->add_option("--max-agents-per-stream", leader_limits->max_agents_per_stream,
+                     "agents a stream may have; register_agent beyond it fails (default 64; 0: "
+                     "no limit)");
   leader->callback([=] {
     *exit_code = run_leader(*listen, *state, *leader_loss, *leader_workers, *failure_timeout,
-                            *resume_timeout, *leader_controllers);
+                            *resume_timeout, *leader_controllers, *leader_limits);
   });
 
   auto* site = app.add_subcommand("site", "run a site of a session");
@@ -427,9 +454,11 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
                    "Tcl file of this site's controller agent: trusted code whose policy "
                    "handlers vet what concerns this site, and which may expose commands to the "
                    "sandboxed agents here (COMMANDS.md, Policy)");
+  auto site_limits = std::make_shared<Limits>();
+  add_held_option(site, site_limits);
   site->callback([=] {
     *exit_code = run_site(*leader_addr, *site_listen, *site_loss, *site_workers, *site_state,
-                          *site_controller);
+                          *site_controller, site_limits->max_held_bytes);
   });
 }
 

@@ -51,6 +51,8 @@ struct RunOptions {
   long failure_timeout_ms = -1;  // the embedded leader's --failure-timeout; -1: its default
   std::string session_controller;  // the embedded leader's --controller
   std::string site_controller;     // every embedded site's --controller (site 0's too)
+  // The embedded daemons' limits (COMMANDS.md, Limits), as given: empty, their defaults.
+  std::string max_held_bytes, max_streams_per_site, max_agents_per_stream;
 };
 
 void set_argv(Tcl_Interp* interp, const std::string& script, const std::vector<std::string>& args) {
@@ -98,6 +100,14 @@ int run_script(const RunOptions& o) {
       lo.leader_args.insert(
           lo.leader_args.end(),
           {"--controller", std::filesystem::absolute(o.session_controller).string()});
+    auto limit = [&](const std::string& value, const char* flag, bool sites_too) {
+      if (value.empty()) return;
+      lo.leader_args.insert(lo.leader_args.end(), {flag, value});
+      if (sites_too) lo.site_args.insert(lo.site_args.end(), {flag, value});
+    };
+    limit(o.max_held_bytes, "--max-held-bytes", true);
+    limit(o.max_streams_per_site, "--max-streams-per-site", false);
+    limit(o.max_agents_per_stream, "--max-agents-per-stream", false);
     if (!o.site_controller.empty()) {
       lo.leader_args.insert(
           lo.leader_args.end(),
@@ -333,6 +343,15 @@ void add_session_commands(CLI::App& app, int* exit_code) {
                   "Tcl file of every embedded site's controller agent (mstream site "
                   "--controller)")
       ->check(CLI::ExistingFile);
+  run->add_option("--max-held-bytes", run_opts->max_held_bytes,
+                  "the embedded daemons' --max-held-bytes")
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--max-streams-per-site", run_opts->max_streams_per_site,
+                  "the embedded leader's --max-streams-per-site")
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--max-agents-per-stream", run_opts->max_agents_per_stream,
+                  "the embedded leader's --max-agents-per-stream")
+      ->check(CLI::NonNegativeNumber);
   run->add_option("--timeout", run_opts->timeout_s,
                   "seconds to wait for quiescence after the script (default: no limit)");
   // SCRIPT and its arguments: everything from the first positional on is the script's.

@@ -285,6 +285,12 @@ void LeaderCore::start(Op op) {
     op.vetted = true;
   }
   if (const auto* c = std::get_if<wire::CreateReq>(&op.request)) {
+    if (Status room = check_room(op.target, id); !room.ok()) {
+      reserved_names_.erase(c->name);
+      finish(id, op, code_of(room.code()), "stream_create \"" + c->name + "\": " + room.message());
+      next_op(id);
+      return;
+    }
     op.epoch = 1;
     send(op.target, wire::Install{new_record(id, *c, op.target)});
     in_flight_[id] = std::move(op);
@@ -314,6 +320,11 @@ void LeaderCore::start(Op op) {
       next_op(id);
       return;
     }
+    if (Status room = check_room(mv->site, id); !room.ok()) {
+      finish(id, op, code_of(room.code()), "stream_move \"" + rec.name + "\": " + room.message());
+      next_op(id);
+      return;
+    }
     op.epoch = std::max(rec.epoch, st.max_epoch) + 1;
     st.max_epoch = op.epoch;
     op.target = mv->site;
@@ -330,6 +341,13 @@ void LeaderCore::start(Op op) {
       finish(id, op, code_of(Status::Code::kInvalidArgument),
              "register_agent -controller: stream \"" + rec.name +
                  "\" has agents already; its controller must be its first agent");
+      next_op(id);
+      return;
+    }
+    if (options_.max_agents_per_stream && st.agents.size() >= options_.max_agents_per_stream) {
+      finish(id, op, code_of(Status::Code::kLimit),
+             "register_agent: stream \"" + rec.name + "\" has " + std::to_string(st.agents.size()) +
+                 " agents, its limit");
       next_op(id);
       return;
     }
@@ -435,11 +453,13 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
     reserved_names_.erase(c->name);
     const wire::StreamRecord rec = new_record(id, *c, op.target);
     streams_[id] = rec;
+    count_hosted(wire::kNoSite, rec.site);
     by_name_[rec.name] = id;
     broadcast(wire::Location{rec});
     finish(id, op, kOk, rec.name);
   } else if (std::holds_alternative<wire::MoveReq>(op.request)) {
     wire::StreamRecord& rec = streams_[id];
+    count_hosted(rec.site, op.target);
     rec.site = op.target;
     rec.epoch = op.epoch;
     publish_move(rec, op.requester, now);
@@ -453,6 +473,13 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
       log_.push_back("recovery of stream \"" + r->stream.name + "\" at site " +
                      std::to_string(op.target) + " failed: " + m.text);
     } else {
+      auto old = streams_.find(id);
+      count_hosted(old == streams_.end() ? wire::kNoSite : old->second.site, r->stream.site);
+      if (options_.max_streams_per_site && hosted_[r->stream.site] > options_.max_streams_per_site)
+        log_.push_back("leader: site " + std::to_string(r->stream.site) + " hosts " +
+                       std::to_string(hosted_[r->stream.site]) +
+                       " streams, over its limit, after recovering stream \"" + r->stream.name +
+                       "\" (a recovery is never refused)");
       streams_[id] = r->stream;
       batched_locations_.erase(id);
       // Every sender re-sends there at once, from what it knows was consumed.
@@ -486,6 +513,7 @@ void LeaderCore::complete_destroy(StreamId id, const std::vector<wire::InChannel
       agents_.erase(ag);
     }
     by_name_.erase(rec.name);
+    count_hosted(rec.site, wire::kNoSite);
     streams_.erase(sit);
     rec.site = wire::kNoSite;
     rec.epoch = std::max(rec.epoch, state_[id].max_epoch) + 1;
@@ -662,6 +690,30 @@ static_assert(std::size(kEventNames) == wire::kPolicyEventCount);
 std::uint64_t LeaderCore::site_events(SiteId site) const {
   auto it = controls_.find(site);
   return it == controls_.end() ? 0 : it->second.site_events;
+}
+
+void LeaderCore::count_hosted(SiteId from, SiteId to) {
+  if (from != wire::kNoSite) {
+    auto it = hosted_.find(from);
+    if (it != hosted_.end() && --it->second == 0) hosted_.erase(it);
+  }
+  if (to != wire::kNoSite) ++hosted_[to];
+}
+
+// Whether `site` may take one more stream: those it hosts and those on their way there.
+Status LeaderCore::check_room(SiteId site, StreamId stream) const {
+  const std::size_t limit = options_.max_streams_per_site;
+  if (limit == 0) return Status::ok_status();
+  auto it = hosted_.find(site);
+  std::size_t n = it == hosted_.end() ? 0 : it->second;
+  for (const auto& [id, op] : in_flight_)
+    if (id != stream && op.vetted && op.target == site &&
+        (std::holds_alternative<wire::CreateReq>(op.request) ||
+         std::holds_alternative<wire::MoveReq>(op.request)))
+      ++n;
+  if (n < limit) return Status::ok_status();
+  return Status::error(Status::Code::kLimit, "site " + std::to_string(site) + " hosts " +
+                                                 std::to_string(n) + " streams, its limit");
 }
 
 std::uint64_t LeaderCore::session_events() const {
@@ -1032,6 +1084,7 @@ void LeaderCore::on_settled(SiteId from, const wire::Settled& m, Time now) {
   const std::string why = "site " + std::to_string(failed) + " failed during the move";
   if (m.present && from == op.target) {  // it got out in time: the move took effect
     wire::StreamRecord& rec = streams_[id];
+    count_hosted(rec.site, op.target);
     rec.site = op.target;
     rec.epoch = op.epoch;
     publish_move(rec, op.requester, now);
@@ -1244,6 +1297,7 @@ Status LeaderCore::restore(const std::vector<proto::StoredRecord>& records) {
       const StreamId sid = id;
       if (ss.created) {
         streams_[sid] = ss.record;
+        count_hosted(wire::kNoSite, ss.record.site);
         by_name_[ss.record.name] = sid;
       }
       StreamState& st = state_[sid];

@@ -56,6 +56,11 @@ struct LeaderOptions {
   // With a state: how long peers that stopped hearing from the leader wait for it to come
   // back, their handlers paused, before they leave (wire::Welcome::resume_timeout_us).
   Time resume_timeout = 30 * proto::kSecond;
+  // Limits (COMMANDS.md, Limits): a create or move to a site hosting this many streams, and
+  // an agent registered on a stream with this many agents, fail. 0: no limit. A recovery is
+  // never refused (the failure manager takes its streams over the limit, and it is logged).
+  std::size_t max_streams_per_site = 65536;
+  std::size_t max_agents_per_stream = 64;
 };
 
 class LeaderCore {
@@ -172,6 +177,8 @@ class LeaderCore {
   std::uint64_t controller_of(StreamId id) const;
   std::uint64_t site_events(SiteId site) const;
   std::uint64_t session_events() const;
+  Status check_room(SiteId site, StreamId stream) const;
+  void count_hosted(SiteId from, SiteId to);
   void welcome(SiteId id);
   void retry_checks();
   void start(Op op);
@@ -221,6 +228,7 @@ class LeaderCore {
   SiteId next_site_ = 1;
   SiteId next_shell_;
   std::map<StreamId, wire::StreamRecord> streams_;
+  std::map<SiteId, std::size_t> hosted_;  // streams per site, as streams_ has them
   std::unordered_map<std::string, StreamId> by_name_;
   std::unordered_map<StreamId, StreamState> state_;
   std::map<std::uint64_t, AgentInfo> agents_;

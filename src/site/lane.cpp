@@ -53,15 +53,29 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
     if (!lane_->current_)
       return Status::error(Status::Code::kInvalidArgument, "stream_append: not in a handler");
     if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
+    HandlerRun& run = *lane_->current_;
     {
       std::shared_lock lock(view_.mu);
       if (!view_.directory.find(name)) return Directory::no_such_stream(name);
+      // Refused now, while the handler can hear it, rather than accepted and dropped later.
+      std::uint64_t held = run.appended_bytes + message.size();
+      if (const wire::StreamRecord* self = view_.directory.find(run.ctx.stream)) {
+        auto it = view_.held_bytes.find(self->id);
+        if (it != view_.held_bytes.end()) held += it->second;
+      }
+      if (view_.max_held_bytes > 0 && held > view_.max_held_bytes)
+        return Status::error(
+            Status::Code::kWouldBlock,
+            "stream_append: stream \"" + run.ctx.stream + "\" would hold " + std::to_string(held) +
+                " bytes of messages not yet sent, over its limit of " +
+                std::to_string(view_.max_held_bytes) + " (its receivers consume too slowly)");
     }
     if (message.size() > view_.max_message_bytes)
       return Status::error(Status::Code::kTooLarge,
                            "message of " + std::to_string(message.size()) + " bytes exceeds the " +
                                std::to_string(view_.max_message_bytes) + "-byte limit");
-    lane_->current_->effects.push_back(AppendEffect{name, std::move(message)});
+    run.appended_bytes += message.size();
+    run.effects.push_back(AppendEffect{name, std::move(message)});
     return std::string();
   }
 

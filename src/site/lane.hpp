@@ -18,6 +18,7 @@
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -34,6 +35,10 @@ namespace mstream::site {
 struct SiteView {
   std::uint32_t self = 0;
   std::size_t max_message_bytes = 0;
+  // What a stream's handlers may have appended and not yet handed to the transport (waiting
+  // for room in a full channel, SiteCore::overflow_), in bytes: beyond it stream_append fails.
+  std::uint64_t max_held_bytes = 0;
+  std::unordered_map<std::uint64_t, std::uint64_t> held_bytes;  // per sending stream id
   Directory directory;
   mutable std::shared_mutex mu;
   std::atomic<std::uint64_t> next_req{1};  // control request numbers, for shell and handlers
@@ -60,6 +65,7 @@ using Effect = std::variant<AppendEffect, RequestEffect, OutputEffect>;
 struct HandlerRun {
   tcl::HandlerContext ctx;
   std::vector<Effect> effects;
+  std::uint64_t appended_bytes = 0;  // of the AppendEffects
   bool exit_agent = false;
   bool holds_own_stream = false;
 };

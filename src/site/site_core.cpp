@@ -29,6 +29,7 @@ SiteCore::SiteCore(SiteOptions options)
       view_(std::make_unique<SiteView>()) {
   view_->self = options_.self;
   view_->max_message_bytes = options_.max_message_bytes;
+  view_->max_held_bytes = options_.max_held_bytes;
   executor_ = std::move(options_.executor);
   if (!executor_) executor_ = std::make_shared<proto::InlineExecutor>();
   for (std::size_t i = 0; i < executor_->lanes(); ++i)
@@ -732,7 +733,7 @@ void SiteCore::apply_peer(const wire::PeerRecord& peer) {
     const StreamId gone = control_stream(peer.site);
     for (StreamId from : transport_.senders_to(gone)) {
       (void)transport_.take_send_state({from, gone});
-      overflow_.erase(proto::ChannelKey{from, gone});
+      drop_overflow(proto::ChannelKey{from, gone});
     }
   }
 }
@@ -748,10 +749,8 @@ void SiteCore::drop_channels_to(StreamId to) {
     if (st.ok())
       count_discarded(from, not_consumed(*st, view_->directory.final_consumed(to, from)));
     auto ov = overflow_.find(key);
-    if (ov != overflow_.end()) {
-      count_discarded(from, ov->second.size());
-      overflow_.erase(ov);
-    }
+    if (ov != overflow_.end()) count_discarded(from, ov->second.size());
+    drop_overflow(key);
     auto h = hosted_.find(from);
     if (h != hosted_.end()) h->second->out_peers.erase(to);
   }
@@ -767,13 +766,16 @@ Result<proto::Seq> SiteCore::append_raw(StreamId from, StreamId to, SiteId to_si
   proto::ChannelKey key{from, to};
   auto ov = overflow_.find(key);
   if (ov != overflow_.end() && !ov->second.empty()) {
+    held_changed(from, static_cast<std::int64_t>(payload.size()));
     ov->second.push_back(std::move(payload));
     return proto::Seq{0};
   }
   Result<proto::Seq> r = transport_.append(from, to, to_site, payload, now_);
   if (!r.ok() && r.status().code() == Status::Code::kWouldBlock) {
     // Accepted all the same: kept here in order and sent as the channel drains, so a handler
-    // never blocks (it could deadlock two streams appending to each other).
+    // never blocks (it could deadlock two streams appending to each other). What a stream
+    // may hold so is bounded where its handlers append (SiteOptions::max_held_bytes).
+    held_changed(from, static_cast<std::int64_t>(payload.size()));
     overflow_[key].push_back(std::move(payload));
     return proto::Seq{0};
   }
@@ -794,9 +796,27 @@ void SiteCore::flush_overflow(proto::ChannelKey key) {
   while (!it->second.empty()) {
     Result<proto::Seq> r = transport_.append(key.from, key.to, site, it->second.front(), now_);
     if (!r.ok()) break;
+    held_changed(key.from, -static_cast<std::int64_t>(it->second.front().size()));
     it->second.pop_front();
   }
   if (it->second.empty()) overflow_.erase(it);
+}
+
+void SiteCore::drop_overflow(proto::ChannelKey key) {
+  auto it = overflow_.find(key);
+  if (it == overflow_.end()) return;
+  std::int64_t bytes = 0;
+  for (const wire::Bytes& b : it->second) bytes += static_cast<std::int64_t>(b.size());
+  held_changed(key.from, -bytes);
+  overflow_.erase(it);
+}
+
+void SiteCore::held_changed(StreamId from, std::int64_t delta) {
+  if (is_control(from) || delta == 0) return;
+  std::unique_lock lock(view_->mu);
+  std::uint64_t& held = view_->held_bytes[from];
+  held = static_cast<std::uint64_t>(static_cast<std::int64_t>(held) + delta);
+  if (held == 0) view_->held_bytes.erase(from);
 }
 
 Result<proto::Seq> SiteCore::append_from(StreamId from, const std::string& to,
@@ -1051,7 +1071,7 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
     auto st = transport_.take_send_state(key);
     if (!st.ok()) continue;
     a.out.push_back(out_channel(key, *st));
-    overflow_.erase(key);
+    drop_overflow(key);
     auto s = senders_to_.find(to);
     if (s != senders_to_.end()) {
       s->second.erase(h.rec.id);

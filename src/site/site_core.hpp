@@ -59,6 +59,9 @@ struct SiteOptions {
   // unconsumed message of the stream's outgoing channels).
   std::size_t max_message_bytes = 1u << 20;
   std::uint32_t max_unconsumed_messages = 4096;
+  // What one stream's handlers may have appended that waits at this site for room in full
+  // channels (a slow receiver), in bytes; beyond it their stream_append fails. 0: no limit.
+  std::uint64_t max_held_bytes = 256u << 20;
   // Work handed to lanes per step(), so that a busy stream does not starve the network.
   std::size_t step_budget = 256;
   // Messages of one stream handed to its lane at once (fewer wake-ups of a worker thread);
@@ -383,6 +386,8 @@ class SiteCore final : public proto::Node {
   // Policy: the controllers, loaded once welcomed (site 0: at once), and the events they
   // handle as the leader last heard.
   void load_controllers();
+  void drop_overflow(proto::ChannelKey key);
+  void held_changed(StreamId from, std::int64_t delta);
   bool controllers_due() const;
   void on_policy_check(const wire::PolicyCheck& m);
   void run_policy(StreamId stream, std::uint64_t agent, const wire::PolicyCheck& m);
