@@ -32,7 +32,9 @@ class Site {
               const std::string& stream = "foo", std::string* error_info = nullptr) {
     HandlerContext context{stream, "", agent};
     const HandlerContext* outer = std::exchange(api_->handler_context, &context);
-    Status status = host_.load_agent(agent, args, body, context, error_info);
+    // Trusted: these tests look into the host's own interpreter; the sandbox has its own
+    // tests (tcl_sandbox_test.cpp), and the namespace mechanics are the same there.
+    Status status = host_.load_agent(agent, args, body, context, error_info, options_);
     api_->handler_context = outer;
     return status;
   }
@@ -58,6 +60,7 @@ class Site {
  private:
   FakeScriptApi* api_;
   TclHost host_;
+  AgentOptions options_{false, true, 0};
 };
 
 class Host : public ::testing::Test {

@@ -52,8 +52,16 @@ AgentRunner::AgentRunner(tcl::ScriptApi* api, AgentContext* cpp_context)
 AgentRunner::~AgentRunner() = default;
 
 tcl::TclHost& AgentRunner::tcl() {
-  if (!tcl_) tcl_ = std::make_unique<tcl::TclHost>(api_);
+  if (!tcl_) {
+    tcl_ = std::make_unique<tcl::TclHost>(api_);
+    tcl_->set_limits(limits_);
+  }
   return *tcl_;
+}
+
+void AgentRunner::set_limits(const tcl::HandlerLimits& limits) {
+  limits_ = limits;
+  if (tcl_) tcl_->set_limits(limits);
 }
 
 Status AgentRunner::load(const wire::Code& code, const tcl::HandlerContext& context,
@@ -62,6 +70,7 @@ Status AgentRunner::load(const wire::Code& code, const tcl::HandlerContext& cont
     tcl::AgentOptions options;
     options.privileged = (code.flags & wire::kAgentController) != 0;
     options.trusted = (code.flags & wire::kAgentTrusted) != 0;
+    options.domain = code.origin;
     return tcl().load_agent(code.agent, code.args, code.body, context, error_info, options);
   }
   const AgentFactory* factory = find_agent_type(code.cpp_type);

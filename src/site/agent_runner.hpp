@@ -35,12 +35,15 @@ class AgentRunner {
   // Runs the finalization handler (if any) and frees the agent here.
   tcl::HandlerOutcome finalize(std::uint64_t agent, const tcl::HandlerContext& context);
   std::size_t count() const { return cpp_.size() + (tcl_ ? tcl_->agent_count() : 0); }
+  // The limits of sandboxed Tcl agents' runs (tcl::HandlerLimits).
+  void set_limits(const tcl::HandlerLimits& limits);
 
  private:
   tcl::TclHost& tcl();
   tcl::ScriptApi* api_;
   AgentContext* cpp_context_;
   std::unique_ptr<tcl::TclHost> tcl_;
+  tcl::HandlerLimits limits_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Agent>> cpp_;
 };
 

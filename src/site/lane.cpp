@@ -207,6 +207,7 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
 Lane::Lane(SiteView* view) : view_(view) {
   api_ = std::make_unique<Api>(this);
   runner_ = std::make_unique<AgentRunner>(api_.get(), api_.get());
+  runner_->set_limits(view->handler_limits);
 }
 
 Lane::~Lane() = default;

@@ -38,6 +38,7 @@ struct SiteView {
   // What a stream's handlers may have appended and not yet handed to the transport (waiting
   // for room in a full channel, SiteCore::overflow_), in bytes: beyond it stream_append fails.
   std::uint64_t max_held_bytes = 0;
+  tcl::HandlerLimits handler_limits;                            // of sandboxed agents' runs
   std::unordered_map<std::uint64_t, std::uint64_t> held_bytes;  // per sending stream id
   Directory directory;
   mutable std::shared_mutex mu;

@@ -62,6 +62,8 @@ struct SiteOptions {
   // What one stream's handlers may have appended that waits at this site for room in full
   // channels (a slow receiver), in bytes; beyond it their stream_append fails. 0: no limit.
   std::uint64_t max_held_bytes = 256u << 20;
+  // What one run of a sandboxed agent's code may take (COMMANDS.md, Sandbox).
+  tcl::HandlerLimits handler_limits;
   // Work handed to lanes per step(), so that a busy stream does not starve the network.
   std::size_t step_budget = 256;
   // Messages of one stream handed to its lane at once (fewer wake-ups of a worker thread);

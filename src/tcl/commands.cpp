@@ -332,6 +332,21 @@ int briefcase(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* const 
   return TCL_OK;
 }
 
+int sandbox_expose(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+  if (objc != 2 && objc != 3) return wrong_args(interp, objv, "name ?target?");
+  if (state.scope == nullptr || !state.scope->in_agent())
+    return outside(interp, objv[0], "an agent");
+  if (!state.scope->privileged() || !state.scope->trusted())
+    return fail(interp,
+                "sandbox_expose: only a site's or the session's controller may expose commands",
+                Code::kPermissionDenied);
+  const std::string name(view(objv[1]));
+  const std::string target(view(objv[objc - 1]));
+  if (Status s = state.scope->expose(name, target); !s.ok()) return fail(interp, s);
+  Tcl_ResetResult(interp);
+  return TCL_OK;
+}
+
 // ---- puts ----
 
 // Writes to stdout go to the api (a site prefixes them with "[N] ", DESIGN.md `mstream run`);
@@ -423,6 +438,7 @@ constexpr CommandEntry kCommands[] = {
     {"on_stream_arrival_policy", guarded<on_event<Event::kArrival>>},
     {"on_new_peer", guarded<on_event<Event::kNewPeer>>},
     {"briefcase", guarded<briefcase>},
+    {"sandbox_expose", guarded<sandbox_expose>},
     {"puts", guarded<puts>},
 };
 

@@ -25,6 +25,12 @@ class AgentScope {
   virtual bool in_agent() const = 0;
   // REQUIRES: in_agent(). Whether the running agent is a controller (may set policy handlers).
   virtual bool privileged() const = 0;
+  // REQUIRES: in_agent(). Whether it is trusted code (outside the sandbox).
+  virtual bool trusted() const = 0;
+  // REQUIRES: in_agent(), privileged() and trusted(). Makes `name` a command of every sandbox
+  // of this host, now and later, that runs `target` (a command of the running agent's, or a
+  // fully qualified one) in the trusted interpreter.
+  virtual Status expose(const std::string& name, const std::string& target) = 0;
   // REQUIRES: in_agent(). An empty script removes the handler.
   virtual void set_handler(Event event, Tcl_Obj* script) = 0;
   // REQUIRES: in_agent(). `names` are checked by the caller (simple names only).

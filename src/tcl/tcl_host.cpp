@@ -1,8 +1,11 @@
 #include "tcl/tcl_host.hpp"
 
+#include <malloc.h>
 #include <tcl.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <initializer_list>
@@ -11,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -26,6 +30,7 @@ using Code = Status::Code;
 constexpr const char* kAgentsNamespace = "::mstream::agent";
 constexpr const char* kScalar = "scalar";
 constexpr const char* kArray = "array";
+constexpr const char* kImplKey = "mstream::host";
 
 std::size_t event_index(Event event) { return static_cast<std::size_t>(event); }
 
@@ -102,6 +107,7 @@ struct TclHost::Impl final : detail::AgentScope {
     std::array<Tcl_Obj*, kEventCount> handlers{};  // owned references; one per Event
     std::vector<std::string> briefcase;  // declaration order, no duplicates
     AgentOptions options;
+    Tcl_Interp* interp = nullptr;  // the host's, or its domain's sandbox
   };
 
   // Marks the running agent for the on_* and briefcase commands; nests (a handler of this
@@ -119,15 +125,286 @@ struct TclHost::Impl final : detail::AgentScope {
   };
 
   ~Impl() {
-    // Handler scripts hold bytecode of this interpreter: release them while it still exists.
+    // Handler scripts hold bytecode of these interpreters: release them while they exist.
     agents.clear();
     current = nullptr;
     Tcl_DecrRefCount(argv_name);
+    for (auto& [domain, sandbox] : sandboxes) Tcl_DeleteInterp(sandbox);
     Tcl_DeleteInterp(interp);
   }
 
   bool in_agent() const override { return current != nullptr; }
   bool privileged() const override { return current->options.privileged; }
+  bool trusted() const override { return current->options.trusted; }
+
+  Status expose(const std::string& name, const std::string& target) override {
+    if (name.empty() || name.find("::") != std::string::npos)
+      return Status::error(Code::kInvalidArgument,
+                           "sandbox_expose: bad command name \"" + name + "\"");
+    // A name of the controller's own resolves in its namespace, where its procs are.
+    std::string qualified =
+        target.rfind("::", 0) == 0
+            ? target
+            : std::string(kAgentsNamespace) + "::" + std::to_string(current->id) + "::" + target;
+    Tcl_CmdInfo info;
+    if (Tcl_GetCommandInfo(interp, qualified.c_str(), &info) == 0)
+      return Status::error(Code::kNotFound, "sandbox_expose: no command \"" + target + "\"");
+    for (auto& [n, t] : exposed)
+      if (n == name) t = qualified;
+    if (std::none_of(exposed.begin(), exposed.end(),
+                     [&](const auto& e) { return e.first == name; }))
+      exposed.emplace_back(name, qualified);
+    for (auto& [domain, sandbox] : sandboxes)
+      if (Tcl_CreateAlias(sandbox, name.c_str(), interp, qualified.c_str(), 0, nullptr) != TCL_OK)
+        return Status::error(Code::kInternal, result_text(sandbox));
+    return Status::ok_status();
+  }
+
+  // ---- Sandboxes
+
+  Tcl_Interp* sandbox(std::uint32_t domain) {
+    auto it = sandboxes.find(domain);
+    if (it != sandboxes.end()) return it->second;
+    const std::string name = "sandbox" + std::to_string(domain);
+    Tcl_Interp* sb = Tcl_CreateSlave(interp, name.c_str(), 1);
+    if (sb == nullptr) throw std::runtime_error("cannot make a safe interpreter");
+    // Beyond Tcl's safe set: nothing that waits (a handler must never hold its worker) and no
+    // interpreters of its own.
+    for (const char* hide : {"after", "vwait", "update", "interp"}) {
+      Tcl_CmdInfo info;
+      if (Tcl_GetCommandInfo(sb, hide, &info) != 0) Tcl_HideCommand(sb, hide, hide);
+    }
+    Tcl_SetAssocData(sb, kImplKey, nullptr, this);
+    guard_values(sb);
+    Tcl_CreateObjCommand(sb, "::after", bounded_after, this, nullptr);
+    Status installed = detail::install_commands(sb, api, this);
+    if (!installed.ok()) throw std::invalid_argument("TclHost: " + installed.message());
+    Tcl_CreateNamespace(sb, kAgentsNamespace, nullptr, nullptr);
+    for (const auto& [n, t] : exposed)
+      Tcl_CreateAlias(sb, n.c_str(), interp, t.c_str(), 0, nullptr);
+    Tcl_LimitAddHandler(sb, TCL_LIMIT_COMMANDS, on_command_limit, this, nullptr);
+    Tcl_ResetResult(sb);
+    sandboxes.emplace(domain, sb);
+    return sb;
+  }
+
+  // The commands that make one big value in one go check its size first (a per-command memory
+  // check cannot stop a single allocation): the original is hidden and called after the check.
+  struct Guard {
+    const char* command;  // as the agent calls it
+    const char* hidden;   // the original, hidden
+    const char* shown;    // in errors
+    std::uint64_t (*size)(Tcl_Interp*, int, Tcl_Obj* const[]);
+  };
+  static std::uint64_t length_of(Tcl_Obj* obj) {
+    int n = 0;
+    Tcl_GetStringFromObj(obj, &n);
+    return static_cast<std::uint64_t>(n);
+  }
+  static std::uint64_t repeat_size(Tcl_Interp*, int objc, Tcl_Obj* const objv[]) {
+    Tcl_WideInt count = 0;
+    if (objc != 3 || Tcl_GetWideIntFromObj(nullptr, objv[2], &count) != TCL_OK || count <= 0)
+      return 0;
+    return length_of(objv[1]) * static_cast<std::uint64_t>(count);
+  }
+  static std::uint64_t lrepeat_size(Tcl_Interp*, int objc, Tcl_Obj* const objv[]) {
+    Tcl_WideInt count = 0;
+    if (objc < 2 || Tcl_GetWideIntFromObj(nullptr, objv[1], &count) != TCL_OK || count <= 0)
+      return 0;
+    return static_cast<std::uint64_t>(count) * static_cast<std::uint64_t>(objc - 2) *
+           sizeof(Tcl_Obj*);
+  }
+  static std::uint64_t cat_size(Tcl_Interp*, int objc, Tcl_Obj* const objv[]) {
+    std::uint64_t n = 0;
+    for (int i = 1; i < objc; ++i) n += length_of(objv[i]);
+    return n;
+  }
+  static std::uint64_t append_size(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc < 3) return 0;
+    std::uint64_t n = 0;
+    if (Tcl_Obj* value = Tcl_ObjGetVar2(interp, objv[1], nullptr, 0)) n = length_of(value);
+    for (int i = 2; i < objc; ++i) n += length_of(objv[i]);
+    return n;
+  }
+  static constexpr Guard kGuards[] = {
+      {"::tcl::string::repeat", "mstream_string_repeat", "string repeat", repeat_size},
+      {"::tcl::string::cat", "mstream_string_cat", "string cat", cat_size},
+      {"::lrepeat", "mstream_lrepeat", "lrepeat", lrepeat_size},
+      {"::append", "mstream_append", "append", append_size},
+  };
+
+  void guard_values(Tcl_Interp* sb) {
+    for (const Guard& g : kGuards) {
+      Tcl_CmdInfo info;
+      if (Tcl_GetCommandInfo(sb, g.command, &info) == 0) continue;
+      const std::string rename = std::string("::rename ") + g.command + " ::" + g.hidden;
+      if (Tcl_EvalEx(sb, rename.c_str(), -1, TCL_EVAL_GLOBAL) != TCL_OK ||
+          Tcl_HideCommand(sb, g.hidden, g.hidden) != TCL_OK)
+        throw std::runtime_error(std::string("cannot guard ") + g.command);
+      Tcl_CreateObjCommand(sb, g.command, guarded_value, const_cast<Guard*>(&g), nullptr);
+    }
+    Tcl_ResetResult(sb);
+  }
+
+  static int guarded_value(ClientData data, Tcl_Interp* sb, int objc, Tcl_Obj* const objv[]) {
+    const Guard& g = *static_cast<const Guard*>(data);
+    Impl* impl = static_cast<Impl*>(Tcl_GetAssocData(sb, kImplKey, nullptr));
+    const std::uint64_t cap = impl ? impl->limits.value_bytes : 0;
+    const std::uint64_t size = g.size(sb, objc, objv);
+    if (impl == nullptr) {
+      Tcl_SetObjResult(sb, Tcl_NewStringObj("sandbox: no host", -1));
+      return TCL_ERROR;
+    }
+    if (cap > 0 && size > cap) {
+      const std::string message = std::string(g.shown) + ": the value would be " +
+                                  std::to_string(size) + " bytes, over the sandbox's limit of " +
+                                  std::to_string(cap) + " bytes per value";
+      Tcl_SetObjResult(sb, Tcl_NewStringObj(message.c_str(), -1));
+      Tcl_SetErrorCode(sb, "MSTREAM", "limit", nullptr);
+      return TCL_ERROR;
+    }
+    // The original, in the caller's frame: `interp invokehidden`, which only the trusted
+    // interpreter has.
+    std::vector<Tcl_Obj*> words = {
+        Tcl_NewStringObj("::interp", -1), Tcl_NewStringObj("invokehidden", -1),
+        Tcl_NewStringObj(impl->sandbox_name(sb).c_str(), -1), Tcl_NewStringObj(g.hidden, -1)};
+    words.insert(words.end(), objv + 1, objv + objc);
+    for (Tcl_Obj* w : words) Tcl_IncrRefCount(w);
+    const int code = Tcl_EvalObjv(impl->interp, static_cast<int>(words.size()), words.data(), 0);
+    for (Tcl_Obj* w : words) Tcl_DecrRefCount(w);
+    Tcl_SetObjResult(sb, Tcl_GetObjResult(impl->interp));
+    if (code == TCL_ERROR) {
+      Tcl_Obj* options = Tcl_GetReturnOptions(impl->interp, code);
+      Tcl_IncrRefCount(options);
+      Tcl_Obj* key = Tcl_NewStringObj("-errorcode", -1);
+      Tcl_IncrRefCount(key);
+      Tcl_Obj* ec = nullptr;
+      if (Tcl_DictObjGet(nullptr, options, key, &ec) == TCL_OK && ec != nullptr)
+        Tcl_SetObjErrorCode(sb, ec);
+      Tcl_DecrRefCount(key);
+      Tcl_DecrRefCount(options);
+    }
+    Tcl_ResetResult(impl->interp);
+    return code;
+  }
+
+  std::string sandbox_name(Tcl_Interp* sb) const {
+    for (const auto& [domain, i] : sandboxes)
+      if (i == sb) return "sandbox" + std::to_string(domain);
+    return {};
+  }
+
+  // `after MS` only, and only within the run's time limit: a pause, never a wait for events
+  // (there is no event loop in a handler) and never past the deadline.
+  static int bounded_after(ClientData data, Tcl_Interp* sb, int objc, Tcl_Obj* const objv[]) {
+    Impl* impl = static_cast<Impl*>(data);
+    Tcl_WideInt ms = 0;
+    if (objc != 2 || Tcl_GetWideIntFromObj(nullptr, objv[1], &ms) != TCL_OK || ms < 0) {
+      Tcl_SetObjResult(sb, Tcl_NewStringObj("after: only \"after ms\" is available in a "
+                                            "sandbox (a pause within the run's time limit)",
+                                            -1));
+      Tcl_SetErrorCode(sb, "MSTREAM", "permission denied", nullptr);
+      return TCL_ERROR;
+    }
+    auto want = std::chrono::milliseconds(ms);
+    const bool limited = impl->limits.time_ms > 0 && impl->depth > 0;
+    if (limited) {
+      const auto left = impl->deadline - std::chrono::steady_clock::now();
+      if (want > left) {
+        if (left > std::chrono::steady_clock::duration::zero()) std::this_thread::sleep_for(left);
+        const std::string message = "sandbox: time limit exceeded (" +
+                                    std::to_string(impl->limits.time_ms) + " ms per run)";
+        Tcl_SetObjResult(sb, Tcl_NewStringObj(message.c_str(), -1));
+        Tcl_SetErrorCode(sb, "MSTREAM", "limit", nullptr);
+        return TCL_ERROR;
+      }
+    }
+    std::this_thread::sleep_for(want);
+    Tcl_ResetResult(sb);
+    return TCL_OK;
+  }
+
+  static std::uint64_t heap_bytes() {
+    const struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+  }
+
+  // Before a run of a sandboxed agent: its time, command and memory budgets start now.
+  void arm(Tcl_Interp* sb) {
+    abort_reason.clear();
+    Tcl_LimitTypeReset(sb, TCL_LIMIT_COMMANDS | TCL_LIMIT_TIME);
+    Tcl_Obj* count = Tcl_NewStringObj("::info cmdcount", -1);
+    Tcl_IncrRefCount(count);
+    int now = 0;
+    if (Tcl_EvalObjEx(sb, count, TCL_EVAL_GLOBAL) == TCL_OK)
+      Tcl_GetIntFromObj(nullptr, Tcl_GetObjResult(sb), &now);
+    Tcl_DecrRefCount(count);
+    Tcl_ResetResult(sb);
+    run_start = static_cast<std::uint32_t>(now);
+    heap_base = heap_bytes();
+    deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limits.time_ms);
+    if (limits.commands > 0 || limits.memory_bytes > 0) {
+      set_next_check(sb, now);
+      Tcl_LimitTypeSet(sb, TCL_LIMIT_COMMANDS);
+    }
+    if (limits.time_ms > 0) {
+      Tcl_Time t;
+      Tcl_GetTime(&t);
+      const std::uint64_t us = static_cast<std::uint64_t>(t.usec) + (limits.time_ms % 1000) * 1000;
+      t.sec += static_cast<long>(limits.time_ms / 1000 + us / 1000000);
+      t.usec = static_cast<long>(us % 1000000);
+      Tcl_LimitSetTime(sb, &t);
+      Tcl_LimitTypeSet(sb, TCL_LIMIT_TIME);
+    }
+  }
+
+  void set_next_check(Tcl_Interp* sb, int now) {
+    std::uint64_t step =
+        limits.memory_bytes > 0 ? std::max<std::uint32_t>(limits.check_every, 1) : limits.commands;
+    if (limits.commands > 0) step = std::min(step, limits.commands);
+    const std::int64_t next =
+        std::min<std::int64_t>(std::int64_t{now} + static_cast<std::int64_t>(step), INT_MAX);
+    Tcl_LimitSetCommands(sb, static_cast<int>(next));
+  }
+
+  // Tcl calls this when the command count reaches what set_next_check() set: the run goes on
+  // only if neither its command nor its memory budget is spent.
+  static void on_command_limit(ClientData data, Tcl_Interp* sb) {
+    Impl* impl = static_cast<Impl*>(data);
+    const int now = Tcl_LimitGetCommands(sb);
+    const std::uint64_t used =
+        static_cast<std::uint32_t>(static_cast<std::uint32_t>(now) - impl->run_start);
+    const HandlerLimits& l = impl->limits;
+    if (l.commands > 0 && used >= l.commands) {
+      impl->abort_reason =
+          "command limit exceeded (" + std::to_string(l.commands) + " commands per run)";
+      return;
+    }
+    if (l.memory_bytes > 0) {
+      const std::uint64_t heap = heap_bytes();
+      const std::uint64_t grown = heap > impl->heap_base ? heap - impl->heap_base : 0;
+      if (grown > l.memory_bytes) {
+        impl->abort_reason = "memory limit exceeded (the heap grew by " + std::to_string(grown) +
+                             " bytes, over " + std::to_string(l.memory_bytes) + " per run)";
+        return;
+      }
+    }
+    impl->set_next_check(sb, now);
+  }
+
+  // After the run: a limit that stopped it is said as such, and the interpreter is usable again.
+  void disarm(Tcl_Interp* sb, HandlerOutcome* outcome) {
+    const bool time = Tcl_LimitTypeExceeded(sb, TCL_LIMIT_TIME) != 0;
+    const bool commands = Tcl_LimitTypeExceeded(sb, TCL_LIMIT_COMMANDS) != 0;
+    Tcl_LimitTypeReset(sb, TCL_LIMIT_COMMANDS | TCL_LIMIT_TIME);
+    if (!time && !commands) return;
+    outcome->ok = false;
+    outcome->result = "sandbox: " + (time ? "time limit exceeded (" +
+                                                std::to_string(limits.time_ms) + " ms per run)"
+                                     : abort_reason.empty() ? std::string("command limit exceeded")
+                                                            : abort_reason);
+    outcome->error_info = outcome->result;
+  }
 
   void set_handler(Event event, Tcl_Obj* script) override {
     Tcl_Obj*& slot = current->handlers[event_index(event)];
@@ -171,6 +448,7 @@ struct TclHost::Impl final : detail::AgentScope {
   // `namespace eval` would, but without re-parsing a `namespace eval` command on every call:
   // the script object keeps its bytecode between calls (compiled for this namespace).
   HandlerOutcome evaluate(Agent& agent, Tcl_Obj* script, std::string_view argv) {
+    Tcl_Interp* interp = agent.interp;
     HandlerOutcome outcome;
     outcome.ran = true;
     if (!detail::namespace_is_alive(agent.ns)) {
@@ -193,13 +471,22 @@ struct TclHost::Impl final : detail::AgentScope {
         code = TCL_ERROR;  // e.g. the agent made argv an array
       } else {
         Running running(*this, &agent);
+        const bool limited = !agent.options.trusted && depth == 0;
+        if (limited) arm(interp);
+        ++depth;
         code = Tcl_EvalObjEx(interp, script, 0);
+        --depth;
+        if (limited) {
+          HandlerOutcome out = finish(interp, code);
+          disarm(interp, &out);
+          return out;
+        }
       }
     }
-    return finish(code);
+    return finish(interp, code);
   }
 
-  HandlerOutcome finish(int code) {
+  HandlerOutcome finish(Tcl_Interp* interp, int code) {
     if (code == TCL_RETURN) {
       // Only when nested in another evaluation: at top level Tcl_EvalObjEx already turned
       // `return` into its code. A `return -code error` is an error; any other return is ok.
@@ -229,10 +516,10 @@ struct TclHost::Impl final : detail::AgentScope {
     } else if (code != TCL_ERROR) {
       Tcl_SetObjResult(interp, Tcl_ObjPrintf("command returned bad code: %d", code));
     }
-    return failed(code);
+    return failed(interp, code);
   }
 
-  HandlerOutcome failed(int code) {
+  HandlerOutcome failed(Tcl_Interp* interp, int code) {
     HandlerOutcome outcome;
     outcome.ran = true;
     outcome.ok = false;
@@ -253,7 +540,7 @@ struct TclHost::Impl final : detail::AgentScope {
   }
 
   // Runs `words` as one command inside the agent's namespace. REQUIRES: its frame is pushed.
-  int eval_words(std::initializer_list<Tcl_Obj*> words) {
+  int eval_words(Tcl_Interp* interp, std::initializer_list<Tcl_Obj*> words) {
     std::vector<Tcl_Obj*> objv(words);
     for (Tcl_Obj* word : objv) Tcl_IncrRefCount(word);
     int code = Tcl_EvalObjv(interp, static_cast<int>(objv.size()), objv.data(), 0);
@@ -262,6 +549,7 @@ struct TclHost::Impl final : detail::AgentScope {
   }
 
   std::string save_briefcase(Agent& agent) {
+    Tcl_Interp* interp = agent.interp;
     if (agent.briefcase.empty() || !detail::namespace_is_alive(agent.ns)) return {};
     QuietState quiet(interp);
     ObjRef saved(Tcl_NewListObj(0, nullptr));
@@ -275,14 +563,14 @@ struct TclHost::Impl final : detail::AgentScope {
         continue;
       }
       // Not a readable scalar: an array, or not set (then it does not travel).
-      if (eval_words({Tcl_NewStringObj("::array", -1), Tcl_NewStringObj("exists", -1), name_obj}) !=
-          TCL_OK) {
+      if (eval_words(interp, {Tcl_NewStringObj("::array", -1), Tcl_NewStringObj("exists", -1),
+                              name_obj}) != TCL_OK) {
         continue;
       }
       int exists = 0;
       Tcl_GetBooleanFromObj(nullptr, Tcl_GetObjResult(interp), &exists);
-      if (!exists || eval_words({Tcl_NewStringObj("::array", -1), Tcl_NewStringObj("get", -1),
-                                 name_obj}) != TCL_OK) {
+      if (!exists || eval_words(interp, {Tcl_NewStringObj("::array", -1),
+                                         Tcl_NewStringObj("get", -1), name_obj}) != TCL_OK) {
         continue;
       }
       Tcl_Obj* triple[3] = {name_obj, Tcl_NewStringObj(kArray, -1), Tcl_GetObjResult(interp)};
@@ -293,6 +581,7 @@ struct TclHost::Impl final : detail::AgentScope {
 
   // Checks all of `saved` before changing anything, so a malformed briefcase changes nothing.
   Status restore_briefcase(Agent& agent, std::string_view saved) {
+    Tcl_Interp* interp = agent.interp;
     if (!fits_tcl(saved)) return Status::error(Code::kInvalidArgument, "briefcase too large");
     if (!detail::namespace_is_alive(agent.ns)) {
       return Status::error(Code::kNotFound,
@@ -338,8 +627,8 @@ struct TclHost::Impl final : detail::AgentScope {
       Tcl_UnsetVar2(interp, Tcl_GetString(name), nullptr, TCL_NAMESPACE_ONLY);
       int code = TCL_OK;
       if (std::string_view(Tcl_GetString(items[i + 1])) == kArray) {
-        code = eval_words(
-            {Tcl_NewStringObj("::array", -1), Tcl_NewStringObj("set", -1), name, items[i + 2]});
+        code = eval_words(interp, {Tcl_NewStringObj("::array", -1), Tcl_NewStringObj("set", -1),
+                                   name, items[i + 2]});
       } else if (Tcl_ObjSetVar2(interp, name, nullptr, items[i + 2],
                                 TCL_NAMESPACE_ONLY | TCL_LEAVE_ERR_MSG) == nullptr) {
         code = TCL_ERROR;
@@ -353,7 +642,16 @@ struct TclHost::Impl final : detail::AgentScope {
     return status;
   }
 
-  Tcl_Interp* interp = nullptr;
+  Tcl_Interp* interp = nullptr;  // trusted agents'; the sandboxes are its children
+  ScriptApi* api = nullptr;
+  std::unordered_map<std::uint32_t, Tcl_Interp*> sandboxes;  // by domain
+  std::vector<std::pair<std::string, std::string>> exposed;  // name, qualified target
+  HandlerLimits limits;
+  int depth = 0;  // runs in progress (a nested one runs within the outer one's limits)
+  std::uint32_t run_start = 0;
+  std::uint64_t heap_base = 0;
+  std::chrono::steady_clock::time_point deadline;
+  std::string abort_reason;
   Tcl_Obj* argv_name = nullptr;
   // shared_ptr: a handler may drop its own agent (through the api); run() keeps it alive.
   std::unordered_map<std::uint64_t, std::shared_ptr<Agent>> agents;
@@ -366,6 +664,7 @@ TclHost::TclHost(ScriptApi* api) : impl_(std::make_unique<Impl>()) {
   // No Tcl_Init: it reads init.tcl from disk (about 1.7 ms and 128 KB per interpreter, measured)
   // for the `unknown`/auto-loading machinery, which mobile agent code should not reach.
   impl_->interp = Tcl_CreateInterp();
+  impl_->api = api;
   impl_->argv_name = Tcl_NewStringObj("argv", -1);
   Tcl_IncrRefCount(impl_->argv_name);
   Status installed = detail::install_commands(impl_->interp, api, impl_.get());
@@ -386,7 +685,7 @@ Status TclHost::load_agent(std::uint64_t agent, std::string_view args, std::stri
   if (!fits_tcl(args) || !fits_tcl(body)) {
     return Status::error(Code::kTooLarge, "agent code or arguments too long for Tcl");
   }
-  Tcl_Interp* interp = impl_->interp;
+  Tcl_Interp* interp = options.trusted ? impl_->interp : impl_->sandbox(options.domain);
   std::string name = std::string(kAgentsNamespace) + "::" + std::to_string(agent);
   // A namespace of that name that is not a loaded agent's was made by some script: it goes.
   if (Tcl_Namespace* stale = Tcl_FindNamespace(interp, name.c_str(), nullptr, 0)) {
@@ -403,6 +702,7 @@ Status TclHost::load_agent(std::uint64_t agent, std::string_view args, std::stri
   detail::isolate_agent_namespace(interp, ns);
   auto loaded = std::make_shared<Impl::Agent>(agent, ns, watch.release());
   loaded->options = options;
+  loaded->interp = interp;
   impl_->agents.emplace(agent, loaded);
 
   ObjRef script(new_string(body));
@@ -458,6 +758,13 @@ void TclHost::drop_agent(std::uint64_t agent) {
 std::size_t TclHost::agent_count() const { return impl_->agents.size(); }
 
 Tcl_Interp* TclHost::interp() const { return impl_->interp; }
+
+void TclHost::set_limits(const HandlerLimits& limits) { impl_->limits = limits; }
+
+Tcl_Interp* TclHost::interp_of(std::uint64_t agent) const {
+  const Impl::Agent* found = impl_->find(agent);
+  return found == nullptr ? nullptr : found->interp;
+}
 
 std::string merge_list(const std::vector<std::string>& elements) {
   std::vector<const char*> argv;

@@ -22,6 +22,12 @@
 // reach anything in the interpreter: isolation keeps agents from colliding by accident, it is not
 // a security boundary (agents of different trust never share a TclHost, DESIGN.md "Threads").
 // The interpreter is made without Tcl_Init (no init.tcl, no `unknown`, no auto-loading).
+//
+// Sandbox (COMMANDS.md, "Sandbox"): trusted agents (AgentOptions::trusted, the site's own
+// controllers) live in the host's interpreter; every other agent (mobile code) lives in a Tcl
+// safe interpreter, one per domain, a child of it: no files, sockets, programs, libraries,
+// `interp`, `after`, `vwait` or `update` there, only Tcl's safe core, the mstream commands and
+// what a controller exposed (sandbox_expose), and each run is bounded by HandlerLimits.
 
 #include <cstddef>
 #include <cstdint>
@@ -60,9 +66,25 @@ inline constexpr bool is_policy_event(Event e) { return e >= Event::kOpen; }
 // controller agent), which may set policy handlers. trusted: code the site's owner installed
 // (the session and site controllers, from a local file), as opposed to mobile code, which
 // every other agent is, stream controllers included.
+// domain: who sent mobile code (wire::Code::origin): agents of one domain share a sandbox
+// interpreter, agents of different domains never do.
 struct AgentOptions {
   bool privileged = false;
   bool trusted = false;
+  std::uint32_t domain = 0;
+};
+
+// What one run of a sandboxed agent's code (its initialization or a handler) may take before
+// it is aborted with an error (the interpreter stays usable; the next run starts afresh).
+// 0: no limit. time and commands use Tcl's interpreter limits (doc/Limit.3); memory is the
+// process's heap growth during the run, checked every `check_every` commands; value_bytes caps
+// the values that string repeat, lrepeat, append and string cat make in one command.
+struct HandlerLimits {
+  std::uint64_t time_ms = 10000;
+  std::uint64_t commands = 100'000'000;
+  std::uint64_t memory_bytes = 512ull << 20;
+  std::uint64_t value_bytes = 64ull << 20;
+  std::uint32_t check_every = 1000;
 };
 
 struct HandlerOutcome {
@@ -131,7 +153,12 @@ class TclHost {
   void drop_agent(std::uint64_t agent);
 
   std::size_t agent_count() const;
+  // The trusted interpreter (shell-like uses and tests); sandboxes are its children.
   Tcl_Interp* interp() const;
+  // The limits of later runs of sandboxed agents.
+  void set_limits(const HandlerLimits& limits);
+  // The interpreter agent runs in (nullptr: unknown agent).
+  Tcl_Interp* interp_of(std::uint64_t agent) const;
 
  private:
   struct Impl;
