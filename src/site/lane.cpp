@@ -59,10 +59,12 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
       if (!view_.directory.find(name)) return Directory::no_such_stream(name);
       // Refused now, while the handler can hear it, rather than accepted and dropped later.
       std::uint64_t held = run.appended_bytes + message.size();
-      if (const wire::StreamRecord* self = view_.directory.find(run.ctx.stream)) {
-        auto it = view_.held_bytes.find(self->id);
-        if (it != view_.held_bytes.end()) held += it->second;
-      }
+      // Most of the time nothing waits for room: no lookup of the stream on every append.
+      if (!view_.held_bytes.empty())
+        if (const wire::StreamRecord* self = view_.directory.find(run.ctx.stream)) {
+          auto it = view_.held_bytes.find(self->id);
+          if (it != view_.held_bytes.end()) held += it->second;
+        }
       if (view_.max_held_bytes > 0 && held > view_.max_held_bytes)
         return Status::error(
             Status::Code::kWouldBlock,
