@@ -26,6 +26,8 @@ struct LoadConfig {
   std::uint64_t seed = 1;
   // The sender's bound on unconsumed messages (EndpointOptions); the default is the user's.
   std::uint32_t max_unconsumed_messages = EndpointOptions{}.max_unconsumed_messages;
+  // Both ends seal their datagrams (EndpointOptions::secured), under one fixed key.
+  bool secured = false;
 };
 
 struct LoadResult {

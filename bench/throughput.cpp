@@ -150,6 +150,10 @@ Result<std::vector<BenchResult>> run_throughput(const BenchOptions& options) {
   std::vector<double> ms_rates;
   std::vector<double> zmq_cpu;
   std::vector<double> ms_cpu;
+  std::vector<double> sealed_rates;
+  std::vector<double> sealed_cpu;
+  LoadConfig sealed_cfg = cfg;
+  sealed_cfg.secured = true;
   for (int round = 0; round < rounds_or_default(options); ++round) {
     auto zmq = run_zmq_load(cfg);
     if (!zmq.ok()) return zmq.status();
@@ -159,16 +163,29 @@ Result<std::vector<BenchResult>> run_throughput(const BenchOptions& options) {
     if (!ms.ok()) return ms.status();
     ms_rates.push_back(ms->messages_per_second);
     ms_cpu.push_back(ms->cpu_ns_per_message);
+    auto sealed = run_mstream_load(sealed_cfg);
+    if (!sealed.ok()) return sealed.status();
+    if (sealed->receiver.forged_in + sealed->receiver.unsealed_in != 0)
+      return Status::error(Status::Code::kInternal, "the secured receiver dropped datagrams");
+    sealed_rates.push_back(sealed->messages_per_second);
+    sealed_cpu.push_back(sealed->cpu_ns_per_message);
   }
   const char* wait = wait_strategy_name(cfg.wait);
   const std::string placement = cfg.placement.describe();
   // CPU per message is the contract's throughput seen from the other side: on a machine
   // shared with other work, rates follow the share of the cores each run got, while the CPU a
   // message costs does not. Lower is better (ratio > 1: mstream spends more).
-  return std::vector<BenchResult>{{"throughput", "consumed_per_second", median(ms_rates), "msgs/s",
-                                   "zeromq_push_pull_tcp", median(zmq_rates), wait, placement},
-                                  {"throughput", "cpu_per_message", median(ms_cpu), "ns",
-                                   "zeromq_push_pull_tcp", median(zmq_cpu), wait, placement}};
+  return std::vector<BenchResult>{
+      {"throughput", "consumed_per_second", median(ms_rates), "msgs/s", "zeromq_push_pull_tcp",
+       median(zmq_rates), wait, placement},
+      {"throughput", "cpu_per_message", median(ms_cpu), "ns", "zeromq_push_pull_tcp",
+       median(zmq_cpu), wait, placement},
+      // Security on (every datagram sealed, doc/security.md) vs
+      // off, the same rounds: the target is >= 0.8.
+      {"throughput", "secured_consumed_per_second", median(sealed_rates), "msgs/s",
+       "mstream_unsecured", median(ms_rates), wait, placement},
+      {"throughput", "secured_cpu_per_message", median(sealed_cpu), "ns", "mstream_unsecured",
+       median(ms_cpu), wait, placement}};
 }
 
 }  // namespace mstream::bench

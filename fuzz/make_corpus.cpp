@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "wire/control.hpp"
+#include "wire/crypto.hpp"
 #include "wire/datagram.hpp"
 #include "wire/join.hpp"
 
@@ -162,6 +163,41 @@ bool write_all(const std::filesystem::path& dir, const std::vector<Bytes>& seeds
 
 }  // namespace
 
+// fuzz_sealed_decode's: sealed datagrams and joins under its key, and plain joins.
+std::vector<Bytes> sealed_seeds() {
+  Key key;
+  for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(i * 7 + 1);
+  const Bytes p{'h', 'e', 'l', 'l', 'o'};
+  std::vector<Bytes> out;
+  for (const Bytes& plain : {datagram(1, 2, 0, [](Bytes*) {}), datagram(1, 2, 1, [&](Bytes* b) {
+                               encode_data(100, 200, 1, p, b);
+                             })}) {
+    Bytes sealed;
+    seal_datagram(key, {1, 0, 1}, plain, &sealed);
+    out.push_back(sealed);
+  }
+  JoinMessage m;
+  m.nonce = 42;
+  m.op = JoinMessage::Op::kHello;
+  out.emplace_back();
+  encode_join(m, &out.back());
+  m.op = JoinMessage::Op::kChallenge;
+  m.cookie.fill(9);
+  out.emplace_back();
+  encode_join(m, &out.back());
+  m.op = JoinMessage::Op::kAccept;
+  m.site = 3;
+  m.has_key = true;
+  m.key = key;
+  out.emplace_back();
+  encode_sealed_join(m, key, &out.back());
+  m.op = JoinMessage::Op::kUnauthentic;
+  m.reason = "no";
+  out.emplace_back();
+  encode_join(m, &out.back());
+  return out;
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -170,7 +206,8 @@ int main(int argc, char** argv) {
   std::filesystem::path dir(argv[1]);
   if (!write_all(dir / "fuzz_datagram_decode", datagram_seeds()) ||
       !write_all(dir / "fuzz_transport", transport_seeds()) ||
-      !write_all(dir / "fuzz_control_decode", control_seeds())) {
+      !write_all(dir / "fuzz_control_decode", control_seeds()) ||
+      !write_all(dir / "fuzz_sealed_decode", sealed_seeds())) {
     std::fprintf(stderr, "make_corpus: cannot write under %s\n", argv[1]);
     return 1;
   }

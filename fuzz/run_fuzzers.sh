@@ -15,7 +15,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cmake_bin="${CMAKE_COMMAND:-cmake}"
 cxx="${MSTREAM_FUZZ_CXX:-clang++}"
-targets=(fuzz_datagram_decode fuzz_transport fuzz_control_decode)
+targets=(fuzz_datagram_decode fuzz_transport fuzz_control_decode fuzz_sealed_decode)
 
 usage() {
   sed -n '2,12p' "$0" >&2

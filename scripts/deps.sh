@@ -12,6 +12,7 @@ packages=(
   tcl8.6-dev                              # Tcl 8.6: agents, handlers and the shell
   libreadline-dev                         # line editing and history in mstream shell
   libsqlite3-dev                          # SQLite: the failure managers' durable store
+  libsodium-dev                           # libsodium: secured sessions (join, sealed datagrams)
   iproute2                                # ip netns: the partition tests' network namespaces
 )
 

@@ -126,8 +126,12 @@ TEST(BenchSmoke, ThroughputReportsConsumedPerSecondAgainstZeroMq) {
   auto r = run_benchmark("throughput", quick());
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   expect_well_formed(*r, "throughput");
-  EXPECT_EQ(metrics_of(*r), (std::set<std::string>{"consumed_per_second", "cpu_per_message"}));
-  for (const auto& x : *r) EXPECT_EQ(x.baseline, "zeromq_push_pull_tcp");
+  EXPECT_EQ(metrics_of(*r),
+            (std::set<std::string>{"consumed_per_second", "cpu_per_message",
+                                   "secured_consumed_per_second", "secured_cpu_per_message"}));
+  for (const auto& x : *r)
+    EXPECT_EQ(x.baseline,
+              x.metric.starts_with("secured") ? "mstream_unsecured" : "zeromq_push_pull_tcp");
 }
 
 TEST(BenchSmoke, LossReportsEveryClassAndLevelAgainstNoLoss) {

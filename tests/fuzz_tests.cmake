@@ -17,7 +17,7 @@ set_tests_properties(fuzz.build PROPERTIES
   TIMEOUT 600
   LABELS fuzz)
 
-foreach(target fuzz_datagram_decode fuzz_transport fuzz_control_decode)
+foreach(target fuzz_datagram_decode fuzz_transport fuzz_control_decode fuzz_sealed_decode)
   add_test(NAME fuzz.${target}
     COMMAND bash ${mstream_fuzz_script} run ${mstream_fuzz_dir} ${target} 30)
   set_tests_properties(fuzz.${target} PROPERTIES

@@ -2,6 +2,7 @@
 add_executable(wire_tests
   ${CMAKE_CURRENT_LIST_DIR}/wire_codec_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/wire_crc32c_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/wire_crypto_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/wire_datagram_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/wire_malformed_test.cpp)
 target_link_libraries(wire_tests PRIVATE mstream_wire mstream_warnings GTest::gtest_main)

@@ -15,6 +15,7 @@
 // the network (DESIGN.md guarantee 7) never reaches a handler and never fails a call: it is
 // counted in stats() and reported on stderr at most once a second.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -51,6 +52,12 @@ struct EndpointOptions {
   // Spin on the socket instead of sleeping in the kernel while waiting in poll(): lower
   // latency, one core busy.
   bool busy_poll = false;
+  // With secured, every datagram is sealed under traffic_key (XChaCha20-Poly1305; doc/
+  // security.md) and only sealed datagrams that authenticate under it, each once, are
+  // accepted: the rest is counted (forged_in, replayed_in, unsealed_in) and dropped. Every
+  // peer must use the same key.
+  bool secured = false;
+  std::array<std::uint8_t, 32> traffic_key{};
 };
 
 // A message handed to a handler. payload is valid only during the call.
@@ -76,6 +83,9 @@ struct EndpointStats {
   std::uint64_t retransmissions = 0;        // datagrams sent again (repeats and probes)
   std::uint64_t messages_consumed = 0;      // by handlers at this endpoint
   std::uint64_t messages_released = 0;      // consumption acks received by local senders
+  std::uint64_t forged_in = 0;              // secured: did not authenticate (forged, tampered with)
+  std::uint64_t replayed_in = 0;            // secured: authenticated, but seen before
+  std::uint64_t unsealed_in = 0;            // secured: not sealed at all
 };
 
 class Endpoint {

@@ -94,14 +94,49 @@ struct Limits {
   std::uint64_t max_held_bytes = site::SiteOptions{}.max_held_bytes;
   std::size_t max_streams_per_site = leader::LeaderOptions{}.max_streams_per_site;
   std::size_t max_agents_per_stream = leader::LeaderOptions{}.max_agents_per_stream;
+  std::uint64_t handler_time_ms = tcl::HandlerLimits{}.time_ms;
 };
 
-void add_held_option(CLI::App* app, const std::shared_ptr<Limits>& limits) {
+// The limits every daemon applies to its own site.
+void add_site_limit_options(CLI::App* app, const std::shared_ptr<Limits>& limits) {
   app->add_option("--max-held-bytes", limits->max_held_bytes,
                   "bytes one stream's handlers may have appended here that wait for room at "
                   "slow receivers; beyond it their stream_append fails (default 268435456; 0: "
                   "no limit)");
+  app->add_option("--handler-time-limit", limits->handler_time_ms,
+                  "milliseconds one run of a sandboxed agent's handler may take before it is "
+                  "aborted with an error (default 10000; COMMANDS.md, Sandbox)")
+      ->check(CLI::Range(1, 86400000));
 }
+
+void apply_site_limits(const Limits& limits, site::SiteOptions* so) {
+  so->max_held_bytes = limits.max_held_bytes;
+  so->handler_limits.time_ms = limits.handler_time_ms;
+}
+
+// Says on stderr, at most once a second, how many datagrams were dropped as forged, replayed
+// or unsealed since it last said: an attack, or a peer with another session's secret.
+class DropLog {
+ public:
+  void check(const proto::TransportStats& s, const char* who) {
+    const std::uint64_t total = s.forged_in + s.replayed_in + s.unsealed_in;
+    if (total == said_) return;
+    const proto::Time now = runtime::monotonic_now();
+    if (now - last_ < proto::kSecond) return;
+    last_ = now;
+    said_ = total;
+    std::fprintf(stderr,
+                 "mstream %s: dropped datagrams that did not authenticate: %llu forged or "
+                 "tampered with, %llu replayed, %llu unsealed (so far)\n",
+                 who, static_cast<unsigned long long>(s.forged_in),
+                 static_cast<unsigned long long>(s.replayed_in),
+                 static_cast<unsigned long long>(s.unsealed_in));
+  }
+
+ private:
+  std::uint64_t said_ = 0;
+  proto::Time last_ = -proto::kSecond;
+};
 
 Status read_controller(const std::string& path, std::string* code) {
   if (path.empty()) return Status::ok_status();
@@ -233,8 +268,17 @@ void remove_leader_state(const std::string& state_dir) {
 int run_leader(const std::string& listen, const std::string& state_dir, const LossOptions& loss,
                std::size_t workers, std::uint64_t failure_timeout_ms,
                std::uint64_t resume_timeout_ms, const ControllerFiles& controller_files,
-               const Limits& limits) {
+               const Limits& limits, const SecurityOptions& security) {
   install_stop_handlers();
+  auto secret = session_secret(security, /*make=*/true);
+  if (!secret.ok()) {
+    std::fprintf(stderr, "mstream leader: %s\n", secret.status().message().c_str());
+    return 2;
+  }
+  std::optional<leader::JoinSecurity> keys;
+  if (*secret)
+    keys =
+        leader::JoinSecurity{wire::join_key_of(**secret), wire::random_key(), wire::random_key()};
   ControllerFiles controllers;
   if (Status st = read_controllers(controller_files, &controllers); !st.ok()) {
     std::fprintf(stderr, "mstream leader: %s\n", st.message().c_str());
@@ -249,7 +293,7 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   site::SiteOptions so = site::SiteOptions::with_mtu(0, (*loop)->mtu());
   so.session_controller = controllers.session;
   so.controller = controllers.site;
-  so.max_held_bytes = limits.max_held_bytes;
+  apply_site_limits(limits, &so);
   auto executor = start_workers(workers, **loop);
   if (!executor.ok()) {
     std::fprintf(stderr, "mstream leader: %s\n", executor.status().message().c_str());
@@ -277,7 +321,7 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   }
   // Under mstream run the shell prints handler errors on the stderr we share with it.
   so.log_forwarded_errors = lo.log_forwarded_errors = !stamped;
-  leader::LeaderNode node(so, lo);
+  leader::LeaderNode node(so, lo, keys);
   node.set_own_address((*loop)->local_address(), static_cast<std::uint64_t>(::getpid()));
   if (Status st = node.open_state(runtime::monotonic_now()); !st.ok()) {
     std::fprintf(stderr, "mstream leader: %s (remove %s to start a new session)\n",
@@ -295,9 +339,11 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
                 leader_state_path(state_dir).c_str());
   std::fflush(stdout);
   std::string line;
+  DropLog drops;
   while (!g_stop.load() && !node.finished()) {
     Status st = (*loop)->run_once(50ms);
     drain_output(node.site(), stamped);
+    drops.check(node.site().transport().stats(), "leader");
     while (node.leader().poll_log(&line))
       std::fprintf(stderr, "mstream leader: %s\n", line.c_str());
     if (!st.ok()) {
@@ -314,8 +360,15 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
 
 int run_site(const std::string& leader, std::string listen, const LossOptions& loss,
              std::size_t workers, const std::string& state_dir, const std::string& controller_file,
-             std::uint64_t max_held_bytes) {
+             const Limits& limits, const SecurityOptions& security) {
   install_stop_handlers();
+  auto secret = session_secret(security, /*make=*/false);
+  if (!secret.ok()) {
+    std::fprintf(stderr, "mstream site: %s\n", secret.status().message().c_str());
+    return 2;
+  }
+  std::optional<wire::Key> join_key;
+  if (*secret) join_key = wire::join_key_of(**secret);
   ControllerFiles controllers;
   if (Status st = read_controllers({{}, controller_file}, &controllers); !st.ok()) {
     std::fprintf(stderr, "mstream site: %s\n", st.message().c_str());
@@ -337,18 +390,20 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
   // leader is gone) joins again as a new site: its streams were recovered elsewhere, and
   // nothing of its old membership is kept.
   for (bool first = true; !g_stop.load(); first = false) {
-    auto id = (*loop)->join(leader, wire::JoinMessage::Role::kSite, first ? 10s : 2s);
-    if (!id.ok()) {
-      if (first) {
-        std::fprintf(stderr, "mstream site: %s\n", id.status().message().c_str());
+    auto joined = (*loop)->join(leader, wire::JoinMessage::Role::kSite, first ? 10s : 2s, join_key);
+    if (!joined.ok()) {
+      if (first || joined.status().code() == Status::Code::kInvalidArgument) {
+        std::fprintf(stderr, "mstream site: %s\n", joined.status().message().c_str());
         return 1;
       }
       continue;  // still cut off: keep asking
     }
+    const proto::SiteId* id = &joined->site;
     site::SiteOptions so = site::SiteOptions::with_mtu(*id, (*loop)->mtu());
     so.log_forwarded_errors = !stamped;
     so.controller = controllers.site;
-    so.max_held_bytes = max_held_bytes;
+    so.traffic_key = joined->traffic_key;
+    apply_site_limits(limits, &so);
     auto executor = start_workers(workers, **loop);
     if (!executor.ok()) {
       std::fprintf(stderr, "mstream site: %s\n", executor.status().message().c_str());
@@ -375,9 +430,11 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
     }
     std::printf("mstream: site %u joined %s\n", *id, leader.c_str());
     std::fflush(stdout);
+    DropLog drops;
     while (!g_stop.load() && !node.finished()) {
       Status st = (*loop)->run_once(50ms);
       drain_output(node, stamped);
+      drops.check(node.transport().stats(), "site");
       if (!st.ok()) {
         std::fprintf(stderr, "mstream site: %s\n", st.message().c_str());
         return 1;
@@ -424,7 +481,9 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
   leader->add_option("--site-controller", leader_controllers->site,
                      "Tcl file of site 0's own controller agent (as `mstream site --controller`)");
   auto leader_limits = std::make_shared<Limits>();
-  add_held_option(leader, leader_limits);
+  add_site_limit_options(leader, leader_limits);
+  auto leader_security = std::make_shared<SecurityOptions>();
+  add_security_options(leader, leader_security.get(), /*leader=*/true);
   leader->add_option("--max-streams-per-site", leader_limits->max_streams_per_site,
                      "streams a site may host; a create or move beyond it fails (default "
                      "65536; 0: no limit)");
@@ -433,7 +492,7 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
                      "no limit)");
   leader->callback([=] {
     *exit_code = run_leader(*listen, *state, *leader_loss, *leader_workers, *failure_timeout,
-                            *resume_timeout, *leader_controllers, *leader_limits);
+                            *resume_timeout, *leader_controllers, *leader_limits, *leader_security);
   });
 
   auto* site = app.add_subcommand("site", "run a site of a session");
@@ -455,10 +514,12 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
                    "handlers vet what concerns this site, and which may expose commands to the "
                    "sandboxed agents here (COMMANDS.md, Policy)");
   auto site_limits = std::make_shared<Limits>();
-  add_held_option(site, site_limits);
+  add_site_limit_options(site, site_limits);
+  auto site_security = std::make_shared<SecurityOptions>();
+  add_security_options(site, site_security.get(), /*leader=*/false);
   site->callback([=] {
     *exit_code = run_site(*leader_addr, *site_listen, *site_loss, *site_workers, *site_state,
-                          *site_controller, site_limits->max_held_bytes);
+                          *site_controller, *site_limits, *site_security);
   });
 }
 

@@ -2,9 +2,11 @@
 
 #include <tcl.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 
+#include "runtime/secret_file.hpp"
 #include "runtime/socket_address.hpp"
 #include "tcl/tcl_host.hpp"
 
@@ -22,16 +24,64 @@ std::string default_session() {
   return s && *s ? s : "127.0.0.1:7070";
 }
 
-Result<std::unique_ptr<SessionClient>> SessionClient::connect(const std::string& leader,
-                                                              std::chrono::nanoseconds timeout) {
+void add_security_options(CLI::App* app, SecurityOptions* o, bool leader) {
+  app->add_option("--secret-file", o->secret_file,
+                  std::string("the session secret: whoever holds it may join the session, and "
+                              "its traffic is authenticated and encrypted (default "
+                              "$MSTREAM_SECRET_FILE, else ~/.mstream/secret") +
+                      (leader ? ", made when there is none)" : ": copy the leader's)"));
+  app->add_flag("--insecure", o->insecure,
+                "no secret: anyone who can reach the session's ports may join it and read or "
+                "forge its traffic (doc/security.md)");
+}
+
+Result<std::optional<wire::Key>> session_secret(const SecurityOptions& o, bool make) {
+  if (o.insecure) {
+    if (!o.secret_file.empty())
+      return Status::error(Status::Code::kInvalidArgument,
+                           "--insecure and --secret-file do not go together");
+    return std::optional<wire::Key>();
+  }
+  const std::string path = o.secret_file.empty() ? runtime::default_secret_path() : o.secret_file;
+  if (path.empty())
+    return Status::error(Status::Code::kInvalidArgument,
+                         "no session secret: neither --secret-file, $MSTREAM_SECRET_FILE nor $HOME "
+                         "is set (or pass --insecure)");
+  if (!wire::crypto_ready())
+    return Status::error(Status::Code::kIoError, "libsodium could not be initialised");
+  bool made = false;
+  auto key = make ? runtime::read_or_make_secret(path, &made) : runtime::read_secret(path);
+  if (!key.ok()) {
+    if (key.status().code() == Status::Code::kNotFound)
+      return Status::error(Status::Code::kNotFound,
+                           key.status().message() +
+                               ": copy the leader's there, name it with --secret-file, or pass "
+                               "--insecure to join an unsecured session");
+    return key.status();
+  }
+  if (made)
+    std::fprintf(stderr,
+                 "mstream: made a new session secret at %s; copy it to the other machines of "
+                 "the session\n",
+                 path.c_str());
+  return std::optional<wire::Key>(*key);
+}
+
+Result<std::unique_ptr<SessionClient>> SessionClient::connect(
+    const std::string& leader, std::chrono::nanoseconds timeout,
+    const std::optional<wire::Key>& secret) {
   auto loop = runtime::NodeLoop::open({.listen = default_listen_for(leader)});
   if (!loop.ok()) return loop.status();
-  auto id = (*loop)->join(leader, wire::JoinMessage::Role::kShell, timeout);
-  if (!id.ok()) return id.status();
+  std::optional<wire::Key> join_key;
+  if (secret) join_key = wire::join_key_of(*secret);
+  auto joined = (*loop)->join(leader, wire::JoinMessage::Role::kShell, timeout, join_key);
+  if (!joined.ok()) return joined.status();
+  const proto::SiteId* id = &joined->site;
   std::unique_ptr<SessionClient> c(new SessionClient());
   c->loop_ = std::move(*loop);
-  c->core_ =
-      std::make_unique<site::SiteCore>(site::SiteOptions::with_mtu(*id, c->loop_->mtu(), true));
+  site::SiteOptions so = site::SiteOptions::with_mtu(*id, c->loop_->mtu(), true);
+  so.traffic_key = joined->traffic_key;
+  c->core_ = std::make_unique<site::SiteCore>(so);
   c->loop_->attach(c->core_.get());
   c->write_ = [](std::string_view text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -54,7 +104,8 @@ Result<std::unique_ptr<SessionClient>> SessionClient::connect(const std::string&
   if (failure_timeout > 0 && c->loop_->leader_address())
     c->keepalive_.start(
         c->loop_->fd(), *c->loop_->leader_address(), *id, 0,
-        std::chrono::nanoseconds(site::SiteCore::keepalive_interval(failure_timeout)));
+        std::chrono::nanoseconds(site::SiteCore::keepalive_interval(failure_timeout)),
+        joined->traffic_key);
   return c;
 }
 

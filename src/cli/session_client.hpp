@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "mstream/status.hpp"
@@ -17,8 +18,23 @@
 #include "site/site_core.hpp"
 
 struct Tcl_Interp;
+namespace CLI {
+class App;
+}
 
 namespace mstream::cli {
+
+// Whether and how this process proves it belongs to its session (doc/security.md).
+struct SecurityOptions {
+  std::string secret_file;  // empty: runtime::default_secret_path()
+  bool insecure = false;
+};
+// --secret-file and --insecure on `app`, for a command of role `who` ("leader", "site", ...).
+void add_security_options(CLI::App* app, SecurityOptions* o, bool leader);
+// The session secret the options name: none with --insecure; else the file's, which a
+// leader (`make`) makes when there is none (saying so on stderr). Errors: a clear message
+// naming the file and what to do.
+Result<std::optional<wire::Key>> session_secret(const SecurityOptions& o, bool make);
 
 // The address to bind to talk to `leader`: loopback for a loopback leader, else any.
 std::string default_listen_for(const std::string& leader);
@@ -29,8 +45,10 @@ class SessionClient {
  public:
   // Joins the session at `leader` and waits for its directory. Errors: kUnavailable (no
   // leader answered within `timeout`), kInvalidArgument (bad address).
-  static Result<std::unique_ptr<SessionClient>> connect(const std::string& leader,
-                                                        std::chrono::nanoseconds timeout);
+  // With a secret, the session is a secured one (doc/security.md).
+  static Result<std::unique_ptr<SessionClient>> connect(
+      const std::string& leader, std::chrono::nanoseconds timeout,
+      const std::optional<wire::Key>& secret = std::nullopt);
   ~SessionClient();
 
   site::SiteCore& core() { return *core_; }

@@ -19,6 +19,7 @@
 #include "cli/session_client.hpp"
 #include "runtime/local_session.hpp"
 #include "runtime/output_merger.hpp"
+#include "runtime/secret_file.hpp"
 
 namespace mstream::cli {
 namespace {
@@ -52,7 +53,30 @@ struct RunOptions {
   std::string session_controller;  // the embedded leader's --controller
   std::string site_controller;     // every embedded site's --controller (site 0's too)
   // The embedded daemons' limits (COMMANDS.md, Limits), as given: empty, their defaults.
-  std::string max_held_bytes, max_streams_per_site, max_agents_per_stream;
+  std::string max_held_bytes, max_streams_per_site, max_agents_per_stream, handler_time_limit;
+  SecurityOptions security;
+};
+
+// The embedded session's own secret, in a directory of its own for as long as it runs.
+class TempSecret {
+ public:
+  ~TempSecret() {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  Result<std::string> make() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "mstream-run-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      return Status::error(Status::Code::kIoError, "cannot make a directory for the secret");
+    dir_ = tmpl;
+    bool made = false;
+    auto key = runtime::read_or_make_secret(dir_ + "/secret", &made);
+    if (!key.ok()) return key.status();
+    return dir_ + "/secret";
+  }
+
+ private:
+  std::string dir_;
 };
 
 void set_argv(Tcl_Interp* interp, const std::string& script, const std::vector<std::string>& args) {
@@ -73,6 +97,22 @@ int run_script(const RunOptions& o) {
   std::unique_ptr<runtime::LocalSession> local;
   std::unique_ptr<runtime::OutputMerger> merger;
   std::string leader = o.session;
+  SecurityOptions security = o.security;
+  TempSecret temp_secret;
+  if (leader.empty() && !security.insecure && security.secret_file.empty()) {
+    // An embedded session is secured too, under a secret that lives as long as it does.
+    auto path = temp_secret.make();
+    if (!path.ok()) {
+      std::fprintf(stderr, "mstream run: %s\n", path.status().message().c_str());
+      return 1;
+    }
+    security.secret_file = *path;
+  }
+  auto secret = session_secret(security, /*make=*/false);
+  if (!secret.ok()) {
+    std::fprintf(stderr, "mstream run: %s\n", secret.status().message().c_str());
+    return 2;
+  }
   if (leader.empty()) {
     if (Status st = runtime::LocalSession::install_signal_cleanup(); !st.ok()) {
       std::fprintf(stderr, "mstream run: %s\n", st.message().c_str());
@@ -106,6 +146,13 @@ int run_script(const RunOptions& o) {
       if (sites_too) lo.site_args.insert(lo.site_args.end(), {flag, value});
     };
     limit(o.max_held_bytes, "--max-held-bytes", true);
+    limit(o.handler_time_limit, "--handler-time-limit", true);
+    if (security.insecure) {
+      lo.leader_args.push_back("--insecure");
+      lo.site_args.push_back("--insecure");
+    } else {
+      limit(std::filesystem::absolute(security.secret_file).string(), "--secret-file", true);
+    }
     limit(o.max_streams_per_site, "--max-streams-per-site", false);
     limit(o.max_agents_per_stream, "--max-agents-per-stream", false);
     if (!o.site_controller.empty()) {
@@ -123,7 +170,7 @@ int run_script(const RunOptions& o) {
     local->attach_output(*merger);
     leader = local->leader_address();
   }
-  auto client = SessionClient::connect(leader, 10s);
+  auto client = SessionClient::connect(leader, 10s, *secret);
   if (!client.ok()) {
     std::fprintf(stderr, "mstream run: %s\n", client.status().message().c_str());
     return 1;
@@ -190,8 +237,13 @@ int pump_while_idle() {
   return 0;
 }
 
-int run_shell(const std::string& session) {
-  auto client = SessionClient::connect(session, 10s);
+int run_shell(const std::string& session, const SecurityOptions& security) {
+  auto secret = session_secret(security, /*make=*/false);
+  if (!secret.ok()) {
+    std::fprintf(stderr, "mstream shell: %s\n", secret.status().message().c_str());
+    return 2;
+  }
+  auto client = SessionClient::connect(session, 10s, *secret);
   if (!client.ok()) {
     std::fprintf(stderr, "mstream shell: %s\n", client.status().message().c_str());
     return 1;
@@ -266,8 +318,13 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-int run_status(const std::string& session, bool json) {
-  auto client = SessionClient::connect(session, 5s);
+int run_status(const std::string& session, bool json, const SecurityOptions& security) {
+  auto secret = session_secret(security, /*make=*/false);
+  if (!secret.ok()) {
+    std::fprintf(stderr, "mstream status: %s\n", secret.status().message().c_str());
+    return 2;
+  }
+  auto client = SessionClient::connect(session, 5s, *secret);
   if (!client.ok()) {
     std::fprintf(stderr, "mstream status: %s\n", client.status().message().c_str());
     return 1;
@@ -352,6 +409,10 @@ void add_session_commands(CLI::App& app, int* exit_code) {
   run->add_option("--max-agents-per-stream", run_opts->max_agents_per_stream,
                   "the embedded leader's --max-agents-per-stream")
       ->check(CLI::NonNegativeNumber);
+  run->add_option("--handler-time-limit", run_opts->handler_time_limit,
+                  "the embedded daemons' --handler-time-limit")
+      ->check(CLI::Range(1, 86400000));
+  add_security_options(run, &run_opts->security, /*leader=*/false);
   run->add_option("--timeout", run_opts->timeout_s,
                   "seconds to wait for quiescence after the script (default: no limit)");
   // SCRIPT and its arguments: everything from the first positional on is the script's.
@@ -373,8 +434,12 @@ void add_session_commands(CLI::App& app, int* exit_code) {
   auto* shell = app.add_subcommand("shell", "an interactive Tcl shell on a session");
   shell->add_option("--session", *shell_session,
                     "HOST:PORT of the leader (default $MSTREAM_SESSION or 127.0.0.1:7070)");
-  shell->callback(
-      [=] { *exit_code = run_shell(shell_session->empty() ? default_session() : *shell_session); });
+  auto shell_security = std::make_shared<SecurityOptions>();
+  add_security_options(shell, shell_security.get(), /*leader=*/false);
+  shell->callback([=] {
+    *exit_code =
+        run_shell(shell_session->empty() ? default_session() : *shell_session, *shell_security);
+  });
 
   auto status_session = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
@@ -382,8 +447,11 @@ void add_session_commands(CLI::App& app, int* exit_code) {
   status->add_option("--session", *status_session,
                      "HOST:PORT of the leader (default $MSTREAM_SESSION or 127.0.0.1:7070)");
   status->add_flag("--json", *json, "one JSON object");
+  auto status_security = std::make_shared<SecurityOptions>();
+  add_security_options(status, status_security.get(), /*leader=*/false);
   status->callback([=] {
-    *exit_code = run_status(status_session->empty() ? default_session() : *status_session, *json);
+    *exit_code = run_status(status_session->empty() ? default_session() : *status_session, *json,
+                            *status_security);
   });
 }
 

@@ -5,10 +5,12 @@
 
 namespace mstream::leader {
 
-LeaderNode::LeaderNode(site::SiteOptions site_options, LeaderOptions leader_options)
+LeaderNode::LeaderNode(site::SiteOptions site_options, LeaderOptions leader_options,
+                       std::optional<JoinSecurity> security)
     : site_([&] {
         site_options.self = 0;
         site_options.shell = false;
+        if (security) site_options.traffic_key = security->traffic_key;
         return site_options;
       }()),
       leader_(
@@ -20,7 +22,8 @@ LeaderNode::LeaderNode(site::SiteOptions site_options, LeaderOptions leader_opti
             // (and no longer pings) notices within the timeout.
             if (timeout > 0) site_.set_keepalive(site, site::SiteCore::keepalive_interval(timeout));
           }),
-      state_(leader_options.state) {
+      state_(leader_options.state),
+      security_(security) {
   leader_.set_last_heard([this](SiteId site) { return site_.last_heard(site); });
   site_.set_leader_inbox([this](StreamId from, wire::ByteView payload) {
     if (!site::is_control(from)) return;
@@ -34,11 +37,90 @@ LeaderNode::LeaderNode(site::SiteOptions site_options, LeaderOptions leader_opti
   site_.send_from_leader(0, w);
 }
 
+void LeaderNode::refuse(std::uint64_t nonce, std::string reason, wire::Bytes* reply,
+                        wire::JoinMessage::Op op) {
+  wire::JoinMessage answer;
+  answer.op = op;
+  answer.nonce = nonce;
+  answer.reason = std::move(reason);
+  wire::encode_join(answer, reply);
+}
+
+bool LeaderNode::on_secured_join(wire::ByteView bytes, const std::string& from, Time now,
+                                 wire::Bytes* reply) {
+  using Op = wire::JoinMessage::Op;
+  if (wire::datagram_kind(bytes) == wire::kKindJoin) {
+    auto m = wire::decode_join(bytes);
+    if (!m.ok()) return false;
+    if (m->op == Op::kRequest) {
+      if (!security_) return false;  // on_join's
+      refuse(m->nonce,
+             "this session is secured: the joiner needs the session's secret (--secret-file; "
+             "doc/security.md)",
+             reply);
+      return true;
+    }
+    if (m->op != Op::kHello) return false;
+    if (!security_) {
+      refuse(m->nonce, "this session is not secured: join it with --insecure", reply);
+      return true;
+    }
+    wire::JoinMessage challenge;
+    challenge.op = Op::kChallenge;
+    challenge.nonce = m->nonce;
+    wire::Bytes nonce;
+    wire::Writer(&nonce).u64(m->nonce);
+    challenge.cookie = wire::short_mac(security_->cookie_key, nonce);
+    wire::encode_join(challenge, reply);
+    return true;
+  }
+  auto nonce = wire::sealed_join_nonce(bytes);
+  if (!nonce.ok()) return false;
+  if (!security_) {
+    refuse(*nonce, "this session is not secured: join it with --insecure", reply);
+    return true;
+  }
+  auto m = wire::decode_sealed_join(bytes, security_->join_key);
+  if (!m.ok()) {
+    refuse(*nonce,
+           "the join request did not authenticate: the joiner's session secret is not this "
+           "session's",
+           reply, Op::kUnauthentic);  // or damaged on its way: the joiner keeps asking
+    return true;
+  }
+  if (m->op != Op::kRequest) return false;
+  wire::Bytes nonce_bytes;
+  wire::Writer(&nonce_bytes).u64(m->nonce);
+  if (!m->has_cookie || m->cookie != wire::short_mac(security_->cookie_key, nonce_bytes)) {
+    // An old process's challenge, or a recording: a fresh challenge sorts out the first.
+    wire::JoinMessage challenge;
+    challenge.op = Op::kChallenge;
+    challenge.nonce = m->nonce;
+    challenge.cookie = wire::short_mac(security_->cookie_key, nonce_bytes);
+    wire::encode_join(challenge, reply);
+    return true;
+  }
+  wire::JoinMessage answer;
+  if (!leader_.on_join(*m, from, &answer, now)) return false;
+  save();
+  if (answer.op != Op::kAccept) {
+    wire::encode_join(answer, reply);
+    return true;
+  }
+  answer.has_key = true;
+  answer.key = security_->traffic_key;
+  wire::encode_sealed_join(answer, security_->join_key, reply);
+  return true;
+}
+
 bool LeaderNode::on_join(wire::ByteView bytes, const std::string& from, Time now,
                          wire::Bytes* reply) {
   now_ = now;
+  if (security_ || wire::datagram_kind(bytes) == wire::kKindSealedJoin)
+    return on_secured_join(bytes, from, now, reply);
   auto m = wire::decode_join(bytes);
   if (!m.ok()) return false;
+  if (m->op == wire::JoinMessage::Op::kHello) return on_secured_join(bytes, from, now, reply);
   wire::JoinMessage answer;
   if (!leader_.on_join(*m, from, &answer, now)) return false;
   save();  // the reply leaves as soon as this returns
@@ -61,6 +143,18 @@ Status LeaderNode::open_state(Time now) {
     save();
     return Status::ok_status();
   }
+  for (const proto::StoredRecord& r : *records) {
+    if (r.key != kTrafficKeyKey) continue;
+    if (!security_)
+      return Status::error(Status::Code::kInvalidArgument,
+                           "the state is of a secured session: run the leader with its "
+                           "--secret-file");
+    if (r.value.size() != wire::kKeyBytes)
+      return Status::error(Status::Code::kMalformed, "the state's traffic key is damaged");
+    std::copy(r.value.begin(), r.value.end(), security_->traffic_key.begin());
+    site_.set_traffic_key(security_->traffic_key);
+    traffic_key_saved_ = true;
+  }
   if (Status st = leader_.restore(*records); !st.ok()) return st;
   resumed_ = true;
   site_.set_boot(leader_.boot());
@@ -70,7 +164,7 @@ Status LeaderNode::open_state(Time now) {
   for (const auto& [id, p] : leader_.peers())
     if (id != 0 && p.live) site_.admit(id);
   for (const proto::StoredRecord& r : *records) {
-    if ((r.key & kKeyKind) != kChannelKeys) continue;
+    if ((r.key & kKeyKind) != kChannelKeys || r.key == kTrafficKeyKey) continue;
     SavedChannels ch;
     if (!wire::decode_fields(r.value, &ch).ok()) continue;  // its peer repeats what it sent
     site_.restore_leader_channels(static_cast<SiteId>(r.key & ~kKeyKind), ch.out, ch.in);
@@ -88,10 +182,19 @@ Status LeaderNode::open_state(Time now) {
 }
 
 void LeaderNode::save() {
-  if (!state_ || !leader_.has_changes()) return;
+  if (!state_ || (!leader_.has_changes() && (traffic_key_saved_ || !security_))) return;
   std::vector<proto::StoredRecord> records;
   std::vector<SiteId> peers;
   leader_.take_changes(&records, &peers);
+  if (security_ && !traffic_key_saved_) {
+    proto::StoredRecord r;
+    r.key = kTrafficKeyKey;
+    r.epoch = leader_.boot();
+    r.version = 1;
+    r.value.assign(security_->traffic_key.begin(), security_->traffic_key.end());
+    records.push_back(std::move(r));
+    traffic_key_saved_ = true;
+  }
   for (SiteId peer : peers) {
     if (peer == 0) continue;
     SavedChannels ch;

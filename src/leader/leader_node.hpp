@@ -12,9 +12,21 @@
 
 namespace mstream::leader {
 
+// A secured session's keys at its leader (doc/security.md).
+struct JoinSecurity {
+  wire::Key join_key{};     // derived from the session secret: a joiner proves it has it
+  wire::Key traffic_key{};  // the session's: every member seals its datagrams with it
+  wire::Key cookie_key{};   // this process's own: the challenges it sends joiners
+};
+
 class LeaderNode final : public proto::Node {
  public:
-  LeaderNode(site::SiteOptions site_options, LeaderOptions leader_options);
+  // With `security`, the session is secured: site 0's transport seals under its traffic key,
+  // and a joiner must prove it holds the session secret (wire/join.hpp) before it is given an
+  // id and the traffic key. With --state, the traffic key of the session resumed replaces
+  // security->traffic_key (open_state).
+  LeaderNode(site::SiteOptions site_options, LeaderOptions leader_options,
+             std::optional<JoinSecurity> security = std::nullopt);
 
   // Where the other sites reach this process ("HOST:PORT").
   void set_own_address(std::string address, std::uint64_t pid) {
@@ -51,6 +63,10 @@ class LeaderNode final : public proto::Node {
   // Commits what the leader changed, before anything it sent meanwhile can leave the process
   // (output commit: a peer never hears of a state the restarted leader would not have).
   void save();
+  // The answers of a secured leader, and of an unsecured one to a secured joiner.
+  bool on_secured_join(wire::ByteView bytes, const std::string& from, Time now, wire::Bytes* reply);
+  static void refuse(std::uint64_t nonce, std::string reason, wire::Bytes* reply,
+                     wire::JoinMessage::Op op = wire::JoinMessage::Op::kRefuse);
 
   site::SiteCore site_;
   LeaderCore leader_;
@@ -58,6 +74,8 @@ class LeaderNode final : public proto::Node {
   std::uint64_t channel_writes_ = 0;
   bool resumed_ = false;
   Time now_ = 0;
+  std::optional<JoinSecurity> security_;
+  bool traffic_key_saved_ = false;
 };
 
 }  // namespace mstream::leader

@@ -21,6 +21,9 @@ inline constexpr std::uint64_t kStreamKeys = 1ull << 62;
 inline constexpr std::uint64_t kPeerKeys = 2ull << 62;
 inline constexpr std::uint64_t kChannelKeys = 3ull << 62;
 inline constexpr std::uint64_t kKeyKind = 3ull << 62;
+// A secured session's traffic key (site 0 has no control channels with itself): a restarted
+// leader goes on with the key its members hold.
+inline constexpr std::uint64_t kTrafficKeyKey = kChannelKeys | 0;
 
 struct SavedOp {
   proto::SiteId requester = 0;

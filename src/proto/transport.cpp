@@ -28,6 +28,25 @@ constexpr std::size_t kMinFragment = 64;
 Transport::Transport(SiteId self, TransportConfig config)
     : self_(self), config_(sanitize(config)) {}
 
+void Transport::set_traffic_key(const wire::Key& key) { key_ = key; }
+
+PathConfig Transport::path_config() const {
+  PathConfig c = config_.path;
+  // The seal goes around what the path builds; sanitize() left far more room than this.
+  if (key_) c.mtu -= wire::kSealOverhead;
+  return c;
+}
+
+Status Transport::open_sealed(wire::ByteView bytes) {
+  Status st = wire::open_datagram(*key_, bytes, &sealed_header_, &opened_);
+  if (st.ok()) return st;
+  if (st.code() == Status::Code::kPermissionDenied)
+    ++stats_.forged_in;
+  else
+    ++stats_.unsealed_in;
+  return st;
+}
+
 Status Transport::open_stream(StreamId id) {
   if (id == 0) return Status::error(Status::Code::kInvalidArgument, "stream id 0 is reserved");
   if (!open_.insert(id).second)
@@ -66,7 +85,7 @@ void Transport::index_remove(ChannelIndex& index, ChannelKey key) {
 Path& Transport::path_to(SiteId site) {
   auto it = paths_.find(site);
   if (it == paths_.end()) {
-    it = paths_.emplace(site, std::make_unique<Path>(self_, site, config_.path)).first;
+    it = paths_.emplace(site, std::make_unique<Path>(self_, site, path_config())).first;
     it->second->boot = boot_;
   }
   return *it->second;
@@ -79,7 +98,7 @@ void Transport::set_boot(std::uint32_t boot) {
 
 Path& Transport::reset_path(SiteId site, std::uint32_t peer_boot, Time now) {
   auto old = paths_.find(site);
-  PathConfig cfg = old != paths_.end() ? old->second->config() : config_.path;
+  PathConfig cfg = old != paths_.end() ? old->second->config() : path_config();
   auto fresh = std::make_unique<Path>(self_, site, cfg);
   fresh->boot = boot_;
   fresh->peer_boot = peer_boot;
@@ -269,6 +288,10 @@ void Transport::release(SendChannel& ch, ChannelKey key, Seq up_to) {
 
 Status Transport::on_datagram(wire::ByteView bytes, Time now) {
   ++stats_.datagrams_in;
+  if (key_) {
+    if (Status st = open_sealed(bytes); !st.ok()) return st;
+    bytes = opened_;
+  }
   Status st = wire::decode_datagram(bytes, &decoded_);
   if (!st.ok()) {
     ++stats_.malformed_in;
@@ -295,6 +318,17 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
   if (!paths_.contains(h.src_site) && paths_.size() >= kMaxPaths) {
     ++stats_.paths_refused;
     return Status::error(Status::Code::kUnavailable, "too many sites");
+  }
+  if (key_) {
+    // A member may seal what it likes, but not in another's name.
+    if (h.src_site != sealed_header_.src_site || h.src_boot != sealed_header_.src_boot) {
+      ++stats_.malformed_in;
+      return Status::error(Status::Code::kMalformed, "sealed datagram: its header lies");
+    }
+    if (!replay_[h.src_site].accept(h.src_boot, sealed_header_.counter)) {
+      ++stats_.replayed_in;
+      return Status::error(Status::Code::kAlreadyExists, "a replayed datagram");
+    }
   }
   Path* path = &path_to(h.src_site);
   // Even a stale datagram says its sender is alive: a peer that has not yet heard of our new
@@ -498,6 +532,10 @@ void Transport::queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectR
 
 bool Transport::poll_transmit(Time now, OutDatagram* out) {
   if (!poll_path(now, out)) return false;
+  if (key_) {
+    wire::seal_datagram(*key_, {self_, boot_, ++seal_counter_}, out->bytes, &sealed_);
+    std::swap(out->bytes, sealed_);
+  }
   auto p = paths_.find(out->to);
   if (p != paths_.end()) p->second->last_sent = now;
   return true;

@@ -22,6 +22,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -30,8 +31,10 @@
 #include "proto/channel.hpp"
 #include "proto/config.hpp"
 #include "proto/path.hpp"
+#include "proto/replay_window.hpp"
 #include "proto/types.hpp"
 #include "wire/codec.hpp"
+#include "wire/crypto.hpp"
 #include "wire/datagram.hpp"
 
 namespace mstream::proto {
@@ -82,6 +85,10 @@ struct TransportStats {
   std::uint64_t stale_numbering = 0;  // copies of a channel's older numbering (failures)
   std::uint64_t stale_boot_in = 0;    // for another boot of ours, or from an older one of theirs
   std::uint64_t paths_restarted = 0;  // a newer boot of the remote was heard
+  // Secured sessions (set_traffic_key): none of these reaches a channel or a handler.
+  std::uint64_t forged_in = 0;    // sealed, but did not authenticate under the session's key
+  std::uint64_t replayed_in = 0;  // authenticated, but its counter was seen (or is too old)
+  std::uint64_t unsealed_in = 0;  // not sealed at all
 };
 
 class Transport {
@@ -101,6 +108,16 @@ class Transport {
   // anything is sent.
   void set_boot(std::uint32_t boot);
   std::uint32_t boot() const { return boot_; }
+  // Secures the transport (doc/security.md): every datagram it sends from now on is sealed
+  // under `key` (wire/crypto.hpp), and only sealed datagrams that authenticate under it, and
+  // whose counter that sender had not used, are accepted: the rest is counted (forged_in,
+  // replayed_in, unsealed_in) and dropped before anything of it is looked at. Call it before
+  // anything is sent, like set_boot(): paths made later leave room for the seal, so that
+  // sealed datagrams stay within config().path.mtu.
+  void set_traffic_key(const wire::Key& key);
+  bool secured() const { return key_.has_value(); }
+  // For the simulator's checkers, which look inside what is sent.
+  const std::optional<wire::Key>& traffic_key() const { return key_; }
 
   // Membership: once a site was admitted, datagrams from sites not admitted are dropped
   // (counted in unknown_site_in) and no path is made for them, so a forged source id cannot
@@ -227,6 +244,10 @@ class Transport {
     return site == self_ || !membership_ || admitted_.contains(site);
   }
   bool poll_path(Time now, OutDatagram* out);
+  // Opens a sealed datagram into opened_; false (counted) when it does not authenticate.
+  Status open_sealed(wire::ByteView bytes);
+  // What a new path is made with: the config's, with room for the seal.
+  PathConfig path_config() const;
   bool keepalive_due(SiteId site, const Path& p, Time now) const;
   void on_frame(SiteId src, const wire::Frame& f, Time now);
   void on_data(SiteId src, const wire::Frame& f, Time now);
@@ -271,6 +292,12 @@ class Transport {
   TransportStats stats_;
   wire::DecodedDatagram decoded_;  // reused across on_datagram calls
   wire::Bytes body_;               // reused across poll_transmit calls
+  std::optional<wire::Key> key_;
+  std::uint64_t seal_counter_ = 0;
+  wire::SealedHeader sealed_header_;  // of the datagram on_datagram() opened last
+  wire::Bytes opened_;                // its plaintext: decoded_ points into it
+  wire::Bytes sealed_;                // poll_transmit's sealing buffer
+  std::unordered_map<SiteId, ReplayWindow> replay_;
 };
 
 }  // namespace mstream::proto

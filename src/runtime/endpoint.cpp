@@ -77,7 +77,9 @@ class UdpEndpoint final : public Endpoint {
         loss_(options.receive_drop_probability, options.drop_seed),
         receive_(mtu > 1500 ? 32 : 64, kReceiveSlotBytes),
         out_(kSendBatch),
-        send_batch_(kSendBatch) {}
+        send_batch_(kSendBatch) {
+    if (options.secured) transport_.set_traffic_key(options.traffic_key);
+  }
 
   std::string local_address() const override { return socket_.local_address().to_string(); }
   std::uint32_t site_id() const override { return options_.site_id; }
@@ -378,6 +380,9 @@ EndpointStats UdpEndpoint::stats() const {
   s.retransmissions = t.retransmissions;
   s.messages_consumed = messages_consumed_;
   s.messages_released = t.messages_released;
+  s.forged_in = t.forged_in;
+  s.replayed_in = t.replayed_in;
+  s.unsealed_in = t.unsealed_in;
   return s;
 }
 

@@ -12,10 +12,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "proto/types.hpp"
 #include "runtime/socket_address.hpp"
+#include "wire/crypto.hpp"
 
 namespace mstream::runtime {
 
@@ -27,9 +29,11 @@ class KeepaliveThread {
   KeepaliveThread& operator=(const KeepaliveThread&) = delete;
 
   // Sends from `fd` (a bound UDP socket, which must outlive stop()) to `to`, as site `self`
-  // to site `peer`, every `interval`. A second start() replaces the first.
+  // to site `peer`, every `interval`; in a secured session sealed under `traffic_key`, with
+  // counters of its own (wire::kKeepaliveCounters). A second start() replaces the first.
   void start(int fd, const SocketAddress& to, proto::SiteId self, proto::SiteId peer,
-             std::chrono::nanoseconds interval);
+             std::chrono::nanoseconds interval,
+             const std::optional<wire::Key>& traffic_key = std::nullopt);
   void stop();
 
  private:

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "proto/joiner.hpp"
 #include "runtime/clock.hpp"
 #include "runtime/udp_limits.hpp"
 
@@ -43,30 +44,31 @@ void NodeLoop::set_peer(proto::SiteId site, const SocketAddress& address) {
   peers_[site] = address;
 }
 
-Result<proto::SiteId> NodeLoop::join(const std::string& leader, wire::JoinMessage::Role role,
-                                     std::chrono::nanoseconds timeout) {
+Result<NodeLoop::Joined> NodeLoop::join(const std::string& leader, wire::JoinMessage::Role role,
+                                        std::chrono::nanoseconds timeout,
+                                        const std::optional<wire::Key>& join_key) {
   auto address = SocketAddress::parse(leader);
   if (!address.ok()) return address.status();
   // A new membership: the ids of an earlier one (a site that left and joins again) name
   // other peers now.
   peers_.clear();
-  wire::JoinMessage req;
-  req.op = wire::JoinMessage::Op::kRequest;
-  req.nonce = std::random_device{}() ^ (static_cast<std::uint64_t>(::getpid()) << 32) ^
-              static_cast<std::uint64_t>(monotonic_now());
-  req.role = role;
-  req.pid = static_cast<std::uint64_t>(::getpid());
-  wire::Bytes bytes;
-  wire::encode_join(req, &bytes);
+  const std::uint64_t nonce = std::random_device{}() ^
+                              (static_cast<std::uint64_t>(::getpid()) << 32) ^
+                              static_cast<std::uint64_t>(monotonic_now());
+  proto::Joiner joiner(nonce, role, static_cast<std::uint64_t>(::getpid()), join_key);
   const Time deadline = deadline_after(monotonic_now(), timeout);
   Time next_send = 0;
+  std::string doubt;  // the leader's last word on a request it could not authenticate
   for (;;) {
     Time now = monotonic_now();
-    if (now >= deadline)
+    if (now >= deadline) {
+      if (!doubt.empty())
+        return Status::error(Status::Code::kInvalidArgument, "the leader refused: " + doubt);
       return Status::error(Status::Code::kUnavailable, "no answer from a leader at " + leader);
+    }
     if (now >= next_send) {
       std::uint64_t dropped = 0;
-      send_batch_.set(0, bytes, *address);
+      send_batch_.set(0, joiner.request(), *address);
       auto sent = socket_.send(send_batch_, 0, 1, &dropped);
       if (!sent.ok()) return sent.status();
       next_send = now + kJoinRepeat;
@@ -76,13 +78,23 @@ Result<proto::SiteId> NodeLoop::join(const std::string& leader, wire::JoinMessag
     auto n = socket_.receive(&receive_, receive_.capacity());
     if (!n.ok()) return n.status();
     for (std::size_t i = 0; i < *n; ++i) {
-      auto m = wire::decode_join(receive_.bytes(i));
-      if (!m.ok() || m->nonce != req.nonce) continue;
-      if (m->op == wire::JoinMessage::Op::kRefuse)
-        return Status::error(Status::Code::kInvalidArgument, "the leader refused: " + m->reason);
-      if (m->op != wire::JoinMessage::Op::kAccept) continue;
-      peers_[0] = *address;
-      return m->site;
+      if (receive_.truncated(i) || !wire::is_join(receive_.bytes(i))) continue;
+      const proto::Joiner::Outcome out = joiner.on_reply(receive_.bytes(i));
+      switch (out.kind) {
+        case proto::Joiner::Outcome::Kind::kNothing:
+          break;
+        case proto::Joiner::Outcome::Kind::kResend:
+          next_send = 0;
+          break;
+        case proto::Joiner::Outcome::Kind::kDoubted:
+          doubt = out.reason;
+          break;
+        case proto::Joiner::Outcome::Kind::kRefused:
+          return Status::error(Status::Code::kInvalidArgument, "the leader refused: " + out.reason);
+        case proto::Joiner::Outcome::Kind::kAccepted:
+          peers_[0] = *address;
+          return Joined{out.site, out.traffic_key};
+      }
     }
   }
 }
@@ -100,7 +112,7 @@ const SocketAddress* NodeLoop::address_of(proto::SiteId site) {
 void NodeLoop::on_datagram(std::size_t i, Time now) {
   if (receive_.truncated(i)) return;
   const wire::ByteView bytes = receive_.bytes(i);
-  if (wire::datagram_kind(bytes) == wire::kKindJoin) {
+  if (wire::is_join(bytes)) {
     join_reply_.clear();
     if (node_->on_join(bytes, SocketAddress(receive_.source(i)).to_string(), now, &join_reply_)) {
       std::uint64_t dropped = 0;

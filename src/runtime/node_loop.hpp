@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -42,10 +43,16 @@ class NodeLoop {
   std::size_t mtu() const;
 
   // Asks the leader at `leader` ("HOST:PORT") for a site id, repeating the request until it
-  // answers. Errors: kUnavailable (no answer within timeout), kInvalidArgument (refused, or a
-  // bad address).
-  Result<proto::SiteId> join(const std::string& leader, wire::JoinMessage::Role role,
-                             std::chrono::nanoseconds timeout);
+  // answers (proto::Joiner). With a join key (wire::join_key_of the session secret) it joins
+  // a secured session and comes back with its traffic key. Errors: kUnavailable (no answer
+  // within timeout), kInvalidArgument (refused, with the leader's reason, or a bad address).
+  struct Joined {
+    proto::SiteId site = 0;
+    std::optional<wire::Key> traffic_key;
+  };
+  Result<Joined> join(const std::string& leader, wire::JoinMessage::Role role,
+                      std::chrono::nanoseconds timeout,
+                      const std::optional<wire::Key>& join_key = std::nullopt);
   // Where `site` is, before it has sent us anything (e.g. the leader, site 0).
   void set_peer(proto::SiteId site, const SocketAddress& address);
 

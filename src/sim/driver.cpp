@@ -21,6 +21,12 @@ void add_transport_stats(const proto::TransportStats& st, proto::TransportStats*
   s.messages_released += st.messages_released;
   s.paths_refused += st.paths_refused;
   s.unknown_site_in += st.unknown_site_in;
+  s.stale_numbering += st.stale_numbering;
+  s.stale_boot_in += st.stale_boot_in;
+  s.paths_restarted += st.paths_restarted;
+  s.forged_in += st.forged_in;
+  s.replayed_in += st.replayed_in;
+  s.unsealed_in += st.unsealed_in;
 }
 
 }  // namespace mstream::sim

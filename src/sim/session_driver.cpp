@@ -32,6 +32,18 @@ site::SiteOptions session_options(const SessionScenario& s, SiteId id, bool shel
   return o;
 }
 
+// A secured seed's keys, from the seed: runs repeat exactly.
+wire::Key sim_key(std::uint64_t seed, std::uint64_t salt) {
+  wire::Key k;
+  for (std::size_t i = 0; i < k.size(); i += 8) {
+    const std::uint64_t v = mix64(seed ^ (salt << 56) ^ (i + 1));
+    for (std::size_t j = 0; j < 8; ++j) k[i + j] = static_cast<std::uint8_t>(v >> (8 * j));
+  }
+  return k;
+}
+
+wire::Key sim_join_key(const SessionScenario& s) { return wire::join_key_of(sim_key(s.seed, 1)); }
+
 // Failure detection only in the seeds that crash sites (session_scenario.hpp): elsewhere the
 // network's partitions outlast any timeout short enough to test.
 leader::LeaderOptions leader_options(const SessionScenario& s, std::shared_ptr<MemoryStore> state) {
@@ -93,8 +105,14 @@ SessionDriver::~SessionDriver() = default;
 
 void SessionDriver::make_leader() {
   NodeRun& nr = nodes_[0];
+  std::optional<leader::JoinSecurity> security;
+  // Each process draws its own traffic key and cookies; a resumed one goes on with its
+  // state's key.
+  if (sc_.secured)
+    security = leader::JoinSecurity{sim_join_key(sc_), sim_key(sc_.seed, 2 + 2 * nr.restarts),
+                                    sim_key(sc_.seed, 3 + 2 * nr.restarts)};
   nr.leader = std::make_unique<leader::LeaderNode>(session_options(sc_, 0, false, nr.store),
-                                                   leader_options(sc_, nr.leader_state));
+                                                   leader_options(sc_, nr.leader_state), security);
   nr.leader->set_own_address(sim_address(0), 0);
   nr.node = nr.leader.get();
   nr.core = &nr.leader->site();
@@ -258,17 +276,19 @@ SessionResult SessionDriver::run() {
 // Joins
 
 void SessionDriver::send_join(std::uint32_t n) {
-  if (nodes_[n].node || nodes_[n].crashed) return;
-  wire::JoinMessage m;
-  m.op = wire::JoinMessage::Op::kRequest;
-  m.nonce = nodes_[n].nonce;
-  m.role = n == sc_.shell_node() ? wire::JoinMessage::Role::kShell : wire::JoinMessage::Role::kSite;
-  m.pid = n;
-  wire::Bytes bytes;
-  wire::encode_join(m, &bytes);
+  NodeRun& nr = nodes_[n];
+  if (nr.node || nr.crashed) return;
+  if (!nr.joiner) {
+    std::optional<wire::Key> join_key;
+    if (sc_.secured) join_key = sim_join_key(sc_);
+    nr.joiner.emplace(
+        nr.nonce,
+        n == sc_.shell_node() ? wire::JoinMessage::Role::kShell : wire::JoinMessage::Role::kSite, n,
+        join_key);
+  }
   ++sum_.join_requests;
   trace("node " + std::to_string(n) + " asks to join");
-  transmit(n, 0, bytes);
+  transmit(n, 0, nr.joiner->request());
   schedule(now_ + kJoinRepeat, SessionEventKind::kJoin, n);
 }
 
@@ -285,28 +305,42 @@ void SessionDriver::on_join_datagram(std::uint32_t n, std::uint32_t from,
     return;
   }
   NodeRun& nr = nodes_[n];
-  Result<wire::JoinMessage> m = wire::decode_join(bytes);
-  // Damaged, a repeat's, not ours, or for a process that crashed.
-  if (!m.ok() || nr.node || nr.crashed || m->nonce != nr.nonce) return;
-  if (m->op == wire::JoinMessage::Op::kRefuse) {
-    checker_.fail("api_contract", "node " + std::to_string(n) + " refused: " + m->reason);
+  // A repeat's, or for a process that crashed.
+  if (nr.node || nr.crashed || !nr.joiner) return;
+  // Damaged, not ours, or not authentic: nothing.
+  const proto::Joiner::Outcome out = nr.joiner->on_reply(bytes);
+  using Kind = proto::Joiner::Outcome::Kind;
+  // Doubted: our request was damaged on its way (the seed's secret is the session's).
+  if (out.kind == Kind::kNothing || out.kind == Kind::kDoubted) return;
+  if (out.kind == Kind::kResend) {  // the leader's challenge: the sealed request at once
+    transmit(n, 0, nr.joiner->request());
     return;
   }
-  if (m->op != wire::JoinMessage::Op::kAccept) return;
+  if (out.kind == Kind::kRefused) {
+    checker_.fail("api_contract", "node " + std::to_string(n) + " refused: " + out.reason);
+    return;
+  }
+  if (sc_.secured != out.traffic_key.has_value()) {
+    checker_.fail("api_contract", "node " + std::to_string(n) + " admitted without the key");
+    return;
+  }
   for (const NodeRun& other : nodes_) {
-    if (other.node && other.id == m->site) {
+    if (other.node && other.id == out.site) {
       checker_.fail("api_contract", "node " + std::to_string(n) + " given site id " +
-                                        std::to_string(m->site) + ", which another node has");
+                                        std::to_string(out.site) + ", which another node has");
       return;
     }
   }
-  make_site(n, m->site);
+  nr.joiner.reset();
+  make_site(n, out.site, out.traffic_key);
 }
 
-void SessionDriver::make_site(std::uint32_t n, SiteId id) {
+void SessionDriver::make_site(std::uint32_t n, SiteId id,
+                              const std::optional<wire::Key>& traffic_key) {
   NodeRun& nr = nodes_[n];
-  nr.site =
-      std::make_unique<site::SiteCore>(session_options(sc_, id, n == sc_.shell_node(), nr.store));
+  site::SiteOptions options = session_options(sc_, id, n == sc_.shell_node(), nr.store);
+  options.traffic_key = traffic_key;
+  nr.site = std::make_unique<site::SiteCore>(std::move(options));
   nr.node = nr.site.get();
   nr.core = nr.site.get();
   nr.id = id;
@@ -430,6 +464,7 @@ void SessionDriver::restart(std::uint32_t index) {
     return;
   }
   nr.nonce = mix64(sc_.seed ^ (std::uint64_t{n} << 48) ^ (std::uint64_t{nr.restarts} << 40)) | 1;
+  nr.joiner.reset();
   nr.routes.clear();
   nr.id = 0;
   nr.last_timer = -1;
@@ -475,11 +510,14 @@ void SessionDriver::on_arrival(SessionEvent& e) {
   --in_flight_;
   const std::uint32_t n = e.node;
   NodeRun& nr = nodes_[n];
-  if (wire::datagram_kind(e.bytes) == wire::kKindJoin) {
+  if (wire::is_join(e.bytes)) {
     note(SessionEventKind::kArrival, n, hash_bytes(e.bytes), 1);
-    // A damaged join datagram must fail its checksum (decode_join checks it).
+    // A damaged join datagram must fail its checksum (decode_join checks it), or its seal.
     if (e.damage == Damage::kCorrupted || e.damage == Damage::kTruncated) {
-      if (wire::decode_join(e.bytes).ok())
+      const bool decodes = wire::datagram_kind(e.bytes) == wire::kKindJoin
+                               ? wire::decode_join(e.bytes).ok()
+                               : wire::decode_sealed_join(e.bytes, sim_join_key(sc_)).ok();
+      if (decodes)
         checker_.fail("corruption_rejected",
                       "a damaged join datagram decoded at node " + std::to_string(n));
       return;
@@ -583,10 +621,41 @@ std::optional<std::uint32_t> SessionDriver::route(std::uint32_t n, SiteId to) {
   return node;
 }
 
+// Secured seeds: every datagram a node sends is sealed under the session's key, and no
+// sender ever seals two under the same (site, boot, counter), the AEAD's nonce (wire/
+// crypto.hpp): a repeat would reveal both plaintexts, and let forgeries through.
+Status SessionDriver::open_sent(std::uint32_t n, const proto::OutDatagram& out,
+                                const std::string& who) {
+  const std::optional<wire::Key>& key = nodes_[n].core->transport().traffic_key();
+  if (!key) {
+    checker_.fail("wire_valid", who + " sends unsealed in a secured session");
+    return Status::error(Status::Code::kMalformed, "unsealed");
+  }
+  wire::SealedHeader h;
+  Status st = wire::open_datagram(*key, out.bytes, &h, &opened_);
+  if (!st.ok()) return st;
+  auto [it, fresh] = nonces_.try_emplace({h.src_site, h.src_boot}, h.counter);
+  if (!fresh) {
+    if (h.counter <= it->second)
+      checker_.fail("nonce_unique", who + " sealed counter " + std::to_string(h.counter) +
+                                        " after " + std::to_string(it->second) + " (boot " +
+                                        std::to_string(h.src_boot) + ")");
+    it->second = std::max(it->second, h.counter);
+  }
+  ++sum_.sealed;
+  return st;
+}
+
 void SessionDriver::on_transmit(std::uint32_t n, const proto::OutDatagram& out) {
   NodeRun& nr = nodes_[n];
   const std::string who = "node " + std::to_string(n) + " (site " + std::to_string(nr.id) + ")";
-  Status status = wire::decode_datagram(out.bytes, &decoded_);
+  wire::ByteView bytes = out.bytes;
+  Status status = Status::ok_status();
+  if (sc_.secured) {
+    status = open_sent(n, out, who);
+    bytes = opened_;
+  }
+  if (status.ok()) status = wire::decode_datagram(bytes, &decoded_);
   if (!status.ok()) {
     checker_.fail("wire_valid", who + " sent an undecodable datagram: " + status.to_string());
   } else {

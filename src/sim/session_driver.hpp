@@ -21,6 +21,7 @@
 
 #include "leader/leader_node.hpp"
 #include "mstream/agent.hpp"
+#include "proto/joiner.hpp"
 #include "sim/memory_store.hpp"
 #include "sim/network.hpp"
 #include "sim/random.hpp"
@@ -101,6 +102,7 @@ class SessionDriver {
     site::SiteCore* core = nullptr;  // the SiteCore (the leader's site 0 for node 0)
     SiteId id = 0;
     std::uint64_t nonce = 0;  // of its join requests
+    std::optional<proto::Joiner> joiner;  // from its first request to its admission
     // Where each site is, learned as node_loop learns it: from the datagrams it accepts, else
     // from the node's directory (peer_address "sim:K").
     std::unordered_map<SiteId, std::uint32_t> routes;
@@ -140,7 +142,7 @@ class SessionDriver {
   void on_arrival(SessionEvent& e);
   void on_join_datagram(std::uint32_t n, std::uint32_t from, const wire::Bytes& bytes);
   void send_join(std::uint32_t n);
-  void make_site(std::uint32_t n, SiteId id);
+  void make_site(std::uint32_t n, SiteId id, const std::optional<wire::Key>& traffic_key);
   void crash(std::uint32_t index);
   void crash_now(std::uint32_t index);
   MemoryStore::Fault on_store_put(std::uint32_t n, const std::vector<proto::StoredRecord>& batch);
@@ -226,6 +228,10 @@ class SessionDriver {
   std::set<std::tuple<StreamId, StreamId, proto::Seq>> control_done_;
   proto::OutDatagram out_;
   wire::DecodedDatagram decoded_;
+  wire::Bytes opened_;  // the plaintext of the sealed datagram on_transmit() looks at
+  // The last counter each sender (site, boot) sealed under (nonce_unique).
+  std::map<std::pair<SiteId, std::uint32_t>, std::uint64_t> nonces_;
+  Status open_sent(std::uint32_t n, const proto::OutDatagram& out, const std::string& who);
   std::vector<Arrival> arrivals_;
 };
 

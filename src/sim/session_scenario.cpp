@@ -259,6 +259,7 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   Rng crash_rng = rng.fork();
   Rng durable_rng = rng.fork();
   Rng leader_rng = rng.fork();
+  Rng security_rng = rng.fork();
 
   s.transport = derive_session_transport(config_rng, overrides.small_buffers);
   static constexpr std::size_t kBudgets[] = {1, 4, 256};
@@ -299,6 +300,7 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   if (overrides.faults && overrides.crashes) derive_crashes(crash_rng, &s);
   derive_durable(durable_rng, &s);
   if (overrides.faults && overrides.crashes) derive_leader_crash(leader_rng, &s);
+  s.secured = security_rng.chance(0.5);
   return s;
 }
 
@@ -318,6 +320,7 @@ std::string describe(const SessionScenario& s) {
                              : std::to_string(s.handler_lanes) + " deferred lanes, finish chance " +
                                    std::to_string(s.lane_finish_chance)) +
        " delivery_batch=" + std::to_string(s.delivery_batch));
+  line(std::string("session security: ") + (s.secured ? "secured (sealed datagrams)" : "none"));
   for (SiteId a = 0; a < s.nodes(); ++a)
     for (SiteId b = 0; b < s.nodes(); ++b)
       if (a != b)

@@ -127,6 +127,9 @@ struct SessionScenario {
   // --state`), and the peers wait this long for it to come back (LeaderOptions).
   bool leader_durable = false;
   Time resume_timeout = 0;
+  // A secured session (doc/security.md): the nodes join with the session secret, and every
+  // datagram is sealed, so the network's damage is caught by authentication.
+  bool secured = false;
   // Never derived: the checkers' tests set it to show they catch a broken durable store.
   // Every K-th commit of a site's store is dropped though put() succeeds (0: none).
   std::uint32_t lying_store_every = 0;

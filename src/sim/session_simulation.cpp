@@ -59,7 +59,9 @@ std::string describe(const SessionResult& r) {
   out += "session transport:" + kv("datagrams_in", t.datagrams_in) +
          kv("datagrams_out", t.datagrams_out) + kv("unknown_site_in", t.unknown_site_in) +
          kv("retransmissions", t.retransmissions) + kv("rejected_frames", t.rejected_frames) +
-         kv("duplicate_messages", t.duplicate_messages) + kv("bogus_acks", t.bogus_acks) + "\n";
+         kv("duplicate_messages", t.duplicate_messages) + kv("bogus_acks", t.bogus_acks) +
+         kv("sealed_out", s.sealed) + kv("forged_in", t.forged_in) +
+         kv("replayed_in", t.replayed_in) + kv("unsealed_in", t.unsealed_in) + "\n";
   out += std::string("session trace hash ") + hash + "\n";
   return out;
 }

@@ -38,6 +38,7 @@ struct SessionSummary {
   std::uint64_t relocations_refused = 0;  // a target its site's replica lacks yet
   std::uint64_t arrives = 0;              // Arrive messages sent (moves carried out)
   std::uint64_t unroutable = 0;           // datagrams to a site whose address was unknown
+  std::uint64_t sealed = 0;               // datagrams sent sealed (secured seeds)
   std::uint64_t damaged_refused = 0;
   std::uint64_t crashes = 0;       // sites crashed
   std::uint64_t restarts = 0;      // of which came back as new sites

@@ -31,6 +31,7 @@ SiteCore::SiteCore(SiteOptions options)
   view_->max_message_bytes = options_.max_message_bytes;
   view_->max_held_bytes = options_.max_held_bytes;
   view_->handler_limits = options_.handler_limits;
+  if (options_.traffic_key) transport_.set_traffic_key(*options_.traffic_key);
   executor_ = std::move(options_.executor);
   if (!executor_) executor_ = std::make_shared<proto::InlineExecutor>();
   for (std::size_t i = 0; i < executor_->lanes(); ++i)

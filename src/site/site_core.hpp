@@ -87,6 +87,9 @@ struct SiteOptions {
   // to the sandboxed agents are there on each; its policy handlers run on the first lane.
   std::string controller;
   std::string session_controller;
+  // A secured session's traffic key (doc/security.md), which the leader handed out at the
+  // join: every datagram is sealed under it. None: the session is not secured.
+  std::optional<wire::Key> traffic_key;
 
   // The options of a site or shell whose datagrams are at most `mtu` bytes. The transport
   // admits messages far larger than user messages: a move carries the unconsumed messages of
@@ -212,6 +215,8 @@ class SiteCore final : public proto::Node {
   // anything is sent; wire/datagram.hpp), and the leader's control channels with a peer, for
   // the leader's durable state (leader/leader_node.hpp).
   void set_boot(std::uint32_t boot);
+  // Replaces SiteOptions::traffic_key before anything was sent (a resumed leader's).
+  void set_traffic_key(const wire::Key& key) { transport_.set_traffic_key(key); }
   void leader_channels(SiteId peer, std::vector<wire::OutChannel>* out,
                        std::vector<wire::InChannel>* in) const;
   void restore_leader_channels(SiteId peer, const std::vector<wire::OutChannel>& out,

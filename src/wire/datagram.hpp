@@ -1,7 +1,7 @@
 #pragma once
 // The data-plane datagram, version 3. Layout (all varints are LEB128):
 //
-//   u16 magic 0x534D ("MS")   u8 version (4)   u8 kind (0: path datagram)
+//   u16 magic 0x534D ("MS")   u8 version (5)   u8 kind (0: path datagram)
 //   u32 crc32c of every byte after this field
 //   varint src_site   varint dst_site   varint src_boot   varint dst_boot
 //   varint packet_number (0: not ack-eliciting)
@@ -58,8 +58,8 @@ namespace mstream::wire {
 inline constexpr std::uint16_t kMagic = 0x534D;
 // 2: DATA and FRAGMENT carry the sender's incarnation (1 had none). 3: they carry the
 // numbering's origin and the sender's floor, CONSUMED the origin. 4: the header carries
-// both ends' boots.
-inline constexpr std::uint8_t kVersion = 4;
+// both ends' boots. 5: secured sessions (the join's cookie and key, sealed kinds 2 and 3).
+inline constexpr std::uint8_t kVersion = 5;
 inline constexpr std::uint8_t kKindPath = 0;
 inline constexpr std::size_t kCrcOffset = 4;
 inline constexpr std::size_t kFixedHeaderSize = 8;  // magic, version, kind, crc

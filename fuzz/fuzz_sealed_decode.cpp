@@ -1,0 +1,79 @@
+// libFuzzer target for the secured session's decoders (wire/crypto.hpp, wire/join.hpp): the
+// sealed datagram, the join datagram in both kinds, a secured Transport's on_datagram and the
+// Joiner's on_reply. Any input must be opened and decoded or refused with a Status, never
+// undefined behaviour; what opens under the fuzz key must seal again to the same bytes, and
+// a secured transport must count everything it refuses.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "fuzz_check.hpp"
+#include "proto/joiner.hpp"
+#include "proto/transport.hpp"
+#include "wire/crypto.hpp"
+#include "wire/datagram.hpp"
+#include "wire/join.hpp"
+
+namespace {
+
+using namespace mstream;
+using namespace mstream::wire;
+using mstream::fuzz::check;
+
+// The key the corpus (make_corpus.cpp) seals under.
+Key fuzz_key() {
+  Key k;
+  for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<std::uint8_t>(i * 7 + 1);
+  return k;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static const Key key = fuzz_key();
+  static const bool ready = crypto_ready();
+  check(ready, "libsodium did not initialise");
+  const ByteView in(data, size);
+
+  SealedHeader h;
+  Bytes plain;
+  if (open_datagram(key, in, &h, &plain).ok()) {
+    Bytes again;
+    seal_datagram(key, h, plain, &again);
+    check(again.size() == in.size() && std::equal(again.begin(), again.end(), in.begin()),
+          "an opened datagram seals to other bytes");
+    DecodedDatagram d;
+    (void)decode_datagram(plain, &d);
+  }
+
+  if (auto m = decode_join(in); m.ok()) {
+    Bytes again;
+    encode_join(*m, &again);
+    auto back = decode_join(again);
+    check(back.ok() && back->op == m->op && back->nonce == m->nonce,
+          "a decoded join does not survive re-encoding");
+  }
+  if (auto m = decode_sealed_join(in, key); m.ok()) {
+    Bytes again;
+    encode_sealed_join(*m, key, &again);
+    check(again.size() == in.size() && std::equal(again.begin(), again.end(), in.begin()),
+          "an opened sealed join seals to other bytes");
+  }
+
+  proto::Joiner joiner(42, JoinMessage::Role::kSite, 1, key);
+  (void)joiner.on_reply(in);
+
+  proto::Transport t(2, {});
+  t.set_traffic_key(key);
+  (void)t.open_stream(200);
+  const Status st = t.on_datagram(in, 1);
+  const proto::TransportStats& s = t.stats();
+  if (!st.ok()) {
+    const std::uint64_t refused = s.forged_in + s.unsealed_in + s.replayed_in + s.malformed_in +
+                                  s.misaddressed_in + s.unknown_site_in + s.paths_refused;
+    check(refused == 1, "a refused datagram was not counted once");
+  }
+  check(s.messages_delivered == 0 || s.forged_in + s.unsealed_in == 0,
+        "a forged datagram delivered a message");
+  return 0;
+}

@@ -1,0 +1,150 @@
+#include "wire/crypto.hpp"
+
+#include <sodium.h>
+
+#include <cstring>
+
+#include "wire/datagram.hpp"
+
+namespace mstream::wire {
+namespace {
+
+constexpr std::size_t kNonceBytes = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+static_assert(kNonceBytes == 24);
+static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == kSealTagSize);
+static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == kKeyBytes);
+
+void put_u32(std::uint8_t* p, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+void put_u64(std::uint8_t* p, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+std::uint64_t get(const std::uint8_t* p, int n) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < n; ++i) v |= std::uint64_t{p[i]} << (8 * i);
+  return v;
+}
+
+}  // namespace
+
+bool crypto_ready() {
+  static const bool ready = sodium_init() >= 0;
+  return ready;
+}
+
+Key random_key() {
+  (void)crypto_ready();
+  Key k;
+  randombytes_buf(k.data(), k.size());
+  return k;
+}
+
+Key derive_key(const Key& secret, std::uint64_t id, const char* context) {
+  static_assert(crypto_kdf_KEYBYTES == kKeyBytes);
+  Key k;
+  crypto_kdf_derive_from_key(k.data(), k.size(), id, context, secret.data());
+  return k;
+}
+
+std::string key_to_hex(const Key& key) {
+  std::string hex(2 * key.size() + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), key.data(), key.size());
+  hex.pop_back();
+  return hex;
+}
+
+Result<Key> key_from_hex(std::string_view hex) {
+  Key k;
+  std::size_t len = 0;
+  const char* end = nullptr;
+  if (hex.size() != 2 * k.size() ||
+      sodium_hex2bin(k.data(), k.size(), hex.data(), hex.size(), nullptr, &len, &end) != 0 ||
+      len != k.size())
+    return Status::error(Status::Code::kInvalidArgument,
+                         "a key is 64 hexadecimal digits (32 bytes)");
+  return k;
+}
+
+std::array<std::uint8_t, 16> short_mac(const Key& key, ByteView data) {
+  static_assert(crypto_auth_KEYBYTES == kKeyBytes);
+  std::uint8_t full[crypto_auth_BYTES];
+  crypto_auth(full, data.data(), data.size(), key.data());
+  std::array<std::uint8_t, 16> out;
+  std::memcpy(out.data(), full, out.size());
+  return out;
+}
+
+void seal_datagram(const Key& key, const SealedHeader& h, ByteView plain, Bytes* out) {
+  out->resize(kSealOverhead + plain.size());
+  std::uint8_t* p = out->data();
+  p[0] = static_cast<std::uint8_t>(kMagic);
+  p[1] = static_cast<std::uint8_t>(kMagic >> 8);
+  p[2] = kVersion;
+  p[3] = kKindSealed;
+  put_u32(p + 4, h.src_site);
+  put_u32(p + 8, h.src_boot);
+  put_u64(p + 12, h.counter);
+  std::uint8_t nonce[kNonceBytes] = {};
+  std::memcpy(nonce, p + 4, 16);
+  unsigned long long clen = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(p + kSealedHeaderSize, &clen, plain.data(),
+                                             plain.size(), p, kSealedHeaderSize, nullptr, nonce,
+                                             key.data());
+}
+
+Status peek_sealed(ByteView bytes, SealedHeader* h) {
+  if (bytes.size() < kSealOverhead)
+    return Status::error(Status::Code::kMalformed, "sealed datagram: shorter than its header");
+  const std::uint8_t* p = bytes.data();
+  if (get(p, 2) != kMagic || p[2] != kVersion || p[3] != kKindSealed)
+    return Status::error(Status::Code::kMalformed, "sealed datagram: bad header");
+  h->src_site = static_cast<std::uint32_t>(get(p + 4, 4));
+  h->src_boot = static_cast<std::uint32_t>(get(p + 8, 4));
+  h->counter = get(p + 12, 8);
+  return Status::ok_status();
+}
+
+Status open_datagram(const Key& key, ByteView bytes, SealedHeader* h, Bytes* plain) {
+  if (Status st = peek_sealed(bytes, h); !st.ok()) return st;
+  std::uint8_t nonce[kNonceBytes] = {};
+  std::memcpy(nonce, bytes.data() + 4, 16);
+  plain->resize(bytes.size() - kSealOverhead);
+  unsigned long long mlen = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain->data(), &mlen, nullptr,
+                                                 bytes.data() + kSealedHeaderSize,
+                                                 bytes.size() - kSealedHeaderSize, bytes.data(),
+                                                 kSealedHeaderSize, nonce, key.data()) != 0)
+    return Status::error(Status::Code::kPermissionDenied,
+                         "sealed datagram: authentication failed (forged, tampered with, or "
+                         "another session's)");
+  return Status::ok_status();
+}
+
+void seal_siv(const Key& key, std::size_t ad_size, ByteView plain, Bytes* out) {
+  out->resize(ad_size + kNonceBytes + plain.size() + kSealTagSize);
+  std::uint8_t* nonce = out->data() + ad_size;
+  // The hash's key is derived, so that it is never the cipher's own key.
+  const Key nonce_key = derive_key(key, 1, "msnonce_");
+  crypto_generichash(nonce, kNonceBytes, plain.data(), plain.size(), nonce_key.data(),
+                     nonce_key.size());
+  unsigned long long clen = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + kNonceBytes, &clen, plain.data(), plain.size(),
+                                             out->data(), ad_size, nullptr, nonce, key.data());
+}
+
+Status open_siv(const Key& key, std::size_t ad_size, ByteView bytes, Bytes* plain) {
+  if (bytes.size() < ad_size + kNonceBytes + kSealTagSize)
+    return Status::error(Status::Code::kMalformed, "sealed message: too short");
+  const std::uint8_t* nonce = bytes.data() + ad_size;
+  plain->resize(bytes.size() - ad_size - kNonceBytes - kSealTagSize);
+  unsigned long long mlen = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain->data(), &mlen, nullptr, nonce + kNonceBytes,
+                                                 bytes.size() - ad_size - kNonceBytes, bytes.data(),
+                                                 ad_size, nonce, key.data()) != 0)
+    return Status::error(Status::Code::kPermissionDenied,
+                         "sealed message: authentication failed (another session's secret?)");
+  return Status::ok_status();
+}
+
+}  // namespace mstream::wire

@@ -1,0 +1,77 @@
+#pragma once
+// The cryptography of secured sessions (doc/security.md), on libsodium: keys, their derivation
+// from the session secret, and the sealed datagram (kind 2) that carries a path datagram
+// between the members of a secured session.
+//
+//   u16 magic  u8 version  u8 kind (2)  u32 src_site  u32 src_boot  u64 counter
+//   ciphertext of the whole path datagram (kind 0)   16-byte tag
+//
+// The first 20 bytes are the AEAD's associated data, so nobody can move a sealed datagram to
+// another sender, boot or counter. XChaCha20-Poly1305 (crypto_aead_xchacha20poly1305_ietf);
+// the nonce is those 16 bytes from src_site on, then 8 zero bytes. It is unique under a key as
+// long as each sender (site id, boot) never repeats a counter: site ids are never reused, a
+// restarted leader runs under a higher boot, and a Transport counts from 1 (its keepalive
+// thread, kKeepaliveCounters upwards). The counter is also what the receiver's replay window
+// (proto::ReplayWindow) checks.
+//
+// Everything here fails with a Status, never throws; the openers check every length first.
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "mstream/status.hpp"
+#include "wire/codec.hpp"
+
+namespace mstream::wire {
+
+inline constexpr std::size_t kKeyBytes = 32;
+using Key = std::array<std::uint8_t, kKeyBytes>;
+
+inline constexpr std::uint8_t kKindSealed = 2;
+inline constexpr std::size_t kSealedHeaderSize = 20;
+inline constexpr std::size_t kSealTagSize = 16;
+inline constexpr std::size_t kSealOverhead = kSealedHeaderSize + kSealTagSize;
+// Counters from here up belong to a node's keepalive thread (runtime/keepalive_thread), so
+// that it never repeats one of its node's own.
+inline constexpr std::uint64_t kKeepaliveCounters = 1ull << 63;
+
+// libsodium's initialisation, once per process; false if it failed (no entropy source).
+bool crypto_ready();
+// A fresh random key. REQUIRES: crypto_ready().
+Key random_key();
+// The subkey `id` of `secret` for `context` (exactly 8 characters): the session secret
+// yields the join key and nothing else uses it directly.
+Key derive_key(const Key& secret, std::uint64_t id, const char* context);
+// The join key of a session secret (wire/join.hpp).
+inline Key join_key_of(const Key& secret) { return derive_key(secret, 1, "msjoin__"); }
+// The key in hex (64 characters) and back; parse fails with kInvalidArgument.
+std::string key_to_hex(const Key& key);
+Result<Key> key_from_hex(std::string_view hex);
+// A keyed MAC of `data`, cut to 16 bytes (HMAC-SHA-512-256): the leader's join cookies.
+std::array<std::uint8_t, 16> short_mac(const Key& key, ByteView data);
+
+struct SealedHeader {
+  std::uint32_t src_site = 0;
+  std::uint32_t src_boot = 0;
+  std::uint64_t counter = 0;
+};
+
+// Seals the path datagram `plain` into *out (overwritten).
+void seal_datagram(const Key& key, const SealedHeader& h, ByteView plain, Bytes* out);
+// The header of a sealed datagram, not yet authenticated: kMalformed if `bytes` is not one.
+Status peek_sealed(ByteView bytes, SealedHeader* h);
+// Authenticates and opens a sealed datagram into *plain (overwritten). Errors: kMalformed
+// (not a sealed datagram), kPermissionDenied (forged, tampered with, or sealed under another
+// key: another session's).
+Status open_datagram(const Key& key, ByteView bytes, SealedHeader* h, Bytes* plain);
+
+// Sealing for the join exchange (wire/join.hpp), whose messages have no counter: the nonce
+// is a keyed hash of the plaintext (a synthetic IV, as in RFC 5297), so it repeats only for
+// the same plaintext, which then seals to the same bytes and reveals nothing new; and the
+// simulator's runs stay deterministic. The nonce travels in front of the ciphertext; the
+// first ad_size bytes of *out, which the caller wrote, are authenticated with it.
+void seal_siv(const Key& key, std::size_t ad_size, ByteView plain, Bytes* out);
+Status open_siv(const Key& key, std::size_t ad_size, ByteView bytes, Bytes* plain);
+
+}  // namespace mstream::wire

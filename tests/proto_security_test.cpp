@@ -1,0 +1,146 @@
+// Secured transports (Transport::set_traffic_key, doc/security.md): sealed traffic still
+// keeps every guarantee, and what an attacker sends or replays is counted and never reaches
+// a channel.
+#include <gtest/gtest.h>
+
+#include "proto/replay_window.hpp"
+#include "proto/transport.hpp"
+#include "proto_test_cluster.hpp"
+#include "wire/crypto.hpp"
+#include "wire/datagram.hpp"
+#include "wire/join.hpp"
+
+namespace mstream::proto {
+namespace {
+
+using namespace testing;  // Cluster, one_to, pattern, kA, kB, kAB
+
+wire::Key key_of(std::uint8_t b) {
+  wire::Key k;
+  k.fill(b);
+  return k;
+}
+
+Cluster secured_pair(const wire::Key& ka, const wire::Key& kb) {
+  Cluster c({kA, kB});
+  c[kA].set_traffic_key(ka);
+  c[kB].set_traffic_key(kb);
+  EXPECT_TRUE(c[kB].open_stream(200).ok());
+  EXPECT_TRUE(c[kA].open_stream(100).ok());
+  return c;
+}
+
+TEST(SecuredTransport, DeliversOnceInOrderAndEveryDatagramIsSealed) {
+  Cluster c = secured_pair(key_of(7), key_of(7));
+  c.lose = [n = 0](const OutDatagram&) mutable { return ++n % 5 == 0; };
+  for (Seq s = 1; s <= 200; ++s) ASSERT_TRUE(c.append(kA, kAB, kB, pattern(s * 53 % 3000, s)).ok());
+  ASSERT_TRUE(c.settle());
+  ASSERT_EQ(c.delivered_seqs(kB, kAB), one_to(200));
+  for (const Delivery& d : c.delivered[kB]) EXPECT_EQ(d.payload, pattern(d.seq * 53 % 3000, d.seq));
+  for (const OutDatagram& d : c.sent) {
+    ASSERT_EQ(wire::datagram_kind(d.bytes), wire::kKindSealed);
+    wire::DecodedDatagram plain;
+    EXPECT_FALSE(wire::decode_datagram(d.bytes, &plain).ok());  // nothing readable travels
+  }
+  EXPECT_EQ(c[kB].stats().forged_in, 0u);
+  EXPECT_EQ(c[kB].stats().replayed_in, 0u);
+}
+
+TEST(SecuredTransport, AnotherSessionsKeyIsForgedAndNothingIsDelivered) {
+  Cluster c = secured_pair(key_of(1), key_of(2));
+  ASSERT_TRUE(c.append(kA, kAB, kB, pattern(10, 1)).ok());
+  c.run_for(kSecond);
+  EXPECT_TRUE(c.delivered[kB].empty());
+  EXPECT_GT(c[kB].stats().forged_in, 0u);
+  EXPECT_EQ(c[kB].stats().messages_delivered, 0u);
+}
+
+TEST(SecuredTransport, TamperedUnsealedAndReplayedDatagramsAreDroppedAndCounted) {
+  Cluster c = secured_pair(key_of(9), key_of(9));
+  for (Seq s = 1; s <= 20; ++s) ASSERT_TRUE(c.append(kA, kAB, kB, pattern(100, s)).ok());
+  ASSERT_TRUE(c.settle());
+  ASSERT_EQ(c.delivered_seqs(kB, kAB), one_to(20));
+  const TransportStats before = c[kB].stats();
+  std::vector<OutDatagram> to_b;
+  for (const OutDatagram& d : c.sent)
+    if (d.to == kB) to_b.push_back(d);
+  ASSERT_FALSE(to_b.empty());
+
+  // Replayed: every datagram A ever sent B, again.
+  for (const OutDatagram& d : to_b) EXPECT_FALSE(c[kB].on_datagram(d.bytes, c.now).ok());
+  EXPECT_EQ(c[kB].stats().replayed_in - before.replayed_in, to_b.size());
+
+  // Tampered with: each bit position of one datagram flipped in turn, the header included.
+  wire::Bytes bytes = to_b.front().bytes;
+  std::uint64_t tampered = 0;
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    wire::Bytes t = bytes;
+    t[i] ^= static_cast<std::uint8_t>(1u << (i % 8));
+    EXPECT_FALSE(c[kB].on_datagram(t, c.now).ok()) << "byte " << i;
+    ++tampered;
+  }
+  const TransportStats after = c[kB].stats();
+  EXPECT_EQ(after.forged_in + after.unsealed_in - before.forged_in - before.unsealed_in, tampered);
+  EXPECT_GT(after.forged_in, before.forged_in);
+
+  // Unsealed: a well-formed plain datagram, as an unsecured peer (or a forger) would send.
+  wire::Bytes plain;
+  wire::encode_header({kA, kB, 1000}, &plain);
+  wire::encode_data(100, 200, 21, pattern(5, 21), &plain, {0, 0, 20});
+  wire::seal(&plain);
+  EXPECT_FALSE(c[kB].on_datagram(plain, c.now).ok());
+  EXPECT_EQ(c[kB].stats().unsealed_in, after.unsealed_in + 1);
+
+  // None of it reached the channel, which goes on as before.
+  c.run_for(kSecond);
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(20));
+  EXPECT_EQ(c[kB].stats().messages_delivered, 20u);
+  ASSERT_TRUE(c.append(kA, kAB, kB, pattern(100, 21)).ok());
+  ASSERT_TRUE(c.settle());
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(21));
+}
+
+TEST(SecuredTransport, AMemberCannotSealInAnothersName) {
+  Cluster c({kA, kB, kC});
+  for (SiteId s : {kA, kB, kC}) c[s].set_traffic_key(key_of(3));
+  ASSERT_TRUE(c[kB].open_stream(200).ok());
+  // C holds the key, but claims to be A inside: the sealed header says C.
+  wire::Bytes plain;
+  wire::encode_header({kA, kB, 1}, &plain);
+  wire::encode_data(100, 200, 1, pattern(5, 1), &plain);
+  wire::seal(&plain);
+  wire::Bytes sealed;
+  wire::seal_datagram(key_of(3), {kC, 0, 1}, plain, &sealed);
+  EXPECT_FALSE(c[kB].on_datagram(sealed, c.now).ok());
+  EXPECT_EQ(c[kB].stats().malformed_in, 1u);
+  EXPECT_EQ(c[kB].stats().messages_delivered, 0u);
+}
+
+TEST(ReplayWindow, AcceptsEachCounterOnceWithinTheWindowAndNothingOlder) {
+  ReplayWindow w;
+  EXPECT_FALSE(w.accept(0, 0));  // counters start at 1
+  EXPECT_TRUE(w.accept(0, 5));
+  EXPECT_FALSE(w.accept(0, 5));
+  EXPECT_TRUE(w.accept(0, 3));  // late, but within the window
+  EXPECT_FALSE(w.accept(0, 3));
+  EXPECT_TRUE(w.accept(0, 5 + ReplayWindow::kSize));
+  EXPECT_FALSE(w.accept(0, 4));  // fell out of the window: taken for a replay
+  EXPECT_TRUE(w.accept(0, 5 + ReplayWindow::kSize - 1));  // within the window, unseen
+  EXPECT_TRUE(w.accept(0, 100000));
+  EXPECT_FALSE(w.accept(0, 100000));
+  EXPECT_TRUE(w.accept(0, 99999));
+}
+
+TEST(ReplayWindow, KeepaliveCountersHaveTheirOwnLaneAndANewBootStartsAfresh) {
+  ReplayWindow w;
+  EXPECT_TRUE(w.accept(0, wire::kKeepaliveCounters + 1));
+  EXPECT_TRUE(w.accept(0, 1));  // the node's own counters are not behind the keepalives'
+  EXPECT_FALSE(w.accept(0, wire::kKeepaliveCounters + 1));
+  EXPECT_TRUE(w.accept(0, wire::kKeepaliveCounters + 2));
+  EXPECT_TRUE(w.accept(1, 1));   // a restarted sender counts again from 1
+  EXPECT_FALSE(w.accept(0, 2));  // its older boot is gone
+  EXPECT_FALSE(w.accept(1, 1));
+}
+
+}  // namespace
+}  // namespace mstream::proto
