@@ -95,10 +95,18 @@ TEST(SecuredJoin, AReplayedRequestGainsNothing) {
   wire::Bytes request;
   ASSERT_EQ(run_join(*leader, j, &request).kind, Kind::kAccepted);
   const std::size_t peers = leader->leader().peers().size();
-  // To the same leader process: the same id again, sealed for the secret's holder only.
+  // To the same leader process from another address: the cookie was the joiner's, so only
+  // a challenge of its own, and the joiner's place in the directory stays its own.
   wire::Bytes reply;
   ASSERT_TRUE(leader->on_join(request, "10.0.0.66:1", 0, &reply));
+  EXPECT_EQ(wire::decode_join(reply)->op, wire::JoinMessage::Op::kChallenge);
   EXPECT_EQ(leader->leader().peers().size(), peers);
+  for (const auto& [id, p] : leader->leader().peers()) EXPECT_NE(p.address, "10.0.0.66:1") << id;
+  // From the joiner's own address (its answer was lost): the same id again, sealed for the
+  // secret's holder only.
+  ASSERT_TRUE(leader->on_join(request, "127.0.0.1:9", 0, &reply));
+  EXPECT_EQ(leader->leader().peers().size(), peers);
+  EXPECT_EQ(wire::datagram_kind(reply), wire::kKindSealedJoin);
   // To another leader process (its cookies differ): only a fresh challenge.
   auto later = make_leader(keys(0x44));
   ASSERT_TRUE(later->on_join(request, "10.0.0.66:1", 0, &reply));

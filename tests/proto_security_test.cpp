@@ -3,6 +3,8 @@
 // a channel.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "proto/replay_window.hpp"
 #include "proto/transport.hpp"
 #include "proto_test_cluster.hpp"
@@ -100,7 +102,7 @@ TEST(SecuredTransport, TamperedUnsealedAndReplayedDatagramsAreDroppedAndCounted)
   EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(21));
 }
 
-TEST(SecuredTransport, AMemberCannotSealInAnothersName) {
+TEST(SecuredTransport, ASealAndTheHeaderInsideMustNameTheSameSender) {
   Cluster c({kA, kB, kC});
   for (SiteId s : {kA, kB, kC}) c[s].set_traffic_key(key_of(3));
   ASSERT_TRUE(c[kB].open_stream(200).ok());
@@ -114,6 +116,108 @@ TEST(SecuredTransport, AMemberCannotSealInAnothersName) {
   EXPECT_FALSE(c[kB].on_datagram(sealed, c.now).ok());
   EXPECT_EQ(c[kB].stats().malformed_in, 1u);
   EXPECT_EQ(c[kB].stats().messages_delivered, 0u);
+}
+
+// A member lying in its own name (doc/security.md, "Members that lie"): C holds the key as
+// any member does, so only where its frames come from can betray them.
+wire::Bytes from_c(std::uint64_t pn, const std::function<void(wire::Bytes*)>& frames) {
+  wire::Bytes plain;
+  wire::encode_header({kC, kB, pn}, &plain);
+  frames(&plain);
+  wire::seal(&plain);
+  return plain;
+}
+
+constexpr StreamId kPinBit = 1ull << 62;
+SiteId pin(StreamId from) {
+  return (from & kPinBit) ? static_cast<SiteId>(from) : Transport::kNoPin;
+}
+
+TEST(MemberLies, DataInTheNameOfASenderPinnedElsewhereIsAnImpostor) {
+  Cluster c({kA, kB, kC});
+  c[kB].set_sender_pin(pin);
+  ASSERT_TRUE(c[kB].open_stream(200).ok());
+  const StreamId a_control = kPinBit | kA;
+  // C speaks for A's control stream, numbering as A would.
+  wire::Bytes lie = from_c(
+      1, [&](wire::Bytes* out) { wire::encode_data(a_control, 200, 1, pattern(8, 1), out); });
+  ASSERT_TRUE(c[kB].on_datagram(lie, c.now).ok());
+  c.run_for(kSecond);
+  EXPECT_EQ(c[kB].stats().impostor_frames, 1u);
+  EXPECT_TRUE(c.delivered[kB].empty());
+  // A's own first message is the first one, as if C had said nothing; a mobile sender's
+  // message is taken from any site (what per-site keys would close, doc/security.md).
+  ASSERT_TRUE(c.append(kA, {a_control, 200}, kB, pattern(9, 1)).ok());
+  ASSERT_TRUE(c.settle());
+  ASSERT_EQ(c.delivered_seqs(kB, {a_control, 200}), one_to(1));
+  EXPECT_EQ(c.delivered[kB].front().payload, pattern(9, 1));
+  ASSERT_TRUE(c[kB]
+                  .on_datagram(from_c(2,
+                                      [](wire::Bytes* out) {
+                                        wire::encode_data(300, 200, 1, pattern(4, 1), out);
+                                      }),
+                               c.now)
+                  .ok());
+  c.run_for(kSecond);
+  EXPECT_EQ(c.delivered_seqs(kB, {300, 200}), one_to(1));
+  EXPECT_EQ(c[kB].stats().impostor_frames, 1u);
+}
+
+TEST(MemberLies, AcksAndRefusalsAreTakenOnlyFromTheSiteTheMessagesGoTo) {
+  Cluster c({kA, kB, kC});
+  ASSERT_TRUE(c[kB].open_stream(200).ok());
+  c.lose = [](const OutDatagram&) { return true; };  // nothing reaches B for now
+  for (Seq s = 1; s <= 5; ++s) ASSERT_TRUE(c.append(kA, kAB, kB, pattern(20, s)).ok());
+  c.run_for(100 * kMillisecond);
+  // C says B consumed all five, then that B refuses the third: both would lose messages.
+  wire::Bytes plain;
+  wire::encode_header({kC, kA, 1}, &plain);
+  wire::encode_consumed(kAB.from, kAB.to, 5, &plain);
+  wire::encode_reject(kAB.from, kAB.to, 3, wire::RejectReason::kTooLarge, &plain);
+  wire::seal(&plain);
+  ASSERT_TRUE(c[kA].on_datagram(plain, c.now).ok());
+  EXPECT_EQ(c[kA].stats().misdirected_acks, 2u);
+  EXPECT_EQ(c[kA].stats().messages_released, 0u);
+  Rejected r;
+  EXPECT_FALSE(c[kA].poll_rejected(&r));
+  c.lose = nullptr;
+  ASSERT_TRUE(c.settle());
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(5));
+  EXPECT_EQ(c[kA].stats().messages_released, 5u);
+}
+
+// A repeated datagram must not carry a message its receiver has since consumed, with the
+// floor of its first sending: a receiver that lost its state would take it again (found by
+// `mstream sim --hostile`, seed 30).
+TEST(Repeats, LeaveOutWhatWasReleasedAndCarryTodaysFloor) {
+  Cluster c({kA, kB, kC});
+  ASSERT_TRUE(c[kB].open_stream(200).ok());
+  ASSERT_TRUE(c[kC].open_stream(200).ok());
+  // The first copy of messages 1..2 goes to B and is lost; the receiver moves to C, where
+  // both are consumed and released.
+  c.lose = [](const OutDatagram& d) { return d.to == kB; };
+  ASSERT_TRUE(c.append(kA, kAB, kB, pattern(10, 1)).ok());
+  ASSERT_TRUE(c.append(kA, kAB, kB, pattern(10, 2)).ok());
+  c.transmit();
+  c.deliver();
+  c[kA].relocate_receiver(kAB.to, kC);
+  c.run_for(kSecond);
+  ASSERT_EQ(c.delivered_seqs(kC, kAB), one_to(2));
+  ASSERT_EQ(c[kA].stats().messages_released, 2u);
+  // The path to B goes on repeating its lost datagrams: what they carry now.
+  c.sent.clear();
+  c.run_for(3 * kSecond);
+  std::size_t repeats = 0;
+  for (const OutDatagram& d : c.sent) {
+    if (d.to != kB) continue;
+    wire::DecodedDatagram dd;
+    ASSERT_TRUE(wire::decode_datagram(d.bytes, &dd).ok());
+    if (dd.header.packet_number == 0) continue;
+    ++repeats;
+    for (const wire::Frame& f : dd.frames)
+      EXPECT_NE(f.type, wire::FrameType::kData) << "a released message was repeated";
+  }
+  EXPECT_GT(repeats, 0u);
 }
 
 TEST(ReplayWindow, AcceptsEachCounterOnceWithinTheWindowAndNothingOlder) {

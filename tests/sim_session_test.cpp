@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <set>
 #include <sstream>
 #include <string>
@@ -1016,7 +1017,47 @@ TEST_P(SessionSeeds, EveryInvariantHoldsWithSmallBuffers) {
   EXPECT_EQ(failed, 0u) << out.str();
 }
 
+// A hostile member in every seed's session (SessionScenario::hostile, doc/security.md).
+TEST_P(SessionSeeds, EveryInvariantHoldsWithAHostileMember) {
+  std::ostringstream out;
+  std::uint64_t failed = 0;
+  for (std::uint64_t i = 0; i < kSeedsPerShard; ++i) {
+    const std::uint64_t seed = 1 + GetParam() * kSeedsPerShard + i;
+    const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.hostile = true});
+    if (r.ok()) continue;
+    ++failed;
+    out << report(r.violations, seed)
+        << "replay with: mstream sim --scenario session --hostile --seed " << seed << "\n";
+  }
+  EXPECT_EQ(failed, 0u) << out.str();
+}
+
 INSTANTIATE_TEST_SUITE_P(Shard, SessionSeeds, ::testing::Range<std::uint64_t>(0, 4));
+
+// The hostile member tells every kind of lie, the honest nodes count what they dropped, and
+// the workload is consumed in full as in any run: each lie was stopped before it did harm.
+TEST(SessionSimulation, AHostileMembersLiesAreAllToldAndAllStopped) {
+  std::array<std::uint64_t, static_cast<std::size_t>(Lie::kCount)> lies{};
+  proto::TransportStats t;
+  for (std::uint64_t seed = 1; seed <= 30; ++seed) {
+    // No crashes: every message appended must be consumed.
+    const SessionResult r =
+        run_session_seed(seed, false, ScenarioOverrides{.crashes = false, .hostile = true});
+    EXPECT_TRUE(r.ok()) << report(r.violations, seed);
+    EXPECT_EQ(r.summary.consumed, r.summary.appended) << seed;
+    for (std::size_t k = 0; k < lies.size(); ++k) lies[k] += r.summary.lies[k];
+    add_transport_stats(r.summary.transport, &t);
+  }
+  for (std::size_t k = 0; k < lies.size(); ++k)
+    EXPECT_GT(lies[k], 5u) << lie_name(static_cast<Lie>(k));
+  // Lies that reach their target are dropped and counted there (some are lost on the way).
+  EXPECT_GT(t.impostor_frames, 0u);
+  EXPECT_LE(t.impostor_frames, lies[static_cast<std::size_t>(Lie::kImpersonate)]);
+  EXPECT_GT(t.misdirected_acks, 0u);
+  EXPECT_GT(t.bogus_acks, 0u);
+  EXPECT_GT(t.stale_numbering, 0u);
+  EXPECT_GT(t.stale_boot_in, 0u);
+}
 
 // One replay per finding; enable once the core is fixed.
 TEST(SessionFindings, S2_AStaleDuplicateFromTheSendersOldSiteRedirectsItsAcks) {

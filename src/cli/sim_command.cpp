@@ -24,6 +24,7 @@ struct SimArgs {
   bool no_faults = false;
   bool no_moves = false;
   bool small_buffers = false;
+  bool hostile = false;
   bool trace = false;
   bool verbose = false;
   std::string scenario = "both";
@@ -34,6 +35,7 @@ int run_sim(const SimArgs& a, bool seed_given, bool seeds_given) {
   o.overrides.faults = !a.no_faults;
   o.overrides.moves = !a.no_moves;
   o.overrides.small_buffers = a.small_buffers;
+  o.overrides.hostile = a.hostile;
   if (a.max_steps) o.run.max_steps = a.max_steps;
   o.transport = a.scenario != "session";
   o.session = a.scenario != "transport";
@@ -77,6 +79,10 @@ void add_sim_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--small-buffers", args->small_buffers,
                 "Session scenarios draw channel bounds of 2..64 messages (control channels fill "
                 "up too)");
+  cmd->add_flag("--hostile", args->hostile,
+                "Session scenarios add a member that lies: well-formed frames and datagrams in "
+                "its own name for channels and control streams it has no say in, acks of what "
+                "was never sent, wrong numberings and boots, replayed joins (doc/security.md)");
   cmd->add_option("--scenario", args->scenario,
                   "What each seed runs: the messaging core (transport), a whole session "
                   "(session), or both")

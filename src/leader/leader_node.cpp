@@ -46,6 +46,15 @@ void LeaderNode::refuse(std::uint64_t nonce, std::string reason, wire::Bytes* re
   wire::encode_join(answer, reply);
 }
 
+// The cookie covers the address the hello came from: a request is taken only from there.
+std::array<std::uint8_t, 16> LeaderNode::cookie(std::uint64_t nonce,
+                                                const std::string& from) const {
+  wire::Bytes data;
+  wire::Writer(&data).u64(nonce);
+  data.insert(data.end(), from.begin(), from.end());
+  return wire::short_mac(security_->cookie_key, data);
+}
+
 bool LeaderNode::on_secured_join(wire::ByteView bytes, const std::string& from, Time now,
                                  wire::Bytes* reply) {
   using Op = wire::JoinMessage::Op;
@@ -68,9 +77,7 @@ bool LeaderNode::on_secured_join(wire::ByteView bytes, const std::string& from, 
     wire::JoinMessage challenge;
     challenge.op = Op::kChallenge;
     challenge.nonce = m->nonce;
-    wire::Bytes nonce;
-    wire::Writer(&nonce).u64(m->nonce);
-    challenge.cookie = wire::short_mac(security_->cookie_key, nonce);
+    challenge.cookie = cookie(m->nonce, from);
     wire::encode_join(challenge, reply);
     return true;
   }
@@ -89,14 +96,14 @@ bool LeaderNode::on_secured_join(wire::ByteView bytes, const std::string& from, 
     return true;
   }
   if (m->op != Op::kRequest) return false;
-  wire::Bytes nonce_bytes;
-  wire::Writer(&nonce_bytes).u64(m->nonce);
-  if (!m->has_cookie || m->cookie != wire::short_mac(security_->cookie_key, nonce_bytes)) {
-    // An old process's challenge, or a recording: a fresh challenge sorts out the first.
+  if (!m->has_cookie || m->cookie != cookie(m->nonce, from)) {
+    // An old process's challenge, a recording, or a request sent from another address than
+    // its hello's (a replay that would take the joiner's place in the directory): a fresh
+    // challenge, to where it came from, sorts out the honest cases.
     wire::JoinMessage challenge;
     challenge.op = Op::kChallenge;
     challenge.nonce = m->nonce;
-    challenge.cookie = wire::short_mac(security_->cookie_key, nonce_bytes);
+    challenge.cookie = cookie(m->nonce, from);
     wire::encode_join(challenge, reply);
     return true;
   }

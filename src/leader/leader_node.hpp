@@ -5,6 +5,7 @@
 //
 // Thread-safety: none.
 
+#include <array>
 #include <memory>
 
 #include "leader/leader_core.hpp"
@@ -65,6 +66,7 @@ class LeaderNode final : public proto::Node {
   void save();
   // The answers of a secured leader, and of an unsecured one to a secured joiner.
   bool on_secured_join(wire::ByteView bytes, const std::string& from, Time now, wire::Bytes* reply);
+  std::array<std::uint8_t, 16> cookie(std::uint64_t nonce, const std::string& from) const;
   static void refuse(std::uint64_t nonce, std::string reason, wire::Bytes* reply,
                      wire::JoinMessage::Op op = wire::JoinMessage::Op::kRefuse);
 

@@ -375,6 +375,13 @@ void Transport::on_frame(SiteId src, const wire::Frame& f, Time now) {
 
 void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
   ChannelKey key{f.from_stream, f.to_stream};
+  if (pin_ != nullptr) {
+    const SiteId pinned = pin_(key.from);
+    if (pinned != kNoPin && pinned != src) {
+      ++stats_.impostor_frames;
+      return;
+    }
+  }
   if (!is_open(key.to)) {
     ++stats_.rejected_frames;
     queue_reject(src, key, f.seq, wire::RejectReason::kNoSuchStream);
@@ -454,12 +461,18 @@ void Transport::flush_ready(RecvChannel& ch, ChannelKey key) {
   }
 }
 
-void Transport::on_consumed(SiteId /*src*/, const wire::Frame& f) {
-  // Accepted from any site: after the receiver moved, its old site may still confirm what
-  // was consumed there.
+void Transport::on_consumed(SiteId src, const wire::Frame& f) {
   auto it = send_.find(ChannelKey{f.from_stream, f.to_stream});
   if (it == send_.end()) {
     ++stats_.bogus_acks;
+    return;
+  }
+  // Only the site we send the receiver's messages to speaks for what it consumed: from any
+  // other, an ack could release messages it never had. An old site's late confirmation after
+  // the receiver moved is dropped too; the new site answers the re-send for it (the
+  // duplicates it sees are answered with what it consumed).
+  if (src != it->second.dest) {
+    ++stats_.misdirected_acks;
     return;
   }
   if (f.origin != it->second.origin) {  // for an earlier life of the sender
@@ -471,7 +484,13 @@ void Transport::on_consumed(SiteId /*src*/, const wire::Frame& f) {
 
 void Transport::on_reject(SiteId src, const wire::Frame& f) {
   ChannelKey key{f.from_stream, f.to_stream};
-  if (!send_.contains(key)) return;
+  auto it = send_.find(key);
+  if (it == send_.end()) return;
+  // As for acks: only the site the messages go to may refuse them.
+  if (src != it->second.dest) {
+    ++stats_.misdirected_acks;
+    return;
+  }
   rejected_.push_back(Rejected{key, f.seq, src, f.reason});
 }
 
@@ -541,16 +560,72 @@ bool Transport::poll_transmit(Time now, OutDatagram* out) {
   return true;
 }
 
+// A repeated datagram carries its frames as they were first sent. Since then the receiver
+// may have consumed some of its messages and the sender been told: a repeat must not carry
+// those again with the old floor, or a receiver that lost its state meanwhile (its site
+// failed, DESIGN.md guarantee 6) would take the old floor for its starting point and consume
+// them twice. So its messages now released are left out and the others carry today's floor.
+// Repeats are few: decoding them again costs little.
+void Transport::refresh_repeat(wire::Bytes* datagram) {
+  if (!wire::decode_datagram(*datagram, &repeat_).ok()) return;
+  bool stale = false;
+  for (const wire::Frame& f : repeat_.frames) {
+    if (f.type != wire::FrameType::kData && f.type != wire::FrameType::kFragment) continue;
+    auto it = send_.find(ChannelKey{f.from_stream, f.to_stream});
+    if (it != send_.end() && it->second.origin == f.origin &&
+        f.floor < it->second.consumed_up_to()) {
+      stale = true;
+      break;
+    }
+  }
+  if (!stale) return;
+  repeat_bytes_.clear();
+  wire::encode_header(repeat_.header, &repeat_bytes_);
+  if (repeat_.has_ack) wire::encode_ack(repeat_.ack, &repeat_bytes_);
+  for (const wire::Frame& f : repeat_.frames) {
+    switch (f.type) {
+      case wire::FrameType::kData:
+      case wire::FrameType::kFragment: {
+        wire::SenderTag tag{f.incarnation, f.origin, f.floor};
+        auto it = send_.find(ChannelKey{f.from_stream, f.to_stream});
+        if (it != send_.end() && it->second.origin == f.origin) {
+          if (f.seq <= it->second.consumed_up_to()) continue;  // released: not again
+          tag.floor = std::max(tag.floor, it->second.consumed_up_to());
+        }
+        if (f.type == wire::FrameType::kData) {
+          wire::encode_data(f.from_stream, f.to_stream, f.seq, f.payload, &repeat_bytes_, tag);
+        } else {
+          wire::encode_fragment(f.from_stream, f.to_stream, f.seq, f.total_len, f.offset, f.payload,
+                                &repeat_bytes_, tag);
+        }
+        break;
+      }
+      case wire::FrameType::kConsumed:
+        wire::encode_consumed(f.from_stream, f.to_stream, f.seq, &repeat_bytes_, f.origin);
+        break;
+      case wire::FrameType::kReject:
+        wire::encode_reject(f.from_stream, f.to_stream, f.seq, f.reason, &repeat_bytes_);
+        break;
+      case wire::FrameType::kAck:
+        break;
+    }
+  }
+  wire::seal(&repeat_bytes_);
+  std::swap(*datagram, repeat_bytes_);
+}
+
 bool Transport::poll_path(Time now, OutDatagram* out) {
   for (auto& [site, pp] : paths_) {
     Path& p = *pp;
     if (p.has_probe() && p.build_probe(now, &out->bytes)) {
+      refresh_repeat(&out->bytes);
       out->to = site;
       ++stats_.datagrams_out;
       ++stats_.retransmissions;
       return true;
     }
     if (p.has_lost() && p.can_send() && p.build_retransmission(now, &out->bytes)) {
+      refresh_repeat(&out->bytes);
       out->to = site;
       ++stats_.datagrams_out;
       ++stats_.retransmissions;

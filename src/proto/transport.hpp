@@ -89,6 +89,12 @@ struct TransportStats {
   std::uint64_t forged_in = 0;    // sealed, but did not authenticate under the session's key
   std::uint64_t replayed_in = 0;  // authenticated, but its counter was seen (or is too old)
   std::uint64_t unsealed_in = 0;  // not sealed at all
+  // DATA or FRAGMENT in the name of a sender pinned to another site (set_sender_pin): only a
+  // member lying does that.
+  std::uint64_t impostor_frames = 0;
+  // CONSUMED or REJECT of a channel from a site its messages do not go to: late, from a site
+  // the receiver left, or a member lying.
+  std::uint64_t misdirected_acks = 0;
 };
 
 class Transport {
@@ -118,6 +124,15 @@ class Transport {
   bool secured() const { return key_.has_value(); }
   // For the simulator's checkers, which look inside what is sent.
   const std::optional<wire::Key>& traffic_key() const { return key_; }
+
+  // Senders that never move: `pin(from)` names the one site whose DATA and FRAGMENT of a
+  // channel from `from` are taken (kNoPin: any site, the sender is mobile). Frames from any
+  // other site are counted in impostor_frames and dropped before the channel sees them, so
+  // that a member cannot speak for the leader or another site's control stream. Null: none
+  // is pinned. A plain function, as it runs for every frame received.
+  static constexpr SiteId kNoPin = 0xFFFFFFFFu;
+  using SenderPin = SiteId (*)(StreamId from);
+  void set_sender_pin(SenderPin pin) { pin_ = pin; }
 
   // Membership: once a site was admitted, datagrams from sites not admitted are dropped
   // (counted in unknown_site_in) and no path is made for them, so a forged source id cannot
@@ -293,6 +308,10 @@ class Transport {
   wire::DecodedDatagram decoded_;  // reused across on_datagram calls
   wire::Bytes body_;               // reused across poll_transmit calls
   std::optional<wire::Key> key_;
+  SenderPin pin_ = nullptr;
+  void refresh_repeat(wire::Bytes* datagram);
+  wire::DecodedDatagram repeat_;  // refresh_repeat's scratch
+  wire::Bytes repeat_bytes_;
   std::uint64_t seal_counter_ = 0;
   wire::SealedHeader sealed_header_;  // of the datagram on_datagram() opened last
   wire::Bytes opened_;                // its plaintext: decoded_ points into it

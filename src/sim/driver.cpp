@@ -27,6 +27,8 @@ void add_transport_stats(const proto::TransportStats& st, proto::TransportStats*
   s.forged_in += st.forged_in;
   s.replayed_in += st.replayed_in;
   s.unsealed_in += st.unsealed_in;
+  s.impostor_frames += st.impostor_frames;
+  s.misdirected_acks += st.misdirected_acks;
 }
 
 }  // namespace mstream::sim

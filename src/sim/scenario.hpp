@@ -84,6 +84,9 @@ struct ScenarioOverrides {
   // Session scenarios: some seeds crash (and maybe restart) sites during the workload, with
   // failure detection on (session_scenario.hpp). Only with faults.
   bool crashes = true;
+  // Session scenarios: one more node joins as a site, knowing the session's secret, and
+  // lies (SessionScenario::hostile).
+  bool hostile = false;
 };
 
 Scenario derive_scenario(std::uint64_t seed, const ScenarioOverrides& overrides = {});

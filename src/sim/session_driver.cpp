@@ -78,7 +78,8 @@ SessionDriver::SessionDriver(const SessionScenario& s, const RunOptions& o)
       // The run's own draws (agents' choices) and the network's fates: streams of their own
       // off the seed, apart from those that derived the scenario.
       rng_(mix64(s.seed) ^ 0x8EBC6AF09C88C6E3ull),
-      net_(s.network, Rng(mix64(s.seed) ^ 0x589965CC75374CC3ull)) {
+      net_(s.network, Rng(mix64(s.seed) ^ 0x589965CC75374CC3ull)),
+      hostile_rng_(mix64(s.seed) ^ 0x2545F4914F6CDD1Dull) {
   register_session_agents();
   nodes_.resize(s.nodes());
   shell_sent_.assign(s.streams.size(), 0);
@@ -288,6 +289,7 @@ void SessionDriver::send_join(std::uint32_t n) {
   }
   ++sum_.join_requests;
   trace("node " + std::to_string(n) + " asks to join");
+  record_join(n, nr.joiner->request());
   transmit(n, 0, nr.joiner->request());
   schedule(now_ + kJoinRepeat, SessionEventKind::kJoin, n);
 }
@@ -313,6 +315,7 @@ void SessionDriver::on_join_datagram(std::uint32_t n, std::uint32_t from,
   // Doubted: our request was damaged on its way (the seed's secret is the session's).
   if (out.kind == Kind::kNothing || out.kind == Kind::kDoubted) return;
   if (out.kind == Kind::kResend) {  // the leader's challenge: the sealed request at once
+    record_join(n, nr.joiner->request());
     transmit(n, 0, nr.joiner->request());
     return;
   }
@@ -668,6 +671,7 @@ void SessionDriver::on_transmit(std::uint32_t n, const proto::OutDatagram& out) 
                                       std::to_string(sc_.transport.path.mtu));
     for (const wire::Frame& f : decoded_.frames)
       if (f.type == wire::FrameType::kData || f.type == wire::FrameType::kFragment) watch_arrive(f);
+    if (sc_.hostile && !is_hostile(n)) observe_for_lies();
   }
   const std::optional<std::uint32_t> to = route(n, out.to);
   if (!to) {
@@ -692,6 +696,10 @@ void SessionDriver::on_transmit(std::uint32_t n, const proto::OutDatagram& out) 
               std::to_string(f.seq) + "]";
     }
     trace(line);
+  }
+  if (is_hostile(n) && status.ok()) {
+    transmit(n, *to, lie(n, *to, out));
+    return;
   }
   transmit(n, *to, out.bytes);
 }

@@ -171,6 +171,19 @@ class SessionDriver {
   void note(SessionEventKind kind, std::uint64_t a, std::uint64_t b = 0, std::uint64_t c = 0);
   void trace(const std::string& line);
 
+  // --- session_hostile.cpp: the hostile member (SessionScenario::hostile)
+  bool is_hostile(std::uint32_t n) const { return sc_.hostile && n == sc_.hostile_node(); }
+  // What an honest node sends (decoded_ holds it), and every join datagram: the lies draw on
+  // them, as a member that sniffs the session's traffic would.
+  void observe_for_lies();
+  void record_join(std::uint32_t n, const wire::Bytes& bytes);
+  struct SeenJoin;
+  const SeenJoin* pick_stale_join();
+  // The hostile node's datagram `out` to node `to` (decoded_ holds its plaintext), as it
+  // leaves: lying frames may be added to it, and lying datagrams of its own sent before it.
+  wire::Bytes lie(std::uint32_t n, std::uint32_t to, const proto::OutDatagram& out);
+  void send_lying_datagram(std::uint32_t n, std::uint32_t to, const wire::DatagramHeader& h);
+
   // --- session_workload.cpp: the shell and the agents
   void shell_poll();
   void start_setup();
@@ -233,6 +246,27 @@ class SessionDriver {
   std::map<std::pair<SiteId, std::uint32_t>, std::uint64_t> nonces_;
   Status open_sent(std::uint32_t n, const proto::OutDatagram& out, const std::string& who);
   std::vector<Arrival> arrivals_;
+
+  // The hostile member's memory and its own draws (apart from the run's, so that what it
+  // does not change what the honest nodes draw).
+  struct Seen {
+    proto::ChannelKey key;
+    proto::Seq seq = 0;
+    std::uint32_t origin = 0;
+    SiteId from_site = 0;
+    SiteId to_site = 0;
+  };
+  std::vector<Seen> seen_;  // a ring of the latest DATA frames
+  std::size_t seen_next_ = 0;
+  struct SeenJoin {
+    wire::Bytes bytes;
+    std::uint32_t node = 0;
+    std::uint32_t process = 0;         // the node's restarts when it sent it
+    std::uint32_t leader_process = 0;  // the leader's restarts then
+  };
+  std::vector<SeenJoin> joins_seen_;
+  Rng hostile_rng_;
+  std::uint64_t hostile_counter_ = 0;  // its own datagrams' seal counters (a lane of its own)
 };
 
 }  // namespace mstream::sim::detail

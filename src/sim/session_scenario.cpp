@@ -268,6 +268,7 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
 
   s.profile = draw_fault_profile(net_rng, overrides.faults);
   s.sites = static_cast<std::uint32_t>(net_rng.between(2, 5));
+  s.hostile = overrides.hostile;
   s.network.sites = s.nodes();
   s.network.calm_start = net_rng.log_between(300 * kMillisecond, 3 * kSecond);
   derive_faults(net_rng, s.profile, &s.network);
@@ -321,6 +322,9 @@ std::string describe(const SessionScenario& s) {
                                    std::to_string(s.lane_finish_chance)) +
        " delivery_batch=" + std::to_string(s.delivery_batch));
   line(std::string("session security: ") + (s.secured ? "secured (sealed datagrams)" : "none"));
+  if (s.hostile)
+    line("session hostile member: node " + std::to_string(s.hostile_node()) +
+         " (joins as a site and lies in its own name)");
   for (SiteId a = 0; a < s.nodes(); ++a)
     for (SiteId b = 0; b < s.nodes(); ++b)
       if (a != b)

@@ -22,7 +22,8 @@
 // to that store to crash there (SessionCrash::Point).
 // describe() prints every derived option, so a failing seed can be read as well as replayed.
 //
-// Node indices: 0 is the leader (site 0), 1..sites the sites, sites + 1 the shell. Site ids
+// Node indices: 0 is the leader (site 0), 1..sites the sites, sites + 1 the shell, sites + 2
+// the hostile member if there is one. Site ids
 // are the leader's to give at the join, so the scenario names sites by node index and the
 // driver maps them.
 
@@ -130,12 +131,21 @@ struct SessionScenario {
   // A secured session (doc/security.md): the nodes join with the session secret, and every
   // datagram is sealed, so the network's damage is caught by authentication.
   bool secured = false;
+  // A hostile member (`mstream sim --hostile`, never derived): node hostile_node() joins as
+  // a site, with the secret if there is one, runs an honest core, and lies through its
+  // network card: it adds well-formed frames to what it sends and sends datagrams of its own,
+  // in its own name, that speak for channels and control streams it has no say in, ack what
+  // was never sent, carry wrong numberings and boots, and replay other nodes' joins
+  // (session_hostile.cpp). No stream is ever created at or moved to it; the invariants must
+  // hold for everyone else.
+  bool hostile = false;
   // Never derived: the checkers' tests set it to show they catch a broken durable store.
   // Every K-th commit of a site's store is dropped though put() succeeds (0: none).
   std::uint32_t lying_store_every = 0;
 
-  std::uint32_t nodes() const { return sites + 2; }
+  std::uint32_t nodes() const { return sites + (hostile ? 3 : 2); }
   std::uint32_t shell_node() const { return sites + 1; }
+  std::uint32_t hostile_node() const { return sites + 2; }  // if hostile
   Time calm_start() const { return network.calm_start; }
   std::size_t moves() const;
   std::size_t senders() const;

@@ -61,7 +61,17 @@ std::string describe(const SessionResult& r) {
          kv("retransmissions", t.retransmissions) + kv("rejected_frames", t.rejected_frames) +
          kv("duplicate_messages", t.duplicate_messages) + kv("bogus_acks", t.bogus_acks) +
          kv("sealed_out", s.sealed) + kv("forged_in", t.forged_in) +
-         kv("replayed_in", t.replayed_in) + kv("unsealed_in", t.unsealed_in) + "\n";
+         kv("replayed_in", t.replayed_in) + kv("unsealed_in", t.unsealed_in) +
+         kv("impostor_frames", t.impostor_frames) + kv("misdirected_acks", t.misdirected_acks) +
+         kv("stale_numbering", t.stale_numbering) + kv("stale_boot_in", t.stale_boot_in) + "\n";
+  std::uint64_t lies = 0;
+  for (std::uint64_t l : s.lies) lies += l;
+  if (lies > 0) {
+    out += "session hostile lies:";
+    for (std::size_t k = 0; k < s.lies.size(); ++k)
+      out += kv(lie_name(static_cast<Lie>(k)), s.lies[k]);
+    out += "\n";
+  }
   out += std::string("session trace hash ") + hash + "\n";
   return out;
 }

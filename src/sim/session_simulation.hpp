@@ -9,6 +9,7 @@
 // Thread-safety: runs are independent, but a run must stay on the thread that started it (the
 // agents find their run through a thread-local pointer).
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -20,6 +21,21 @@
 #include "sim/simulation.hpp"
 
 namespace mstream::sim {
+
+// The hostile member's lies (SessionScenario::hostile, session_hostile.cpp), by kind.
+enum class Lie : std::uint8_t {
+  kConsumedForeign,  // CONSUMED for a channel between two others: would release its messages
+  kRejectForeign,    // REJECT of another's message to another
+  kImpersonate,      // DATA in the name of the leader's or another site's control stream
+  kAckUnsent,        // CONSUMED of its own channel beyond what was sent
+  kWrongOrigin,      // CONSUMED of its own channel under another numbering
+  kNoStream,         // DATA to a stream that exists nowhere
+  kPathAckUnsent,    // a path ACK of packet numbers never sent
+  kStaleBoot,        // a datagram for an earlier boot of its receiver
+  kStaleJoin,        // another node's join datagram, replayed to the leader
+  kCount,
+};
+const char* lie_name(Lie kind);
 
 struct SessionSummary {
   Time end_time = 0;
@@ -46,6 +62,7 @@ struct SessionSummary {
   std::uint64_t checkpoints_stored = 0;  // commits of checkpoint batches to the nodes' stores
   std::uint64_t checkpoint_crashes = 0;  // crashes at a commit (SessionCrash::Point)
   std::uint64_t durable_restores = 0;    // recoveries of durable streams from a checkpoint
+  std::array<std::uint64_t, static_cast<std::size_t>(Lie::kCount)> lies{};  // sent, by kind
   NetworkStats network;
   proto::TransportStats transport;  // summed over the nodes
 };

@@ -13,7 +13,10 @@ void SessionDriver::shell_poll() {
   if (phase_ == Phase::kJoining) {
     if (!core.welcomed()) return;
     std::size_t sites = 0;
-    for (const auto& [id, p] : core.directory().peers()) sites += p.live && !p.shell;
+    for (const auto& [id, p] : core.directory().peers()) {
+      const auto node = parse_sim_address(p.address);
+      sites += p.live && !p.shell && node && *node <= sc_.sites;  // not the hostile member
+    }
     if (sites < sc_.sites + 1) return;
     start_setup();
   }

@@ -32,6 +32,10 @@ SiteCore::SiteCore(SiteOptions options)
   view_->max_held_bytes = options_.max_held_bytes;
   view_->handler_limits = options_.handler_limits;
   if (options_.traffic_key) transport_.set_traffic_key(*options_.traffic_key);
+  // Control streams never move: only their own site (the leader's, site 0) speaks for them.
+  transport_.set_sender_pin([](proto::StreamId from) {
+    return is_control(from) ? control_site(from) : proto::Transport::kNoPin;
+  });
   executor_ = std::move(options_.executor);
   if (!executor_) executor_ = std::make_shared<proto::InlineExecutor>();
   for (std::size_t i = 0; i < executor_->lanes(); ++i)

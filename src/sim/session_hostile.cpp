@@ -1,0 +1,240 @@
+// The hostile member of `mstream sim --hostile` (SessionScenario::hostile). It is a member:
+// it joined with the session's secret and holds the traffic key, so sealing stops none of
+// what it sends. Its core is honest (it acks, answers and stays idle like any site); its lies
+// go out through a lying network card, in its own name (a member can seal in another's name
+// too, as the session has one key: doc/security.md says what that leaves open). Each lie is
+// well-formed and aimed where, believed, it would do harm: releasing messages a receiver
+// never had, refusing messages for their receiver, commanding a site as the leader would,
+// confusing numberings and boots, or admitting a joiner twice. The checkers then prove that
+// none of it reached an honest stream: every invariant holds as in any other run, and the
+// honest nodes' transport statistics count what they dropped (impostor_frames, bogus_acks,
+// stale_numbering, stale_boot_in, rejected_frames).
+
+#include <algorithm>
+
+#include "sim/session_driver.hpp"
+#include "site/ids.hpp"
+#include "wire/control.hpp"
+#include "wire/crypto.hpp"
+
+namespace mstream::sim {
+
+const char* lie_name(Lie kind) {
+  switch (kind) {
+    case Lie::kConsumedForeign:
+      return "consumed_foreign";
+    case Lie::kRejectForeign:
+      return "reject_foreign";
+    case Lie::kImpersonate:
+      return "impersonate";
+    case Lie::kAckUnsent:
+      return "ack_unsent";
+    case Lie::kWrongOrigin:
+      return "wrong_origin";
+    case Lie::kNoStream:
+      return "no_stream";
+    case Lie::kPathAckUnsent:
+      return "path_ack_unsent";
+    case Lie::kStaleBoot:
+      return "stale_boot";
+    case Lie::kStaleJoin:
+      return "stale_join";
+    case Lie::kCount:
+      break;
+  }
+  return "?";
+}
+
+}  // namespace mstream::sim
+
+namespace mstream::sim::detail {
+namespace {
+
+constexpr std::size_t kSeenFrames = 256;
+constexpr std::size_t kJoinsKept = 32;
+// Most of what it sends carries a lie, but not so many that its own honest traffic (the acks
+// its core owes) is crowded out of the mtu.
+constexpr double kLieChance = 0.9;
+constexpr int kMostLiesPerDatagram = 3;
+constexpr double kOwnDatagramChance = 0.5;
+
+}  // namespace
+
+void SessionDriver::observe_for_lies() {
+  const wire::DatagramHeader& h = decoded_.header;
+  for (const wire::Frame& f : decoded_.frames) {
+    if (f.type != wire::FrameType::kData && f.type != wire::FrameType::kFragment) continue;
+    Seen s{{f.from_stream, f.to_stream}, f.seq, f.origin, h.src_site, h.dst_site};
+    if (seen_.size() < kSeenFrames) {
+      seen_.push_back(s);
+    } else {
+      seen_[seen_next_] = s;
+      seen_next_ = (seen_next_ + 1) % kSeenFrames;
+    }
+  }
+}
+
+void SessionDriver::record_join(std::uint32_t n, const wire::Bytes& bytes) {
+  if (!sc_.hostile) return;
+  SeenJoin j{bytes, n, nodes_[n].restarts, nodes_[0].restarts};
+  if (joins_seen_.size() < kJoinsKept) {
+    joins_seen_.push_back(std::move(j));
+  } else {
+    joins_seen_[hostile_rng_.below(kJoinsKept)] = std::move(j);
+  }
+}
+
+// An unsecured session trusts the network: a join request is believed from wherever it
+// comes, so a replay that beats its joiner's own request, or reaches a later leader process
+// (which has no record of it), would be taken for a new joiner there. Those seeds replay only
+// what cannot be: a request of a process that was admitted, to the leader process it joined.
+// A secured leader's cookies, bound to the joiner's address, stop every replay.
+const SessionDriver::SeenJoin* SessionDriver::pick_stale_join() {
+  std::vector<const SeenJoin*> usable;
+  for (const SeenJoin& j : joins_seen_) {
+    const NodeRun& nr = nodes_[j.node];
+    if (sc_.secured || (nr.node && !nr.joiner && nr.restarts == j.process &&
+                        nodes_[0].restarts == j.leader_process))
+      usable.push_back(&j);
+  }
+  return usable.empty() ? nullptr : usable[hostile_rng_.below(usable.size())];
+}
+
+wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::OutDatagram& out) {
+  const wire::DatagramHeader h = decoded_.header;
+  const SiteId self = nodes_[n].id;
+  const std::optional<wire::Key>& key = nodes_[n].core->transport().traffic_key();
+
+  if (hostile_rng_.chance(kOwnDatagramChance)) send_lying_datagram(n, to, h);
+  // A replayed join goes to the leader from here: an answer to it must not admit anyone twice
+  // or move anyone's address here.
+  if (to == 0 && hostile_rng_.chance(0.1)) {
+    if (const SeenJoin* j = pick_stale_join()) {
+      ++sum_.lies[static_cast<std::size_t>(Lie::kStaleJoin)];
+      const wire::Bytes bytes = j->bytes;
+      transmit(n, 0, bytes);
+    }
+  }
+  // Frames are taken only in a numbered datagram (wire/datagram.hpp).
+  if (h.packet_number == 0 || !hostile_rng_.chance(kLieChance)) return out.bytes;
+
+  // What it knows of the receiver's channels, by what the lie needs.
+  std::vector<const Seen*> sent_by_them;     // a channel the receiver sends to a third site
+  std::vector<const Seen*> sent_to_us;       // a channel the receiver sends to us
+  std::vector<const Seen*> control_to_them;  // another's control stream to the receiver
+  for (const Seen& s : seen_) {
+    if (s.from_site == h.dst_site && s.to_site != self) sent_by_them.push_back(&s);
+    if (s.from_site == h.dst_site && s.to_site == self) sent_to_us.push_back(&s);
+    if (s.to_site == h.dst_site && site::is_control(s.key.from) &&
+        site::control_site(s.key.from) != self)
+      control_to_them.push_back(&s);
+  }
+  auto any = [this](const std::vector<const Seen*>& v) {
+    return v.empty() ? nullptr : v[hostile_rng_.below(v.size())];
+  };
+
+  wire::Bytes plain = key ? opened_ : out.bytes;
+  const std::size_t room = sc_.transport.path.mtu - (key ? wire::kSealOverhead : 0);
+  bool lied = false;
+  const int count = 1 + static_cast<int>(hostile_rng_.below(kMostLiesPerDatagram));
+  for (int i = 0; i < count; ++i) {
+    const std::size_t before = plain.size();
+    const Lie kind = static_cast<Lie>(hostile_rng_.below(6));
+    switch (kind) {
+      case Lie::kConsumedForeign:
+        if (const Seen* s = any(sent_by_them))
+          wire::encode_consumed(s->key.from, s->key.to, s->seq, &plain, s->origin);
+        break;
+      case Lie::kRejectForeign:
+        if (const Seen* s = any(sent_by_them))
+          wire::encode_reject(s->key.from, s->key.to, s->seq,
+                              hostile_rng_.chance(0.5) ? wire::RejectReason::kNoSuchStream
+                                                       : wire::RejectReason::kTooLarge,
+                              &plain);
+        break;
+      case Lie::kImpersonate:
+        if (const Seen* s = any(control_to_them)) {
+          // The next message of that control channel, as its real sender would number it: a
+          // command to shut down, or to destroy a stream.
+          wire::Bytes command;
+          const auto victim = ids_.find(sc_.streams[hostile_rng_.below(sc_.streams.size())].name);
+          if (hostile_rng_.chance(0.5) || victim == ids_.end()) {
+            wire::encode_control(wire::Shutdown{0, "the hostile member"}, &command);
+          } else {
+            wire::encode_control(wire::DestroyStream{victim->second}, &command);
+          }
+          wire::encode_data(s->key.from, s->key.to, s->seq + 1, command, &plain,
+                            wire::SenderTag{0, s->origin, s->seq});
+        }
+        break;
+      case Lie::kAckUnsent:
+        if (const Seen* s = any(sent_to_us))
+          wire::encode_consumed(s->key.from, s->key.to, s->seq + 1000 + hostile_rng_.below(1000),
+                                &plain, s->origin);
+        break;
+      case Lie::kWrongOrigin:
+        if (const Seen* s = any(sent_to_us))
+          wire::encode_consumed(s->key.from, s->key.to, s->seq, &plain, s->origin + 1);
+        break;
+      case Lie::kNoStream:
+        // From a stream id nobody has to one nobody has: refused, and nothing kept for it.
+        wire::encode_data((1ull << 40) + hostile_rng_.below(1000),
+                          (1ull << 41) + hostile_rng_.below(1000), 1,
+                          wire::ByteView(reinterpret_cast<const std::uint8_t*>("lie"), 3), &plain);
+        break;
+      default:
+        break;
+    }
+    if (plain.size() > room) {
+      plain.resize(before);  // it does not fit: not this one
+      break;
+    }
+    if (plain.size() == before) continue;
+    ++sum_.lies[static_cast<std::size_t>(kind)];
+    trace("node " + std::to_string(n) + " lies to site " + std::to_string(h.dst_site) + ": " +
+          lie_name(kind));
+    lied = true;
+  }
+  if (!lied) return out.bytes;
+  wire::seal(&plain);
+  if (!key) return plain;
+  // Under the counter its core chose for this datagram, which is never sent as it was.
+  wire::SealedHeader sh;
+  (void)wire::peek_sealed(out.bytes, &sh);
+  wire::Bytes sealed;
+  wire::seal_datagram(*key, sh, plain, &sealed);
+  return sealed;
+}
+
+void SessionDriver::send_lying_datagram(std::uint32_t n, std::uint32_t to,
+                                        const wire::DatagramHeader& h) {
+  // Unnumbered, so that its receiver acks nothing its core did not send.
+  wire::DatagramHeader lie = h;
+  lie.packet_number = 0;
+  Lie kind = Lie::kPathAckUnsent;
+  wire::AckFrame ack;
+  if (hostile_rng_.chance(0.5)) {
+    // Everything up to far beyond what the receiver ever sent us.
+    ack.cumulative = (1ull << 40) + hostile_rng_.below(1u << 20);
+  } else {
+    kind = Lie::kStaleBoot;
+    lie.dst_boot = h.dst_boot + 1 + static_cast<std::uint32_t>(hostile_rng_.below(3));
+    ack.cumulative = hostile_rng_.below(1000);
+  }
+  wire::Bytes plain;
+  wire::encode_header(lie, &plain);
+  wire::encode_ack(ack, &plain);
+  wire::seal(&plain);
+  ++sum_.lies[static_cast<std::size_t>(kind)];
+  const std::optional<wire::Key>& key = nodes_[n].core->transport().traffic_key();
+  if (!key) {
+    transmit(n, to, plain);
+    return;
+  }
+  wire::Bytes sealed;
+  wire::seal_datagram(*key, {h.src_site, h.src_boot, wire::kKeepaliveCounters + ++hostile_counter_},
+                      plain, &sealed);
+  transmit(n, to, sealed);
+}
+
+}  // namespace mstream::sim::detail
