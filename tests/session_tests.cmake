@@ -16,7 +16,8 @@ add_executable(session_tests
   ${CMAKE_CURRENT_LIST_DIR}/session_failures_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/session_policy_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/session_limits_test.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/session_security_test.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/session_security_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/session_sandbox_test.cpp)
 target_link_libraries(session_tests PRIVATE GTest::gtest_main mstream_warnings)
 target_include_directories(session_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 # The binary under test; $MSTREAM_BINARY overrides it at run time.
