@@ -40,12 +40,49 @@ TEST(SecuredTransport, DeliversOnceInOrderAndEveryDatagramIsSealed) {
   ASSERT_EQ(c.delivered_seqs(kB, kAB), one_to(200));
   for (const Delivery& d : c.delivered[kB]) EXPECT_EQ(d.payload, pattern(d.seq * 53 % 3000, d.seq));
   for (const OutDatagram& d : c.sent) {
-    ASSERT_EQ(wire::datagram_kind(d.bytes), wire::kKindSealed);
+    ASSERT_TRUE(wire::is_sealed_kind(static_cast<std::uint8_t>(wire::datagram_kind(d.bytes))));
     wire::DecodedDatagram plain;
     EXPECT_FALSE(wire::decode_datagram(d.bytes, &plain).ok());  // nothing readable travels
   }
   EXPECT_EQ(c[kB].stats().forged_in, 0u);
   EXPECT_EQ(c[kB].stats().replayed_in, 0u);
+}
+
+// Both ends open AES-256-GCM: after the first exchange (XChaCha20-Poly1305 saying so) they
+// seal with it; an end that does not (TransportConfig::aes off, or a CPU without it) is
+// answered in XChaCha20-Poly1305 for as long as it says so.
+TEST(SecuredTransport, PeersThatBothOpenAesSealWithItAndTheOthersDoNot) {
+  if (!wire::aes_available()) GTEST_SKIP() << "this CPU has no AES-256-GCM";
+  for (bool b_aes : {true, false}) {
+    TransportConfig b_cfg;
+    b_cfg.aes = b_aes;
+    Cluster c({kA, kB});
+    c.restart(kB, 0, b_cfg);
+    c[kA].set_traffic_key(key_of(5));
+    c[kB].set_traffic_key(key_of(5));
+    ASSERT_TRUE(c[kB].open_stream(200).ok());
+    ASSERT_TRUE(c[kA].open_stream(100).ok());
+    c.lose = [n = 0](const OutDatagram&) mutable { return ++n % 7 == 0; };
+    for (Seq s = 1; s <= 100; ++s) {
+      ASSERT_TRUE(c.append(kA, kAB, kB, pattern(500, s)).ok());
+      ASSERT_TRUE(c.append(kB, {200, 100}, kA, pattern(50, s)).ok());
+    }
+    ASSERT_TRUE(c.settle());
+    ASSERT_EQ(c.delivered_seqs(kB, kAB), one_to(100));
+    ASSERT_EQ(c.delivered_seqs(kA, {200, 100}), one_to(100));
+    std::size_t aes = 0;
+    for (const OutDatagram& d : c.sent) {
+      const std::uint8_t kind = wire::datagram_kind(d.bytes);
+      if (!b_aes) {
+        EXPECT_EQ(kind, d.to == kB ? wire::kKindSealedAesCapable : wire::kKindSealed);
+      }
+      aes += kind == wire::kKindSealedAes;
+    }
+    if (b_aes) {
+      EXPECT_GT(aes, c.sent.size() / 2);
+    }
+    EXPECT_EQ(c[kA].stats().forged_in + c[kB].stats().forged_in, 0u);
+  }
 }
 
 TEST(SecuredTransport, AnotherSessionsKeyIsForgedAndNothingIsDelivered) {

@@ -60,6 +60,46 @@ TEST(Crypto, EveryTamperedByteIsRefused) {
   }
 }
 
+TEST(Crypto, AnAesSealedDatagramOpensUnderItsSendersKeyOnly) {
+  if (!aes_available()) GTEST_SKIP() << "this CPU has no AES-256-GCM";
+  const Bytes plain = some_datagram();
+  const AesKey sender(key_of(1), 1, 4);
+  Bytes sealed;
+  seal_datagram_aes(sender, 99, plain, &sealed);
+  EXPECT_EQ(sealed.size(), plain.size() + kSealOverhead);
+  EXPECT_EQ(datagram_kind(sealed), kKindSealedAes);
+  SealedHeader h;
+  Bytes opened;
+  ASSERT_TRUE(open_datagram_aes(AesKey(key_of(1), 1, 4), sealed, &h, &opened).ok());
+  EXPECT_EQ(opened, plain);
+  EXPECT_EQ(h.src_site, 1u);
+  EXPECT_EQ(h.src_boot, 4u);
+  EXPECT_EQ(h.counter, 99u);
+  EXPECT_EQ(h.kind, kKindSealedAes);
+  // Another session's key, another sender's (or boot's) subkey, the other cipher: refused.
+  EXPECT_EQ(open_datagram_aes(AesKey(key_of(2), 1, 4), sealed, &h, &opened).code(),
+            Status::Code::kPermissionDenied);
+  EXPECT_EQ(open_datagram_aes(AesKey(key_of(1), 1, 5), sealed, &h, &opened).code(),
+            Status::Code::kPermissionDenied);
+  EXPECT_EQ(open_datagram(key_of(1), sealed, &h, &opened).code(), Status::Code::kMalformed);
+  for (std::size_t i = 0; i < sealed.size(); ++i) {
+    Bytes t = sealed;
+    t[i] ^= 0x40;
+    EXPECT_FALSE(open_datagram_aes(sender, t, &h, &opened).ok()) << "byte " << i;
+  }
+}
+
+TEST(Crypto, TheXChaChaKindSaysWhetherItsSenderOpensAes) {
+  Bytes sealed;
+  seal_datagram(key_of(1), {1, 0, 5, kKindSealedAesCapable}, some_datagram(), &sealed);
+  EXPECT_EQ(datagram_kind(sealed), kKindSealedAesCapable);
+  SealedHeader h;
+  Bytes opened;
+  ASSERT_TRUE(open_datagram(key_of(1), sealed, &h, &opened).ok());
+  EXPECT_EQ(h.kind, kKindSealedAesCapable);
+  EXPECT_EQ(opened, some_datagram());
+}
+
 TEST(Crypto, KeysDeriveAndPrintAsHex) {
   const Key secret = random_key();
   EXPECT_NE(secret, random_key());

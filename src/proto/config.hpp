@@ -59,6 +59,10 @@ struct ChannelConfig {
 struct TransportConfig {
   PathConfig path;
   ChannelConfig channel;
+  // Secured sessions: seal with AES-256-GCM towards peers that open it, when this machine's
+  // CPU does it (wire/crypto.hpp, kind 5); else, and towards the others, XChaCha20-Poly1305.
+  // The simulator turns it off, so that a seed's run is the same on every machine.
+  bool aes = true;
 };
 
 }  // namespace mstream::proto

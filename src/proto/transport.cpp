@@ -28,7 +28,16 @@ constexpr std::size_t kMinFragment = 64;
 Transport::Transport(SiteId self, TransportConfig config)
     : self_(self), config_(sanitize(config)) {}
 
-void Transport::set_traffic_key(const wire::Key& key) { key_ = key; }
+void Transport::set_traffic_key(const wire::Key& key) {
+  key_ = key;
+  aes_ = config_.aes && wire::aes_available();
+}
+
+const wire::AesKey& Transport::own_aes_key() {
+  if (!own_aes_ || own_aes_->boot() != boot_)
+    own_aes_ = std::make_unique<wire::AesKey>(*key_, self_, boot_);
+  return *own_aes_;
+}
 
 PathConfig Transport::path_config() const {
   PathConfig c = config_.path;
@@ -38,7 +47,28 @@ PathConfig Transport::path_config() const {
 }
 
 Status Transport::open_sealed(wire::ByteView bytes) {
-  Status st = wire::open_datagram(*key_, bytes, &sealed_header_, &opened_);
+  Status st = wire::peek_sealed(bytes, &sealed_header_);
+  if (st.ok() && sealed_header_.kind == wire::kKindSealedAes) {
+    if (!aes_) {
+      st = Status::error(Status::Code::kPermissionDenied,
+                         "sealed datagram: AES-256-GCM, which this transport does not open");
+    } else {
+      // A sender's key is kept once a datagram of it authenticated, for as many senders as
+      // there may be paths: a forger's made-up senders cost a derivation each, and no memory.
+      auto it = aes_keys_.find(sealed_header_.src_site);
+      if (it != aes_keys_.end() && it->second->boot() == sealed_header_.src_boot) {
+        st = wire::open_datagram_aes(*it->second, bytes, &sealed_header_, &opened_);
+      } else {
+        auto k =
+            std::make_unique<wire::AesKey>(*key_, sealed_header_.src_site, sealed_header_.src_boot);
+        st = wire::open_datagram_aes(*k, bytes, &sealed_header_, &opened_);
+        if (st.ok() && (it != aes_keys_.end() || aes_keys_.size() < kMaxPaths))
+          aes_keys_[sealed_header_.src_site] = std::move(k);
+      }
+    }
+  } else if (st.ok()) {
+    st = wire::open_datagram(*key_, bytes, &sealed_header_, &opened_);
+  }
   if (st.ok()) return st;
   if (st.code() == Status::Code::kPermissionDenied)
     ++stats_.forged_in;
@@ -329,6 +359,13 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
       ++stats_.replayed_in;
       return Status::error(Status::Code::kAlreadyExists, "a replayed datagram");
     }
+    // What the sender's process opens: its latest datagram says (a restarted leader may run
+    // on a machine without AES).
+    if (sealed_header_.kind == wire::kKindSealed) {
+      opens_aes_.erase(h.src_site);
+    } else if (opens_aes_.size() < kMaxPaths) {
+      opens_aes_.insert(h.src_site);
+    }
   }
   Path* path = &path_to(h.src_site);
   // Even a stale datagram says its sender is alive: a peer that has not yet heard of our new
@@ -552,7 +589,14 @@ void Transport::queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectR
 bool Transport::poll_transmit(Time now, OutDatagram* out) {
   if (!poll_path(now, out)) return false;
   if (key_) {
-    wire::seal_datagram(*key_, {self_, boot_, ++seal_counter_}, out->bytes, &sealed_);
+    if (aes_ && opens_aes_.contains(out->to)) {
+      wire::seal_datagram_aes(own_aes_key(), ++seal_counter_, out->bytes, &sealed_);
+    } else {
+      wire::seal_datagram(
+          *key_,
+          {self_, boot_, ++seal_counter_, aes_ ? wire::kKindSealedAesCapable : wire::kKindSealed},
+          out->bytes, &sealed_);
+    }
     std::swap(out->bytes, sealed_);
   }
   auto p = paths_.find(out->to);

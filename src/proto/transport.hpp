@@ -122,6 +122,8 @@ class Transport {
   // sealed datagrams stay within config().path.mtu.
   void set_traffic_key(const wire::Key& key);
   bool secured() const { return key_.has_value(); }
+  // Whether it seals with AES-256-GCM towards the peers that open it (TransportConfig::aes).
+  bool seals_aes() const { return aes_; }
   // For the simulator's checkers, which look inside what is sent.
   const std::optional<wire::Key>& traffic_key() const { return key_; }
 
@@ -308,6 +310,13 @@ class Transport {
   wire::DecodedDatagram decoded_;  // reused across on_datagram calls
   wire::Bytes body_;               // reused across poll_transmit calls
   std::optional<wire::Key> key_;
+  // AES-256-GCM (TransportConfig::aes): ours, if this CPU does it; the sites whose latest
+  // datagram said they open it; their keys.
+  bool aes_ = false;
+  std::unique_ptr<wire::AesKey> own_aes_;
+  const wire::AesKey& own_aes_key();
+  std::unordered_set<SiteId> opens_aes_;
+  std::unordered_map<SiteId, std::unique_ptr<wire::AesKey>> aes_keys_;
   SenderPin pin_ = nullptr;
   void refresh_repeat(wire::Bytes* datagram);
   wire::DecodedDatagram repeat_;  // refresh_repeat's scratch

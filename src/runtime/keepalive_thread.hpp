@@ -30,10 +30,12 @@ class KeepaliveThread {
 
   // Sends from `fd` (a bound UDP socket, which must outlive stop()) to `to`, as site `self`
   // to site `peer`, every `interval`; in a secured session sealed under `traffic_key`, with
-  // counters of its own (wire::kKeepaliveCounters). A second start() replaces the first.
+  // counters of its own (wire::kKeepaliveCounters), and saying what its node's transport
+  // opens (`opens_aes`: proto::Transport::seals_aes(), so that the peer does not take the
+  // beat for another process's). A second start() replaces the first.
   void start(int fd, const SocketAddress& to, proto::SiteId self, proto::SiteId peer,
              std::chrono::nanoseconds interval,
-             const std::optional<wire::Key>& traffic_key = std::nullopt);
+             const std::optional<wire::Key>& traffic_key = std::nullopt, bool opens_aes = false);
   void stop();
 
  private:

@@ -1,18 +1,23 @@
 #pragma once
 // The cryptography of secured sessions (doc/security.md), on libsodium: keys, their derivation
-// from the session secret, and the sealed datagram (kind 2) that carries a path datagram
-// between the members of a secured session.
+// from the session secret, and the sealed datagram (kinds 2, 4 and 5) that carries a path
+// datagram between the members of a secured session.
 //
-//   u16 magic  u8 version  u8 kind (2)  u32 src_site  u32 src_boot  u64 counter
+//   u16 magic  u8 version  u8 kind  u32 src_site  u32 src_boot  u64 counter
 //   ciphertext of the whole path datagram (kind 0)   16-byte tag
 //
 // The first 20 bytes are the AEAD's associated data, so nobody can move a sealed datagram to
-// another sender, boot or counter. XChaCha20-Poly1305 (crypto_aead_xchacha20poly1305_ietf);
-// the nonce is those 16 bytes from src_site on, then 8 zero bytes. It is unique under a key as
-// long as each sender (site id, boot) never repeats a counter: site ids are never reused, a
-// restarted leader runs under a higher boot, and a Transport counts from 1 (its keepalive
-// thread, kKeepaliveCounters upwards). The counter is also what the receiver's replay window
-// (proto::ReplayWindow) checks.
+// another sender, boot or counter. The kind names the cipher:
+//   2  XChaCha20-Poly1305 under the traffic key; the nonce is the 16 bytes from src_site on,
+//      then 8 zero bytes. Every member opens it.
+//   4  the same, from a sender that also opens kind 5: a receiver that can, answers in kind 5.
+//   5  AES-256-GCM (hardware: AES-NI and PCLMUL, about twice as fast) under the sender's own
+//      subkey, derived from the traffic key for its (site, boot); the nonce is the counter, then
+//      4 zero bytes. Sent only to a peer whose latest datagram was kind 4 or 5.
+// Either nonce is unique under its key as long as each sender (site id, boot) never repeats a
+// counter: site ids are never reused, a restarted leader runs under a higher boot, and a
+// Transport counts from 1 (its keepalive thread, kKeepaliveCounters upwards). The counter is
+// also what the receiver's replay window (proto::ReplayWindow) checks.
 //
 // Everything here fails with a Status, never throws; the openers check every length first.
 
@@ -29,6 +34,11 @@ inline constexpr std::size_t kKeyBytes = 32;
 using Key = std::array<std::uint8_t, kKeyBytes>;
 
 inline constexpr std::uint8_t kKindSealed = 2;
+inline constexpr std::uint8_t kKindSealedAesCapable = 4;
+inline constexpr std::uint8_t kKindSealedAes = 5;
+inline constexpr bool is_sealed_kind(std::uint8_t kind) {
+  return kind == kKindSealed || kind == kKindSealedAesCapable || kind == kKindSealedAes;
+}
 inline constexpr std::size_t kSealedHeaderSize = 20;
 inline constexpr std::size_t kSealTagSize = 16;
 inline constexpr std::size_t kSealOverhead = kSealedHeaderSize + kSealTagSize;
@@ -55,16 +65,41 @@ struct SealedHeader {
   std::uint32_t src_site = 0;
   std::uint32_t src_boot = 0;
   std::uint64_t counter = 0;
+  std::uint8_t kind = kKindSealed;
 };
 
-// Seals the path datagram `plain` into *out (overwritten).
+// Seals the path datagram `plain` into *out (overwritten), as kind h.kind: kKindSealed or
+// kKindSealedAesCapable (XChaCha20-Poly1305 under the traffic key `key`).
 void seal_datagram(const Key& key, const SealedHeader& h, ByteView plain, Bytes* out);
-// The header of a sealed datagram, not yet authenticated: kMalformed if `bytes` is not one.
+// The header of a sealed datagram of any kind, not yet authenticated: kMalformed if `bytes`
+// is not one.
 Status peek_sealed(ByteView bytes, SealedHeader* h);
-// Authenticates and opens a sealed datagram into *plain (overwritten). Errors: kMalformed
-// (not a sealed datagram), kPermissionDenied (forged, tampered with, or sealed under another
+// Authenticates and opens a sealed datagram of kind 2 or 4 into *plain (overwritten). Errors:
+// kMalformed (not one), kPermissionDenied (forged, tampered with, or sealed under another
 // key: another session's).
 Status open_datagram(const Key& key, ByteView bytes, SealedHeader* h, Bytes* plain);
+
+// Kind 5. Whether this machine's CPU does AES-256-GCM (libsodium has no portable fallback).
+bool aes_available();
+// One sender's AES-256-GCM key, expanded once: 512 bytes, so kept per peer, not per datagram.
+// REQUIRES: aes_available().
+class AesKey {
+ public:
+  AesKey(const Key& traffic_key, std::uint32_t site, std::uint32_t boot);
+  std::uint32_t site() const { return site_; }
+  std::uint32_t boot() const { return boot_; }
+  const unsigned char* state() const { return state_.data(); }
+
+ private:
+  alignas(16) std::array<unsigned char, 512> state_;
+  std::uint32_t site_;
+  std::uint32_t boot_;
+};
+// Seals as kind 5 under the sender's key (whose site and boot go in the header).
+void seal_datagram_aes(const AesKey& sender, std::uint64_t counter, ByteView plain, Bytes* out);
+// Opens a kind 5 datagram of sender (its site and boot must be the header's, else
+// kPermissionDenied). Errors as open_datagram().
+Status open_datagram_aes(const AesKey& sender, ByteView bytes, SealedHeader* h, Bytes* plain);
 
 // Sealing for the join exchange (wire/join.hpp), whose messages have no counter: the nonce
 // is a keyed hash of the plaintext (a synthetic IV, as in RFC 5297), so it repeats only for
