@@ -27,6 +27,7 @@ EndpointOptions load_options(const LoadConfig& cfg, std::uint32_t site) {
   o.busy_poll = cfg.wait == WaitStrategy::kSpin;
   o.max_unconsumed_messages = cfg.max_unconsumed_messages;
   o.secured = cfg.secured;
+  o.aes = cfg.aes;
   o.traffic_key.fill(0x5A);  // a benchmark's: what it costs, not what it hides
   if (site == kReceiverSite) {
     o.receive_drop_probability = cfg.receive_drop_probability;

@@ -128,7 +128,9 @@ TEST(BenchSmoke, ThroughputReportsConsumedPerSecondAgainstZeroMq) {
   expect_well_formed(*r, "throughput");
   EXPECT_EQ(metrics_of(*r),
             (std::set<std::string>{"consumed_per_second", "cpu_per_message",
-                                   "secured_consumed_per_second", "secured_cpu_per_message"}));
+                                   "secured_consumed_per_second", "secured_cpu_per_message",
+                                   "secured_portable_consumed_per_second",
+                                   "secured_portable_cpu_per_message"}));
   for (const auto& x : *r)
     EXPECT_EQ(x.baseline,
               x.metric.starts_with("secured") ? "mstream_unsecured" : "zeromq_push_pull_tcp");

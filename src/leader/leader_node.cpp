@@ -55,6 +55,14 @@ std::array<std::uint8_t, 16> LeaderNode::cookie(std::uint64_t nonce,
   return wire::short_mac(security_->cookie_key, data);
 }
 
+void LeaderNode::challenge(std::uint64_t nonce, const std::string& from, wire::Bytes* reply) const {
+  wire::JoinMessage c;
+  c.op = wire::JoinMessage::Op::kChallenge;
+  c.nonce = nonce;
+  c.cookie = cookie(nonce, from);
+  wire::encode_join(c, reply);
+}
+
 bool LeaderNode::on_secured_join(wire::ByteView bytes, const std::string& from, Time now,
                                  wire::Bytes* reply) {
   using Op = wire::JoinMessage::Op;
@@ -74,11 +82,7 @@ bool LeaderNode::on_secured_join(wire::ByteView bytes, const std::string& from, 
       refuse(m->nonce, "this session is not secured: join it with --insecure", reply);
       return true;
     }
-    wire::JoinMessage challenge;
-    challenge.op = Op::kChallenge;
-    challenge.nonce = m->nonce;
-    challenge.cookie = cookie(m->nonce, from);
-    wire::encode_join(challenge, reply);
+    challenge(m->nonce, from, reply);
     return true;
   }
   auto nonce = wire::sealed_join_nonce(bytes);
@@ -100,11 +104,7 @@ bool LeaderNode::on_secured_join(wire::ByteView bytes, const std::string& from, 
     // An old process's challenge, a recording, or a request sent from another address than
     // its hello's (a replay that would take the joiner's place in the directory): a fresh
     // challenge, to where it came from, sorts out the honest cases.
-    wire::JoinMessage challenge;
-    challenge.op = Op::kChallenge;
-    challenge.nonce = m->nonce;
-    challenge.cookie = cookie(m->nonce, from);
-    wire::encode_join(challenge, reply);
+    challenge(m->nonce, from, reply);
     return true;
   }
   wire::JoinMessage answer;

@@ -67,6 +67,7 @@ class LeaderNode final : public proto::Node {
   // The answers of a secured leader, and of an unsecured one to a secured joiner.
   bool on_secured_join(wire::ByteView bytes, const std::string& from, Time now, wire::Bytes* reply);
   std::array<std::uint8_t, 16> cookie(std::uint64_t nonce, const std::string& from) const;
+  void challenge(std::uint64_t nonce, const std::string& from, wire::Bytes* reply) const;
   static void refuse(std::uint64_t nonce, std::string reason, wire::Bytes* reply,
                      wire::JoinMessage::Op op = wire::JoinMessage::Op::kRefuse);
 

@@ -65,6 +65,7 @@ proto::TransportConfig to_transport_config(const EndpointOptions& o, std::size_t
   cfg.channel.max_unconsumed_messages = o.max_unconsumed_messages;
   cfg.channel.max_unconsumed_bytes = o.max_unconsumed_bytes;
   cfg.channel.max_message_bytes = o.max_message_bytes;
+  cfg.aes = o.aes;
   return cfg;
 }
 

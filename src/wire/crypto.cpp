@@ -75,16 +75,32 @@ std::array<std::uint8_t, 16> short_mac(const Key& key, ByteView data) {
   return out;
 }
 
-void seal_datagram(const Key& key, const SealedHeader& h, ByteView plain, Bytes* out) {
-  out->resize(kSealOverhead + plain.size());
+namespace {
+
+// Sizes *out for the sealed datagram and writes its header; returns where it starts.
+std::uint8_t* start_sealed(std::uint8_t kind, std::uint32_t site, std::uint32_t boot,
+                           std::uint64_t counter, std::size_t plain_size, Bytes* out) {
+  out->resize(kSealOverhead + plain_size);
   std::uint8_t* p = out->data();
   p[0] = static_cast<std::uint8_t>(kMagic);
   p[1] = static_cast<std::uint8_t>(kMagic >> 8);
   p[2] = kVersion;
-  p[3] = h.kind == kKindSealedAesCapable ? kKindSealedAesCapable : kKindSealed;
-  put_u32(p + 4, h.src_site);
-  put_u32(p + 8, h.src_boot);
-  put_u64(p + 12, h.counter);
+  p[3] = kind;
+  put_u32(p + 4, site);
+  put_u32(p + 8, boot);
+  put_u64(p + 12, counter);
+  return p;
+}
+
+constexpr const char* kNotAuthentic =
+    "sealed datagram: authentication failed (forged, tampered with, or another session's)";
+
+}  // namespace
+
+void seal_datagram(const Key& key, const SealedHeader& h, ByteView plain, Bytes* out) {
+  std::uint8_t* p =
+      start_sealed(h.kind == kKindSealedAesCapable ? kKindSealedAesCapable : kKindSealed,
+                   h.src_site, h.src_boot, h.counter, plain.size(), out);
   std::uint8_t nonce[kNonceBytes] = {};
   std::memcpy(nonce, p + 4, 16);
   unsigned long long clen = 0;
@@ -118,9 +134,7 @@ Status open_datagram(const Key& key, ByteView bytes, SealedHeader* h, Bytes* pla
                                                  bytes.data() + kSealedHeaderSize,
                                                  bytes.size() - kSealedHeaderSize, bytes.data(),
                                                  kSealedHeaderSize, nonce, key.data()) != 0)
-    return Status::error(Status::Code::kPermissionDenied,
-                         "sealed datagram: authentication failed (forged, tampered with, or "
-                         "another session's)");
+    return Status::error(Status::Code::kPermissionDenied, kNotAuthentic);
   return Status::ok_status();
 }
 
@@ -149,15 +163,8 @@ const crypto_aead_aes256gcm_state* aes_state(const AesKey& k) {
 }  // namespace
 
 void seal_datagram_aes(const AesKey& sender, std::uint64_t counter, ByteView plain, Bytes* out) {
-  out->resize(kSealOverhead + plain.size());
-  std::uint8_t* p = out->data();
-  p[0] = static_cast<std::uint8_t>(kMagic);
-  p[1] = static_cast<std::uint8_t>(kMagic >> 8);
-  p[2] = kVersion;
-  p[3] = kKindSealedAes;
-  put_u32(p + 4, sender.site());
-  put_u32(p + 8, sender.boot());
-  put_u64(p + 12, counter);
+  std::uint8_t* p =
+      start_sealed(kKindSealedAes, sender.site(), sender.boot(), counter, plain.size(), out);
   std::uint8_t nonce[12] = {};
   std::memcpy(nonce, p + 12, 8);
   unsigned long long clen = 0;
@@ -179,9 +186,7 @@ Status open_datagram_aes(const AesKey& sender, ByteView bytes, SealedHeader* h, 
                                             bytes.data() + kSealedHeaderSize,
                                             bytes.size() - kSealedHeaderSize, bytes.data(),
                                             kSealedHeaderSize, nonce, aes_state(sender)) != 0)
-    return Status::error(Status::Code::kPermissionDenied,
-                         "sealed datagram: authentication failed (forged, tampered with, or "
-                         "another session's)");
+    return Status::error(Status::Code::kPermissionDenied, kNotAuthentic);
   return Status::ok_status();
 }
 
