@@ -257,9 +257,13 @@ if {[catch {stream_create s -site 1} msg]} { puts "create: $msg" }
 )T",
           "", "on_stream_open { return allow }\nthis is not a command\n", {"--sites", "1"});
   EXPECT_EQ(r.exit_code, 0) << r.describe();
-  EXPECT_TRUE(contains(r.out,
-                       "create: create denied by the controller of site 1: site 1's site "
-                       "controller failed to load: invalid command name \"this\""))
+  // The leader asks about the create if it has heard which events site 1's controller checks;
+  // if not yet (doc/policy.md, "Known limits"), site 1 denies the arrival itself. Either way
+  // the broken controller denies, with its reason.
+  const std::string why =
+      " denied by the controller of site 1: site 1's site controller failed to load: invalid "
+      "command name \"this\"";
+  EXPECT_TRUE(contains(r.out, "create: create" + why) || contains(r.out, "create: arrival" + why))
       << r.describe();
   EXPECT_TRUE(contains(r.err, "the site controller failed to load")) << r.describe();
 }

@@ -39,6 +39,10 @@ const char* lie_name(Lie kind) {
       return "stale_boot";
     case Lie::kStaleJoin:
       return "stale_join";
+    case Lie::kArriveForeign:
+      return "arrive_foreign";
+    case Lie::kControlForeign:
+      return "control_foreign";
     case Lie::kCount:
       break;
   }
@@ -113,6 +117,35 @@ wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::O
       ++sum_.lies[static_cast<std::size_t>(Lie::kStaleJoin)];
       const wire::Bytes bytes = j->bytes;
       transmit(n, 0, bytes);
+    }
+  }
+  // Control messages in its own name, about others' streams, through its core's own control
+  // channel (numbered as it numbers them): they leave with a later datagram.
+  if (hostile_rng_.chance(0.2) && !sc_.streams.empty()) {
+    const auto victim = ids_.find(sc_.streams[hostile_rng_.below(sc_.streams.size())].name);
+    if (victim != ids_.end()) {
+      const std::uint64_t epoch = 1 + hostile_rng_.below(1u << 20);
+      const std::uint64_t pick = hostile_rng_.below(3);
+      if (!sc_.hostile_arrivals && (h.dst_site != 0 || pick == 0)) {
+        // (Not told unless asked: see SessionScenario::hostile_arrivals.)
+      } else if (h.dst_site != 0 || pick == 0) {
+        // "The stream moves here, from me": a copy of it, with no state, at a newer epoch.
+        wire::Arrive a;
+        a.stream.id = victim->second;
+        a.stream.name = "/lie";
+        a.stream.epoch = epoch;
+        a.stream.site = h.dst_site;
+        ++sum_.lies[static_cast<std::size_t>(Lie::kArriveForeign)];
+        nodes_[n].site->send_raw_control(h.dst_site, site::control_stream(h.dst_site), a);
+      } else if (pick == 1) {
+        ++sum_.lies[static_cast<std::size_t>(Lie::kControlForeign)];
+        nodes_[n].site->send_raw_control(0, site::kLeaderStream,
+                                         wire::Installed{victim->second, epoch, 0, 0, {}, {}});
+      } else {
+        ++sum_.lies[static_cast<std::size_t>(Lie::kControlForeign)];
+        nodes_[n].site->send_raw_control(0, site::kLeaderStream,
+                                         wire::Settled{victim->second, epoch, 1});
+      }
     }
   }
   // Frames are taken only in a numbered datagram (wire/datagram.hpp).

@@ -33,6 +33,8 @@ enum class Lie : std::uint8_t {
   kPathAckUnsent,    // a path ACK of packet numbers never sent
   kStaleBoot,        // a datagram for an earlier boot of its receiver
   kStaleJoin,        // another node's join datagram, replayed to the leader
+  kArriveForeign,    // an Arrive of another's stream, with a newer epoch, to a site
+  kControlForeign,   // Installed or Settled of another's stream's operation, to the leader
   kCount,
 };
 const char* lie_name(Lie kind);

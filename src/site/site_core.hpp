@@ -271,6 +271,11 @@ class SiteCore final : public proto::Node {
   const Directory& directory() const { return view_->directory; }
   const SiteCounters& counters() const { return counters_; }
   const proto::Transport& transport() const { return transport_; }
+  // Sends `m` from this site's control stream to `to_stream` at site `to`, as it is. Only the
+  // simulator's hostile member calls it (session_hostile.cpp), to lie in its own name.
+  void send_raw_control(SiteId to, StreamId to_stream, const wire::ControlMessage& m) {
+    send_control(to, to_stream, m);
+  }
   std::size_t hosted_count() const { return hosted_.size(); }
   bool hosts(StreamId id) const { return hosted_.contains(id); }
   // Whether nothing is queued or running here (the probe's idle flag).
