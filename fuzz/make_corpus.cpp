@@ -130,6 +130,7 @@ std::vector<Bytes> control_seeds() {
   messages.push_back(Settled{7, 4, 1});
   messages.push_back(Checkpoint{3, a});
   messages.push_back(Checkpointed{7, 3, 3, 0, ""});
+  messages.push_back(Expect{7, 6, 2});
   std::vector<Bytes> seeds;
   for (const auto& m : messages) {
     Bytes b;

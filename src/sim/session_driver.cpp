@@ -669,8 +669,11 @@ void SessionDriver::on_transmit(std::uint32_t n, const proto::OutDatagram& out) 
       checker_.fail("wire_valid", who + " sent " + std::to_string(out.bytes.size()) +
                                       " bytes, more than the mtu " +
                                       std::to_string(sc_.transport.path.mtu));
+    // (The hostile member's Arrives are lies, not moves: the checker must not take them.)
     for (const wire::Frame& f : decoded_.frames)
-      if (f.type == wire::FrameType::kData || f.type == wire::FrameType::kFragment) watch_arrive(f);
+      if ((f.type == wire::FrameType::kData || f.type == wire::FrameType::kFragment) &&
+          !is_hostile(n))
+        watch_arrive(f);
     if (sc_.hostile && !is_hostile(n)) observe_for_lies();
   }
   const std::optional<std::uint32_t> to = route(n, out.to);

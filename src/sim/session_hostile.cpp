@@ -126,9 +126,7 @@ wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::O
     if (victim != ids_.end()) {
       const std::uint64_t epoch = 1 + hostile_rng_.below(1u << 20);
       const std::uint64_t pick = hostile_rng_.below(3);
-      if (!sc_.hostile_arrivals && (h.dst_site != 0 || pick == 0)) {
-        // (Not told unless asked: see SessionScenario::hostile_arrivals.)
-      } else if (h.dst_site != 0 || pick == 0) {
+      if (h.dst_site != 0 || pick == 0) {
         // "The stream moves here, from me": a copy of it, with no state, at a newer epoch.
         wire::Arrive a;
         a.stream.id = victim->second;

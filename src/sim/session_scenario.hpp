@@ -135,15 +135,11 @@ struct SessionScenario {
   // a site, with the secret if there is one, runs an honest core, and lies through its
   // network card: it adds well-formed frames to what it sends and sends datagrams of its own,
   // in its own name, that speak for channels and control streams it has no say in, ack what
-  // was never sent, carry wrong numberings and boots, and replay other nodes' joins
+  // was never sent, carry wrong numberings and boots, replay other nodes' joins, and send
+  // control messages about others' streams (Arrive, Installed, Settled)
   // (session_hostile.cpp). No stream is ever created at or moved to it; the invariants must
   // hold for everyone else.
   bool hostile = false;
-  // Never derived: the hostile member also sends Arrive messages of others' streams, at a
-  // newer epoch, to sites. A site installs an Arrive from whoever sends it (the leader does not
-  // tell a move's target what to expect), so this breaks the invariants: a known, unfixed
-  // finding, replayed by a disabled test (SessionFindings.H1).
-  bool hostile_arrivals = false;
   // Never derived: the checkers' tests set it to show they catch a broken durable store.
   // Every K-th commit of a site's store is dropped though put() succeeds (0: none).
   std::uint32_t lying_store_every = 0;

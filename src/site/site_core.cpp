@@ -646,8 +646,9 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
         } else if constexpr (std::is_same_v<T, wire::Finalize>) {
           finalize_visited(m);
         } else if constexpr (std::is_same_v<T, wire::Arrive>) {
-          (void)from_site;
-          on_arrive(m);
+          on_arrive(from_site, m);
+        } else if constexpr (std::is_same_v<T, wire::Expect>) {
+          if (from_site == 0) on_expect(m);
         } else if constexpr (std::is_same_v<T, wire::Probe>) {
           wire::ProbeReply r{m.wave,
                              idle() ? 1u : 0u,
@@ -1093,12 +1094,34 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
   send_control(m.target, control_stream(m.target), a);
 }
 
-void SiteCore::on_arrive(wire::Arrive a) {
+void SiteCore::on_arrive(SiteId from, wire::Arrive a) {
   if (auto r = refused_arrivals_.find(a.stream.id);
       r != refused_arrivals_.end() && a.stream.epoch <= r->second)
     return;
+  auto e = expected_.find(a.stream.id);
+  if (e == expected_.end() || e->second.epoch != a.stream.epoch || e->second.source != from) {
+    // The Arrive may overtake the leader's Expect (they come from different sites): it waits
+    // for it, but a member's forgery must not hold this site busy or grow without bound.
+    if (unexpected_.size() >= kMaxUnexpected) unexpected_.pop_front();
+    unexpected_.emplace_back(from, std::move(a));
+    return;
+  }
+  expected_.erase(e);
   parked_.push_back(std::move(a));
   try_install_parked();
+}
+
+void SiteCore::on_expect(const wire::Expect& m) {
+  for (auto it = unexpected_.begin(); it != unexpected_.end(); ++it) {
+    if (it->second.stream.id == m.stream && it->second.stream.epoch == m.epoch &&
+        it->first == m.source) {
+      parked_.push_back(std::move(it->second));
+      unexpected_.erase(it);
+      try_install_parked();
+      return;
+    }
+  }
+  expected_[m.stream] = Expected{m.epoch, m.source};
 }
 
 // The stream's site failed and this is its failure manager: it starts here from its initial

@@ -342,7 +342,8 @@ class SiteCore final : public proto::Node {
                     const std::vector<wire::InChannel>& final_in = {});
   void apply_peer(const wire::PeerRecord& peer);
   static std::uint64_t not_consumed(const proto::SendState& st, proto::Seq final_consumed);
-  void on_arrive(wire::Arrive a);
+  void on_arrive(SiteId from, wire::Arrive a);
+  void on_expect(const wire::Expect& m);
   void try_install_parked();
   bool install_arrival(wire::Arrive& a, bool recovery);
   void on_recover(const wire::Recover& m);
@@ -418,6 +419,16 @@ class SiteCore final : public proto::Node {
   std::deque<StreamId> ready_;
   std::unordered_map<std::uint64_t, wire::Code> code_;  // agent code cached here
   std::deque<wire::Arrive> parked_;                     // arrivals waiting for code
+  // Moves to here the leader announced (wire::Expect), by stream; and arrivals it has not
+  // (yet) announced, with their senders: not counted as work (idle()), at most
+  // kMaxUnexpected of them, the oldest dropped first.
+  struct Expected {
+    std::uint64_t epoch = 0;
+    SiteId source = 0;
+  };
+  std::map<StreamId, Expected> expected_;
+  std::deque<std::pair<SiteId, wire::Arrive>> unexpected_;
+  static constexpr std::size_t kMaxUnexpected = 64;
   // Appends refused by a full channel buffer, kept in order and retried on release.
   std::unordered_map<proto::ChannelKey, std::deque<wire::Bytes>, proto::ChannelKeyHash> overflow_;
   // Senders here to each receiver stream, so relocation and destruction touch only them.

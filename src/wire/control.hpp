@@ -23,8 +23,9 @@ namespace mstream::wire {
 // 3: failures: StreamRecord, InChannel and OutChannel carry the numbering's origin, Welcome
 // the failure timeout, ProbeReply what senders hold; Recover, Settle, Settled.
 // 4: Welcome carries the resume timeout of a durable leader.
-// 5: policy: AttachReq and Code carry agent flags.
-inline constexpr std::uint8_t kControlVersion = 6;
+// 5: policy: AttachReq and Code carry agent flags. 6: Controls, OpenReq, PolicyCheck and
+// PolicyVerdict. 7: Expect.
+inline constexpr std::uint8_t kControlVersion = 7;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
 inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
@@ -488,12 +489,25 @@ struct Controls {  // a site's controllers and the policy events they handle (po
   }
 };
 
+// Leader to a move's target, with the MoveOut to its source: the Arrive of `stream` at `epoch`
+// from `source` is expected. A site installs no other Arrive (a member could send one of
+// another's stream; doc/security.md, "Members that lie").
+struct Expect {
+  std::uint64_t stream = 0;
+  std::uint64_t epoch = 0;
+  std::uint32_t source = 0;
+  template <class A>
+  void fields(A& a) {
+    a(stream, epoch, source);
+  }
+};
+
 using ControlMessage =
     std::variant<CreateReq, DestroyReq, MoveReq, AttachReq, DetachReq, QuiesceReq, Reply, Welcome,
                  PeerUpdate, Location, Install, Code, Attach, MoveOut, DestroyStream, Finalize,
                  Probe, Shutdown, ErrorReport, SyncResult, Installed, ProbeReply, Leave, Arrive,
                  Watch, Recover, Settle, Settled, Checkpoint, Checkpointed, OpenReq, PolicyCheck,
-                 PolicyVerdict, Controls>;
+                 PolicyVerdict, Controls, Expect>;
 
 void encode_control(const ControlMessage& m, Bytes* out);
 Result<ControlMessage> decode_control(ByteView in);
