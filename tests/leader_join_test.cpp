@@ -70,6 +70,14 @@ TEST(SecuredJoin, AnotherSecretIsRefusedClearlyAndAdmitsNobody) {
   proto::Joiner::Outcome out = run_join(*leader, j);
   ASSERT_EQ(out.kind, Kind::kDoubted);
   EXPECT_NE(out.reason.find("did not authenticate"), std::string::npos) << out.reason;
+  EXPECT_EQ(j.doubts_in_a_row(), 1u);
+  // Asking again gets the same answer, counted, and admits nobody either.
+  for (std::uint32_t n = 2; n <= 3; ++n) {
+    wire::Bytes reply;
+    ASSERT_TRUE(leader->on_join(j.request(), "127.0.0.1:9", 0, &reply));
+    EXPECT_EQ(j.on_reply(reply).kind, Kind::kDoubted);
+    EXPECT_EQ(j.doubts_in_a_row(), n);
+  }
   EXPECT_EQ(leader->leader().peers().size(), 1u);  // site 0 alone
 }
 

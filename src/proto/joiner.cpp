@@ -43,6 +43,7 @@ Joiner::Outcome Joiner::on_reply(wire::ByteView bytes) {
       out.reason = r->reason;
       return out;
     case Op::kUnauthentic:
+      ++doubts_;
       out.kind = Outcome::Kind::kDoubted;
       out.reason = r->reason;
       return out;
@@ -50,6 +51,7 @@ Joiner::Outcome Joiner::on_reply(wire::ByteView bytes) {
       if (!join_key_ || sealed) return out;
       if (challenged_ && m_.cookie == r->cookie) return out;
       challenged_ = true;
+      doubts_ = 0;
       m_.cookie = r->cookie;
       encode();
       out.kind = Outcome::Kind::kResend;

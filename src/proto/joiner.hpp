@@ -37,6 +37,9 @@ class Joiner {
          std::optional<wire::Key> join_key);
 
   const wire::Bytes& request() const { return request_; }
+  // How many kDoubted answers came since the last challenge: several in a row mean another
+  // secret rather than damage, and a driver may stop there rather than wait out its timeout.
+  std::uint32_t doubts_in_a_row() const { return doubts_; }
   // A join datagram (kind 1 or 3) from the leader's address. Anything not for this join, or
   // not authentic, is kNothing.
   Outcome on_reply(wire::ByteView bytes);
@@ -47,6 +50,7 @@ class Joiner {
   wire::JoinMessage m_;
   std::optional<wire::Key> join_key_;
   bool challenged_ = false;
+  std::uint32_t doubts_ = 0;
   wire::Bytes request_;
 };
 

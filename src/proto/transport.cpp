@@ -359,13 +359,6 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
       ++stats_.replayed_in;
       return Status::error(Status::Code::kAlreadyExists, "a replayed datagram");
     }
-    // What the sender's process opens: its latest datagram says (a restarted leader may run
-    // on a machine without AES).
-    if (sealed_header_.kind == wire::kKindSealed) {
-      opens_aes_.erase(h.src_site);
-    } else if (opens_aes_.size() < kMaxPaths) {
-      opens_aes_.insert(h.src_site);
-    }
   }
   Path* path = &path_to(h.src_site);
   // Even a stale datagram says its sender is alive: a peer that has not yet heard of our new
@@ -377,6 +370,9 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
   }
   if (h.src_boot > path->peer_boot) path = &reset_path(h.src_site, h.src_boot, now);
   Path& p = *path;
+  // What the sender's process opens, as its datagrams say (a restarted leader may run on a
+  // machine without AES: its path is a new one).
+  if (key_) p.peer_opens_aes = sealed_header_.kind != wire::kKindSealed;
   if (decoded_.has_ack && !p.on_ack(decoded_.ack, now)) ++stats_.bogus_acks;
   if (h.packet_number == 0) return Status::ok_status();
   switch (p.on_packet(h.packet_number, bytes.size(), now)) {
@@ -588,8 +584,9 @@ void Transport::queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectR
 
 bool Transport::poll_transmit(Time now, OutDatagram* out) {
   if (!poll_path(now, out)) return false;
+  auto p = paths_.find(out->to);
   if (key_) {
-    if (aes_ && opens_aes_.contains(out->to)) {
+    if (aes_ && p != paths_.end() && p->second->peer_opens_aes) {
       wire::seal_datagram_aes(own_aes_key(), ++seal_counter_, out->bytes, &sealed_);
     } else {
       wire::seal_datagram(
@@ -599,7 +596,6 @@ bool Transport::poll_transmit(Time now, OutDatagram* out) {
     }
     std::swap(out->bytes, sealed_);
   }
-  auto p = paths_.find(out->to);
   if (p != paths_.end()) p->second->last_sent = now;
   return true;
 }

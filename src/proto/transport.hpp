@@ -310,12 +310,11 @@ class Transport {
   wire::DecodedDatagram decoded_;  // reused across on_datagram calls
   wire::Bytes body_;               // reused across poll_transmit calls
   std::optional<wire::Key> key_;
-  // AES-256-GCM (TransportConfig::aes): ours, if this CPU does it; the sites whose latest
-  // datagram said they open it; their keys.
+  // AES-256-GCM (TransportConfig::aes): ours, if this CPU does it, and the senders' keys
+  // (which peers open it, their paths know: Path::peer_opens_aes).
   bool aes_ = false;
   std::unique_ptr<wire::AesKey> own_aes_;
   const wire::AesKey& own_aes_key();
-  std::unordered_set<SiteId> opens_aes_;
   std::unordered_map<SiteId, std::unique_ptr<wire::AesKey>> aes_keys_;
   SenderPin pin_ = nullptr;
   void refresh_repeat(wire::Bytes* datagram);

@@ -61,8 +61,7 @@ Result<NodeLoop::Joined> NodeLoop::join(const std::string& leader, wire::JoinMes
   std::string doubt;  // the leader's last word on a request it could not authenticate
   // Damage that gets past UDP's checksum yet fails the seal is rare; the same answer to
   // three requests in a row is another secret, and waiting out the timeout would only hide it.
-  constexpr int kDoubtsToGiveUp = 3;
-  int doubts = 0;
+  constexpr std::uint32_t kDoubtsToGiveUp = 3;
   for (;;) {
     Time now = monotonic_now();
     if (now >= deadline) {
@@ -92,7 +91,7 @@ Result<NodeLoop::Joined> NodeLoop::join(const std::string& leader, wire::JoinMes
           break;
         case proto::Joiner::Outcome::Kind::kDoubted:
           doubt = out.reason;
-          if (++doubts >= kDoubtsToGiveUp)
+          if (joiner.doubts_in_a_row() >= kDoubtsToGiveUp)
             return Status::error(Status::Code::kInvalidArgument, "the leader refused: " + doubt);
           break;
         case proto::Joiner::Outcome::Kind::kRefused:

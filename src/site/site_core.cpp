@@ -1101,8 +1101,16 @@ void SiteCore::on_arrive(SiteId from, wire::Arrive a) {
   auto e = expected_.find(a.stream.id);
   if (e == expected_.end() || e->second.epoch != a.stream.epoch || e->second.source != from) {
     // The Arrive may overtake the leader's Expect (they come from different sites): it waits
-    // for it, but a member's forgery must not hold this site busy or grow without bound.
-    if (unexpected_.size() >= kMaxUnexpected) unexpected_.pop_front();
+    // for it, but a member's forgeries must not hold this site busy, grow without bound, or
+    // push out another source's real Arrive (whose source kept nothing of the stream): the
+    // bound is per source, and its oldest goes first.
+    std::size_t from_source = 0;
+    for (const auto& [source, waiting] : unexpected_) from_source += source == from;
+    if (from_source >= kMaxUnexpectedPerSource) {
+      auto oldest = std::find_if(unexpected_.begin(), unexpected_.end(),
+                                 [from](const auto& u) { return u.first == from; });
+      unexpected_.erase(oldest);
+    }
     unexpected_.emplace_back(from, std::move(a));
     return;
   }

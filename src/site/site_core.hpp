@@ -421,14 +421,14 @@ class SiteCore final : public proto::Node {
   std::deque<wire::Arrive> parked_;                     // arrivals waiting for code
   // Moves to here the leader announced (wire::Expect), by stream; and arrivals it has not
   // (yet) announced, with their senders: not counted as work (idle()), at most
-  // kMaxUnexpected of them, the oldest dropped first.
+  // kMaxUnexpectedPerSource from each sender, its oldest dropped first.
   struct Expected {
     std::uint64_t epoch = 0;
     SiteId source = 0;
   };
   std::map<StreamId, Expected> expected_;
   std::deque<std::pair<SiteId, wire::Arrive>> unexpected_;
-  static constexpr std::size_t kMaxUnexpected = 64;
+  static constexpr std::size_t kMaxUnexpectedPerSource = 64;
   // Appends refused by a full channel buffer, kept in order and retried on release.
   std::unordered_map<proto::ChannelKey, std::deque<wire::Bytes>, proto::ChannelKeyHash> overflow_;
   // Senders here to each receiver stream, so relocation and destruction touch only them.
