@@ -115,11 +115,13 @@ void apply_site_limits(const Limits& limits, site::SiteOptions* so) {
 }
 
 // Says on stderr, at most once a second, how many datagrams were dropped as forged, replayed
-// or unsealed since it last said: an attack, or a peer with another session's secret.
+// or unsealed, and how many control messages a member sent that it may not send (the sender
+// rules, doc/security.md), since it last said: an attack, or a peer with another session's
+// secret.
 class DropLog {
  public:
-  void check(const proto::TransportStats& s, const char* who) {
-    const std::uint64_t total = s.forged_in + s.replayed_in + s.unsealed_in;
+  void check(const proto::TransportStats& s, std::uint64_t refused_control, const char* who) {
+    const std::uint64_t total = s.forged_in + s.replayed_in + s.unsealed_in + refused_control;
     if (total == said_) return;
     const proto::Time now = runtime::monotonic_now();
     if (now - last_ < proto::kSecond) return;
@@ -127,10 +129,12 @@ class DropLog {
     said_ = total;
     std::fprintf(stderr,
                  "mstream %s: dropped datagrams that did not authenticate: %llu forged or "
-                 "tampered with, %llu replayed, %llu unsealed (so far)\n",
+                 "tampered with, %llu replayed, %llu unsealed; control messages their sender "
+                 "may not send: %llu (so far)\n",
                  who, static_cast<unsigned long long>(s.forged_in),
                  static_cast<unsigned long long>(s.replayed_in),
-                 static_cast<unsigned long long>(s.unsealed_in));
+                 static_cast<unsigned long long>(s.unsealed_in),
+                 static_cast<unsigned long long>(refused_control));
   }
 
  private:
@@ -343,7 +347,9 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   while (!g_stop.load() && !node.finished()) {
     Status st = (*loop)->run_once(50ms);
     drain_output(node.site(), stamped);
-    drops.check(node.site().transport().stats(), "leader");
+    std::uint64_t refused = node.site().counters().refused_control_total();
+    for (std::uint64_t n : node.leader().refused_control()) refused += n;
+    drops.check(node.site().transport().stats(), refused, "leader");
     while (node.leader().poll_log(&line))
       std::fprintf(stderr, "mstream leader: %s\n", line.c_str());
     if (!st.ok()) {
@@ -434,7 +440,7 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
     while (!g_stop.load() && !node.finished()) {
       Status st = (*loop)->run_once(50ms);
       drain_output(node, stamped);
-      drops.check(node.transport().stats(), "site");
+      drops.check(node.transport().stats(), node.counters().refused_control_total(), "site");
       if (!st.ok()) {
         std::fprintf(stderr, "mstream site: %s\n", st.message().c_str());
         return 1;

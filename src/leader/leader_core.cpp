@@ -156,6 +156,10 @@ void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now
   for (const auto& [check, waiting] : peer_checks_)
     if (waiting == from) return;  // the session controller has not let it in yet
   touch_peer(from);  // its channel's state, and what the message changes of ours
+  if (!sender_allowed(from, m)) {
+    ++refused_control_[m.index()];
+    return;
+  }
   std::visit(
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
@@ -164,11 +168,11 @@ void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now
                       std::is_same_v<T, wire::DetachReq> || std::is_same_v<T, wire::OpenReq>) {
           accept(from, m);
         } else if constexpr (std::is_same_v<T, wire::PolicyVerdict>) {
-          on_verdict(from, v, now);
+          on_verdict(v, now);
         } else if constexpr (std::is_same_v<T, wire::Controls>) {
           on_controls(from, v);
         } else if constexpr (std::is_same_v<T, wire::Installed>) {
-          on_installed(from, v, now);
+          on_installed(v, now);
         } else if constexpr (std::is_same_v<T, wire::Watch>) {
           on_watch(from, v);
         } else if constexpr (std::is_same_v<T, wire::Settled>) {
@@ -435,16 +439,16 @@ void LeaderCore::next_op(StreamId stream) {
   start(std::move(op));
 }
 
-void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
+void LeaderCore::on_installed(const wire::Installed& m, Time now) {
   auto fit = in_flight_.find(m.stream);
   if (fit == in_flight_.end()) return;
   Op op = std::move(fit->second);
-  // Not the site we asked, or not the answer we wait for (a move settled otherwise after a
-  // failure may still report its arrival): stale or forged.
+  // Not the answer we wait for (a move settled otherwise after a failure may still report its
+  // arrival): stale. (That it came from the site asked, sender_allowed checked.)
   const bool moving = std::holds_alternative<wire::MoveReq>(op.request) ||
                       std::holds_alternative<wire::Recover>(op.request);
   const bool attaching = std::holds_alternative<wire::AttachReq>(op.request);
-  if (from != op.target || (moving && m.epoch != op.epoch) || (attaching && m.agent != op.agent) ||
+  if ((moving && m.epoch != op.epoch) || (attaching && m.agent != op.agent) ||
       (!attaching && m.agent != 0) || op.settle_with != wire::kNoSite) {
     fit->second = std::move(op);
     return;
@@ -463,6 +467,7 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
   } else if (std::holds_alternative<wire::MoveReq>(op.request)) {
     wire::StreamRecord& rec = streams_[id];
     count_hosted(rec.site, op.target);
+    moved(id, rec.site);
     rec.site = op.target;
     rec.epoch = op.epoch;
     publish_move(rec, op.requester, now);
@@ -483,6 +488,7 @@ void LeaderCore::on_installed(SiteId from, const wire::Installed& m, Time now) {
                        std::to_string(hosted_[r->stream.site]) +
                        " streams, over its limit, after recovering stream \"" + r->stream.name +
                        "\" (a recovery is never refused)");
+      if (old != streams_.end()) moved(id, old->second.site);
       streams_[id] = r->stream;
       batched_locations_.erase(id);
       // Every sender re-sends there at once, from what it knows was consumed.
@@ -535,7 +541,10 @@ void LeaderCore::publish_move(const wire::StreamRecord& rec, SiteId requester, T
   for (const auto& [id, p] : peers_) {
     // The target installed it and told the requester (MoveOut::requester).
     if (!p.live || id == rec.site || id == requester) continue;
-    if (p.shell || id == 0 || st.watchers.contains(id)) {
+    // A durable stream's failure manager takes its checkpoints only from the host it knows
+    // (SiteCore::admit_checkpoint): it hears of each move at once.
+    const bool manages = (rec.flags & wire::kStreamDurable) && id == rec.failure_manager;
+    if (p.shell || id == 0 || manages || st.watchers.contains(id)) {
       send(id, wire::Location{rec});
     } else {
       batched = true;
@@ -838,10 +847,10 @@ void LeaderCore::ask(Op& op) {
                                     policy_args(op, step)});
 }
 
-void LeaderCore::on_verdict(SiteId from, const wire::PolicyVerdict& v, Time now) {
+void LeaderCore::on_verdict(const wire::PolicyVerdict& v, Time now) {
   (void)now;
+  // From the site asked (site 0 for a new peer's check): sender_allowed.
   if (auto pc = peer_checks_.find(v.check); pc != peer_checks_.end()) {
-    if (from != 0) return;
     const SiteId peer = pc->second;
     peer_checks_.erase(pc);
     auto p = peers_.find(peer);
@@ -863,8 +872,7 @@ void LeaderCore::on_verdict(SiteId from, const wire::PolicyVerdict& v, Time now)
   if (c == checks_.end()) return;
   const StreamId id = c->second;
   auto fit = in_flight_.find(id);
-  if (fit == in_flight_.end() || fit->second.check != v.check || fit->second.asking != from)
-    return;  // stale, or not from the site asked
+  if (fit == in_flight_.end() || fit->second.check != v.check) return;  // stale
   checks_.erase(c);
   Op op = std::move(fit->second);
   in_flight_.erase(fit);
@@ -1077,8 +1085,8 @@ void LeaderCore::fail_op(StreamId id, SiteId failed) {
 
 void LeaderCore::on_settled(SiteId from, const wire::Settled& m, Time now) {
   auto fit = in_flight_.find(m.stream);
-  if (fit == in_flight_.end() || fit->second.settle_with != from || fit->second.epoch != m.epoch)
-    return;
+  // From the site asked: sender_allowed.
+  if (fit == in_flight_.end() || fit->second.epoch != m.epoch) return;
   Op op = std::move(fit->second);
   in_flight_.erase(fit);
   const StreamId id = m.stream;
@@ -1088,6 +1096,7 @@ void LeaderCore::on_settled(SiteId from, const wire::Settled& m, Time now) {
   if (m.present && from == op.target) {  // it got out in time: the move took effect
     wire::StreamRecord& rec = streams_[id];
     count_hosted(rec.site, op.target);
+    moved(id, rec.site);
     rec.site = op.target;
     rec.epoch = op.epoch;
     publish_move(rec, op.requester, now);

@@ -16,6 +16,7 @@
 //
 // Thread-safety: none; driven by the thread that drives site 0.
 
+#include <array>
 #include <deque>
 #include <functional>
 #include <map>
@@ -61,6 +62,8 @@ struct LeaderOptions {
   // never refused (the failure manager takes its streams over the limit, and it is logged).
   std::size_t max_streams_per_site = 65536;
   std::size_t max_agents_per_stream = 64;
+  // Tests only: the sender rules (wire::Sender) not checked, bit 1 << rule (SiteOptions).
+  std::uint32_t sender_rules_off = 0;
 };
 
 class LeaderCore {
@@ -128,6 +131,11 @@ class LeaderCore {
   }
   // Which process of site 0 this is: 0, then one more at each restart.
   std::uint32_t boot() const { return boot_; }
+  // Control messages dropped because their sender may not send them to the leader
+  // (wire::Sender), by message type (the ControlMessage index).
+  const std::array<std::uint64_t, wire::kControlTypes>& refused_control() const {
+    return refused_control_;
+  }
 
  private:
   struct PolicyStep {
@@ -166,13 +174,20 @@ class LeaderCore {
     SiteId temp_owner = wire::kNoSite;  // a -temp stream dies with this shell
     std::set<SiteId> watchers;           // sites with a sender to it (Watch)
     std::uint64_t max_epoch = 1;         // the highest epoch handed out for it
+    // Where it was before its last move: a report its handlers sent from there may come
+    // after the move (the leader's sender rules, leader/sender_rules.cpp).
+    SiteId previous_site = wire::kNoSite;
   };
 
+  // The sender rules (wire::Sender), checked before a message is acted on.
+  bool sender_allowed(SiteId from, const wire::ControlMessage& m) const;
+  bool hosts(SiteId from, StreamId stream) const;
+  void moved(StreamId id, SiteId to);
   void accept(SiteId from, const wire::ControlMessage& m);
   bool plan_checks(Op& op);
   void ask(Op& op);
   std::vector<std::string> policy_args(const Op& op, const PolicyStep& step) const;
-  void on_verdict(SiteId from, const wire::PolicyVerdict& v, Time now);
+  void on_verdict(const wire::PolicyVerdict& v, Time now);
   void on_controls(SiteId from, const wire::Controls& c);
   std::uint64_t controller_of(StreamId id) const;
   std::uint64_t site_events(SiteId site) const;
@@ -184,7 +199,7 @@ class LeaderCore {
   void start(Op op);
   void finish(StreamId stream, Op& op, std::uint64_t code, std::string text);
   void next_op(StreamId stream);
-  void on_installed(SiteId from, const wire::Installed& m, Time now);
+  void on_installed(const wire::Installed& m, Time now);
   void on_watch(SiteId from, const wire::Watch& m);
   void publish_move(const wire::StreamRecord& rec, SiteId requester, Time now);
   void flush_locations();
@@ -281,6 +296,7 @@ class LeaderCore {
   std::map<SiteId, Time> admitted_at_;
   Time next_liveness_check_ = proto::kNever;
   std::deque<std::string> log_;
+  std::array<std::uint64_t, wire::kControlTypes> refused_control_{};
 
   // Durable state: what changed since take_changes().
   std::uint32_t boot_ = 0;

@@ -26,6 +26,7 @@ site::SiteOptions session_options(const SessionScenario& s, SiteId id, bool shel
   o.step_budget = s.step_budget;
   o.delivery_batch = s.delivery_batch;
   o.keep_output = false;
+  o.sender_rules_off = s.sender_rules_off;
   if (s.handler_lanes > 0)
     o.executor = std::make_shared<DeferredExecutor>(s.handler_lanes, mix64(s.seed ^ (id + 1)),
                                                     s.lane_finish_chance);
@@ -49,6 +50,7 @@ wire::Key sim_join_key(const SessionScenario& s) { return wire::join_key_of(sim_
 leader::LeaderOptions leader_options(const SessionScenario& s, std::shared_ptr<MemoryStore> state) {
   leader::LeaderOptions o;
   o.failure_timeout = s.failure_timeout;
+  o.sender_rules_off = s.sender_rules_off;
   if (s.leader_durable) {
     o.state = std::move(state);
     o.resume_timeout = s.resume_timeout;
@@ -251,14 +253,26 @@ SessionResult SessionDriver::run() {
   }
   checker_.check_end();
 
-  for (const NodeRun& nr : nodes_) {
+  const auto add_refused = [this](const auto& counts) {
+    for (std::size_t k = 0; k < counts.size(); ++k) sum_.refused_control[k] += counts[k];
+  };
+  for (std::uint32_t n = 0; n < nodes_.size(); ++n) {
+    const NodeRun& nr = nodes_[n];
     if (!nr.core) continue;
     add_transport_stats(nr.core->transport().stats(), &sum_.transport);
+    if (is_hostile(n)) continue;
+    add_refused(nr.core->counters().refused_control);
+    if (nr.leader) add_refused(nr.leader->leader().refused_control());
   }
-  for (const auto& dead : crashed_sites_)
+  for (const auto& dead : crashed_sites_) {
     add_transport_stats(dead->transport().stats(), &sum_.transport);
-  for (const auto& dead : crashed_leaders_)
+    add_refused(dead->counters().refused_control);
+  }
+  for (const auto& dead : crashed_leaders_) {
     add_transport_stats(dead->site().transport().stats(), &sum_.transport);
+    add_refused(dead->site().counters().refused_control);
+    add_refused(dead->leader().refused_control());
+  }
   sum_.end_time = now_;
   sum_.network = net_.stats();
   sum_.consumed = checker_.consumed();

@@ -173,6 +173,9 @@ class SessionDriver {
 
   // --- session_hostile.cpp: the hostile member (SessionScenario::hostile)
   bool is_hostile(std::uint32_t n) const { return sc_.hostile && n == sc_.hostile_node(); }
+  // Sends a control message of a type picked at random, which no honest receiver may take
+  // from it (kControlRule).
+  void break_a_sender_rule(std::uint32_t n, SiteId dst);
   // What an honest node sends (decoded_ holds it), and every join datagram: the lies draw on
   // them, as a member that sniffs the session's traffic would.
   void observe_for_lies();

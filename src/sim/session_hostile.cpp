@@ -43,6 +43,8 @@ const char* lie_name(Lie kind) {
       return "arrive_foreign";
     case Lie::kControlForeign:
       return "control_foreign";
+    case Lie::kControlRule:
+      return "control_rule";
     case Lie::kCount:
       break;
   }
@@ -146,6 +148,7 @@ wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::O
       }
     }
   }
+  if (hostile_rng_.chance(0.3)) break_a_sender_rule(n, h.dst_site);
   // Frames are taken only in a numbered datagram (wire/datagram.hpp).
   if (h.packet_number == 0 || !hostile_rng_.chance(kLieChance)) return out.bytes;
 
@@ -235,6 +238,77 @@ wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::O
   wire::Bytes sealed;
   wire::seal_datagram(*key, sh, plain, &sealed);
   return sealed;
+}
+
+// A control message of any type, each field aimed where, believed, it would do harm: the
+// victim stream moved here or destroyed, its agents replaced, a site shut down or expelled,
+// a checkpoint at the victim's epoch, an answer to a request never made. It goes, in its
+// own name, to a site (every type is refused there: a site takes commands only from the
+// leader, answers only from whom it asked, reports only from the stream's host) or to the
+// leader (all but the member requests it may make).
+void SessionDriver::break_a_sender_rule(std::uint32_t n, SiteId dst) {
+  if (sc_.streams.empty()) return;
+  const SiteId self = nodes_[n].id;
+  const auto victim = ids_.find(sc_.streams[hostile_rng_.below(sc_.streams.size())].name);
+  if (victim == ids_.end()) return;
+  const wire::StreamRecord* known = nodes_[n].core->directory().find(victim->second);
+  if (!known || known->site == wire::kNoSite) return;
+  const wire::StreamRecord rec = *known;
+  const std::size_t type = hostile_rng_.below(wire::kControlTypes);
+  wire::ControlMessage m = wire::control_of_type(type);
+  std::visit(
+      [&](auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (requires { v.stream.id; }) {
+          v.stream = rec;
+          if constexpr (!std::is_same_v<T, wire::Install>) v.stream.site = self;
+        } else if constexpr (requires { v.stream = std::uint64_t{}; }) {
+          v.stream = rec.id;
+        }
+        // The stream's epoch, or the next: a move in flight's, which an answer would name.
+        if constexpr (requires { v.epoch = std::uint64_t{}; })
+          v.epoch = rec.epoch + hostile_rng_.below(2);
+        if constexpr (requires { v.req = std::uint64_t{}; }) v.req = hostile_rng_.below(1u << 16);
+        if constexpr (requires { v.target = SiteId{}; }) v.target = self;
+        if constexpr (requires { v.source = SiteId{}; }) v.source = self;
+        if constexpr (std::is_same_v<T, wire::Checkpoint>) {
+          v.state.stream = rec;
+          v.version = 1ull << 40;  // newer than any the host will send at this epoch
+        }
+        if constexpr (std::is_same_v<T, wire::Checkpointed>) v.version = 1 + hostile_rng_.below(8);
+        if constexpr (std::is_same_v<T, wire::Settled>) v.present = 1;
+        if constexpr (std::is_same_v<T, wire::Shutdown>) v.reason = "the hostile member";
+        if constexpr (std::is_same_v<T, wire::PeerUpdate>) {
+          v.peer.site = rec.site;  // the victim's site, failed
+          v.peer.live = 0;
+        }
+        if constexpr (std::is_same_v<T, wire::ErrorReport>) {
+          v.text = "a forged handler error";
+          v.told = nodes_[sc_.shell_node()].id;
+        }
+        if constexpr (std::is_same_v<T, wire::Code>) v.body = "proc lie args {}";
+      },
+      m);
+  const wire::Sender rule = wire::sender_rule(m);
+  const bool to_leader =
+      rule != wire::Sender::kMember && rule != wire::Sender::kSite && hostile_rng_.chance(0.5);
+  SiteId to = dst;
+  StreamId to_stream = site::control_stream(dst);
+  if (to_leader) {
+    to = 0;
+    to_stream = site::kLeaderStream;
+  } else if (std::holds_alternative<wire::SyncResult>(m) ||
+             std::holds_alternative<wire::ErrorReport>(m)) {
+    to = nodes_[sc_.shell_node()].id;  // what a shell takes from a stream's host
+    to_stream = site::control_stream(to);
+  } else if (std::holds_alternative<wire::Checkpoint>(m)) {
+    to = rec.failure_manager;
+    to_stream = site::control_stream(to);
+  }
+  if (to == self) return;
+  ++sum_.lies[static_cast<std::size_t>(Lie::kControlRule)];
+  ++sum_.control_lies[type];
+  nodes_[n].site->send_raw_control(to, to_stream, m);
 }
 
 void SessionDriver::send_lying_datagram(std::uint32_t n, std::uint32_t to,

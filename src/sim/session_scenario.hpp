@@ -143,6 +143,9 @@ struct SessionScenario {
   // Never derived: the checkers' tests set it to show they catch a broken durable store.
   // Every K-th commit of a site's store is dropped though put() succeeds (0: none).
   std::uint32_t lying_store_every = 0;
+  // Never derived: the tests of the sender rules set it to show what a member's lies do
+  // when a rule is not checked (bit 1 << wire::Sender, at every honest site and the leader).
+  std::uint32_t sender_rules_off = 0;
 
   std::uint32_t nodes() const { return sites + (hostile ? 3 : 2); }
   std::uint32_t shell_node() const { return sites + 1; }

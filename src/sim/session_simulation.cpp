@@ -64,6 +64,15 @@ std::string describe(const SessionResult& r) {
          kv("replayed_in", t.replayed_in) + kv("unsealed_in", t.unsealed_in) +
          kv("impostor_frames", t.impostor_frames) + kv("misdirected_acks", t.misdirected_acks) +
          kv("stale_numbering", t.stale_numbering) + kv("stale_boot_in", t.stale_boot_in) + "\n";
+  std::uint64_t refused = 0;
+  for (std::uint64_t r : s.refused_control) refused += r;
+  if (refused > 0) {
+    out += "session refused control (sender rules):";
+    for (std::size_t k = 0; k < s.refused_control.size(); ++k)
+      if (s.refused_control[k] > 0)
+        out += kv(wire::control_name(wire::control_of_type(k)), s.refused_control[k]);
+    out += "\n";
+  }
   std::uint64_t lies = 0;
   for (std::uint64_t l : s.lies) lies += l;
   if (lies > 0) {

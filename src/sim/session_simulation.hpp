@@ -19,6 +19,7 @@
 #include "sim/network.hpp"
 #include "sim/session_scenario.hpp"
 #include "sim/simulation.hpp"
+#include "wire/control.hpp"
 
 namespace mstream::sim {
 
@@ -35,6 +36,7 @@ enum class Lie : std::uint8_t {
   kStaleJoin,        // another node's join datagram, replayed to the leader
   kArriveForeign,    // an Arrive of another's stream, with a newer epoch, to a site
   kControlForeign,   // Installed or Settled of another's stream's operation, to the leader
+  kControlRule,      // a control message of a type it may not send, to a site or the leader
   kCount,
 };
 const char* lie_name(Lie kind);
@@ -65,6 +67,10 @@ struct SessionSummary {
   std::uint64_t checkpoint_crashes = 0;  // crashes at a commit (SessionCrash::Point)
   std::uint64_t durable_restores = 0;    // recoveries of durable streams from a checkpoint
   std::array<std::uint64_t, static_cast<std::size_t>(Lie::kCount)> lies{};  // sent, by kind
+  // kControlRule lies by control message type (the ControlMessage index), and the messages
+  // the honest nodes refused by their sender rules (sites and the leader), by type.
+  std::array<std::uint64_t, wire::kControlTypes> control_lies{};
+  std::array<std::uint64_t, wire::kControlTypes> refused_control{};
   NetworkStats network;
   proto::TransportStats transport;  // summed over the nodes
 };

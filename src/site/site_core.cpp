@@ -223,7 +223,18 @@ void SiteCore::route(proto::Delivery& d) {
       return;
     }
     if (!is_control(d.key.from)) return;  // only control streams may send control
-    on_control(control_site(d.key.from), m.value());
+    const SiteId from = control_site(d.key.from);
+    switch (admit_control(from, m.value())) {
+      case Admission::kAllow:
+        on_control(from, m.value());
+        break;
+      case Admission::kRefuse:
+        refuse_control(from, m.value());
+        break;
+      case Admission::kWait:
+        wait_for_host(from, std::get<wire::Checkpoint>(std::move(m.value())));
+        break;
+    }
     return;
   }
   auto it = hosted_.find(to);
@@ -405,7 +416,7 @@ void SiteCore::delivered(StreamId id, Delivering& work) {
     for (Delivering::Ran& r : work.ran[i]) {
       carry_out(h, id, r.run);
       if (!r.out.ran) continue;
-      if (!r.out.ok) report_handler_error(work.stream, r.agent, "append", r.out, d.key.from);
+      if (!r.out.ok) report_handler_error(id, work.stream, r.agent, "append", r.out, d.key.from);
       if (sync) results.push_back(std::move(r.out.result));
     }
     if (h && h->durable) {  // acknowledged once a checkpoint covers it
@@ -479,7 +490,7 @@ void SiteCore::carry_out(Hosted* h, StreamId from, HandlerRun& run) {
   }
 }
 
-void SiteCore::report_handler_error(const std::string& stream, std::uint64_t agent,
+void SiteCore::report_handler_error(StreamId id, const std::string& stream, std::uint64_t agent,
                                     const char* event, const tcl::HandlerOutcome& out,
                                     StreamId sender) {
   ++counters_.handler_errors;
@@ -488,7 +499,7 @@ void SiteCore::report_handler_error(const std::string& stream, std::uint64_t age
                      std::to_string(options_.self) + ": " + out.result;
   if (!out.error_info.empty() && out.error_info != out.result) text += "\n" + out.error_info;
   if (options_.log_forwarded_errors) report_error(text);
-  wire::ErrorReport report{text};
+  wire::ErrorReport report{text, id, agent};
   // The shell whose message it was hears it straight from here, ahead of the message's
   // consumption ack: through the leader it could come after the shell stopped waiting.
   if (is_control(sender) && is_shell(control_site(sender))) {
@@ -563,7 +574,11 @@ std::uint64_t SiteCore::send_request(wire::ControlMessage m) {
 }
 
 void SiteCore::send_numbered_request(std::uint64_t req, wire::ControlMessage m) {
-  awaiting_replies_.insert(req);
+  Awaited& awaited = awaiting_replies_[req];
+  if (const auto* mv = std::get_if<wire::MoveReq>(&m)) {
+    awaited.move_target = mv->site;
+    awaited.stream = mv->name;
+  }
   std::visit(
       [req](auto& v) {
         if constexpr (requires { v.req; }) v.req = req;
@@ -648,7 +663,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
         } else if constexpr (std::is_same_v<T, wire::Arrive>) {
           on_arrive(from_site, m);
         } else if constexpr (std::is_same_v<T, wire::Expect>) {
-          if (from_site == 0) on_expect(m);
+          on_expect(m);
         } else if constexpr (std::is_same_v<T, wire::Probe>) {
           wire::ProbeReply r{m.wave,
                              idle() ? 1u : 0u,
@@ -700,8 +715,15 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
 
 void SiteCore::on_location(const wire::StreamRecord& rec,
                            const std::vector<wire::InChannel>& final_in) {
+  const wire::StreamRecord* before = view_->directory.find(rec.id);
+  const Host was = before ? Host{before->site, before->epoch} : Host{};
   if (!apply_record(rec, final_in)) return;
+  if (was.site != wire::kNoSite && was.site != rec.site &&
+      (options_.shell || (rec.flags & wire::kStreamDurable)))
+    previous_host_[rec.id] = was;
+  if (!checkpoints_waiting_.empty()) recheck_waiting_checkpoints(rec.id);
   if (rec.site == wire::kNoSite) {
+    previous_host_.erase(rec.id);
     drop_channels_to(rec.id);
     watching_.erase(rec.id);
     // Its checkpoints, if it was durable and managed here, are of no use any more.
@@ -1099,7 +1121,10 @@ void SiteCore::on_arrive(SiteId from, wire::Arrive a) {
       r != refused_arrivals_.end() && a.stream.epoch <= r->second)
     return;
   auto e = expected_.find(a.stream.id);
-  if (e == expected_.end() || e->second.epoch != a.stream.epoch || e->second.source != from) {
+  const bool unchecked = options_.sender_rules_off &
+                         (1u << static_cast<unsigned>(wire::Sender::kMoveSource));  // tests
+  if (!unchecked &&
+      (e == expected_.end() || e->second.epoch != a.stream.epoch || e->second.source != from)) {
     // The Arrive may overtake the leader's Expect (they come from different sites): it waits
     // for it, but a member's forgeries must not hold this site busy, grow without bound, or
     // push out another source's real Arrive (whose source kept nothing of the stream): the
@@ -1109,27 +1134,37 @@ void SiteCore::on_arrive(SiteId from, wire::Arrive a) {
     if (from_source >= kMaxUnexpectedPerSource) {
       auto oldest = std::find_if(unexpected_.begin(), unexpected_.end(),
                                  [from](const auto& u) { return u.first == from; });
+      refuse_control(from, oldest->second);
       unexpected_.erase(oldest);
     }
     unexpected_.emplace_back(from, std::move(a));
     return;
   }
-  expected_.erase(e);
+  if (e != expected_.end()) expected_.erase(e);
   parked_.push_back(std::move(a));
   try_install_parked();
 }
 
 void SiteCore::on_expect(const wire::Expect& m) {
-  for (auto it = unexpected_.begin(); it != unexpected_.end(); ++it) {
-    if (it->second.stream.id == m.stream && it->second.stream.epoch == m.epoch &&
-        it->first == m.source) {
-      parked_.push_back(std::move(it->second));
-      unexpected_.erase(it);
-      try_install_parked();
-      return;
+  std::optional<wire::Arrive> found;
+  for (auto it = unexpected_.begin(); it != unexpected_.end();) {
+    if (it->second.stream.id != m.stream) {
+      ++it;
+    } else if (!found && it->second.stream.epoch == m.epoch && it->first == m.source) {
+      found = std::move(it->second);
+      it = unexpected_.erase(it);
+    } else {
+      // Of this stream, but not the move the leader announced: no member's to send.
+      refuse_control(it->first, it->second);
+      it = unexpected_.erase(it);
     }
   }
-  expected_[m.stream] = Expected{m.epoch, m.source};
+  if (!found) {
+    expected_[m.stream] = Expected{m.epoch, m.source};
+    return;
+  }
+  parked_.push_back(std::move(*found));
+  try_install_parked();
 }
 
 // The stream's site failed and this is its failure manager: it starts here from its initial
@@ -1366,7 +1401,7 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
       out.ok = false;
       out.result = l.status.message();
       out.error_info = l.error_info;
-      report_handler_error(work.stream, l.agent, "initialization", out);
+      report_handler_error(id, work.stream, l.agent, "initialization", out);
     } else {
       initial_briefcases_[l.agent] = std::move(l.initial);
     }
@@ -1379,7 +1414,7 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
   for (auto& [run, out] : work.relocations) {
     carry_out(&h, id, run);
     if (out.ran && !out.ok)
-      report_handler_error(work.stream, run.ctx.agent, work.recovery ? "failure" : "relocation",
+      report_handler_error(id, work.stream, run.ctx.agent, work.recovery ? "failure" : "relocation",
                            out);
   }
   reply_installed(wire::Installed{id, h.rec.epoch, 0, 0, {}});
@@ -1412,7 +1447,7 @@ void SiteCore::destroy(Hosted& h) {
           loaded_.erase(run.ctx.agent);
           initial_briefcases_.erase(run.ctx.agent);
           if (out.ran && !out.ok)
-            report_handler_error(run.ctx.stream, run.ctx.agent, "finalize", out);
+            report_handler_error(id, run.ctx.stream, run.ctx.agent, "finalize", out);
         }
         destroy_here(id);
       });

@@ -23,6 +23,7 @@
 // Thread-safety: one thread drives a SiteCore (the driver's); only lanes' work runs elsewhere,
 // and it touches nothing of the SiteCore but its SiteView (see site/lane.hpp).
 
+#include <array>
 #include <deque>
 #include <functional>
 #include <iterator>
@@ -90,6 +91,9 @@ struct SiteOptions {
   // A secured session's traffic key (doc/security.md), which the leader handed out at the
   // join: every datagram is sealed under it. None: the session is not secured.
   std::optional<wire::Key> traffic_key;
+  // Tests only: the sender rules (wire::Sender) not checked, bit 1 << rule; so a test can show
+  // what a member's lies would do without each.
+  std::uint32_t sender_rules_off = 0;
 
   // The options of a site or shell whose datagrams are at most `mtu` bytes. The transport
   // admits messages far larger than user messages: a move carries the unconsumed messages of
@@ -114,6 +118,15 @@ struct SiteCounters {
   std::uint64_t handler_errors = 0;
   std::uint64_t moves_in = 0;
   std::uint64_t moves_out = 0;
+  // Control messages dropped because their sender may not send them (wire::Sender), by
+  // message type (the ControlMessage index): forgeries by a member, or commands no member
+  // but the leader may give.
+  std::array<std::uint64_t, wire::kControlTypes> refused_control{};
+  std::uint64_t refused_control_total() const {
+    std::uint64_t n = 0;
+    for (std::uint64_t c : refused_control) n += c;
+    return n;
+  }
 };
 
 // What a test or the simulator can observe of one handler run (a trace hook).
@@ -335,6 +348,14 @@ class SiteCore final : public proto::Node {
   bool restore_checkpoint(const wire::Recover& m, wire::Arrive* a);
 
   void route(proto::Delivery& d);
+  // The sender rules (wire::Sender; site/sender_rules.cpp), checked before on_control.
+  enum class Admission { kAllow, kRefuse, kWait };
+  Admission admit_control(SiteId from, const wire::ControlMessage& m) const;
+  Admission admit_checkpoint(SiteId from, const wire::Checkpoint& c) const;
+  bool host_as_known(SiteId from, StreamId stream) const;
+  void refuse_control(SiteId from, const wire::ControlMessage& m);
+  void wait_for_host(SiteId from, wire::Checkpoint c);
+  void recheck_waiting_checkpoints(StreamId stream);
   void on_control(SiteId from_site, const wire::ControlMessage& m);
   void on_location(const wire::StreamRecord& rec,
                    const std::vector<wire::InChannel>& final_in = {});
@@ -370,8 +391,8 @@ class SiteCore final : public proto::Node {
   void submit(StreamId stream, std::function<void(Lane&)> work, std::function<void()> done);
   void carry_out(Hosted* h, StreamId from, HandlerRun& run);
   // `sender`: the stream or control stream whose message the handler ran for, if any.
-  void report_handler_error(const std::string& stream, std::uint64_t agent, const char* event,
-                            const tcl::HandlerOutcome& out, StreamId sender = 0);
+  void report_handler_error(StreamId id, const std::string& stream, std::uint64_t agent,
+                            const char* event, const tcl::HandlerOutcome& out, StreamId sender = 0);
   void send_control(SiteId to, StreamId to_stream, const wire::ControlMessage& m);
   void send_numbered_request(std::uint64_t req, wire::ControlMessage m);
   void reply_installed(const wire::Installed& i);
@@ -441,7 +462,26 @@ class SiteCore final : public proto::Node {
   Time checkpoint_retry_at_ = proto::kNever;  // a failure manager refused or failed a checkpoint
   std::unordered_map<std::uint64_t, wire::Reply> replies_;
   std::unordered_set<std::uint64_t> handler_requests_;  // replies nobody waits for
-  std::unordered_set<std::uint64_t> awaiting_replies_;  // every request sent, until answered
+  // Every request sent, until answered; for a move, the target, which answers the requester
+  // itself (with the stream's Location first): nobody else but the leader may.
+  struct Awaited {
+    SiteId move_target = wire::kNoSite;
+    std::string stream;
+  };
+  std::unordered_map<std::uint64_t, Awaited> awaiting_replies_;
+  // Where a stream was before its last move, as this site heard (kept at a shell, and at a
+  // failure manager for its durable streams): a handler error, a -sync result or a
+  // checkpoint sent from there before the move may come after the leader's word of it.
+  struct Host {
+    SiteId site = wire::kNoSite;
+    std::uint64_t epoch = 0;
+  };
+  std::unordered_map<StreamId, Host> previous_host_;
+  // Checkpoints from a site this failure manager does not know yet as the stream's host at
+  // their epoch: the leader's word of the move is on its way (it pushes a durable stream's
+  // moves to its failure manager at once). At most kMaxWaitingPerSource from each sender.
+  std::deque<std::pair<SiteId, wire::Checkpoint>> checkpoints_waiting_;
+  static constexpr std::size_t kMaxWaitingPerSource = 16;
   std::unordered_map<std::uint64_t, StreamId> holds_;   // request -> the stream it holds
   std::map<std::pair<StreamId, proto::Seq>, std::string> sync_results_;
   std::deque<std::pair<Time, std::string>> output_;

@@ -24,6 +24,12 @@ bool emplace_by_index(std::size_t index, ControlMessage* m) {
 
 }  // namespace
 
+ControlMessage control_of_type(std::size_t index) {
+  ControlMessage m;
+  (void)emplace_by_index(index, &m);
+  return m;
+}
+
 void encode_control(const ControlMessage& m, Bytes* out) {
   Writer w(out);
   w.u8(kControlVersion);

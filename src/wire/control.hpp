@@ -24,8 +24,9 @@ namespace mstream::wire {
 // the failure timeout, ProbeReply what senders hold; Recover, Settle, Settled.
 // 4: Welcome carries the resume timeout of a durable leader.
 // 5: policy: AttachReq and Code carry agent flags. 6: Controls, OpenReq, PolicyCheck and
-// PolicyVerdict. 7: Expect.
-inline constexpr std::uint8_t kControlVersion = 7;
+// PolicyVerdict. 7: Expect. 8: ErrorReport names the stream and agent it is about (its
+// sender rule needs them).
+inline constexpr std::uint8_t kControlVersion = 8;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
 inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
@@ -42,6 +43,38 @@ inline constexpr std::uint64_t kAgentController = 1;
 // outside the sandbox. Set by the site for its own controllers only; never taken from the wire
 // (the leader refuses it in an AttachReq, a site clears it in a Code).
 inline constexpr std::uint64_t kAgentTrusted = 2;
+
+// Who may send a control message (doc/security.md, "Sender rules"). Every message type
+// states its rule as `kSender`, next to its definition; the receiver checks it in one place
+// before acting on the message (SiteCore::sender_allowed, LeaderCore::sender_allowed), and a
+// message that breaks it is dropped, counted per type, and changes nothing. A rule is only
+// as strong as the proof of the sender's site id, which the per-pair keys give.
+enum class Sender : std::uint8_t {
+  // The leader's process (site 0) only: commands and the directory.
+  kLeader,
+  // Any member, in its own name, to the leader: a request answered to its sender, a watch, or
+  // its own account of itself (a probe's answer is believed: doc/security.md).
+  kMember,
+  // A site (not a shell), in its own name, to the leader.
+  kSite,
+  // A shell, in its own name, to the leader.
+  kShell,
+  // The site the leader says hosts the stream the message names: at the leader, the stream's
+  // site or the target of its move in flight; at a failure manager, the host at the
+  // checkpoint's epoch (the leader pushes a durable stream's moves to it at once); at a
+  // shell, the stream's site as it knows it, the one before, or where its channel is headed.
+  kHost,
+  // An answer, from the member the leader asked: the site an operation on the stream was
+  // sent to (or the stream's site), the site a policy check went to.
+  kAsked,
+  // Arrive: from the source the leader's Expect names (an Arrive before its Expect waits).
+  kMoveSource,
+  // Checkpointed: from the stream's failure manager.
+  kFailureManager,
+  // Reply and Location: from the leader, or from the target of a move the receiver asked for
+  // (the target tells the requester where the stream is now and answers it itself).
+  kLeaderOrMoveTarget,
+};
 
 // What a stream is, as every site's directory replica knows it.
 struct StreamRecord {
@@ -88,6 +121,7 @@ struct InChannel {  // a channel into the moving stream: what it consumed
 // ---- Requests to the leader (from a site's handlers or a shell). Each is answered by one
 // Reply with the same req.
 struct CreateReq {
+  static constexpr Sender kSender = Sender::kMember;
   std::uint64_t req = 0;
   std::string name;
   std::uint32_t site = kNoSite;  // kNoSite: the caller's site
@@ -99,6 +133,7 @@ struct CreateReq {
   }
 };
 struct DestroyReq {
+  static constexpr Sender kSender = Sender::kMember;
   std::uint64_t req = 0;
   std::string name;
   template <class A>
@@ -107,6 +142,7 @@ struct DestroyReq {
   }
 };
 struct MoveReq {
+  static constexpr Sender kSender = Sender::kMember;
   std::uint64_t req = 0;
   std::string name;
   std::uint32_t site = 0;
@@ -116,6 +152,7 @@ struct MoveReq {
   }
 };
 struct AttachReq {
+  static constexpr Sender kSender = Sender::kMember;
   std::uint64_t req = 0;
   std::string stream;
   std::string args;
@@ -128,6 +165,7 @@ struct AttachReq {
   }
 };
 struct DetachReq {  // agent_exit
+  static constexpr Sender kSender = Sender::kHost;
   std::uint64_t req = 0;
   std::uint64_t stream = 0;
   std::uint64_t agent = 0;
@@ -138,6 +176,7 @@ struct DetachReq {  // agent_exit
 };
 // Termination detection for `mstream run` (doc/session.md, "Quiescence").
 struct QuiesceReq {
+  static constexpr Sender kSender = Sender::kShell;
   std::uint64_t req = 0;
   // User messages the asking shell appended so far, less those it discarded (their stream
   // was destroyed).
@@ -149,6 +188,7 @@ struct QuiesceReq {
 };
 
 struct Reply {
+  static constexpr Sender kSender = Sender::kLeaderOrMoveTarget;
   std::uint64_t req = 0;
   std::uint64_t code = 0;  // a StatusCode; 0 ok
   std::string text;        // the error message, or the result (agent id, ...)
@@ -160,6 +200,7 @@ struct Reply {
 
 // ---- Leader to sites and shells.
 struct Welcome {  // the first message a joined site or shell gets: the whole directory
+  static constexpr Sender kSender = Sender::kLeader;
   std::uint32_t you = 0;
   std::vector<PeerRecord> peers;
   std::vector<StreamRecord> streams;
@@ -177,6 +218,7 @@ struct Welcome {  // the first message a joined site or shell gets: the whole di
   }
 };
 struct PeerUpdate {
+  static constexpr Sender kSender = Sender::kLeader;
   PeerRecord peer;
   template <class A>
   void fields(A& a) {
@@ -184,6 +226,8 @@ struct PeerUpdate {
   }
 };
 struct Location {  // a stream was created, moved or destroyed (every site keeps a replica)
+  // The leader's word; also the target of a move to its requester, ahead of its Reply.
+  static constexpr Sender kSender = Sender::kLeaderOrMoveTarget;
   StreamRecord stream;
   // Destroyed: how far each channel into it was consumed, so a sender discards (and counts)
   // only what was not.
@@ -194,6 +238,7 @@ struct Location {  // a stream was created, moved or destroyed (every site keeps
   }
 };
 struct Install {  // create this stream here
+  static constexpr Sender kSender = Sender::kLeader;
   StreamRecord stream;
   template <class A>
   void fields(A& a) {
@@ -201,6 +246,7 @@ struct Install {  // create this stream here
   }
 };
 struct Code {  // an agent's code, shipped once to each site it visits and cached there
+  static constexpr Sender kSender = Sender::kLeader;
   std::uint64_t agent = 0;
   std::uint64_t stream = 0;
   std::string args;
@@ -216,6 +262,7 @@ struct Code {  // an agent's code, shipped once to each site it visits and cache
   }
 };
 struct Attach {  // attach agent (whose Code was sent) to the stream here
+  static constexpr Sender kSender = Sender::kLeader;
   std::uint64_t stream = 0;
   std::uint64_t agent = 0;
   template <class A>
@@ -224,6 +271,7 @@ struct Attach {  // attach agent (whose Code was sent) to the stream here
   }
 };
 struct MoveOut {  // at the next handler boundary, send the stream to `target`
+  static constexpr Sender kSender = Sender::kLeader;
   std::uint64_t stream = 0;
   std::uint64_t epoch = 0;  // the epoch the stream has at the target
   std::uint32_t target = 0;
@@ -237,6 +285,7 @@ struct MoveOut {  // at the next handler boundary, send the stream to `target`
   }
 };
 struct DestroyStream {
+  static constexpr Sender kSender = Sender::kLeader;
   std::uint64_t stream = 0;
   template <class A>
   void fields(A& a) {
@@ -244,6 +293,7 @@ struct DestroyStream {
   }
 };
 struct Finalize {  // the agent is gone: run its finalization handler here and free it
+  static constexpr Sender kSender = Sender::kLeader;
   std::uint64_t agent = 0;
   std::uint64_t stream = 0;
   template <class A>
@@ -252,6 +302,7 @@ struct Finalize {  // the agent is gone: run its finalization handler here and f
   }
 };
 struct Probe {
+  static constexpr Sender kSender = Sender::kLeader;
   std::uint64_t wave = 0;
   template <class A>
   void fields(A& a) {
@@ -259,6 +310,7 @@ struct Probe {
   }
 };
 struct Shutdown {
+  static constexpr Sender kSender = Sender::kLeader;
   std::uint64_t code = 0;
   std::string reason;  // why, when it is not the session's end (e.g. a refused site)
   template <class A>
@@ -267,17 +319,23 @@ struct Shutdown {
   }
 };
 struct ErrorReport {  // a handler error, forwarded to shells
+  static constexpr Sender kSender = Sender::kHost;
   std::string text;
+  // The stream whose agent failed (0: a site's own controller, which only that site runs:
+  // no stream to check).
+  std::uint64_t stream = 0;
+  std::uint64_t agent = 0;
   // The shell whose message the handler ran for, which the site told directly (its report
   // then comes before the message's consumption ack, so a run waiting for its messages sees
   // it); the leader forwards to the other shells. kNoSite: none.
   std::uint32_t told = kNoSite;
   template <class A>
   void fields(A& a) {
-    a(text, told);
+    a(text, told, stream, agent);
   }
 };
 struct SyncResult {  // the handlers' results for a message appended with -sync
+  static constexpr Sender kSender = Sender::kHost;
   std::uint64_t stream = 0;
   std::uint64_t seq = 0;
   std::string result;  // a Tcl list, one element per agent
@@ -289,6 +347,7 @@ struct SyncResult {  // the handlers' results for a message appended with -sync
 
 // ---- Sites to the leader.
 struct Installed {  // a create, move or attach took effect here (or failed: code != 0)
+  static constexpr Sender kSender = Sender::kAsked;
   std::uint64_t stream = 0;
   std::uint64_t epoch = 0;
   std::uint64_t agent = 0;  // for an attach
@@ -310,6 +369,7 @@ struct ShellCount {
   friend bool operator==(const ShellCount&, const ShellCount&) = default;
 };
 struct ProbeReply {
+  static constexpr Sender kSender = Sender::kMember;
   std::uint64_t wave = 0;
   std::uint64_t idle = 0;
   std::uint64_t appended = 0;      // user messages accepted from handlers here, ever
@@ -323,6 +383,7 @@ struct ProbeReply {
   }
 };
 struct Leave {  // a shell leaves: its -temp streams go
+  static constexpr Sender kSender = Sender::kShell;
   std::uint64_t code = 0;
   template <class A>
   void fields(A& a) {
@@ -353,6 +414,7 @@ struct OutChannel {  // a channel from the moving stream: its whole sender state
   }
 };
 struct Arrive {
+  static constexpr Sender kSender = Sender::kMoveSource;
   StreamRecord stream;                // with the new epoch and site
   std::vector<std::uint64_t> agents;  // in attach order
   std::vector<AgentState> briefcases;
@@ -370,6 +432,7 @@ struct Arrive {
 // A stream of this site began sending to `stream`: the leader pushes the stream's moves here
 // at once from now on (other sites hear of them in batches), and answers with where it is.
 struct Watch {
+  static constexpr Sender kSender = Sender::kMember;
   std::uint64_t stream = 0;
   template <class A>
   void fields(A& a) {
@@ -381,6 +444,7 @@ struct Watch {
 // Leader to a failure manager: the stream's site failed; host it here from its initial state
 // (its agents' initialization, then their failure handlers), then answer Installed.
 struct Recover {
+  static constexpr Sender kSender = Sender::kLeader;
   StreamRecord stream;                // with this site, the new epoch and origin
   std::vector<std::uint64_t> agents;  // in attach order; their Code was sent before
   std::uint32_t failed_site = 0;
@@ -393,6 +457,7 @@ struct Recover {
 // at `epoch` (the target), or still here, the move now called off (the source)? Answered by
 // Settled.
 struct Settle {
+  static constexpr Sender kSender = Sender::kLeader;
   std::uint64_t stream = 0;
   std::uint64_t epoch = 0;  // the move's
   template <class A>
@@ -401,6 +466,7 @@ struct Settle {
   }
 };
 struct Settled {
+  static constexpr Sender kSender = Sender::kAsked;
   std::uint64_t stream = 0;
   std::uint64_t epoch = 0;
   std::uint64_t present = 0;  // 1: it is here (target: arrived; source: kept, move off)
@@ -415,6 +481,7 @@ struct Settled {
 // messages it consumed since the last checkpoint (and the messages it appended meanwhile,
 // which are sent only once this is stored). `state` is what a move would carry.
 struct Checkpoint {
+  static constexpr Sender kSender = Sender::kHost;
   std::uint64_t version = 0;  // grows with every checkpoint of one epoch of the stream
   Arrive state;
   template <class A>
@@ -425,6 +492,7 @@ struct Checkpoint {
 // The failure manager stored it (code 0), or could not (the stream's consumption then waits,
 // and the site reports the error).
 struct Checkpointed {
+  static constexpr Sender kSender = Sender::kFailureManager;
   std::uint64_t stream = 0;
   std::uint64_t epoch = 0;
   std::uint64_t version = 0;
@@ -452,6 +520,7 @@ enum PolicyLevel : std::uint8_t { kPolicySession, kPolicySite, kPolicyStream, kP
 inline constexpr std::uint64_t policy_bit(PolicyEvent e) { return 1ull << e; }
 
 struct OpenReq {  // stream_open: answered by a Reply once every level allowed it
+  static constexpr Sender kSender = Sender::kMember;
   std::uint64_t req = 0;
   std::string name;
   template <class A>
@@ -460,6 +529,7 @@ struct OpenReq {  // stream_open: answered by a Reply once every level allowed i
   }
 };
 struct PolicyCheck {  // leader to the site of the controller asked
+  static constexpr Sender kSender = Sender::kLeader;
   std::uint64_t check = 0;
   std::uint8_t level = kPolicySession;
   std::uint8_t event = kPolicyOpen;
@@ -472,6 +542,7 @@ struct PolicyCheck {  // leader to the site of the controller asked
   }
 };
 struct PolicyVerdict {  // code 0: allowed; else text says why not
+  static constexpr Sender kSender = Sender::kAsked;
   std::uint64_t check = 0;
   std::uint64_t code = 0;
   std::string text;
@@ -481,6 +552,7 @@ struct PolicyVerdict {  // code 0: allowed; else text says why not
   }
 };
 struct Controls {  // a site's controllers and the policy events they handle (policy_bit masks)
+  static constexpr Sender kSender = Sender::kSite;
   std::uint64_t session_events = 0;  // site 0 only: the session controller's
   std::uint64_t site_events = 0;
   template <class A>
@@ -493,6 +565,7 @@ struct Controls {  // a site's controllers and the policy events they handle (po
 // from `source` is expected. A site installs no other Arrive (a member could send one of
 // another's stream; doc/security.md, "Members that lie").
 struct Expect {
+  static constexpr Sender kSender = Sender::kLeader;
   std::uint64_t stream = 0;
   std::uint64_t epoch = 0;
   std::uint32_t source = 0;
@@ -508,6 +581,15 @@ using ControlMessage =
                  Probe, Shutdown, ErrorReport, SyncResult, Installed, ProbeReply, Leave, Arrive,
                  Watch, Recover, Settle, Settled, Checkpoint, Checkpointed, OpenReq, PolicyCheck,
                  PolicyVerdict, Controls, Expect>;
+
+inline constexpr std::size_t kControlTypes = std::variant_size_v<ControlMessage>;
+inline Sender sender_rule(const ControlMessage& m) {
+  return std::visit([](const auto& v) { return std::decay_t<decltype(v)>::kSender; }, m);
+}
+
+// A message of type `index` (the ControlMessage index) with its fields' defaults; index must
+// be below kControlTypes (else CreateReq).
+ControlMessage control_of_type(std::size_t index);
 
 void encode_control(const ControlMessage& m, Bytes* out);
 Result<ControlMessage> decode_control(ByteView in);

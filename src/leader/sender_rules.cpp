@@ -1,0 +1,60 @@
+// The sender rules of control messages at the leader (wire::Sender; doc/security.md, "Sender
+// rules"): the one place where the leader decides whether the member that sent a control
+// message may send it, before anything acts on it.
+
+#include "leader/leader_core.hpp"
+#include "site/ids.hpp"
+
+namespace mstream::leader {
+
+bool LeaderCore::sender_allowed(SiteId from, const wire::ControlMessage& m) const {
+  if (options_.sender_rules_off & (1u << static_cast<unsigned>(wire::sender_rule(m)))) return true;
+  switch (wire::sender_rule(m)) {
+    case wire::Sender::kMember:
+      return true;
+    case wire::Sender::kSite:
+      return !site::is_shell(from);
+    case wire::Sender::kShell:
+      return site::is_shell(from);
+    case wire::Sender::kHost:
+      if (const auto* d = std::get_if<wire::DetachReq>(&m)) return hosts(from, d->stream);
+      if (const auto* e = std::get_if<wire::ErrorReport>(&m)) return hosts(from, e->stream);
+      return false;  // a Checkpoint goes to a failure manager, a SyncResult to a shell
+    case wire::Sender::kAsked: {
+      if (const auto* v = std::get_if<wire::PolicyVerdict>(&m)) {
+        if (peer_checks_.contains(v->check)) return from == 0;  // the session controller's
+        auto c = checks_.find(v->check);
+        if (c == checks_.end()) return false;
+        auto op = in_flight_.find(c->second);
+        return op != in_flight_.end() && op->second.asking == from;
+      }
+      StreamId stream = 0;
+      if (const auto* i = std::get_if<wire::Installed>(&m)) stream = i->stream;
+      if (const auto* st = std::get_if<wire::Settled>(&m)) stream = st->stream;
+      auto op = in_flight_.find(stream);
+      if (op == in_flight_.end()) return false;
+      return std::holds_alternative<wire::Installed>(m) ? from == op->second.target
+                                                        : from == op->second.settle_with;
+    }
+    case wire::Sender::kLeader:
+    case wire::Sender::kLeaderOrMoveTarget:
+    case wire::Sender::kMoveSource:
+    case wire::Sender::kFailureManager:
+      return false;  // the leader's own messages, or between sites
+  }
+  return false;
+}
+
+// The stream is at `from`, was there before its last move (a report sent before the move
+// may come after it), or is being installed there (created, moved, recovered).
+bool LeaderCore::hosts(SiteId from, StreamId stream) const {
+  if (auto it = streams_.find(stream); it != streams_.end() && it->second.site == from) return true;
+  if (auto st = state_.find(stream); st != state_.end() && st->second.previous_site == from)
+    return true;
+  auto op = in_flight_.find(stream);
+  return op != in_flight_.end() && (op->second.target == from || op->second.source == from);
+}
+
+void LeaderCore::moved(StreamId id, SiteId from) { state_[id].previous_site = from; }
+
+}  // namespace mstream::leader

@@ -1,0 +1,159 @@
+// The sender rules of control messages at a site (wire::Sender, site/sender_rules.cpp): a
+// member that holds the session's keys sends, over its own control stream, what only the
+// leader may say, answers nobody asked for and reports about streams it does not host. The
+// receiving site drops each, counts it under its type, and changes nothing.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+
+#include "site/site_core.hpp"
+
+namespace mstream::site {
+namespace {
+
+// Sites wired to each other in memory: every datagram reaches the site it is for.
+class Sites {
+ public:
+  explicit Sites(std::initializer_list<SiteId> ids) {
+    for (SiteId id : ids) cores_[id] = std::make_unique<SiteCore>(SiteOptions::with_mtu(id, 1400));
+    for (auto& [id, core] : cores_)
+      for (auto& [other, unused] : cores_)
+        if (other != id) core->admit(other);
+  }
+  SiteCore& operator[](SiteId id) { return *cores_.at(id); }
+  void pump() {
+    for (int round = 0; round < 50; ++round) {
+      bool moved = false;
+      for (auto& [id, core] : cores_) {
+        core->step(now_);
+        proto::OutDatagram out;
+        while (core->poll_transmit(now_, &out)) {
+          auto to = cores_.find(out.to);
+          if (to == cores_.end()) continue;
+          to->second->on_datagram(out.bytes, now_);
+          moved = true;
+        }
+      }
+      now_ += proto::kMillisecond;
+      if (!moved) return;
+    }
+  }
+
+ private:
+  std::map<SiteId, std::unique_ptr<SiteCore>> cores_;
+  proto::Time now_ = 0;
+};
+
+std::uint64_t refused(const SiteCore& core, const wire::ControlMessage& m) {
+  return core.counters().refused_control[m.index()];
+}
+
+wire::StreamRecord phantom(SiteId at) {
+  wire::StreamRecord rec;
+  rec.id = 777;
+  rec.name = "phantom";
+  rec.site = at;
+  rec.epoch = 1;
+  return rec;
+}
+
+// The reproduction: site 1 commands site 2 as the leader would.
+TEST(SenderRules, ASiteTakesNoCommandFromAnotherSite) {
+  Sites s{1, 2};
+  const wire::ControlMessage install = wire::Install{phantom(2)};
+  s[1].send_raw_control(2, control_stream(2), install);
+  s.pump();
+  EXPECT_FALSE(s[2].hosts(777));
+  EXPECT_EQ(refused(s[2], install), 1u);
+
+  const wire::ControlMessage destroy = wire::DestroyStream{777};
+  const wire::ControlMessage shutdown = wire::Shutdown{0, "not yours to say"};
+  const wire::ControlMessage code = wire::Code{5, 777, "", "proc x {} {}", "", 0, 1};
+  s[1].send_raw_control(2, control_stream(2), destroy);
+  s[1].send_raw_control(2, control_stream(2), code);
+  s[1].send_raw_control(2, control_stream(2), shutdown);
+  s.pump();
+  EXPECT_FALSE(s[2].finished());
+  EXPECT_EQ(refused(s[2], destroy), 1u);
+  EXPECT_EQ(refused(s[2], code), 1u);
+  EXPECT_EQ(refused(s[2], shutdown), 1u);
+}
+
+// Every type the leader alone sends, every request meant for the leader, every answer and
+// report: all refused at a site when another site sends them, each under its own type.
+TEST(SenderRules, EveryTypeFromAnotherSiteIsRefusedAndCountedUnderItsType) {
+  Sites s{1, 2};
+  for (std::size_t type = 0; type < wire::kControlTypes; ++type) {
+    wire::ControlMessage m = wire::control_of_type(type);
+    // Each waits for the leader's word of a stream this site does not know yet: below.
+    if (std::holds_alternative<wire::Arrive>(m) || std::holds_alternative<wire::Checkpoint>(m))
+      continue;
+    s[1].send_raw_control(2, control_stream(2), m);
+    s.pump();
+    EXPECT_EQ(refused(s[2], m), 1u) << wire::control_name(m);
+  }
+  EXPECT_FALSE(s[2].finished());
+  EXPECT_EQ(s[2].hosted_count(), 0u);
+}
+
+// An Arrive the leader did not announce waits apart; once the leader's Expect names another
+// source, it is refused and counted.
+TEST(SenderRules, AnArriveFromAnotherThanTheExpectedSourceIsRefused) {
+  Sites s{0, 1, 2};
+  wire::Arrive a;
+  a.stream = phantom(2);
+  a.stream.epoch = 2;
+  s[1].send_raw_control(2, control_stream(2), a);
+  s.pump();
+  EXPECT_FALSE(s[2].hosts(777));
+  EXPECT_EQ(refused(s[2], a), 0u);  // not known yet for a lie
+  s[0].send_raw_control(2, control_stream(2), wire::Expect{777, 2, 0});
+  s.pump();
+  EXPECT_FALSE(s[2].hosts(777));
+  EXPECT_EQ(refused(s[2], a), 1u);
+}
+
+// What the leader says, a site does: the rule is about who sends, not what.
+TEST(SenderRules, TheLeaderIsObeyed) {
+  Sites s{0, 2};
+  s[0].send_raw_control(2, control_stream(2), wire::Install{phantom(2)});
+  s.pump();
+  EXPECT_TRUE(s[2].hosts(777));
+  EXPECT_EQ(s[2].counters().refused_control_total(), 0u);
+}
+
+// A checkpoint is stored only from the host the failure manager knows at its epoch; from
+// another site at that epoch it is refused, and nothing is stored.
+TEST(SenderRules, ACheckpointIsTakenOnlyFromTheStreamsHost) {
+  Sites s{0, 1, 2, 3};
+  wire::StreamRecord rec = phantom(1);
+  rec.failure_manager = 2;
+  rec.flags = wire::kStreamDurable;
+  s[0].send_raw_control(2, control_stream(2), wire::Location{rec, {}});
+  s.pump();
+  wire::Checkpoint forged;
+  forged.version = 1;
+  forged.state.stream = rec;
+  s[3].send_raw_control(2, control_stream(2), forged);
+  s.pump();
+  EXPECT_EQ(refused(s[2], forged), 1u);
+  // A later epoch than it knows waits for the leader's word: the move to site 3 makes it
+  // the host, and its checkpoint is then taken (answered: no store here, so refused with
+  // kUnavailable, but not dropped as a forgery).
+  wire::Checkpoint early = forged;
+  early.state.stream.epoch = 2;
+  early.state.stream.site = 3;
+  s[3].send_raw_control(2, control_stream(2), early);
+  s.pump();
+  EXPECT_EQ(refused(s[2], early), 1u);
+  wire::StreamRecord moved = rec;
+  moved.site = 3;
+  moved.epoch = 2;
+  s[0].send_raw_control(2, control_stream(2), wire::Location{moved, {}});
+  s.pump();
+  EXPECT_EQ(refused(s[2], early), 1u);
+}
+
+}  // namespace
+}  // namespace mstream::site
