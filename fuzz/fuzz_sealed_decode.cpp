@@ -75,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)joiner.on_reply(in);
 
   proto::Transport t(2, {});
-  t.set_traffic_key(key);
+  t.set_master_key(key);
   (void)t.open_stream(200);
   const Status st = t.on_datagram(in, 1);
   const proto::TransportStats& s = t.stats();

@@ -35,6 +35,7 @@ enum class Lie : std::uint8_t {
   kStaleJoin,        // another node's join datagram, replayed to the leader
   kArriveForeign,    // an Arrive of another's stream, with a newer epoch, to a site
   kControlForeign,   // Installed or Settled of another's stream's operation, to the leader
+  kSealAsOther,      // a datagram in another member's name, sealed under a key it has
   kCount,
 };
 const char* lie_name(Lie kind);
@@ -65,6 +66,8 @@ struct SessionSummary {
   std::uint64_t checkpoint_crashes = 0;  // crashes at a commit (SessionCrash::Point)
   std::uint64_t durable_restores = 0;    // recoveries of durable streams from a checkpoint
   std::array<std::uint64_t, static_cast<std::size_t>(Lie::kCount)> lies{};  // sent, by kind
+  // kSealAsOther lies that reached an honest node and were counted there as forged.
+  std::uint64_t forgeries_refused = 0;
   NetworkStats network;
   proto::TransportStats transport;  // summed over the nodes
 };
