@@ -11,6 +11,8 @@
 #include "leader/leader_node.hpp"
 #include "proto/joiner.hpp"
 #include "sim/memory_store.hpp"
+#include "wire/control.hpp"
+#include "wire/datagram.hpp"
 
 namespace mstream::leader {
 namespace {
@@ -183,6 +185,54 @@ TEST(SecuredJoin, AReplayedRequestGainsNothing) {
   ASSERT_TRUE(answer.ok());
   EXPECT_EQ(answer->op, wire::JoinMessage::Op::kChallenge);
   EXPECT_EQ(later->leader().peers().size(), 1u);
+}
+
+// The Welcome gives a newcomer its keys with the live members, the PeerUpdate each member its
+// key with the newcomer: the key of the same pair, which only its two ends are sent.
+TEST(SecuredJoin, TheWelcomeAndPeerUpdatesHandOutEachPairsKeyToItsEnds) {
+  auto leader = make_leader(keys());
+  proto::Joiner j1(21, wire::JoinMessage::Role::kSite, 100, secrets());
+  ASSERT_EQ(run_join(*leader, j1).kind, Kind::kAccepted);
+  proto::OutDatagram d;
+  while (leader->poll_transmit(0, &d)) {
+  }  // its Welcome: no member but the leader yet
+  proto::Joiner j2(22, wire::JoinMessage::Role::kShell, 100, secrets(kSecret, 0xA2));
+  const proto::Joiner::Outcome out = run_join(*leader, j2);
+  ASSERT_EQ(out.kind, Kind::kAccepted);
+  const SiteId shell = out.site;
+  const std::string key12 = [&] {
+    const wire::Key k = wire::pair_key(kMaster, 1, shell);
+    return std::string(k.begin(), k.end());
+  }();
+  // Both go out in the same step: the PeerUpdate to site 1, the Welcome to the shell.
+  std::vector<proto::OutDatagram> all;
+  while (leader->poll_transmit(0, &d)) all.push_back(d);
+  bool update = false, welcome = false;
+  for (const proto::OutDatagram& dg : all) {
+    wire::SealedHeader h;
+    wire::Bytes plain;
+    ASSERT_TRUE(wire::open_datagram(wire::pair_key(kMaster, 0, dg.to), dg.bytes, &h, &plain).ok());
+    wire::DecodedDatagram dd;
+    ASSERT_TRUE(wire::decode_datagram(plain, &dd).ok());
+    for (const wire::Frame& f : dd.frames) {
+      if (f.type != wire::FrameType::kData) continue;
+      auto m = wire::decode_control(f.payload);
+      if (!m.ok()) continue;
+      if (const auto* u = std::get_if<wire::PeerUpdate>(&*m); u && dg.to == 1) {
+        EXPECT_EQ(u->peer.site, shell);
+        EXPECT_EQ(u->key, key12);
+        update = true;
+      }
+      if (const auto* w = std::get_if<wire::Welcome>(&*m); w && dg.to == shell) {
+        ASSERT_EQ(w->keys.size(), 1u);  // site 1's; the leader's came with the accept
+        EXPECT_EQ(w->keys[0].site, 1u);
+        EXPECT_EQ(w->keys[0].key, key12);
+        welcome = true;
+      }
+    }
+  }
+  EXPECT_TRUE(update);
+  EXPECT_TRUE(welcome);
 }
 
 TEST(SecuredJoin, ARestartedLeaderKeepsTheSessionsKeys) {
