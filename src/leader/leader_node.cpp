@@ -208,11 +208,17 @@ Status LeaderNode::open_state(Time now) {
     auto at = r.value.begin();
     std::copy(at, at + wire::kKeyBytes, security_->master_key.begin());
     if (r.value.size() == 3 * wire::kKeyBytes) {
+      const wire::KxPublicKey given = security_->kx.public_key;
       at += wire::kKeyBytes;
       std::copy(at, at + wire::kKeyBytes, security_->kx.public_key.begin());
       at += wire::kKeyBytes;
       std::copy(at, at + wire::kKeyBytes, security_->kx.secret_key.begin());
       keys_saved_ = true;
+      if (given != security_->kx.public_key)
+        leader_.report(
+            "leader: its state holds another key pair than the one beside its secret file; it "
+            "answers joins with the state's, so members that pinned the file's public key "
+            "refuse its answers");
     }
     site_.set_master_key(security_->master_key);
   }

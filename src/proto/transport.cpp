@@ -37,7 +37,7 @@ void Transport::set_master_key(const wire::Key& master) {
 
 void Transport::set_pair_key(SiteId peer, const wire::Key& key) {
   PeerKeys& k = peer_keys_[peer];
-  if (k.key != key || !secured_) {
+  if (k.key != key) {  // the AES subkeys were of the old one
     k.key = key;
     k.send_aes.reset();
     k.recv_aes.reset();
