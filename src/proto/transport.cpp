@@ -26,47 +26,16 @@ constexpr std::size_t kMinFragment = 64;
 }  // namespace
 
 Transport::Transport(SiteId self, TransportConfig config)
-    : self_(self), config_(sanitize(config)) {}
+    : self_(self), config_(sanitize(config)), keys_(self, config_.aes && wire::aes_available()) {}
 
 void Transport::set_master_key(const wire::Key& master) {
-  master_ = master;
-  peer_keys_.clear();
+  keys_.set_master(master);
   secured_ = true;
-  aes_ = config_.aes && wire::aes_available();
 }
 
 void Transport::set_pair_key(SiteId peer, const wire::Key& key) {
-  PeerKeys& k = peer_keys_[peer];
-  if (k.key != key) {  // the AES subkeys were of the old one
-    k.key = key;
-    k.send_aes.reset();
-    k.recv_aes.reset();
-  }
+  keys_.set(peer, key);
   secured_ = true;
-  aes_ = config_.aes && wire::aes_available();
-}
-
-std::optional<wire::Key> Transport::pair_key(SiteId peer) const {
-  auto it = peer_keys_.find(peer);
-  if (it != peer_keys_.end()) return it->second.key;
-  if (master_) return wire::pair_key(*master_, self_, peer);
-  return std::nullopt;
-}
-
-Transport::PeerKeys* Transport::keys_of(SiteId peer, PeerKeys* scratch) {
-  auto it = peer_keys_.find(peer);
-  if (it != peer_keys_.end()) return &it->second;
-  if (!master_) return nullptr;
-  scratch->key = wire::pair_key(*master_, self_, peer);
-  scratch->send_aes.reset();
-  scratch->recv_aes.reset();
-  return scratch;
-}
-
-const wire::AesKey& Transport::send_aes_key(PeerKeys& k) {
-  if (!k.send_aes || k.send_aes->boot() != boot_)
-    k.send_aes = std::make_unique<wire::AesKey>(k.key, self_, boot_);
-  return *k.send_aes;
 }
 
 PathConfig Transport::path_config() const {
@@ -77,44 +46,13 @@ PathConfig Transport::path_config() const {
 }
 
 Status Transport::open_sealed(wire::ByteView bytes) {
-  Status st = wire::peek_sealed(bytes, &sealed_header_);
-  if (!st.ok()) {
-    ++stats_.unsealed_in;
-    return st;
-  }
-  const SiteId src = sealed_header_.src_site;
-  PeerKeys scratch;
-  PeerKeys* k = keys_of(src, &scratch);
-  if (k == nullptr) {
+  Status st = keys_.open(bytes, &sealed_header_, &opened_);
+  if (st.ok()) return st;
+  if (st.code() == Status::Code::kNotFound)
     // A new member whose key the leader's PeerUpdate has not brought yet (it repeats what it
     // sent), or one that left or never was: as from a site not admitted, not a forgery.
     ++stats_.unknown_site_in;
-    return Status::error(
-        Status::Code::kNotFound,
-        "sealed datagram from site " + std::to_string(src) + ", whose key this site does not have");
-  }
-  if (sealed_header_.kind == wire::kKindSealedAes) {
-    if (!aes_) {
-      st = Status::error(Status::Code::kPermissionDenied,
-                         "sealed datagram: AES-256-GCM, which this transport does not open");
-    } else if (k->recv_aes && k->recv_aes->boot() == sealed_header_.src_boot) {
-      st = wire::open_datagram_aes(*k->recv_aes, bytes, &sealed_header_, &opened_);
-    } else {
-      // Kept only once a datagram authenticated under it: a forger's made-up boots cost a
-      // derivation each, and displace nothing.
-      auto aes = std::make_unique<wire::AesKey>(k->key, src, sealed_header_.src_boot);
-      st = wire::open_datagram_aes(*aes, bytes, &sealed_header_, &opened_);
-      if (st.ok()) k->recv_aes = std::move(aes);
-    }
-  } else {
-    st = wire::open_datagram(k->key, bytes, &sealed_header_, &opened_);
-  }
-  if (st.ok()) {
-    // A derived key is kept for as many senders as there may be paths.
-    if (k == &scratch && peer_keys_.size() < kMaxPaths) peer_keys_.emplace(src, std::move(scratch));
-    return st;
-  }
-  if (st.code() == Status::Code::kPermissionDenied)
+  else if (st.code() == Status::Code::kPermissionDenied)
     ++stats_.forged_in;
   else
     ++stats_.unsealed_in;
@@ -201,7 +139,7 @@ void Transport::expel_site(SiteId site) {
   admitted_.erase(site);
   paths_.erase(site);
   // Its keys go with it: nothing more is sealed for it or taken from it.
-  peer_keys_.erase(site);
+  keys_.drop(site);
   keepalive_.erase(site);
   // What was queued on the path is gone with it; a later relocation queues it again.
   for (auto& [key, ch] : send_)
@@ -633,22 +571,11 @@ bool Transport::poll_transmit(Time now, OutDatagram* out) {
   while (poll_path(now, out)) {
     auto p = paths_.find(out->to);
     if (secured_) {
-      PeerKeys scratch;
-      PeerKeys* k = keys_of(out->to, &scratch);
-      // No key for it (none came with its admission): its datagrams wait for their
+      const bool opens_aes = p != paths_.end() && p->second->peer_opens_aes;
+      // No key for it (none came with its admission): the datagram waits for its
       // retransmission, as if lost.
-      if (k == nullptr) continue;
-      // A derived key is kept: a path goes there (and paths are bounded).
-      if (k == &scratch && peer_keys_.size() < kMaxPaths)
-        k = &peer_keys_.emplace(out->to, std::move(scratch)).first->second;
-      if (aes_ && p != paths_.end() && p->second->peer_opens_aes) {
-        wire::seal_datagram_aes(send_aes_key(*k), ++seal_counter_, out->bytes, &sealed_);
-      } else {
-        wire::seal_datagram(
-            k->key,
-            {self_, boot_, ++seal_counter_, aes_ ? wire::kKindSealedAesCapable : wire::kKindSealed},
-            out->bytes, &sealed_);
-      }
+      if (!keys_.seal(out->to, boot_, seal_counter_ + 1, opens_aes, out->bytes, &sealed_)) continue;
+      ++seal_counter_;
       std::swap(out->bytes, sealed_);
     }
     if (p != paths_.end()) p->second->last_sent = now;

@@ -30,6 +30,7 @@
 #include "mstream/status.hpp"
 #include "proto/channel.hpp"
 #include "proto/config.hpp"
+#include "proto/keyring.hpp"
 #include "proto/path.hpp"
 #include "proto/replay_window.hpp"
 #include "proto/types.hpp"
@@ -132,13 +133,13 @@ class Transport {
   // secures the transport.
   void set_pair_key(SiteId peer, const wire::Key& key);
   // Forgets the key of the pair with `peer` (expel_site() does too): it left or failed.
-  void drop_pair_key(SiteId peer) { peer_keys_.erase(peer); }
+  void drop_pair_key(SiteId peer) { keys_.drop(peer); }
   bool secured() const { return secured_; }
   // Whether it seals with AES-256-GCM towards the peers that open it (TransportConfig::aes).
-  bool seals_aes() const { return aes_; }
+  bool seals_aes() const { return secured_ && keys_.aes(); }
   // The key of the pair (self, peer), if this transport has or derives it: for the
   // simulator's checkers, which look inside what is sent, and its hostile member.
-  std::optional<wire::Key> pair_key(SiteId peer) const;
+  std::optional<wire::Key> pair_key(SiteId peer) const { return keys_.key(peer); }
 
   // Senders that never move: `pin(from)` names the one site whose DATA and FRAGMENT of a
   // channel from `from` are taken (kNoPin: any site, the sender is mobile). Frames from any
@@ -322,22 +323,10 @@ class Transport {
   TransportStats stats_;
   wire::DecodedDatagram decoded_;  // reused across on_datagram calls
   wire::Bytes body_;               // reused across poll_transmit calls
-  // Secured: the keys of this site's pairs, each with the AES-256-GCM subkeys (TransportConfig::
-  // aes) of both ends, expanded once (which peers open AES, their paths know:
+  // Secured: the keys of this site's pairs (which peers open AES, their paths know:
   // Path::peer_opens_aes).
-  struct PeerKeys {
-    wire::Key key{};
-    std::unique_ptr<wire::AesKey> send_aes;  // ours, for boot_
-    std::unique_ptr<wire::AesKey> recv_aes;  // the peer's, for its latest boot heard
-  };
   bool secured_ = false;
-  std::optional<wire::Key> master_;
-  std::unordered_map<SiteId, PeerKeys> peer_keys_;
-  // The keys of the pair with `peer`: kept, or derived from the master into *scratch (kept
-  // once a datagram authenticated under them); null when there are none.
-  PeerKeys* keys_of(SiteId peer, PeerKeys* scratch);
-  bool aes_ = false;
-  const wire::AesKey& send_aes_key(PeerKeys& k);
+  Keyring keys_;
   SenderPin pin_ = nullptr;
   void refresh_repeat(wire::Bytes* datagram);
   wire::DecodedDatagram repeat_;  // refresh_repeat's scratch
