@@ -5,6 +5,7 @@
 
 #include <functional>
 
+#include "proto/keyring.hpp"
 #include "proto/replay_window.hpp"
 #include "proto/transport.hpp"
 #include "proto_test_cluster.hpp"
@@ -239,6 +240,30 @@ TEST(PairKeys, ASenderWhoseKeyHasNotComeIsUnknownNotForgedAndIsHeardOnceItComes)
   c.run_for(kSecond);
   EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(1));
   EXPECT_EQ(c[kB].stats().forged_in, forged);
+}
+
+// The leader's process derives what each member is given: both ends seal and open alike, a
+// third member opens nothing of theirs, and a dropped key opens nothing more.
+TEST(Keyring, TheMastersDerivedKeysAndTheGivenOnesAgree) {
+  const wire::Key master = key_of(8);
+  Keyring leader(0, false), member(kA, false), third(kB, false);
+  leader.set_master(master);
+  member.set(0, wire::pair_key(master, kA, 0));
+  third.set(0, wire::pair_key(master, kB, 0));
+  const wire::Bytes plain = pattern(40, 1);
+  wire::Bytes sealed, opened;
+  wire::SealedHeader h;
+  ASSERT_TRUE(leader.seal(kA, 3, 1, false, plain, &sealed));
+  ASSERT_TRUE(member.open(sealed, &h, &opened).ok());
+  EXPECT_EQ(opened, plain);
+  EXPECT_EQ(h.src_site, 0u);
+  EXPECT_EQ(third.open(sealed, &h, &opened).code(), Status::Code::kPermissionDenied);
+  ASSERT_TRUE(member.seal(0, 0, 1, false, plain, &sealed));
+  ASSERT_TRUE(leader.open(sealed, &h, &opened).ok());
+  EXPECT_FALSE(member.seal(kB, 0, 2, false, plain, &sealed));  // no key with B: nothing
+  member.drop(0);
+  ASSERT_TRUE(leader.seal(kA, 3, 2, false, plain, &sealed));
+  EXPECT_EQ(member.open(sealed, &h, &opened).code(), Status::Code::kNotFound);
 }
 
 // A member lying in its own name (doc/security.md, "Members that lie"): C holds its keys as
