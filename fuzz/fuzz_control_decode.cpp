@@ -48,7 +48,8 @@ void fuzz_join(ByteView input) {
   Result<JoinMessage> m2 = decode_join(again);
   check(m2.ok(), "join: re-encoded message does not decode");
   check(m2->op == m->op && m2->nonce == m->nonce && m2->site == m->site && m2->pid == m->pid &&
-            m2->reason == m->reason,
+            m2->reason == m->reason && m2->has_public == m->has_public &&
+            m2->public_key == m->public_key,
         "join: round trip changed the message");
 }
 

@@ -111,6 +111,10 @@ std::vector<Bytes> control_seeds() {
   messages.push_back(AttachReq{3, "foo", "a b", "on_stream_append { puts $argv }", ""});
   messages.push_back(Reply{3, 0, "1"});
   messages.push_back(Welcome{4, {PeerRecord{0, "127.0.0.1:7000", 10, 1, 0}}, {rec}});
+  Welcome keyed{5, {PeerRecord{2, "127.0.0.1:7002", 11, 1, 0}}, {rec}};
+  keyed.keys = {PairKey{2, std::string(32, 'k')}};
+  messages.push_back(keyed);
+  messages.push_back(PeerUpdate{PeerRecord{3, "127.0.0.1:7003", 12, 1, 0}, std::string(32, 'p')});
   messages.push_back(Location{rec});
   messages.push_back(ProbeReply{5, 1, 10, 9, 2, {ShellCount{16777216, 4}}});
   Arrive a;
@@ -144,6 +148,8 @@ std::vector<Bytes> control_seeds() {
     j.pid = 1234;
     j.site = 3;
     j.reason = op == JoinMessage::Op::kRefuse ? "the session is full" : "";
+    j.has_cookie = j.has_public = op == JoinMessage::Op::kRequest;
+    j.public_key.fill(0x5C);
     Bytes b;
     encode_join(j, &b);
     seeds.push_back(std::move(b));
@@ -176,9 +182,14 @@ std::vector<Bytes> sealed_seeds() {
     Bytes sealed;
     seal_datagram(key, {1, 0, 1, kKindSealedAesCapable}, plain, &sealed);
     out.push_back(sealed);
+    // Under the pair key of sites 1 and 2, which the target's transports open.
+    seal_datagram(pair_key(key, 1, 2), {1, 0, 1, kKindSealedAesCapable}, plain, &sealed);
+    out.push_back(sealed);
     // AES-256-GCM needs the CPU's; a machine without it makes the corpus without these.
     if (aes_available()) {
       seal_datagram_aes(AesKey(key, 1, 0), 2, plain, &sealed);
+      out.push_back(sealed);
+      seal_datagram_aes(AesKey(pair_key(key, 1, 2), 1, 0), 2, plain, &sealed);
       out.push_back(sealed);
     }
   }
@@ -191,12 +202,28 @@ std::vector<Bytes> sealed_seeds() {
   m.cookie.fill(9);
   out.emplace_back();
   encode_join(m, &out.back());
+  m.op = JoinMessage::Op::kRequest;
+  m.has_cookie = true;
+  m.has_public = true;
+  out.emplace_back();
+  encode_sealed_join(m, key, &out.back());
   m.op = JoinMessage::Op::kAccept;
   m.site = 3;
   m.has_key = true;
   m.key = key;
   out.emplace_back();
   encode_sealed_join(m, key, &out.back());
+  // The accept as the joiner gets it: under its key exchange with the leader (the target's
+  // pairs: the key with its first byte flipped by 1 and by 2, as seeds).
+  auto pair_of = [&](std::uint8_t salt) {
+    Key seed = key;
+    seed[0] ^= salt;
+    return kx_seed_keypair(seed);
+  };
+  const KxKeyPair leader = pair_of(1), own = pair_of(2);
+  m.public_key = own.public_key;
+  out.emplace_back();
+  encode_sealed_join(m, *kx_leader_seal_key(leader, own.public_key), &out.back());
   m.op = JoinMessage::Op::kUnauthentic;
   m.reason = "no";
   out.emplace_back();

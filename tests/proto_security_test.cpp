@@ -1,10 +1,11 @@
-// Secured transports (Transport::set_traffic_key, doc/security.md): sealed traffic still
-// keeps every guarantee, and what an attacker sends or replays is counted and never reaches
+// Secured transports (Transport::set_master_key, set_pair_key; doc/security.md): sealed traffic
+// still keeps every guarantee, and what an attacker sends or replays is counted and never reaches
 // a channel.
 #include <gtest/gtest.h>
 
 #include <functional>
 
+#include "proto/keyring.hpp"
 #include "proto/replay_window.hpp"
 #include "proto/transport.hpp"
 #include "proto_test_cluster.hpp"
@@ -25,8 +26,8 @@ wire::Key key_of(std::uint8_t b) {
 
 Cluster secured_pair(const wire::Key& ka, const wire::Key& kb) {
   Cluster c({kA, kB});
-  c[kA].set_traffic_key(ka);
-  c[kB].set_traffic_key(kb);
+  c[kA].set_master_key(ka);
+  c[kB].set_master_key(kb);
   EXPECT_TRUE(c[kB].open_stream(200).ok());
   EXPECT_TRUE(c[kA].open_stream(100).ok());
   return c;
@@ -58,8 +59,8 @@ TEST(SecuredTransport, PeersThatBothOpenAesSealWithItAndTheOthersDoNot) {
     b_cfg.aes = b_aes;
     Cluster c({kA, kB});
     c.restart(kB, 0, b_cfg);
-    c[kA].set_traffic_key(key_of(5));
-    c[kB].set_traffic_key(key_of(5));
+    c[kA].set_master_key(key_of(5));
+    c[kB].set_master_key(key_of(5));
     ASSERT_TRUE(c[kB].open_stream(200).ok());
     ASSERT_TRUE(c[kA].open_stream(100).ok());
     c.lose = [n = 0](const OutDatagram&) mutable { return ++n % 7 == 0; };
@@ -141,21 +142,131 @@ TEST(SecuredTransport, TamperedUnsealedAndReplayedDatagramsAreDroppedAndCounted)
 
 TEST(SecuredTransport, ASealAndTheHeaderInsideMustNameTheSameSender) {
   Cluster c({kA, kB, kC});
-  for (SiteId s : {kA, kB, kC}) c[s].set_traffic_key(key_of(3));
+  for (SiteId s : {kA, kB, kC}) c[s].set_master_key(key_of(3));
   ASSERT_TRUE(c[kB].open_stream(200).ok());
-  // C holds the key, but claims to be A inside: the sealed header says C.
+  // C holds its key with B, but claims to be A inside: the sealed header says C.
   wire::Bytes plain;
   wire::encode_header({kA, kB, 1}, &plain);
   wire::encode_data(100, 200, 1, pattern(5, 1), &plain);
   wire::seal(&plain);
   wire::Bytes sealed;
-  wire::seal_datagram(key_of(3), {kC, 0, 1}, plain, &sealed);
+  wire::seal_datagram(wire::pair_key(key_of(3), kC, kB), {kC, 0, 1}, plain, &sealed);
   EXPECT_FALSE(c[kB].on_datagram(sealed, c.now).ok());
   EXPECT_EQ(c[kB].stats().malformed_in, 1u);
   EXPECT_EQ(c[kB].stats().messages_delivered, 0u);
 }
 
-// A member lying in its own name (doc/security.md, "Members that lie"): C holds the key as
+// Members keyed as the leader keys them: each holds the keys of its own pairs only.
+Cluster keyed_members(const wire::Key& master) {
+  TransportConfig cfg;
+  cfg.aes = false;  // XChaCha20-Poly1305 under the pair key itself, for the test to open
+  Cluster c({kA, kB, kC}, cfg);
+  for (SiteId s : {kA, kB, kC})
+    for (SiteId p : {kA, kB, kC})
+      if (p != s) c[s].set_pair_key(p, wire::pair_key(master, s, p));
+  EXPECT_TRUE(c[kC].open_stream(200).ok());
+  return c;
+}
+
+// A in B's name, to C: the sealed header and the datagram inside both say B.
+wire::Bytes as_b_to_c(const wire::Key& seal_key, std::uint64_t counter) {
+  wire::Bytes plain;
+  wire::encode_header({kB, kC, 1}, &plain);
+  wire::encode_data(100, 200, 1, pattern(5, 1), &plain);
+  wire::seal(&plain);
+  wire::Bytes sealed;
+  wire::seal_datagram(seal_key, {kB, 0, counter}, plain, &sealed);
+  return sealed;
+}
+
+TEST(PairKeys, EachPairSealsUnderItsOwnKeyAndTheOthersCannotOpenIt) {
+  const wire::Key master = key_of(4);
+  Cluster c = keyed_members(master);
+  ASSERT_TRUE(c.append(kA, {100, 200}, kC, pattern(30, 1)).ok());
+  ASSERT_TRUE(c.settle());
+  ASSERT_EQ(c.delivered_seqs(kC, {100, 200}), one_to(1));
+  std::size_t to_c = 0;
+  for (const OutDatagram& d : c.sent) {
+    if (d.to != kC) continue;
+    ++to_c;
+    wire::SealedHeader h;
+    wire::Bytes plain;
+    EXPECT_TRUE(wire::open_datagram(wire::pair_key(master, kA, kC), d.bytes, &h, &plain).ok());
+    // Neither B's keys (with A, with C) nor the master itself open what A sends C.
+    for (const wire::Key& k :
+         {wire::pair_key(master, kA, kB), wire::pair_key(master, kB, kC), master})
+      EXPECT_FALSE(wire::open_datagram(k, d.bytes, &h, &plain).ok());
+  }
+  EXPECT_GT(to_c, 0u);
+}
+
+TEST(PairKeys, ADatagramSealedByOneMemberInAnothersNameIsForged) {
+  const wire::Key master = key_of(4);
+  Cluster c = keyed_members(master);
+  // A seals in B's name under each key it has: its own with C, and its own with B.
+  std::uint64_t counter = 0;
+  for (const wire::Key& k : {wire::pair_key(master, kA, kC), wire::pair_key(master, kA, kB)})
+    EXPECT_EQ(c[kC].on_datagram(as_b_to_c(k, ++counter), c.now).code(),
+              Status::Code::kPermissionDenied);
+  EXPECT_EQ(c[kC].stats().forged_in, 2u);
+  c.run_for(kSecond);
+  EXPECT_EQ(c[kC].stats().messages_delivered, 0u);
+  // B's own, under its key with C, is taken.
+  EXPECT_TRUE(c[kC].on_datagram(as_b_to_c(wire::pair_key(master, kB, kC), ++counter), c.now).ok());
+  c.run_for(kSecond);
+  EXPECT_EQ(c[kC].stats().messages_delivered, 1u);
+}
+
+TEST(PairKeys, ASenderWhoseKeyHasNotComeIsUnknownNotForgedAndIsHeardOnceItComes) {
+  const wire::Key master = key_of(6);
+  Cluster c({kA, kB});
+  c[kA].set_pair_key(kB, wire::pair_key(master, kA, kB));
+  c[kB].set_pair_key(kC, wire::pair_key(master, kB, kC));  // secured, but no key for A yet
+  ASSERT_TRUE(c[kB].open_stream(200).ok());
+  ASSERT_TRUE(c.append(kA, kAB, kB, pattern(10, 1)).ok());
+  c.run_for(kSecond);
+  EXPECT_TRUE(c.delivered[kB].empty());
+  EXPECT_GT(c[kB].stats().unknown_site_in, 0u);
+  EXPECT_EQ(c[kB].stats().forged_in, 0u);
+  // The leader's PeerUpdate about A arrives: A's retransmissions get through.
+  c[kB].set_pair_key(kA, wire::pair_key(master, kA, kB));
+  ASSERT_TRUE(c.settle());
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(1));
+  // A leaves: its key goes, and what still comes in its name is dropped unopened.
+  c[kB].expel_site(kA);
+  EXPECT_FALSE(c[kB].pair_key(kA).has_value());
+  const std::uint64_t forged = c[kB].stats().forged_in;
+  ASSERT_TRUE(c.append(kA, kAB, kB, pattern(10, 2)).ok());
+  c.run_for(kSecond);
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(1));
+  EXPECT_EQ(c[kB].stats().forged_in, forged);
+}
+
+// The leader's process derives what each member is given: both ends seal and open alike, a
+// third member opens nothing of theirs, and a dropped key opens nothing more.
+TEST(Keyring, TheMastersDerivedKeysAndTheGivenOnesAgree) {
+  const wire::Key master = key_of(8);
+  Keyring leader(0, false), member(kA, false), third(kB, false);
+  leader.set_master(master);
+  member.set(0, wire::pair_key(master, kA, 0));
+  third.set(0, wire::pair_key(master, kB, 0));
+  const wire::Bytes plain = pattern(40, 1);
+  wire::Bytes sealed, opened;
+  wire::SealedHeader h;
+  ASSERT_TRUE(leader.seal(kA, 3, 1, false, plain, &sealed));
+  ASSERT_TRUE(member.open(sealed, &h, &opened).ok());
+  EXPECT_EQ(opened, plain);
+  EXPECT_EQ(h.src_site, 0u);
+  EXPECT_EQ(third.open(sealed, &h, &opened).code(), Status::Code::kPermissionDenied);
+  ASSERT_TRUE(member.seal(0, 0, 1, false, plain, &sealed));
+  ASSERT_TRUE(leader.open(sealed, &h, &opened).ok());
+  EXPECT_FALSE(member.seal(kB, 0, 2, false, plain, &sealed));  // no key with B: nothing
+  member.drop(0);
+  ASSERT_TRUE(leader.seal(kA, 3, 2, false, plain, &sealed));
+  EXPECT_EQ(member.open(sealed, &h, &opened).code(), Status::Code::kNotFound);
+}
+
+// A member lying in its own name (doc/security.md, "Members that lie"): C holds its keys as
 // any member does, so only where its frames come from can betray them.
 wire::Bytes from_c(std::uint64_t pn, const std::function<void(wire::Bytes*)>& frames) {
   wire::Bytes plain;

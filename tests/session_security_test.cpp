@@ -70,7 +70,14 @@ TEST_F(Security, TheLeaderMakesAPrivateSecretAndItsHoldersJoin) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_TRUE(contains(leader_->err(), "made a new session secret at " + secret_))
       << leader_->err();
-  EXPECT_EQ(read_file(secret_).size(), 65u);  // 64 hex digits and a newline
+  // 64 hex digits and a newline, then the leader's public key, which every member pins.
+  const std::string text = read_file(secret_);
+  ASSERT_EQ(text.size(), 65u + 18u + 65u) << text;
+  EXPECT_EQ(text.substr(65, 18), "leader-public-key ");
+  // The leader's secret key beside it, as private.
+  ASSERT_EQ(::stat((secret_ + ".leader").c_str(), &st), 0) << "no leader key beside the secret";
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(read_file(secret_ + ".leader").size(), 65u);
 
   auto site =
       Background::start(dir_, "site1", {"site", "--leader", address_, "--secret-file", secret_});
@@ -105,10 +112,29 @@ TEST_F(Security, JoinersWithoutTheSecretAreRefusedClearly) {
   EXPECT_NE(open_mode.exit_code, 0);
   EXPECT_TRUE(contains(open_mode.err, "chmod 600")) << open_mode.describe();
 
+  // A secret file without the leader's public key (of before the leader's key pair).
+  ::chmod(dir_.file("other").c_str(), 0600);
+  const CommandResult unpinned = join_site({"--secret-file", dir_.file("other")});
+  EXPECT_NE(unpinned.exit_code, 0);
+  EXPECT_TRUE(contains(unpinned.err, "copy the leader's secret file here again"))
+      << unpinned.describe();
+
+  // Another secret, pinning this leader's public key.
+  const std::string pinned = read_file(secret_).substr(65);
+  dir_.write("other",
+             "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n" + pinned);
   ::chmod(dir_.file("other").c_str(), 0600);
   const CommandResult wrong = join_site({"--secret-file", dir_.file("other")});
   EXPECT_NE(wrong.exit_code, 0);
   EXPECT_TRUE(contains(wrong.err, "did not authenticate")) << wrong.describe();
+
+  // The session's secret, pinning another leader's public key: the accept is refused.
+  dir_.write("impostor", read_file(secret_).substr(0, 65) + "leader-public-key " +
+                             std::string(62, '7') + "00\n");
+  ::chmod(dir_.file("impostor").c_str(), 0600);
+  const CommandResult impostor = join_site({"--secret-file", dir_.file("impostor")});
+  EXPECT_NE(impostor.exit_code, 0);
+  EXPECT_TRUE(contains(impostor.err, "the leader's key pair is another")) << impostor.describe();
 
   const CommandResult status =
       run_mstream(dir_, {"status", "--session", address_, "--insecure", "--json"}, 20s);
@@ -159,6 +185,33 @@ for {set i 0} {$i < 20} {incr i} { stream_append s $i }
   EXPECT_TRUE(wait_until([&] { return contains(sites_[0]->out(), "got 19"); }, 10s))
       << sites_[0]->out();
   EXPECT_EQ(count_of(sites_[0]->out(), "got "), 20u);
+}
+
+// A secret file of before the leader's key pair: the leader makes the pair, adds its public
+// key to the file and says so; its members then join with the file as it is now.
+TEST(SecurityUpgrade, ALeaderAddsItsPublicKeyToAnOlderSecretFile) {
+  TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  const std::string secret = dir.file("secret");
+  const std::string hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+  dir.write("secret", hex + "\n");
+  ::chmod(secret.c_str(), 0600);
+  auto leader = Background::start(dir, "leader",
+                                  {"leader", "--listen", "127.0.0.1:0", "--secret-file", secret});
+  ASSERT_NE(leader, nullptr);
+  const std::string first = leader->first_line();
+  ASSERT_EQ(first.rfind(kLeaderReady, 0), 0u) << first << leader->err();
+  const std::string address = first.substr(std::string(kLeaderReady).size());
+  EXPECT_TRUE(contains(leader->err(), "added its public key")) << leader->err();
+  const std::string text = read_file(secret);
+  EXPECT_EQ(text.substr(0, 65), hex + "\n");  // the secret itself is unchanged
+  EXPECT_EQ(text.substr(65, 18), "leader-public-key ");
+  auto site =
+      Background::start(dir, "site1", {"site", "--leader", address, "--secret-file", secret});
+  ASSERT_NE(site, nullptr);
+  EXPECT_EQ(site->first_line(), "mstream: site 1 joined " + address);
+  site->stop();
+  leader->stop();
 }
 
 TEST(SecurityEmbedded, MstreamRunSecuresItsOwnSessionOrNotWithInsecure) {

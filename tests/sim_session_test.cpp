@@ -1039,6 +1039,7 @@ INSTANTIATE_TEST_SUITE_P(Shard, SessionSeeds, ::testing::Range<std::uint64_t>(0,
 TEST(SessionSimulation, AHostileMembersLiesAreAllToldAndAllStopped) {
   std::array<std::uint64_t, static_cast<std::size_t>(Lie::kCount)> lies{};
   proto::TransportStats t;
+  std::uint64_t forgeries_refused = 0;
   for (std::uint64_t seed = 1; seed <= 30; ++seed) {
     // No crashes: every message appended must be consumed.
     const SessionResult r =
@@ -1047,6 +1048,7 @@ TEST(SessionSimulation, AHostileMembersLiesAreAllToldAndAllStopped) {
     EXPECT_EQ(r.summary.consumed, r.summary.appended) << seed;
     for (std::size_t k = 0; k < lies.size(); ++k) lies[k] += r.summary.lies[k];
     add_transport_stats(r.summary.transport, &t);
+    forgeries_refused += r.summary.forgeries_refused;
   }
   for (std::size_t k = 0; k < lies.size(); ++k)
     EXPECT_GT(lies[k], 5u) << lie_name(static_cast<Lie>(k));
@@ -1057,6 +1059,11 @@ TEST(SessionSimulation, AHostileMembersLiesAreAllToldAndAllStopped) {
   EXPECT_GT(t.bogus_acks, 0u);
   EXPECT_GT(t.stale_numbering, 0u);
   EXPECT_GT(t.stale_boot_in, 0u);
+  // Datagrams sealed in another member's name (secured seeds): each one that reached an
+  // honest node was counted there as forged (the driver fails the seed on any taken).
+  EXPECT_GT(forgeries_refused, 5u);
+  EXPECT_LE(forgeries_refused, lies[static_cast<std::size_t>(Lie::kSealAsOther)]);
+  EXPECT_GE(t.forged_in, forgeries_refused);
 }
 
 // One replay per finding; enable once the core is fixed.

@@ -112,6 +112,59 @@ TEST(Crypto, KeysDeriveAndPrintAsHex) {
   EXPECT_FALSE(key_from_hex(std::string(64, 'z')).ok());
 }
 
+TEST(Crypto, EachPairHasItsOwnKeyWhicheverEndDerivesIt) {
+  const Key master = key_of(0x42);
+  EXPECT_EQ(pair_key(master, 1, 2), pair_key(master, 2, 1));
+  EXPECT_NE(pair_key(master, 1, 2), pair_key(master, 1, 3));
+  EXPECT_NE(pair_key(master, 1, 2), pair_key(master, 0, 2));
+  EXPECT_NE(pair_key(master, 1, 2), master);
+  // The same pair of another session's master: another key.
+  EXPECT_NE(pair_key(master, 1, 2), pair_key(key_of(0x43), 1, 2));
+  // A shell's (ids from 2^24) with the leader, and two ids that share their low bits.
+  EXPECT_NE(pair_key(master, 0, 1u << 24), pair_key(master, 0, 1));
+  EXPECT_NE(pair_key(master, 0, 0xFFFFFFFFu), pair_key(master, 1, 0xFFFFFFFFu));
+}
+
+// The join's key exchange: the leader and the joiner compute one key, and only they: another
+// joiner's pair, or another leader pair pinned, computes another.
+TEST(Crypto, TheKeyExchangeAgreesOnlyBetweenItsTwoPairs) {
+  const KxKeyPair leader = kx_seed_keypair(key_of(1));
+  const KxKeyPair joiner = kx_seed_keypair(key_of(2));
+  const KxKeyPair other = kx_seed_keypair(key_of(3));
+  EXPECT_EQ(kx_seed_keypair(key_of(1)).public_key, leader.public_key);  // deterministic
+  EXPECT_NE(kx_keypair().public_key, kx_keypair().public_key);
+  auto seal = kx_leader_seal_key(leader, joiner.public_key);
+  auto open = kx_joiner_open_key(joiner, leader.public_key);
+  ASSERT_TRUE(seal.ok() && open.ok());
+  EXPECT_EQ(*seal, *open);
+  EXPECT_NE(*kx_joiner_open_key(other, leader.public_key), *seal);
+  EXPECT_NE(*kx_joiner_open_key(joiner, other.public_key), *seal);
+  // A public key no exchange can be made with (the identity point) is refused.
+  EXPECT_FALSE(kx_leader_seal_key(leader, KxPublicKey{}).ok());
+}
+
+TEST(SealedJoin, ARequestCarriesTheJoinersPublicKey) {
+  JoinMessage req;
+  req.op = JoinMessage::Op::kRequest;
+  req.nonce = 9;
+  req.has_cookie = true;
+  req.cookie.fill(1);
+  req.has_public = true;
+  req.public_key = kx_seed_keypair(key_of(7)).public_key;
+  Bytes b;
+  encode_sealed_join(req, key_of(5), &b);
+  auto r = decode_sealed_join(b, key_of(5));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_TRUE(r->has_public);
+  EXPECT_EQ(r->public_key, req.public_key);
+  Bytes plain;
+  encode_join(req, &plain);
+  for (std::size_t n = 0; n < plain.size(); ++n)
+    EXPECT_FALSE(decode_join(ByteView(plain).first(n)).ok()) << n;
+  plain.push_back(0);
+  EXPECT_FALSE(decode_join(plain).ok());  // trailing bytes (and the checksum) refused
+}
+
 TEST(SealedJoin, RoundTripsUnderTheJoinKeyAndNotAnother) {
   JoinMessage m;
   m.op = JoinMessage::Op::kAccept;

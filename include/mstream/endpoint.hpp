@@ -52,9 +52,10 @@ struct EndpointOptions {
   // Spin on the socket instead of sleeping in the kernel while waiting in poll(): lower
   // latency, one core busy.
   bool busy_poll = false;
-  // With secured, every datagram is sealed under traffic_key (doc/security.md) and only
-  // sealed datagrams that authenticate under it, each once, are accepted: the rest is counted
-  // (forged_in, replayed_in, unsealed_in) and dropped. Every peer must use the same key. The
+  // With secured, every datagram to a peer is sealed under the key of the pair, which both
+  // ends derive from traffic_key (doc/security.md), and only sealed datagrams that
+  // authenticate under it, each once, are accepted: the rest is counted (forged_in,
+  // replayed_in, unsealed_in) and dropped. Every peer must use the same key. The
   // cipher is AES-256-GCM towards peers that open it when this CPU does it and `aes` is on,
   // else XChaCha20-Poly1305 (portable).
   bool secured = false;

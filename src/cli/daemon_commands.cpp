@@ -274,15 +274,15 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
                std::uint64_t resume_timeout_ms, const ControllerFiles& controller_files,
                const Limits& limits, const SecurityOptions& security) {
   install_stop_handlers();
-  auto secret = session_secret(security, /*make=*/true);
+  auto secret = leader_secret(security);
   if (!secret.ok()) {
     std::fprintf(stderr, "mstream leader: %s\n", secret.status().message().c_str());
     return 2;
   }
   std::optional<leader::JoinSecurity> keys;
   if (*secret)
-    keys =
-        leader::JoinSecurity{wire::join_key_of(**secret), wire::random_key(), wire::random_key()};
+    keys = leader::JoinSecurity{wire::join_key_of((*secret)->secret), wire::random_key(),
+                                wire::random_key(), (*secret)->kx};
   ControllerFiles controllers;
   if (Status st = read_controllers(controller_files, &controllers); !st.ok()) {
     std::fprintf(stderr, "mstream leader: %s\n", st.message().c_str());
@@ -368,13 +368,11 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
              std::size_t workers, const std::string& state_dir, const std::string& controller_file,
              const Limits& limits, const SecurityOptions& security) {
   install_stop_handlers();
-  auto secret = session_secret(security, /*make=*/false);
+  auto secret = session_secret(security);
   if (!secret.ok()) {
     std::fprintf(stderr, "mstream site: %s\n", secret.status().message().c_str());
     return 2;
   }
-  std::optional<wire::Key> join_key;
-  if (*secret) join_key = wire::join_key_of(**secret);
   ControllerFiles controllers;
   if (Status st = read_controllers({{}, controller_file}, &controllers); !st.ok()) {
     std::fprintf(stderr, "mstream site: %s\n", st.message().c_str());
@@ -396,7 +394,9 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
   // leader is gone) joins again as a new site: its streams were recovered elsewhere, and
   // nothing of its old membership is kept.
   for (bool first = true; !g_stop.load(); first = false) {
-    auto joined = (*loop)->join(leader, wire::JoinMessage::Role::kSite, first ? 10s : 2s, join_key);
+    // A fresh key pair for each join (join_secrets).
+    auto joined = (*loop)->join(leader, wire::JoinMessage::Role::kSite, first ? 10s : 2s,
+                                join_secrets(*secret));
     if (!joined.ok()) {
       if (first || joined.status().code() == Status::Code::kInvalidArgument) {
         std::fprintf(stderr, "mstream site: %s\n", joined.status().message().c_str());
@@ -408,7 +408,7 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
     site::SiteOptions so = site::SiteOptions::with_mtu(*id, (*loop)->mtu());
     so.log_forwarded_errors = !stamped;
     so.controller = controllers.site;
-    so.traffic_key = joined->traffic_key;
+    so.leader_key = joined->leader_key;
     apply_site_limits(limits, &so);
     auto executor = start_workers(workers, **loop);
     if (!executor.ok()) {

@@ -35,12 +35,15 @@ void add_security_options(CLI::App* app, SecurityOptions* o, bool leader) {
                 "forge its traffic (doc/security.md)");
 }
 
-Result<std::optional<wire::Key>> session_secret(const SecurityOptions& o, bool make) {
+namespace {
+
+// The secret file's path, or why there is none; empty with --insecure.
+Result<std::string> secret_path(const SecurityOptions& o) {
   if (o.insecure) {
     if (!o.secret_file.empty())
       return Status::error(Status::Code::kInvalidArgument,
                            "--insecure and --secret-file do not go together");
-    return std::optional<wire::Key>();
+    return std::string();
   }
   const std::string path = o.secret_file.empty() ? runtime::default_secret_path() : o.secret_file;
   if (path.empty())
@@ -49,38 +52,71 @@ Result<std::optional<wire::Key>> session_secret(const SecurityOptions& o, bool m
                          "is set (or pass --insecure)");
   if (!wire::crypto_ready())
     return Status::error(Status::Code::kIoError, "libsodium could not be initialised");
-  bool made = false;
-  auto key = make ? runtime::read_or_make_secret(path, &made) : runtime::read_secret(path);
-  if (!key.ok()) {
-    if (key.status().code() == Status::Code::kNotFound)
+  return path;
+}
+
+}  // namespace
+
+Result<std::optional<runtime::SessionSecret>> session_secret(const SecurityOptions& o) {
+  auto path = secret_path(o);
+  if (!path.ok()) return path.status();
+  if (path->empty()) return std::optional<runtime::SessionSecret>();
+  auto secret = runtime::read_secret(*path);
+  if (!secret.ok()) {
+    if (secret.status().code() == Status::Code::kNotFound)
       return Status::error(Status::Code::kNotFound,
-                           key.status().message() +
+                           secret.status().message() +
                                ": copy the leader's there, name it with --secret-file, or pass "
                                "--insecure to join an unsecured session");
-    return key.status();
+    return secret.status();
   }
-  if (made)
+  if (!secret->leader_public)
+    return Status::error(Status::Code::kInvalidArgument,
+                         "the session secret " + *path +
+                             " has no leader-public-key line (it is older than the leader's key "
+                             "pair): copy the leader's secret file here again");
+  return std::optional<runtime::SessionSecret>(*secret);
+}
+
+Result<std::optional<runtime::LeaderSecret>> leader_secret(const SecurityOptions& o) {
+  auto path = secret_path(o);
+  if (!path.ok()) return path.status();
+  if (path->empty()) return std::optional<runtime::LeaderSecret>();
+  bool made_secret = false, made_pair = false;
+  auto secret = runtime::read_or_make_leader_secret(*path, &made_secret, &made_pair);
+  if (!secret.ok()) return secret.status();
+  if (made_secret)
     std::fprintf(stderr,
-                 "mstream: made a new session secret at %s; copy it to the other machines of "
-                 "the session\n",
-                 path.c_str());
-  return std::optional<wire::Key>(*key);
+                 "mstream: made a new session secret at %s (the leader's secret key beside it, "
+                 "in %s); copy %s to the other machines of the session\n",
+                 path->c_str(), runtime::leader_key_path(*path).c_str(), path->c_str());
+  if (made_pair)
+    std::fprintf(stderr,
+                 "mstream: made the leader's key pair for the session secret at %s (its secret "
+                 "key in %s) and added its public key to the secret file; copy %s to the other "
+                 "machines of the session again\n",
+                 path->c_str(), runtime::leader_key_path(*path).c_str(), path->c_str());
+  return std::optional<runtime::LeaderSecret>(*secret);
+}
+
+std::optional<proto::JoinSecrets> join_secrets(const std::optional<runtime::SessionSecret>& s) {
+  if (!s || !s->leader_public) return std::nullopt;
+  return proto::JoinSecrets{wire::join_key_of(s->secret), *s->leader_public, wire::kx_keypair()};
 }
 
 Result<std::unique_ptr<SessionClient>> SessionClient::connect(
     const std::string& leader, std::chrono::nanoseconds timeout,
-    const std::optional<wire::Key>& secret) {
+    const std::optional<runtime::SessionSecret>& secret) {
   auto loop = runtime::NodeLoop::open({.listen = default_listen_for(leader)});
   if (!loop.ok()) return loop.status();
-  std::optional<wire::Key> join_key;
-  if (secret) join_key = wire::join_key_of(*secret);
-  auto joined = (*loop)->join(leader, wire::JoinMessage::Role::kShell, timeout, join_key);
+  auto joined =
+      (*loop)->join(leader, wire::JoinMessage::Role::kShell, timeout, join_secrets(secret));
   if (!joined.ok()) return joined.status();
   const proto::SiteId* id = &joined->site;
   std::unique_ptr<SessionClient> c(new SessionClient());
   c->loop_ = std::move(*loop);
   site::SiteOptions so = site::SiteOptions::with_mtu(*id, c->loop_->mtu(), true);
-  so.traffic_key = joined->traffic_key;
+  so.leader_key = joined->leader_key;
   c->core_ = std::make_unique<site::SiteCore>(so);
   c->loop_->attach(c->core_.get());
   c->write_ = [](std::string_view text) {
@@ -105,7 +141,7 @@ Result<std::unique_ptr<SessionClient>> SessionClient::connect(
     c->keepalive_.start(
         c->loop_->fd(), *c->loop_->leader_address(), *id, 0,
         std::chrono::nanoseconds(site::SiteCore::keepalive_interval(failure_timeout)),
-        joined->traffic_key, c->core_->transport().seals_aes());
+        joined->leader_key, c->core_->transport().seals_aes());
   return c;
 }
 

@@ -14,6 +14,7 @@
 #include "mstream/status.hpp"
 #include "runtime/keepalive_thread.hpp"
 #include "runtime/node_loop.hpp"
+#include "runtime/secret_file.hpp"
 #include "site/shell_api.hpp"
 #include "site/site_core.hpp"
 
@@ -31,10 +32,14 @@ struct SecurityOptions {
 };
 // --secret-file and --insecure on `app`, for a command of role `who` ("leader", "site", ...).
 void add_security_options(CLI::App* app, SecurityOptions* o, bool leader);
-// The session secret the options name: none with --insecure; else the file's, which a
-// leader (`make`) makes when there is none (saying so on stderr). Errors: a clear message
-// naming the file and what to do.
-Result<std::optional<wire::Key>> session_secret(const SecurityOptions& o, bool make);
+// The session secret the options name, for a member (site, shell): none with --insecure;
+// else the file's, which must pin the leader's public key. Errors: a clear message naming the
+// file and what to do.
+Result<std::optional<runtime::SessionSecret>> session_secret(const SecurityOptions& o);
+// The leader's: the secret and its key pair, made when there are none (saying so on stderr).
+Result<std::optional<runtime::LeaderSecret>> leader_secret(const SecurityOptions& o);
+// What a member joins a secured session with: a fresh key pair for each join.
+std::optional<proto::JoinSecrets> join_secrets(const std::optional<runtime::SessionSecret>& s);
 
 // The address to bind to talk to `leader`: loopback for a loopback leader, else any.
 std::string default_listen_for(const std::string& leader);
@@ -48,7 +53,7 @@ class SessionClient {
   // With a secret, the session is a secured one (doc/security.md).
   static Result<std::unique_ptr<SessionClient>> connect(
       const std::string& leader, std::chrono::nanoseconds timeout,
-      const std::optional<wire::Key>& secret = std::nullopt);
+      const std::optional<runtime::SessionSecret>& secret = std::nullopt);
   ~SessionClient();
 
   site::SiteCore& core() { return *core_; }

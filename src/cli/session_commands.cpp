@@ -69,8 +69,8 @@ class TempSecret {
     if (::mkdtemp(tmpl.data()) == nullptr)
       return Status::error(Status::Code::kIoError, "cannot make a directory for the secret");
     dir_ = tmpl;
-    bool made = false;
-    auto key = runtime::read_or_make_secret(dir_ + "/secret", &made);
+    bool made_secret = false, made_pair = false;
+    auto key = runtime::read_or_make_leader_secret(dir_ + "/secret", &made_secret, &made_pair);
     if (!key.ok()) return key.status();
     return dir_ + "/secret";
   }
@@ -108,7 +108,7 @@ int run_script(const RunOptions& o) {
     }
     security.secret_file = *path;
   }
-  auto secret = session_secret(security, /*make=*/false);
+  auto secret = session_secret(security);
   if (!secret.ok()) {
     std::fprintf(stderr, "mstream run: %s\n", secret.status().message().c_str());
     return 2;
@@ -238,7 +238,7 @@ int pump_while_idle() {
 }
 
 int run_shell(const std::string& session, const SecurityOptions& security) {
-  auto secret = session_secret(security, /*make=*/false);
+  auto secret = session_secret(security);
   if (!secret.ok()) {
     std::fprintf(stderr, "mstream shell: %s\n", secret.status().message().c_str());
     return 2;
@@ -319,7 +319,7 @@ std::string json_string(const std::string& s) {
 }
 
 int run_status(const std::string& session, bool json, const SecurityOptions& security) {
-  auto secret = session_secret(security, /*make=*/false);
+  auto secret = session_secret(security);
   if (!secret.ok()) {
     std::fprintf(stderr, "mstream status: %s\n", secret.status().message().c_str());
     return 2;

@@ -10,12 +10,11 @@ LeaderNode::LeaderNode(site::SiteOptions site_options, LeaderOptions leader_opti
     : site_([&] {
         site_options.self = 0;
         site_options.shell = false;
-        if (security) site_options.traffic_key = security->traffic_key;
+        if (security) site_options.master_key = security->master_key;
         return site_options;
       }()),
       leader_(
-          leader_options,
-          [this](SiteId to, const wire::ControlMessage& m) { site_.send_from_leader(to, m); },
+          leader_options, [this](SiteId to, const wire::ControlMessage& m) { send_keyed(to, m); },
           [this, timeout = leader_options.failure_timeout](SiteId site) {
             site_.admit(site);
             // The leader keeps every member hearing from it, so that one it declared failed
@@ -35,6 +34,35 @@ LeaderNode::LeaderNode(site::SiteOptions site_options, LeaderOptions leader_opti
   wire::Welcome w;
   for (const auto& [id, p] : leader_.peers()) w.peers.push_back(p);
   site_.send_from_leader(0, w);
+}
+
+namespace {
+std::string key_string(const wire::Key& k) { return std::string(k.begin(), k.end()); }
+}  // namespace
+
+// The keys go in here, not in LeaderCore, because only the leader's process holds the master:
+// the core's messages (and its state) are the same secured or not.
+void LeaderNode::send_keyed(SiteId to, const wire::ControlMessage& m) {
+  if (!security_ || to == 0) {
+    site_.send_from_leader(to, m);
+    return;
+  }
+  const wire::Key& master = security_->master_key;
+  if (const auto* w = std::get_if<wire::Welcome>(&m)) {
+    wire::Welcome keyed = *w;
+    for (const wire::PeerRecord& p : w->peers)
+      if (p.live && p.site != 0 && p.site != to)
+        keyed.keys.push_back({p.site, key_string(wire::pair_key(master, to, p.site))});
+    site_.send_from_leader(to, keyed);
+    return;
+  }
+  if (const auto* u = std::get_if<wire::PeerUpdate>(&m); u && u->peer.live && u->peer.site != to) {
+    wire::PeerUpdate keyed = *u;
+    keyed.key = key_string(wire::pair_key(master, to, u->peer.site));
+    site_.send_from_leader(to, keyed);
+    return;
+  }
+  site_.send_from_leader(to, m);
 }
 
 void LeaderNode::refuse(std::uint64_t nonce, std::string reason, wire::Bytes* reply,
@@ -107,6 +135,21 @@ bool LeaderNode::on_secured_join(wire::ByteView bytes, const std::string& from, 
     challenge(m->nonce, from, reply);
     return true;
   }
+  if (!m->has_public) {
+    refuse(m->nonce, "the joiner sent no public key: it runs an older mstream", reply);
+    return true;
+  }
+  auto seal_key = wire::kx_leader_seal_key(security_->kx, m->public_key);
+  if (!seal_key.ok()) {
+    refuse(m->nonce, "the join request's public key is unusable", reply);
+    return true;
+  }
+  auto known = join_publics_.find(m->nonce);
+  if (known != join_publics_.end() && known->second != m->public_key) {
+    // The same join with another key exchange: not the joiner that was answered.
+    refuse(m->nonce, "this join was answered for another public key", reply);
+    return true;
+  }
   wire::JoinMessage answer;
   if (!leader_.on_join(*m, from, &answer, now)) return false;
   save();
@@ -114,9 +157,11 @@ bool LeaderNode::on_secured_join(wire::ByteView bytes, const std::string& from, 
     wire::encode_join(answer, reply);
     return true;
   }
+  join_publics_.emplace(m->nonce, m->public_key);
   answer.has_key = true;
-  answer.key = security_->traffic_key;
-  wire::encode_sealed_join(answer, security_->join_key, reply);
+  answer.key = wire::pair_key(security_->master_key, 0, answer.site);
+  // For the joiner alone: a member holding the secret cannot open it.
+  wire::encode_sealed_join(answer, *seal_key, reply);
   return true;
 }
 
@@ -156,11 +201,26 @@ Status LeaderNode::open_state(Time now) {
       return Status::error(Status::Code::kInvalidArgument,
                            "the state is of a secured session: run the leader with its "
                            "--secret-file");
-    if (r.value.size() != wire::kKeyBytes)
-      return Status::error(Status::Code::kMalformed, "the state's traffic key is damaged");
-    std::copy(r.value.begin(), r.value.end(), security_->traffic_key.begin());
-    site_.set_traffic_key(security_->traffic_key);
-    traffic_key_saved_ = true;
+    // The master key, then the leader's key pair (public, secret); a state of before the pair
+    // has the key alone, and goes on with the pair it was given (and saves it).
+    if (r.value.size() != wire::kKeyBytes && r.value.size() != 3 * wire::kKeyBytes)
+      return Status::error(Status::Code::kMalformed, "the state's session keys are damaged");
+    auto at = r.value.begin();
+    std::copy(at, at + wire::kKeyBytes, security_->master_key.begin());
+    if (r.value.size() == 3 * wire::kKeyBytes) {
+      const wire::KxPublicKey given = security_->kx.public_key;
+      at += wire::kKeyBytes;
+      std::copy(at, at + wire::kKeyBytes, security_->kx.public_key.begin());
+      at += wire::kKeyBytes;
+      std::copy(at, at + wire::kKeyBytes, security_->kx.secret_key.begin());
+      keys_saved_ = true;
+      if (given != security_->kx.public_key)
+        leader_.report(
+            "leader: its state holds another key pair than the one beside its secret file; it "
+            "answers joins with the state's, so members that pinned the file's public key "
+            "refuse its answers");
+    }
+    site_.set_master_key(security_->master_key);
   }
   if (Status st = leader_.restore(*records); !st.ok()) return st;
   resumed_ = true;
@@ -189,18 +249,21 @@ Status LeaderNode::open_state(Time now) {
 }
 
 void LeaderNode::save() {
-  if (!state_ || (!leader_.has_changes() && (traffic_key_saved_ || !security_))) return;
+  if (!state_ || (!leader_.has_changes() && (keys_saved_ || !security_))) return;
   std::vector<proto::StoredRecord> records;
   std::vector<SiteId> peers;
   leader_.take_changes(&records, &peers);
-  if (security_ && !traffic_key_saved_) {
+  if (security_ && !keys_saved_) {
     proto::StoredRecord r;
     r.key = kTrafficKeyKey;
     r.epoch = leader_.boot();
     r.version = 1;
-    r.value.assign(security_->traffic_key.begin(), security_->traffic_key.end());
+    const JoinSecurity& s = *security_;
+    r.value.assign(s.master_key.begin(), s.master_key.end());
+    r.value.insert(r.value.end(), s.kx.public_key.begin(), s.kx.public_key.end());
+    r.value.insert(r.value.end(), s.kx.secret_key.begin(), s.kx.secret_key.end());
     records.push_back(std::move(r));
-    traffic_key_saved_ = true;
+    keys_saved_ = true;
   }
   for (SiteId peer : peers) {
     if (peer == 0) continue;

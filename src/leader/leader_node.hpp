@@ -7,6 +7,7 @@
 
 #include <array>
 #include <memory>
+#include <unordered_map>
 
 #include "leader/leader_core.hpp"
 #include "site/site_core.hpp"
@@ -15,17 +16,22 @@ namespace mstream::leader {
 
 // A secured session's keys at its leader (doc/security.md).
 struct JoinSecurity {
-  wire::Key join_key{};     // derived from the session secret: a joiner proves it has it
-  wire::Key traffic_key{};  // the session's: every member seals its datagrams with it
-  wire::Key cookie_key{};   // this process's own: the challenges it sends joiners
+  wire::Key join_key{};    // derived from the session secret: a joiner proves it has it
+  wire::Key master_key{};  // the session's: the key of every pair derives from it
+  wire::Key cookie_key{};  // this process's own: the challenges it sends joiners
+  // The leader's long-term X25519 pair (beside the secret file): it seals each join accept
+  // for the one joiner, which pins its public key.
+  wire::KxKeyPair kx{};
 };
 
 class LeaderNode final : public proto::Node {
  public:
-  // With `security`, the session is secured: site 0's transport seals under its traffic key,
-  // and a joiner must prove it holds the session secret (wire/join.hpp) before it is given an
-  // id and the traffic key. With --state, the traffic key of the session resumed replaces
-  // security->traffic_key (open_state).
+  // With `security`, the session is secured: site 0's transport derives the key of each of
+  // its pairs from the master key, and a joiner must prove it holds the session secret
+  // (wire/join.hpp) before it is given an id and its key with the leader, in an accept only
+  // it can open; the Welcome and PeerUpdates give each member its keys with the others. With
+  // --state, the master key and key pair of the session resumed replace security's
+  // (open_state).
   LeaderNode(site::SiteOptions site_options, LeaderOptions leader_options,
              std::optional<JoinSecurity> security = std::nullopt);
 
@@ -70,6 +76,8 @@ class LeaderNode final : public proto::Node {
   void challenge(std::uint64_t nonce, const std::string& from, wire::Bytes* reply) const;
   static void refuse(std::uint64_t nonce, std::string reason, wire::Bytes* reply,
                      wire::JoinMessage::Op op = wire::JoinMessage::Op::kRefuse);
+  // What LeaderCore sends, with the receiver's pair keys added to a Welcome or PeerUpdate.
+  void send_keyed(SiteId to, const wire::ControlMessage& m);
 
   site::SiteCore site_;
   LeaderCore leader_;
@@ -78,7 +86,10 @@ class LeaderNode final : public proto::Node {
   bool resumed_ = false;
   Time now_ = 0;
   std::optional<JoinSecurity> security_;
-  bool traffic_key_saved_ = false;
+  bool keys_saved_ = false;
+  // The public key each admitted join nonce came with (this process's): a repeated request
+  // is answered only for the same key, so nobody can swap a joiner's key exchange.
+  std::unordered_map<std::uint64_t, wire::KxPublicKey> join_publics_;
 };
 
 }  // namespace mstream::leader

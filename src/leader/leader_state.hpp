@@ -21,8 +21,9 @@ inline constexpr std::uint64_t kStreamKeys = 1ull << 62;
 inline constexpr std::uint64_t kPeerKeys = 2ull << 62;
 inline constexpr std::uint64_t kChannelKeys = 3ull << 62;
 inline constexpr std::uint64_t kKeyKind = 3ull << 62;
-// A secured session's traffic key (site 0 has no control channels with itself): a restarted
-// leader goes on with the key its members hold.
+// A secured session's keys (site 0 has no control channels with itself): the master key and
+// the leader's X25519 pair, 96 bytes, so that a restarted leader derives the keys its members
+// hold and answers joins as its members expect.
 inline constexpr std::uint64_t kTrafficKeyKey = kChannelKeys | 0;
 
 struct SavedOp {

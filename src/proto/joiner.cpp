@@ -3,16 +3,23 @@
 namespace mstream::proto {
 
 Joiner::Joiner(std::uint64_t nonce, wire::JoinMessage::Role role, std::uint64_t pid,
-               std::optional<wire::Key> join_key)
-    : join_key_(join_key) {
+               std::optional<JoinSecrets> secrets)
+    : secrets_(secrets) {
   m_.nonce = nonce;
   m_.role = role;
   m_.pid = pid;
+  if (secrets_) {
+    m_.has_public = true;
+    m_.public_key = secrets_->own.public_key;
+    // A pinned key no exchange can be made with opens no accept: doubted below.
+    auto k = wire::kx_joiner_open_key(secrets_->own, secrets_->leader_public);
+    if (k.ok()) open_key_ = *k;
+  }
   encode();
 }
 
 void Joiner::encode() {
-  if (!join_key_) {
+  if (!secrets_) {
     m_.op = wire::JoinMessage::Op::kRequest;
     wire::encode_join(m_, &request_);
   } else if (!challenged_) {
@@ -21,20 +28,34 @@ void Joiner::encode() {
   } else {
     m_.op = wire::JoinMessage::Op::kRequest;
     m_.has_cookie = true;
-    wire::encode_sealed_join(m_, *join_key_, &request_);
+    wire::encode_sealed_join(m_, secrets_->join_key, &request_);
   }
 }
 
 Joiner::Outcome Joiner::on_reply(wire::ByteView bytes) {
   using Op = wire::JoinMessage::Op;
   Outcome out;
-  Result<wire::JoinMessage> r =
-      wire::datagram_kind(bytes) == wire::kKindSealedJoin
-          ? (join_key_ ? wire::decode_sealed_join(bytes, *join_key_)
-                       : Result<wire::JoinMessage>(Status::error(Status::Code::kMalformed, "")))
-          : wire::decode_join(bytes);
-  if (!r.ok() || r->nonce != m_.nonce) return out;
   const bool sealed = wire::datagram_kind(bytes) == wire::kKindSealedJoin;
+  Result<wire::JoinMessage> r = Status::error(Status::Code::kMalformed, "");
+  if (!sealed) {
+    r = wire::decode_join(bytes);
+  } else if (secrets_) {
+    // The only sealed answer is the accept, under the key exchange's key.
+    auto nonce = wire::sealed_join_nonce(bytes);
+    if (!nonce.ok() || *nonce != m_.nonce) return out;
+    if (open_key_) r = wire::decode_sealed_join(bytes, *open_key_);
+    if (!open_key_ || (!r.ok() && r.status().code() == Status::Code::kPermissionDenied)) {
+      // Sealed for our nonce, but not by the holder of the leader's key pair we pinned (or
+      // damaged on the way): a leader of another key pair answers every time.
+      ++doubts_;
+      out.kind = Outcome::Kind::kDoubted;
+      out.reason =
+          "the leader's answer did not authenticate under its public key in our secret file: "
+          "the leader's key pair is another (copy the leader's secret file here again)";
+      return out;
+    }
+  }
+  if (!r.ok() || r->nonce != m_.nonce) return out;
   switch (r->op) {
     case Op::kRefuse:
       // A refusal need not be sealed: a joiner whose secret is wrong could not open it, and
@@ -48,7 +69,7 @@ Joiner::Outcome Joiner::on_reply(wire::ByteView bytes) {
       out.reason = r->reason;
       return out;
     case Op::kChallenge:
-      if (!join_key_ || sealed) return out;
+      if (!secrets_ || sealed) return out;
       if (challenged_ && m_.cookie == r->cookie) return out;
       challenged_ = true;
       doubts_ = 0;
@@ -57,10 +78,10 @@ Joiner::Outcome Joiner::on_reply(wire::ByteView bytes) {
       out.kind = Outcome::Kind::kResend;
       return out;
     case Op::kAccept:
-      if (join_key_ && (!sealed || !r->has_key)) return out;
+      if (secrets_ && (!sealed || !r->has_key)) return out;
       out.kind = Outcome::Kind::kAccepted;
       out.site = r->site;
-      if (join_key_) out.traffic_key = r->key;
+      if (secrets_) out.leader_key = r->key;
       return out;
     case Op::kRequest:
     case Op::kHello:

@@ -26,51 +26,33 @@ constexpr std::size_t kMinFragment = 64;
 }  // namespace
 
 Transport::Transport(SiteId self, TransportConfig config)
-    : self_(self), config_(sanitize(config)) {}
+    : self_(self), config_(sanitize(config)), keys_(self, config_.aes && wire::aes_available()) {}
 
-void Transport::set_traffic_key(const wire::Key& key) {
-  key_ = key;
-  aes_ = config_.aes && wire::aes_available();
+void Transport::set_master_key(const wire::Key& master) {
+  keys_.set_master(master);
+  secured_ = true;
 }
 
-const wire::AesKey& Transport::own_aes_key() {
-  if (!own_aes_ || own_aes_->boot() != boot_)
-    own_aes_ = std::make_unique<wire::AesKey>(*key_, self_, boot_);
-  return *own_aes_;
+void Transport::set_pair_key(SiteId peer, const wire::Key& key) {
+  keys_.set(peer, key);
+  secured_ = true;
 }
 
 PathConfig Transport::path_config() const {
   PathConfig c = config_.path;
   // The seal goes around what the path builds; sanitize() left far more room than this.
-  if (key_) c.mtu -= wire::kSealOverhead;
+  if (secured_) c.mtu -= wire::kSealOverhead;
   return c;
 }
 
 Status Transport::open_sealed(wire::ByteView bytes) {
-  Status st = wire::peek_sealed(bytes, &sealed_header_);
-  if (st.ok() && sealed_header_.kind == wire::kKindSealedAes) {
-    if (!aes_) {
-      st = Status::error(Status::Code::kPermissionDenied,
-                         "sealed datagram: AES-256-GCM, which this transport does not open");
-    } else {
-      // A sender's key is kept once a datagram of it authenticated, for as many senders as
-      // there may be paths: a forger's made-up senders cost a derivation each, and no memory.
-      auto it = aes_keys_.find(sealed_header_.src_site);
-      if (it != aes_keys_.end() && it->second->boot() == sealed_header_.src_boot) {
-        st = wire::open_datagram_aes(*it->second, bytes, &sealed_header_, &opened_);
-      } else {
-        auto k =
-            std::make_unique<wire::AesKey>(*key_, sealed_header_.src_site, sealed_header_.src_boot);
-        st = wire::open_datagram_aes(*k, bytes, &sealed_header_, &opened_);
-        if (st.ok() && (it != aes_keys_.end() || aes_keys_.size() < kMaxPaths))
-          aes_keys_[sealed_header_.src_site] = std::move(k);
-      }
-    }
-  } else if (st.ok()) {
-    st = wire::open_datagram(*key_, bytes, &sealed_header_, &opened_);
-  }
+  Status st = keys_.open(bytes, &sealed_header_, &opened_);
   if (st.ok()) return st;
-  if (st.code() == Status::Code::kPermissionDenied)
+  if (st.code() == Status::Code::kNotFound)
+    // A new member whose key the leader's PeerUpdate has not brought yet (it repeats what it
+    // sent), or one that left or never was: as from a site not admitted, not a forgery.
+    ++stats_.unknown_site_in;
+  else if (st.code() == Status::Code::kPermissionDenied)
     ++stats_.forged_in;
   else
     ++stats_.unsealed_in;
@@ -156,6 +138,8 @@ Path& Transport::reset_path(SiteId site, std::uint32_t peer_boot, Time now) {
 void Transport::expel_site(SiteId site) {
   admitted_.erase(site);
   paths_.erase(site);
+  // Its keys go with it: nothing more is sealed for it or taken from it.
+  keys_.drop(site);
   keepalive_.erase(site);
   // What was queued on the path is gone with it; a later relocation queues it again.
   for (auto& [key, ch] : send_)
@@ -318,7 +302,7 @@ void Transport::release(SendChannel& ch, ChannelKey key, Seq up_to) {
 
 Status Transport::on_datagram(wire::ByteView bytes, Time now) {
   ++stats_.datagrams_in;
-  if (key_) {
+  if (secured_) {
     if (Status st = open_sealed(bytes); !st.ok()) return st;
     bytes = opened_;
   }
@@ -349,8 +333,9 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
     ++stats_.paths_refused;
     return Status::error(Status::Code::kUnavailable, "too many sites");
   }
-  if (key_) {
-    // A member may seal what it likes, but not in another's name.
+  if (secured_) {
+    // Opened under the key of the pair with the site the sealed header names; the datagram
+    // inside must name the same.
     if (h.src_site != sealed_header_.src_site || h.src_boot != sealed_header_.src_boot) {
       ++stats_.malformed_in;
       return Status::error(Status::Code::kMalformed, "sealed datagram: its header lies");
@@ -372,7 +357,7 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
   Path& p = *path;
   // What the sender's process opens, as its datagrams say (a restarted leader may run on a
   // machine without AES: its path is a new one).
-  if (key_) p.peer_opens_aes = sealed_header_.kind != wire::kKindSealed;
+  if (secured_) p.peer_opens_aes = sealed_header_.kind != wire::kKindSealed;
   if (decoded_.has_ack && !p.on_ack(decoded_.ack, now)) ++stats_.bogus_acks;
   if (h.packet_number == 0) return Status::ok_status();
   switch (p.on_packet(h.packet_number, bytes.size(), now)) {
@@ -583,21 +568,20 @@ void Transport::queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectR
 // Output
 
 bool Transport::poll_transmit(Time now, OutDatagram* out) {
-  if (!poll_path(now, out)) return false;
-  auto p = paths_.find(out->to);
-  if (key_) {
-    if (aes_ && p != paths_.end() && p->second->peer_opens_aes) {
-      wire::seal_datagram_aes(own_aes_key(), ++seal_counter_, out->bytes, &sealed_);
-    } else {
-      wire::seal_datagram(
-          *key_,
-          {self_, boot_, ++seal_counter_, aes_ ? wire::kKindSealedAesCapable : wire::kKindSealed},
-          out->bytes, &sealed_);
+  while (poll_path(now, out)) {
+    auto p = paths_.find(out->to);
+    if (secured_) {
+      const bool opens_aes = p != paths_.end() && p->second->peer_opens_aes;
+      // No key for it (none came with its admission): the datagram waits for its
+      // retransmission, as if lost.
+      if (!keys_.seal(out->to, boot_, seal_counter_ + 1, opens_aes, out->bytes, &sealed_)) continue;
+      ++seal_counter_;
+      std::swap(out->bytes, sealed_);
     }
-    std::swap(out->bytes, sealed_);
+    if (p != paths_.end()) p->second->last_sent = now;
+    return true;
   }
-  if (p != paths_.end()) p->second->last_sent = now;
-  return true;
+  return false;
 }
 
 // A repeated datagram carries its frames as they were first sent. Since then the receiver

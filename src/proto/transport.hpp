@@ -30,6 +30,7 @@
 #include "mstream/status.hpp"
 #include "proto/channel.hpp"
 #include "proto/config.hpp"
+#include "proto/keyring.hpp"
 #include "proto/path.hpp"
 #include "proto/replay_window.hpp"
 #include "proto/types.hpp"
@@ -81,12 +82,12 @@ struct TransportStats {
   std::uint64_t messages_delivered = 0;
   std::uint64_t messages_released = 0;
   std::uint64_t paths_refused = 0;    // datagrams from a new site beyond kMaxPaths
-  std::uint64_t unknown_site_in = 0;  // datagrams from a site not admitted
+  std::uint64_t unknown_site_in = 0;  // datagrams from a site not admitted (or not keyed yet)
   std::uint64_t stale_numbering = 0;  // copies of a channel's older numbering (failures)
   std::uint64_t stale_boot_in = 0;    // for another boot of ours, or from an older one of theirs
   std::uint64_t paths_restarted = 0;  // a newer boot of the remote was heard
-  // Secured sessions (set_traffic_key): none of these reaches a channel or a handler.
-  std::uint64_t forged_in = 0;    // sealed, but did not authenticate under the session's key
+  // Secured sessions (set_pair_key): none of these reaches a channel or a handler.
+  std::uint64_t forged_in = 0;    // sealed, but did not authenticate under its pair's key
   std::uint64_t replayed_in = 0;  // authenticated, but its counter was seen (or is too old)
   std::uint64_t unsealed_in = 0;  // not sealed at all
   // DATA or FRAGMENT in the name of a sender pinned to another site (set_sender_pin): only a
@@ -114,18 +115,31 @@ class Transport {
   // anything is sent.
   void set_boot(std::uint32_t boot);
   std::uint32_t boot() const { return boot_; }
-  // Secures the transport (doc/security.md): every datagram it sends from now on is sealed
-  // under `key` (wire/crypto.hpp), and only sealed datagrams that authenticate under it, and
-  // whose counter that sender had not used, are accepted: the rest is counted (forged_in,
-  // replayed_in, unsealed_in) and dropped before anything of it is looked at. Call it before
-  // anything is sent, like set_boot(): paths made later leave room for the seal, so that
-  // sealed datagrams stay within config().path.mtu.
-  void set_traffic_key(const wire::Key& key);
-  bool secured() const { return key_.has_value(); }
+  // Secures the transport (doc/security.md): every datagram to a peer is sealed under the key
+  // of the pair (self, peer) (wire/crypto.hpp), and a datagram that says it is from site X is
+  // opened only with the key of the pair (self, X): one that does not authenticate under it
+  // (sealed in X's name by another member, or another session's) is counted in forged_in, a
+  // replayed one in replayed_in, an unsealed one in unsealed_in, and dropped before anything
+  // of it is looked at. One from a site whose key this transport does not have (yet: the
+  // leader's word on a new member may still be on its way) is dropped as from a site not
+  // admitted (unknown_site_in); its sender repeats it. Secure before anything is sent, like
+  // set_boot(): paths made later leave room for the seal, so that sealed datagrams stay
+  // within config().path.mtu.
+  //
+  // With the session's master key the transport derives every pair key itself
+  // (wire::pair_key): the leader's process (site 0), and tools whose two ends share a key.
+  void set_master_key(const wire::Key& master);
+  // A member's key with `peer` (from its join, the Welcome or a PeerUpdate). The first one
+  // secures the transport.
+  void set_pair_key(SiteId peer, const wire::Key& key);
+  // Forgets the key of the pair with `peer` (expel_site() does too): it left or failed.
+  void drop_pair_key(SiteId peer) { keys_.drop(peer); }
+  bool secured() const { return secured_; }
   // Whether it seals with AES-256-GCM towards the peers that open it (TransportConfig::aes).
-  bool seals_aes() const { return aes_; }
-  // For the simulator's checkers, which look inside what is sent.
-  const std::optional<wire::Key>& traffic_key() const { return key_; }
+  bool seals_aes() const { return secured_ && keys_.aes(); }
+  // The key of the pair (self, peer), if this transport has or derives it: for the
+  // simulator's checkers, which look inside what is sent, and its hostile member.
+  std::optional<wire::Key> pair_key(SiteId peer) const { return keys_.key(peer); }
 
   // Senders that never move: `pin(from)` names the one site whose DATA and FRAGMENT of a
   // channel from `from` are taken (kNoPin: any site, the sender is mobile). Frames from any
@@ -309,13 +323,10 @@ class Transport {
   TransportStats stats_;
   wire::DecodedDatagram decoded_;  // reused across on_datagram calls
   wire::Bytes body_;               // reused across poll_transmit calls
-  std::optional<wire::Key> key_;
-  // AES-256-GCM (TransportConfig::aes): ours, if this CPU does it, and the senders' keys
-  // (which peers open it, their paths know: Path::peer_opens_aes).
-  bool aes_ = false;
-  std::unique_ptr<wire::AesKey> own_aes_;
-  const wire::AesKey& own_aes_key();
-  std::unordered_map<SiteId, std::unique_ptr<wire::AesKey>> aes_keys_;
+  // Secured: the keys of this site's pairs (which peers open AES, their paths know:
+  // Path::peer_opens_aes).
+  bool secured_ = false;
+  Keyring keys_;
   SenderPin pin_ = nullptr;
   void refresh_repeat(wire::Bytes* datagram);
   wire::DecodedDatagram repeat_;  // refresh_repeat's scratch

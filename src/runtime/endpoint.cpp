@@ -79,7 +79,7 @@ class UdpEndpoint final : public Endpoint {
         receive_(mtu > 1500 ? 32 : 64, kReceiveSlotBytes),
         out_(kSendBatch),
         send_batch_(kSendBatch) {
-    if (options.secured) transport_.set_traffic_key(options.traffic_key);
+    if (options.secured) transport_.set_master_key(options.traffic_key);
   }
 
   std::string local_address() const override { return socket_.local_address().to_string(); }

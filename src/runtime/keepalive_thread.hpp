@@ -29,13 +29,14 @@ class KeepaliveThread {
   KeepaliveThread& operator=(const KeepaliveThread&) = delete;
 
   // Sends from `fd` (a bound UDP socket, which must outlive stop()) to `to`, as site `self`
-  // to site `peer`, every `interval`; in a secured session sealed under `traffic_key`, with
+  // to site `peer`, every `interval`; in a secured session sealed under `pair_key` (the key
+  // of the pair (self, peer): a shell's with the leader, from its join), with
   // counters of its own (wire::kKeepaliveCounters), and saying what its node's transport
   // opens (`opens_aes`: proto::Transport::seals_aes(), so that the peer does not take the
   // beat for another process's). A second start() replaces the first.
   void start(int fd, const SocketAddress& to, proto::SiteId self, proto::SiteId peer,
              std::chrono::nanoseconds interval,
-             const std::optional<wire::Key>& traffic_key = std::nullopt, bool opens_aes = false);
+             const std::optional<wire::Key>& pair_key = std::nullopt, bool opens_aes = false);
   void stop();
 
  private:

@@ -46,7 +46,7 @@ void NodeLoop::set_peer(proto::SiteId site, const SocketAddress& address) {
 
 Result<NodeLoop::Joined> NodeLoop::join(const std::string& leader, wire::JoinMessage::Role role,
                                         std::chrono::nanoseconds timeout,
-                                        const std::optional<wire::Key>& join_key) {
+                                        const std::optional<proto::JoinSecrets>& secrets) {
   auto address = SocketAddress::parse(leader);
   if (!address.ok()) return address.status();
   // A new membership: the ids of an earlier one (a site that left and joins again) name
@@ -55,7 +55,7 @@ Result<NodeLoop::Joined> NodeLoop::join(const std::string& leader, wire::JoinMes
   const std::uint64_t nonce = std::random_device{}() ^
                               (static_cast<std::uint64_t>(::getpid()) << 32) ^
                               static_cast<std::uint64_t>(monotonic_now());
-  proto::Joiner joiner(nonce, role, static_cast<std::uint64_t>(::getpid()), join_key);
+  proto::Joiner joiner(nonce, role, static_cast<std::uint64_t>(::getpid()), secrets);
   const Time deadline = deadline_after(monotonic_now(), timeout);
   Time next_send = 0;
   std::string doubt;  // the leader's last word on a request it could not authenticate
@@ -98,7 +98,7 @@ Result<NodeLoop::Joined> NodeLoop::join(const std::string& leader, wire::JoinMes
           return Status::error(Status::Code::kInvalidArgument, "the leader refused: " + out.reason);
         case proto::Joiner::Outcome::Kind::kAccepted:
           peers_[0] = *address;
-          return Joined{out.site, out.traffic_key};
+          return Joined{out.site, out.leader_key};
       }
     }
   }

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "mstream/status.hpp"
+#include "proto/joiner.hpp"
 #include "proto/node.hpp"
 #include "runtime/loss_model.hpp"
 #include "runtime/socket_address.hpp"
@@ -43,16 +44,17 @@ class NodeLoop {
   std::size_t mtu() const;
 
   // Asks the leader at `leader` ("HOST:PORT") for a site id, repeating the request until it
-  // answers (proto::Joiner). With a join key (wire::join_key_of the session secret) it joins
-  // a secured session and comes back with its traffic key. Errors: kUnavailable (no answer
-  // within timeout), kInvalidArgument (refused, with the leader's reason, or a bad address).
+  // answers (proto::Joiner). With JoinSecrets (from the session's secret file) it joins a
+  // secured session and comes back with its key with the leader. Errors: kUnavailable (no
+  // answer within timeout), kInvalidArgument (refused, with the leader's reason, answered
+  // by a leader of another key pair, or a bad address).
   struct Joined {
     proto::SiteId site = 0;
-    std::optional<wire::Key> traffic_key;
+    std::optional<wire::Key> leader_key;
   };
   Result<Joined> join(const std::string& leader, wire::JoinMessage::Role role,
                       std::chrono::nanoseconds timeout,
-                      const std::optional<wire::Key>& join_key = std::nullopt);
+                      const std::optional<proto::JoinSecrets>& secrets = std::nullopt);
   // Where `site` is, before it has sent us anything (e.g. the leader, site 0).
   void set_peer(proto::SiteId site, const SocketAddress& address);
 

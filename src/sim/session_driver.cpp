@@ -44,6 +44,15 @@ wire::Key sim_key(std::uint64_t seed, std::uint64_t salt) {
 }
 
 wire::Key sim_join_key(const SessionScenario& s) { return wire::join_key_of(sim_key(s.seed, 1)); }
+// The leader's long-term key pair: the same for each of its processes, as a real leader's
+// beside its secret file.
+wire::KxKeyPair sim_leader_pair(const SessionScenario& s) {
+  return wire::kx_seed_keypair(sim_key(s.seed, 4));
+}
+// Node n's key pair for its process's join (a fresh one each process).
+wire::KxKeyPair sim_joiner_pair(const SessionScenario& s, std::uint32_t n, std::uint32_t process) {
+  return wire::kx_seed_keypair(sim_key(s.seed ^ (std::uint64_t{n} << 32) ^ process, 5));
+}
 
 // Failure detection only in the seeds that crash sites (session_scenario.hpp): elsewhere the
 // network's partitions outlast any timeout short enough to test.
@@ -109,11 +118,11 @@ SessionDriver::~SessionDriver() = default;
 void SessionDriver::make_leader() {
   NodeRun& nr = nodes_[0];
   std::optional<leader::JoinSecurity> security;
-  // Each process draws its own traffic key and cookies; a resumed one goes on with its
-  // state's key.
+  // Each process draws its own master key and cookies; a resumed one goes on with its
+  // state's master key.
   if (sc_.secured)
     security = leader::JoinSecurity{sim_join_key(sc_), sim_key(sc_.seed, 2 + 2 * nr.restarts),
-                                    sim_key(sc_.seed, 3 + 2 * nr.restarts)};
+                                    sim_key(sc_.seed, 3 + 2 * nr.restarts), sim_leader_pair(sc_)};
   nr.leader = std::make_unique<leader::LeaderNode>(session_options(sc_, 0, false, nr.store),
                                                    leader_options(sc_, nr.leader_state), security);
   nr.leader->set_own_address(sim_address(0), 0);
@@ -294,12 +303,14 @@ void SessionDriver::send_join(std::uint32_t n) {
   NodeRun& nr = nodes_[n];
   if (nr.node || nr.crashed) return;
   if (!nr.joiner) {
-    std::optional<wire::Key> join_key;
-    if (sc_.secured) join_key = sim_join_key(sc_);
+    std::optional<proto::JoinSecrets> secrets;
+    if (sc_.secured)
+      secrets = proto::JoinSecrets{sim_join_key(sc_), sim_leader_pair(sc_).public_key,
+                                   sim_joiner_pair(sc_, n, nr.restarts)};
     nr.joiner.emplace(
         nr.nonce,
         n == sc_.shell_node() ? wire::JoinMessage::Role::kShell : wire::JoinMessage::Role::kSite, n,
-        join_key);
+        secrets);
   }
   ++sum_.join_requests;
   trace("node " + std::to_string(n) + " asks to join");
@@ -337,7 +348,7 @@ void SessionDriver::on_join_datagram(std::uint32_t n, std::uint32_t from,
     checker_.fail("api_contract", "node " + std::to_string(n) + " refused: " + out.reason);
     return;
   }
-  if (sc_.secured != out.traffic_key.has_value()) {
+  if (sc_.secured != out.leader_key.has_value()) {
     checker_.fail("api_contract", "node " + std::to_string(n) + " admitted without the key");
     return;
   }
@@ -349,14 +360,14 @@ void SessionDriver::on_join_datagram(std::uint32_t n, std::uint32_t from,
     }
   }
   nr.joiner.reset();
-  make_site(n, out.site, out.traffic_key);
+  make_site(n, out.site, out.leader_key);
 }
 
 void SessionDriver::make_site(std::uint32_t n, SiteId id,
-                              const std::optional<wire::Key>& traffic_key) {
+                              const std::optional<wire::Key>& leader_key) {
   NodeRun& nr = nodes_[n];
   site::SiteOptions options = session_options(sc_, id, n == sc_.shell_node(), nr.store);
-  options.traffic_key = traffic_key;
+  options.leader_key = leader_key;
   nr.site = std::make_unique<site::SiteCore>(std::move(options));
   nr.node = nr.site.get();
   nr.core = nr.site.get();
@@ -531,9 +542,15 @@ void SessionDriver::on_arrival(SessionEvent& e) {
     note(SessionEventKind::kArrival, n, hash_bytes(e.bytes), 1);
     // A damaged join datagram must fail its checksum (decode_join checks it), or its seal.
     if (e.damage == Damage::kCorrupted || e.damage == Damage::kTruncated) {
-      const bool decodes = wire::datagram_kind(e.bytes) == wire::kKindJoin
-                               ? wire::decode_join(e.bytes).ok()
-                               : wire::decode_sealed_join(e.bytes, sim_join_key(sc_)).ok();
+      // A sealed one is a request (under the join key) or an accept (under the exchange's).
+      bool decodes = wire::datagram_kind(e.bytes) == wire::kKindJoin
+                         ? wire::decode_join(e.bytes).ok()
+                         : wire::decode_sealed_join(e.bytes, sim_join_key(sc_)).ok();
+      if (!decodes && n != 0 && sc_.secured && wire::datagram_kind(e.bytes) != wire::kKindJoin) {
+        auto k = wire::kx_joiner_open_key(sim_joiner_pair(sc_, n, nr.restarts),
+                                          sim_leader_pair(sc_).public_key);
+        decodes = k.ok() && wire::decode_sealed_join(e.bytes, *k).ok();
+      }
       if (decodes)
         checker_.fail("corruption_rejected",
                       "a damaged join datagram decoded at node " + std::to_string(n));
@@ -546,9 +563,20 @@ void SessionDriver::on_arrival(SessionEvent& e) {
     note(SessionEventKind::kArrival, n, hash_bytes(e.bytes), 2);
     return;
   }
+  const bool forgery = !forgeries_.empty() && forgeries_.contains(hash_bytes(e.bytes));
+  const std::uint64_t forged_before = nr.core->transport().stats().forged_in;
   nr.node->on_datagram(e.bytes, now_);
   const SiteId src = nr.node->last_source();
   note(SessionEventKind::kArrival, n, hash_bytes(e.bytes), src);
+  if (forgery) {
+    // Sealed by the hostile member in another's name: the seal must give it away.
+    if (src != proto::kNoSource)
+      checker_.fail("forgery_refused", "node " + std::to_string(n) +
+                                           " accepted a datagram the hostile node " +
+                                           std::to_string(e.from) + " sealed in another's name");
+    else if (nr.core->transport().stats().forged_in > forged_before)
+      ++sum_.forgeries_refused;
+  }
   if (e.damage != Damage::kNone) {
     if (src != proto::kNoSource) {
       checker_.fail("corruption_rejected", "node " + std::to_string(n) +
@@ -638,12 +666,12 @@ std::optional<std::uint32_t> SessionDriver::route(std::uint32_t n, SiteId to) {
   return node;
 }
 
-// Secured seeds: every datagram a node sends is sealed under the session's key, and no
-// sender ever seals two under the same (site, boot, counter), the AEAD's nonce (wire/
-// crypto.hpp): a repeat would reveal both plaintexts, and let forgeries through.
+// Secured seeds: every datagram a node sends is sealed under the key of its pair with the
+// receiver, and no sender ever seals two under the same (site, boot, counter), the AEAD's
+// nonce (wire/crypto.hpp): a repeat would reveal both plaintexts, and let forgeries through.
 Status SessionDriver::open_sent(std::uint32_t n, const proto::OutDatagram& out,
                                 const std::string& who) {
-  const std::optional<wire::Key>& key = nodes_[n].core->transport().traffic_key();
+  const std::optional<wire::Key> key = nodes_[n].core->transport().pair_key(out.to);
   if (!key) {
     checker_.fail("wire_valid", who + " sends unsealed in a secured session");
     return Status::error(Status::Code::kMalformed, "unsealed");

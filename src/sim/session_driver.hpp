@@ -17,6 +17,7 @@
 #include <string>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "leader/leader_node.hpp"
@@ -142,7 +143,7 @@ class SessionDriver {
   void on_arrival(SessionEvent& e);
   void on_join_datagram(std::uint32_t n, std::uint32_t from, const wire::Bytes& bytes);
   void send_join(std::uint32_t n);
-  void make_site(std::uint32_t n, SiteId id, const std::optional<wire::Key>& traffic_key);
+  void make_site(std::uint32_t n, SiteId id, const std::optional<wire::Key>& leader_key);
   void crash(std::uint32_t index);
   void crash_now(std::uint32_t index);
   MemoryStore::Fault on_store_put(std::uint32_t n, const std::vector<proto::StoredRecord>& batch);
@@ -270,6 +271,10 @@ class SessionDriver {
   std::vector<SeenJoin> joins_seen_;
   Rng hostile_rng_;
   std::uint64_t hostile_counter_ = 0;  // its own datagrams' seal counters (a lane of its own)
+  // Hashes of the kSealAsOther lies sent, which no honest node may accept.
+  std::unordered_set<std::uint64_t> forgeries_;
+  // A datagram of node n's in another member's name (kSealAsOther), if it knows one.
+  void send_as_other(std::uint32_t n, std::uint32_t to, const wire::DatagramHeader& h);
 };
 
 }  // namespace mstream::sim::detail

@@ -1,8 +1,10 @@
 // The hostile member of `mstream sim --hostile` (SessionScenario::hostile). It is a member:
-// it joined with the session's secret and holds the traffic key, so sealing stops none of
-// what it sends. Its core is honest (it acks, answers and stays idle like any site); its lies
-// go out through a lying network card, in its own name (a member can seal in another's name
-// too, as the session has one key: doc/security.md says what that leaves open). Each lie is
+// it joined with the session's secret and holds the keys of its own pairs, so sealing stops
+// none of what it sends in its own name. Its core is honest (it acks, answers and stays idle
+// like any site); its lies go out through a lying network card, in its own name, and, in a
+// secured seed, some in another member's name, sealed under a key it has (kSealAsOther): the
+// receiver opens a datagram of X only with its key with X, so those must all be refused
+// as forged (the driver checks each one: forgery_refused). Each lie is
 // well-formed and aimed where, believed, it would do harm: releasing messages a receiver
 // never had, refusing messages for their receiver, commanding a site as the leader would,
 // confusing numberings and boots, or admitting a joiner twice. The checkers then prove that
@@ -45,6 +47,8 @@ const char* lie_name(Lie kind) {
       return "control_foreign";
     case Lie::kControlRule:
       return "control_rule";
+    case Lie::kSealAsOther:
+      return "seal_as_other";
     case Lie::kCount:
       break;
   }
@@ -109,9 +113,10 @@ const SessionDriver::SeenJoin* SessionDriver::pick_stale_join() {
 wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::OutDatagram& out) {
   const wire::DatagramHeader h = decoded_.header;
   const SiteId self = nodes_[n].id;
-  const std::optional<wire::Key>& key = nodes_[n].core->transport().traffic_key();
+  const std::optional<wire::Key> key = nodes_[n].core->transport().pair_key(h.dst_site);
 
   if (hostile_rng_.chance(kOwnDatagramChance)) send_lying_datagram(n, to, h);
+  if (key && h.packet_number != 0 && hostile_rng_.chance(0.1)) send_as_other(n, to, h);
   // A replayed join goes to the leader from here: an answer to it must not admit anyone twice
   // or move anyone's address here.
   if (to == 0 && hostile_rng_.chance(0.1)) {
@@ -331,7 +336,7 @@ void SessionDriver::send_lying_datagram(std::uint32_t n, std::uint32_t to,
   wire::encode_ack(ack, &plain);
   wire::seal(&plain);
   ++sum_.lies[static_cast<std::size_t>(kind)];
-  const std::optional<wire::Key>& key = nodes_[n].core->transport().traffic_key();
+  const std::optional<wire::Key> key = nodes_[n].core->transport().pair_key(h.dst_site);
   if (!key) {
     transmit(n, to, plain);
     return;
@@ -339,6 +344,49 @@ void SessionDriver::send_lying_datagram(std::uint32_t n, std::uint32_t to,
   wire::Bytes sealed;
   wire::seal_datagram(*key, {h.src_site, h.src_boot, wire::kKeepaliveCounters + ++hostile_counter_},
                       plain, &sealed);
+  transmit(n, to, sealed);
+}
+
+// What its core just sent to `to` (decoded_: numbered, so that its frames would be taken),
+// as if another member X had sent it: X's id in both headers, sealed under its own key with
+// the receiver or its key with X. The receiver opens what says it is from X only with its
+// key with X, which the hostile member does not have.
+void SessionDriver::send_as_other(std::uint32_t n, std::uint32_t to,
+                                  const wire::DatagramHeader& h) {
+  const SiteId self = nodes_[n].id;
+  std::vector<SiteId> others;
+  for (const NodeRun& other : nodes_)
+    if (other.node && other.id != self && other.id != h.dst_site) others.push_back(other.id);
+  if (others.empty()) return;
+  const SiteId x = others[hostile_rng_.below(others.size())];
+  const bool with_receiver = hostile_rng_.chance(0.5);
+  const std::optional<wire::Key> key =
+      nodes_[n].core->transport().pair_key(with_receiver ? h.dst_site : x);
+  if (!key) return;
+  wire::DecodedDatagram as_other = decoded_;
+  as_other.header.src_site = x;
+  as_other.header.src_boot = 0;
+  wire::Bytes plain;
+  wire::encode_header(as_other.header, &plain);
+  if (as_other.has_ack) wire::encode_ack(as_other.ack, &plain);
+  for (const wire::Frame& f : as_other.frames) {
+    const wire::SenderTag tag{f.incarnation, f.origin, f.floor};
+    if (f.type == wire::FrameType::kData)
+      wire::encode_data(f.from_stream, f.to_stream, f.seq, f.payload, &plain, tag);
+    else if (f.type == wire::FrameType::kFragment)
+      wire::encode_fragment(f.from_stream, f.to_stream, f.seq, f.total_len, f.offset, f.payload,
+                            &plain, tag);
+    else if (f.type == wire::FrameType::kConsumed)
+      wire::encode_consumed(f.from_stream, f.to_stream, f.seq, &plain, f.origin);
+  }
+  wire::seal(&plain);
+  wire::Bytes sealed;
+  wire::seal_datagram(*key, {x, 0, wire::kKeepaliveCounters + ++hostile_counter_}, plain, &sealed);
+  ++sum_.lies[static_cast<std::size_t>(Lie::kSealAsOther)];
+  trace("node " + std::to_string(n) + " lies to site " + std::to_string(h.dst_site) +
+        ": seal_as_other (as site " + std::to_string(x) + ")");
+  if (forgeries_.size() > 4096) forgeries_.clear();
+  forgeries_.insert(hash_bytes(sealed));
   transmit(n, to, sealed);
 }
 

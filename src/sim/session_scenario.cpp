@@ -325,7 +325,7 @@ std::string describe(const SessionScenario& s) {
   line(std::string("session security: ") + (s.secured ? "secured (sealed datagrams)" : "none"));
   if (s.hostile)
     line("session hostile member: node " + std::to_string(s.hostile_node()) +
-         " (joins as a site and lies in its own name)");
+         " (joins as a site and lies in its own name, and, secured, seals some in another's)");
   for (SiteId a = 0; a < s.nodes(); ++a)
     for (SiteId b = 0; b < s.nodes(); ++b)
       if (a != b)

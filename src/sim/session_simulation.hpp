@@ -37,6 +37,7 @@ enum class Lie : std::uint8_t {
   kArriveForeign,    // an Arrive of another's stream, with a newer epoch, to a site
   kControlForeign,   // Installed or Settled of another's stream's operation, to the leader
   kControlRule,      // a control message of a type it may not send, to a site or the leader
+  kSealAsOther,      // a datagram in another member's name, sealed under a key it has
   kCount,
 };
 const char* lie_name(Lie kind);
@@ -71,6 +72,8 @@ struct SessionSummary {
   // the honest nodes refused by their sender rules (sites and the leader), by type.
   std::array<std::uint64_t, wire::kControlTypes> control_lies{};
   std::array<std::uint64_t, wire::kControlTypes> refused_control{};
+  // kSealAsOther lies that reached an honest node and were counted there as forged.
+  std::uint64_t forgeries_refused = 0;
   NetworkStats network;
   proto::TransportStats transport;  // summed over the nodes
 };

@@ -31,7 +31,8 @@ SiteCore::SiteCore(SiteOptions options)
   view_->max_message_bytes = options_.max_message_bytes;
   view_->max_held_bytes = options_.max_held_bytes;
   view_->handler_limits = options_.handler_limits;
-  if (options_.traffic_key) transport_.set_traffic_key(*options_.traffic_key);
+  if (options_.master_key) transport_.set_master_key(*options_.master_key);
+  if (options_.leader_key) transport_.set_pair_key(0, *options_.leader_key);
   // Control streams never move: only their own site (the leader's, site 0) speaks for them.
   transport_.set_sender_pin([](proto::StreamId from) {
     return is_control(from) ? control_site(from) : proto::Transport::kNoPin;
@@ -600,6 +601,10 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
       [&](const auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, wire::Welcome>) {
+          // Membership and keys are the leader's word alone (another member's would let it
+          // fence a site, or plant a key it knows for a pair it is not in): the sender rule
+          // (kLeader) saw to it.
+          for (const auto& k : m.keys) set_pair_key(k.site, k.key);
           for (const auto& p : m.peers) apply_peer(p);
           for (const auto& s : m.streams) on_location(s);
           welcomed_ = true;
@@ -610,7 +615,8 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           if (failure_timeout_ > 0 && options_.self != 0)
             transport_.set_keepalive(0, keepalive_interval(failure_timeout_));
         } else if constexpr (std::is_same_v<T, wire::PeerUpdate>) {
-          apply_peer(m.peer);
+          if (m.peer.live) set_pair_key(m.peer.site, m.key);
+          apply_peer(m.peer);  // one that left or failed: its key is dropped with it
         } else if constexpr (std::is_same_v<T, wire::Recover>) {
           on_recover(m);
         } else if constexpr (std::is_same_v<T, wire::Checkpoint>) {
@@ -741,6 +747,16 @@ bool SiteCore::apply_record(const wire::StreamRecord& rec,
                             const std::vector<wire::InChannel>& final_in) {
   std::unique_lock lock(view_->mu);
   return view_->directory.apply(rec, final_in);
+}
+
+// Only the leader hands out keys (Welcome and PeerUpdate are taken from site 0 only: kLeader),
+// and only to a secured transport; the leader's own pair key came with the join.
+void SiteCore::set_pair_key(SiteId peer, const std::string& key) {
+  if (!transport_.secured() || key.size() != wire::kKeyBytes || peer == 0 || peer == options_.self)
+    return;
+  wire::Key k;
+  std::copy(key.begin(), key.end(), k.begin());
+  transport_.set_pair_key(peer, k);
 }
 
 void SiteCore::apply_peer(const wire::PeerRecord& peer) {

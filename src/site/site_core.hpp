@@ -88,9 +88,13 @@ struct SiteOptions {
   // to the sandboxed agents are there on each; its policy handlers run on the first lane.
   std::string controller;
   std::string session_controller;
-  // A secured session's traffic key (doc/security.md), which the leader handed out at the
-  // join: every datagram is sealed under it. None: the session is not secured.
-  std::optional<wire::Key> traffic_key;
+  // A secured session (doc/security.md): a member's key with the leader, k(0, self), handed
+  // out at its join; its keys with the other members come in the Welcome and PeerUpdates.
+  // None (and no master_key): the session is not secured.
+  std::optional<wire::Key> leader_key;
+  // The leader's process (site 0) only: the session's master key, from which it derives the
+  // key of every pair it is in.
+  std::optional<wire::Key> master_key;
   // Tests only: the sender rules (wire::Sender) not checked, bit 1 << rule; so a test can show
   // what a member's lies would do without each.
   std::uint32_t sender_rules_off = 0;
@@ -228,8 +232,8 @@ class SiteCore final : public proto::Node {
   // anything is sent; wire/datagram.hpp), and the leader's control channels with a peer, for
   // the leader's durable state (leader/leader_node.hpp).
   void set_boot(std::uint32_t boot);
-  // Replaces SiteOptions::traffic_key before anything was sent (a resumed leader's).
-  void set_traffic_key(const wire::Key& key) { transport_.set_traffic_key(key); }
+  // Replaces SiteOptions::master_key before anything was sent (a resumed leader's).
+  void set_master_key(const wire::Key& key) { transport_.set_master_key(key); }
   void leader_channels(SiteId peer, std::vector<wire::OutChannel>* out,
                        std::vector<wire::InChannel>* in) const;
   void restore_leader_channels(SiteId peer, const std::vector<wire::OutChannel>& out,
@@ -361,6 +365,8 @@ class SiteCore final : public proto::Node {
                    const std::vector<wire::InChannel>& final_in = {});
   bool apply_record(const wire::StreamRecord& rec,
                     const std::vector<wire::InChannel>& final_in = {});
+  // A key of a pair with `peer` from the leader (Welcome, PeerUpdate), for the transport.
+  void set_pair_key(SiteId peer, const std::string& key);
   void apply_peer(const wire::PeerRecord& peer);
   static std::uint64_t not_consumed(const proto::SendState& st, proto::Seq final_consumed);
   void on_arrive(SiteId from, wire::Arrive a);

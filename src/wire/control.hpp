@@ -24,8 +24,11 @@ namespace mstream::wire {
 // the failure timeout, ProbeReply what senders hold; Recover, Settle, Settled.
 // 4: Welcome carries the resume timeout of a durable leader.
 // 5: policy: AttachReq and Code carry agent flags. 6: Controls, OpenReq, PolicyCheck and
-// PolicyVerdict. 7: Expect. 8: ErrorReport names the stream and agent it is about (its
-// sender rule needs them).
+// PolicyVerdict. 7: Expect.
+// 8: pair keys (doc/security.md): each member seals only under the keys of its own pairs, so
+// Welcome carries the newcomer's key with every member, and PeerUpdate a member's key with
+// the newcomer. ErrorReport names the stream and agent it is about (its sender rule needs
+// them).
 inline constexpr std::uint8_t kControlVersion = 8;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
@@ -199,6 +202,16 @@ struct Reply {
 };
 
 // ---- Leader to sites and shells.
+// The key of the pair (receiver, site) (wire::pair_key), 32 bytes; the receiver ignores one
+// of another size. Only the leader sends them, sealed under the receiver's key with it.
+struct PairKey {
+  std::uint32_t site = 0;
+  std::string key;
+  template <class A>
+  void fields(A& a) {
+    a(site, key);
+  }
+};
 struct Welcome {  // the first message a joined site or shell gets: the whole directory
   static constexpr Sender kSender = Sender::kLeader;
   std::uint32_t you = 0;
@@ -212,17 +225,23 @@ struct Welcome {  // the first message a joined site or shell gets: the whole di
   // from the leader waits for it to come back before it leaves, handlers paused meanwhile
   // (it may have been declared failed). 0: it leaves at the failure timeout.
   std::uint64_t resume_timeout_us = 0;
+  // A secured session's: the newcomer's keys with every live member (but the leader's, which
+  // came with its join).
+  std::vector<PairKey> keys;
   template <class A>
   void fields(A& a) {
-    a(you, peers, streams, failure_timeout_us, resume_timeout_us);
+    a(you, peers, streams, failure_timeout_us, resume_timeout_us, keys);
   }
 };
 struct PeerUpdate {
   static constexpr Sender kSender = Sender::kLeader;
   PeerRecord peer;
+  // A secured session's, when the peer is live: the key of the pair (receiver, peer), 32
+  // bytes; empty otherwise.
+  std::string key;
   template <class A>
   void fields(A& a) {
-    a(peer);
+    a(peer, key);
   }
 };
 struct Location {  // a stream was created, moved or destroyed (every site keeps a replica)

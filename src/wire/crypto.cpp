@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "wire/datagram.hpp"
@@ -45,6 +46,47 @@ Key derive_key(const Key& secret, std::uint64_t id, const char* context) {
   Key k;
   crypto_kdf_derive_from_key(k.data(), k.size(), id, context, secret.data());
   return k;
+}
+
+Key pair_key(const Key& master, std::uint32_t a, std::uint32_t b) {
+  // Ordered, so that both ends derive the same key.
+  const std::uint32_t lo = std::min(a, b), hi = std::max(a, b);
+  return derive_key(master, std::uint64_t{lo} | (std::uint64_t{hi} << 32), "mspair__");
+}
+
+static_assert(crypto_kx_PUBLICKEYBYTES == kKxKeyBytes && crypto_kx_SECRETKEYBYTES == kKxKeyBytes);
+static_assert(crypto_kx_SEEDBYTES == kKeyBytes && crypto_kx_SESSIONKEYBYTES == kKeyBytes);
+
+KxKeyPair kx_keypair() {
+  (void)crypto_ready();
+  KxKeyPair p;
+  crypto_kx_keypair(p.public_key.data(), p.secret_key.data());
+  return p;
+}
+
+KxKeyPair kx_seed_keypair(const Key& seed) {
+  (void)crypto_ready();
+  KxKeyPair p;
+  crypto_kx_seed_keypair(p.public_key.data(), p.secret_key.data(), seed.data());
+  return p;
+}
+
+// The leader is crypto_kx's server, the joiner its client: the server's tx key is the
+// client's rx key.
+Result<Key> kx_leader_seal_key(const KxKeyPair& leader, const KxPublicKey& joiner) {
+  Key rx, tx;
+  if (crypto_kx_server_session_keys(rx.data(), tx.data(), leader.public_key.data(),
+                                    leader.secret_key.data(), joiner.data()) != 0)
+    return Status::error(Status::Code::kInvalidArgument, "the joiner's public key is unusable");
+  return tx;
+}
+
+Result<Key> kx_joiner_open_key(const KxKeyPair& joiner, const KxPublicKey& leader) {
+  Key rx, tx;
+  if (crypto_kx_client_session_keys(rx.data(), tx.data(), joiner.public_key.data(),
+                                    joiner.secret_key.data(), leader.data()) != 0)
+    return Status::error(Status::Code::kInvalidArgument, "the leader's public key is unusable");
+  return rx;
 }
 
 std::string key_to_hex(const Key& key) {
@@ -147,11 +189,11 @@ static_assert(sizeof(crypto_aead_aes256gcm_state) <= 512);
 static_assert(crypto_aead_aes256gcm_ABYTES == kSealTagSize);
 static_assert(crypto_aead_aes256gcm_NPUBBYTES == 12);
 
-AesKey::AesKey(const Key& traffic_key, std::uint32_t site, std::uint32_t boot)
+AesKey::AesKey(const Key& pair_key, std::uint32_t site, std::uint32_t boot)
     : site_(site), boot_(boot) {
   // Its own subkey per sender: the nonce need then only be the sender's counter.
   const Key subkey =
-      derive_key(traffic_key, std::uint64_t{site} | (std::uint64_t{boot} << 32), "msaesgcm");
+      derive_key(pair_key, std::uint64_t{site} | (std::uint64_t{boot} << 32), "msaesgcm");
   crypto_aead_aes256gcm_beforenm(reinterpret_cast<crypto_aead_aes256gcm_state*>(state_.data()),
                                  subkey.data());
 }

@@ -8,16 +8,19 @@
 //
 // The first 20 bytes are the AEAD's associated data, so nobody can move a sealed datagram to
 // another sender, boot or counter. The kind names the cipher:
-//   2  XChaCha20-Poly1305 under the traffic key; the nonce is the 16 bytes from src_site on,
-//      then 8 zero bytes. Every member opens it.
+//   2  XChaCha20-Poly1305 under the key of the pair (sender, receiver) (pair_key); the nonce
+//      is the 16 bytes from src_site on, then 8 zero bytes. Only the two ends of the pair open
+//      it, so a member cannot read what other pairs exchange, nor seal in another's name.
 //   4  the same, from a sender that also opens kind 5: a receiver that can, answers in kind 5.
 //   5  AES-256-GCM (hardware: AES-NI and PCLMUL, about twice as fast) under the sender's own
-//      subkey, derived from the traffic key for its (site, boot); the nonce is the counter, then
+//      subkey of the pair key, derived for its (site, boot); the nonce is the counter, then
 //      4 zero bytes. Sent only to a peer whose latest datagram was kind 4 or 5.
 // Either nonce is unique under its key as long as each sender (site id, boot) never repeats a
-// counter: site ids are never reused, a restarted leader runs under a higher boot, and a
-// Transport counts from 1 (its keepalive thread, kKeepaliveCounters upwards). The counter is
-// also what the receiver's replay window (proto::ReplayWindow) checks.
+// counter, whichever peer it sends to (one counter for all its pairs): site ids are never
+// reused, a restarted leader runs under a higher boot, and a Transport counts from 1 (its
+// keepalive thread, kKeepaliveCounters upwards). The two ends of a pair differ in src_site,
+// so their nonces never meet. The counter is also what the receiver's replay window
+// (proto::ReplayWindow) checks.
 //
 // Everything here fails with a Status, never throws; the openers check every length first.
 
@@ -55,6 +58,29 @@ Key random_key();
 Key derive_key(const Key& secret, std::uint64_t id, const char* context);
 // The join key of a session secret (wire/join.hpp).
 inline Key join_key_of(const Key& secret) { return derive_key(secret, 1, "msjoin__"); }
+// The key of the pair of members {a, b} (site ids; the order does not matter), derived from
+// the session's master key, which only the leader holds: it needs no storage, and a
+// restarted leader derives the same keys again.
+Key pair_key(const Key& master, std::uint32_t a, std::uint32_t b);
+
+// X25519 key exchange (libsodium crypto_kx), for the join (wire/join.hpp): the leader's
+// long-term key pair, whose public key every member pins, and each joiner's fresh one.
+inline constexpr std::size_t kKxKeyBytes = 32;
+using KxPublicKey = std::array<std::uint8_t, kKxKeyBytes>;
+struct KxKeyPair {
+  KxPublicKey public_key{};
+  std::array<std::uint8_t, kKxKeyBytes> secret_key{};
+};
+// A fresh random pair. REQUIRES: crypto_ready().
+KxKeyPair kx_keypair();
+// The pair a 32-byte seed determines (the simulator's, so that its runs replay).
+KxKeyPair kx_seed_keypair(const Key& seed);
+// The key the leader seals its join accept under, for the joiner whose public key is
+// `joiner`, and the same key as the joiner computes it with the leader's pinned public key.
+// Only the holders of the two secret keys can compute it. kInvalidArgument: a public key no
+// exchange can be made with (a small-order point).
+Result<Key> kx_leader_seal_key(const KxKeyPair& leader, const KxPublicKey& joiner);
+Result<Key> kx_joiner_open_key(const KxKeyPair& joiner, const KxPublicKey& leader);
 // The key in hex (64 characters) and back; parse fails with kInvalidArgument.
 std::string key_to_hex(const Key& key);
 Result<Key> key_from_hex(std::string_view hex);
@@ -69,7 +95,7 @@ struct SealedHeader {
 };
 
 // Seals the path datagram `plain` into *out (overwritten), as kind h.kind: kKindSealed or
-// kKindSealedAesCapable (XChaCha20-Poly1305 under the traffic key `key`).
+// kKindSealedAesCapable (XChaCha20-Poly1305 under `key`, the pair's with the receiver).
 void seal_datagram(const Key& key, const SealedHeader& h, ByteView plain, Bytes* out);
 // The header of a sealed datagram of any kind, not yet authenticated: kMalformed if `bytes`
 // is not one.
@@ -85,7 +111,8 @@ bool aes_available();
 // REQUIRES: aes_available().
 class AesKey {
  public:
-  AesKey(const Key& traffic_key, std::uint32_t site, std::uint32_t boot);
+  // The subkey of `pair_key` for the sender (site, boot).
+  AesKey(const Key& pair_key, std::uint32_t site, std::uint32_t boot);
   std::uint32_t site() const { return site_; }
   std::uint32_t boot() const { return boot_; }
   const unsigned char* state() const { return state_.data(); }

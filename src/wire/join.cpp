@@ -43,6 +43,8 @@ void encode_join(const JoinMessage& m, Bytes* out) {
       w.varint(m.pid);
       w.u8(m.has_cookie ? 1 : 0);
       if (m.has_cookie) w.bytes(m.cookie);
+      w.u8(m.has_public ? 1 : 0);
+      if (m.has_public) w.bytes(m.public_key);
       break;
     case JoinMessage::Op::kAccept:
       w.varint(m.site);
@@ -85,6 +87,8 @@ Result<JoinMessage> decode_join(ByteView bytes) {
       m.role = static_cast<JoinMessage::Role>(v);
       if (!r.varint(&m.pid) || !read_flag(r, &m.has_cookie)) return malformed("truncated");
       if (m.has_cookie && !read_array(r, &m.cookie)) return malformed("truncated cookie");
+      if (!read_flag(r, &m.has_public)) return malformed("truncated");
+      if (m.has_public && !read_array(r, &m.public_key)) return malformed("truncated public key");
       break;
     case 2:
       m.op = JoinMessage::Op::kAccept;

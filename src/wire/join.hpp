@@ -6,8 +6,9 @@
 //
 //   u16 magic 0x534D   u8 version (kVersion)   u8 kind (1)   u32 crc32c of the rest
 //   u8 op   varint nonce
-//   op 1 request:   varint role (0 site, 1 shell), varint pid, u8 has_cookie, [16-byte cookie]
-//   op 2 accept:    varint site id, u8 has_key, [32-byte traffic key]
+//   op 1 request:   varint role (0 site, 1 shell), varint pid, u8 has_cookie, [16-byte cookie],
+//                   u8 has_public, [32-byte X25519 public key of the joiner]
+//   op 2 accept:    varint site id, u8 has_key, [32-byte key of the pair (leader, joiner)]
 //   op 3 refuse:    string reason
 //   op 4 hello:     (nothing more)
 //   op 5 challenge: 16-byte cookie
@@ -18,10 +19,14 @@
 // A secured session (doc/security.md) joins in two round trips: hello, then the leader's
 // challenge (a cookie: a MAC of the nonce under a key of this leader process), then the
 // request with the cookie, sealed under the join key that the session secret derives
-// (kind 3, below), then the sealed accept with the session's traffic key. The cookie makes a
-// recorded request useless to any later leader process, and the leader answers a repeated
-// request of its own with the same id, so a replayed one gains an attacker nothing. Without
-// the secret a request cannot be sealed, nor an accept opened.
+// (kind 3, below) with a fresh X25519 public key of the joiner's, then the accept with the
+// joiner's id and its key with the leader, sealed under the key the exchange of that public key
+// with the leader's long-term pair gives (wire::kx_leader_seal_key): only that joiner can open
+// it, and it opens only if the leader holds the secret key of the public key the joiner pinned
+// (the second line of the secret file). The cookie makes a recorded request useless to any
+// later leader process, and the leader answers a repeated request of its own with the same id,
+// for the same public key only, so a replayed one gains an attacker nothing. Without the
+// secret a request cannot be sealed; without the joiner's secret key, an accept not opened.
 //
 //   kind 3 (sealed join): u16 magic   u8 version   u8 kind (3)   u64 join nonce
 //                         24-byte AEAD nonce   ciphertext of a kind 1 join datagram
@@ -63,15 +68,17 @@ struct JoinMessage {
   std::string reason;
   bool has_cookie = false;  // request
   Cookie cookie{};          // request, challenge
+  bool has_public = false;  // request (secured)
+  KxPublicKey public_key{};  // request: the joiner's, fresh for this join
   bool has_key = false;     // accept
-  Key key{};                // accept: the session's traffic key
+  Key key{};                // accept: the key of the pair (leader, joiner)
 };
 
 // The datagram's kind byte, or -1 when it is too short to have one.
 int datagram_kind(ByteView bytes);
 void encode_join(const JoinMessage& m, Bytes* out);
 Result<JoinMessage> decode_join(ByteView bytes);
-// Kind 3, under `key` (the join key).
+// Kind 3, under `key` (the join key; an accept's: its key exchange's).
 void encode_sealed_join(const JoinMessage& m, const Key& key, Bytes* out);
 Result<JoinMessage> decode_sealed_join(ByteView bytes, const Key& key);
 // The clear nonce of a sealed join, not authenticated.
