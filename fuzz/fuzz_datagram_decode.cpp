@@ -46,7 +46,7 @@ void check_invariants(const DecodedDatagram& d, ByteView input) {
       case FrameType::kReject:
         check(f.seq != 0, "REJECT seq 0");
         check(f.reason == RejectReason::kNoSuchStream || f.reason == RejectReason::kOutOfWindow ||
-                  f.reason == RejectReason::kTooLarge,
+                  f.reason == RejectReason::kTooLarge || f.reason == RejectReason::kNotOpened,
               "unknown REJECT reason");
         break;
       case FrameType::kConsumed:

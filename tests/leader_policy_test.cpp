@@ -44,6 +44,22 @@ class LeaderPolicy : public ::testing::Test {
     return reply.site;
   }
 
+  // An allowed open goes to the stream's site first (wire::Opened); its site acknowledges.
+  void acknowledge_opens(LeaderCore& l) {
+    std::vector<Sent> rest;
+    std::vector<std::pair<SiteId, wire::Opened>> opened;
+    for (const Sent& s : sent_) {
+      if (const auto* o = std::get_if<wire::Opened>(&s.m)) {
+        opened.push_back({s.to, *o});
+      } else {
+        rest.push_back(s);
+      }
+    }
+    sent_ = rest;
+    for (const auto& [to, o] : opened)
+      l.on_message(to, wire::Installed{o.stream, 1, 0, 0, {}, {}}, 0);
+  }
+
   template <class T>
   std::vector<std::pair<SiteId, T>> take() {
     std::vector<std::pair<SiteId, T>> out;
@@ -97,6 +113,11 @@ TEST_F(LeaderPolicy, ChecksRunSessionThenSiteAndTheOpenIsAnsweredAfterBoth) {
   EXPECT_EQ(site_checks[0].first, site_);
   EXPECT_EQ(site_checks[0].second.level, wire::kPolicySite);
   l->on_message(site_, wire::PolicyVerdict{site_checks[0].second.check, kOk, {}}, 0);
+  // The stream's site learns of the opener before the opener hears yes.
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].to, site_);
+  EXPECT_TRUE(std::holds_alternative<wire::Opened>(sent_[0].m));
+  acknowledge_opens(*l);
   auto replies = take<wire::Reply>();
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0].first, shell_);
@@ -114,6 +135,7 @@ TEST_F(LeaderPolicy, ADenialEndsTheOperationAndTheNextOneRuns) {
   ASSERT_EQ(checks.size(), 1u);
   EXPECT_EQ(checks[0].second.event, wire::kPolicyMove);
   l->on_message(0, wire::PolicyVerdict{checks[0].second.check, kDenied, "stay"}, 0);
+  acknowledge_opens(*l);
   auto replies = take<wire::Reply>();
   ASSERT_EQ(replies.size(), 2u);
   EXPECT_EQ(replies[0].second.req, 8u);
@@ -161,6 +183,7 @@ TEST_F(LeaderPolicy, ARestartedLeaderAsksAgainWhatItWaitedFor) {
   again->on_message(0, wire::PolicyVerdict{checks[0].second.check, kOk, {}}, 0);  // old: dropped
   EXPECT_TRUE(take<wire::Reply>().empty());
   again->on_message(0, wire::PolicyVerdict{asked[0].second.check, kOk, {}}, 0);
+  acknowledge_opens(*again);
   auto replies = take<wire::Reply>();
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0].second.req, 7u);

@@ -85,6 +85,46 @@ on_stream_open {
   EXPECT_EQ(site_lines(r.out, 2), (std::vector<std::string>{"stream asked: guarded"}));
 }
 
+// Appending goes through an open (seed 004 §2.2: streams are opened like sockets): with the
+// session's controller denying opens of "secret", neither the shell's append nor a handler's
+// reaches it; each fails with the open's denial. Stream "pub" is opened implicitly, once.
+TEST_F(Policy, AnAppendOpensItsStreamFirstAndADeniedOpenLeavesNothingToAppendThrough) {
+  const CommandResult r = run(R"T(
+stream_create secret -site 1
+register_agent secret {} { on_stream_append { puts "secret got $argv" } }
+stream_create pub -site 2
+register_agent pub {} { on_stream_append { puts "pub got $argv" } }
+stream_create relay -site 2
+register_agent relay {} { on_stream_append { stream_append secret "via relay: $argv" } }
+if {[catch {stream_append secret hello} msg]} { puts "shell: $msg" }
+stream_append pub one
+stream_append pub two
+stream_append relay hi
+)T",
+                              R"T(
+on_stream_open {
+  puts "open of [dict get $argv stream]"
+  if {[dict get $argv stream] eq "secret"} { error "secret is closed" }
+  return allow
+}
+)T",
+                              "");
+  EXPECT_EQ(shell_lines(r.out),
+            (std::vector<std::string>{
+                "shell: open denied by the session controller: secret is closed",
+            }))
+      << r.describe();
+  EXPECT_FALSE(contains(r.out, "secret got")) << r.describe();
+  EXPECT_EQ(site_lines(r.out, 2), (std::vector<std::string>{"pub got one", "pub got two"}))
+      << r.describe();
+  // Asked once per opener: the shell for secret, pub and relay; relay's handler for secret.
+  const std::vector<std::string> leader = site_lines(r.out, 0);
+  EXPECT_EQ(std::count(leader.begin(), leader.end(), "open of pub"), 1) << r.describe();
+  EXPECT_EQ(std::count(leader.begin(), leader.end(), "open of secret"), 2) << r.describe();
+  EXPECT_TRUE(contains(r.err, "open denied by the session controller: secret is closed"))
+      << r.describe();
+}
+
 TEST_F(Policy, ArrivalCreateDestroyAndMoveChecksLeaveTheStreamWhereItWasAndWorking) {
   const CommandResult r = run(R"T(
 proc try {what args} {

@@ -1059,6 +1059,8 @@ TEST(SessionSimulation, AHostileMembersLiesAreAllToldAndAllStopped) {
   EXPECT_GT(t.bogus_acks, 0u);
   EXPECT_GT(t.stale_numbering, 0u);
   EXPECT_GT(t.stale_boot_in, 0u);
+  // DATA to a stream it never opened: refused by the receiver's site (its openers).
+  EXPECT_GT(t.unopened_frames, 0u);
   // Datagrams sealed in another member's name (secured seeds): each one that reached an
   // honest node was counted there as forged (the driver fails the seed on any taken).
   EXPECT_GT(forgeries_refused, 5u);

@@ -23,9 +23,10 @@ class Sites {
   }
   SiteCore& operator[](SiteId id) { return *cores_.at(id); }
   void pump() {
-    for (int round = 0; round < 50; ++round) {
+    for (int round = 0; round < 100; ++round) {
       bool moved = false;
       for (auto& [id, core] : cores_) {
+        if (core->next_timeout() <= now_) core->on_timeout(now_);
         core->step(now_);
         proto::OutDatagram out;
         while (core->poll_transmit(now_, &out)) {
@@ -36,7 +37,7 @@ class Sites {
         }
       }
       now_ += proto::kMillisecond;
-      if (!moved) return;
+      if (!moved && round > 40) return;  // retries come after 20 ms
     }
   }
 
@@ -153,6 +154,26 @@ TEST(SenderRules, ACheckpointIsTakenOnlyFromTheStreamsHost) {
   s[0].send_raw_control(2, control_stream(2), wire::Location{moved, {}});
   s.pump();
   EXPECT_EQ(refused(s[2], early), 1u);
+}
+
+// The open gate (site/opens.cpp): a stream takes a channel only from a sender the leader told
+// its site opened it. A member that appends without opening is refused (REJECT kNotOpened)
+// and nothing reaches the stream; once the leader's Opened arrives, the sender's re-sent
+// message is taken.
+TEST(OpenGate, AStreamTakesNoMessageFromASenderThatDidNotOpenIt) {
+  Sites s{0, 1, 2};
+  s[0].send_raw_control(2, control_stream(2), wire::Install{phantom(2)});
+  s[0].send_raw_control(1, control_stream(1), wire::Location{phantom(2), {}});
+  s.pump();
+  ASSERT_TRUE(s[2].hosts(777));
+  constexpr StreamId kSender = 555;  // a stream of site 1's, as far as site 2 can tell
+  ASSERT_TRUE(s[1].append_from(kSender, "phantom", "never opened", false).ok());
+  s.pump();
+  EXPECT_GE(s[2].transport().stats().unopened_frames, 1u);  // and again at each retry
+  EXPECT_EQ(s[2].counters().consumed, 0u);
+  s[0].send_raw_control(2, control_stream(2), wire::Opened{777, kSender});
+  s.pump();
+  EXPECT_EQ(s[2].counters().consumed, 1u);  // re-sent after the refusal, and taken now
 }
 
 }  // namespace

@@ -211,7 +211,7 @@ TEST(Datagram, RejectsTwoAckFrames) {
 }
 
 TEST(Datagram, RejectsUnknownRejectReason) {
-  for (std::uint8_t reason : {std::uint8_t{0}, std::uint8_t{4}, std::uint8_t{255}}) {
+  for (std::uint8_t reason : {std::uint8_t{0}, std::uint8_t{5}, std::uint8_t{255}}) {
     Bytes b = header();
     encode_reject(1, 2, 3, static_cast<RejectReason>(reason), &b);
     EXPECT_TRUE(is_malformed(b)) << int{reason};

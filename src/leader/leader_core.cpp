@@ -151,6 +151,11 @@ Status LeaderCore::check_new_name(const std::string& name) const {
 // ---------------------------------------------------------------------------------------
 
 void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now) {
+  if (const auto* o = std::get_if<wire::OpenReq>(&m); o && o->opener == 0) {
+    wire::OpenReq own = *o;  // the requester's own control stream opens (a shell)
+    own.opener = site::control_stream(from);
+    return on_message(from, own, now);
+  }
   auto peer = peers_.find(from);
   if (peer == peers_.end() || !peer->second.live) return;  // not admitted, or fenced
   for (const auto& [check, waiting] : peer_checks_)
@@ -308,9 +313,17 @@ void LeaderCore::start(Op op) {
   }
   wire::StreamRecord& rec = sit->second;
   StreamState& st = state_[id];
-  if (std::holds_alternative<wire::OpenReq>(op.request)) {  // every level allowed it
-    finish(id, op, kOk, rec.name);
-    next_op(id);
+  if (const auto* o = std::get_if<wire::OpenReq>(&op.request)) {  // every level allowed it
+    if (st.opened.contains(o->opener)) {
+      finish(id, op, kOk, rec.name);
+      next_op(id);
+      return;
+    }
+    // The stream's site learns of the opener before the opener hears yes: its first message
+    // then finds it known (site/opens.cpp).
+    op.target = rec.site;
+    send(rec.site, wire::Opened{id, o->opener});
+    in_flight_[id] = std::move(op);
     return;
   }
   if (const auto* mv = std::get_if<wire::MoveReq>(&op.request)) {
@@ -505,6 +518,13 @@ void LeaderCore::on_installed(const wire::Installed& m, Time now) {
   } else if (std::holds_alternative<wire::DestroyReq>(op.request)) {
     complete_destroy(id, m.final_in);
     finish(id, op, kOk, {});
+  } else if (const auto* o = std::get_if<wire::OpenReq>(&op.request)) {
+    if (m.code == kOk) {
+      state_[id].opened.insert(o->opener);
+      finish(id, op, kOk, streams_[id].name);
+    } else {
+      finish(id, op, m.code, m.text);
+    }
   }
   next_op(id);
 }
@@ -1044,6 +1064,16 @@ void LeaderCore::fail_op(StreamId id, SiteId failed) {
     next_op(id);
     return;
   }
+  if (const auto* o = std::get_if<wire::OpenReq>(&op.request)) {
+    // The stream's site failed before it acknowledged the open: its failure manager hosts it
+    // now, and learns of every opener from the recovery (Recover::opened), this one too.
+    Op done = std::move(op);
+    in_flight_.erase(fit);
+    state_[id].opened.insert(o->opener);
+    finish(id, done, kOk, streams_[id].name);
+    recover(id, failed);
+    return;
+  }
   if (std::holds_alternative<wire::Recover>(op.request)) {  // the failure manager failed too
     in_flight_.erase(fit);
     recover(id, failed);
@@ -1140,6 +1170,7 @@ void LeaderCore::recover(StreamId id, SiteId failed) {
     r.stream.origin = static_cast<std::uint32_t>(
         std::min<std::uint64_t>(r.stream.epoch, std::numeric_limits<std::uint32_t>::max()));
   r.agents = st.agents;
+  r.opened.assign(st.opened.begin(), st.opened.end());
   for (std::uint64_t agent : r.agents) ship_code(agent, r.stream.site);
   Op op;
   op.requester = wire::kNoSite;
@@ -1220,6 +1251,7 @@ void LeaderCore::take_changes(std::vector<proto::StoredRecord>* records,
       ss.busy = s.busy ? 1 : 0;
       ss.temp_owner = s.temp_owner;
       ss.watchers.assign(s.watchers.begin(), s.watchers.end());
+      ss.opened.assign(s.opened.begin(), s.opened.end());
       ss.max_epoch = s.max_epoch;
     }
     if (op != in_flight_.end()) {
@@ -1319,6 +1351,7 @@ Status LeaderCore::restore(const std::vector<proto::StoredRecord>& records) {
       st.busy = ss.busy != 0;
       st.temp_owner = ss.temp_owner;
       st.watchers.insert(ss.watchers.begin(), ss.watchers.end());
+      st.opened.insert(ss.opened.begin(), ss.opened.end());
       st.max_epoch = ss.max_epoch;
       for (const SavedOp& o : ss.in_flight) {
         Op op;

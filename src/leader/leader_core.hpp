@@ -177,6 +177,9 @@ class LeaderCore {
     // Where it was before its last move: a report its handlers sent from there may come
     // after the move (the leader's sender rules, leader/sender_rules.cpp).
     SiteId previous_site = wire::kNoSite;
+    // The senders that opened it (its site has them too, wire::Opened): a recovery gives them
+    // to its failure manager.
+    std::set<StreamId> opened;
   };
 
   // The sender rules (wire::Sender), checked before a message is acted on.

@@ -63,9 +63,11 @@ struct SavedStream {
   proto::SiteId temp_owner = 0;
   std::vector<proto::SiteId> watchers;
   std::uint64_t max_epoch = 1;
+  std::vector<proto::StreamId> opened;
   template <class A>
   void fields(A& a) {
-    a(created, record, agents, code, in_flight, queue, busy, temp_owner, watchers, max_epoch);
+    a(created, record, agents, code, in_flight, queue, busy, temp_owner, watchers, max_epoch,
+      opened);
   }
 };
 

@@ -11,6 +11,12 @@ bool LeaderCore::sender_allowed(SiteId from, const wire::ControlMessage& m) cons
   if (options_.sender_rules_off & (1u << static_cast<unsigned>(wire::sender_rule(m)))) return true;
   switch (wire::sender_rule(m)) {
     case wire::Sender::kMember:
+      // In its own name: an open for its own control stream, or for a stream (one that may
+      // have moved on since its handler asked: the user-stream pin on its DATA, not this,
+      // binds a stream's messages to its site).
+      if (const auto* o = std::get_if<wire::OpenReq>(&m))
+        return o->opener == site::control_stream(from) ||
+               (!site::is_control(o->opener) && o->opener != 0);
       return true;
     case wire::Sender::kSite:
       return !site::is_shell(from);

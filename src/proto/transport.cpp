@@ -406,7 +406,15 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
     return;
   }
   auto [it, inserted] = recv_.try_emplace(key);
-  if (inserted) index_add(recv_index_, key);
+  if (inserted) {
+    if (open_gate_ && !open_gate_(key)) {
+      recv_.erase(it);
+      ++stats_.unopened_frames;
+      queue_reject(src, key, f.seq, wire::RejectReason::kNotOpened);
+      return;
+    }
+    index_add(recv_index_, key);
+  }
   RecvChannel& ch = it->second;
   if (!ch.on_sender(f.origin, f.floor)) {
     ++stats_.stale_numbering;

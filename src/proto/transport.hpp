@@ -21,6 +21,7 @@
 // Thread-safety: none; one thread drives a Transport.
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -93,6 +94,8 @@ struct TransportStats {
   // DATA or FRAGMENT in the name of a sender pinned to another site (set_sender_pin): only a
   // member lying does that.
   std::uint64_t impostor_frames = 0;
+  // DATA or FRAGMENT opening a channel from a sender its receiver's openers do not include.
+  std::uint64_t unopened_frames = 0;
   // CONSUMED or REJECT of a channel from a site its messages do not go to: late, from a site
   // the receiver left, or a member lying.
   std::uint64_t misdirected_acks = 0;
@@ -149,6 +152,12 @@ class Transport {
   static constexpr SiteId kNoPin = 0xFFFFFFFFu;
   using SenderPin = SiteId (*)(StreamId from);
   void set_sender_pin(SenderPin pin) { pin_ = pin; }
+  // Which senders a stream here takes (its openers, seed 004 §2.2): asked once per new
+  // receive channel, never per frame, so a refused sender costs nothing after its first
+  // frame and an admitted one nothing at all. A refused frame is answered REJECT(kNotOpened)
+  // and counted in unopened_frames. Null: every sender.
+  using OpenGate = std::function<bool(ChannelKey key)>;
+  void set_open_gate(OpenGate gate) { open_gate_ = std::move(gate); }
 
   // Membership: once a site was admitted, datagrams from sites not admitted are dropped
   // (counted in unknown_site_in) and no path is made for them, so a forged source id cannot
@@ -328,6 +337,7 @@ class Transport {
   bool secured_ = false;
   Keyring keys_;
   SenderPin pin_ = nullptr;
+  OpenGate open_gate_;
   void refresh_repeat(wire::Bytes* datagram);
   wire::DecodedDatagram repeat_;  // refresh_repeat's scratch
   wire::Bytes repeat_bytes_;

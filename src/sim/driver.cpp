@@ -29,6 +29,7 @@ void add_transport_stats(const proto::TransportStats& st, proto::TransportStats*
   s.unsealed_in += st.unsealed_in;
   s.impostor_frames += st.impostor_frames;
   s.misdirected_acks += st.misdirected_acks;
+  s.unopened_frames += st.unopened_frames;
 }
 
 }  // namespace mstream::sim

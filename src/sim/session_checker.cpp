@@ -424,8 +424,15 @@ void SessionChecker::on_arrive(const wire::Arrive& a, std::size_t encoded_bytes)
     for (const std::string& m : oc.unconsumed) payload += m.size() + varint_size(m.size());
   for (const wire::AgentState& b : a.briefcases)
     payload += b.briefcase.size() + varint_size(b.briefcase.size());
+  std::size_t waiting = 0;  // appends waiting for an open: messages, like unconsumed ones
+  for (const wire::WaitingAppends& w : a.waiting) {
+    waiting += w.messages.size();
+    for (const std::string& m : w.messages) payload += m.size() + varint_size(m.size());
+  }
   const std::size_t meta = encoded_bytes > payload ? encoded_bytes - payload : 0;
-  const std::size_t entries = a.in.size() + a.out.size() + a.agents.size();
+  // Its openers are peers too: one entry each, like a channel.
+  const std::size_t entries =
+      a.in.size() + a.out.size() + a.agents.size() + a.opened.size() + a.waiting.size() + waiting;
   // An absolute bound: a record, and a few varints per entry (ids, sites, sequence numbers).
   const std::size_t bound = 96 + a.stream.name.size() + 48 * entries;
   if (meta > bound) {
@@ -435,7 +442,8 @@ void SessionChecker::on_arrive(const wire::Arrive& a, std::size_t encoded_bytes)
   }
   // Against the first move with as many channels: sequence numbers and the epoch may gain a
   // varint byte each as they grow, nothing more.
-  const auto key = std::make_pair(a.in.size(), a.out.size());
+  const auto key =
+      std::make_tuple(a.in.size(), a.out.size(), a.opened.size() + a.waiting.size() + waiting);
   auto [it, first] = st.first_meta.try_emplace(key, meta, a.stream.epoch);
   if (!first && meta > it->second.first + 4 + 3 * entries) {
     fail("move_cost_bounded", what + " carries " + std::to_string(meta) + " bytes of state, " +

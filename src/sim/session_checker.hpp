@@ -253,7 +253,9 @@ class SessionChecker {
     std::uint32_t life() const { return static_cast<std::uint32_t>(origins.size() - 1); }
     // The state an Arrive carried beyond messages and briefcases, at the first move with a
     // given (in, out) channel count, and that move's epoch.
-    std::map<std::pair<std::size_t, std::size_t>, std::pair<std::size_t, std::uint64_t>> first_meta;
+    std::map<std::tuple<std::size_t, std::size_t, std::size_t>,
+             std::pair<std::size_t, std::uint64_t>>
+        first_meta;
   };
   Stream& stream(StreamId id);
   std::string name(StreamId id) const;

@@ -49,6 +49,8 @@ const char* lie_name(Lie kind) {
       return "control_rule";
     case Lie::kSealAsOther:
       return "seal_as_other";
+    case Lie::kUnopened:
+      return "unopened";
     case Lie::kCount:
       break;
   }
@@ -178,7 +180,8 @@ wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::O
   const int count = 1 + static_cast<int>(hostile_rng_.below(kMostLiesPerDatagram));
   for (int i = 0; i < count; ++i) {
     const std::size_t before = plain.size();
-    const Lie kind = static_cast<Lie>(hostile_rng_.below(6));
+    const Lie kind =
+        hostile_rng_.chance(1.0 / 7) ? Lie::kUnopened : static_cast<Lie>(hostile_rng_.below(6));
     switch (kind) {
       case Lie::kConsumedForeign:
         if (const Seen* s = any(sent_by_them))
@@ -214,6 +217,18 @@ wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::O
       case Lie::kWrongOrigin:
         if (const Seen* s = any(sent_to_us))
           wire::encode_consumed(s->key.from, s->key.to, s->seq, &plain, s->origin + 1);
+        break;
+      case Lie::kUnopened:
+        // From its own control stream (which is its to speak for) to a stream at the
+        // receiver: taken, it would be a message nobody appended.
+        for (const auto& [name, id] : ids_) {
+          const wire::StreamRecord* r = nodes_[n].core->directory().find(id);
+          if (!r || r->site != h.dst_site) continue;
+          wire::encode_data(site::control_stream(self), id, 1 + hostile_rng_.below(4),
+                            wire::ByteView(reinterpret_cast<const std::uint8_t*>("lie"), 3),
+                            &plain);
+          break;
+        }
         break;
       case Lie::kNoStream:
         // From a stream id nobody has to one nobody has: refused, and nothing kept for it.

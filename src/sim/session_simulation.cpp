@@ -63,7 +63,8 @@ std::string describe(const SessionResult& r) {
          kv("sealed_out", s.sealed) + kv("forged_in", t.forged_in) +
          kv("replayed_in", t.replayed_in) + kv("unsealed_in", t.unsealed_in) +
          kv("impostor_frames", t.impostor_frames) + kv("misdirected_acks", t.misdirected_acks) +
-         kv("stale_numbering", t.stale_numbering) + kv("stale_boot_in", t.stale_boot_in) + "\n";
+         kv("unopened_frames", t.unopened_frames) + kv("stale_numbering", t.stale_numbering) +
+         kv("stale_boot_in", t.stale_boot_in) + "\n";
   std::uint64_t refused = 0;
   for (std::uint64_t r : s.refused_control) refused += r;
   if (refused > 0) {

@@ -39,15 +39,17 @@ Result<std::string> ShellApi::stream_create(const std::string& name,
 Status ShellApi::stream_open(const std::string& name) {
   if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
   const wire::StreamRecord* rec = core_->directory().find(name);
-  if (rec && opened_.contains(rec->id)) return Status::ok_status();
-  auto reply = call(wire::OpenReq{0, name});
+  if (rec && core_->opened(rec->id)) return Status::ok_status();
+  auto reply = call(wire::OpenReq{0, name, core_->sender_id()});
   if (!reply.ok()) return reply.status();
-  if ((rec = core_->directory().find(name))) opened_.insert(rec->id);
+  if ((rec = core_->directory().find(name))) core_->note_opened(rec->id);
   return Status::ok_status();
 }
 
 Result<std::string> ShellApi::stream_append(const std::string& name, std::string message,
                                             bool sync) {
+  // Appending goes through an open, as in the paper: append_from opens the stream first,
+  // and this waits for the answer as for room in a full buffer; a denial is the error.
   Result<proto::Seq> seq = core_->append_from(core_->sender_id(), name, message, sync);
   if (!seq.ok() && seq.status().code() == Status::Code::kWouldBlock) {
     // The channel's buffer is full of unconsumed messages: the script waits for room.

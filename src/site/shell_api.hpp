@@ -73,7 +73,6 @@ class ShellApi final : public tcl::ScriptApi {
   Pump pump_;
   Write write_;
   std::chrono::nanoseconds timeout_;
-  std::set<std::uint64_t> opened_;  // streams whose open every controller allowed
   std::string partial_;
 };
 

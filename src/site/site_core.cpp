@@ -37,6 +37,8 @@ SiteCore::SiteCore(SiteOptions options)
   transport_.set_sender_pin([](proto::StreamId from) {
     return is_control(from) ? control_site(from) : proto::Transport::kNoPin;
   });
+  // A stream takes channels only from the senders that opened it (site/opens.cpp).
+  transport_.set_open_gate([this](proto::ChannelKey key) { return sender_opened(key); });
   executor_ = std::move(options_.executor);
   if (!executor_) executor_ = std::make_shared<proto::InlineExecutor>();
   for (std::size_t i = 0; i < executor_->lanes(); ++i)
@@ -187,6 +189,11 @@ void SiteCore::step(Time now) {
   proto::Rejected j;
   while (transport_.poll_rejected(&j)) {
     if (is_control(j.key.to)) continue;  // control streams never move
+    if (j.reason == wire::RejectReason::kNotOpened) {
+      on_not_opened(j.key);  // re-sent once opened again
+      if (!retry_at_.contains(j.key.to)) retry_at_[j.key.to] = now + kRejectRetry;
+      continue;
+    }
     const wire::StreamRecord* rec = view_->directory.find(j.key.to);
     if (view_->directory.destroyed(j.key.to)) {
       drop_channels_to(j.key.to);
@@ -458,15 +465,19 @@ void SiteCore::carry_out(Hosted* h, StreamId from, HandlerRun& run) {
                      "controller: a session or site controller is not a stream and sends nothing");
         continue;
       }
-      if (h && h->durable) {
-        hold_append(*h, a->to, a->message, run.ctx.stream);
+      append_opened(h, from, a->to, std::move(a->message), run.ctx.stream);
+    } else if (auto* q = std::get_if<RequestEffect>(&e)) {
+      if (const auto* o = std::get_if<wire::OpenReq>(&q->message); o && from != 0) {
+        // A stream's stream_open: one open per pair, which its appends wait behind.
+        const wire::StreamRecord* rec = view_->directory.find(o->name);
+        if (!rec) {
+          report_error("site " + std::to_string(options_.self) + ": stream_open from stream \"" +
+                       run.ctx.stream + "\": " + Directory::no_such_stream(o->name).message());
+        } else if (!has_opened(h, {from, rec->id})) {
+          (void)open_for(h, from, rec->id, o->name);
+        }
         continue;
       }
-      Result<proto::Seq> r = append_from(from, a->to, a->message, false);
-      if (!r.ok())
-        report_error("site " + std::to_string(options_.self) + ": stream_append from stream \"" +
-                     run.ctx.stream + "\": " + r.status().message());
-    } else if (auto* q = std::get_if<RequestEffect>(&e)) {
       ++counters_.requests;
       handler_requests_.insert(q->req);
       send_numbered_request(q->req, std::move(q->message));
@@ -684,6 +695,12 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
         } else if constexpr (std::is_same_v<T, wire::Reply>) {
           // The leader repeats an answer a failed site may or may not have given.
           if (!awaiting_replies_.erase(m.req)) return;
+          if (auto o = open_requests_.find(m.req); o != open_requests_.end()) {
+            const proto::ChannelKey key = o->second;
+            open_requests_.erase(o);
+            on_open_answer(key, m);
+            if (!handler_requests_.contains(m.req)) return;  // a shell's: answered above
+          }
           auto hold = holds_.find(m.req);
           if (hold != holds_.end()) {
             auto h = hosted_.find(hold->second);
@@ -711,6 +728,8 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           finished_ = true;
         } else if constexpr (std::is_same_v<T, wire::PolicyCheck>) {
           on_policy_check(m);
+        } else if constexpr (std::is_same_v<T, wire::Opened>) {
+          on_opened(m);
         } else {
           report_error(std::string("site ") + std::to_string(options_.self) +
                        ": unexpected control message " + wire::control_name(msg));
@@ -784,9 +803,11 @@ void SiteCore::apply_peer(const wire::PeerRecord& peer) {
 }
 
 void SiteCore::drop_channels_to(StreamId to) {
+  opened_.erase({sender_id(), to});
   auto it = senders_to_.find(to);
   if (it == senders_to_.end()) return;
   for (StreamId from : it->second) {
+    opened_.erase({from, to});
     proto::ChannelKey key{from, to};
     auto st = transport_.take_send_state(key);
     // Messages to a destroyed stream are discarded, but only those it did not consume: the
@@ -877,6 +898,17 @@ Result<proto::Seq> SiteCore::append_from(StreamId from, const std::string& to,
   payload[0] = sync ? kMessageSync : 0;
   if (!message.empty()) std::memcpy(payload.data() + 1, message.data(), message.size());
   const StreamId to_id = rec->id;
+  if (options_.shell && from == sender_id() && !opened_.contains({from, to_id})) {
+    // A shell's first append opens the stream and waits for the answer, as for a full
+    // buffer: it retries; a denial is then the append's error.
+    if (auto d = open_denied_.find(to_id); d != open_denied_.end()) {
+      Status denied = Status::error(Status::Code::kPermissionDenied, d->second);
+      open_denied_.erase(d);
+      return denied;
+    }
+    (void)open_for(nullptr, from, to_id, to);
+    return Status::error(Status::Code::kWouldBlock, "opening stream \"" + to + "\"");
+  }
   // A shell waits and retries on a full buffer (its script blocks); a handler never blocks,
   // so its appends overflow into an ordered local queue instead.
   Result<proto::Seq> r = options_.shell ? transport_.append(from, to_id, rec->site, payload, now_)
@@ -948,6 +980,7 @@ void SiteCore::apply_op(Hosted& h, PendingOp op) {
       }
       if (trace_) trace_({HandlerTrace::Kind::kDepart, h.rec.id, 0, 0, op.move.epoch, {}});
       const StreamId id = h.rec.id;
+      h.departing = true;
       save_briefcases(h, [this, id, move = op.move](std::vector<wire::AgentState> b) {
         depart(id, move, std::move(b));
       });
@@ -1093,8 +1126,10 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
   auto it = hosted_.find(id);
   if (it == hosted_.end()) return;
   Hosted& h = *it->second;
+  h.departing = false;
   if (h.move_called_off == m.epoch) {  // the target failed meanwhile (on_settle): we keep it
     h.move_called_off = 0;
+    flush_opened(h);
     return;
   }
   wire::Arrive a;
@@ -1104,6 +1139,8 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
   a.agents = h.agents;
   a.requester = m.requester;
   a.req = m.req;
+  a.opened = h.opened;
+  a.waiting = take_waiting(h.rec.id);
   a.briefcases = std::move(briefcases);
   for (StreamId from : h.in_peers) {
     auto st = transport_.export_recv_state({from, h.rec.id});
@@ -1199,6 +1236,9 @@ void SiteCore::on_recover(const wire::Recover& m) {
   a.agents = m.agents;
   // A durable stream starts from its last checkpoint here, if there is one.
   if (m.stream.flags & wire::kStreamDurable) (void)restore_checkpoint(m, &a);
+  // Who opened it: the leader's record, which every open reached before it was answered.
+  for (std::uint64_t o : m.opened)
+    if (std::find(a.opened.begin(), a.opened.end(), o) == a.opened.end()) a.opened.push_back(o);
   // The leader sent every agent's code before this, on the same channel.
   if (!install_arrival(a, true)) {
     reply_installed(wire::Installed{m.stream.id, m.stream.epoch, 0,
@@ -1282,6 +1322,7 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
   Hosted& h = *owned;
   h.rec = a.stream;
   h.rec.site = options_.self;
+  h.opened = a.opened;
   hosted_[id] = std::move(owned);
   if (h.rec.flags & wire::kStreamDurable) h.durable = std::make_unique<DurableState>();
   apply_record(h.rec);
@@ -1312,6 +1353,8 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
     retry_at_.erase(id);
     transport_.relocate_receiver(id, options_.self);
   }
+  // Appends it made elsewhere that wait for opens wait here now, ahead of any it makes here.
+  wait_again(h, std::move(a.waiting));
   ++counters_.moves_in;
   if (trace_)
     trace_({recovery ? HandlerTrace::Kind::kRecover : HandlerTrace::Kind::kInstall, id, 0, 0,
@@ -1576,6 +1619,8 @@ wire::Arrive SiteCore::snapshot(Hosted& h, std::vector<wire::AgentState> briefca
   wire::Arrive a;
   a.stream = h.rec;
   a.agents = h.agents;
+  a.opened = h.opened;
+  a.waiting = waiting_of(id);  // a recovery opens again and sends them
   a.briefcases = std::move(briefcases);
   for (StreamId from : h.in_peers) {
     auto st = transport_.export_recv_state({from, id});
@@ -1642,6 +1687,7 @@ void SiteCore::on_checkpointed(const wire::Checkpointed& m) {
     return;
   }
   commit_durable(h, true);
+  flush_opened(h);  // appends whose open was answered while the checkpoint was under way
   maybe_checkpoint(h);
   if (runnable(h)) mark_ready(h);
 }
@@ -1840,6 +1886,8 @@ bool SiteCore::restore_checkpoint(const wire::Recover& m, wire::Arrive* a) {
   a->briefcases = saved->briefcases;
   a->in = saved->in;
   a->out = saved->out;
+  a->opened = saved->opened;
+  a->waiting = saved->waiting;  // appends it made that waited for an open: they wait again
   // Its channels out continue their numbering (no new origin for a durable stream) from a
   // new site: their incarnation must be above any the stream used since the checkpoint, so
   // that receivers send their acks here (each move added one; epochs grow at least as fast).

@@ -278,6 +278,10 @@ class SiteCore final : public proto::Node {
   // it is ready only after (doc/policy.md).
   bool controls_told() const;
   StreamId sender_id() const { return control_stream(options_.self); }
+  // Whether this node's own sender (a shell) opened stream `to`, which every append to it
+  // needs (site/opens.cpp); note_opened records the leader's yes.
+  bool opened(StreamId to) const { return opened_.contains({sender_id(), to}); }
+  void note_opened(StreamId to) { opened_.insert({sender_id(), to}); }
 
   // Lines printed by handlers (puts) and errors worth a user's eye (handler errors, failed
   // requests), in order.
@@ -327,9 +331,44 @@ class SiteCore final : public proto::Node {
     // A move whose target failed while the briefcases were being saved: depart() keeps the
     // stream (the epoch of that move; 0: none).
     std::uint64_t move_called_off = 0;
+    // Its briefcases are being saved for a move: appends that waited for an open stay waiting
+    // and leave with it (a durable stream's would otherwise be held here, unstored).
+    bool departing = false;
     // Set for a durable stream only (idle streams are many).
     std::unique_ptr<DurableState> durable;
+    // The senders that opened it (wire::Opened): the only ones it takes a channel from.
+    std::vector<StreamId> opened;
   };
+  // Opens (site/opens.cpp): appends from `from` to a stream it has not opened wait for the
+  // leader's answer to an implicit open.
+  struct OpenWait {
+    std::string name;       // the stream opened
+    std::string from_name;  // the opener's, for errors
+    std::deque<std::string> messages;
+    bool answered = false;  // yes came while the stream was departing: no request is out
+  };
+  bool has_opened(Hosted* h, proto::ChannelKey key) const;
+  void append_opened(Hosted* h, StreamId from, const std::string& to, std::string message,
+                     const std::string& from_name);
+  OpenWait& open_for(Hosted* h, StreamId from, StreamId to, const std::string& name);
+  void ask_open(proto::ChannelKey key, const std::string& name);
+  void flush_opened(Hosted& h);
+  void on_open_answer(proto::ChannelKey key, const wire::Reply& r);
+  void on_not_opened(proto::ChannelKey key);
+  bool sender_opened(proto::ChannelKey key) const;
+  void on_opened(const wire::Opened& m);
+  // The appends of stream `from` that wait for opens: taken (it leaves), or copied (for its
+  // checkpoint); and waiting again here (it arrived, or was recovered).
+  std::vector<wire::WaitingAppends> take_waiting(StreamId from);
+  std::vector<wire::WaitingAppends> waiting_of(StreamId from) const;
+  void wait_again(Hosted& h, std::vector<wire::WaitingAppends> waiting);
+  // SiteOptions::sender_rules_off: the receiving side's open check (tests).
+  static constexpr std::uint32_t kOpenGateOff = 1u << 16;
+  std::unordered_set<proto::ChannelKey, proto::ChannelKeyHash> opened_;  // pairs opened here
+  std::unordered_map<proto::ChannelKey, OpenWait, proto::ChannelKeyHash> opening_;
+  std::unordered_map<std::uint64_t, proto::ChannelKey> open_requests_;
+  // A shell's implicit opens that were denied, by stream: its next append gets the denial.
+  std::unordered_map<StreamId, std::string> open_denied_;
   struct Delivering;
   struct Arriving;
   // Durable streams: the host's side of checkpointing.

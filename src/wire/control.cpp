@@ -64,7 +64,7 @@ const char* control_name(const ControlMessage& m) {
       "Attach",      "MoveOut",     "DestroyStream", "Finalize",   "Probe",      "Shutdown",
       "ErrorReport", "SyncResult",  "Installed",     "ProbeReply", "Leave",      "Arrive",
       "Watch",       "Recover",     "Settle",        "Settled",    "Checkpoint", "Checkpointed",
-      "OpenReq",     "PolicyCheck", "PolicyVerdict", "Controls",   "Expect"};
+      "OpenReq",     "PolicyCheck", "PolicyVerdict", "Controls",   "Expect",     "Opened"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlMessage>);
   return kNames[m.index()];
 }

@@ -28,7 +28,8 @@ namespace mstream::wire {
 // 8: pair keys (doc/security.md): each member seals only under the keys of its own pairs, so
 // Welcome carries the newcomer's key with every member, and PeerUpdate a member's key with
 // the newcomer. ErrorReport names the stream and agent it is about (its sender rule needs
-// them).
+// them). Opens are kept by the stream's site: OpenReq names its opener, Opened, and Arrive and
+// Recover carry the stream's openers.
 inline constexpr std::uint8_t kControlVersion = 8;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
@@ -432,6 +433,17 @@ struct OutChannel {  // a channel from the moving stream: its whole sender state
     a(to, dest, next_seq, consumed_up_to, unconsumed, incarnation, origin);
   }
 };
+// Appends of a moving (or checkpointed) stream to a stream it is opening: they wait, in order,
+// for the open's answer wherever the stream goes (site/opens.cpp).
+struct WaitingAppends {
+  std::uint64_t to = 0;
+  std::string name;
+  std::vector<std::string> messages;
+  template <class A>
+  void fields(A& a) {
+    a(to, name, messages);
+  }
+};
 struct Arrive {
   static constexpr Sender kSender = Sender::kMoveSource;
   StreamRecord stream;                // with the new epoch and site
@@ -441,9 +453,12 @@ struct Arrive {
   std::vector<InChannel> in;
   std::uint32_t requester = kNoSite;  // from MoveOut
   std::uint64_t req = 0;
+  // The senders that opened it: its site takes messages from no other (Opened).
+  std::vector<std::uint64_t> opened;
+  std::vector<WaitingAppends> waiting;
   template <class A>
   void fields(A& a) {
-    a(stream, agents, briefcases, out, in, requester, req);
+    a(stream, agents, briefcases, out, in, requester, req, opened, waiting);
   }
 };
 
@@ -467,9 +482,10 @@ struct Recover {
   StreamRecord stream;                // with this site, the new epoch and origin
   std::vector<std::uint64_t> agents;  // in attach order; their Code was sent before
   std::uint32_t failed_site = 0;
+  std::vector<std::uint64_t> opened;  // the senders that opened it (Opened)
   template <class A>
   void fields(A& a) {
-    a(stream, agents, failed_site);
+    a(stream, agents, failed_site, opened);
   }
 };
 // Leader to the surviving end of a move whose other end failed: does the stream live here
@@ -538,13 +554,19 @@ enum PolicyEvent : std::uint8_t {
 enum PolicyLevel : std::uint8_t { kPolicySession, kPolicySite, kPolicyStream, kPolicyLevelCount };
 inline constexpr std::uint64_t policy_bit(PolicyEvent e) { return 1ull << e; }
 
-struct OpenReq {  // stream_open: answered by a Reply once every level allowed it
+// stream_open, or the implicit open of a first append (seed 004 §2.2: streams are opened like
+// sockets): answered by a Reply once every level allowed it and the stream's site knows.
+struct OpenReq {
   static constexpr Sender kSender = Sender::kMember;
   std::uint64_t req = 0;
   std::string name;
+  // Who opens: the requester's own control stream (a shell), or a stream its site hosts (a
+  // handler's): the sender whose messages the stream will take (the leader checks it is the
+  // requester's). 0: the requester's control stream.
+  std::uint64_t opener = 0;
   template <class A>
   void fields(A& a) {
-    a(req, name);
+    a(req, name, opener);
   }
 };
 struct PolicyCheck {  // leader to the site of the controller asked
@@ -594,12 +616,25 @@ struct Expect {
   }
 };
 
+// Leader to a stream's site, once an open passed every check: `opener` may now send to the
+// stream. Answered by Installed. The set travels with the stream (Arrive::opened) and the
+// leader keeps it for recoveries (Recover::opened).
+struct Opened {
+  static constexpr Sender kSender = Sender::kLeader;
+  std::uint64_t stream = 0;
+  std::uint64_t opener = 0;
+  template <class A>
+  void fields(A& a) {
+    a(stream, opener);
+  }
+};
+
 using ControlMessage =
     std::variant<CreateReq, DestroyReq, MoveReq, AttachReq, DetachReq, QuiesceReq, Reply, Welcome,
                  PeerUpdate, Location, Install, Code, Attach, MoveOut, DestroyStream, Finalize,
                  Probe, Shutdown, ErrorReport, SyncResult, Installed, ProbeReply, Leave, Arrive,
                  Watch, Recover, Settle, Settled, Checkpoint, Checkpointed, OpenReq, PolicyCheck,
-                 PolicyVerdict, Controls, Expect>;
+                 PolicyVerdict, Controls, Expect, Opened>;
 
 inline constexpr std::size_t kControlTypes = std::variant_size_v<ControlMessage>;
 inline Sender sender_rule(const ControlMessage& m) {

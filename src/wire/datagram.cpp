@@ -128,7 +128,7 @@ Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
         std::uint8_t reason = 0;
         if (!read_streams(r, &f) || !r.varint(&f.seq) || !r.u8(&reason))
           return malformed("bad REJECT frame");
-        if (reason < 1 || reason > 3) return malformed("unknown REJECT reason");
+        if (reason < 1 || reason > 4) return malformed("unknown REJECT reason");
         f.reason = static_cast<RejectReason>(reason);
         break;
       }
@@ -274,6 +274,7 @@ std::string describe(const DecodedDatagram& d) {
     if (carries_data && f.incarnation != 0) s += "/i" + std::to_string(f.incarnation);
     if (f.origin != 0) s += "/o" + std::to_string(f.origin);
     if (carries_data && f.floor != 0) s += "/f" + std::to_string(f.floor);
+    if (f.type == FrameType::kReject) s += "/r" + std::to_string(static_cast<int>(f.reason));
   }
   return s;
 }

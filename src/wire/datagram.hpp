@@ -82,6 +82,7 @@ enum class RejectReason : std::uint8_t {
   kNoSuchStream = 1,  // the receiver stream does not live at this site
   kOutOfWindow = 2,   // the sequence number is beyond what the receiver accepts
   kTooLarge = 3,      // the message exceeds the receiver's configured maximum
+  kNotOpened = 4,     // the sender has not opened the receiver (COMMANDS.md: stream_open)
 };
 
 struct AckRange {
