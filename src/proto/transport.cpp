@@ -395,7 +395,18 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
   ChannelKey key{f.from_stream, f.to_stream};
   if (pin_ != nullptr) {
     const SiteId pinned = pin_(key.from);
-    if (pinned != kNoPin && pinned != src) {
+    if (pinned == kByLocation) {
+      // A frame for a stream not here is refused below whoever sent it: nothing to protect.
+      if (config_.pin_user_senders && !pins_.allows(key.from, src) && is_open(key.to)) {
+        SenderPins::Held evicted;
+        ++stats_.held_frames;
+        if (pins_.known(key.from) && (unplaced_.empty() || unplaced_.back() != key.from) &&
+            unplaced_.size() < SenderPins::kMaxHeld)
+          unplaced_.push_back(key.from);
+        if (pins_.hold(src, f, now + config_.pin_hold, &evicted)) drop_held(evicted, evicted.known);
+        return;
+      }
+    } else if (pinned != kNoPin && pinned != src) {
       ++stats_.impostor_frames;
       return;
     }
@@ -454,6 +465,31 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
     recv_.erase(it);  // nothing was accepted: do not keep state for a refused sender
     index_remove(recv_index_, key);
   }
+}
+
+void Transport::locate_sender(StreamId from, SiteId site, std::uint64_t epoch, Time now) {
+  if (!pins_.locate(from, site, epoch)) return;
+  judged_.clear();
+  pins_.take(from, &judged_);
+  // Known at a newer epoch than when they came: from the sites it names they are taken, from
+  // any other they contradict the leader's word.
+  for (SenderPins::Held& h : judged_) {
+    if (pins_.allows(from, h.src)) {
+      on_data(h.src, h.bind(), now);
+    } else {
+      drop_held(h, true);
+    }
+  }
+}
+
+void Transport::drop_held(SenderPins::Held& h, bool forged) {
+  if (forged) {
+    ++stats_.wrong_site_frames;
+  } else {
+    ++stats_.held_refused;
+  }
+  queue_reject(h.src, ChannelKey{h.frame.from_stream, h.frame.to_stream}, h.frame.seq,
+               wire::RejectReason::kNoSuchStream);
 }
 
 void Transport::set_reply_site(RecvChannel& ch, ChannelKey key, SiteId site, Time now) {
@@ -781,7 +817,7 @@ bool Transport::fill_data(Path& p, std::size_t room, wire::Bytes* body) {
 }
 
 Time Transport::next_timeout() const {
-  Time t = kNever;
+  Time t = pins_.next_expiry();
   for (const auto& [site, p] : paths_) {
     t = std::min(t, p->next_timeout());
     if (!keepalive_.empty()) {
@@ -797,6 +833,12 @@ Time Transport::next_timeout() const {
 void Transport::on_timeout(Time now) {
   for (auto& [site, p] : paths_)
     if (p->next_timeout() <= now) p->on_timeout(now);
+  if (pins_.next_expiry() <= now) {
+    // No word within the hold time: a lie if the receiver knew the sender elsewhere all along.
+    judged_.clear();
+    pins_.expire(now, &judged_);
+    for (SenderPins::Held& h : judged_) drop_held(h, h.known);
+  }
 }
 
 bool Transport::poll_delivery(Delivery* out) {

@@ -33,6 +33,7 @@
 #include "proto/keyring.hpp"
 #include "proto/path.hpp"
 #include "proto/replay_window.hpp"
+#include "proto/sender_pins.hpp"
 #include "proto/types.hpp"
 #include "wire/codec.hpp"
 #include "wire/crypto.hpp"
@@ -93,6 +94,15 @@ struct TransportStats {
   // DATA or FRAGMENT in the name of a sender pinned to another site (set_sender_pin): only a
   // member lying does that.
   std::uint64_t impostor_frames = 0;
+  // DATA or FRAGMENT in the name of a user stream from a site where the leader's word says it
+  // is not (kByLocation): a member lying, or, rarely, a sender's copy that waited through two
+  // of its moves (refused: its sender re-sends what is not consumed).
+  std::uint64_t wrong_site_frames = 0;
+  // Frames held for the leader's word on where their sender is (SenderPins), and of those,
+  // refused uncounted after all (no word came within TransportConfig::pin_hold, and the
+  // receiver knew no site for the sender: it re-sends them).
+  std::uint64_t held_frames = 0;
+  std::uint64_t held_refused = 0;
   // CONSUMED or REJECT of a channel from a site its messages do not go to: late, from a site
   // the receiver left, or a member lying.
   std::uint64_t misdirected_acks = 0;
@@ -146,9 +156,30 @@ class Transport {
   // other site are counted in impostor_frames and dropped before the channel sees them, so
   // that a member cannot speak for the leader or another site's control stream. Null: none
   // is pinned. A plain function, as it runs for every frame received.
+  //
+  // kByLocation: the sender is a user stream, which moves; its frames are taken only from the
+  // site locate_sender() last named for it, or the one before (SenderPins). From another site
+  // they are held, bounded, until a newer word names that site (then taken) or another one
+  // (then counted in wrong_site_frames); after TransportConfig::pin_hold without one they are
+  // counted if a site was known for the sender. Whatever is dropped is refused to its site
+  // (REJECT kNoSuchStream) so that an honest sender misjudged re-sends it.
   static constexpr SiteId kNoPin = 0xFFFFFFFFu;
+  static constexpr SiteId kByLocation = 0xFFFFFFFEu;
   using SenderPin = SiteId (*)(StreamId from);
   void set_sender_pin(SenderPin pin) { pin_ = pin; }
+  // The leader's word on where the user stream `from` is (the site's directory). Frames held
+  // for it are judged again at once.
+  void locate_sender(StreamId from, SiteId site, std::uint64_t epoch, Time now);
+  std::size_t held_frames() const { return pins_.held(); }
+  // Senders whose frames came from a site other than the one the last word named for them
+  // (held above): the site's word on them lags. A site asks the leader to tell it their moves
+  // at once (wire::Watch), so that their next move does not wait for its batch.
+  bool poll_unplaced(StreamId* out) {
+    if (unplaced_.empty()) return false;
+    *out = unplaced_.back();
+    unplaced_.pop_back();
+    return true;
+  }
 
   // Membership: once a site was admitted, datagrams from sites not admitted are dropped
   // (counted in unknown_site_in) and no path is made for them, so a forged source id cannot
@@ -282,6 +313,8 @@ class Transport {
   bool keepalive_due(SiteId site, const Path& p, Time now) const;
   void on_frame(SiteId src, const wire::Frame& f, Time now);
   void on_data(SiteId src, const wire::Frame& f, Time now);
+  // A frame held for the leader's word, dropped after all (`forged`: counted as a lie).
+  void drop_held(SenderPins::Held& h, bool forged);
   void on_consumed(SiteId src, const wire::Frame& f);
   void on_reject(SiteId src, const wire::Frame& f);
   void flush_ready(RecvChannel& ch, ChannelKey key);
@@ -328,6 +361,9 @@ class Transport {
   bool secured_ = false;
   Keyring keys_;
   SenderPin pin_ = nullptr;
+  SenderPins pins_;
+  std::vector<SenderPins::Held> judged_;  // scratch of locate_sender() and on_timeout()
+  std::vector<StreamId> unplaced_;
   void refresh_repeat(wire::Bytes* datagram);
   wire::DecodedDatagram repeat_;  // refresh_repeat's scratch
   wire::Bytes repeat_bytes_;
