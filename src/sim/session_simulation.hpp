@@ -38,6 +38,7 @@ enum class Lie : std::uint8_t {
   kControlForeign,   // Installed or Settled of another's stream's operation, to the leader
   kControlRule,      // a control message of a type it may not send, to a site or the leader
   kSealAsOther,      // a datagram in another member's name, sealed under a key it has
+  kImpersonateUser,  // DATA in the name of a user stream that lives elsewhere, to its receiver
   kCount,
 };
 const char* lie_name(Lie kind);
