@@ -52,11 +52,15 @@ TEST(SenderPins, FromAnotherSiteItIsRefusedAndCountedOnceANewerEpochIsKnown) {
   EXPECT_TRUE(c.delivered[kB].empty());
   EXPECT_EQ(c[kB].stats().held_frames, 1u);
   EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
-  // The leader's word at a newer epoch: still at A. C lied.
+  // The leader's word at a newer epoch: still at A. C may yet be newer (two quick moves, the
+  // second word on its way): held on, until the hold time is up; then C lied.
   c[kB].locate_sender(kAB.from, kA, 2, c.now);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+  EXPECT_EQ(c[kB].held_frames(), 1u);
+  c.run_for(c[kB].config().pin_hold + kMillisecond);
   EXPECT_EQ(c[kB].stats().wrong_site_frames, 1u);
   EXPECT_EQ(c[kB].held_frames(), 0u);
-  // No word at all: a lie too, once the hold time is up.
+  // No newer word at all: a lie too, once the hold time is up.
   ASSERT_TRUE(c[kB].on_datagram(lie_from_c(2, 1), c.now).ok());
   c.run_for(c[kB].config().pin_hold + kMillisecond);
   EXPECT_EQ(c[kB].stats().wrong_site_frames, 2u);
@@ -118,6 +122,41 @@ TEST(SenderPins, WithNoWordInTimeTheSenderIsRefusedAndItsResendIsTaken) {
   c[kA].relocate_receiver(kAB.to, kB);
   ASSERT_TRUE(c.settle());
   EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(3));
+}
+
+// Two quick moves, A to B to C: C's first frames beat both words. The word naming B does not
+// condemn them (C may be newer still); the one naming C takes them. A copy B sent before it let
+// go is taken (the site before the last move); one A repeats after that is stale, not a lie.
+TEST(SenderPins, TwoQuickMovesTheNewestSitesFramesWaitForItsWord) {
+  Cluster c({kA, kB, kC, 4});
+  c[kB].set_sender_pin(by_location);
+  ASSERT_TRUE(c[kB].open_stream(200).ok());
+  c[kB].locate_sender(kAB.from, kA, 1, c.now);
+  ASSERT_TRUE(c.append(kA, kAB, kB, pattern(30, 1)).ok());
+  ASSERT_TRUE(c.settle());
+  Result<SendState> st = c[kA].take_send_state(kAB);
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(c[4].import_send_state(kAB, std::move(st).value()).ok());
+  st = c[4].take_send_state(kAB);
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(c[kC].import_send_state(kAB, std::move(st).value()).ok());
+  ASSERT_TRUE(c.append(kC, kAB, kB, pattern(30, 2)).ok());
+  for (int i = 0; i < 5; ++i) c.step();
+  c[kB].locate_sender(kAB.from, 4, 2, c.now);
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(1));
+  EXPECT_EQ(c[kB].held_frames(), 1u);
+  c[kB].locate_sender(kAB.from, kC, 3, c.now);
+  ASSERT_TRUE(c.settle());
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(2));
+  EXPECT_EQ(c.released_up_to(kC, kAB), 2u);
+  // A, two moves back, repeats an old copy: refused, not counted.
+  wire::Bytes old;
+  wire::encode_header({kA, kB, 1000}, &old);
+  wire::encode_data(kAB.from, kAB.to, 1, pattern(30, 1), &old);
+  wire::seal(&old);
+  ASSERT_TRUE(c[kB].on_datagram(old, c.now).ok());
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+  EXPECT_EQ(c[kB].stats().held_refused, 1u);
 }
 
 // Turned off (tests only), a frame is taken from any site, as before the pin.

@@ -9,10 +9,18 @@ bool SenderPins::locate(StreamId from, SiteId site, std::uint64_t epoch) {
   if (r.site != kNone && epoch <= r.epoch) return false;
   r.epoch = epoch;
   if (site == kNone || site == r.site) return true;
+  for (std::size_t i = kOlderSites - 1; i > 0; --i) r.older[i] = r.older[i - 1];
+  r.older[0] = r.prev;
   r.prev = r.site;
   r.site = site;
   if (cached_from_ == from) cached_from_ = 0;
   return true;
+}
+
+bool SenderPins::left(StreamId from, SiteId src) const {
+  auto it = records_.find(from);
+  return it != records_.end() &&
+         std::find(it->second.older.begin(), it->second.older.end(), src) != it->second.older.end();
 }
 
 bool SenderPins::hold(SiteId src, const wire::Frame& f, Time until, Held* evicted) {

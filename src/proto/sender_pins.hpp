@@ -9,13 +9,16 @@
 // The leader's word reaches a site a little after a move (at once to watchers, else in
 // batches), so a frame from any other site may be from the sender's new site, not yet heard
 // of, as much as a lie. Such a frame is held (a copy, bounded) until the word comes: the word
-// naming its site replays it; a newer word naming another site, or no word within the hold
-// time while the receiver knew the sender elsewhere, makes it a forgery (counted by the
-// Transport). A frame dropped for any reason is refused to its site (REJECT), so an honest
-// sender that was misjudged re-sends it; a liar gains nothing by that.
+// naming its site replays it; a word naming another one may be followed by one naming it (two
+// quick moves), so it waits out its hold time, and then, the receiver knowing the sender
+// elsewhere, it is a forgery (counted by the Transport). From a site the sender was at before
+// the last two words it is a stale copy (refused, not counted). A frame dropped for any
+// reason is refused to its site (REJECT), so an honest sender misjudged re-sends it; a liar
+// gains nothing by that.
 //
 // Thread-safety: none; owned by one Transport.
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <unordered_map>
@@ -61,6 +64,10 @@ class SenderPins {
     return true;
   }
   bool known(StreamId from) const { return records_.contains(from); }
+  // Whether `src` is a site `from` was at before the last two words (kOlderSites of them): a
+  // copy that waited through two moves of its sender, not taken (its sender re-sends from
+  // where it is) but no lie either.
+  bool left(StreamId from, SiteId src) const;
 
   // Keeps a copy of `f` from `src` until `until`. When kMaxHeld are held already, the oldest
   // one goes to *evicted first (true).
@@ -74,10 +81,12 @@ class SenderPins {
 
  private:
   static constexpr SiteId kNone = 0xFFFFFFFFu;
+  static constexpr std::size_t kOlderSites = 2;
   struct Record {
     SiteId site = kNone;
     SiteId prev = kNone;
     std::uint64_t epoch = 0;
+    std::array<SiteId, kOlderSites> older{kNone, kNone};  // before prev, the latest first
   };
   std::unordered_map<StreamId, Record> records_;
   // In arrival order; all share one hold time, so the front expires first.

@@ -94,13 +94,13 @@ struct TransportStats {
   // DATA or FRAGMENT in the name of a sender pinned to another site (set_sender_pin): only a
   // member lying does that.
   std::uint64_t impostor_frames = 0;
-  // DATA or FRAGMENT in the name of a user stream from a site where the leader's word says it
-  // is not (kByLocation): a member lying, or, rarely, a sender's copy that waited through two
-  // of its moves (refused: its sender re-sends what is not consumed).
+  // DATA or FRAGMENT in the name of a user stream from a site the leader's word never named
+  // for it lately (kByLocation), after the hold time: a member lying, or, rarely, an honest
+  // copy whose word took longer than the hold (refused: its sender re-sends it).
   std::uint64_t wrong_site_frames = 0;
-  // Frames held for the leader's word on where their sender is (SenderPins), and of those,
-  // refused uncounted after all (no word came within TransportConfig::pin_hold, and the
-  // receiver knew no site for the sender: it re-sends them).
+  // Frames held for the leader's word on where their sender is (SenderPins), and frames
+  // refused uncounted: copies from a site their sender left before its last move, or held
+  // with no site known for their sender when the hold time was up (their senders re-send).
   std::uint64_t held_frames = 0;
   std::uint64_t held_refused = 0;
   // CONSUMED or REJECT of a channel from a site its messages do not go to: late, from a site
@@ -158,11 +158,12 @@ class Transport {
   // is pinned. A plain function, as it runs for every frame received.
   //
   // kByLocation: the sender is a user stream, which moves; its frames are taken only from the
-  // site locate_sender() last named for it, or the one before (SenderPins). From another site
-  // they are held, bounded, until a newer word names that site (then taken) or another one
-  // (then counted in wrong_site_frames); after TransportConfig::pin_hold without one they are
-  // counted if a site was known for the sender. Whatever is dropped is refused to its site
-  // (REJECT kNoSuchStream) so that an honest sender misjudged re-sends it.
+  // site locate_sender() last named for it, or the one before (SenderPins). From a site it was
+  // at before those they are stale copies, refused uncounted. From another site they are held,
+  // bounded, until a word names that site (then taken); when TransportConfig::pin_hold is up
+  // without one they contradict what the receiver knows, and are counted in
+  // wrong_site_frames (uncounted if it knew no site for the sender). Whatever is dropped is
+  // refused to its site (REJECT kNoSuchStream) so that an honest sender misjudged re-sends.
   static constexpr SiteId kNoPin = 0xFFFFFFFFu;
   static constexpr SiteId kByLocation = 0xFFFFFFFEu;
   using SenderPin = SiteId (*)(StreamId from);
@@ -313,6 +314,9 @@ class Transport {
   bool keepalive_due(SiteId site, const Path& p, Time now) const;
   void on_frame(SiteId src, const wire::Frame& f, Time now);
   void on_data(SiteId src, const wire::Frame& f, Time now);
+  // The user-stream pin (kByLocation): whether `f` goes on to its channel now; if not, it was
+  // held for the leader's word, or refused.
+  bool user_frame_taken(SiteId src, const wire::Frame& f, Time now);
   // A frame held for the leader's word, dropped after all (`forged`: counted as a lie).
   void drop_held(SenderPins::Held& h, bool forged);
   void on_consumed(SiteId src, const wire::Frame& f);
