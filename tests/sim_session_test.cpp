@@ -1055,6 +1055,10 @@ TEST(SessionSimulation, AHostileMembersLiesAreAllToldAndAllStopped) {
   // Lies that reach their target are dropped and counted there (some are lost on the way).
   EXPECT_GT(t.impostor_frames, 0u);
   EXPECT_LE(t.impostor_frames, lies[static_cast<std::size_t>(Lie::kImpersonate)]);
+  // DATA in the name of a user stream from a site that does not host it: held for the
+  // leader's word, then counted (or taken, had it been the stream's new site).
+  EXPECT_GT(t.wrong_site_frames, 0u);
+  EXPECT_GT(t.held_frames, 0u);
   EXPECT_GT(t.misdirected_acks, 0u);
   EXPECT_GT(t.bogus_acks, 0u);
   EXPECT_GT(t.stale_numbering, 0u);
@@ -1066,6 +1070,19 @@ TEST(SessionSimulation, AHostileMembersLiesAreAllToldAndAllStopped) {
   EXPECT_GT(forgeries_refused, 5u);
   EXPECT_LE(forgeries_refused, lies[static_cast<std::size_t>(Lie::kSealAsOther)]);
   EXPECT_GE(t.forged_in, forgeries_refused);
+}
+
+// Without the user-stream pin (TransportConfig::pin_user_senders, never derived), the
+// hostile member's DATA in another stream's name is believed: its forged messages are
+// consumed in place of the real ones, or take the channel's acks away from its sender.
+TEST(SessionSimulation, WithoutTheUserStreamPinAMembersForgedDataBreaksTheSession) {
+  std::set<std::string> broken;
+  for (std::uint64_t seed = 1; seed <= 60 && broken.empty(); ++seed) {
+    SessionScenario s = derive_session_scenario(seed, ScenarioOverrides{.hostile = true});
+    s.transport.pin_user_senders = false;
+    for (const Violation& v : run_session_scenario(s).violations) broken.insert(v.invariant);
+  }
+  EXPECT_FALSE(broken.empty());
 }
 
 // One replay per finding; enable once the core is fixed.

@@ -166,7 +166,14 @@ TEST(OpenGate, AStreamTakesNoMessageFromASenderThatDidNotOpenIt) {
   s[0].send_raw_control(1, control_stream(1), wire::Location{phantom(2), {}});
   s.pump();
   ASSERT_TRUE(s[2].hosts(777));
-  constexpr StreamId kSender = 555;  // a stream of site 1's, as far as site 2 can tell
+  constexpr StreamId kSender = 555;  // a stream of site 1's, as the leader told site 2
+  wire::StreamRecord sender;
+  sender.id = kSender;
+  sender.name = "sender";
+  sender.site = 1;
+  sender.epoch = 1;
+  s[0].send_raw_control(2, control_stream(2), wire::Location{sender, {}});
+  s.pump();
   ASSERT_TRUE(s[1].append_from(kSender, "phantom", "never opened", false).ok());
   s.pump();
   EXPECT_GE(s[2].transport().stats().unopened_frames, 1u);  // and again at each retry

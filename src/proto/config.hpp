@@ -63,6 +63,13 @@ struct TransportConfig {
   // CPU does it (wire/crypto.hpp, kind 5); else, and towards the others, XChaCha20-Poly1305.
   // The simulator turns it off, so that a seed's run is the same on every machine.
   bool aes = true;
+  // How long DATA in the name of a user stream from a site the receiver does not know for it
+  // is held for the leader's word on where it is (Transport::locate_sender): the word comes
+  // at once to a watcher, within the leader's location batch to other sites.
+  Time pin_hold = 250 * kMillisecond;
+  // Tests only (never derived): false takes DATA in the name of a user stream from any site,
+  // as before the pin, so that a test can show what the pin stops.
+  bool pin_user_senders = true;
 };
 
 }  // namespace mstream::proto

@@ -395,7 +395,9 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
   ChannelKey key{f.from_stream, f.to_stream};
   if (pin_ != nullptr) {
     const SiteId pinned = pin_(key.from);
-    if (pinned != kNoPin && pinned != src) {
+    if (pinned == kByLocation) {
+      if (!user_frame_taken(src, f, now)) return;
+    } else if (pinned != kNoPin && pinned != src) {
       ++stats_.impostor_frames;
       return;
     }
@@ -789,7 +791,7 @@ bool Transport::fill_data(Path& p, std::size_t room, wire::Bytes* body) {
 }
 
 Time Transport::next_timeout() const {
-  Time t = kNever;
+  Time t = pins_.next_expiry();
   for (const auto& [site, p] : paths_) {
     t = std::min(t, p->next_timeout());
     if (!keepalive_.empty()) {
@@ -805,6 +807,13 @@ Time Transport::next_timeout() const {
 void Transport::on_timeout(Time now) {
   for (auto& [site, p] : paths_)
     if (p->next_timeout() <= now) p->on_timeout(now);
+  if (pins_.next_expiry() <= now) {
+    // No word within the hold time: a lie if the receiver knew the sender elsewhere all along.
+    judged_.clear();
+    pins_.expire(now, &judged_);
+    for (SenderPins::Held& h : judged_)
+      drop_held(h, h.known && !pins_.left(h.frame.from_stream, h.src));
+  }
 }
 
 bool Transport::poll_delivery(Delivery* out) {

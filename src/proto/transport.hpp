@@ -34,6 +34,7 @@
 #include "proto/keyring.hpp"
 #include "proto/path.hpp"
 #include "proto/replay_window.hpp"
+#include "proto/sender_pins.hpp"
 #include "proto/types.hpp"
 #include "wire/codec.hpp"
 #include "wire/crypto.hpp"
@@ -96,6 +97,15 @@ struct TransportStats {
   std::uint64_t impostor_frames = 0;
   // DATA or FRAGMENT opening a channel from a sender its receiver's openers do not include.
   std::uint64_t unopened_frames = 0;
+  // DATA or FRAGMENT in the name of a user stream from a site the leader's word never named
+  // for it lately (kByLocation), after the hold time: a member lying, or, rarely, an honest
+  // copy whose word took longer than the hold (refused: its sender re-sends it).
+  std::uint64_t wrong_site_frames = 0;
+  // Frames held for the leader's word on where their sender is (SenderPins), and frames
+  // refused uncounted: copies from a site their sender left before its last move, or held
+  // with no site known for their sender when the hold time was up (their senders re-send).
+  std::uint64_t held_frames = 0;
+  std::uint64_t held_refused = 0;
   // CONSUMED or REJECT of a channel from a site its messages do not go to: late, from a site
   // the receiver left, or a member lying.
   std::uint64_t misdirected_acks = 0;
@@ -149,7 +159,16 @@ class Transport {
   // other site are counted in impostor_frames and dropped before the channel sees them, so
   // that a member cannot speak for the leader or another site's control stream. Null: none
   // is pinned. A plain function, as it runs for every frame received.
+  //
+  // kByLocation: the sender is a user stream, which moves; its frames are taken only from the
+  // site locate_sender() last named for it, or the one before (SenderPins). From a site it was
+  // at before those they are stale copies, refused uncounted. From another site they are held,
+  // bounded, until a word names that site (then taken); when TransportConfig::pin_hold is up
+  // without one they contradict what the receiver knows, and are counted in
+  // wrong_site_frames (uncounted if it knew no site for the sender). Whatever is dropped is
+  // refused to its site (REJECT kNoSuchStream) so that an honest sender misjudged re-sends.
   static constexpr SiteId kNoPin = 0xFFFFFFFFu;
+  static constexpr SiteId kByLocation = 0xFFFFFFFEu;
   using SenderPin = SiteId (*)(StreamId from);
   void set_sender_pin(SenderPin pin) { pin_ = pin; }
   // Which senders a stream here takes (its openers, seed 004 §2.2): asked once per new
@@ -158,6 +177,19 @@ class Transport {
   // and counted in unopened_frames. Null: every sender.
   using OpenGate = std::function<bool(ChannelKey key)>;
   void set_open_gate(OpenGate gate) { open_gate_ = std::move(gate); }
+  // The leader's word on where the user stream `from` is (the site's directory). Frames held
+  // for it are judged again at once.
+  void locate_sender(StreamId from, SiteId site, std::uint64_t epoch, Time now);
+  std::size_t held_frames() const { return pins_.held(); }
+  // Senders whose frames came from a site other than the one the last word named for them
+  // (held above): the site's word on them lags. A site asks the leader to tell it their moves
+  // at once (wire::Watch), so that their next move does not wait for its batch.
+  bool poll_unplaced(StreamId* out) {
+    if (unplaced_.empty()) return false;
+    *out = unplaced_.back();
+    unplaced_.pop_back();
+    return true;
+  }
 
   // Membership: once a site was admitted, datagrams from sites not admitted are dropped
   // (counted in unknown_site_in) and no path is made for them, so a forged source id cannot
@@ -291,6 +323,11 @@ class Transport {
   bool keepalive_due(SiteId site, const Path& p, Time now) const;
   void on_frame(SiteId src, const wire::Frame& f, Time now);
   void on_data(SiteId src, const wire::Frame& f, Time now);
+  // The user-stream pin (kByLocation): whether `f` goes on to its channel now; if not, it was
+  // held for the leader's word, or refused.
+  bool user_frame_taken(SiteId src, const wire::Frame& f, Time now);
+  // A frame held for the leader's word, dropped after all (`forged`: counted as a lie).
+  void drop_held(SenderPins::Held& h, bool forged);
   void on_consumed(SiteId src, const wire::Frame& f);
   void on_reject(SiteId src, const wire::Frame& f);
   void flush_ready(RecvChannel& ch, ChannelKey key);
@@ -338,6 +375,9 @@ class Transport {
   Keyring keys_;
   SenderPin pin_ = nullptr;
   OpenGate open_gate_;
+  SenderPins pins_;
+  std::vector<SenderPins::Held> judged_;  // scratch of locate_sender() and on_timeout()
+  std::vector<StreamId> unplaced_;
   void refresh_repeat(wire::Bytes* datagram);
   wire::DecodedDatagram repeat_;  // refresh_repeat's scratch
   wire::Bytes repeat_bytes_;

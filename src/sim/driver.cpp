@@ -28,6 +28,9 @@ void add_transport_stats(const proto::TransportStats& st, proto::TransportStats*
   s.replayed_in += st.replayed_in;
   s.unsealed_in += st.unsealed_in;
   s.impostor_frames += st.impostor_frames;
+  s.wrong_site_frames += st.wrong_site_frames;
+  s.held_frames += st.held_frames;
+  s.held_refused += st.held_refused;
   s.misdirected_acks += st.misdirected_acks;
   s.unopened_frames += st.unopened_frames;
 }

@@ -9,8 +9,8 @@
 // never had, refusing messages for their receiver, commanding a site as the leader would,
 // confusing numberings and boots, or admitting a joiner twice. The checkers then prove that
 // none of it reached an honest stream: every invariant holds as in any other run, and the
-// honest nodes' transport statistics count what they dropped (impostor_frames, bogus_acks,
-// stale_numbering, stale_boot_in, rejected_frames).
+// honest nodes' transport statistics count what they dropped (impostor_frames,
+// wrong_site_frames, bogus_acks, stale_numbering, stale_boot_in, rejected_frames).
 
 #include <algorithm>
 
@@ -51,6 +51,8 @@ const char* lie_name(Lie kind) {
       return "seal_as_other";
     case Lie::kUnopened:
       return "unopened";
+    case Lie::kImpersonateUser:
+      return "impersonate_user";
     case Lie::kCount:
       break;
   }
@@ -163,12 +165,15 @@ wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::O
   std::vector<const Seen*> sent_by_them;     // a channel the receiver sends to a third site
   std::vector<const Seen*> sent_to_us;       // a channel the receiver sends to us
   std::vector<const Seen*> control_to_them;  // another's control stream to the receiver
+  std::vector<const Seen*> user_to_them;     // another site's user stream to the receiver
   for (const Seen& s : seen_) {
     if (s.from_site == h.dst_site && s.to_site != self) sent_by_them.push_back(&s);
     if (s.from_site == h.dst_site && s.to_site == self) sent_to_us.push_back(&s);
     if (s.to_site == h.dst_site && site::is_control(s.key.from) &&
         site::control_site(s.key.from) != self)
       control_to_them.push_back(&s);
+    if (s.to_site == h.dst_site && !site::is_control(s.key.from) && s.from_site != self)
+      user_to_them.push_back(&s);
   }
   auto any = [this](const std::vector<const Seen*>& v) {
     return v.empty() ? nullptr : v[hostile_rng_.below(v.size())];
@@ -180,8 +185,11 @@ wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::O
   const int count = 1 + static_cast<int>(hostile_rng_.below(kMostLiesPerDatagram));
   for (int i = 0; i < count; ++i) {
     const std::size_t before = plain.size();
-    const Lie kind =
-        hostile_rng_.chance(1.0 / 7) ? Lie::kUnopened : static_cast<Lie>(hostile_rng_.below(6));
+    // The first six kinds, kImpersonateUser and kUnopened.
+    const std::uint64_t pick = hostile_rng_.below(8);
+    const Lie kind = pick == 6   ? Lie::kImpersonateUser
+                     : pick == 7 ? Lie::kUnopened
+                                 : static_cast<Lie>(pick);
     switch (kind) {
       case Lie::kConsumedForeign:
         if (const Seen* s = any(sent_by_them))
@@ -207,6 +215,15 @@ wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::O
           }
           wire::encode_data(s->key.from, s->key.to, s->seq + 1, command, &plain,
                             wire::SenderTag{0, s->origin, s->seq});
+        }
+        break;
+      case Lie::kImpersonateUser:
+        if (const Seen* s = any(user_to_them)) {
+          // The next message of a user stream's channel, as its host would number it (a
+          // newer incarnation, so that believed, it would also take the channel's acks here).
+          static constexpr std::uint8_t kForged[] = {'f', 'o', 'r', 'g', 'e', 'd'};
+          wire::encode_data(s->key.from, s->key.to, s->seq + 1, kForged, &plain,
+                            wire::SenderTag{1u << 20, s->origin, s->seq});
         }
         break;
       case Lie::kAckUnsent:

@@ -62,9 +62,10 @@ std::string describe(const SessionResult& r) {
          kv("duplicate_messages", t.duplicate_messages) + kv("bogus_acks", t.bogus_acks) +
          kv("sealed_out", s.sealed) + kv("forged_in", t.forged_in) +
          kv("replayed_in", t.replayed_in) + kv("unsealed_in", t.unsealed_in) +
-         kv("impostor_frames", t.impostor_frames) + kv("misdirected_acks", t.misdirected_acks) +
-         kv("unopened_frames", t.unopened_frames) + kv("stale_numbering", t.stale_numbering) +
-         kv("stale_boot_in", t.stale_boot_in) + "\n";
+         kv("impostor_frames", t.impostor_frames) + kv("wrong_site_frames", t.wrong_site_frames) +
+         kv("held_frames", t.held_frames) + kv("held_refused", t.held_refused) +
+         kv("unopened_frames", t.unopened_frames) + kv("misdirected_acks", t.misdirected_acks) +
+         kv("stale_numbering", t.stale_numbering) + kv("stale_boot_in", t.stale_boot_in) + "\n";
   std::uint64_t refused = 0;
   for (std::uint64_t r : s.refused_control) refused += r;
   if (refused > 0) {

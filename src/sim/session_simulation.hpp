@@ -39,6 +39,7 @@ enum class Lie : std::uint8_t {
   kControlRule,      // a control message of a type it may not send, to a site or the leader
   kSealAsOther,      // a datagram in another member's name, sealed under a key it has
   kUnopened,         // DATA in its own name to a stream it never opened
+  kImpersonateUser,  // DATA in the name of a user stream that lives elsewhere, to its receiver
   kCount,
 };
 const char* lie_name(Lie kind);

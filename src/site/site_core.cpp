@@ -34,8 +34,9 @@ SiteCore::SiteCore(SiteOptions options)
   if (options_.master_key) transport_.set_master_key(*options_.master_key);
   if (options_.leader_key) transport_.set_pair_key(0, *options_.leader_key);
   // Control streams never move: only their own site (the leader's, site 0) speaks for them.
+  // User streams do: only the site the directory names for them, or the one before.
   transport_.set_sender_pin([](proto::StreamId from) {
-    return is_control(from) ? control_site(from) : proto::Transport::kNoPin;
+    return is_control(from) ? control_site(from) : proto::Transport::kByLocation;
   });
   // A stream takes channels only from the senders that opened it (site/opens.cpp).
   transport_.set_open_gate([this](proto::ChannelKey key) { return sender_opened(key); });
@@ -186,6 +187,11 @@ void SiteCore::step(Time now) {
   // control messages go through append_raw too): a release is the only moment their channel
   // gets room again.
   while (transport_.poll_released(&r)) flush_overflow(r.key);
+  // A sender's move reached us after its messages from its new site (they wait for it): from
+  // now on the leader tells us its moves at once, as it tells the senders to a stream.
+  for (StreamId s = 0; transport_.poll_unplaced(&s);)
+    if (!options_.shell && watching_.insert(s).second)
+      send_control(0, kLeaderStream, wire::Watch{s});
   proto::Rejected j;
   while (transport_.poll_rejected(&j)) {
     if (is_control(j.key.to)) continue;  // control streams never move
@@ -764,8 +770,13 @@ void SiteCore::on_location(const wire::StreamRecord& rec,
 
 bool SiteCore::apply_record(const wire::StreamRecord& rec,
                             const std::vector<wire::InChannel>& final_in) {
-  std::unique_lock lock(view_->mu);
-  return view_->directory.apply(rec, final_in);
+  {
+    std::unique_lock lock(view_->mu);
+    if (!view_->directory.apply(rec, final_in)) return false;
+  }
+  // Where its DATA is taken from (Transport::kByLocation).
+  if (!is_control(rec.id)) transport_.locate_sender(rec.id, rec.site, rec.epoch, now_);
+  return true;
 }
 
 // Only the leader hands out keys (Welcome and PeerUpdate are taken from site 0 only: kLeader),

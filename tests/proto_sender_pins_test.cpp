@@ -1,0 +1,177 @@
+// DATA in the name of a user stream is taken only from the site the leader says it is at, or
+// the one it was at before its last move (Transport::kByLocation, proto/sender_pins.hpp;
+// doc/security.md, "Members that lie").
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "proto/transport.hpp"
+#include "proto_test_cluster.hpp"
+#include "wire/datagram.hpp"
+
+namespace mstream::proto {
+namespace {
+
+using namespace testing;  // Cluster, one_to, pattern, kA, kB, kC, kAB
+
+SiteId by_location(StreamId) { return Transport::kByLocation; }
+
+// B hosts stream 200; stream 100 sends to it.
+Cluster pinned_cluster() {
+  Cluster c({kA, kB, kC});
+  c[kB].set_sender_pin(by_location);
+  EXPECT_TRUE(c[kB].open_stream(200).ok());
+  return c;
+}
+
+// C, a member, says it sends for stream 100, numbering as its host would.
+wire::Bytes lie_from_c(std::uint64_t pn, Seq seq) {
+  wire::Bytes plain;
+  wire::encode_header({kC, kB, pn}, &plain);
+  wire::encode_data(kAB.from, kAB.to, seq, pattern(6, 99), &plain, wire::SenderTag{7, 0, 0});
+  wire::seal(&plain);
+  return plain;
+}
+
+TEST(SenderPins, AUserStreamsFrameFromItsSiteIsTaken) {
+  Cluster c = pinned_cluster();
+  c[kB].locate_sender(kAB.from, kA, 1, c.now);
+  for (Seq s = 1; s <= 20; ++s) ASSERT_TRUE(c.append(kA, kAB, kB, pattern(40, s)).ok());
+  ASSERT_TRUE(c.settle());
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(20));
+  EXPECT_EQ(c[kB].stats().held_frames, 0u);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+}
+
+TEST(SenderPins, FromAnotherSiteItIsRefusedAndCountedOnceANewerEpochIsKnown) {
+  Cluster c = pinned_cluster();
+  c[kB].locate_sender(kAB.from, kA, 1, c.now);
+  ASSERT_TRUE(c[kB].on_datagram(lie_from_c(1, 1), c.now).ok());
+  c.step();
+  // C may be where the stream moved and B not heard of it yet: held, not counted.
+  EXPECT_TRUE(c.delivered[kB].empty());
+  EXPECT_EQ(c[kB].stats().held_frames, 1u);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+  // The leader's word at a newer epoch: still at A. C may yet be newer (two quick moves, the
+  // second word on its way): held on, until the hold time is up; then C lied.
+  c[kB].locate_sender(kAB.from, kA, 2, c.now);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+  EXPECT_EQ(c[kB].held_frames(), 1u);
+  c.run_for(c[kB].config().pin_hold + kMillisecond);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 1u);
+  EXPECT_EQ(c[kB].held_frames(), 0u);
+  // No newer word at all: a lie too, once the hold time is up.
+  ASSERT_TRUE(c[kB].on_datagram(lie_from_c(2, 1), c.now).ok());
+  c.run_for(c[kB].config().pin_hold + kMillisecond);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 2u);
+  EXPECT_TRUE(c.delivered[kB].empty());
+  // A's own first message is the first one, as if C had said nothing.
+  ASSERT_TRUE(c.append(kA, kAB, kB, pattern(9, 1)).ok());
+  ASSERT_TRUE(c.settle());
+  ASSERT_EQ(c.delivered_seqs(kB, kAB), one_to(1));
+  EXPECT_EQ(c.delivered[kB].front().payload, pattern(9, 1));
+  EXPECT_EQ(c.released_up_to(kA, kAB), 1u);
+}
+
+TEST(SenderPins, FromASiteNotHeardOfYetItIsHeldUncountedAndTakenWhenTheWordComes) {
+  Cluster c = pinned_cluster();
+  c[kB].locate_sender(kAB.from, kA, 1, c.now);
+  ASSERT_TRUE(c.append(kA, kAB, kB, pattern(30, 1)).ok());
+  ASSERT_TRUE(c.settle());
+  // The sender moves from A to C; B hears of it after C's first messages.
+  Result<SendState> st = c[kA].take_send_state(kAB);
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(c[kC].import_send_state(kAB, std::move(st).value()).ok());
+  for (Seq s = 2; s <= 4; ++s) ASSERT_TRUE(c.append(kC, kAB, kB, pattern(30, s)).ok());
+  for (int i = 0; i < 5; ++i) c.step();  // no timer: the hold time is not up
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(1));
+  EXPECT_GT(c[kB].held_frames(), 0u);
+  c[kB].locate_sender(kAB.from, kC, 2, c.now);
+  ASSERT_TRUE(c.settle());
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(4));
+  EXPECT_EQ(c.released_up_to(kC, kAB), 4u);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+  EXPECT_EQ(c[kB].stats().held_refused, 0u);
+}
+
+TEST(SenderPins, ANewStreamsFramesWaitForItsFirstLocationThenAreTaken) {
+  Cluster c = pinned_cluster();
+  for (Seq s = 1; s <= 3; ++s) ASSERT_TRUE(c.append(kA, kAB, kB, pattern(30, s)).ok());
+  for (int i = 0; i < 5; ++i) c.step();  // no timer: the hold time is not up
+  EXPECT_TRUE(c.delivered[kB].empty());
+  c[kB].locate_sender(kAB.from, kA, 1, c.now);
+  ASSERT_TRUE(c.settle());
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(3));
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+}
+
+// No word within the hold time and no site known: refused, not counted; the sender is told
+// (REJECT kNoSuchStream from the receiver's site: its site core re-sends), and once the word
+// has come the re-sent messages are taken.
+TEST(SenderPins, WithNoWordInTimeTheSenderIsRefusedAndItsResendIsTaken) {
+  Cluster c = pinned_cluster();
+  for (Seq s = 1; s <= 3; ++s) ASSERT_TRUE(c.append(kA, kAB, kB, pattern(30, s)).ok());
+  c.run_for(c[kB].config().pin_hold + 10 * kMillisecond);
+  EXPECT_TRUE(c.delivered[kB].empty());
+  EXPECT_EQ(c[kB].stats().held_refused, 3u);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+  ASSERT_FALSE(c.rejected[kA].empty());
+  EXPECT_EQ(c.rejected[kA].front().reason, wire::RejectReason::kNoSuchStream);
+  EXPECT_EQ(c.rejected[kA].front().site, kB);
+  c[kB].locate_sender(kAB.from, kA, 1, c.now);
+  c[kA].relocate_receiver(kAB.to, kB);
+  ASSERT_TRUE(c.settle());
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(3));
+}
+
+// Two quick moves, A to B to C: C's first frames beat both words. The word naming B does not
+// condemn them (C may be newer still); the one naming C takes them. A copy B sent before it let
+// go is taken (the site before the last move); one A repeats after that is stale, not a lie.
+TEST(SenderPins, TwoQuickMovesTheNewestSitesFramesWaitForItsWord) {
+  Cluster c({kA, kB, kC, 4});
+  c[kB].set_sender_pin(by_location);
+  ASSERT_TRUE(c[kB].open_stream(200).ok());
+  c[kB].locate_sender(kAB.from, kA, 1, c.now);
+  ASSERT_TRUE(c.append(kA, kAB, kB, pattern(30, 1)).ok());
+  ASSERT_TRUE(c.settle());
+  Result<SendState> st = c[kA].take_send_state(kAB);
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(c[4].import_send_state(kAB, std::move(st).value()).ok());
+  st = c[4].take_send_state(kAB);
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(c[kC].import_send_state(kAB, std::move(st).value()).ok());
+  ASSERT_TRUE(c.append(kC, kAB, kB, pattern(30, 2)).ok());
+  for (int i = 0; i < 5; ++i) c.step();
+  c[kB].locate_sender(kAB.from, 4, 2, c.now);
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(1));
+  EXPECT_EQ(c[kB].held_frames(), 1u);
+  c[kB].locate_sender(kAB.from, kC, 3, c.now);
+  ASSERT_TRUE(c.settle());
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(2));
+  EXPECT_EQ(c.released_up_to(kC, kAB), 2u);
+  // A, two moves back, repeats an old copy: refused, not counted.
+  wire::Bytes old;
+  wire::encode_header({kA, kB, 1000}, &old);
+  wire::encode_data(kAB.from, kAB.to, 1, pattern(30, 1), &old);
+  wire::seal(&old);
+  ASSERT_TRUE(c[kB].on_datagram(old, c.now).ok());
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+  EXPECT_EQ(c[kB].stats().held_refused, 1u);
+}
+
+// Turned off (tests only), a frame is taken from any site, as before the pin.
+TEST(SenderPins, TurnedOffAFrameIsTakenFromAnySite) {
+  TransportConfig cfg;
+  cfg.pin_user_senders = false;
+  Cluster c({kA, kB, kC});
+  c.restart(kB, 0, cfg);
+  c[kB].set_sender_pin(by_location);
+  ASSERT_TRUE(c[kB].open_stream(200).ok());
+  c[kB].locate_sender(kAB.from, kA, 1, c.now);
+  ASSERT_TRUE(c[kB].on_datagram(lie_from_c(1, 1), c.now).ok());
+  c.step();
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(1));
+}
+
+}  // namespace
+}  // namespace mstream::proto
