@@ -1,8 +1,10 @@
 #include "sim/runner.hpp"
 
+#include <array>
 #include <cstdio>
 #include <string>
 
+#include "sim/driver.hpp"
 #include "sim/format.hpp"
 
 namespace mstream::sim {
@@ -45,6 +47,10 @@ std::string describe(const SeedResult& r) {
 
 SweepResult run_sweep(const SweepOptions& options, std::ostream& out) {
   SweepResult result;
+  // With a hostile member: every lie told, and what the honest nodes refused, over the sweep.
+  std::array<std::uint64_t, static_cast<std::size_t>(Lie::kCount)> lies{};
+  std::array<std::uint64_t, wire::kControlTypes> told{}, refused{};
+  proto::TransportStats dropped;
   for (std::uint64_t i = 0; i < options.count; ++i) {
     const std::uint64_t seed = options.first_seed + i;
     const bool twice = options.determinism_every != 0 && i % options.determinism_every == 0;
@@ -60,6 +66,12 @@ SweepResult run_sweep(const SweepOptions& options, std::ostream& out) {
       if (options.verbose) out << describe(derive_session_scenario(seed, options.overrides));
       const SessionResult r = run_session_seed(seed, twice, options.overrides, options.run);
       if (options.verbose) out << describe(r);
+      for (std::size_t k = 0; k < lies.size(); ++k) lies[k] += r.summary.lies[k];
+      for (std::size_t k = 0; k < told.size(); ++k) {
+        told[k] += r.summary.control_lies[k];
+        refused[k] += r.summary.refused_control[k];
+      }
+      add_transport_stats(r.summary.transport, &dropped);
       for (const Violation& v : r.violations) out << fail_line(seed, v) << '\n';
       ok = ok && r.ok();
     }
@@ -69,6 +81,22 @@ SweepResult run_sweep(const SweepOptions& options, std::ostream& out) {
       ++result.failed;
     }
     out.flush();
+  }
+  if (options.session && options.overrides.hostile) {
+    out << "sim: hostile lies told:";
+    for (std::size_t k = 0; k < lies.size(); ++k)
+      out << ' ' << lie_name(static_cast<Lie>(k)) << '=' << lies[k];
+    out << "\nsim: dropped by the honest nodes: forged_in=" << dropped.forged_in
+        << " impostor_frames=" << dropped.impostor_frames
+        << " wrong_site_frames=" << dropped.wrong_site_frames
+        << " unopened_frames=" << dropped.unopened_frames
+        << " misdirected_acks=" << dropped.misdirected_acks << " bogus_acks=" << dropped.bogus_acks
+        << " stale_numbering=" << dropped.stale_numbering
+        << " stale_boot_in=" << dropped.stale_boot_in << "\nsim: control messages told/refused:";
+    for (std::size_t k = 0; k < told.size(); ++k)
+      out << ' ' << wire::control_name(wire::control_of_type(k)) << '=' << told[k] << '/'
+          << refused[k];
+    out << '\n';
   }
   out << "sim: " << result.seeds << " seeds, " << result.failed << " failed\n";
   return result;
