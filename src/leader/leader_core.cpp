@@ -559,8 +559,10 @@ void LeaderCore::publish_move(const wire::StreamRecord& rec, SiteId requester, T
   const StreamState& st = state_[rec.id];
   bool batched = false;
   for (const auto& [id, p] : peers_) {
-    // The target installed it and told the requester (MoveOut::requester).
-    if (!p.live || id == rec.site || id == requester) continue;
+    // The target installed it and told the requester (MoveOut::requester); not site 0, this
+    // process: it may have restarted since it asked, and then takes no word from the target
+    // for a request of its old process (SiteCore::admit_control). Telling it costs no datagram.
+    if (!p.live || id == rec.site || (id == requester && id != 0)) continue;
     // A durable stream's failure manager takes its checkpoints only from the host it knows
     // (SiteCore::admit_checkpoint): it hears of each move at once.
     const bool manages = (rec.flags & wire::kStreamDurable) && id == rec.failure_manager;
