@@ -71,5 +71,29 @@ TEST(SenderRulesSim, WithoutTheAskedRuleTheLeaderTakesAnotherSitesAnswer) {
   EXPECT_FALSE(broken_without(wire::Sender::kAsked, 1, 200).empty());
 }
 
+// Regressions found while building the open gate and the sender rules, one seed each.
+// Appends waiting for an open were overtaken by later ones where the site knew the pair opened
+// (seed 22), lost from a durable stream's checkpoint whose open was answered while it was
+// being taken (20034), and from a stream restored from its checkpoint (66).
+TEST(SenderRulesSim, AppendsThatWaitForAnOpenKeepTheirOrderAndSurviveCheckpoints) {
+  for (std::uint64_t seed : {22u, 66u, 20034u}) {
+    const SessionResult r = run_session_seed(seed, false);
+    EXPECT_TRUE(r.ok()) << seed << ": " << names(r.violations);
+    EXPECT_GT(r.summary.durable_restores, 0u) << seed;  // the trigger still happens
+  }
+  for (std::uint64_t seed : {323u, 529u, 584u}) {  // with moves back and forth and crashes
+    const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.hostile = true});
+    EXPECT_TRUE(r.ok()) << seed << ": " << names(r.violations);
+  }
+}
+
+// A restarted site 0 takes no word from a move's target for a request of its old process:
+// the leader tells it the move itself (seed 92492).
+TEST(SenderRulesSim, ARestartedSiteZeroStillHearsOfTheMoveItAskedFor) {
+  const SessionResult r = run_session_seed(92492, false);
+  EXPECT_TRUE(r.ok()) << names(r.violations);
+  EXPECT_GT(r.summary.refused_control[wire::ControlMessage(wire::Location{}).index()], 0u);
+}
+
 }  // namespace
 }  // namespace mstream::sim

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "site/per_source_queue.hpp"
 #include "site/site_core.hpp"
 
 namespace mstream::site {
@@ -95,16 +96,8 @@ void SiteCore::refuse_control(SiteId, const wire::ControlMessage& m) {
 }
 
 void SiteCore::wait_for_host(SiteId from, wire::Checkpoint c) {
-  const std::size_t from_source =
-      std::count_if(checkpoints_waiting_.begin(), checkpoints_waiting_.end(),
-                    [from](const auto& w) { return w.first == from; });
-  if (from_source >= kMaxWaitingPerSource) {
-    auto oldest = std::find_if(checkpoints_waiting_.begin(), checkpoints_waiting_.end(),
-                               [from](const auto& w) { return w.first == from; });
-    refuse_control(from, oldest->second);
-    checkpoints_waiting_.erase(oldest);
-  }
-  checkpoints_waiting_.emplace_back(from, std::move(c));
+  push_per_source(&checkpoints_waiting_, from, std::move(c), kMaxWaitingPerSource,
+                  [this](SiteId s, const wire::Checkpoint& old) { refuse_control(s, old); });
 }
 
 void SiteCore::recheck_waiting_checkpoints(StreamId stream) {

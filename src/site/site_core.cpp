@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 
+#include "site/per_source_queue.hpp"
 #include "tcl/tcl_host.hpp"
 
 namespace mstream::site {
@@ -1193,15 +1194,8 @@ void SiteCore::on_arrive(SiteId from, wire::Arrive a) {
     // for it, but a member's forgeries must not hold this site busy, grow without bound, or
     // push out another source's real Arrive (whose source kept nothing of the stream): the
     // bound is per source, and its oldest goes first.
-    std::size_t from_source = 0;
-    for (const auto& [source, waiting] : unexpected_) from_source += source == from;
-    if (from_source >= kMaxUnexpectedPerSource) {
-      auto oldest = std::find_if(unexpected_.begin(), unexpected_.end(),
-                                 [from](const auto& u) { return u.first == from; });
-      refuse_control(from, oldest->second);
-      unexpected_.erase(oldest);
-    }
-    unexpected_.emplace_back(from, std::move(a));
+    push_per_source(&unexpected_, from, std::move(a), kMaxUnexpectedPerSource,
+                    [this](SiteId s, const wire::Arrive& old) { refuse_control(s, old); });
     return;
   }
   if (e != expected_.end()) expected_.erase(e);
