@@ -21,7 +21,8 @@ void SiteCore::append_opened(Hosted* h, StreamId from, const std::string& to, st
   const wire::StreamRecord* rec = view_->directory.find(to);
   // Behind earlier appends that wait for an open (brought here by a move, say), even where
   // this site knows the pair opened: per-pair FIFO.
-  if (rec && (opening_.contains({from, rec->id}) || !has_opened(h, {from, rec->id}))) {
+  if (rec && ((!opening_.empty() && opening_.contains({from, rec->id})) ||
+              !has_opened(h, {from, rec->id}))) {
     OpenWait& w = open_for(h, from, rec->id, to);
     w.messages.push_back(std::move(message));
     return;
@@ -144,7 +145,7 @@ void SiteCore::on_not_opened(proto::ChannelKey key) {
 
 // The receiving side: a sender's first frame makes a channel only if it opened the stream.
 bool SiteCore::sender_opened(proto::ChannelKey key) const {
-  if (is_control(key.to) || options_.sender_rules_off & kOpenGateOff) return true;
+  if (is_control(key.to)) return true;
   auto it = hosted_.find(key.to);
   if (it == hosted_.end()) return true;  // not here: refused as such
   const std::vector<StreamId>& o = it->second->opened;

@@ -362,8 +362,6 @@ class SiteCore final : public proto::Node {
   std::vector<wire::WaitingAppends> take_waiting(StreamId from);
   std::vector<wire::WaitingAppends> waiting_of(StreamId from) const;
   void wait_again(Hosted& h, std::vector<wire::WaitingAppends> waiting);
-  // SiteOptions::sender_rules_off: the receiving side's open check (tests).
-  static constexpr std::uint32_t kOpenGateOff = 1u << 16;
   std::unordered_set<proto::ChannelKey, proto::ChannelKeyHash> opened_;  // pairs opened here
   std::unordered_map<proto::ChannelKey, OpenWait, proto::ChannelKeyHash> opening_;
   std::unordered_map<std::uint64_t, proto::ChannelKey> open_requests_;
