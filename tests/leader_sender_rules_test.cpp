@@ -15,9 +15,15 @@ namespace {
 
 class LeaderRules : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { start(0); }
+
+  // A session of two sites and a shell, stream "s" at host_ with one agent; `rules_off`
+  // as LeaderOptions::sender_rules_off.
+  void start(std::uint32_t rules_off) {
+    sent_.clear();
     LeaderOptions o;
     o.failure_timeout = 0;
+    o.sender_rules_off = rules_off;
     leader_ = std::make_unique<LeaderCore>(
         o,
         [this](SiteId to, const wire::ControlMessage& m) {
@@ -122,6 +128,57 @@ TEST_F(LeaderRules, EveryTypeAMemberMayNotSendIsRefusedAndCountedUnderItsType) {
   }
   EXPECT_EQ(leader_->streams().at(stream_).site, host_);
   EXPECT_EQ(count_sent<wire::Shutdown>(), 0u);
+}
+
+static std::uint32_t off(wire::Sender rule) { return 1u << static_cast<unsigned>(rule); }
+
+// Each rule below is checked nowhere else: with it off, the lie takes effect.
+
+// A member opens a stream in its own name only: in another's, it would give that member a
+// channel to the stream that the policy never vetted for it.
+TEST_F(LeaderRules, AMemberOpensOnlyInItsOwnName) {
+  const wire::ControlMessage forged = wire::OpenReq{7, "s", site::control_stream(host_)};
+  leader_->on_message(other_, forged, 0);
+  EXPECT_EQ(refused(forged), 1u);
+  EXPECT_EQ(count_sent<wire::Opened>(), 0u);
+  EXPECT_EQ(count_sent<wire::Reply>(), 0u);
+
+  start(off(wire::Sender::kMember));
+  leader_->on_message(other_, forged, 0);
+  EXPECT_EQ(refused(forged), 0u);
+  EXPECT_EQ(count_sent<wire::Opened>(), 1u);  // the host's control stream, opened by a liar
+}
+
+// Only a shell leaves: a site that said Leave would be taken for gone by every member while
+// it still hosts streams.
+TEST_F(LeaderRules, OnlyAShellLeaves) {
+  const wire::ControlMessage lie = wire::Leave{0};
+  leader_->on_message(host_, lie, 0);
+  leader_->on_message(host_, wire::QuiesceReq{5, 0}, 0);
+  EXPECT_EQ(refused(lie), 1u);
+  EXPECT_EQ(refused(wire::QuiesceReq{}), 1u);
+  EXPECT_TRUE(leader_->peers().at(host_).live);
+  EXPECT_EQ(count_sent<wire::PeerUpdate>(), 0u);
+  EXPECT_EQ(count_sent<wire::Probe>(), 0u);
+  leader_->on_message(shell_, lie, 0);
+  EXPECT_FALSE(leader_->peers().at(shell_).live);
+
+  start(off(wire::Sender::kShell));
+  leader_->on_message(host_, lie, 0);
+  EXPECT_FALSE(leader_->peers().at(host_).live);  // a live site, said to be gone
+  EXPECT_EQ(leader_->streams().at(stream_).site, host_);
+}
+
+// Only a site declares controllers: a shell has none, and its table entry would outlive it.
+TEST_F(LeaderRules, OnlyASiteDeclaresControllers) {
+  const wire::ControlMessage lie = wire::Controls{0, ~std::uint64_t{0}};
+  leader_->on_message(shell_, lie, 0);
+  EXPECT_EQ(refused(lie), 1u);
+  EXPECT_FALSE(leader_->controls().contains(shell_));
+
+  start(off(wire::Sender::kSite));
+  leader_->on_message(shell_, lie, 0);
+  EXPECT_TRUE(leader_->controls().contains(shell_));
 }
 
 }  // namespace

@@ -15,8 +15,13 @@ namespace {
 // Sites wired to each other in memory: every datagram reaches the site it is for.
 class Sites {
  public:
-  explicit Sites(std::initializer_list<SiteId> ids) {
-    for (SiteId id : ids) cores_[id] = std::make_unique<SiteCore>(SiteOptions::with_mtu(id, 1400));
+  // rules_off: SiteOptions::sender_rules_off, for every site.
+  explicit Sites(std::initializer_list<SiteId> ids, std::uint32_t rules_off = 0) {
+    for (SiteId id : ids) {
+      SiteOptions o = SiteOptions::with_mtu(id, 1400);
+      o.sender_rules_off = rules_off;
+      cores_[id] = std::make_unique<SiteCore>(o);
+    }
     for (auto& [id, core] : cores_)
       for (auto& [other, unused] : cores_)
         if (other != id) core->admit(other);
@@ -154,6 +159,49 @@ TEST(SenderRules, ACheckpointIsTakenOnlyFromTheStreamsHost) {
   s[0].send_raw_control(2, control_stream(2), wire::Location{moved, {}});
   s.pump();
   EXPECT_EQ(refused(s[2], early), 1u);
+}
+
+// A durable stream's host takes a checkpoint's answer only from its failure manager: from
+// another member, the host would count as stored what nobody stored (its senders released,
+// its appends sent), and a crash would then lose them.
+void checkpointed_by_a_liar(std::uint32_t rules_off, bool* committed, std::uint64_t* refused_n) {
+  Sites s({0, 1, 2}, rules_off);  // site 3, the failure manager, never answers
+  wire::StreamRecord rec = phantom(2);
+  rec.failure_manager = 3;
+  rec.flags = wire::kStreamDurable;
+  wire::StreamRecord sender;
+  sender.id = 555;
+  sender.name = "sender";
+  sender.site = 1;
+  sender.epoch = 1;
+  s[0].send_raw_control(2, control_stream(2), wire::Install{rec});
+  for (SiteId at : {1, 2}) {
+    s[0].send_raw_control(at, control_stream(at), wire::Location{rec, {}});
+    s[0].send_raw_control(at, control_stream(at), wire::Location{sender, {}});
+  }
+  s[0].send_raw_control(2, control_stream(2), wire::Opened{777, 555});
+  s.pump();
+  ASSERT_TRUE(s[1].append_from(555, "phantom", "kept", false).ok());
+  s.pump();
+  const std::optional<std::uint64_t> version = s[2].checkpoint_in_flight(777);
+  ASSERT_TRUE(version.has_value());
+  const wire::ControlMessage lie = wire::Checkpointed{777, rec.epoch, *version, 0, ""};
+  s[1].send_raw_control(2, control_stream(2), lie);
+  s.pump();
+  *committed = !s[2].checkpoint_in_flight(777).has_value();
+  *refused_n = refused(s[2], lie);
+}
+
+TEST(SenderRules, ACheckpointIsAnsweredOnlyByTheFailureManager) {
+  bool committed = true;
+  std::uint64_t n = 0;
+  checkpointed_by_a_liar(0, &committed, &n);
+  EXPECT_FALSE(committed);
+  EXPECT_EQ(n, 1u);
+  checkpointed_by_a_liar(1u << static_cast<unsigned>(wire::Sender::kFailureManager), &committed,
+                         &n);
+  EXPECT_TRUE(committed);  // without the rule: nothing stored, yet taken as stored
+  EXPECT_EQ(n, 0u);
 }
 
 // The open gate (site/opens.cpp): a stream takes a channel only from a sender the leader told

@@ -601,9 +601,10 @@ void LeaderCore::on_watch(SiteId from, const wire::Watch& m) {
     send(from, wire::Location{rec->second});
 }
 
+// Only a shell says Leave (its sender rule, kShell): a site leaves by failing.
 void LeaderCore::on_leave(SiteId shell) {
   auto it = peers_.find(shell);
-  if (it == peers_.end() || !it->second.shell) return;
+  if (it == peers_.end()) return;
   it->second.live = 0;
   touch_peer(shell);
   drop_temp_streams(shell);
@@ -763,8 +764,8 @@ std::uint64_t LeaderCore::controller_of(StreamId id) const {
   return a->first;
 }
 
+// Only a site has controllers to declare (its sender rule, kSite).
 void LeaderCore::on_controls(SiteId from, const wire::Controls& c) {
-  if (site::is_shell(from)) return;
   wire::Controls& mine = controls_[from];
   mine.site_events = c.site_events;
   // Only site 0 runs the session's controller.

@@ -103,6 +103,8 @@ class LeaderCore {
   void declare_failed(SiteId peer, Time now);
   const std::map<SiteId, wire::PeerRecord>& peers() const { return peers_; }
   const std::map<StreamId, wire::StreamRecord>& streams() const { return streams_; }
+  // The controllers each site declared (wire::Controls), by site.
+  const std::map<SiteId, wire::Controls>& controls() const { return controls_; }
   // A log line per error worth a user's eye.
   bool poll_log(std::string* line);
   void report(std::string line) { log_.push_back(std::move(line)); }

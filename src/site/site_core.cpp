@@ -1678,6 +1678,13 @@ void SiteCore::send_checkpoint(StreamId id, std::vector<wire::AgentState> briefc
 }
 
 // The failure manager stored the checkpoint: what it covers is consumed and sent now.
+std::optional<std::uint64_t> SiteCore::checkpoint_in_flight(StreamId id) const {
+  auto it = hosted_.find(id);
+  if (it == hosted_.end() || !it->second->durable || !it->second->durable->in_flight)
+    return std::nullopt;
+  return it->second->durable->version;
+}
+
 void SiteCore::on_checkpointed(const wire::Checkpointed& m) {
   auto it = hosted_.find(m.stream);
   if (it == hosted_.end() || !it->second->durable) return;  // left or gone meanwhile

@@ -299,6 +299,9 @@ class SiteCore final : public proto::Node {
   }
   std::size_t hosted_count() const { return hosted_.size(); }
   bool hosts(StreamId id) const { return hosted_.contains(id); }
+  // The version of the checkpoint of a durable stream hosted here that its failure manager
+  // has not yet answered, if one is in flight (the simulator's hostile member aims with it).
+  std::optional<std::uint64_t> checkpoint_in_flight(StreamId id) const;
   // Whether nothing is queued or running here (the probe's idle flag).
   bool idle() const;
   // Called just before handlers run: on the lane's thread for appends and relocations (inline
