@@ -557,9 +557,20 @@ void Transport::queue_direct_consumed(SiteId site, ChannelKey key, Seq up_to, Ti
   }
   if (!reachable(site)) return;
   Path& p = path_to(site);
-  if (p.control.size() >= config_.path.max_window) return;  // the sender asks again
-  p.control.push_back(Path::Control{wire::FrameType::kConsumed, key, up_to, {}});
   p.control_deadline = std::min(p.control_deadline, now + config_.path.max_ack_delay);
+  // The answer is never dropped: the sender's datagrams are acknowledged, so it sends these
+  // messages again only if it learns of another move, and would otherwise wait for ever (sim
+  // seed 30020469: a sender re-sent its window to a stream's new site, and the answers
+  // overflowed the path's queue). One answer per channel, raised to the newest count, bounds
+  // the queue by the channels instead.
+  for (Path::Control& c : p.control) {
+    if (c.type == wire::FrameType::kConsumed && c.seq != 0 && c.key == key) {
+      c.seq = std::max(c.seq, up_to);
+      ++stats_.consumed_answers_merged;
+      return;
+    }
+  }
+  p.control.push_back(Path::Control{wire::FrameType::kConsumed, key, up_to, {}});
 }
 
 void Transport::queue_reject(SiteId site, ChannelKey key, Seq seq, wire::RejectReason reason) {

@@ -78,6 +78,8 @@ struct TransportStats {
   std::uint64_t duplicate_packets = 0;     // a packet number seen before
   std::uint64_t dropped_out_of_order = 0;  // go-back-N receiver discards
   std::uint64_t duplicate_messages = 0;    // a message seen before (after a re-send)
+  // Answers to duplicates folded into one already owed on the same channel and path.
+  std::uint64_t consumed_answers_merged = 0;
   std::uint64_t rejected_frames = 0;       // frames refused: no such stream, out of window, ...
   std::uint64_t bogus_acks = 0;            // acks for packets or messages never sent
   std::uint64_t retransmissions = 0;

@@ -14,6 +14,7 @@ void add_transport_stats(const proto::TransportStats& st, proto::TransportStats*
   s.duplicate_packets += st.duplicate_packets;
   s.dropped_out_of_order += st.dropped_out_of_order;
   s.duplicate_messages += st.duplicate_messages;
+  s.consumed_answers_merged += st.consumed_answers_merged;
   s.rejected_frames += st.rejected_frames;
   s.bogus_acks += st.bogus_acks;
   s.retransmissions += st.retransmissions;

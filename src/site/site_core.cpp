@@ -340,7 +340,10 @@ bool vetoes(const tcl::HandlerOutcome& out) {
   return out.ran && (!out.ok || out.result != "allow");
 }
 
+// A user message's payload is its kind byte, then the message; an empty payload (which no
+// sender makes) is an empty message rather than a read before the buffer.
 std::string_view message_of(const proto::Delivery& d) {
+  if (d.payload.empty()) return {};
   return {reinterpret_cast<const char*>(d.payload.data()) + 1, d.payload.size() - 1};
 }
 }  // namespace
