@@ -9,6 +9,7 @@ endif()
 
 add_executable(session_tests
   ${CMAKE_CURRENT_LIST_DIR}/session_commands_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/session_destroy_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/session_handlers_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/session_moves_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/session_processes_test.cpp

@@ -92,7 +92,21 @@ Result<tcl::SiteNumber> ShellApi::stream_location(const std::string& name) {
   return core_->directory().location_of(name);
 }
 
+// A script runs top to bottom: the destroy takes effect after the stream consumed every
+// message this shell appended to it before (the FIFO its appends have among themselves).
 Status ShellApi::stream_destroy(const std::string& name) {
+  if (const wire::StreamRecord* rec = core_->directory().find(name)) {
+    const StreamId id = rec->id;
+    Status drained = pump_(
+        [&] {
+          return !core_->has_unconsumed(core_->sender_id(), id) ||
+                 core_->directory().destroyed(id);
+        },
+        timeout_);
+    if (!drained.ok())
+      return waited(drained, "stream_destroy: stream \"" + name +
+                                 "\" has not consumed this shell's earlier messages");
+  }
   auto reply = call(wire::DestroyReq{0, name});
   return reply.ok() ? Status::ok_status() : reply.status();
 }

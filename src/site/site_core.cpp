@@ -215,6 +215,7 @@ void SiteCore::step(Time now) {
       retry_at_[j.key.to] = now + kRejectRetry;
     }
   }
+  send_waiting_destroys();
   run_ready();
   store_pending_checkpoints();
 }
@@ -490,7 +491,11 @@ void SiteCore::carry_out(Hosted* h, StreamId from, HandlerRun& run) {
       }
       ++counters_.requests;
       handler_requests_.insert(q->req);
-      send_numbered_request(q->req, std::move(q->message));
+      if (auto* d = std::get_if<wire::DestroyReq>(&q->message)) {
+        request_destroy(q->req, std::move(*d), from);
+      } else {
+        send_numbered_request(q->req, std::move(q->message));
+      }
       if (q->holds_own_stream && h) {
         h->held_by = q->req;
         holds_[q->req] = h->rec.id;
@@ -549,9 +554,15 @@ void SiteCore::count_consumed(StreamId from, std::uint64_t n) {
   }
 }
 
-void SiteCore::count_discarded(StreamId from, std::uint64_t n) {
+void SiteCore::count_discarded(StreamId from, std::uint64_t n, std::string_view to_name) {
   if (from == sender_id() && options_.shell) {
     counters_.discarded_own += n;
+    // Never in silence: the script appended them, and the stream is gone without them.
+    if (n == 0) return;
+    report_error("stream_append: " + std::to_string(n) + " message" + (n == 1 ? "" : "s") +
+                 " to stream \"" + (to_name.empty() ? std::string("?") : std::string(to_name)) +
+                 "\" refused: the stream was destroyed before it consumed " +
+                 (n == 1 ? "it" : "them"));
   } else {
     counters_.consumed += n;
   }
@@ -759,7 +770,7 @@ void SiteCore::on_location(const wire::StreamRecord& rec,
   if (!checkpoints_waiting_.empty()) recheck_waiting_checkpoints(rec.id);
   if (rec.site == wire::kNoSite) {
     previous_host_.erase(rec.id);
-    drop_channels_to(rec.id);
+    drop_channels_to(rec.id, rec.name);
     watching_.erase(rec.id);
     // Its checkpoints, if it was durable and managed here, are of no use any more.
     if (options_.store && (rec.flags & wire::kStreamDurable)) (void)options_.store->erase(rec.id);
@@ -817,7 +828,7 @@ void SiteCore::apply_peer(const wire::PeerRecord& peer) {
   }
 }
 
-void SiteCore::drop_channels_to(StreamId to) {
+void SiteCore::drop_channels_to(StreamId to, std::string_view name) {
   opened_.erase({sender_id(), to});
   auto it = senders_to_.find(to);
   if (it == senders_to_.end()) return;
@@ -828,9 +839,9 @@ void SiteCore::drop_channels_to(StreamId to) {
     // Messages to a destroyed stream are discarded, but only those it did not consume: the
     // others were counted where they were consumed (termination detection balances).
     if (st.ok())
-      count_discarded(from, not_consumed(*st, view_->directory.final_consumed(to, from)));
+      count_discarded(from, not_consumed(*st, view_->directory.final_consumed(to, from)), name);
     auto ov = overflow_.find(key);
-    if (ov != overflow_.end()) count_discarded(from, ov->second.size());
+    if (ov != overflow_.end()) count_discarded(from, ov->second.size(), name);
     drop_overflow(key);
     auto h = hosted_.find(from);
     if (h != hosted_.end()) h->second->out_peers.erase(to);

@@ -116,7 +116,8 @@ struct SiteOptions {
 struct SiteCounters {
   std::uint64_t appended = 0;       // user messages accepted from handlers (or this shell)
   std::uint64_t consumed = 0;       // messages from streams consumed here, or discarded here
-  std::uint64_t discarded_own = 0;  // this shell's messages discarded (stream destroyed)
+  // This shell's messages its stream never took (destroyed first): each is reported.
+  std::uint64_t discarded_own = 0;
   std::map<SiteId, std::uint64_t> consumed_from_shell;
   std::uint64_t requests = 0;  // control requests sent for handlers
   std::uint64_t handler_errors = 0;
@@ -299,6 +300,9 @@ class SiteCore final : public proto::Node {
   }
   std::size_t hosted_count() const { return hosted_.size(); }
   bool hosts(StreamId id) const { return hosted_.contains(id); }
+  // Whether `to` has yet to consume anything `from` appended to it here (sent, held for room,
+  // or waiting for its open).
+  bool has_unconsumed(StreamId from, StreamId to) const;
   // The version of the checkpoint of a durable stream hosted here that its failure manager
   // has not yet answered, if one is in flight (the simulator's hostile member aims with it).
   std::optional<std::uint64_t> checkpoint_in_flight(StreamId id) const;
@@ -367,6 +371,16 @@ class SiteCore final : public proto::Node {
   void wait_again(Hosted& h, std::vector<wire::WaitingAppends> waiting);
   std::unordered_set<proto::ChannelKey, proto::ChannelKeyHash> opened_;  // pairs opened here
   std::unordered_map<proto::ChannelKey, OpenWait, proto::ChannelKeyHash> opening_;
+  // Destroys (site/destroys.cpp): a handler's request waits here until the stream consumed
+  // what the handler's stream appended to it before.
+  struct WaitingDestroy {
+    std::uint64_t req = 0;
+    wire::DestroyReq request;
+    proto::ChannelKey after;
+  };
+  std::vector<WaitingDestroy> destroys_waiting_;
+  void request_destroy(std::uint64_t req, wire::DestroyReq m, StreamId caller);
+  void send_waiting_destroys();
   std::unordered_map<std::uint64_t, proto::ChannelKey> open_requests_;
   // A shell's implicit opens that were denied, by stream: its next append gets the denial.
   std::unordered_map<StreamId, std::string> open_denied_;
@@ -442,7 +456,8 @@ class SiteCore final : public proto::Node {
   void send_control(SiteId to, StreamId to_stream, const wire::ControlMessage& m);
   void send_numbered_request(std::uint64_t req, wire::ControlMessage m);
   void reply_installed(const wire::Installed& i);
-  void drop_channels_to(StreamId to);
+  // name: the destroyed stream's, for the report to a shell whose messages it never took.
+  void drop_channels_to(StreamId to, std::string_view name = {});
   void add_sender(StreamId from, StreamId to);
   Result<proto::Seq> append_raw(StreamId from, StreamId to, SiteId to_site, wire::Bytes payload);
   // Where messages to `to` go now.
@@ -455,7 +470,7 @@ class SiteCore final : public proto::Node {
   void report_error(std::string text);
   void add_output(std::string_view text, bool nonewline);
   void count_consumed(StreamId from, std::uint64_t n);
-  void count_discarded(StreamId from, std::uint64_t n);
+  void count_discarded(StreamId from, std::uint64_t n, std::string_view to_name = {});
 
   SiteOptions options_;
   proto::Transport transport_;
