@@ -1,7 +1,8 @@
 // libFuzzer target for wire::decode_datagram. Any input must decode or be refused as
 // kMalformed without undefined behaviour. What decodes must satisfy the format's invariants,
 // and re-encoding it with the encoders must decode to the same datagram, in no more bytes
-// (the encoders write minimal varints).
+// (the encoders write minimal varints). Both ways: with its checksum, and as opened from a
+// seal (Integrity::kSealed: the checksum field ignored).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -62,7 +63,7 @@ void check_invariants(const DecodedDatagram& d, ByteView input) {
   }
 }
 
-std::size_t reencode(const DecodedDatagram& d, Bytes* out) {
+std::size_t reencode(const DecodedDatagram& d, Integrity integrity, Bytes* out) {
   out->clear();
   encode_header(d.header, out);
   std::size_t expect = header_size(d.header);
@@ -97,7 +98,7 @@ std::size_t reencode(const DecodedDatagram& d, Bytes* out) {
         break;
     }
   }
-  seal(out);
+  seal(out, integrity);
   return expect;
 }
 
@@ -111,9 +112,9 @@ bool same_frame(const Frame& a, const Frame& b) {
          std::equal(a.payload.begin(), a.payload.end(), b.payload.begin());
 }
 
-void check_datagram(ByteView input) {
+void check_datagram(ByteView input, Integrity integrity) {
   DecodedDatagram d;
-  Status s = decode_datagram(input, &d);
+  Status s = decode_datagram(input, &d, integrity);
   if (!s.ok()) {
     check(s.code() == Status::Code::kMalformed, "error other than kMalformed");
     return;
@@ -121,11 +122,11 @@ void check_datagram(ByteView input) {
   check_invariants(d, input);
 
   Bytes again;
-  std::size_t expect = reencode(d, &again);
+  std::size_t expect = reencode(d, integrity, &again);
   check(again.size() == expect, "size functions disagree with the encoders");
   check(again.size() <= input.size(), "re-encoding is longer than the input");
   DecodedDatagram e;
-  check(decode_datagram(again, &e).ok(), "re-encoded datagram does not decode");
+  check(decode_datagram(again, &e, integrity).ok(), "re-encoded datagram does not decode");
   check(e.header.src_site == d.header.src_site && e.header.dst_site == d.header.dst_site &&
             e.header.packet_number == d.header.packet_number,
         "header changed in the round trip");
@@ -150,13 +151,15 @@ void check_datagram(ByteView input) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   ByteView input(data, size);
-  check_datagram(input);
-  // The same bytes with a valid checksum, so the fuzzer reaches the frame decoders without
-  // having to solve CRC-32C first.
+  check_datagram(input, Integrity::kChecksum);
+  // The same bytes as a secured transport decodes them once opened: the checksum is not
+  // looked at, so the fuzzer reaches the frame decoders without solving CRC-32C first.
+  check_datagram(input, Integrity::kSealed);
+  // And with a valid checksum, as an unsecured transport decodes them.
   if (size >= kFixedHeaderSize) {
     Bytes sealed(input.begin(), input.end());
     seal(&sealed);
-    check_datagram(sealed);
+    check_datagram(sealed, Integrity::kChecksum);
   }
   return 0;
 }

@@ -63,7 +63,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(again.size() == in.size() && std::equal(again.begin(), again.end(), in.begin()),
           "an opened datagram seals to other bytes");
     DecodedDatagram d;
-    (void)decode_datagram(plain, &d);
+    (void)decode_datagram(plain, &d, Integrity::kSealed);
   }
 
   // Kind 5, under the key of the sender the header names (a forger's chosen sender).

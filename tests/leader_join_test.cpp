@@ -213,7 +213,7 @@ TEST(SecuredJoin, TheWelcomeAndPeerUpdatesHandOutEachPairsKeyToItsEnds) {
     wire::Bytes plain;
     ASSERT_TRUE(wire::open_datagram(wire::pair_key(kMaster, 0, dg.to), dg.bytes, &h, &plain).ok());
     wire::DecodedDatagram dd;
-    ASSERT_TRUE(wire::decode_datagram(plain, &dd).ok());
+    ASSERT_TRUE(wire::decode_datagram(plain, &dd, wire::Integrity::kSealed).ok());
     for (const wire::Frame& f : dd.frames) {
       if (f.type != wire::FrameType::kData) continue;
       auto m = wire::decode_control(f.payload);

@@ -86,6 +86,41 @@ TEST(SecuredTransport, PeersThatBothOpenAesSealWithItAndTheOthersDoNot) {
   }
 }
 
+// The seal authenticates every byte, so what it carries has no checksum; a plain datagram
+// without one is refused by a secured transport as unsealed, and by an unsecured one as
+// damaged.
+TEST(SecuredTransport, WhatItSealsCarriesNoChecksum) {
+  const wire::Key master = key_of(6);
+  TransportConfig cfg;
+  cfg.aes = false;  // XChaCha20-Poly1305 under the pair key itself, for the test to open
+  Cluster c({kA, kB}, cfg);
+  c[kA].set_master_key(master);
+  c[kB].set_master_key(master);
+  ASSERT_TRUE(c[kB].open_stream(200).ok());
+  for (Seq s = 1; s <= 10; ++s) ASSERT_TRUE(c.append(kA, kAB, kB, pattern(700, s)).ok());
+  ASSERT_TRUE(c.settle());
+  ASSERT_EQ(c.delivered_seqs(kB, kAB), one_to(10));
+  std::size_t opened = 0;
+  for (const OutDatagram& d : c.sent) {
+    if (d.to != kB) continue;
+    wire::SealedHeader h;
+    wire::Bytes plain;
+    ASSERT_TRUE(wire::open_datagram(wire::pair_key(master, kA, kB), d.bytes, &h, &plain).ok());
+    EXPECT_EQ(wire::Bytes(plain.begin() + wire::kCrcOffset, plain.begin() + wire::kCrcOffset + 4),
+              wire::Bytes(4, 0));
+    wire::DecodedDatagram dd;
+    EXPECT_TRUE(wire::decode_datagram(plain, &dd, wire::Integrity::kSealed).ok());
+    if (++opened > 1) continue;
+    const TransportStats before = c[kB].stats();
+    EXPECT_FALSE(c[kB].on_datagram(plain, c.now).ok());
+    EXPECT_EQ(c[kB].stats().unsealed_in, before.unsealed_in + 1);
+    Transport unsecured(kB, {});
+    EXPECT_EQ(unsecured.on_datagram(plain, c.now).code(), Status::Code::kMalformed);
+    EXPECT_EQ(unsecured.stats().malformed_in, 1u);
+  }
+  EXPECT_GT(opened, 0u);
+}
+
 TEST(SecuredTransport, AnotherSessionsKeyIsForgedAndNothingIsDelivered) {
   Cluster c = secured_pair(key_of(1), key_of(2));
   ASSERT_TRUE(c.append(kA, kAB, kB, pattern(10, 1)).ok());

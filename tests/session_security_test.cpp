@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "e2e_support.hpp"
+#include "wire/datagram.hpp"  // kVersion only: the bytes below are written by hand
 
 namespace mstream::e2e {
 namespace {
@@ -160,12 +161,12 @@ TEST_F(Security, ForgedDatagramsAreDroppedCountedAndTheSessionGoesOn) {
   // Sealed datagrams in site 0's name (magic, version, kind 2, site 0, boot 0, counters 1..20)
   // that no key opened, and plain path datagrams: none may reach a handler.
   for (std::uint8_t c = 1; c <= 20; ++c) {
-    std::vector<std::uint8_t> forged = {0x4D, 0x53, 5, 2, 0, 0, 0, 0, 0, 0, 0, 0, c};
+    std::vector<std::uint8_t> forged = {0x4D, 0x53, wire::kVersion, 2, 0, 0, 0, 0, 0, 0, 0, 0, c};
     forged.resize(200, c);
     send_udp(site_address, forged);
     send_udp(address_, forged);
   }
-  std::vector<std::uint8_t> plain = {0x4D, 0x53, 5, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1};
+  std::vector<std::uint8_t> plain = {0x4D, 0x53, wire::kVersion, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1};
   send_udp(site_address, plain);
   EXPECT_TRUE(wait_until([&] { return contains(site->err(), "did not authenticate"); }, 10s))
       << site->err();

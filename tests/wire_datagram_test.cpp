@@ -307,6 +307,28 @@ TEST(Datagram, SealMakesAnyBodyVerify) {
   EXPECT_TRUE(decode_datagram(b, &d).ok());
 }
 
+// Inside a seal the AEAD's tag guards every byte: the checksum is written as 0 and not
+// checked, while an unsecured receiver still refuses a datagram without a valid one.
+TEST(Datagram, UnderASealTheChecksumIsZeroAndNotChecked) {
+  Bytes b = header();
+  encode_data(1, 2, 3, Bytes{1, 2, 3}, &b);
+  seal(&b, Integrity::kSealed);
+  EXPECT_EQ(Bytes(b.begin() + kCrcOffset, b.begin() + kCrcOffset + 4), Bytes(4, 0));
+  DecodedDatagram d;
+  ASSERT_TRUE(decode_datagram(b, &d, Integrity::kSealed).ok());
+  ASSERT_EQ(d.frames.size(), 1u);
+  EXPECT_EQ(d.frames[0].seq, 3u);
+  EXPECT_EQ(decode_datagram(b, &d).code(), Status::Code::kMalformed);
+  // Whatever the field holds (a peer's CRC, or anything), the seal decides.
+  seal(&b);
+  EXPECT_TRUE(decode_datagram(b, &d, Integrity::kSealed).ok());
+  b[kCrcOffset] ^= 1;
+  EXPECT_TRUE(decode_datagram(b, &d, Integrity::kSealed).ok());
+  // Everything else is checked as before.
+  b.push_back(0xff);
+  EXPECT_EQ(decode_datagram(b, &d, Integrity::kSealed).code(), Status::Code::kMalformed);
+}
+
 TEST(Datagram, DescribeNamesTheFrames) {
   Bytes b = header(1, 2, 9);
   encode_ack(AckFrame{4, {{6, 7}}}, &b);

@@ -91,9 +91,10 @@ TEST(Datagram, RejectsBadMagic) {
 TEST(Datagram, RejectsWrongVersion) {
   // 1 is the format before DATA and FRAGMENT carried the sender's incarnation, 2 the one
   // before they carried the numbering's origin and the sender's floor, 3 the one before the
-  // header carried the boots, 4 the one before secured sessions.
+  // header carried the boots, 4 the one before secured sessions, 5 the one whose sealed
+  // datagrams carried a checksum inside.
   for (std::uint8_t v : {std::uint8_t{0}, std::uint8_t{1}, std::uint8_t{2}, std::uint8_t{3},
-                         std::uint8_t{4}, std::uint8_t{6}, std::uint8_t{255}}) {
+                         std::uint8_t{4}, std::uint8_t{5}, std::uint8_t{7}, std::uint8_t{255}}) {
     Bytes b = header();
     b[2] = v;
     EXPECT_TRUE(is_malformed(b)) << int{v};

@@ -304,7 +304,7 @@ void Path::assemble(PacketNumber pn, wire::ByteView body, bool with_ack, wire::B
     }
   }
   out->insert(out->end(), body.begin(), body.end());
-  wire::seal(out);
+  wire::seal(out, integrity);
 }
 
 bool Path::build_retransmission(Time now, wire::Bytes* out) {

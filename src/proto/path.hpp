@@ -217,6 +217,9 @@ class Path {
   // Secured transports: the remote's datagrams said it opens AES-256-GCM (wire/crypto.hpp,
   // kinds 4 and 5), so ours to it are sealed so.
   bool peer_opens_aes = false;
+  // kSealed when the Transport seals every datagram of this path (a secured one): they then
+  // carry no checksum (wire/datagram.hpp).
+  wire::Integrity integrity = wire::Integrity::kChecksum;
 };
 
 }  // namespace mstream::proto

@@ -322,6 +322,10 @@ class Transport {
   Status open_sealed(wire::ByteView bytes);
   // What a new path is made with: the config's, with room for the seal.
   PathConfig path_config() const;
+  // What protects this transport's datagrams: the seal when secured, else their checksum.
+  wire::Integrity integrity() const {
+    return secured_ ? wire::Integrity::kSealed : wire::Integrity::kChecksum;
+  }
   bool keepalive_due(SiteId site, const Path& p, Time now) const;
   void on_frame(SiteId src, const wire::Frame& f, Time now);
   void on_data(SiteId src, const wire::Frame& f, Time now);

@@ -37,7 +37,7 @@ bool Transport::poll_transmit(Time now, OutDatagram* out) {
 // them twice. So its messages now released are left out and the others carry today's floor.
 // Repeats are few: decoding them again costs little.
 void Transport::refresh_repeat(wire::Bytes* datagram) {
-  if (!wire::decode_datagram(*datagram, &repeat_).ok()) return;
+  if (!wire::decode_datagram(*datagram, &repeat_, integrity()).ok()) return;
   bool stale = false;
   for (const wire::Frame& f : repeat_.frames) {
     if (f.type != wire::FrameType::kData && f.type != wire::FrameType::kFragment) continue;
@@ -80,7 +80,7 @@ void Transport::refresh_repeat(wire::Bytes* datagram) {
         break;
     }
   }
-  wire::seal(&repeat_bytes_);
+  wire::seal(&repeat_bytes_, integrity());
   std::swap(*datagram, repeat_bytes_);
 }
 
@@ -124,7 +124,7 @@ bool Transport::poll_path(Time now, OutDatagram* out) {
     if (keepalive_due(site, p, now)) {
       out->bytes.clear();
       wire::encode_header({self_, site, 0, boot_, p.peer_boot}, &out->bytes);
-      wire::seal(&out->bytes);
+      wire::seal(&out->bytes, integrity());
       out->to = site;
       ++stats_.datagrams_out;
       return true;

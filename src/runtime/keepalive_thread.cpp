@@ -13,7 +13,7 @@ void KeepaliveThread::start(int fd, const SocketAddress& to, proto::SiteId self,
   stopping_ = false;
   wire::Bytes plain;
   wire::encode_header({self, peer, 0}, &plain);
-  wire::seal(&plain);
+  wire::seal(&plain, pair_key ? wire::Integrity::kSealed : wire::Integrity::kChecksum);
   const std::uint8_t kind = opens_aes ? wire::kKindSealedAesCapable : wire::kKindSealed;
   thread_ = std::thread([this, fd, to, plain = std::move(plain), interval, pair_key, self, kind] {
     std::unique_lock lock(mu_);

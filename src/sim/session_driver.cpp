@@ -700,7 +700,9 @@ void SessionDriver::on_transmit(std::uint32_t n, const proto::OutDatagram& out) 
     status = open_sent(n, out, who);
     bytes = opened_;
   }
-  if (status.ok()) status = wire::decode_datagram(bytes, &decoded_);
+  if (status.ok())
+    status = wire::decode_datagram(
+        bytes, &decoded_, sc_.secured ? wire::Integrity::kSealed : wire::Integrity::kChecksum);
   if (!status.ok()) {
     checker_.fail("wire_valid", who + " sent an undecodable datagram: " + status.to_string());
   } else {

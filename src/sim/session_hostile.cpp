@@ -267,7 +267,7 @@ wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::O
     lied = true;
   }
   if (!lied) return out.bytes;
-  wire::seal(&plain);
+  wire::seal(&plain, key ? wire::Integrity::kSealed : wire::Integrity::kChecksum);
   if (!key) return plain;
   // Under the counter its core chose for this datagram, which is never sent as it was.
   wire::SealedHeader sh;
@@ -366,9 +366,9 @@ void SessionDriver::send_lying_datagram(std::uint32_t n, std::uint32_t to,
   wire::Bytes plain;
   wire::encode_header(lie, &plain);
   wire::encode_ack(ack, &plain);
-  wire::seal(&plain);
   ++sum_.lies[static_cast<std::size_t>(kind)];
   const std::optional<wire::Key> key = nodes_[n].core->transport().pair_key(h.dst_site);
+  wire::seal(&plain, key ? wire::Integrity::kSealed : wire::Integrity::kChecksum);
   if (!key) {
     transmit(n, to, plain);
     return;
@@ -411,7 +411,7 @@ void SessionDriver::send_as_other(std::uint32_t n, std::uint32_t to,
     else if (f.type == wire::FrameType::kConsumed)
       wire::encode_consumed(f.from_stream, f.to_stream, f.seq, &plain, f.origin);
   }
-  wire::seal(&plain);
+  wire::seal(&plain, wire::Integrity::kSealed);
   wire::Bytes sealed;
   wire::seal_datagram(*key, {x, 0, wire::kKeepaliveCounters + ++hostile_counter_}, plain, &sealed);
   ++sum_.lies[static_cast<std::size_t>(Lie::kSealAsOther)];

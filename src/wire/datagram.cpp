@@ -64,7 +64,7 @@ std::size_t sender_size(std::uint64_t seq, const SenderTag& tag) {
 
 }  // namespace
 
-Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
+Status decode_datagram(ByteView bytes, DecodedDatagram* out, Integrity integrity) {
   if (bytes.size() < kFixedHeaderSize) return malformed("datagram shorter than its header");
   Reader r(bytes);
   std::uint16_t magic = 0;
@@ -77,7 +77,8 @@ Status decode_datagram(ByteView bytes, DecodedDatagram* out) {
   if (magic != kMagic) return malformed("bad magic");
   if (version != kVersion) return malformed("unsupported version");
   if (kind != kKindPath) return malformed("unknown datagram kind");
-  if (crc32c(bytes.subspan(kFixedHeaderSize)) != crc) return malformed("checksum mismatch");
+  if (integrity == Integrity::kChecksum && crc32c(bytes.subspan(kFixedHeaderSize)) != crc)
+    return malformed("checksum mismatch");
 
   std::uint64_t src = 0, dst = 0, src_boot = 0, dst_boot = 0;
   if (!r.varint_max(kMaxSiteId, &src) || !r.varint_max(kMaxSiteId, &dst) ||
@@ -242,8 +243,9 @@ void encode_reject(std::uint64_t from, std::uint64_t to, std::uint64_t seq, Reje
   w.u8(static_cast<std::uint8_t>(reason));
 }
 
-void seal(Bytes* out) {
-  std::uint32_t crc = crc32c(ByteView(*out).subspan(kFixedHeaderSize));
+void seal(Bytes* out, Integrity integrity) {
+  const std::uint32_t crc =
+      integrity == Integrity::kChecksum ? crc32c(ByteView(*out).subspan(kFixedHeaderSize)) : 0;
   for (int i = 0; i < 4; ++i) (*out)[kCrcOffset + i] = static_cast<std::uint8_t>(crc >> (8 * i));
 }
 
