@@ -28,7 +28,7 @@ struct LoadConfig {
   std::uint32_t max_unconsumed_messages = EndpointOptions{}.max_unconsumed_messages;
   // Both ends seal their datagrams (EndpointOptions::secured), under one fixed key.
   bool secured = false;
-  bool aes = true;  // secured: AES-256-GCM where the CPU does it (EndpointOptions::aes)
+  bool aes = true;  // secured: AEGIS-256 where the CPU does it (EndpointOptions::aes)
 };
 
 struct LoadResult {

@@ -193,7 +193,7 @@ Result<std::vector<BenchResult>> run_throughput(const BenchOptions& options) {
       {"throughput", "cpu_per_message", median(ms_cpu), "ns", "zeromq_push_pull_tcp",
        median(zmq_cpu), wait, placement},
       // Security on (every datagram sealed, doc/security.md) vs off, the same rounds: the
-      // target is >= 0.8. "secured" seals as a session does by default (AES-256-GCM where
+      // target is >= 0.9. "secured" seals as a session does by default (AEGIS-256 where
       // the CPU does it); "secured_portable" with XChaCha20-Poly1305, as towards a peer
       // without AES.
       {"throughput", "secured_consumed_per_second", median(sealed_rates), "msgs/s",

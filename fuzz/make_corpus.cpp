@@ -180,16 +180,17 @@ std::vector<Bytes> sealed_seeds() {
                       datagram(1, 2, 1, [&](Bytes* b) { encode_data(100, 200, 1, p, b); })}) {
     seal(&plain, Integrity::kSealed);  // no checksum inside a seal
     Bytes sealed;
-    seal_datagram(key, {1, 0, 1, kKindSealedAesCapable}, plain, &sealed);
+    seal_datagram(key, {1, 0, 1, kKindSealedAegisCapable}, plain, &sealed);
     out.push_back(sealed);
     // Under the pair key of sites 1 and 2, which the target's transports open.
-    seal_datagram(pair_key(key, 1, 2), {1, 0, 1, kKindSealedAesCapable}, plain, &sealed);
+    seal_datagram(pair_key(key, 1, 2), {1, 0, 1, kKindSealedAegisCapable}, plain, &sealed);
     out.push_back(sealed);
-    // AES-256-GCM needs the CPU's; a machine without it makes the corpus without these.
-    if (aes_available()) {
-      seal_datagram_aes(AesKey(key, 1, 0), 2, plain, &sealed);
+    // AEGIS-256 needs the CPU's AES instructions; a machine without them makes the corpus
+    // without these.
+    if (aegis_available()) {
+      seal_datagram_aegis(AegisKey(key, 1, 0), 2, plain, &sealed);
       out.push_back(sealed);
-      seal_datagram_aes(AesKey(pair_key(key, 1, 2), 1, 0), 2, plain, &sealed);
+      seal_datagram_aegis(AegisKey(pair_key(key, 1, 2), 1, 0), 2, plain, &sealed);
       out.push_back(sealed);
     }
   }

@@ -49,11 +49,11 @@ TEST(SecuredTransport, DeliversOnceInOrderAndEveryDatagramIsSealed) {
   EXPECT_EQ(c[kB].stats().replayed_in, 0u);
 }
 
-// Both ends open AES-256-GCM: after the first exchange (XChaCha20-Poly1305 saying so) they
-// seal with it; an end that does not (TransportConfig::aes off, or a CPU without it) is
-// answered in XChaCha20-Poly1305 for as long as it says so.
-TEST(SecuredTransport, PeersThatBothOpenAesSealWithItAndTheOthersDoNot) {
-  if (!wire::aes_available()) GTEST_SKIP() << "this CPU has no AES-256-GCM";
+// Both ends open AEGIS-256: after the first exchange (XChaCha20-Poly1305 saying so) they
+// seal with it; an end that does not (TransportConfig::aes off, or a CPU without AES
+// instructions) is answered in XChaCha20-Poly1305 for as long as it says so.
+TEST(SecuredTransport, PeersThatBothOpenAegisSealWithItAndTheOthersDoNot) {
+  if (!wire::aegis_available()) GTEST_SKIP() << "this CPU has no AES-NI and AVX for AEGIS-256";
   for (bool b_aes : {true, false}) {
     TransportConfig b_cfg;
     b_cfg.aes = b_aes;
@@ -71,16 +71,16 @@ TEST(SecuredTransport, PeersThatBothOpenAesSealWithItAndTheOthersDoNot) {
     ASSERT_TRUE(c.settle());
     ASSERT_EQ(c.delivered_seqs(kB, kAB), one_to(100));
     ASSERT_EQ(c.delivered_seqs(kA, {200, 100}), one_to(100));
-    std::size_t aes = 0;
+    std::size_t aegis = 0;
     for (const OutDatagram& d : c.sent) {
       const std::uint8_t kind = wire::datagram_kind(d.bytes);
       if (!b_aes) {
-        EXPECT_EQ(kind, d.to == kB ? wire::kKindSealedAesCapable : wire::kKindSealed);
+        EXPECT_EQ(kind, d.to == kB ? wire::kKindSealedAegisCapable : wire::kKindSealed);
       }
-      aes += kind == wire::kKindSealedAes;
+      aegis += kind == wire::kKindSealedAegis;
     }
     if (b_aes) {
-      EXPECT_GT(aes, c.sent.size() / 2);
+      EXPECT_GT(aegis, c.sent.size() / 2);
     }
     EXPECT_EQ(c[kA].stats().forged_in + c[kB].stats().forged_in, 0u);
   }

@@ -60,43 +60,78 @@ TEST(Crypto, EveryTamperedByteIsRefused) {
   }
 }
 
-TEST(Crypto, AnAesSealedDatagramOpensUnderItsSendersKeyOnly) {
-  if (!aes_available()) GTEST_SKIP() << "this CPU has no AES-256-GCM";
+TEST(Crypto, AnAegisSealedDatagramOpensUnderItsSendersKeyOnly) {
+  if (!aegis_available()) GTEST_SKIP() << "this CPU has no AES-NI and AVX for AEGIS-256";
   const Bytes plain = some_datagram();
-  const AesKey sender(key_of(1), 1, 4);
+  const AegisKey sender(key_of(1), 1, 4);
   Bytes sealed;
-  seal_datagram_aes(sender, 99, plain, &sealed);
+  seal_datagram_aegis(sender, 99, plain, &sealed);
   EXPECT_EQ(sealed.size(), plain.size() + kSealOverhead);
-  EXPECT_EQ(datagram_kind(sealed), kKindSealedAes);
+  EXPECT_EQ(datagram_kind(sealed), kKindSealedAegis);
   SealedHeader h;
   Bytes opened;
-  ASSERT_TRUE(open_datagram_aes(AesKey(key_of(1), 1, 4), sealed, &h, &opened).ok());
+  ASSERT_TRUE(open_datagram_aegis(AegisKey(key_of(1), 1, 4), sealed, &h, &opened).ok());
   EXPECT_EQ(opened, plain);
   EXPECT_EQ(h.src_site, 1u);
   EXPECT_EQ(h.src_boot, 4u);
   EXPECT_EQ(h.counter, 99u);
-  EXPECT_EQ(h.kind, kKindSealedAes);
+  EXPECT_EQ(h.kind, kKindSealedAegis);
   // Another session's key, another sender's (or boot's) subkey, the other cipher: refused.
-  EXPECT_EQ(open_datagram_aes(AesKey(key_of(2), 1, 4), sealed, &h, &opened).code(),
+  EXPECT_EQ(open_datagram_aegis(AegisKey(key_of(2), 1, 4), sealed, &h, &opened).code(),
             Status::Code::kPermissionDenied);
-  EXPECT_EQ(open_datagram_aes(AesKey(key_of(1), 1, 5), sealed, &h, &opened).code(),
+  EXPECT_EQ(open_datagram_aegis(AegisKey(key_of(1), 1, 5), sealed, &h, &opened).code(),
             Status::Code::kPermissionDenied);
   EXPECT_EQ(open_datagram(key_of(1), sealed, &h, &opened).code(), Status::Code::kMalformed);
+  // The subkey is the sender's alone: the pair key itself does not open it either.
+  EXPECT_NE(AegisKey(key_of(1), 1, 4).key(), key_of(1));
+  EXPECT_NE(AegisKey(key_of(1), 1, 4).key(), AegisKey(key_of(1), 2, 4).key());
+  // Every bit of header, ciphertext and tag is authenticated.
   for (std::size_t i = 0; i < sealed.size(); ++i) {
-    Bytes t = sealed;
-    t[i] ^= 0x40;
-    EXPECT_FALSE(open_datagram_aes(sender, t, &h, &opened).ok()) << "byte " << i;
+    for (int bit = 0; bit < 8; ++bit) {
+      Bytes t = sealed;
+      t[i] ^= static_cast<std::uint8_t>(1u << bit);
+      EXPECT_FALSE(open_datagram_aegis(sender, t, &h, &opened).ok()) << i << ":" << bit;
+    }
   }
+  for (std::size_t n = 0; n < sealed.size(); ++n)
+    EXPECT_FALSE(open_datagram_aegis(sender, ByteView(sealed).first(n), &h, &opened).ok()) << n;
+  Bytes longer = sealed;
+  longer.push_back(0);
+  EXPECT_FALSE(open_datagram_aegis(sender, longer, &h, &opened).ok());
 }
 
-TEST(Crypto, TheXChaChaKindSaysWhetherItsSenderOpensAes) {
+// The nonce is the header's (site, boot, counter): one plaintext under two counters seals to
+// unrelated bytes, and each opens only under its own header.
+TEST(Crypto, AegisSealsDifferUnderEachCounter) {
+  if (!aegis_available()) GTEST_SKIP() << "this CPU has no AES-NI and AVX for AEGIS-256";
+  const AegisKey sender(key_of(3), 7, 0);
+  Bytes a, b;
+  seal_datagram_aegis(sender, 1, some_datagram(), &a);
+  seal_datagram_aegis(sender, 2, some_datagram(), &b);
+  ASSERT_EQ(a.size(), b.size());
+  std::size_t same = 0;
+  for (std::size_t i = kSealedHeaderSize; i < a.size(); ++i) same += a[i] == b[i];
+  EXPECT_LT(same, (a.size() - kSealedHeaderSize) / 16);
+  // b's body under a's header (its counter): refused.
+  std::copy(a.begin(), a.begin() + kSealedHeaderSize, b.begin());
+  SealedHeader h;
+  Bytes opened;
+  EXPECT_FALSE(open_datagram_aegis(sender, b, &h, &opened).ok());
+  // An empty plaintext seals to a header and a tag, and opens.
+  seal_datagram_aegis(sender, 3, {}, &a);
+  ASSERT_EQ(a.size(), kSealOverhead);
+  EXPECT_TRUE(open_datagram_aegis(sender, a, &h, &opened).ok());
+  EXPECT_TRUE(opened.empty());
+}
+
+TEST(Crypto, TheXChaChaKindSaysWhetherItsSenderOpensAegis) {
   Bytes sealed;
-  seal_datagram(key_of(1), {1, 0, 5, kKindSealedAesCapable}, some_datagram(), &sealed);
-  EXPECT_EQ(datagram_kind(sealed), kKindSealedAesCapable);
+  seal_datagram(key_of(1), {1, 0, 5, kKindSealedAegisCapable}, some_datagram(), &sealed);
+  EXPECT_EQ(datagram_kind(sealed), kKindSealedAegisCapable);
   SealedHeader h;
   Bytes opened;
   ASSERT_TRUE(open_datagram(key_of(1), sealed, &h, &opened).ok());
-  EXPECT_EQ(h.kind, kKindSealedAesCapable);
+  EXPECT_EQ(h.kind, kKindSealedAegisCapable);
   EXPECT_EQ(opened, some_datagram());
 }
 

@@ -56,8 +56,8 @@ struct EndpointOptions {
   // ends derive from traffic_key (doc/security.md), and only sealed datagrams that
   // authenticate under it, each once, are accepted: the rest is counted (forged_in,
   // replayed_in, unsealed_in) and dropped. Every peer must use the same key. The
-  // cipher is AES-256-GCM towards peers that open it when this CPU does it and `aes` is on,
-  // else XChaCha20-Poly1305 (portable).
+  // cipher is AEGIS-256 towards peers that open it when this CPU has AES instructions and
+  // `aes` is on, else XChaCha20-Poly1305 (portable).
   bool secured = false;
   std::array<std::uint8_t, 32> traffic_key{};
   bool aes = true;

@@ -141,7 +141,7 @@ Result<std::unique_ptr<SessionClient>> SessionClient::connect(
     c->keepalive_.start(
         c->loop_->fd(), *c->loop_->leader_address(), *id, 0,
         std::chrono::nanoseconds(site::SiteCore::keepalive_interval(failure_timeout)),
-        joined->leader_key, c->core_->transport().seals_aes());
+        joined->leader_key, c->core_->transport().seals_aegis());
   return c;
 }
 

@@ -59,8 +59,9 @@ struct ChannelConfig {
 struct TransportConfig {
   PathConfig path;
   ChannelConfig channel;
-  // Secured sessions: seal with AES-256-GCM towards peers that open it, when this machine's
-  // CPU does it (wire/crypto.hpp, kind 5); else, and towards the others, XChaCha20-Poly1305.
+  // Secured sessions: seal with AEGIS-256 towards peers that open it, when this machine's CPU
+  // has AES instructions (wire/crypto.hpp, kind 7); else, and towards the others,
+  // XChaCha20-Poly1305.
   // The simulator turns it off, so that a seed's run is the same on every machine.
   bool aes = true;
   // How long DATA in the name of a user stream from a site the receiver does not know for it

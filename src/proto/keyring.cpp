@@ -11,10 +11,10 @@ void Keyring::set_master(const wire::Key& master) {
 
 void Keyring::set(SiteId peer, const wire::Key& key) {
   PairKeys& k = keys_[peer];
-  if (k.key != key) {  // the AES subkeys were of the old one
+  if (k.key != key) {  // the AEGIS-256 subkeys were of the old one
     k.key = key;
-    k.send_aes.reset();
-    k.recv_aes.reset();
+    k.send_aegis.reset();
+    k.recv_aegis.reset();
   }
 }
 
@@ -47,18 +47,18 @@ Status Keyring::open(wire::ByteView bytes, wire::SealedHeader* h, wire::Bytes* p
                                                       std::to_string(h->src_site) +
                                                       ", whose key this site does not have");
   Status st = Status::ok_status();
-  if (h->kind == wire::kKindSealedAes) {
-    if (!aes_)
+  if (h->kind == wire::kKindSealedAegis) {
+    if (!aegis_)
       return Status::error(Status::Code::kPermissionDenied,
-                           "sealed datagram: AES-256-GCM, which this transport does not open");
-    if (k->recv_aes && k->recv_aes->boot() == h->src_boot) {
-      st = wire::open_datagram_aes(*k->recv_aes, bytes, h, plain);
+                           "sealed datagram: AEGIS-256, which this transport does not open");
+    if (k->recv_aegis && k->recv_aegis->boot() == h->src_boot) {
+      st = wire::open_datagram_aegis(*k->recv_aegis, bytes, h, plain);
     } else {
       // Kept only once a datagram authenticated under it: a forger's made-up boots cost a
       // derivation each, and displace nothing.
-      auto aes = std::make_unique<wire::AesKey>(k->key, h->src_site, h->src_boot);
-      st = wire::open_datagram_aes(*aes, bytes, h, plain);
-      if (st.ok()) k->recv_aes = std::move(aes);
+      const wire::AegisKey sender(k->key, h->src_site, h->src_boot);
+      st = wire::open_datagram_aegis(sender, bytes, h, plain);
+      if (st.ok()) k->recv_aegis = sender;
     }
   } else {
     st = wire::open_datagram(k->key, bytes, h, plain);
@@ -68,19 +68,18 @@ Status Keyring::open(wire::ByteView bytes, wire::SealedHeader* h, wire::Bytes* p
   return st;
 }
 
-bool Keyring::seal(SiteId peer, std::uint32_t boot, std::uint64_t counter, bool peer_opens_aes,
+bool Keyring::seal(SiteId peer, std::uint32_t boot, std::uint64_t counter, bool peer_opens_aegis,
                    wire::ByteView plain, wire::Bytes* out) {
   PairKeys scratch;
   PairKeys* k = find(peer, &scratch);
   if (k == nullptr) return false;
   if (k == &scratch) k = keep(peer, &scratch);  // a path goes there (paths are bounded)
-  if (aes_ && peer_opens_aes) {
-    if (!k->send_aes || k->send_aes->boot() != boot)
-      k->send_aes = std::make_unique<wire::AesKey>(k->key, self_, boot);
-    wire::seal_datagram_aes(*k->send_aes, counter, plain, out);
+  if (aegis_ && peer_opens_aegis) {
+    if (!k->send_aegis || k->send_aegis->boot() != boot) k->send_aegis.emplace(k->key, self_, boot);
+    wire::seal_datagram_aegis(*k->send_aegis, counter, plain, out);
   } else {
     wire::seal_datagram(
-        k->key, {self_, boot, counter, aes_ ? wire::kKindSealedAesCapable : wire::kKindSealed},
+        k->key, {self_, boot, counter, aegis_ ? wire::kKindSealedAegisCapable : wire::kKindSealed},
         plain, out);
   }
   return true;

@@ -9,7 +9,6 @@
 // Thread-safety: none; the Transport that owns it drives it.
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <unordered_map>
 
@@ -26,32 +25,33 @@ class Keyring {
   // senders must not make us allocate without bound).
   static constexpr std::size_t kMaxKept = 4096;
 
-  // `aes`: whether it seals and opens kind 5 (TransportConfig::aes, on a CPU that does it).
-  Keyring(SiteId self, bool aes) : self_(self), aes_(aes) {}
+  // `aegis`: whether it seals and opens kind 7, AEGIS-256 (TransportConfig::aes, on a CPU
+  // that does it).
+  Keyring(SiteId self, bool aegis) : self_(self), aegis_(aegis) {}
 
   void set_master(const wire::Key& master);
   void set(SiteId peer, const wire::Key& key);
   void drop(SiteId peer) { keys_.erase(peer); }
   // The key of the pair (self, peer), if it has or derives it.
   std::optional<wire::Key> key(SiteId peer) const;
-  bool aes() const { return aes_; }
+  bool aegis() const { return aegis_; }
 
   // Opens a sealed datagram of any kind into *plain, under the key of the sender its header
   // names (*h). Errors: kNotFound (no key for that sender: not yet, or never), kMalformed (not
   // a sealed datagram), kPermissionDenied (it does not authenticate under that key: sealed by
   // another in the sender's name, tampered with, or another session's).
   Status open(wire::ByteView bytes, wire::SealedHeader* h, wire::Bytes* plain);
-  // Seals the path datagram `plain` to `peer` into *out, as (self, boot, counter): kind 5 when
-  // `peer_opens_aes` and this keyring does AES, else kind 4 or 2. False (nothing written) when
-  // there is no key for `peer`.
-  bool seal(SiteId peer, std::uint32_t boot, std::uint64_t counter, bool peer_opens_aes,
+  // Seals the path datagram `plain` to `peer` into *out, as (self, boot, counter): kind 7 when
+  // `peer_opens_aegis` and this keyring does AEGIS-256, else kind 6 or 2. False (nothing
+  // written) when there is no key for `peer`.
+  bool seal(SiteId peer, std::uint32_t boot, std::uint64_t counter, bool peer_opens_aegis,
             wire::ByteView plain, wire::Bytes* out);
 
  private:
   struct PairKeys {
     wire::Key key{};
-    std::unique_ptr<wire::AesKey> send_aes;  // ours, for the boot we seal under
-    std::unique_ptr<wire::AesKey> recv_aes;  // the peer's, for its latest boot that opened
+    std::optional<wire::AegisKey> send_aegis;  // ours, for the boot we seal under
+    std::optional<wire::AegisKey> recv_aegis;  // the peer's, for its latest boot that opened
   };
   // The keys of the pair with `peer`: kept, or derived from the master into *scratch; null
   // when there are none.
@@ -60,7 +60,7 @@ class Keyring {
   PairKeys* keep(SiteId peer, PairKeys* scratch);
 
   SiteId self_;
-  bool aes_;
+  bool aegis_;
   std::optional<wire::Key> master_;
   std::unordered_map<SiteId, PairKeys> keys_;
 };

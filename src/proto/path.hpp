@@ -214,9 +214,9 @@ class Path {
   // is never carried from one boot of the remote to the next (Transport::reset_path).
   std::uint32_t boot = 0;
   std::uint32_t peer_boot = 0;
-  // Secured transports: the remote's datagrams said it opens AES-256-GCM (wire/crypto.hpp,
-  // kinds 4 and 5), so ours to it are sealed so.
-  bool peer_opens_aes = false;
+  // Secured transports: the remote's datagrams said it opens AEGIS-256 (wire/crypto.hpp,
+  // kinds 6 and 7), so ours to it are sealed so.
+  bool peer_opens_aegis = false;
   // kSealed when the Transport seals every datagram of this path (a secured one): they then
   // carry no checksum (wire/datagram.hpp).
   wire::Integrity integrity = wire::Integrity::kChecksum;

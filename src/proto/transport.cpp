@@ -23,7 +23,7 @@ TransportConfig sanitize(TransportConfig c) {
 }  // namespace
 
 Transport::Transport(SiteId self, TransportConfig config)
-    : self_(self), config_(sanitize(config)), keys_(self, config_.aes && wire::aes_available()) {}
+    : self_(self), config_(sanitize(config)), keys_(self, config_.aes && wire::aegis_available()) {}
 
 void Transport::set_master_key(const wire::Key& master) {
   keys_.set_master(master);
@@ -357,7 +357,7 @@ Status Transport::on_datagram(wire::ByteView bytes, Time now) {
   Path& p = *path;
   // What the sender's process opens, as its datagrams say (a restarted leader may run on a
   // machine without AES: its path is a new one).
-  if (secured_) p.peer_opens_aes = sealed_header_.kind != wire::kKindSealed;
+  if (secured_) p.peer_opens_aegis = sealed_header_.kind != wire::kKindSealed;
   if (decoded_.has_ack && !p.on_ack(decoded_.ack, now)) ++stats_.bogus_acks;
   if (h.packet_number == 0) return Status::ok_status();
   switch (p.on_packet(h.packet_number, bytes.size(), now)) {

@@ -150,8 +150,8 @@ class Transport {
   // Forgets the key of the pair with `peer` (expel_site() does too): it left or failed.
   void drop_pair_key(SiteId peer) { keys_.drop(peer); }
   bool secured() const { return secured_; }
-  // Whether it seals with AES-256-GCM towards the peers that open it (TransportConfig::aes).
-  bool seals_aes() const { return secured_ && keys_.aes(); }
+  // Whether it seals with AEGIS-256 towards the peers that open it (TransportConfig::aes).
+  bool seals_aegis() const { return secured_ && keys_.aegis(); }
   // The key of the pair (self, peer), if this transport has or derives it: for the
   // simulator's checkers, which look inside what is sent, and its hostile member.
   std::optional<wire::Key> pair_key(SiteId peer) const { return keys_.key(peer); }
@@ -375,8 +375,8 @@ class Transport {
   TransportStats stats_;
   wire::DecodedDatagram decoded_;  // reused across on_datagram calls
   wire::Bytes body_;               // reused across poll_transmit calls
-  // Secured: the keys of this site's pairs (which peers open AES, their paths know:
-  // Path::peer_opens_aes).
+  // Secured: the keys of this site's pairs (which peers open AEGIS-256, their paths know:
+  // Path::peer_opens_aegis).
   bool secured_ = false;
   Keyring keys_;
   SenderPin pin_ = nullptr;

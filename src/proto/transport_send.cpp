@@ -17,10 +17,11 @@ bool Transport::poll_transmit(Time now, OutDatagram* out) {
   while (poll_path(now, out)) {
     auto p = paths_.find(out->to);
     if (secured_) {
-      const bool opens_aes = p != paths_.end() && p->second->peer_opens_aes;
+      const bool opens_aegis = p != paths_.end() && p->second->peer_opens_aegis;
       // No key for it (none came with its admission): the datagram waits for its
       // retransmission, as if lost.
-      if (!keys_.seal(out->to, boot_, seal_counter_ + 1, opens_aes, out->bytes, &sealed_)) continue;
+      if (!keys_.seal(out->to, boot_, seal_counter_ + 1, opens_aegis, out->bytes, &sealed_))
+        continue;
       ++seal_counter_;
       std::swap(out->bytes, sealed_);
     }

@@ -8,13 +8,13 @@ namespace mstream::runtime {
 
 void KeepaliveThread::start(int fd, const SocketAddress& to, proto::SiteId self, proto::SiteId peer,
                             std::chrono::nanoseconds interval,
-                            const std::optional<wire::Key>& pair_key, bool opens_aes) {
+                            const std::optional<wire::Key>& pair_key, bool opens_aegis) {
   stop();
   stopping_ = false;
   wire::Bytes plain;
   wire::encode_header({self, peer, 0}, &plain);
   wire::seal(&plain, pair_key ? wire::Integrity::kSealed : wire::Integrity::kChecksum);
-  const std::uint8_t kind = opens_aes ? wire::kKindSealedAesCapable : wire::kKindSealed;
+  const std::uint8_t kind = opens_aegis ? wire::kKindSealedAegisCapable : wire::kKindSealed;
   thread_ = std::thread([this, fd, to, plain = std::move(plain), interval, pair_key, self, kind] {
     std::unique_lock lock(mu_);
     wire::Bytes sealed;

@@ -32,11 +32,11 @@ class KeepaliveThread {
   // to site `peer`, every `interval`; in a secured session sealed under `pair_key` (the key
   // of the pair (self, peer): a shell's with the leader, from its join), with
   // counters of its own (wire::kKeepaliveCounters), and saying what its node's transport
-  // opens (`opens_aes`: proto::Transport::seals_aes(), so that the peer does not take the
+  // opens (`opens_aegis`: proto::Transport::seals_aegis(), so that the peer does not take the
   // beat for another process's). A second start() replaces the first.
   void start(int fd, const SocketAddress& to, proto::SiteId self, proto::SiteId peer,
              std::chrono::nanoseconds interval,
-             const std::optional<wire::Key>& pair_key = std::nullopt, bool opens_aes = false);
+             const std::optional<wire::Key>& pair_key = std::nullopt, bool opens_aegis = false);
   void stop();
 
  private:

@@ -3,9 +3,17 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "wire/datagram.hpp"
+
+#if defined(MSTREAM_AEGIS256_AESNI)
+// libsodium's AEGIS-256 for AES-NI, vendored (third_party/aegis256/README.md).
+extern "C" {
+#include "aegis256_aesni.h"
+}
+#endif
 
 namespace mstream::wire {
 namespace {
@@ -141,7 +149,7 @@ constexpr const char* kNotAuthentic =
 
 void seal_datagram(const Key& key, const SealedHeader& h, ByteView plain, Bytes* out) {
   std::uint8_t* p =
-      start_sealed(h.kind == kKindSealedAesCapable ? kKindSealedAesCapable : kKindSealed,
+      start_sealed(h.kind == kKindSealedAegisCapable ? kKindSealedAegisCapable : kKindSealed,
                    h.src_site, h.src_boot, h.counter, plain.size(), out);
   std::uint8_t nonce[kNonceBytes] = {};
   std::memcpy(nonce, p + 4, 16);
@@ -166,8 +174,8 @@ Status peek_sealed(ByteView bytes, SealedHeader* h) {
 
 Status open_datagram(const Key& key, ByteView bytes, SealedHeader* h, Bytes* plain) {
   if (Status st = peek_sealed(bytes, h); !st.ok()) return st;
-  if (h->kind == kKindSealedAes)
-    return Status::error(Status::Code::kMalformed, "sealed datagram: AES-256-GCM (kind 5)");
+  if (h->kind == kKindSealedAegis)
+    return Status::error(Status::Code::kMalformed, "sealed datagram: AEGIS-256 (kind 7)");
   std::uint8_t nonce[kNonceBytes] = {};
   std::memcpy(nonce, bytes.data() + 4, 16);
   plain->resize(bytes.size() - kSealOverhead);
@@ -180,56 +188,72 @@ Status open_datagram(const Key& key, ByteView bytes, SealedHeader* h, Bytes* pla
   return Status::ok_status();
 }
 
-bool aes_available() {
-  static const bool available = crypto_ready() && crypto_aead_aes256gcm_is_available() == 1;
+#if defined(MSTREAM_AEGIS256_AESNI)
+bool aegis_available() {
+  // The test libsodium makes before it takes this implementation (its CPU checks run in
+  // sodium_init, which crypto_ready calls first).
+  static const bool available =
+      crypto_ready() && sodium_runtime_has_aesni() == 1 && sodium_runtime_has_avx() == 1;
   return available;
 }
+#else
+bool aegis_available() { return false; }
+#endif
 
-static_assert(sizeof(crypto_aead_aes256gcm_state) <= 512);
-static_assert(crypto_aead_aes256gcm_ABYTES == kSealTagSize);
-static_assert(crypto_aead_aes256gcm_NPUBBYTES == 12);
-
-AesKey::AesKey(const Key& pair_key, std::uint32_t site, std::uint32_t boot)
-    : site_(site), boot_(boot) {
-  // Its own subkey per sender: the nonce need then only be the sender's counter.
-  const Key subkey =
-      derive_key(pair_key, std::uint64_t{site} | (std::uint64_t{boot} << 32), "msaesgcm");
-  crypto_aead_aes256gcm_beforenm(reinterpret_cast<crypto_aead_aes256gcm_state*>(state_.data()),
-                                 subkey.data());
-}
+AegisKey::AegisKey(const Key& pair_key, std::uint32_t site, std::uint32_t boot)
+    : key_(derive_key(pair_key, std::uint64_t{site} | (std::uint64_t{boot} << 32), "msaegis_")),
+      site_(site),
+      boot_(boot) {}
 
 namespace {
-const crypto_aead_aes256gcm_state* aes_state(const AesKey& k) {
-  return reinterpret_cast<const crypto_aead_aes256gcm_state*>(k.state());
+
+// The draft's AEGIS-256 nonce is 32 bytes: the sealed header's (site, boot, counter), then
+// zeros.
+constexpr std::size_t kAegisNonceBytes = 32;
+
+void aegis_nonce(const std::uint8_t* header, std::uint8_t (&nonce)[kAegisNonceBytes]) {
+  std::memset(nonce, 0, sizeof nonce);
+  std::memcpy(nonce, header + 4, 16);
 }
+
 }  // namespace
 
-void seal_datagram_aes(const AesKey& sender, std::uint64_t counter, ByteView plain, Bytes* out) {
+void seal_datagram_aegis(const AegisKey& sender, std::uint64_t counter, ByteView plain,
+                         Bytes* out) {
   std::uint8_t* p =
-      start_sealed(kKindSealedAes, sender.site(), sender.boot(), counter, plain.size(), out);
-  std::uint8_t nonce[12] = {};
-  std::memcpy(nonce, p + 12, 8);
-  unsigned long long clen = 0;
-  crypto_aead_aes256gcm_encrypt_afternm(p + kSealedHeaderSize, &clen, plain.data(), plain.size(), p,
-                                        kSealedHeaderSize, nullptr, nonce, aes_state(sender));
+      start_sealed(kKindSealedAegis, sender.site(), sender.boot(), counter, plain.size(), out);
+#if defined(MSTREAM_AEGIS256_AESNI)
+  std::uint8_t nonce[kAegisNonceBytes];
+  aegis_nonce(p, nonce);
+  (void)mstream_aegis256_aesni_implementation.encrypt_detached(
+      p + kSealedHeaderSize, p + kSealedHeaderSize + plain.size(), kSealTagSize, plain.data(),
+      plain.size(), p, kSealedHeaderSize, nonce, sender.key().data());
+#else
+  (void)p;
+  std::abort();  // REQUIRES: aegis_available()
+#endif
 }
 
-Status open_datagram_aes(const AesKey& sender, ByteView bytes, SealedHeader* h, Bytes* plain) {
+Status open_datagram_aegis(const AegisKey& sender, ByteView bytes, SealedHeader* h, Bytes* plain) {
   if (Status st = peek_sealed(bytes, h); !st.ok()) return st;
-  if (h->kind != kKindSealedAes)
-    return Status::error(Status::Code::kMalformed, "sealed datagram: not AES-256-GCM (kind 5)");
+  if (h->kind != kKindSealedAegis)
+    return Status::error(Status::Code::kMalformed, "sealed datagram: not AEGIS-256 (kind 7)");
   if (h->src_site != sender.site() || h->src_boot != sender.boot())
     return Status::error(Status::Code::kPermissionDenied, "sealed datagram: another sender's");
-  std::uint8_t nonce[12] = {};
-  std::memcpy(nonce, bytes.data() + 12, 8);
-  plain->resize(bytes.size() - kSealOverhead);
-  unsigned long long mlen = 0;
-  if (crypto_aead_aes256gcm_decrypt_afternm(plain->data(), &mlen, nullptr,
-                                            bytes.data() + kSealedHeaderSize,
-                                            bytes.size() - kSealedHeaderSize, bytes.data(),
-                                            kSealedHeaderSize, nonce, aes_state(sender)) != 0)
+  const std::size_t size = bytes.size() - kSealOverhead;
+  plain->resize(size);
+#if defined(MSTREAM_AEGIS256_AESNI)
+  std::uint8_t nonce[kAegisNonceBytes];
+  aegis_nonce(bytes.data(), nonce);
+  if (mstream_aegis256_aesni_implementation.decrypt_detached(
+          plain->data(), bytes.data() + kSealedHeaderSize, size,
+          bytes.data() + kSealedHeaderSize + size, kSealTagSize, bytes.data(), kSealedHeaderSize,
+          nonce, sender.key().data()) != 0)
     return Status::error(Status::Code::kPermissionDenied, kNotAuthentic);
   return Status::ok_status();
+#else
+  std::abort();  // REQUIRES: aegis_available()
+#endif
 }
 
 void seal_siv(const Key& key, std::size_t ad_size, ByteView plain, Bytes* out) {
