@@ -109,6 +109,33 @@ TEST_F(LeaderRules, AnswersComeOnlyFromTheSiteAsked) {
   EXPECT_EQ(leader_->streams().at(stream_).site, other_);
 }
 
+// The target of a move settled with it (its source failed) says Installed once the stream's
+// relocation handlers have run, after its Settled: a stale answer from the site asked, which
+// changes nothing, but is no forgery (an honest run of sim seed 40003902 counted one).
+TEST_F(LeaderRules, AStaleAnswerFromTheSiteAskedIsDroppedButNotCountedAsAForgery) {
+  leader_->on_message(shell_, wire::MoveReq{4, "s", other_}, 0);
+  leader_->declare_failed(host_, 0);
+  leader_->on_message(other_, wire::Settled{stream_, 2, 1}, 0);
+  ASSERT_EQ(leader_->streams().at(stream_).site, other_);
+  sent_.clear();
+  const wire::ControlMessage late = wire::Installed{stream_, 2, 0, 0, {}, {}};
+  leader_->on_message(other_, late, 0);
+  leader_->on_message(other_, wire::Settled{stream_, 2, 1}, 0);
+  EXPECT_EQ(refused(late), 0u);
+  EXPECT_EQ(refused(wire::Settled{}), 0u);
+  EXPECT_EQ(leader_->stats().stale_answers, 2u);
+  EXPECT_TRUE(sent_.empty());
+  // An epoch the leader never handed out, or a site the stream never was at, is a lie.
+  leader_->on_message(other_, wire::Installed{stream_, 3, 0, 0, {}, {}}, 0);
+  leader_->on_message(other_, wire::Settled{stream_, 3, 1}, 0);
+  leader_->on_message(shell_, late, 0);
+  EXPECT_EQ(refused(late), 2u);
+  EXPECT_EQ(refused(wire::Settled{}), 1u);
+  EXPECT_EQ(leader_->stats().stale_answers, 2u);
+  EXPECT_EQ(leader_->streams().at(stream_).site, other_);
+  EXPECT_EQ(leader_->streams().at(stream_).epoch, 2u);
+}
+
 // What the leader alone says is never taken by it, and what only a shell or only a site
 // says is refused from the other kind.
 TEST_F(LeaderRules, EveryTypeAMemberMayNotSendIsRefusedAndCountedUnderItsType) {

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "sim/session_simulation.hpp"
 #include "sim/simulation.hpp"
 
 namespace mstream::sim {
@@ -24,6 +25,26 @@ TEST(SimRegression, AnswersToABurstOfDuplicatesAreNeverDropped) {
     const SeedResult r = run_seed(seed, false);
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.transport.consumed_answers_merged, 0u) << seed;
+  }
+}
+
+// A restarted leader settled moves from site 0 with their targets (it asks each target, as for
+// a failed source); each target had answered the shell itself, but the answer waited behind a
+// partition, and the target then failed: nobody answered the shell, which waited for ever.
+// The leader now repeats the answer of a move settled with its target as it does for one
+// installed. Seed 40003902 also had the target's late Installed counted as a forgery.
+TEST(SimRegression, AMoveSettledWithItsTargetIsAnsweredWhenTheTargetFails) {
+  for (std::uint64_t seed : {40003902u, 127078u}) {
+    const SessionResult r = run_session_seed(seed, false);
+    EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
+    EXPECT_GT(r.summary.moves_settled_at_target, 0u) << seed;
+    EXPECT_GT(r.summary.answers_repeated, 0u) << seed;
+    std::uint64_t refused = 0;
+    for (std::uint64_t n : r.summary.refused_control) refused += n;
+    EXPECT_EQ(refused, 0u) << seed;  // an honest session tells no lies
+    if (seed == 40003902u) {
+      EXPECT_GT(r.summary.stale_answers, 0u);
+    }
   }
 }
 

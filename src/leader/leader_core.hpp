@@ -138,6 +138,20 @@ class LeaderCore {
   const std::array<std::uint64_t, wire::kControlTypes>& refused_control() const {
     return refused_control_;
   }
+  // What the leader did that tests and the simulator look for.
+  struct Stats {
+    // Answers (Installed, Settled) from a site that was asked, come after their operation
+    // ended otherwise (a move settled with its target, whose Installed follows): dropped, not
+    // counted in refused_control.
+    std::uint64_t stale_answers = 0;
+    // Moves whose source failed (or was this process's previous one), settled as taken
+    // effect by their target.
+    std::uint64_t moves_settled_at_target = 0;
+    // Answers to moves repeated by the leader because their target failed before its own
+    // answer was known to have got through.
+    std::uint64_t answers_repeated = 0;
+  };
+  const Stats& stats() const { return stats_; }
 
  private:
   struct PolicyStep {
@@ -187,6 +201,8 @@ class LeaderCore {
   // The sender rules (wire::Sender), checked before a message is acted on.
   bool sender_allowed(SiteId from, const wire::ControlMessage& m) const;
   bool hosts(SiteId from, StreamId stream) const;
+  bool stale_answer(SiteId from, const wire::ControlMessage& m) const;
+  void move_took_effect(StreamId id, const Op& op, Time now);
   void moved(StreamId id, SiteId to);
   void accept(SiteId from, const wire::ControlMessage& m);
   bool plan_checks(Op& op);
@@ -302,6 +318,7 @@ class LeaderCore {
   Time next_liveness_check_ = proto::kNever;
   std::deque<std::string> log_;
   std::array<std::uint64_t, wire::kControlTypes> refused_control_{};
+  Stats stats_;
 
   // Durable state: what changed since take_changes().
   std::uint32_t boot_ = 0;

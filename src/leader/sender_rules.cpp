@@ -63,4 +63,35 @@ bool LeaderCore::hosts(SiteId from, StreamId stream) const {
 
 void LeaderCore::moved(StreamId id, SiteId from) { state_[id].previous_site = from; }
 
+// An answer sender_allowed refused may still be one its sender was asked for, come after its
+// operation ended otherwise: the target of a move settled with it (after the source failed,
+// or the leader restarted) says Installed once the stream's relocation handlers ran, after
+// its Settled (sim seed 40003902). Such an answer confirms what the leader knows: the stream
+// is at the sender, or was before its last move, at an epoch the leader handed out. A
+// forgery (another's stream, an epoch to come) is neither, and is counted.
+bool LeaderCore::stale_answer(SiteId from, const wire::ControlMessage& m) const {
+  StreamId stream = 0;
+  std::uint64_t epoch = 0;
+  bool installed = false;
+  if (const auto* i = std::get_if<wire::Installed>(&m)) {
+    if (i->agent != 0) return false;  // attaches end otherwise only when their site fails
+    stream = i->stream;
+    epoch = i->epoch;
+    installed = true;
+  } else if (const auto* st = std::get_if<wire::Settled>(&m)) {
+    stream = st->stream;
+    epoch = st->epoch;
+  } else {
+    return false;
+  }
+  if (site::is_shell(from)) return false;
+  auto rec = streams_.find(stream);
+  auto st = state_.find(stream);
+  if (rec == streams_.end() || st == state_.end()) return false;
+  if (rec->second.site != from && st->second.previous_site != from) return false;
+  // A move's Installed names the epoch it took effect at; a Settled, the move asked about,
+  // which may have been called off (the stream stayed at the source, under its old epoch).
+  return epoch <= (installed ? rec->second.epoch : st->second.max_epoch);
+}
+
 }  // namespace mstream::leader

@@ -265,22 +265,31 @@ SessionResult SessionDriver::run() {
   const auto add_refused = [this](const auto& counts) {
     for (std::size_t k = 0; k < counts.size(); ++k) sum_.refused_control[k] += counts[k];
   };
+  const auto add_site = [&](const site::SiteCounters& c) {
+    add_refused(c.refused_control);
+  };
+  const auto add_leader = [&](const leader::LeaderCore& l) {
+    add_refused(l.refused_control());
+    sum_.stale_answers += l.stats().stale_answers;
+    sum_.moves_settled_at_target += l.stats().moves_settled_at_target;
+    sum_.answers_repeated += l.stats().answers_repeated;
+  };
   for (std::uint32_t n = 0; n < nodes_.size(); ++n) {
     const NodeRun& nr = nodes_[n];
     if (!nr.core) continue;
     add_transport_stats(nr.core->transport().stats(), &sum_.transport);
     if (is_hostile(n)) continue;
-    add_refused(nr.core->counters().refused_control);
-    if (nr.leader) add_refused(nr.leader->leader().refused_control());
+    add_site(nr.core->counters());
+    if (nr.leader) add_leader(nr.leader->leader());
   }
   for (const auto& dead : crashed_sites_) {
     add_transport_stats(dead->transport().stats(), &sum_.transport);
-    add_refused(dead->counters().refused_control);
+    add_site(dead->counters());
   }
   for (const auto& dead : crashed_leaders_) {
     add_transport_stats(dead->site().transport().stats(), &sum_.transport);
-    add_refused(dead->site().counters().refused_control);
-    add_refused(dead->leader().refused_control());
+    add_site(dead->site().counters());
+    add_leader(dead->leader());
   }
   sum_.end_time = now_;
   sum_.network = net_.stats();

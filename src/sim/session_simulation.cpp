@@ -49,7 +49,10 @@ std::string describe(const SessionResult& r) {
   out += "session failures:" + kv("crashes", s.crashes) + kv("restarts", s.restarts) +
          kv("moves_failed", s.moves_failed) + kv("checkpoints_stored", s.checkpoints_stored) +
          kv("checkpoint_crashes", s.checkpoint_crashes) +
-         kv("durable_restores", s.durable_restores) + "\n";
+         kv("durable_restores", s.durable_restores) +
+         kv("moves_settled_at_target", s.moves_settled_at_target) +
+         kv("answers_repeated", s.answers_repeated) + kv("stale_answers", s.stale_answers) +
+         "\n";
   out += "session network:" + kv("sent", n.sent) + kv("arrivals", n.arrivals) +
          kv("lost_random", n.lost_random) + kv("lost_burst", n.lost_burst) +
          kv("lost_partition", n.lost_partition) + kv("duplicated", n.duplicated) +

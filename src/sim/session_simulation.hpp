@@ -69,6 +69,10 @@ struct SessionSummary {
   std::uint64_t checkpoints_stored = 0;  // commits of checkpoint batches to the nodes' stores
   std::uint64_t checkpoint_crashes = 0;  // crashes at a commit (SessionCrash::Point)
   std::uint64_t durable_restores = 0;    // recoveries of durable streams from a checkpoint
+  // The leaders' (LeaderCore::Stats), every process of node 0 summed.
+  std::uint64_t stale_answers = 0;
+  std::uint64_t moves_settled_at_target = 0;
+  std::uint64_t answers_repeated = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(Lie::kCount)> lies{};  // sent, by kind
   // kControlRule lies by control message type (the ControlMessage index), and the messages
   // the honest nodes refused by their sender rules (sites and the leader), by type.
