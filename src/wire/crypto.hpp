@@ -15,8 +15,8 @@
 //   7  AEGIS-256 (draft-irtf-cfrg-aegis-aead; on AES instructions, three to four times as
 //      fast as AES-256-GCM at 1400 bytes) with its 128-bit tag, under the sender's own subkey
 //      of the pair key, derived for its (site, boot), so that no key serves two ciphers; the
-//      nonce is the 16 bytes from src_site on, then 16 zero bytes. Sent only to a peer whose latest datagram
-//      was kind 6 or 7.
+//      nonce is the 16 bytes from src_site on, then 16 zero bytes. Sent only to a peer whose
+//      latest datagram was kind 6 or 7.
 // (Kinds 4 and 5, AES-256-GCM in its place, were datagram version 5's.)
 // Either nonce is unique under its key as long as each sender (site id, boot) never repeats a
 // counter, whichever peer it sends to (one counter for all its pairs): site ids are never
