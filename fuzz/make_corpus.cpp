@@ -125,6 +125,8 @@ std::vector<Bytes> control_seeds() {
   a.in = {InChannel{9, 4, 1, 2}};
   messages.push_back(a);
   messages.push_back(Watch{7});
+  messages.push_back(Watch{7, 12});
+  messages.push_back(Placed{7, 12, 3});
   // Failures and durable streams.
   StreamRecord recovered = rec;
   recovered.epoch = 5;

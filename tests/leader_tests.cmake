@@ -6,6 +6,7 @@ endif()
 add_executable(leader_tests ${CMAKE_CURRENT_LIST_DIR}/leader_policy_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/leader_join_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/leader_moves_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/leader_placed_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/leader_sender_rules_test.cpp)
 target_link_libraries(leader_tests PRIVATE mstream_leader mstream_sim mstream_warnings
   GTest::gtest_main)

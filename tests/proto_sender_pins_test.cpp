@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <optional>
 
 #include "proto/transport.hpp"
 #include "proto_test_cluster.hpp"
@@ -43,27 +44,46 @@ TEST(SenderPins, AUserStreamsFrameFromItsSiteIsTaken) {
   EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
 }
 
-TEST(SenderPins, FromAnotherSiteItIsRefusedAndCountedOnceANewerEpochIsKnown) {
+// The ask B's site makes about stream 100 (Transport::poll_unplaced), if any.
+std::optional<Transport::UnplacedSender> ask_of(Transport& t) {
+  Transport::UnplacedSender u;
+  if (!t.poll_unplaced(&u)) return std::nullopt;
+  EXPECT_EQ(u.from, kAB.from);
+  return u;
+}
+
+TEST(SenderPins, FromAnotherSiteItIsCountedOnlyOnceTheLeadersAnswerLeavesItUnplaced) {
   Cluster c = pinned_cluster();
   c[kB].locate_sender(kAB.from, kA, 1, c.now);
   ASSERT_TRUE(c[kB].on_datagram(lie_from_c(1, 1), c.now).ok());
   c.step();
-  // C may be where the stream moved and B not heard of it yet: held, not counted.
+  // C may be where the stream moved and B not heard of it yet: held, not counted, and B's
+  // site asks the leader.
   EXPECT_TRUE(c.delivered[kB].empty());
   EXPECT_EQ(c[kB].stats().held_frames, 1u);
-  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
-  // The leader's word at a newer epoch: still at A. C may yet be newer (two quick moves, the
-  // second word on its way): held on, until the hold time is up; then C lied.
+  std::optional<Transport::UnplacedSender> ask = ask_of(c[kB]);
+  ASSERT_TRUE(ask);
+  EXPECT_FALSE(ask_of(c[kB]));
+  // A word at a newer epoch, still at A, condemns nothing (C may be newer still); nor does
+  // the hold time running out: refused, and waiting for the answer.
   c[kB].locate_sender(kAB.from, kA, 2, c.now);
-  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
-  EXPECT_EQ(c[kB].held_frames(), 1u);
   c.run_for(c[kB].config().pin_hold + kMillisecond);
-  EXPECT_EQ(c[kB].stats().wrong_site_frames, 1u);
   EXPECT_EQ(c[kB].held_frames(), 0u);
-  // No newer word at all: a lie too, once the hold time is up.
+  EXPECT_EQ(c[kB].unjudged_frames(), 1u);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+  // The answer: every word the leader owed B came before it, and none named C.
+  c[kB].on_placed(kAB.from, ask->ask, {}, c.now);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 1u);
+  EXPECT_EQ(c[kB].unjudged_frames(), 0u);
+  // A lie that came after the ask waits for an answer to an ask made after it.
   ASSERT_TRUE(c[kB].on_datagram(lie_from_c(2, 1), c.now).ok());
-  c.run_for(c[kB].config().pin_hold + kMillisecond);
+  std::optional<Transport::UnplacedSender> second = ask_of(c[kB]);
+  ASSERT_TRUE(second);
+  c[kB].on_placed(kAB.from, ask->ask, {}, c.now);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 1u);
+  c[kB].on_placed(kAB.from, second->ask, {}, c.now);
   EXPECT_EQ(c[kB].stats().wrong_site_frames, 2u);
+  EXPECT_EQ(c[kB].held_frames(), 0u);
   EXPECT_TRUE(c.delivered[kB].empty());
   // A's own first message is the first one, as if C had said nothing.
   ASSERT_TRUE(c.append(kA, kAB, kB, pattern(9, 1)).ok());
@@ -71,6 +91,80 @@ TEST(SenderPins, FromAnotherSiteItIsRefusedAndCountedOnceANewerEpochIsKnown) {
   ASSERT_EQ(c.delivered_seqs(kB, kAB), one_to(1));
   EXPECT_EQ(c.delivered[kB].front().payload, pattern(9, 1));
   EXPECT_EQ(c.released_up_to(kA, kAB), 1u);
+}
+
+// Seed 7 of `mstream sim --scenario session` (22 honest frames counted before): B knew the
+// sender at A (epoch 5); its site at epoch 6, C, sent copies; B's batched word of epoch 6 was
+// superseded by newer ones (epochs 7 to 9, naming A and 4). Now the batch tells C too, late:
+// an older word, which makes C a site the sender was at, and its copies stale.
+TEST(SenderPins, ACopyFromASiteAnOlderWordNamesIsStaleNotALie) {
+  Cluster c({kA, kB, kC, 4});
+  c[kB].set_sender_pin(by_location);
+  ASSERT_TRUE(c[kB].open_stream(200).ok());
+  c[kB].locate_sender(kAB.from, kA, 5, c.now);
+  ASSERT_TRUE(c[kB].on_datagram(lie_from_c(1, 1), c.now).ok());
+  std::optional<Transport::UnplacedSender> ask = ask_of(c[kB]);
+  ASSERT_TRUE(ask);
+  c[kB].locate_sender(kAB.from, 4, 7, c.now);
+  c[kB].locate_sender(kAB.from, kA, 9, c.now);
+  EXPECT_EQ(c[kB].held_frames(), 1u);
+  c[kB].locate_sender(kAB.from, kC, 6, c.now);  // the batch, behind the watcher's words
+  EXPECT_EQ(c[kB].held_frames(), 0u);
+  EXPECT_EQ(c[kB].stats().held_refused, 1u);
+  c[kB].on_placed(kAB.from, ask->ask, {}, c.now);
+  // Another copy from C: stale at once, not held, not asked about.
+  ASSERT_TRUE(c[kB].on_datagram(lie_from_c(2, 2), c.now).ok());
+  EXPECT_FALSE(ask_of(c[kB]));
+  EXPECT_EQ(c[kB].stats().held_refused, 2u);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+  EXPECT_TRUE(c.delivered[kB].empty());
+}
+
+// The answer says a move in flight takes the sender to C (its target installed it and sends
+// before the leader heard so): held on, and taken when the move's word comes.
+TEST(SenderPins, FromWhereAMoveInFlightGoesItWaitsForTheMovesWord) {
+  Cluster c = pinned_cluster();
+  c[kB].locate_sender(kAB.from, kA, 1, c.now);
+  ASSERT_TRUE(c[kB].on_datagram(lie_from_c(1, 1), c.now).ok());
+  std::optional<Transport::UnplacedSender> ask = ask_of(c[kB]);
+  ASSERT_TRUE(ask);
+  const SiteId going[] = {kC};
+  c[kB].on_placed(kAB.from, ask->ask, going, c.now);
+  EXPECT_EQ(c[kB].held_frames(), 1u);
+  c[kB].locate_sender(kAB.from, kC, 2, c.now);
+  c.step();
+  EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(1));
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+  // Had the answer named another site, C would have lied.
+  Cluster d = pinned_cluster();
+  d[kB].locate_sender(kAB.from, kA, 1, d.now);
+  ASSERT_TRUE(d[kB].on_datagram(lie_from_c(1, 1), d.now).ok());
+  ask = ask_of(d[kB]);
+  ASSERT_TRUE(ask);
+  const SiteId elsewhere[] = {4};
+  d[kB].on_placed(kAB.from, ask->ask, elsewhere, d.now);
+  EXPECT_EQ(d[kB].stats().wrong_site_frames, 1u);
+}
+
+// A restarted leader never sends the words its old process had not sent (seed 21901): what
+// came before, and what comes for pin_words_lost after, is never counted.
+TEST(SenderPins, AfterTheLeaderRestartedNothingIsCountedForAWhile) {
+  Cluster c = pinned_cluster();
+  c[kB].locate_sender(kAB.from, kA, 1, c.now);
+  ASSERT_TRUE(c[kB].on_datagram(lie_from_c(1, 1), c.now).ok());
+  c[kB].leader_restarted(c.now);
+  ASSERT_TRUE(c[kB].on_datagram(lie_from_c(2, 2), c.now).ok());
+  std::optional<Transport::UnplacedSender> ask = ask_of(c[kB]);
+  ASSERT_TRUE(ask);
+  c[kB].on_placed(kAB.from, ask->ask, {}, c.now);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
+  EXPECT_EQ(c[kB].stats().held_refused, 2u);
+  c.now += c[kB].config().pin_words_lost;
+  ASSERT_TRUE(c[kB].on_datagram(lie_from_c(3, 3), c.now).ok());
+  ask = ask_of(c[kB]);
+  ASSERT_TRUE(ask);
+  c[kB].on_placed(kAB.from, ask->ask, {}, c.now);
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 1u);
 }
 
 TEST(SenderPins, FromASiteNotHeardOfYetItIsHeldUncountedAndTakenWhenTheWordComes) {
@@ -105,23 +199,27 @@ TEST(SenderPins, ANewStreamsFramesWaitForItsFirstLocationThenAreTaken) {
   EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
 }
 
-// No word within the hold time and no site known: refused, not counted; the sender is told
-// (REJECT kNoSuchStream from the receiver's site: its site core re-sends), and once the word
-// has come the re-sent messages are taken.
+// No word within the hold time: refused, not counted; the sender is told (REJECT
+// kNoSuchStream from the receiver's site: its site core re-sends). Once the word has come the
+// refused frames are known honest, and the re-sent messages are taken.
 TEST(SenderPins, WithNoWordInTimeTheSenderIsRefusedAndItsResendIsTaken) {
   Cluster c = pinned_cluster();
   for (Seq s = 1; s <= 3; ++s) ASSERT_TRUE(c.append(kA, kAB, kB, pattern(30, s)).ok());
   c.run_for(c[kB].config().pin_hold + 10 * kMillisecond);
   EXPECT_TRUE(c.delivered[kB].empty());
-  EXPECT_EQ(c[kB].stats().held_refused, 3u);
+  EXPECT_EQ(c[kB].unjudged_frames(), 3u);
+  EXPECT_EQ(c[kB].stats().held_refused, 0u);
   EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
   ASSERT_FALSE(c.rejected[kA].empty());
   EXPECT_EQ(c.rejected[kA].front().reason, wire::RejectReason::kNoSuchStream);
   EXPECT_EQ(c.rejected[kA].front().site, kB);
   c[kB].locate_sender(kAB.from, kA, 1, c.now);
+  EXPECT_EQ(c[kB].unjudged_frames(), 0u);
+  EXPECT_EQ(c[kB].stats().held_refused, 3u);
   c[kA].relocate_receiver(kAB.to, kB);
   ASSERT_TRUE(c.settle());
   EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(3));
+  EXPECT_EQ(c[kB].stats().wrong_site_frames, 0u);
 }
 
 // Two quick moves, A to B to C: C's first frames beat both words. The word naming B does not

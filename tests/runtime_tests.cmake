@@ -1,6 +1,7 @@
 # Tests of the real driver (src/runtime): endpoints on loopback UDP, in one process and in
 # two, and under hostile traffic. Every wait in them is bounded.
 add_executable(runtime_tests
+  runtime_drop_log_test.cpp
   runtime_endpoint_test.cpp
   runtime_malformed_test.cpp
   runtime_process_test.cpp

@@ -1055,8 +1055,9 @@ TEST(SessionSimulation, AHostileMembersLiesAreAllToldAndAllStopped) {
   // Lies that reach their target are dropped and counted there (some are lost on the way).
   EXPECT_GT(t.impostor_frames, 0u);
   EXPECT_LE(t.impostor_frames, lies[static_cast<std::size_t>(Lie::kImpersonate)]);
-  // DATA in the name of a user stream from a site that does not host it: held for the
-  // leader's word, then counted (or taken, had it been the stream's new site).
+  // DATA in the name of a user stream from a site that does not host it: held, and counted
+  // once the leader's answer to its site's ask leaves that site unplaced (or taken, had it
+  // been the stream's new site). tests/sim_sender_pins_test.cpp has more.
   EXPECT_GT(t.wrong_site_frames, 0u);
   EXPECT_GT(t.held_frames, 0u);
   EXPECT_GT(t.misdirected_acks, 0u);

@@ -7,6 +7,7 @@ add_executable(sim_tests
   ${CMAKE_CURRENT_LIST_DIR}/sim_checker_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sim_network_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sim_regression_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/sim_sender_pins_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sim_sender_rules_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sim_session_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sim_simulation_test.cpp)

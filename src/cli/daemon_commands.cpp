@@ -25,6 +25,7 @@
 #include "cli/session_client.hpp"
 #include "leader/leader_node.hpp"
 #include "runtime/clock.hpp"
+#include "runtime/drop_log.hpp"
 #include "runtime/node_loop.hpp"
 #include "runtime/output_merger.hpp"
 #include "runtime/sqlite_store.hpp"
@@ -113,34 +114,6 @@ void apply_site_limits(const Limits& limits, site::SiteOptions* so) {
   so->max_held_bytes = limits.max_held_bytes;
   so->handler_limits.time_ms = limits.handler_time_ms;
 }
-
-// Says on stderr, at most once a second, how many datagrams were dropped as forged, replayed
-// or unsealed, and how many control messages a member sent that it may not send (the sender
-// rules, doc/security.md), since it last said: an attack, or a peer with another session's
-// secret.
-class DropLog {
- public:
-  void check(const proto::TransportStats& s, std::uint64_t refused_control, const char* who) {
-    const std::uint64_t total = s.forged_in + s.replayed_in + s.unsealed_in + refused_control;
-    if (total == said_) return;
-    const proto::Time now = runtime::monotonic_now();
-    if (now - last_ < proto::kSecond) return;
-    last_ = now;
-    said_ = total;
-    std::fprintf(stderr,
-                 "mstream %s: dropped datagrams that did not authenticate: %llu forged or "
-                 "tampered with, %llu replayed, %llu unsealed; control messages their sender "
-                 "may not send: %llu (so far)\n",
-                 who, static_cast<unsigned long long>(s.forged_in),
-                 static_cast<unsigned long long>(s.replayed_in),
-                 static_cast<unsigned long long>(s.unsealed_in),
-                 static_cast<unsigned long long>(refused_control));
-  }
-
- private:
-  std::uint64_t said_ = 0;
-  proto::Time last_ = -proto::kSecond;
-};
 
 Status read_controller(const std::string& path, std::string* code) {
   if (path.empty()) return Status::ok_status();
@@ -343,13 +316,15 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
                 leader_state_path(state_dir).c_str());
   std::fflush(stdout);
   std::string line;
-  DropLog drops;
+  runtime::DropLog drops;
   while (!g_stop.load() && !node.finished()) {
     Status st = (*loop)->run_once(50ms);
     drain_output(node.site(), stamped);
     std::uint64_t refused = node.site().counters().refused_control_total();
     for (std::uint64_t n : node.leader().refused_control()) refused += n;
-    drops.check(node.site().transport().stats(), refused, "leader");
+    if (auto said = drops.check(node.site().transport().stats(), refused, "leader",
+                                runtime::monotonic_now()))
+      std::fputs(said->c_str(), stderr);
     while (node.leader().poll_log(&line))
       std::fprintf(stderr, "mstream leader: %s\n", line.c_str());
     if (!st.ok()) {
@@ -436,11 +411,14 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
     }
     std::printf("mstream: site %u joined %s\n", *id, leader.c_str());
     std::fflush(stdout);
-    DropLog drops;
+    runtime::DropLog drops;
     while (!g_stop.load() && !node.finished()) {
       Status st = (*loop)->run_once(50ms);
       drain_output(node, stamped);
-      drops.check(node.transport().stats(), node.counters().refused_control_total(), "site");
+      if (auto said = drops.check(node.transport().stats(),
+                                  node.counters().refused_control_total(), "site",
+                                  runtime::monotonic_now()))
+        std::fputs(said->c_str(), stderr);
       if (!st.ok()) {
         std::fprintf(stderr, "mstream site: %s\n", st.message().c_str());
         return 1;

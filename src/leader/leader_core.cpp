@@ -499,7 +499,7 @@ void LeaderCore::on_installed(const wire::Installed& m, Time now) {
                        "\" (a recovery is never refused)");
       if (old != streams_.end()) moved(id, old->second.site);
       streams_[id] = r->stream;
-      batched_locations_.erase(id);
+      flush_locations_of(id);
       // Every sender re-sends there at once, from what it knows was consumed.
       broadcast(wire::Location{r->stream}, op.target);
     }
@@ -561,7 +561,7 @@ void LeaderCore::complete_destroy(StreamId id, const std::vector<wire::InChannel
     streams_.erase(sit);
     rec.site = wire::kNoSite;
     rec.epoch = std::max(rec.epoch, state_[id].max_epoch) + 1;
-    batched_locations_.erase(id);
+    flush_locations_of(id);
     broadcast(wire::Location{rec, final_in});
   }
   state_[id].agents.clear();
@@ -588,32 +588,61 @@ void LeaderCore::publish_move(const wire::StreamRecord& rec, SiteId requester, T
     }
   }
   if (!batched) return;
-  batched_locations_[rec.id] = rec;
+  // Not only the latest: every site the stream was at is told, so that a receiver whose word
+  // is batched can place the copies such a site sent (a copy from a site its receiver never
+  // heard of would be taken for a lie: Transport::on_placed). One record per site, the
+  // latest: a stream bouncing between two sites costs two.
+  std::vector<wire::StreamRecord>& pending = batched_locations_[rec.id];
+  std::erase_if(pending, [&](const wire::StreamRecord& r) { return r.site == rec.site; });
+  pending.push_back(rec);
   if (locations_due_ == proto::kNever) locations_due_ = now + options_.location_batch;
 }
 
 void LeaderCore::flush_locations() {
   locations_due_ = proto::kNever;
-  for (const auto& [stream, rec] : batched_locations_) {
-    auto st = state_.find(stream);
+  while (!batched_locations_.empty()) flush_locations_of(batched_locations_.begin()->first);
+}
+
+void LeaderCore::flush_locations_of(StreamId stream) {
+  auto pending = batched_locations_.find(stream);
+  if (pending == batched_locations_.end()) return;
+  auto st = state_.find(stream);
+  for (const wire::StreamRecord& rec : pending->second) {
     for (const auto& [id, p] : peers_) {
       if (!p.live || p.shell || id == 0 || id == rec.site) continue;
       if (st != state_.end() && st->second.watchers.contains(id)) continue;
       send(id, wire::Location{rec});
     }
   }
-  batched_locations_.clear();
+  batched_locations_.erase(pending);
 }
 
 void LeaderCore::on_watch(SiteId from, const wire::Watch& m) {
+  if (site::is_shell(from)) return;
   auto rec = streams_.find(m.stream);
-  if (rec == streams_.end() || site::is_shell(from)) return;  // destroyed meanwhile
-  if (!state_[m.stream].watchers.insert(from).second) return;
-  touch(m.stream);
-  // Its replica may be a batch behind: a sender must start from where the stream is.
-  auto pending = batched_locations_.find(m.stream);
-  if (pending != batched_locations_.end() && from != rec->second.site)
-    send(from, wire::Location{rec->second});
+  if (rec != streams_.end() && state_[m.stream].watchers.insert(from).second) {
+    touch(m.stream);
+    // Its replica may be a batch behind, which it will not get now that it watches: a sender
+    // must start from where the stream is, and a receiver place every site it was at.
+    auto pending = batched_locations_.find(m.stream);
+    if (pending != batched_locations_.end())
+      for (const wire::StreamRecord& r : pending->second)
+        if (r.site != from) send(from, wire::Location{r});
+  }
+  // After every word the site was owed (a watcher got each move at once, the others in the
+  // batches sent before): whatever came to it before it asked is judged against what it now
+  // knows, and the site a move in flight goes to (destroyed or unknown streams included).
+  if (m.ask != 0) send(from, wire::Placed{m.stream, m.ask, moving_to(m.stream)});
+}
+
+SiteId LeaderCore::moving_to(StreamId stream) const {
+  auto it = in_flight_.find(stream);
+  if (it == in_flight_.end() || it->second.asking != wire::kNoSite) return wire::kNoSite;
+  const Op& op = it->second;
+  const bool hands_over = std::holds_alternative<wire::CreateReq>(op.request) ||
+                          std::holds_alternative<wire::MoveReq>(op.request) ||
+                          std::holds_alternative<wire::Recover>(op.request);
+  return hands_over ? op.target : wire::kNoSite;
 }
 
 // Only a shell says Leave (its sender rule, kShell): a site leaves by failing.

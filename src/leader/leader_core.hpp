@@ -224,6 +224,8 @@ class LeaderCore {
   void on_watch(SiteId from, const wire::Watch& m);
   void publish_move(const wire::StreamRecord& rec, SiteId requester, Time now);
   void flush_locations();
+  void flush_locations_of(StreamId stream);
+  SiteId moving_to(StreamId stream) const;
   void broadcast(const wire::ControlMessage& m, SiteId except = wire::kNoSite);
   void reply(SiteId to, std::uint64_t req, std::uint64_t code, std::string text);
   void ship_code(std::uint64_t agent, SiteId site);
@@ -278,8 +280,9 @@ class LeaderCore {
   std::uint64_t next_check_ = 0;
   std::map<std::uint64_t, StreamId> checks_;
   std::map<std::uint64_t, SiteId> peer_checks_;
-  // Moves not yet told to the sites that do not watch the stream, the latest per stream.
-  std::map<StreamId, wire::StreamRecord> batched_locations_;
+  // Moves not yet told to the sites that do not watch the stream: per stream, the latest
+  // record naming each site it was at since the last batch, in epoch order.
+  std::map<StreamId, std::vector<wire::StreamRecord>> batched_locations_;
   Time locations_due_ = proto::kNever;
 
   // Termination detection: a wave probes every site; two consecutive waves with every site

@@ -68,6 +68,11 @@ struct TransportConfig {
   // is held for the leader's word on where it is (Transport::locate_sender): the word comes
   // at once to a watcher, within the leader's location batch to other sites.
   Time pin_hold = 250 * kMillisecond;
+  // After the leader restarted (Transport::leader_restarted): its new process never sends the
+  // words its old one had not sent yet (a batch, doc/security.md), so what comes this long
+  // after, in the name of a user stream, from a site the words do not place, is never counted
+  // as a lie (it may be a late copy from the site such a word named).
+  Time pin_words_lost = 10 * kSecond;
   // Tests only (never derived): false takes DATA in the name of a user stream from any site,
   // as before the pin, so that a test can show what the pin stops.
   bool pin_user_senders = true;

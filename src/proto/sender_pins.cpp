@@ -6,37 +6,59 @@ namespace mstream::proto {
 
 bool SenderPins::locate(StreamId from, SiteId site, std::uint64_t epoch) {
   Record& r = records_[from];
-  if (r.site != kNone && epoch <= r.epoch) return false;
+  if (r.site != kNone && epoch <= r.epoch) {
+    // A batched word that came after a newer one (or a repeat): a site the sender was at.
+    if (site == kNone || site == r.site || site == r.prev) return false;
+    return add_former(r, site);
+  }
   r.epoch = epoch;
   if (site == kNone || site == r.site) return true;
-  for (std::size_t i = kOlderSites - 1; i > 0; --i) r.older[i] = r.older[i - 1];
-  r.older[0] = r.prev;
+  if (r.prev != kNone) add_former(r, r.prev);
   r.prev = r.site;
   r.site = site;
   if (cached_from_ == from) cached_from_ = 0;
   return true;
 }
 
+bool SenderPins::add_former(Record& r, SiteId site) {
+  auto end = std::find(r.former.begin(), r.former.end(), site);
+  if (end == r.former.begin()) return false;
+  const bool added = end == r.former.end();
+  if (added) --end;  // the oldest is forgotten
+  std::move_backward(r.former.begin(), end, end + 1);
+  r.former[0] = site;
+  return added;
+}
+
 bool SenderPins::left(StreamId from, SiteId src) const {
   auto it = records_.find(from);
   return it != records_.end() &&
-         std::find(it->second.older.begin(), it->second.older.end(), src) != it->second.older.end();
+         std::find(it->second.former.begin(), it->second.former.end(), src) !=
+             it->second.former.end();
 }
 
-bool SenderPins::hold(SiteId src, const wire::Frame& f, Time until, Held* evicted) {
-  bool full = held_.size() >= kMaxHeld;
-  if (full) {
-    *evicted = std::move(held_.front());
-    held_.pop_front();
-  }
-  Held& h = held_.emplace_back();
+bool SenderPins::hold(SiteId src, const wire::Frame& f, Time until, bool excused,
+                      Held* evicted) {
+  Held h;
   h.src = src;
   h.frame = f;
   h.frame.payload = {};
   h.payload.assign(f.payload.begin(), f.payload.end());
+  h.until = until;
+  h.mark = ++marks_;
+  h.excused = excused;
+  return keep(std::move(h), evicted);
+}
+
+bool SenderPins::keep(Held&& h, Held* evicted) {
+  const bool full = held_.size() >= kMaxHeld;
+  if (full) {
+    *evicted = std::move(held_.front());
+    held_.pop_front();
+  }
   // Never earlier than the one before it, so that the front stays the first to expire.
-  h.until = held_.size() > 1 ? std::max(until, held_[held_.size() - 2].until) : until;
-  h.known = known(f.from_stream);
+  if (!held_.empty()) h.until = std::max(h.until, held_.back().until);
+  held_.push_back(std::move(h));
   return full;
 }
 
@@ -59,6 +81,55 @@ void SenderPins::expire(Time now, std::vector<Held>* out) {
     out->push_back(std::move(held_.front()));
     held_.pop_front();
   }
+}
+
+bool SenderPins::remember(const Held& h, Unjudged* forgotten) {
+  const bool full = unjudged_.size() >= kMaxUnjudged;
+  if (full) {
+    *forgotten = unjudged_.front();
+    unjudged_.pop_front();
+  }
+  unjudged_.push_back(Unjudged{h.frame.from_stream, h.src, h.mark, h.excused});
+  return full;
+}
+
+void SenderPins::take_unjudged(StreamId from, std::uint64_t up_to, std::vector<Unjudged>* out) {
+  auto keep = std::remove_if(unjudged_.begin(), unjudged_.end(), [&](const Unjudged& u) {
+    if (u.from != from || u.mark > up_to) return false;
+    out->push_back(u);
+    return true;
+  });
+  unjudged_.erase(keep, unjudged_.end());
+}
+
+void SenderPins::excuse_all() {
+  for (Held& h : held_) h.excused = true;
+  for (Unjudged& u : unjudged_) u.excused = true;
+}
+
+bool SenderPins::placed(StreamId from, SiteId src) const {
+  auto it = records_.find(from);
+  if (it == records_.end()) return false;
+  const Record& r = it->second;
+  return r.site == src || r.prev == src ||
+         std::find(r.former.begin(), r.former.end(), src) != r.former.end();
+}
+
+std::size_t SenderPins::forget_placed(StreamId from) {
+  const std::size_t before = unjudged_.size();
+  std::erase_if(unjudged_,
+                [&](const Unjudged& u) { return u.from == from && placed(from, u.src); });
+  return before - unjudged_.size();
+}
+
+bool SenderPins::waits_after(StreamId from, std::uint64_t mark) const {
+  const auto after = [&](StreamId f, std::uint64_t m) { return f == from && m > mark; };
+  return std::any_of(held_.begin(), held_.end(),
+                     [&](const Held& h) {
+                       return !h.going_there && after(h.frame.from_stream, h.mark);
+                     }) ||
+         std::any_of(unjudged_.begin(), unjudged_.end(),
+                     [&](const Unjudged& u) { return after(u.from, u.mark); });
 }
 
 }  // namespace mstream::proto

@@ -606,11 +606,10 @@ void Transport::on_timeout(Time now) {
   for (auto& [site, p] : paths_)
     if (p->next_timeout() <= now) p->on_timeout(now);
   if (pins_.next_expiry() <= now) {
-    // No word within the hold time: a lie if the receiver knew the sender elsewhere all along.
+    // No word within the hold time: refused, and judged when the leader's answer comes.
     judged_.clear();
     pins_.expire(now, &judged_);
-    for (SenderPins::Held& h : judged_)
-      drop_held(h, h.known && !pins_.left(h.frame.from_stream, h.src));
+    for (SenderPins::Held& h : judged_) refuse_held(h);
   }
 }
 

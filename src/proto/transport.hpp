@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -99,13 +100,14 @@ struct TransportStats {
   std::uint64_t impostor_frames = 0;
   // DATA or FRAGMENT opening a channel from a sender its receiver's openers do not include.
   std::uint64_t unopened_frames = 0;
-  // DATA or FRAGMENT in the name of a user stream from a site the leader's word never named
-  // for it lately (kByLocation), after the hold time: a member lying, or, rarely, an honest
-  // copy whose word took longer than the hold (refused: its sender re-sends it).
+  // DATA or FRAGMENT in the name of a user stream (kByLocation) from a site that neither the
+  // leader's words nor its answer to an ask made after the frame came place for the stream
+  // (Transport::on_placed): only a member lying does that.
   std::uint64_t wrong_site_frames = 0;
   // Frames held for the leader's word on where their sender is (SenderPins), and frames
-  // refused uncounted: copies from a site their sender left before its last move, or held
-  // with no site known for their sender when the hold time was up (their senders re-send).
+  // refused uncounted: copies from a site their sender was at before, frames whose site a word
+  // or the leader's answer placed after their hold time was up, and frames forgotten unjudged
+  // (beyond SenderPins::kMaxUnjudged). Their senders re-send.
   std::uint64_t held_frames = 0;
   std::uint64_t held_refused = 0;
   // CONSUMED or REJECT of a channel from a site its messages do not go to: late, from a site
@@ -163,12 +165,13 @@ class Transport {
   // is pinned. A plain function, as it runs for every frame received.
   //
   // kByLocation: the sender is a user stream, which moves; its frames are taken only from the
-  // site locate_sender() last named for it, or the one before (SenderPins). From a site it was
-  // at before those they are stale copies, refused uncounted. From another site they are held,
-  // bounded, until a word names that site (then taken); when TransportConfig::pin_hold is up
-  // without one they contradict what the receiver knows, and are counted in
-  // wrong_site_frames (uncounted if it knew no site for the sender). Whatever is dropped is
-  // refused to its site (REJECT kNoSuchStream) so that an honest sender misjudged re-sends.
+  // site locate_sender() last named for it, or the one before (SenderPins). From a site a word
+  // named for it before those they are stale copies, refused uncounted. From another site they
+  // are held, bounded, for TransportConfig::pin_hold: a word naming that site takes them. Each
+  // such frame also makes the site ask the leader (poll_unplaced); the answer (on_placed)
+  // judges what came before the ask: from a site still unplaced, counted in wrong_site_frames
+  // and dropped. Whatever is dropped is refused to its site (REJECT kNoSuchStream) so that an
+  // honest sender misjudged re-sends.
   static constexpr SiteId kNoPin = 0xFFFFFFFFu;
   static constexpr SiteId kByLocation = 0xFFFFFFFEu;
   using SenderPin = SiteId (*)(StreamId from);
@@ -179,19 +182,33 @@ class Transport {
   // and counted in unopened_frames. Null: every sender.
   using OpenGate = std::function<bool(ChannelKey key)>;
   void set_open_gate(OpenGate gate) { open_gate_ = std::move(gate); }
-  // The leader's word on where the user stream `from` is (the site's directory). Frames held
-  // for it are judged again at once.
+  // The leader's word on where the user stream `from` is (the site's directory), of any
+  // epoch: an older one names a site it was at. Frames held for it are judged again at once.
   void locate_sender(StreamId from, SiteId site, std::uint64_t epoch, Time now);
   std::size_t held_frames() const { return pins_.held(); }
-  // Senders whose frames came from a site other than the one the last word named for them
-  // (held above): the site's word on them lags. A site asks the leader to tell it their moves
-  // at once (wire::Watch), so that their next move does not wait for its batch.
-  bool poll_unplaced(StreamId* out) {
-    if (unplaced_.empty()) return false;
-    *out = unplaced_.back();
-    unplaced_.pop_back();
-    return true;
-  }
+  // Frames refused before their verdict, waiting for the leader's answer.
+  std::size_t unjudged_frames() const { return pins_.unjudged(); }
+  // A sender whose frames came from a site its words do not place: the site asks the leader
+  // (wire::Watch with `ask`, which also has the leader tell it the sender's moves at once
+  // from then on) and gives the answer (wire::Placed) to on_placed(). At most one ask per
+  // sender is on its way (another after pin_hold without an answer).
+  struct UnplacedSender {
+    StreamId from = 0;
+    std::uint64_t ask = 0;
+  };
+  bool poll_unplaced(UnplacedSender* out);
+  // The leader's answer to the ask `ask` on `from`: every word it owed this site on `from`
+  // came before it. `going`: sites `from` may be going to, whose word may come later (where
+  // an operation in flight at the leader hands it, the targets of moves this site asked for:
+  // their word comes from the target). The frames held or refused in its name before the ask
+  // are judged: from a site now placed, or in `going` (held on for its word), honest; from
+  // any other, a lie (wrong_site_frames). REQUIRES: the answer is the leader's, and the words
+  // before it were given to locate_sender().
+  void on_placed(StreamId from, std::uint64_t ask, std::span<const SiteId> going, Time now);
+  // The leader restarted (this site saw its new boot, or this is its process): the words its
+  // old process had not sent are lost, so the frames held now, and those that come in the
+  // next TransportConfig::pin_words_lost, are never counted in wrong_site_frames.
+  void leader_restarted(Time now);
 
   // Membership: once a site was admitted, datagrams from sites not admitted are dropped
   // (counted in unknown_site_in) and no path is made for them, so a forged source id cannot
@@ -333,7 +350,11 @@ class Transport {
   // held for the leader's word, or refused.
   bool user_frame_taken(SiteId src, const wire::Frame& f, Time now);
   // A frame held for the leader's word, dropped after all (`forged`: counted as a lie).
-  void drop_held(SenderPins::Held& h, bool forged);
+  void ask_about(StreamId from, Time now);
+  void judge_held(StreamId from, std::uint64_t answered, std::span<const SiteId> going,
+                  Time now);
+  void refuse_held(SenderPins::Held& h);
+  void refuse(const SenderPins::Held& h);
   void on_consumed(SiteId src, const wire::Frame& f);
   void on_reject(SiteId src, const wire::Frame& f);
   void flush_ready(RecvChannel& ch, ChannelKey key);
@@ -382,8 +403,11 @@ class Transport {
   SenderPin pin_ = nullptr;
   OpenGate open_gate_;
   SenderPins pins_;
-  std::vector<SenderPins::Held> judged_;  // scratch of locate_sender() and on_timeout()
-  std::vector<StreamId> unplaced_;
+  std::vector<SenderPins::Held> judged_;  // scratch of judge_held() and on_timeout()
+  std::vector<SenderPins::Unjudged> judged_unjudged_;  // scratch of on_placed()
+  std::deque<StreamId> unplaced_;
+  std::unordered_map<StreamId, Time> asks_;  // when the last ask about a sender was made
+  Time excused_until_ = 0;                    // leader_restarted()
   void refresh_repeat(wire::Bytes* datagram);
   wire::DecodedDatagram repeat_;  // refresh_repeat's scratch
   wire::Bytes repeat_bytes_;

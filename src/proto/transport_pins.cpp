@@ -1,6 +1,8 @@
 // The user-stream pin of Transport (kByLocation; proto/sender_pins.hpp): where DATA in the
-// name of a user stream is taken from, by the leader's word. Beside transport.cpp, which keeps
-// the paths and channels.
+// name of a user stream is taken from, by the leader's word, and what is counted as a lie.
+// Beside transport.cpp, which keeps the paths and channels.
+#include <algorithm>
+
 #include "proto/transport.hpp"
 
 namespace mstream::proto {
@@ -11,47 +13,123 @@ bool Transport::user_frame_taken(SiteId src, const wire::Frame& f, Time now) {
     return true;
   if (pins_.left(f.from_stream, src)) {
     // A copy from a site the sender left before its last move: its new site re-sends it.
-    SenderPins::Held stale{src, f, {}, now, true};
-    drop_held(stale, false);
+    ++stats_.held_refused;
+    queue_reject(src, ChannelKey{f.from_stream, f.to_stream}, f.seq,
+                 wire::RejectReason::kNoSuchStream);
     return false;
   }
   ++stats_.held_frames;
-  // A sender we know of, from a site the last word did not name: that word lags. Its site
-  // core watches the sender from now on.
-  if (pins_.known(f.from_stream) && (unplaced_.empty() || unplaced_.back() != f.from_stream) &&
-      unplaced_.size() < SenderPins::kMaxHeld)
-    unplaced_.push_back(f.from_stream);
   SenderPins::Held evicted;
-  if (pins_.hold(src, f, now + config_.pin_hold, &evicted))
-    drop_held(evicted, evicted.known && !pins_.left(evicted.frame.from_stream, evicted.src));
+  if (pins_.hold(src, f, now + config_.pin_hold, now < excused_until_, &evicted))
+    refuse_held(evicted);
+  ask_about(f.from_stream, now);
   return false;
+}
+
+void Transport::ask_about(StreamId from, Time now) {
+  auto [it, fresh] = asks_.try_emplace(from, now);
+  // An ask on its way covers what came before it; what came after waits for its answer, then
+  // for the next ask (on_placed), unless the answer is overdue (a restarted leader).
+  if (!fresh && now - it->second < config_.pin_hold) return;
+  it->second = now;
+  if (fresh && asks_.size() > SenderPins::kMaxHeld) {
+    std::erase_if(asks_, [&](const auto& a) { return now - a.second >= 4 * config_.pin_hold; });
+    if (asks_.size() > SenderPins::kMaxHeld) {
+      asks_.erase(from);  // its frames are refused when their hold is up, never judged
+      return;
+    }
+  }
+  if (std::find(unplaced_.begin(), unplaced_.end(), from) == unplaced_.end())
+    unplaced_.push_back(from);
+}
+
+bool Transport::poll_unplaced(UnplacedSender* out) {
+  if (unplaced_.empty()) return false;
+  out->from = unplaced_.front();
+  out->ask = pins_.last_mark();
+  unplaced_.pop_front();
+  return true;
 }
 
 void Transport::locate_sender(StreamId from, SiteId site, std::uint64_t epoch, Time now) {
   if (!pins_.locate(from, site, epoch)) return;
+  // From the sites the word names they are taken; from a site the sender was at before, they
+  // are stale copies. Any other site may still be newer than this word (the sender moved
+  // twice, and the second word is on its way): they wait for their verdict.
+  judge_held(from, 0, {}, now);
+  stats_.held_refused += pins_.forget_placed(from);
+}
+
+void Transport::on_placed(StreamId from, std::uint64_t ask, std::span<const SiteId> going,
+                          Time now) {
+  auto it = asks_.find(from);
+  if (it != asks_.end()) asks_.erase(it);
+  judge_held(from, ask, going, now);
+  judged_unjudged_.clear();
+  pins_.take_unjudged(from, ask, &judged_unjudged_);
+  for (const SenderPins::Unjudged& u : judged_unjudged_) {
+    if (!u.excused && pins_.judge(from, u.src, going) == SenderPins::Verdict::kUnplaced) {
+      ++stats_.wrong_site_frames;
+    } else {
+      ++stats_.held_refused;
+    }
+  }
+  // Frames that came after the ask this answers wait for one of their own.
+  if (pins_.waits_after(from, ask)) ask_about(from, now);
+}
+
+// Judges again the frames held for `from`: those marked up to `answered` (the leader's answer
+// to an ask that came after them; 0: none) for good.
+void Transport::judge_held(StreamId from, std::uint64_t answered, std::span<const SiteId> going,
+                           Time now) {
   judged_.clear();
   pins_.take(from, &judged_);
-  // From the sites the word names they are taken; from a site the sender left before, they
-  // are stale copies. Any other site may still be newer than this word (the sender moved
-  // twice, and the second word is on its way): they wait out their hold time.
   SenderPins::Held evicted;
   for (SenderPins::Held& h : judged_) {
-    if (pins_.allows(from, h.src)) {
-      on_data(h.src, h.bind(), now);
-    } else if (pins_.left(from, h.src)) {
-      drop_held(h, false);
-    } else if (pins_.hold(h.src, h.bind(), h.until, &evicted)) {
-      drop_held(evicted, evicted.known && !pins_.left(evicted.frame.from_stream, evicted.src));
+    // What an answer once said was going there waits for its move's word: a move that failed
+    // after its target installed the stream leaves honest copies no word will ever name.
+    const bool final = h.mark <= answered && !h.going_there;
+    switch (pins_.judge(from, h.src, final ? going : std::span<const SiteId>{})) {
+      case SenderPins::Verdict::kTake:
+        on_data(h.src, h.bind(), now);
+        continue;
+      case SenderPins::Verdict::kStale:
+        ++stats_.held_refused;
+        refuse(h);
+        continue;
+      case SenderPins::Verdict::kGoing:
+        h.going_there = true;
+        break;
+      case SenderPins::Verdict::kUnplaced:
+        if (final) {
+          ++(h.excused ? stats_.held_refused : stats_.wrong_site_frames);
+          refuse(h);
+          continue;
+        }
+        break;
     }
+    if (pins_.keep(std::move(h), &evicted)) refuse_held(evicted);
   }
 }
 
-void Transport::drop_held(SenderPins::Held& h, bool forged) {
-  if (forged) {
-    ++stats_.wrong_site_frames;
-  } else {
+// A held frame whose hold is up, or that was pushed out: refused to its site, then judged
+// when the leader's answer comes, unless an answer said its site is where the sender is going.
+void Transport::refuse_held(SenderPins::Held& h) {
+  refuse(h);
+  if (h.going_there) {
     ++stats_.held_refused;
+    return;
   }
+  SenderPins::Unjudged forgotten;
+  if (pins_.remember(h, &forgotten)) ++stats_.held_refused;
+}
+
+void Transport::leader_restarted(Time now) {
+  excused_until_ = now + config_.pin_words_lost;
+  pins_.excuse_all();
+}
+
+void Transport::refuse(const SenderPins::Held& h) {
   queue_reject(h.src, ChannelKey{h.frame.from_stream, h.frame.to_stream}, h.frame.seq,
                wire::RejectReason::kNoSuchStream);
 }

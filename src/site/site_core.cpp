@@ -174,6 +174,10 @@ void SiteCore::step(Time now) {
     leader_boot_ = to_leader->peer_boot;
     on_leader_restarted();
   }
+  if (words_lost_) {  // this is the leader's restarted process
+    words_lost_ = false;
+    transport_.leader_restarted(now);
+  }
   if (suspended_ && now - transport_.last_heard(0) < failure_timeout_) {
     suspended_ = false;
     report_error(std::string(options_.shell ? "shell " : "site ") + std::to_string(options_.self) +
@@ -188,11 +192,15 @@ void SiteCore::step(Time now) {
   // control messages go through append_raw too): a release is the only moment their channel
   // gets room again.
   while (transport_.poll_released(&r)) flush_overflow(r.key);
-  // A sender's move reached us after its messages from its new site (they wait for it): from
-  // now on the leader tells us its moves at once, as it tells the senders to a stream.
-  for (StreamId s = 0; transport_.poll_unplaced(&s);)
-    if (!options_.shell && watching_.insert(s).second)
-      send_control(0, kLeaderStream, wire::Watch{s});
+  // DATA in a sender's name came from a site our words do not place for it (it waits): the
+  // leader answers where the sender is (wire::Placed), and from now on tells us its moves at
+  // once, as it tells the senders to a stream. A shell is told every move anyway, and hosts
+  // no user stream.
+  for (proto::Transport::UnplacedSender u; transport_.poll_unplaced(&u);) {
+    if (options_.shell) continue;
+    watching_.insert(u.from);
+    send_control(0, kLeaderStream, wire::Watch{u.from, u.ask});
+  }
   proto::Rejected j;
   while (transport_.poll_rejected(&j)) {
     if (is_control(j.key.to)) continue;  // control streams never move
@@ -659,6 +667,8 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           on_settle(m);
         } else if constexpr (std::is_same_v<T, wire::Location>) {
           on_location(m.stream, m.final_in);
+        } else if constexpr (std::is_same_v<T, wire::Placed>) {
+          on_placed(m);
         } else if constexpr (std::is_same_v<T, wire::Install>) {
           auto h = std::make_unique<Hosted>();
           h->rec = m.stream;
@@ -783,15 +793,33 @@ void SiteCore::on_location(const wire::StreamRecord& rec,
   transport_.relocate_receiver(rec.id, rec.site);
 }
 
+// The leader's answer to an ask of the user-stream pin, after every word on the stream it
+// owed us (the same FIFO channel). The word of a move this site asked for comes from its
+// target instead (SiteCore::arrived), ahead of the Reply: until then, the target is where the
+// stream may be going too.
+void SiteCore::on_placed(const wire::Placed& m) {
+  going_.clear();
+  if (m.moving_to != wire::kNoSite) going_.push_back(m.moving_to);
+  if (!awaiting_replies_.empty()) {
+    const wire::StreamRecord* rec = view_->directory.find(m.stream);
+    for (const auto& [req, a] : awaiting_replies_)
+      if (rec && a.move_target != wire::kNoSite && a.stream == rec->name)
+        going_.push_back(a.move_target);
+  }
+  transport_.on_placed(m.stream, m.ask, going_, now_);
+}
+
 bool SiteCore::apply_record(const wire::StreamRecord& rec,
                             const std::vector<wire::InChannel>& final_in) {
+  bool applied;
   {
     std::unique_lock lock(view_->mu);
-    if (!view_->directory.apply(rec, final_in)) return false;
+    applied = view_->directory.apply(rec, final_in);
   }
-  // Where its DATA is taken from (Transport::kByLocation).
+  // Where its DATA is taken from (Transport::kByLocation). An older word too (a batch that
+  // came after a watcher's word): it names a site the stream was at, whose copies are stale.
   if (!is_control(rec.id)) transport_.locate_sender(rec.id, rec.site, rec.epoch, now_);
-  return true;
+  return applied;
 }
 
 // Only the leader hands out keys (Welcome and PeerUpdate are taken from site 0 only: kLeader),
@@ -1798,6 +1826,8 @@ void SiteCore::on_failure_manager_failed(SiteId fm) {
 // Site 0 is a new process: checkpoints it had not confirmed may be lost with the old one (it
 // stores at the end of a step, and confirms after), so they go again, in full.
 void SiteCore::on_leader_restarted() {
+  // The user-stream pin cannot tell late copies from lies for a while (proto/sender_pins.hpp).
+  transport_.leader_restarted(now_);
   if (controls_sent_) {  // the new process may know them from its state, or may not
     const wire::Controls c = *controls_sent_;
     controls_sent_.reset();
@@ -1818,6 +1848,8 @@ void SiteCore::set_boot(std::uint32_t boot) {
   // What the old process of site 0 sent from its control stream is not this one's to finish:
   // a new numbering, which its receivers start over with (and so drop the old one's rest).
   if (boot > 0) transport_.set_sender_origin(control_stream(options_.self), boot);
+  // The old process's words it had not sent yet are lost (Transport::leader_restarted).
+  words_lost_ = boot > 0;
 }
 
 void SiteCore::leader_channels(SiteId peer, std::vector<wire::OutChannel>* out,

@@ -415,6 +415,7 @@ class SiteCore final : public proto::Node {
   void wait_for_host(SiteId from, wire::Checkpoint c);
   void recheck_waiting_checkpoints(StreamId stream);
   void on_control(SiteId from_site, const wire::ControlMessage& m);
+  void on_placed(const wire::Placed& m);
   void on_location(const wire::StreamRecord& rec,
                    const std::vector<wire::InChannel>& final_in = {});
   bool apply_record(const wire::StreamRecord& rec,
@@ -530,6 +531,8 @@ class SiteCore final : public proto::Node {
     std::string stream;
   };
   std::unordered_map<std::uint64_t, Awaited> awaiting_replies_;
+  std::vector<SiteId> going_;  // on_placed()'s scratch
+  bool words_lost_ = false;    // set_boot() of a restarted leader's site: see step()
   // Where a stream was before its last move, as this site heard (kept at a shell, and at a
   // failure manager for its durable streams): a handler error, a -sync result or a
   // checkpoint sent from there before the move may come after the leader's word of it.

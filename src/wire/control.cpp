@@ -64,7 +64,8 @@ const char* control_name(const ControlMessage& m) {
       "Attach",      "MoveOut",     "DestroyStream", "Finalize",   "Probe",      "Shutdown",
       "ErrorReport", "SyncResult",  "Installed",     "ProbeReply", "Leave",      "Arrive",
       "Watch",       "Recover",     "Settle",        "Settled",    "Checkpoint", "Checkpointed",
-      "OpenReq",     "PolicyCheck", "PolicyVerdict", "Controls",   "Expect",     "Opened"};
+      "OpenReq",     "PolicyCheck", "PolicyVerdict", "Controls",   "Expect",     "Opened",
+      "Placed"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlMessage>);
   return kNames[m.index()];
 }

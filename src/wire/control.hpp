@@ -30,7 +30,9 @@ namespace mstream::wire {
 // the newcomer. ErrorReport names the stream and agent it is about (its sender rule needs
 // them). Opens are kept by the stream's site: OpenReq names its opener, Opened, and Arrive and
 // Recover carry the stream's openers.
-inline constexpr std::uint8_t kControlVersion = 8;
+// 9: Watch carries an ask, which the leader answers with Placed (the user-stream pin's
+// verdicts, doc/security.md).
+inline constexpr std::uint8_t kControlVersion = 9;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
 inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
@@ -463,14 +465,17 @@ struct Arrive {
 };
 
 // ---- Site to leader, again (appended here: a type's index is its tag on the wire).
-// A stream of this site began sending to `stream`: the leader pushes the stream's moves here
-// at once from now on (other sites hear of them in batches), and answers with where it is.
+// A stream of this site began sending to `stream`, or DATA in its name came from a site this
+// site cannot place: the leader pushes the stream's moves here at once from now on (other
+// sites hear of them in batches), and sends the moves it had not told this site yet. An
+// `ask` other than 0 is answered with Placed, after those.
 struct Watch {
   static constexpr Sender kSender = Sender::kMember;
   std::uint64_t stream = 0;
+  std::uint64_t ask = 0;
   template <class A>
   void fields(A& a) {
-    a(stream);
+    a(stream, ask);
   }
 };
 
@@ -629,12 +634,29 @@ struct Opened {
   }
 };
 
+// Leader to a site, answering its Watch of `stream` with `ask`: every word on where the
+// stream is that the leader gave before it had the Watch has reached the site before this one
+// (its control channel is FIFO). `moving_to`: the site an operation in flight hands the
+// stream to (a create, move or recovery; kNoSite: none), which may already be sending in its
+// name before its word. The site's transport judges against it what came from a site it could
+// not place (proto::Transport::on_placed).
+struct Placed {
+  static constexpr Sender kSender = Sender::kLeader;
+  std::uint64_t stream = 0;
+  std::uint64_t ask = 0;
+  std::uint32_t moving_to = kNoSite;
+  template <class A>
+  void fields(A& a) {
+    a(stream, ask, moving_to);
+  }
+};
+
 using ControlMessage =
     std::variant<CreateReq, DestroyReq, MoveReq, AttachReq, DetachReq, QuiesceReq, Reply, Welcome,
                  PeerUpdate, Location, Install, Code, Attach, MoveOut, DestroyStream, Finalize,
                  Probe, Shutdown, ErrorReport, SyncResult, Installed, ProbeReply, Leave, Arrive,
                  Watch, Recover, Settle, Settled, Checkpoint, Checkpointed, OpenReq, PolicyCheck,
-                 PolicyVerdict, Controls, Expect, Opened>;
+                 PolicyVerdict, Controls, Expect, Opened, Placed>;
 
 inline constexpr std::size_t kControlTypes = std::variant_size_v<ControlMessage>;
 inline Sender sender_rule(const ControlMessage& m) {
