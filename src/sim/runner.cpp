@@ -50,6 +50,7 @@ SweepResult run_sweep(const SweepOptions& options, std::ostream& out) {
   // With a hostile member: every lie told, and what the honest nodes refused, over the sweep.
   std::array<std::uint64_t, static_cast<std::size_t>(Lie::kCount)> lies{};
   std::array<std::uint64_t, wire::kControlTypes> told{}, refused{};
+  std::uint64_t arrivals_waiting = 0;
   proto::TransportStats dropped;
   for (std::uint64_t i = 0; i < options.count; ++i) {
     const std::uint64_t seed = options.first_seed + i;
@@ -72,6 +73,7 @@ SweepResult run_sweep(const SweepOptions& options, std::ostream& out) {
         refused[k] += r.summary.refused_control[k];
       }
       add_transport_stats(r.summary.transport, &dropped);
+      arrivals_waiting += r.summary.arrivals_waiting;
       for (const Violation& v : r.violations) out << fail_line(seed, v) << '\n';
       ok = ok && r.ok();
     }
@@ -96,7 +98,8 @@ SweepResult run_sweep(const SweepOptions& options, std::ostream& out) {
     for (std::size_t k = 0; k < told.size(); ++k)
       out << ' ' << wire::control_name(wire::control_of_type(k)) << '=' << told[k] << '/'
           << refused[k];
-    out << '\n';
+    out << "\nsim: Arrives still waiting at the end for an Expect that never came: "
+        << arrivals_waiting << '\n';
   }
   out << "sim: " << result.seeds << " seeds, " << result.failed << " failed\n";
   return result;

@@ -280,6 +280,7 @@ SessionResult SessionDriver::run() {
     add_transport_stats(nr.core->transport().stats(), &sum_.transport);
     if (is_hostile(n)) continue;
     add_site(nr.core->counters());
+    sum_.arrivals_waiting += nr.core->arrivals_waiting();
     if (nr.leader) add_leader(nr.leader->leader());
   }
   for (const auto& dead : crashed_sites_) {

@@ -177,6 +177,9 @@ class SessionDriver {
   // Sends a control message of a type picked at random, which no honest receiver may take
   // from it (kControlRule).
   void break_a_sender_rule(std::uint32_t n, SiteId dst);
+  // Counts a control message the hostile member sends that breaks its sender rule, under its
+  // type (SessionSummary::control_lies), whichever lie it is part of.
+  void count_control_lie(const wire::ControlMessage& m) { ++sum_.control_lies[m.index()]; }
   // What an honest node sends (decoded_ holds it), and every join datagram: the lies draw on
   // them, as a member that sniffs the session's traffic would.
   void observe_for_lies();

@@ -145,15 +145,18 @@ wire::Bytes SessionDriver::lie(std::uint32_t n, std::uint32_t to, const proto::O
         a.stream.epoch = epoch;
         a.stream.site = h.dst_site;
         ++sum_.lies[static_cast<std::size_t>(Lie::kArriveForeign)];
+        count_control_lie(a);
         nodes_[n].site->send_raw_control(h.dst_site, site::control_stream(h.dst_site), a);
       } else if (pick == 1) {
         ++sum_.lies[static_cast<std::size_t>(Lie::kControlForeign)];
-        nodes_[n].site->send_raw_control(0, site::kLeaderStream,
-                                         wire::Installed{victim->second, epoch, 0, 0, {}, {}});
+        const wire::Installed lie{victim->second, epoch, 0, 0, {}, {}};
+        count_control_lie(lie);
+        nodes_[n].site->send_raw_control(0, site::kLeaderStream, lie);
       } else {
         ++sum_.lies[static_cast<std::size_t>(Lie::kControlForeign)];
-        nodes_[n].site->send_raw_control(0, site::kLeaderStream,
-                                         wire::Settled{victim->second, epoch, 1});
+        const wire::Settled lie{victim->second, epoch, 1};
+        count_control_lie(lie);
+        nodes_[n].site->send_raw_control(0, site::kLeaderStream, lie);
       }
     }
   }
@@ -344,7 +347,7 @@ void SessionDriver::break_a_sender_rule(std::uint32_t n, SiteId dst) {
   }
   if (to == self) return;
   ++sum_.lies[static_cast<std::size_t>(Lie::kControlRule)];
-  ++sum_.control_lies[type];
+  count_control_lie(m);
   nodes_[n].site->send_raw_control(to, to_stream, m);
 }
 

@@ -74,10 +74,16 @@ struct SessionSummary {
   std::uint64_t moves_settled_at_target = 0;
   std::uint64_t answers_repeated = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(Lie::kCount)> lies{};  // sent, by kind
-  // kControlRule lies by control message type (the ControlMessage index), and the messages
-  // the honest nodes refused by their sender rules (sites and the leader), by type.
+  // Control messages the hostile member sent that break their sender rule (kControlRule, and
+  // the Arrive, Installed and Settled of kArriveForeign and kControlForeign), by type (the
+  // ControlMessage index), and the messages the honest nodes refused by their sender rules
+  // (sites and the leader), by type.
   std::array<std::uint64_t, wire::kControlTypes> control_lies{};
   std::array<std::uint64_t, wire::kControlTypes> refused_control{};
+  // Arrives still waiting at the end for an Expect (SiteCore::arrivals_waiting), honest
+  // sites summed: with a hostile member, its forged Arrives that were neither pushed out nor
+  // refused yet.
+  std::uint64_t arrivals_waiting = 0;
   // kSealAsOther lies that reached an honest node and were counted there as forged.
   std::uint64_t forgeries_refused = 0;
   NetworkStats network;

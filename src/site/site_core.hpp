@@ -292,6 +292,9 @@ class SiteCore final : public proto::Node {
 
   const Directory& directory() const { return view_->directory; }
   const SiteCounters& counters() const { return counters_; }
+  // Arrives that wait for the leader's Expect (on_arrive): a member's forgeries stay here
+  // until pushed out or until an Expect for their stream refuses them.
+  std::size_t arrivals_waiting() const { return unexpected_.size(); }
   const proto::Transport& transport() const { return transport_; }
   // Sends `m` from this site's control stream to `to_stream` at site `to`, as it is. Only the
   // simulator's hostile member calls it (session_hostile.cpp), to lie in its own name.
