@@ -157,5 +157,31 @@ TEST_F(Sandbox, AgentsOfDifferentOriginsNeverShareAnInterpreter) {
   EXPECT_EQ(host_.interp_of(4), host_.interp());
 }
 
+// A domain is a shell or a site, and shells come and go: the sandbox of one whose agents are
+// all gone is not kept for ever (about 280 KB each; issue 18, "Memory that only grows").
+TEST_F(Sandbox, SandboxesOfDomainsWithNoAgentLeftAreBounded) {
+  constexpr std::uint32_t kDomains = 10;
+  for (std::uint32_t d = 1; d <= kDomains; ++d) {
+    ASSERT_TRUE(load(d, "on_stream_append {return $argv}", AgentOptions{false, false, d}).ok());
+    EXPECT_EQ(run(d, "x").result, "x");
+    host_.drop_agent(d);
+    EXPECT_LE(host_.sandbox_count(), TclHost::kIdleSandboxes);
+  }
+  // The most recently emptied one is still there for its domain's next agent; one with an
+  // agent is never deleted, however many domains empty after it.
+  Tcl_Interp* kept = nullptr;
+  ASSERT_TRUE(load(100, "set n 1", AgentOptions{false, false, kDomains}).ok());
+  kept = host_.interp_of(100);
+  for (std::uint32_t d = 200; d < 200 + kDomains; ++d) {
+    ASSERT_TRUE(load(d, "set n 1", AgentOptions{false, false, d}).ok());
+    host_.drop_agent(d);
+  }
+  EXPECT_EQ(host_.interp_of(100), kept);
+  EXPECT_LE(host_.sandbox_count(), TclHost::kIdleSandboxes + 1);
+  ASSERT_TRUE(load(101, "on_stream_append {return ok}", AgentOptions{false, false, kDomains}).ok());
+  EXPECT_EQ(host_.interp_of(101), kept);
+  EXPECT_EQ(run(101).result, "ok");
+}
+
 }  // namespace
 }  // namespace mstream::tcl

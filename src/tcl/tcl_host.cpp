@@ -8,6 +8,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <deque>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -164,7 +165,10 @@ struct TclHost::Impl final : detail::AgentScope {
 
   Tcl_Interp* sandbox(std::uint32_t domain) {
     auto it = sandboxes.find(domain);
-    if (it != sandboxes.end()) return it->second;
+    if (it != sandboxes.end()) {
+      std::erase(idle, domain);
+      return it->second;
+    }
     const std::string name = "sandbox" + std::to_string(domain);
     Tcl_Interp* sb = Tcl_CreateSlave(interp, name.c_str(), 1);
     if (sb == nullptr) throw std::runtime_error("cannot make a safe interpreter");
@@ -186,6 +190,31 @@ struct TclHost::Impl final : detail::AgentScope {
     Tcl_ResetResult(sb);
     sandboxes.emplace(domain, sb);
     return sb;
+  }
+
+  // A sandbox is about 280 KB, and its domain (a shell, a site) may be gone for good: one
+  // whose last agent went is kept only among the kIdleSandboxes most recently emptied, so that
+  // a session whose shells come and go does not grow, while a shell that creates and destroys
+  // streams one after the other does not make a new interpreter for each (1 ms).
+  void note_agent_gone(const Agent& gone) {
+    if (gone.options.trusted) return;
+    auto count = sandbox_agents.find(gone.options.domain);
+    if (count == sandbox_agents.end() || --count->second > 0) return;
+    sandbox_agents.erase(count);
+    std::erase(idle, gone.options.domain);
+    idle.push_back(gone.options.domain);
+  }
+  // Deletes the idle sandboxes beyond the bound. REQUIRES: no run in progress (depth == 0) and
+  // no Agent record of theirs alive: handler scripts hold bytecode of their interpreter.
+  void trim_idle() {
+    if (depth > 0) return;
+    while (idle.size() > TclHost::kIdleSandboxes) {
+      auto it = sandboxes.find(idle.front());
+      idle.pop_front();
+      if (it == sandboxes.end()) continue;
+      Tcl_DeleteInterp(it->second);
+      sandboxes.erase(it);
+    }
   }
 
   // The commands that make one big value in one go check its size first (a per-command memory
@@ -645,6 +674,8 @@ struct TclHost::Impl final : detail::AgentScope {
   Tcl_Interp* interp = nullptr;  // trusted agents'; the sandboxes are its children
   ScriptApi* api = nullptr;
   std::unordered_map<std::uint32_t, Tcl_Interp*> sandboxes;  // by domain
+  std::unordered_map<std::uint32_t, std::size_t> sandbox_agents;  // agents loaded, by domain
+  std::deque<std::uint32_t> idle;  // domains whose sandbox has no agent, least recent first
   std::vector<std::pair<std::string, std::string>> exposed;  // name, qualified target
   HandlerLimits limits;
   int depth = 0;  // runs in progress (a nested one runs within the outer one's limits)
@@ -685,7 +716,9 @@ Status TclHost::load_agent(std::uint64_t agent, std::string_view args, std::stri
   if (!fits_tcl(args) || !fits_tcl(body)) {
     return Status::error(Code::kTooLarge, "agent code or arguments too long for Tcl");
   }
+  impl_->trim_idle();
   Tcl_Interp* interp = options.trusted ? impl_->interp : impl_->sandbox(options.domain);
+  if (!options.trusted) ++impl_->sandbox_agents[options.domain];
   std::string name = std::string(kAgentsNamespace) + "::" + std::to_string(agent);
   // A namespace of that name that is not a loaded agent's was made by some script: it goes.
   if (Tcl_Namespace* stale = Tcl_FindNamespace(interp, name.c_str(), nullptr, 0)) {
@@ -753,7 +786,12 @@ void TclHost::drop_agent(std::uint64_t agent) {
   // Tcl defers the deletion while a frame of the namespace is active (the agent dropped from
   // its own handler); its delete proc then finds no agent and only frees its record.
   if (detail::namespace_is_alive(dropped->ns)) Tcl_DeleteNamespace(dropped->ns);
+  impl_->note_agent_gone(*dropped);
+  dropped.reset();
+  impl_->trim_idle();
 }
+
+std::size_t TclHost::sandbox_count() const { return impl_->sandboxes.size(); }
 
 std::size_t TclHost::agent_count() const { return impl_->agents.size(); }
 

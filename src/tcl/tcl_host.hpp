@@ -153,6 +153,11 @@ class TclHost {
   void drop_agent(std::uint64_t agent);
 
   std::size_t agent_count() const;
+  // Sandboxes (one per domain with agents here) whose domain has no agent left are kept, ready
+  // for its next agent, only while they are among this many most recently emptied: a domain
+  // may be a shell that is gone for good (doc/session.md "What is forgotten").
+  static constexpr std::size_t kIdleSandboxes = 2;
+  std::size_t sandbox_count() const;
   // The trusted interpreter (shell-like uses and tests); sandboxes are its children.
   Tcl_Interp* interp() const;
   // The limits of later runs of sandboxed agents.
