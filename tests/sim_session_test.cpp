@@ -439,23 +439,6 @@ TEST(SessionChecker, OneSitePerStreamIgnoresACrashedSite) {
   EXPECT_TRUE(c.ok()) << report(c.violations());
 }
 
-// Durable streams: the receiver at A has its failure manager at B; the shell appended #1..#4,
-// A consumed #1..#3, its checkpoint of #1 and #2 was stored at B and acknowledged, then A
-// crashed.
-SessionChecker durable_crashed_receiver(std::uint64_t consumed = 3) {
-  SessionChecker c;
-  c.add_stream(kReceiver, "/r");
-  c.set_durable(kReceiver);
-  c.set_failure_manager(kReceiver, kB);
-  c.on_hosting(kReceiver, kA, true);
-  for (std::uint64_t i = 1; i <= 4; ++i) c.on_append(i, 99, kReceiver, i);
-  for (std::uint64_t i = 1; i <= consumed; ++i) consume(c, kA, append_run(99, i, i));
-  c.on_checkpoint_stored(kB, kReceiver);
-  c.on_acked(99, kReceiver, 0, 2);
-  c.on_site_crashed(kA);
-  return c;
-}
-
 // The record B's store holds: a briefcase listing `gids`, the shell's channel consumed to
 // `channel`.
 DurableRestore restored(std::initializer_list<std::uint64_t> gids, std::uint64_t channel) {
@@ -468,6 +451,23 @@ DurableRestore restored(std::initializer_list<std::uint64_t> gids, std::uint64_t
   r.state.hash = hash_of(gids);
   r.in.push_back({99, 0, channel});
   return r;
+}
+
+// Durable streams: the receiver at A has its failure manager at B; the shell appended #1..#4,
+// A consumed #1..#3, its checkpoint of #1 and #2 was stored at B and acknowledged, then A
+// crashed.
+SessionChecker durable_crashed_receiver(std::uint64_t consumed = 3) {
+  SessionChecker c;
+  c.add_stream(kReceiver, "/r");
+  c.set_durable(kReceiver);
+  c.set_failure_manager(kReceiver, kB);
+  c.on_hosting(kReceiver, kA, true);
+  for (std::uint64_t i = 1; i <= 4; ++i) c.on_append(i, 99, kReceiver, i);
+  for (std::uint64_t i = 1; i <= consumed; ++i) consume(c, kA, append_run(99, i, i));
+  c.on_checkpoint_stored(kB, kReceiver, restored({1, 2}, 2));
+  c.on_acked(99, kReceiver, 0, 2);
+  c.on_site_crashed(kA);
+  return c;
 }
 
 void recover_durable(SessionChecker& c, proto::SiteId at, const DurableRestore& r) {
@@ -574,6 +574,21 @@ TEST(SessionChecker, DurableStateFlagsAFinalStateMissingAMessage) {
   EXPECT_EQ(c.violations().size(), 1u) << report(c.violations());  // session_no_loss is content
 }
 
+// A checkpoint is judged when it is stored, not only if a recovery ever restores it: a run
+// whose bad checkpoint is never restored still fails (sim seed 9009270).
+TEST(SessionChecker, DurableStateFlagsAStoredCheckpointItsChannelsContradict) {
+  SessionChecker c = durable_crashed_receiver();
+  c.on_checkpoint_stored(kB, kReceiver, restored({1, 2, 3}, 3));
+  EXPECT_TRUE(c.ok()) << report(c.violations());
+  c.on_checkpoint_stored(kB, kReceiver, restored({1, 2, 3}, 2));  // the channel says #3 not
+  EXPECT_TRUE(flagged(c, "durable_state"));
+  SessionChecker d = durable_crashed_receiver();
+  DurableRestore unreadable = restored({1}, 1);
+  unreadable.readable = false;
+  d.on_checkpoint_stored(kB, kReceiver, unreadable);
+  EXPECT_TRUE(flagged(d, "durable_state"));
+}
+
 TEST(SessionChecker, DurableStreamWhoseFailureManagerCrashedIsJudgedAsAnyOther) {
   // B crashed first, and site 0 had stored no checkpoint of it: the recovery at site 0
   // starts from nothing, and what the shell was acknowledged is gone (doc/session.md).
@@ -590,7 +605,7 @@ TEST(SessionChecker, DurableStreamWhoseFailureManagerCrashedIsJudgedAsAnyOther) 
   // Once site 0 stored one, the stream is durable again.
   SessionChecker d = durable_crashed_receiver();
   d.on_site_crashed(kB);
-  d.on_checkpoint_stored(kFm, kReceiver);
+  d.on_checkpoint_stored(kFm, kReceiver, restored({1, 2, 3}, 3));
   recover_durable(d, kFm, none);
   EXPECT_TRUE(flagged(d, "durable_exactly_once"));
 }

@@ -168,8 +168,9 @@ class SessionChecker {
   void set_durable(StreamId stream);
   // After the kRecover trace of a durable stream: the checkpoint its recovery restored.
   void on_durable_restore(StreamId stream, const DurableRestore& r);
-  // `site`'s store committed a checkpoint of `stream`, newer than the one it held.
-  void on_checkpoint_stored(SiteId site, StreamId stream);
+  // `site`'s store committed a checkpoint of `stream`, newer than the one it held: `r` as a
+  // recovery would read it (found).
+  void on_checkpoint_stored(SiteId site, StreamId stream, const DurableRestore& r);
   // `site` crashed: it hosts nothing from now on, and each stream it hosted must recover.
   // keeps_store: its checkpoints stay reachable (site 0, whose next process has its disk).
   void on_site_crashed(SiteId site, bool keeps_store = false);
@@ -264,6 +265,8 @@ class SessionChecker {
   std::uint32_t life(StreamId id) const;
   std::uint32_t sender_life(StreamId id) const;
   std::uint32_t origin_of(StreamId id, std::uint32_t sender_life) const;
+  std::map<Pair*, std::uint64_t> check_restorable(StreamId id, const DurableRestore& r,
+                                                  const std::string& what);
   void take_back_appends(StreamId id, const DurableRestore& r, const std::string& what);
   void on_recovery(StreamId id, SiteId site, std::uint64_t epoch);
   bool lost_with_its_life(const Message& m) const;

@@ -11,15 +11,25 @@ void SessionChecker::set_durable(StreamId id) { stream(id).durable = true; }
 
 // A checkpoint at site 0 after the failure manager crashed was taken once the stream's site
 // knew it (SiteCore::on_failure_manager_failed): it covers all that was ever acknowledged.
-void SessionChecker::on_checkpoint_stored(SiteId site, StreamId id) {
+// Whether or not a recovery ever restores it, a stored checkpoint must be a state the stream
+// was in (check_restorable), judged when it is stored: the run that made a bad one may never
+// crash where it would be restored (sim seed 9009270 did, once).
+void SessionChecker::on_checkpoint_stored(SiteId site, StreamId id, const DurableRestore& r) {
   Stream& st = stream(id);
   if (site == 0 && st.lapsed && crashed_.contains(st.failure_manager)) st.lapsed = false;
+  if (!r.found || st.void_) return;
+  const std::string what = name(id) + "'s checkpoint (epoch " + std::to_string(r.epoch) +
+                           " version " + std::to_string(r.version) + ") stored at site " +
+                           std::to_string(site);
+  if (!r.readable) {
+    fail("durable_state", what + " does not decode to its agent's");
+    return;
+  }
+  (void)check_restorable(id, r, what);
 }
 
-// The restored checkpoint must be a state the stream was in: its briefcase holds each message
-// once, a prefix of each pair, and exactly as much of each pair as its channel in says was
-// consumed (a pair of an older life of the sender than its channel's has no entry: its
-// prefix stopped growing when that life crashed). The stream's pairs then resume there.
+// The restored checkpoint must be a state the stream was in (check_restorable). The stream's
+// pairs then resume there.
 void SessionChecker::on_durable_restore(StreamId id, const DurableRestore& r) {
   Stream& st = stream(id);
   const std::string what =
@@ -30,6 +40,35 @@ void SessionChecker::on_durable_restore(StreamId id, const DurableRestore& r) {
     fail("durable_state", what + " restored a checkpoint that does not decode to its agent's");
     return;
   }
+  std::map<SessionChecker::Pair*, std::uint64_t> held = check_restorable(id, r, what);
+  st.append_runs = r.state.handled;
+  st.consumed_hash = r.state.hash;
+  if (!st.lapsed) take_back_appends(id, r, what);
+  if (st.lapsed) {
+    // Acknowledged messages may be past what site 0 held: judged as any stream from now on.
+    st.void_ = true;
+    return;
+  }
+  if (st.void_) return;
+  for (auto& [p, k] : held) {
+    if (p->acked_ever > k) {
+      fail("durable_exactly_once", what + " restored " + std::to_string(k) +
+                                       " consumed messages of a sender acknowledged " +
+                                       std::to_string(p->acked_ever));
+    }
+    p->receiver_life = st.life();
+    p->consumed = k;
+  }
+}
+
+// A state the stream was in: its briefcase holds each message once, a prefix of each pair,
+// and exactly as much of each pair as its channel in says was consumed (a pair of an older
+// life of the sender than its channel's has no entry: its prefix stopped growing when that
+// life crashed); and as many messages appended to each receiver as its channel out numbers.
+// Returns, per pair, the prefix the state holds.
+std::map<SessionChecker::Pair*, std::uint64_t> SessionChecker::check_restorable(
+    StreamId id, const DurableRestore& r, const std::string& what) {
+  const Stream& st = stream(id);
   std::uint64_t hash = 0;
   std::map<Pair*, std::uint64_t> held;  // per pair, the prefix the state holds
   std::set<std::uint64_t> seen;
@@ -84,24 +123,21 @@ void SessionChecker::on_durable_restore(StreamId id, const DurableRestore& r) {
     }
     held[&p] = k;
   }
-  st.append_runs = r.state.handled;
-  st.consumed_hash = r.state.hash;
-  if (!st.lapsed) take_back_appends(id, r, what);
-  if (st.lapsed) {
-    // Acknowledged messages may be past what site 0 held: judged as any stream from now on.
-    st.void_ = true;
-    return;
-  }
-  if (st.void_) return;
-  for (auto& [p, k] : held) {
-    if (p->acked_ever > k) {
-      fail("durable_exactly_once", what + " restored " + std::to_string(k) +
-                                       " consumed messages of a sender acknowledged " +
-                                       std::to_string(p->acked_ever));
+  for (auto& [key, p] : pairs_) {
+    const auto& [from, l, to] = key;
+    if (from != id) continue;
+    auto sent = r.sent_to.find(to);
+    const std::uint64_t kept = sent == r.sent_to.end() ? 0 : sent->second;
+    const auto out = std::find_if(r.out.begin(), r.out.end(), [&](const auto& o) {
+      return o.to == to && o.origin == origin_of(id, l);
+    });
+    if (out != r.out.end() && out->next_seq != kept + 1) {
+      fail("durable_state", what + ": its briefcase has " + std::to_string(kept) +
+                                " messages appended to " + name(to) + ", its channel numbers " +
+                                std::to_string(out->next_seq - 1));
     }
-    p->receiver_life = st.life();
-    p->consumed = k;
   }
+  return held;
 }
 
 // A durable sender's recovery takes back what its handlers appended after the restored
@@ -117,11 +153,6 @@ void SessionChecker::take_back_appends(StreamId id, const DurableRestore& r,
     const auto out = std::find_if(r.out.begin(), r.out.end(), [&](const auto& o) {
       return o.to == to && o.origin == origin_of(id, l);
     });
-    if (out != r.out.end() && out->next_seq != kept + 1) {
-      fail("durable_state", what + ": its briefcase has " + std::to_string(kept) +
-                                " messages appended to " + name(to) + ", its channel numbers " +
-                                std::to_string(out->next_seq - 1));
-    }
     // It knows again only what its checkpoint knew consumed, and re-sends the rest (receivers
     // drop what they have): a receiver that starts over meanwhile may consume those again.
     if (out != r.out.end()) {

@@ -267,6 +267,7 @@ SessionResult SessionDriver::run() {
   };
   const auto add_site = [&](const site::SiteCounters& c) {
     add_refused(c.refused_control);
+    sum_.checkpoints_saving_at_fm_loss += c.checkpoints_saving_at_fm_loss;
   };
   const auto add_leader = [&](const leader::LeaderCore& l) {
     add_refused(l.refused_control());
@@ -431,7 +432,7 @@ MemoryStore::Fault SessionDriver::on_store_put(std::uint32_t n,
     Result<std::optional<proto::StoredRecord>> held = nr.store->get(r.key);
     const bool newer = !held.ok() || !held->has_value() || r.epoch > (*held)->epoch ||
                        (r.epoch == (*held)->epoch && r.version > (*held)->version);
-    if (newer) checker_.on_checkpoint_stored(nr.id, r.key);
+    if (newer) checker_.on_checkpoint_stored(nr.id, r.key, restore_of(r));
   }
   return fault;
 }

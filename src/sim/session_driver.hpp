@@ -149,6 +149,7 @@ class SessionDriver {
   MemoryStore::Fault on_store_put(std::uint32_t n, const std::vector<proto::StoredRecord>& batch);
   // A durable stream's recovery at node n: what it restored, for the checker.
   void report_restore(std::uint32_t n, StreamId stream);
+  DurableRestore restore_of(const proto::StoredRecord& rec);
   void restart(std::uint32_t index);
   // Node 0's process: made at the start, and again when it restarts (from its state).
   void make_leader();

@@ -106,28 +106,34 @@ void SessionDriver::on_trace(std::uint32_t n, const site::HandlerTrace& t) {
   report_acks(t.stream);
 }
 
+// A stored checkpoint as the checker reads it (the sim agent's briefcase and the channels).
+DurableRestore SessionDriver::restore_of(const proto::StoredRecord& rec) {
+  DurableRestore r;
+  r.found = true;
+  r.epoch = rec.epoch;
+  r.version = rec.version;
+  Result<wire::ControlMessage> m = wire::decode_control(rec.value);
+  const wire::Arrive* a = m.ok() ? std::get_if<wire::Arrive>(&m.value()) : nullptr;
+  std::optional<SessionBriefcase> b;
+  if (a && a->briefcases.size() == 1) b = parse_session_briefcase(a->briefcases[0].briefcase);
+  r.readable = b.has_value();
+  if (b) r.state = std::move(*b);
+  for (const auto& [to, count] : r.state.sent) r.sent_to[id_of(to)] = count;
+  if (a) {
+    for (const wire::InChannel& in : a->in) r.in.push_back({in.from, in.origin, in.consumed_up_to});
+    for (const wire::OutChannel& out : a->out)
+      r.out.push_back({out.to, out.origin, out.consumed_up_to, out.next_seq});
+  }
+  return r;
+}
+
 // The recovery read the record just now (SiteCore::on_recover, before its trace), from this
 // node's store: the same one, as nothing commits in between.
 void SessionDriver::report_restore(std::uint32_t n, StreamId stream) {
   DurableRestore r;
   Result<std::optional<proto::StoredRecord>> got = nodes_[n].store->get(stream);
   if (got.ok() && got->has_value()) {
-    r.found = true;
-    r.epoch = (*got)->epoch;
-    r.version = (*got)->version;
-    Result<wire::ControlMessage> m = wire::decode_control((*got)->value);
-    const wire::Arrive* a = m.ok() ? std::get_if<wire::Arrive>(&m.value()) : nullptr;
-    std::optional<SessionBriefcase> b;
-    if (a && a->briefcases.size() == 1) b = parse_session_briefcase(a->briefcases[0].briefcase);
-    r.readable = b.has_value();
-    if (b) r.state = std::move(*b);
-    for (const auto& [to, count] : r.state.sent) r.sent_to[id_of(to)] = count;
-    if (a) {
-      for (const wire::InChannel& in : a->in)
-        r.in.push_back({in.from, in.origin, in.consumed_up_to});
-      for (const wire::OutChannel& out : a->out)
-        r.out.push_back({out.to, out.origin, out.consumed_up_to, out.next_seq});
-    }
+    r = restore_of(**got);
     ++sum_.durable_restores;
   }
   trace("stream " + std::to_string(stream) + " restored " +

@@ -50,6 +50,7 @@ std::string describe(const SessionResult& r) {
          kv("moves_failed", s.moves_failed) + kv("checkpoints_stored", s.checkpoints_stored) +
          kv("checkpoint_crashes", s.checkpoint_crashes) +
          kv("durable_restores", s.durable_restores) +
+         kv("checkpoints_saving_at_fm_loss", s.checkpoints_saving_at_fm_loss) +
          kv("moves_settled_at_target", s.moves_settled_at_target) +
          kv("answers_repeated", s.answers_repeated) + kv("stale_answers", s.stale_answers) +
          "\n";

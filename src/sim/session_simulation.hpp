@@ -69,6 +69,9 @@ struct SessionSummary {
   std::uint64_t checkpoints_stored = 0;  // commits of checkpoint batches to the nodes' stores
   std::uint64_t checkpoint_crashes = 0;  // crashes at a commit (SessionCrash::Point)
   std::uint64_t durable_restores = 0;    // recoveries of durable streams from a checkpoint
+  // The failure manager of a durable stream failed (or site 0 restarted) while a checkpoint's
+  // briefcases were being saved (SiteCounters::checkpoints_saving_at_fm_loss).
+  std::uint64_t checkpoints_saving_at_fm_loss = 0;
   // The leaders' (LeaderCore::Stats), every process of node 0 summed.
   std::uint64_t stale_answers = 0;
   std::uint64_t moves_settled_at_target = 0;

@@ -1646,6 +1646,7 @@ void SiteCore::maybe_checkpoint(Hosted& h) {
   if (ds.in_flight || h.busy) return;
   if (ds.unsaved.empty() && ds.held.empty() && !ds.force) return;
   ds.in_flight = true;
+  ds.saving = true;
   ds.force = false;
   ds.covering = std::move(ds.unsaved);
   ds.unsaved.clear();
@@ -1708,6 +1709,7 @@ void SiteCore::send_checkpoint(StreamId id, std::vector<wire::AgentState> briefc
   if (it == hosted_.end()) return;
   Hosted& h = *it->second;
   DurableState& ds = *h.durable;
+  ds.saving = false;
   wire::Checkpoint c;
   c.version = ++ds.version;
   c.state = snapshot(h, std::move(briefcases));
@@ -1818,7 +1820,10 @@ void SiteCore::on_failure_manager_failed(SiteId fm) {
     if (!h->durable || h->rec.failure_manager != fm) continue;
     DurableState& ds = *h->durable;
     ds.force = true;
-    if (ds.in_flight && ds.sent_to == fm) ds.uncover();
+    // One being saved goes to where failure_manager_of() then says, site 0: it stays as it is.
+    // (Uncovered now, its briefcases would be newer than its channels: sim seed 9009270.)
+    if (ds.saving && ds.sent_to == fm) ++counters_.checkpoints_saving_at_fm_loss;
+    if (ds.in_flight && !ds.saving && ds.sent_to == fm) ds.uncover();
     maybe_checkpoint(*h);
   }
 }
@@ -1836,7 +1841,9 @@ void SiteCore::on_leader_restarted() {
   for (auto& [id, h] : hosted_) {
     if (!h->durable) continue;
     DurableState& ds = *h->durable;
-    if (!ds.in_flight || ds.sent_to != 0) continue;
+    // One being saved is sent to the new process once saved: it stays as it is.
+    if (ds.saving && ds.sent_to == 0) ++counters_.checkpoints_saving_at_fm_loss;
+    if (!ds.in_flight || ds.saving || ds.sent_to != 0) continue;
     ds.force = true;
     ds.uncover();
     maybe_checkpoint(*h);

@@ -123,6 +123,9 @@ struct SiteCounters {
   std::uint64_t handler_errors = 0;
   std::uint64_t moves_in = 0;
   std::uint64_t moves_out = 0;
+  // A durable stream's failure manager failed (or site 0 restarted) while the briefcases of
+  // a checkpoint were being saved (the simulator looks for it: its coverage must stay).
+  std::uint64_t checkpoints_saving_at_fm_loss = 0;
   // Control messages dropped because their sender may not send them (wire::Sender), by
   // message type (the ControlMessage index): forgeries by a member, or commands no member
   // but the leader may give.
@@ -192,10 +195,14 @@ struct DurableState {
   std::vector<Append> held, covering_out;
   std::uint64_t version = 0;  // of the last checkpoint sent (per epoch at the store)
   bool in_flight = false;
+  // In flight, its briefcases still being saved on the stream's lane (not yet sent): they
+  // hold the state after exactly what `covering` lists, so the coverage stays as it is.
+  bool saving = false;
   SiteId sent_to = wire::kNoSite;
   bool force = false;  // checkpoint even with nothing new (the failure manager changed)
 
   // The checkpoint in flight was not stored: what it covered waits for the next one, first.
+  // REQUIRES: !saving (its briefcases would hold what its channels no longer say).
   void uncover() {
     unsaved.insert(unsaved.begin(), covering.begin(), covering.end());
     held.insert(held.begin(), std::make_move_iterator(covering_out.begin()),
