@@ -289,6 +289,8 @@ void Transport::release(SendChannel& ch, ChannelKey key, Seq up_to) {
   std::size_t n = ch.release(up_to, &bogus);
   if (bogus) {
     ++stats_.bogus_acks;
+    if (up_to >= ch.next_seq() && acked_ahead_.size() < kMaxAckedAhead)
+      acked_ahead_.push_back(AckedAhead{key, up_to});
     return;
   }
   if (n == 0) return;
@@ -625,6 +627,30 @@ bool Transport::poll_released(Released* out) {
   *out = released_.front();
   released_.pop_front();
   return true;
+}
+
+bool Transport::poll_acked_ahead(AckedAhead* out) {
+  if (acked_ahead_.empty()) return false;
+  *out = acked_ahead_.front();
+  acked_ahead_.pop_front();
+  return true;
+}
+
+std::size_t Transport::catch_up(ChannelKey key, Seq up_to, std::deque<wire::Bytes>* waiting) {
+  auto it = send_.find(key);
+  if (it == send_.end()) return 0;
+  SendChannel& ch = it->second;
+  std::size_t taken = 0;
+  while (!waiting->empty() && ch.next_seq() <= up_to) {
+    ch.push(std::move(waiting->front()));
+    waiting->pop_front();
+    ++taken;
+  }
+  if (taken == 0) return 0;
+  stats_.caught_up += taken;
+  ch.resend_unconsumed();
+  queue_data(ch, key);
+  return taken;
 }
 
 bool Transport::poll_rejected(Rejected* out) {

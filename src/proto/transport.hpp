@@ -62,6 +62,15 @@ struct Released {
   Seq up_to = 0;
 };
 
+// The receiver acknowledged `up_to`, beyond every message the channel holds: it consumed, from
+// an earlier life of the sender, messages this one has not appended yet (a durable stream
+// restored from a checkpoint taken before they went out, whose re-appended messages wait in
+// its site's overflow queue behind the channel's bound). catch_up() lets them in.
+struct AckedAhead {
+  ChannelKey key;
+  Seq up_to = 0;
+};
+
 // A receiver site refused a message (e.g. the stream is not there). The message stays in the
 // sender's buffer; a later relocate_receiver() re-sends it.
 struct Rejected {
@@ -81,6 +90,8 @@ struct TransportStats {
   std::uint64_t duplicate_messages = 0;    // a message seen before (after a re-send)
   // Answers to duplicates folded into one already owed on the same channel and path.
   std::uint64_t consumed_answers_merged = 0;
+  // Messages catch_up() let past a channel's bound, acknowledged before they were appended.
+  std::uint64_t caught_up = 0;
   std::uint64_t rejected_frames = 0;       // frames refused: no such stream, out of window, ...
   std::uint64_t bogus_acks = 0;            // acks for packets or messages never sent
   std::uint64_t retransmissions = 0;
@@ -282,6 +293,16 @@ class Transport {
 
   bool poll_released(Released* out);
   bool poll_rejected(Rejected* out);
+  // Acknowledgements beyond all a channel holds (counted in bogus_acks as well: a member may
+  // lie so about a channel to a stream it hosts, where it could drop messages anyway). At most
+  // kMaxAckedAhead wait; more are dropped (the receiver answers the next re-send again).
+  static constexpr std::size_t kMaxAckedAhead = 256;
+  bool poll_acked_ahead(AckedAhead* out);
+  // Appends the front of *waiting to the channel `key`, past its bound, while they are
+  // numbered up to `up_to`, then re-sends every unconsumed message of it, so that the
+  // receiver's answer to the copies it has releases them. Returns how many it took. A channel
+  // that is gone takes none.
+  std::size_t catch_up(ChannelKey key, Seq up_to, std::deque<wire::Bytes>* waiting);
 
   // The receiver `to` now lives at `new_site`: every unconsumed message of every local
   // channel to it is re-sent there, from the first unconsumed one, in order.
@@ -393,6 +414,7 @@ class Transport {
   std::deque<Delivery> deliveries_;
   std::deque<Released> released_;
   std::deque<Rejected> rejected_;
+  std::deque<AckedAhead> acked_ahead_;
   TransportStats stats_;
   wire::DecodedDatagram decoded_;  // reused across on_datagram calls
   wire::Bytes body_;               // reused across poll_transmit calls

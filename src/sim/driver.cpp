@@ -15,6 +15,7 @@ void add_transport_stats(const proto::TransportStats& st, proto::TransportStats*
   s.dropped_out_of_order += st.dropped_out_of_order;
   s.duplicate_messages += st.duplicate_messages;
   s.consumed_answers_merged += st.consumed_answers_merged;
+  s.caught_up += st.caught_up;
   s.rejected_frames += st.rejected_frames;
   s.bogus_acks += st.bogus_acks;
   s.retransmissions += st.retransmissions;

@@ -151,16 +151,15 @@ void derive_crashes(Rng& rng, SessionScenario* s) {
 void derive_durable(Rng& rng, SessionScenario* s) {
   if (s->crashes.empty()) return;
   const double chance = rng.chance(0.2) ? 1.0 : 0.5;
-  // A durable stream that appends also needs channel bounds its restored channels fit in:
-  // a restored channel that a small bound splits between the transport and the site's
-  // overflow queue stalls once its receiver consumed past the part in the transport (the
-  // sender takes the receiver's acknowledgement for a bogus one). Known, not fixed:
-  // SessionSimulation.DISABLED_DurableSenderRestoredBehindItsReceiverWithASmallBound.
-  const bool roomy = s->transport.channel.max_unconsumed_messages >= 4096;
-  auto safe = [s, roomy](const SessionStreamPlan& p) {
-    return roomy && std::none_of(s->crashes.begin(), s->crashes.end(), [&](const SessionCrash& c) {
-             return p.failure_manager == c.node;
-           });
+  // A durable stream that appends only where its failure manager never crashes (a stream
+  // recovered from no checkpoint would number its messages from 1 again under its old origin).
+  // Any channel bound: a restored channel that a small bound splits between the transport and
+  // the site's overflow queue catches up when its receiver acknowledges past the part in the
+  // transport (Transport::catch_up).
+  auto safe = [s](const SessionStreamPlan& p) {
+    return std::none_of(s->crashes.begin(), s->crashes.end(), [&](const SessionCrash& c) {
+      return p.failure_manager == c.node;
+    });
   };
   for (SessionStreamPlan& p : s->streams) {
     if (p.sender) continue;

@@ -67,7 +67,7 @@ std::string describe(const SessionResult& r) {
          kv("sealed_out", s.sealed) + kv("forged_in", t.forged_in) +
          kv("replayed_in", t.replayed_in) + kv("unsealed_in", t.unsealed_in) +
          kv("impostor_frames", t.impostor_frames) + kv("wrong_site_frames", t.wrong_site_frames) +
-         kv("held_frames", t.held_frames) + kv("held_refused", t.held_refused) +
+         kv("held_frames", t.held_frames) + kv("held_refused", t.held_refused) + kv("caught_up", t.caught_up) +
          kv("unopened_frames", t.unopened_frames) + kv("misdirected_acks", t.misdirected_acks) +
          kv("stale_numbering", t.stale_numbering) + kv("stale_boot_in", t.stale_boot_in) + "\n";
   std::uint64_t refused = 0;
