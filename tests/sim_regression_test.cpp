@@ -60,5 +60,27 @@ TEST(SimRegression, ACheckpointBeingSavedWhenItsFailureManagerFailsStaysWhole) {
   EXPECT_GT(r.summary.checkpoints_saving_at_fm_loss, 0u);  // the trigger still happens
 }
 
+// A restarted leader restores its control channels with all they held, past a small bound;
+// the peer refused what lay beyond its window, and nothing sent it again: moves waited for
+// ever (small-bound seeds, once they crashed the leader too). Refused control messages now go
+// again from the first unconsumed one.
+TEST(SimRegression, ARestartedLeadersControlChannelsDrainUnderASmallBound) {
+  for (std::uint64_t seed : {2823u, 2886u, 2921u}) {
+    const SessionResult r =
+        run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
+    EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
+    EXPECT_GT(r.summary.control_resends, 0u) << seed;  // the trigger still happens
+  }
+}
+
+// The checker's quiescence judged the hostile member's node as well: under a small bound its
+// own lies (a control message to a site that does not exist) wait in its queues for ever, and
+// hostile small-bound seeds failed though every honest node was idle.
+TEST(SimRegression, TheHostileMembersOwnQueuesDoNotCountForQuiescence) {
+  const SessionResult r = run_session_seed(
+      9900038, false, ScenarioOverrides{.small_buffers = true, .hostile = true});
+  EXPECT_TRUE(r.ok()) << names(r.violations);
+}
+
 }  // namespace
 }  // namespace mstream::sim

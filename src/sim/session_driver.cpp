@@ -268,6 +268,7 @@ SessionResult SessionDriver::run() {
   const auto add_site = [&](const site::SiteCounters& c) {
     add_refused(c.refused_control);
     sum_.checkpoints_saving_at_fm_loss += c.checkpoints_saving_at_fm_loss;
+    sum_.control_resends += c.control_resends;
   };
   const auto add_leader = [&](const leader::LeaderCore& l) {
     add_refused(l.refused_control());

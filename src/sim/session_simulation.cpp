@@ -51,6 +51,7 @@ std::string describe(const SessionResult& r) {
          kv("checkpoint_crashes", s.checkpoint_crashes) +
          kv("durable_restores", s.durable_restores) +
          kv("checkpoints_saving_at_fm_loss", s.checkpoints_saving_at_fm_loss) +
+         kv("control_resends", s.control_resends) +
          kv("moves_settled_at_target", s.moves_settled_at_target) +
          kv("answers_repeated", s.answers_repeated) + kv("stale_answers", s.stale_answers) +
          "\n";

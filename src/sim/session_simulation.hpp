@@ -72,6 +72,7 @@ struct SessionSummary {
   // The failure manager of a durable stream failed (or site 0 restarted) while a checkpoint's
   // briefcases were being saved (SiteCounters::checkpoints_saving_at_fm_loss).
   std::uint64_t checkpoints_saving_at_fm_loss = 0;
+  std::uint64_t control_resends = 0;  // SiteCounters::control_resends, every site summed
   // The leaders' (LeaderCore::Stats), every process of node 0 summed.
   std::uint64_t stale_answers = 0;
   std::uint64_t moves_settled_at_target = 0;

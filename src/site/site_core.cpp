@@ -124,6 +124,11 @@ void SiteCore::on_timeout(Time now) {
     }
     StreamId to = it->first;
     it = retry_at_.erase(it);
+    if (is_control(to)) {
+      ++counters_.control_resends;
+      transport_.relocate_receiver(to, control_site(to));
+      continue;
+    }
     const wire::StreamRecord* rec = view_->directory.find(to);
     if (rec) {
       transport_.relocate_receiver(to, rec->site);
@@ -219,7 +224,15 @@ void SiteCore::step(Time now) {
   }
   proto::Rejected j;
   while (transport_.poll_rejected(&j)) {
-    if (is_control(j.key.to)) continue;  // control streams never move
+    if (is_control(j.key.to)) {
+      // Control streams never move. A restarted leader's restored channel may hold more than
+      // the bound, and what lies beyond the peer's window is refused: it goes again, from the
+      // first unconsumed message, once the peer had time to consume (else it waited for ever:
+      // small-bound sim seeds that crash the leader).
+      if (j.reason == wire::RejectReason::kOutOfWindow && !retry_at_.contains(j.key.to))
+        retry_at_[j.key.to] = now + kRejectRetry;
+      continue;
+    }
     if (j.reason == wire::RejectReason::kNotOpened) {
       on_not_opened(j.key);  // re-sent once opened again
       if (!retry_at_.contains(j.key.to)) retry_at_[j.key.to] = now + kRejectRetry;

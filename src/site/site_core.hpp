@@ -126,6 +126,9 @@ struct SiteCounters {
   // A durable stream's failure manager failed (or site 0 restarted) while the briefcases of
   // a checkpoint were being saved (the simulator looks for it: its coverage must stay).
   std::uint64_t checkpoints_saving_at_fm_loss = 0;
+  // A control channel re-sent after its peer refused what lay beyond its window (a restarted
+  // leader's restored channel holds more than the bound).
+  std::uint64_t control_resends = 0;
   // Control messages dropped because their sender may not send them (wire::Sender), by
   // message type (the ControlMessage index): forgeries by a member, or commands no member
   // but the leader may give.
