@@ -189,15 +189,20 @@ puts "sync:[stream_append s last -sync]"
 }
 
 // Finding E2E-2 (/tmp/e2e-findings.md): under `mstream run` the site, the leader and the
-// shell each print the same handler error, so the user reads it three times.
+// shell each print the same handler error, so the user reads it three times. Issue 18: and
+// each report said the message twice, once more as the head of its errorInfo.
 TEST_F(Handlers, AppendHandlerErrorIsReportedOnce) {
   const CommandResult r = run_script(dir_, R"(
 stream_create foo -site 1
-register_agent foo {} { on_stream_append { error "boom once" } }
-stream_append foo hi -sync
+register_agent foo {} { on_stream_append { error "boom $argv" } }
+stream_append foo once
 )");
   EXPECT_EQ(r.exit_code, 0) << r.describe();
-  EXPECT_EQ(count_of(r.err, "boom once\n    while executing"), 1u) << r.err;
+  EXPECT_EQ(count_of(r.err, "boom once"), 1u) << r.err;
+  EXPECT_TRUE(contains(r.err,
+                       "error in append handler: stream \"foo\", agent 1, site 1: boom once\n"
+                       "    while executing\n\"error \"boom $argv\" \""))
+      << r.err;
 }
 
 TEST_F(Handlers, RelocationHandlerErrorIsReportedAndTheStreamStillArrives) {

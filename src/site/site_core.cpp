@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 
+#include "site/handler_errors.hpp"
 #include "site/per_source_queue.hpp"
 #include "tcl/tcl_host.hpp"
 
@@ -523,25 +524,6 @@ void SiteCore::carry_out(Hosted* h, StreamId from, HandlerRun& run) {
     h->ops.push_back(PendingOp{PendingOp::Kind::kDetach, {}, run.ctx.agent});
     run.exit_agent = false;
   }
-}
-
-void SiteCore::report_handler_error(StreamId id, const std::string& stream, std::uint64_t agent,
-                                    const char* event, const tcl::HandlerOutcome& out,
-                                    StreamId sender) {
-  ++counters_.handler_errors;
-  std::string text = "error in " + std::string(event) + " handler: stream \"" + stream +
-                     "\", agent " + std::to_string(agent) + ", site " +
-                     std::to_string(options_.self) + ": " + out.result;
-  if (!out.error_info.empty() && out.error_info != out.result) text += "\n" + out.error_info;
-  if (options_.log_forwarded_errors) report_error(text);
-  wire::ErrorReport report{text, id, agent};
-  // The shell whose message it was hears it straight from here, ahead of the message's
-  // consumption ack: through the leader it could come after the shell stopped waiting.
-  if (is_control(sender) && is_shell(control_site(sender))) {
-    report.told = control_site(sender);
-    send_control(report.told, sender, report);
-  }
-  send_control(0, kLeaderStream, report);
 }
 
 void SiteCore::report_error(std::string text) { errors_.push_back(std::move(text)); }
@@ -1075,11 +1057,6 @@ void load_on(Lane& lane, Loading& l) {
   l.initial = lane.runner().save_briefcase(l.agent);
 }
 
-std::string error_text(const Status& s, const std::string& error_info) {
-  std::string text = s.message();
-  if (!error_info.empty() && error_info != text) text += "\n" + error_info;
-  return text;
-}
 }  // namespace
 
 void SiteCore::attach(Hosted& h, std::uint64_t agent) {
@@ -1109,7 +1086,7 @@ void SiteCore::attach(Hosted& h, std::uint64_t agent) {
         if (!l->status.ok()) {
           reply_installed(wire::Installed{id, epoch, l->agent,
                                           static_cast<std::uint64_t>(l->status.code()),
-                                          error_text(l->status, l->error_info)});
+                                          error_text(l->status.message(), l->error_info)});
           return;
         }
         loaded_[l->agent] = l->has_append;
@@ -2063,7 +2040,7 @@ void SiteCore::load_controllers() {
             carry_out(nullptr, 0, one.run);
             if (lane != 0) continue;
             if (!one.status.ok()) {
-              broken_controllers_[one.agent] = error_text(one.status, one.error_info);
+              broken_controllers_[one.agent] = error_text(one.status.message(), one.error_info);
               report_error("site " + std::to_string(options_.self) + ": the " + list[i].what +
                            " failed to load; every event it would check is denied: " +
                            broken_controllers_[one.agent]);

@@ -454,7 +454,8 @@ class SiteCore final : public proto::Node {
   // Runs work on the lane of `stream`, then done here; `stream` (if hosted) is busy meanwhile.
   void submit(StreamId stream, std::function<void(Lane&)> work, std::function<void()> done);
   void carry_out(Hosted* h, StreamId from, HandlerRun& run);
-  // `sender`: the stream or control stream whose message the handler ran for, if any.
+  // Handler errors (site/handler_errors.cpp). `sender`: the stream or control stream whose
+  // message the handler ran for, if any.
   void report_handler_error(StreamId id, const std::string& stream, std::uint64_t agent,
                             const char* event, const tcl::HandlerOutcome& out, StreamId sender = 0);
   void send_control(SiteId to, StreamId to_stream, const wire::ControlMessage& m);
