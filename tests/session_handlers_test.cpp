@@ -205,22 +205,100 @@ stream_append foo once
       << r.err;
 }
 
-TEST_F(Handlers, RelocationHandlerErrorIsReportedAndTheStreamStillArrives) {
+// Issue 18: the -sync append returned `{invalid command name "no_such_cmd"}` as a result.
+TEST_F(Handlers, SyncAppendRaisesTheFirstFailedHandlerAndKeepsTheOthersResults) {
+  const CommandResult r = run_script(dir_, R"(
+stream_create x -site 1
+register_agent x {} { on_stream_append { return "first $argv" } }
+register_agent x {} { on_stream_append { no_such_cmd } }
+register_agent x {} { on_stream_append { error "third fails too" } }
+register_agent x {} { on_stream_append { return last } }
+puts "failed: [catch {stream_append x m -sync} msg opts]"
+puts $msg
+puts [dict get $opts -errorcode]
+puts [dict get $opts -results]
+puts "the stream goes on: [catch {stream_append x n -sync} msg opts] [dict get $opts -results]"
+)");
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(shell_lines(r.out),
+            (std::vector<std::string>{
+                "failed: 1",
+                "error in append handler: stream \"x\", agent 2, site 1: invalid command name "
+                "\"no_such_cmd\"",
+                "MSTREAM HANDLER x 2 1",
+                "1 {first m} 4 last",
+                "the stream goes on: 1 1 {first n} 4 last",
+            }))
+      << r.describe();
+  // Raised in the script, agent 2's error is not reported besides; agent 3's is, each time.
+  EXPECT_EQ(count_of(r.err, "no_such_cmd"), 0u) << r.err;
+  EXPECT_EQ(count_of(r.err, "error in append handler: stream \"x\", agent 3, site 1: third "
+                            "fails too"),
+            2u)
+      << r.err;
+}
+
+TEST_F(Handlers, AnUncaughtSyncAppendErrorEndsTheScriptWithIt) {
+  const CommandResult r = run_script(dir_, R"(stream_create x -site 2
+register_agent x {} { on_stream_append { error "no good" } }
+stream_append x m -sync
+puts unreachable
+)");
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_EQ(r.out, "");
+  EXPECT_TRUE(contains(r.err,
+                       "mstream run: error in test.tcl: error in append handler: stream \"x\", "
+                       "agent 1, site 2: no good\n"))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "(file \"test.tcl\" line 3)")) << r.err;
+}
+
+// Issue 18: a move whose relocation handler failed at the target returned the target as if
+// all went well.
+TEST_F(Handlers, AMoveRaisesTheRelocationErrorAndTheStreamStillArrives) {
   const CommandResult r = run_script(dir_, R"(
 stream_create q -site 1
 register_agent q {} {
   on_stream_relocation { error "cannot settle at [my_id]" }
   on_stream_append { return [my_id] }
 }
-stream_move q 3
+puts "failed: [catch {stream_move q 3} msg opts]"
+puts $msg
+puts [dict get $opts -errorcode]
 puts [stream_location q]
 puts [lindex [stream_append q hi -sync] 0]
 )");
   EXPECT_EQ(r.exit_code, 0) << r.describe();
-  EXPECT_EQ(shell_lines(r.out), (std::vector<std::string>{"3", "3"}));
+  EXPECT_EQ(shell_lines(r.out),
+            (std::vector<std::string>{
+                "failed: 1",
+                "stream \"q\" is at site 3, but the relocation handler of agent 1 failed there: "
+                "cannot settle at 3",
+                "MSTREAM HANDLER q 1 3",
+                "3",
+                "3",
+            }))
+      << r.describe();
+  // Raised in the script that moved it: not reported besides.
+  EXPECT_EQ(count_of(r.err, "cannot settle"), 0u) << r.err;
+}
+
+TEST_F(Handlers, AMoveRaisesAnInitializationErrorAtTheTarget) {
+  const CommandResult r = run_script(dir_, R"(
+stream_create q -site 1
+register_agent q {} { on_stream_append { return fine } }
+register_agent q {} {
+  if {[my_id] == 2} { error "no room at 2" }
+  on_stream_append { return [my_id] }
+}
+stream_move q 2
+puts unreachable
+)");
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_EQ(r.out, "");
   EXPECT_TRUE(contains(r.err,
-                       "error in relocation handler: stream \"q\", agent 1, site 3: "
-                       "cannot settle at 3"))
+                       "mstream run: error in test.tcl: stream \"q\" is at site 2, but the "
+                       "initialization handler of agent 2 failed there: no room at 2"))
       << r.err;
 }
 

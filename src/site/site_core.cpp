@@ -439,26 +439,31 @@ void SiteCore::delivered(StreamId id, Delivering& work) {
   Hosted* h = it == hosted_.end() ? nullptr : it->second.get();
   for (std::size_t i = 0; i < work.ran.size(); ++i) {
     const proto::Delivery& d = work.messages[i];
-    const bool sync = !d.payload.empty() && (d.payload[0] & kMessageSync) != 0;
-    std::vector<std::string> results;  // one per agent that has an append handler
+    const bool sync = !d.payload.empty() && (d.payload[0] & kMessageSync) != 0 &&
+                      is_control(d.key.from);
+    // A -sync message's outcomes go to sync_result, which reports its errors; the others'
+    // are reported here (nothing more on a handler's path that succeeded).
+    std::vector<std::pair<std::uint64_t, tcl::HandlerOutcome*>> outcomes;
     for (Delivering::Ran& r : work.ran[i]) {
       carry_out(h, id, r.run);
       if (!r.out.ran) continue;
-      if (!r.out.ok) report_handler_error(id, work.stream, r.agent, "append", r.out, d.key.from);
-      if (sync) results.push_back(std::move(r.out.result));
+      if (sync) {
+        outcomes.emplace_back(r.agent, &r.out);
+      } else if (!r.out.ok) {
+        report_handler_error(id, work.stream, r.agent, "append", r.out, d.key.from);
+      }
     }
+    wire::SyncResult answer;
+    if (sync) answer = sync_result(id, work.stream, d.seq, d.key.from, std::move(outcomes));
     if (h && h->durable) {  // acknowledged once a checkpoint covers it
-      h->durable->unsaved.push_back({d.key, d.seq, d.origin, sync && is_control(d.key.from),
-                                     tcl::merge_list(results)});
+      h->durable->unsaved.push_back(
+          {d.key, d.seq, d.origin, sync, std::move(answer.result), std::move(answer.failure)});
       continue;
     }
     // Consumed: every append handler returned (DESIGN.md guarantee 2).
     (void)transport_.consume(d.key, d.seq, now_, d.origin);
     count_consumed(d.key.from, 1);
-    if (sync && is_control(d.key.from)) {
-      send_control(control_site(d.key.from), d.key.from,
-                   wire::SyncResult{id, d.seq, tcl::merge_list(results)});
-    }
+    if (sync) send_control(control_site(d.key.from), d.key.from, answer);
   }
   if (!h) return;
   // Not run (a handler held the stream): back at the head of the queue, in order.
@@ -731,7 +736,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
             replies_[m.req] = m;
           }
         } else if constexpr (std::is_same_v<T, wire::SyncResult>) {
-          sync_results_[{m.stream, m.seq}] = m.result;
+          sync_results_[{m.stream, m.seq}] = SyncAnswer{m.result, m.failure, from_site};
         } else if constexpr (std::is_same_v<T, wire::ErrorReport>) {
           report_error(m.text);
         } else if constexpr (std::is_same_v<T, wire::Shutdown>) {
@@ -965,10 +970,10 @@ void SiteCore::add_sender(StreamId from, StreamId to) {
     send_control(0, kLeaderStream, wire::Watch{to});
 }
 
-std::optional<std::string> SiteCore::take_sync_result(StreamId to, proto::Seq seq) {
+std::optional<SiteCore::SyncAnswer> SiteCore::take_sync_result(StreamId to, proto::Seq seq) {
   auto it = sync_results_.find({to, seq});
   if (it == sync_results_.end()) return std::nullopt;
-  std::string s = std::move(it->second);
+  SyncAnswer s = std::move(it->second);
   sync_results_.erase(it);
   return s;
 }
@@ -1477,14 +1482,18 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
   auto it = hosted_.find(id);
   if (it == hosted_.end()) return;
   Hosted& h = *it->second;
+  std::vector<ArrivalFailure> failures;
+  std::vector<tcl::HandlerOutcome> load_errors;
+  load_errors.reserve(work.loads.size());  // failures point into it
   for (Loading& l : work.loads) {
     carry_out(&h, id, l.run);
     if (!l.status.ok()) {
-      tcl::HandlerOutcome out;
+      tcl::HandlerOutcome& out = load_errors.emplace_back();
+      out.ran = true;
       out.ok = false;
       out.result = l.status.message();
       out.error_info = l.error_info;
-      report_handler_error(id, work.stream, l.agent, "initialization", out);
+      failures.push_back({l.agent, "initialization", &out});
     } else {
       initial_briefcases_[l.agent] = std::move(l.initial);
     }
@@ -1497,18 +1506,22 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
   for (auto& [run, out] : work.relocations) {
     carry_out(&h, id, run);
     if (out.ran && !out.ok)
-      report_handler_error(id, work.stream, run.ctx.agent, work.recovery ? "failure" : "relocation",
-                           out);
+      failures.push_back({run.ctx.agent, work.recovery ? "failure" : "relocation", &out});
   }
   reply_installed(wire::Installed{id, h.rec.epoch, 0, 0, {}});
-  if (work.requester != wire::kNoSite) {
-    // The requester learns the new location and gets its answer from here, one hop sooner
-    // than through the leader; the leader tells everyone else. Its next request on this
-    // stream still waits at the leader behind this move's Installed, so order is kept.
-    const SiteId r = work.requester;
-    send_control(r, control_stream(r), wire::Location{h.rec});
-    send_control(r, control_stream(r), wire::Reply{work.req, 0, std::to_string(options_.self)});
-  }
+  // The requester learns the new location and gets its answer from here, one hop sooner than
+  // through the leader; the leader tells everyone else. Its next request on this stream still
+  // waits at the leader behind this move's Installed, so order is kept. The handler errors go
+  // between the two: after the Location, so that a shell takes a report from here as from the
+  // stream's host, and before the answer its move waits for.
+  const SiteId r = work.requester;
+  if (r != wire::kNoSite) send_control(r, control_stream(r), wire::Location{h.rec});
+  wire::HandlerFailure failure;
+  if (!failures.empty())
+    failure = report_arrival_failures(id, work.stream, work.agents, std::move(failures), r);
+  if (r != wire::kNoSite)
+    send_control(r, control_stream(r),
+                 wire::Reply{work.req, 0, std::to_string(options_.self), std::move(failure)});
 }
 
 void SiteCore::destroy(Hosted& h) {
@@ -1768,7 +1781,7 @@ void SiteCore::commit_durable(Hosted& h, bool covering_only) {
       count_consumed(c.key.from, 1);
       if (c.sync)
         send_control(control_site(c.key.from), c.key.from,
-                     wire::SyncResult{id, c.seq, std::move(c.result)});
+                     wire::SyncResult{id, c.seq, std::move(c.result), std::move(c.failure)});
     }
     list.clear();
   };
