@@ -110,7 +110,7 @@ puts [lindex [stream_append foo next -sync] 0]
 for {set i 0} {$i < 20} {incr i} { stream_append foo more }
 puts [lindex [stream_append foo last -sync] 0]
 )");
-  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.exit_code, 3) << r.describe();
   // "bad" was handled exactly once and counted as consumed: the next messages are 3 and 24.
   EXPECT_EQ(shell_lines(r.out), (std::vector<std::string>{"1", "3", "24"}));
   EXPECT_TRUE(
@@ -197,7 +197,7 @@ stream_create foo -site 1
 register_agent foo {} { on_stream_append { error "boom $argv" } }
 stream_append foo once
 )");
-  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.exit_code, 3) << r.describe();
   EXPECT_EQ(count_of(r.err, "boom once"), 1u) << r.err;
   EXPECT_TRUE(contains(r.err,
                        "error in append handler: stream \"foo\", agent 1, site 1: boom once\n"
@@ -219,7 +219,7 @@ puts [dict get $opts -errorcode]
 puts [dict get $opts -results]
 puts "the stream goes on: [catch {stream_append x n -sync} msg opts] [dict get $opts -results]"
 )");
-  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.exit_code, 3) << r.describe();
   EXPECT_EQ(shell_lines(r.out),
             (std::vector<std::string>{
                 "failed: 1",
@@ -366,6 +366,40 @@ for {set i 1} {$i <= 5} {incr i} { puts "shell [lindex [stream_append foo $i -sy
     expected.push_back("shell " + std::to_string(i));
   }
   EXPECT_EQ(r.lines(), expected);
+}
+
+// Issue 18: `mstream run` exited 0 after handler errors, which a script that ran to its end
+// otherwise gives no sign of.
+TEST_F(Handlers, ARunWithAReportedHandlerErrorExitsWithItsOwnStatusUnlessKeepGoing) {
+  const std::string script = R"(stream_create x -site 1
+register_agent x {} { on_stream_append { error "boom $argv" } }
+stream_append x m
+puts done
+)";
+  const CommandResult r = run_script(dir_, script);
+  EXPECT_EQ(r.exit_code, 3) << r.describe();
+  EXPECT_EQ(shell_lines(r.out), (std::vector<std::string>{"done"})) << r.describe();
+  EXPECT_TRUE(contains(r.err, "error in append handler: stream \"x\", agent 1, site 1: boom m"))
+      << r.err;
+  EXPECT_TRUE(contains(r.err,
+                       "mstream run: 1 handler error or refused append reported during the run "
+                       "(exit status 3; --keep-going exits 0)\n"))
+      << r.err;
+
+  const CommandResult kept = run_script(dir_, script, {"--keep-going"});
+  EXPECT_EQ(kept.exit_code, 0) << kept.describe();
+  EXPECT_TRUE(contains(kept.err, "boom m")) << kept.err;
+  EXPECT_FALSE(contains(kept.err, "reported during the run")) << kept.err;
+}
+
+// A -sync append's error is raised in the script: caught there, it is the script's business.
+TEST_F(Handlers, ARaisedHandlerErrorTheScriptCaughtLeavesTheExitStatusAlone) {
+  const CommandResult r = run_script(dir_, R"(stream_create x -site 1
+register_agent x {} { on_stream_append { error "boom" } }
+puts [catch {stream_append x m -sync}]
+)");
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(shell_lines(r.out), (std::vector<std::string>{"1"})) << r.describe();
 }
 
 }  // namespace

@@ -554,6 +554,7 @@ void SiteCore::count_discarded(StreamId from, std::uint64_t n, std::string_view 
     counters_.discarded_own += n;
     // Never in silence: the script appended them, and the stream is gone without them.
     if (n == 0) return;
+    ++counters_.errors_told;
     report_error("stream_append: " + std::to_string(n) + " message" + (n == 1 ? "" : "s") +
                  " to stream \"" + (to_name.empty() ? std::string("?") : std::string(to_name)) +
                  "\" refused: the stream was destroyed before it consumed " +
@@ -738,6 +739,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
         } else if constexpr (std::is_same_v<T, wire::SyncResult>) {
           sync_results_[{m.stream, m.seq}] = SyncAnswer{m.result, m.failure, from_site};
         } else if constexpr (std::is_same_v<T, wire::ErrorReport>) {
+          ++counters_.errors_told;
           report_error(m.text);
         } else if constexpr (std::is_same_v<T, wire::Shutdown>) {
           if (!m.reason.empty())

@@ -121,6 +121,10 @@ struct SiteCounters {
   std::map<SiteId, std::uint64_t> consumed_from_shell;
   std::uint64_t requests = 0;  // control requests sent for handlers
   std::uint64_t handler_errors = 0;
+  // Handler errors (wire::ErrorReport) and refused appends of its own this shell was told of:
+  // `mstream run` exits with kExitHandlerErrors when any was (session_commands.cpp). Those a
+  // command raised instead (a -sync append, a move) are the script's to catch.
+  std::uint64_t errors_told = 0;
   std::uint64_t moves_in = 0;
   std::uint64_t moves_out = 0;
   // Control messages dropped because their sender may not send them (wire::Sender), by
