@@ -73,7 +73,8 @@ int handler_failed(Tcl_Interp* interp, const HandlerFailure& f, std::string_view
   // Level 0: the error is this command's own, not a `return` from the caller's procedure.
   Tcl_DictObjPut(nullptr, options, Tcl_NewStringObj("-level", -1), Tcl_NewIntObj(0));
   Tcl_DictObjPut(nullptr, options, Tcl_NewStringObj("-errorcode", -1), Tcl_NewListObj(5, words));
-  if (results != nullptr) Tcl_DictObjPut(nullptr, options, Tcl_NewStringObj("-results", -1), results);
+  if (results != nullptr)
+    Tcl_DictObjPut(nullptr, options, Tcl_NewStringObj("-results", -1), results);
   Tcl_SetObjResult(interp, new_string(message));
   const int code = Tcl_SetReturnOptions(interp, options);
   Tcl_DecrRefCount(options);
@@ -196,10 +197,9 @@ int stream_move(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* cons
   if (!answer.ok()) return fail(interp, answer.status());
   if (const auto& f = answer->failure) {
     // The move took effect: the message says so first, then what failed there.
-    const std::string message = "stream \"" + f->stream + "\" is at site " +
-                                std::to_string(f->site) + ", but the " + f->event +
-                                " handler of agent " + std::to_string(f->agent) +
-                                " failed there: " + f->message;
+    const std::string message =
+        "stream \"" + f->stream + "\" is at site " + std::to_string(f->site) + ", but the " +
+        f->event + " handler of agent " + std::to_string(f->agent) + " failed there: " + f->message;
     return handler_failed(interp, *f, message, nullptr);
   }
   return succeed(interp, new_site(answer->site));
