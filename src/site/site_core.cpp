@@ -539,6 +539,21 @@ std::uint64_t SiteCore::not_consumed(const proto::SendState& st, proto::Seq fina
   return last > done ? last - done : 0;
 }
 
+namespace {
+// Of the messages not_consumed() counts, those appended -sync: the shell waits for each, and
+// its -sync append raises the refusal itself (COMMANDS.md stream_destroy).
+std::uint64_t sync_not_consumed(const proto::SendState& st, proto::Seq final_consumed) {
+  const proto::Seq done = std::max(st.consumed_up_to, final_consumed);
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < st.unconsumed.size(); ++i) {
+    const proto::Seq seq = st.consumed_up_to + 1 + i;
+    const wire::Bytes& payload = st.unconsumed[i];
+    if (seq > done && !payload.empty() && (payload[0] & kMessageSync) != 0) ++n;
+  }
+  return n;
+}
+}  // namespace
+
 // Termination detection balances what each sender appended against what was consumed from
 // it; a shell's messages are tallied per shell, as only the waiting shell's count is known.
 void SiteCore::count_consumed(StreamId from, std::uint64_t n) {
@@ -855,8 +870,18 @@ void SiteCore::drop_channels_to(StreamId to, std::string_view name) {
     auto st = transport_.take_send_state(key);
     // Messages to a destroyed stream are discarded, but only those it did not consume: the
     // others were counted where they were consumed (termination detection balances).
-    if (st.ok())
-      count_discarded(from, not_consumed(*st, view_->directory.final_consumed(to, from)), name);
+    if (st.ok()) {
+      const proto::Seq final_consumed = view_->directory.final_consumed(to, from);
+      std::uint64_t n = not_consumed(*st, final_consumed);
+      if (options_.shell && from == sender_id()) {
+        // Raised where the script waits: reported besides, it would be said twice (and count
+        // against `mstream run`'s exit status though the script may have caught it).
+        const std::uint64_t raised = std::min(n, sync_not_consumed(*st, final_consumed));
+        counters_.discarded_own += raised;
+        n -= raised;
+      }
+      count_discarded(from, n, name);
+    }
     auto ov = overflow_.find(key);
     if (ov != overflow_.end()) count_discarded(from, ov->second.size(), name);
     drop_overflow(key);
