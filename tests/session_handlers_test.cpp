@@ -238,6 +238,28 @@ puts "the stream goes on: [catch {stream_append x n -sync} msg opts] [dict get $
       << r.err;
 }
 
+// A durable stream answers a -sync append once a checkpoint covers the message: the failure
+// waits with the result (DurableState::Consumed) and is raised the same.
+TEST_F(Handlers, ASyncAppendToADurableStreamRaisesItsHandlersErrorToo) {
+  const CommandResult r = run_script(dir_, R"(stream_create d -site 1 -durable
+register_agent d {} { on_stream_append { if {$argv eq "bad"} { error "durable boom" }; return ok } }
+puts [catch {stream_append d bad -sync} msg opts]
+puts $msg
+puts [dict get $opts -errorcode]
+puts [stream_append d good -sync]
+)");
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(shell_lines(r.out),
+            (std::vector<std::string>{
+                "1",
+                "error in append handler: stream \"d\", agent 1, site 1: durable boom",
+                "MSTREAM HANDLER d 1 1",
+                "ok",
+            }))
+      << r.describe();
+  EXPECT_EQ(count_of(r.err, "durable boom"), 0u) << r.err;
+}
+
 TEST_F(Handlers, AnUncaughtSyncAppendErrorEndsTheScriptWithIt) {
   const CommandResult r = run_script(dir_, R"(stream_create x -site 2
 register_agent x {} { on_stream_append { error "no good" } }
