@@ -83,7 +83,7 @@ Result<std::vector<BenchResult>> run_durable(const BenchOptions& options) {
   for (int i = 0; i < latency_samples; ++i) {
     for (int which : {0, 1}) {
       const auto t0 = Clock::now();
-      auto r = shell.stream_append(which == 0 ? kPlain : kDurable, "stats", /*sync=*/true);
+      auto r = append_sync(shell, which == 0 ? kPlain : kDurable, "stats");
       const auto t1 = Clock::now();
       if (!r.ok()) return r.status();
       latency_us[which].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());

@@ -47,7 +47,7 @@ struct Sample {
 };
 
 Result<std::vector<std::uint64_t>> stats(site::ShellApi& shell) {
-  auto r = shell.stream_append(kStream, "stats", /*sync=*/true);
+  auto r = append_sync(shell, kStream, "stats");
   if (!r.ok()) return r.status();
   return parse_sync_numbers(*r, 3);
 }

@@ -89,7 +89,7 @@ Status measure_round(const BenchOptions& options, std::uint32_t hops, Samples* o
     done += block;
   }
   // The briefcase travelled with every hop, and the relocation handler ran on each.
-  auto stats = shell.stream_append(kStream, "stats", /*sync=*/true);
+  auto stats = append_sync(shell, kStream, "stats");
   if (!stats.ok()) return stats.status();
   auto numbers = parse_sync_numbers(*stats, 2);
   if (!numbers.ok()) return numbers.status();

@@ -66,7 +66,7 @@ struct RunStats {
 // One run of n messages with moves every k (0: none). REQUIRES: both streams exist, idle.
 Result<RunStats> pipeline_run(BenchSession& session, std::uint32_t n, std::uint32_t k) {
   site::ShellApi& shell = session.shell();
-  auto reset = shell.stream_append(kReceiver, "reset " + std::to_string(k), /*sync=*/true);
+  auto reset = append_sync(shell, kReceiver, "reset " + std::to_string(k));
   if (!reset.ok()) return reset.status();
   const proto::Time t0 = runtime::monotonic_now();
   auto go = shell.stream_append(kSender, "go " + std::to_string(n) + " " + std::to_string(k),
@@ -75,11 +75,11 @@ Result<RunStats> pipeline_run(BenchSession& session, std::uint32_t n, std::uint3
   if (Status st = shell.wait_quiescent(kRunTimeout); !st.ok()) {
     return session.problem().ok() ? st : session.problem();
   }
-  auto received = shell.stream_append(kReceiver, "stats", /*sync=*/true);
+  auto received = append_sync(shell, kReceiver, "stats");
   if (!received.ok()) return received.status();
   auto r = parse_sync_numbers(*received, 3);  // consumed, last_ns, moves
   if (!r.ok()) return r.status();
-  auto sent = shell.stream_append(kSender, "stats", /*sync=*/true);
+  auto sent = append_sync(shell, kSender, "stats");
   if (!sent.ok()) return sent.status();
   auto s = parse_sync_numbers(*sent, 2);  // sent, moves
   if (!s.ok()) return s.status();

@@ -199,6 +199,17 @@ Status BenchSession::shutdown() {
   return st;
 }
 
+Result<std::string> append_sync(site::ShellApi& shell, const std::string& stream,
+                                const std::string& message) {
+  auto r = shell.stream_append(stream, message, /*sync=*/true);
+  if (!r.ok()) return r.status();
+  if (const auto& f = r->failure)
+    return Status::error(Status::Code::kInternal, "error in " + f->event + " handler: stream \"" +
+                                                      stream + "\", agent " +
+                                                      std::to_string(f->agent) + ": " + f->message);
+  return std::move(r->results);
+}
+
 Result<Burst> append_burst(site::ShellApi& shell, const char* stream, std::uint32_t n,
                            const std::string& last, std::size_t message_bytes) {
   const std::string message(message_bytes, 'x');
@@ -207,7 +218,7 @@ Result<Burst> append_burst(site::ShellApi& shell, const char* stream, std::uint3
     auto r = shell.stream_append(stream, message, /*sync=*/false);
     if (!r.ok()) return r.status();
   }
-  auto r = shell.stream_append(stream, last, /*sync=*/true);
+  auto r = append_sync(shell, stream, last);
   const auto t1 = Clock::now();
   if (!r.ok()) return r.status();
   return Burst{*r, std::chrono::duration<double, std::nano>(t1 - t0).count()};

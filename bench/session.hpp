@@ -83,6 +83,10 @@ class BenchSession {
   std::unique_ptr<Impl> impl_;
 };
 
+// A -sync append's results; a handler that failed is an error (kInternal, its message).
+Result<std::string> append_sync(site::ShellApi& shell, const std::string& stream,
+                                const std::string& message);
+
 // The result of a -sync append to a stream with one agent ("{RESULT}" or "RESULT"), parsed as
 // space-separated unsigned numbers; kInternal unless there are exactly `count`.
 Result<std::vector<std::uint64_t>> parse_sync_numbers(const std::string& result, std::size_t count);

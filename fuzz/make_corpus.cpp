@@ -110,6 +110,9 @@ std::vector<Bytes> control_seeds() {
   messages.push_back(MoveReq{2, "foo", 3});
   messages.push_back(AttachReq{3, "foo", "a b", "on_stream_append { puts $argv }", ""});
   messages.push_back(Reply{3, 0, "1"});
+  // Handler failures: a move's arrival (from its target) and a -sync append's.
+  messages.push_back(Reply{4, 0, "2", HandlerFailure{5, "relocation", "cannot settle"}});
+  messages.push_back(SyncResult{7, 3, "1 ok", HandlerFailure{2, "append", "boom"}});
   messages.push_back(Welcome{4, {PeerRecord{0, "127.0.0.1:7000", 10, 1, 0}}, {rec}});
   Welcome keyed{5, {PeerRecord{2, "127.0.0.1:7002", 11, 1, 0}}, {rec}};
   keyed.keys = {PairKey{2, std::string(32, 'k')}};

@@ -193,7 +193,7 @@ register_agent e {} { on_stream_append { error "remote boom" } }
 stream_append e hi
 )",
                                      {"--session", address_});
-  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.exit_code, 3) << r.describe();
   EXPECT_EQ(count_of(r.err, "error in append handler: stream \"e\", agent 1, site 1: remote boom"),
             1u)
       << r.err;

@@ -110,7 +110,7 @@ puts [lindex [stream_append foo next -sync] 0]
 for {set i 0} {$i < 20} {incr i} { stream_append foo more }
 puts [lindex [stream_append foo last -sync] 0]
 )");
-  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.exit_code, 3) << r.describe();
   // "bad" was handled exactly once and counted as consumed: the next messages are 3 and 24.
   EXPECT_EQ(shell_lines(r.out), (std::vector<std::string>{"1", "3", "24"}));
   EXPECT_TRUE(
@@ -189,33 +189,138 @@ puts "sync:[stream_append s last -sync]"
 }
 
 // Finding E2E-2 (/tmp/e2e-findings.md): under `mstream run` the site, the leader and the
-// shell each print the same handler error, so the user reads it three times.
+// shell each print the same handler error, so the user reads it three times. Issue 18: and
+// each report said the message twice, once more as the head of its errorInfo.
 TEST_F(Handlers, AppendHandlerErrorIsReportedOnce) {
   const CommandResult r = run_script(dir_, R"(
 stream_create foo -site 1
-register_agent foo {} { on_stream_append { error "boom once" } }
-stream_append foo hi -sync
+register_agent foo {} { on_stream_append { error "boom $argv" } }
+stream_append foo once
 )");
-  EXPECT_EQ(r.exit_code, 0) << r.describe();
-  EXPECT_EQ(count_of(r.err, "boom once\n    while executing"), 1u) << r.err;
+  EXPECT_EQ(r.exit_code, 3) << r.describe();
+  EXPECT_EQ(count_of(r.err, "boom once"), 1u) << r.err;
+  EXPECT_TRUE(contains(r.err,
+                       "error in append handler: stream \"foo\", agent 1, site 1: boom once\n"
+                       "    while executing\n\"error \"boom $argv\" \""))
+      << r.err;
 }
 
-TEST_F(Handlers, RelocationHandlerErrorIsReportedAndTheStreamStillArrives) {
+// Issue 18: the -sync append returned `{invalid command name "no_such_cmd"}` as a result.
+TEST_F(Handlers, SyncAppendRaisesTheFirstFailedHandlerAndKeepsTheOthersResults) {
+  const CommandResult r = run_script(dir_, R"(
+stream_create x -site 1
+register_agent x {} { on_stream_append { return "first $argv" } }
+register_agent x {} { on_stream_append { no_such_cmd } }
+register_agent x {} { on_stream_append { error "third fails too" } }
+register_agent x {} { on_stream_append { return last } }
+puts "failed: [catch {stream_append x m -sync} msg opts]"
+puts $msg
+puts [dict get $opts -errorcode]
+puts [dict get $opts -results]
+puts "the stream goes on: [catch {stream_append x n -sync} msg opts] [dict get $opts -results]"
+)");
+  EXPECT_EQ(r.exit_code, 3) << r.describe();
+  EXPECT_EQ(shell_lines(r.out),
+            (std::vector<std::string>{
+                "failed: 1",
+                "error in append handler: stream \"x\", agent 2, site 1: invalid command name "
+                "\"no_such_cmd\"",
+                "MSTREAM HANDLER x 2 1",
+                "1 {first m} 4 last",
+                "the stream goes on: 1 1 {first n} 4 last",
+            }))
+      << r.describe();
+  // Raised in the script, agent 2's error is not reported besides; agent 3's is, each time.
+  EXPECT_EQ(count_of(r.err, "no_such_cmd"), 0u) << r.err;
+  EXPECT_EQ(count_of(r.err, "error in append handler: stream \"x\", agent 3, site 1: third "
+                            "fails too"),
+            2u)
+      << r.err;
+}
+
+// A durable stream answers a -sync append once a checkpoint covers the message: the failure
+// waits with the result (DurableState::Consumed) and is raised the same.
+TEST_F(Handlers, ASyncAppendToADurableStreamRaisesItsHandlersErrorToo) {
+  const CommandResult r = run_script(dir_, R"(stream_create d -site 1 -durable
+register_agent d {} { on_stream_append { if {$argv eq "bad"} { error "durable boom" }; return ok } }
+puts [catch {stream_append d bad -sync} msg opts]
+puts $msg
+puts [dict get $opts -errorcode]
+puts [stream_append d good -sync]
+)");
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(shell_lines(r.out),
+            (std::vector<std::string>{
+                "1",
+                "error in append handler: stream \"d\", agent 1, site 1: durable boom",
+                "MSTREAM HANDLER d 1 1",
+                "ok",
+            }))
+      << r.describe();
+  EXPECT_EQ(count_of(r.err, "durable boom"), 0u) << r.err;
+}
+
+TEST_F(Handlers, AnUncaughtSyncAppendErrorEndsTheScriptWithIt) {
+  const CommandResult r = run_script(dir_, R"(stream_create x -site 2
+register_agent x {} { on_stream_append { error "no good" } }
+stream_append x m -sync
+puts unreachable
+)");
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_EQ(r.out, "");
+  EXPECT_TRUE(contains(r.err,
+                       "mstream run: error in test.tcl: error in append handler: stream \"x\", "
+                       "agent 1, site 2: no good\n"))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "(file \"test.tcl\" line 3)")) << r.err;
+}
+
+// Issue 18: a move whose relocation handler failed at the target returned the target as if
+// all went well.
+TEST_F(Handlers, AMoveRaisesTheRelocationErrorAndTheStreamStillArrives) {
   const CommandResult r = run_script(dir_, R"(
 stream_create q -site 1
 register_agent q {} {
   on_stream_relocation { error "cannot settle at [my_id]" }
   on_stream_append { return [my_id] }
 }
-stream_move q 3
+puts "failed: [catch {stream_move q 3} msg opts]"
+puts $msg
+puts [dict get $opts -errorcode]
 puts [stream_location q]
 puts [lindex [stream_append q hi -sync] 0]
 )");
   EXPECT_EQ(r.exit_code, 0) << r.describe();
-  EXPECT_EQ(shell_lines(r.out), (std::vector<std::string>{"3", "3"}));
+  EXPECT_EQ(shell_lines(r.out),
+            (std::vector<std::string>{
+                "failed: 1",
+                "stream \"q\" is at site 3, but the relocation handler of agent 1 failed there: "
+                "cannot settle at 3",
+                "MSTREAM HANDLER q 1 3",
+                "3",
+                "3",
+            }))
+      << r.describe();
+  // Raised in the script that moved it: not reported besides.
+  EXPECT_EQ(count_of(r.err, "cannot settle"), 0u) << r.err;
+}
+
+TEST_F(Handlers, AMoveRaisesAnInitializationErrorAtTheTarget) {
+  const CommandResult r = run_script(dir_, R"(
+stream_create q -site 1
+register_agent q {} { on_stream_append { return fine } }
+register_agent q {} {
+  if {[my_id] == 2} { error "no room at 2" }
+  on_stream_append { return [my_id] }
+}
+stream_move q 2
+puts unreachable
+)");
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_EQ(r.out, "");
   EXPECT_TRUE(contains(r.err,
-                       "error in relocation handler: stream \"q\", agent 1, site 3: "
-                       "cannot settle at 3"))
+                       "mstream run: error in test.tcl: stream \"q\" is at site 2, but the "
+                       "initialization handler of agent 2 failed there: no room at 2"))
       << r.err;
 }
 
@@ -283,6 +388,40 @@ for {set i 1} {$i <= 5} {incr i} { puts "shell [lindex [stream_append foo $i -sy
     expected.push_back("shell " + std::to_string(i));
   }
   EXPECT_EQ(r.lines(), expected);
+}
+
+// Issue 18: `mstream run` exited 0 after handler errors, which a script that ran to its end
+// otherwise gives no sign of.
+TEST_F(Handlers, ARunWithAReportedHandlerErrorExitsWithItsOwnStatusUnlessKeepGoing) {
+  const std::string script = R"(stream_create x -site 1
+register_agent x {} { on_stream_append { error "boom $argv" } }
+stream_append x m
+puts done
+)";
+  const CommandResult r = run_script(dir_, script);
+  EXPECT_EQ(r.exit_code, 3) << r.describe();
+  EXPECT_EQ(shell_lines(r.out), (std::vector<std::string>{"done"})) << r.describe();
+  EXPECT_TRUE(contains(r.err, "error in append handler: stream \"x\", agent 1, site 1: boom m"))
+      << r.err;
+  EXPECT_TRUE(contains(r.err,
+                       "mstream run: 1 handler error or refused append reported during the run "
+                       "(exit status 3; --keep-going exits 0)\n"))
+      << r.err;
+
+  const CommandResult kept = run_script(dir_, script, {"--keep-going"});
+  EXPECT_EQ(kept.exit_code, 0) << kept.describe();
+  EXPECT_TRUE(contains(kept.err, "boom m")) << kept.err;
+  EXPECT_FALSE(contains(kept.err, "reported during the run")) << kept.err;
+}
+
+// A -sync append's error is raised in the script: caught there, it is the script's business.
+TEST_F(Handlers, ARaisedHandlerErrorTheScriptCaughtLeavesTheExitStatusAlone) {
+  const CommandResult r = run_script(dir_, R"(stream_create x -site 1
+register_agent x {} { on_stream_append { error "boom" } }
+puts [catch {stream_append x m -sync}]
+)");
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(shell_lines(r.out), (std::vector<std::string>{"1"})) << r.describe();
 }
 
 }  // namespace

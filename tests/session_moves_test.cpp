@@ -283,6 +283,9 @@ puts "prompt [expr {[clock milliseconds] - $t < 5000}]"
   EXPECT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_EQ(shell_lines(r.out),
             (std::vector<std::string>{"failed 1: no such stream \"r\"", "prompt 1"}));
+  // Raised in the script, the refusal is not reported besides (nor counted for the exit
+  // status): the script caught it.
+  EXPECT_FALSE(contains(r.err, "refused")) << r.err;
 }
 
 TEST_F(Move, StreamCanBeRecreatedUnderTheSameNameAfterDestroy) {

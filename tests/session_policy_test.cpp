@@ -267,7 +267,7 @@ on_stream_create {
 }
 )T",
                               "");
-  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.exit_code, 3) << r.describe();  // the denials were reported
   EXPECT_EQ(shell_lines(r.out), (std::vector<std::string>{"{handled one}", "{handled two}"}))
       << r.describe();
   EXPECT_TRUE(contains(r.err, "open denied by the session controller: closed is closed"))

@@ -130,6 +130,35 @@ TEST_F(ShellCommands, StreamAppendIsAsyncUnlessSync) {
                                                   "stream_append foo hi -sync"}));
 }
 
+// Issue 18: a -sync append whose handler failed returned the handler's message as if it
+// were a result; it raises, naming stream, agent and site, with the others' results kept.
+TEST_F(ShellCommands, SyncAppendRaisesTheFailedHandlersErrorWithTheOtherResults) {
+  api_.append_failure = HandlerFailure{"foo", 2, 1, "append", "invalid command name \"nope\""};
+  api_.append_result = "1 {first agent} 3 third";
+  EXPECT_EQ(error("stream_append foo hi -sync"),
+            "error in append handler: stream \"foo\", agent 2, site 1: invalid command name "
+            "\"nope\"");
+  EXPECT_EQ(last_error_code_, "MSTREAM HANDLER foo 2 1");
+  EXPECT_EQ(ok("catch {stream_append foo hi -sync} msg opts; dict get $opts -results"),
+            "1 {first agent} 3 third");
+  // Inside a procedure too: the error is the command's, not a `return` from the procedure.
+  EXPECT_EQ(ok("proc p {} { stream_append foo hi -sync; return reached }; "
+               "list [catch p msg opts] [dict get $opts -errorcode]"),
+            "1 {MSTREAM HANDLER foo 2 1}");
+  EXPECT_EQ(ok("stream_append foo hi"), "");  // without -sync nothing waits, nothing raises
+}
+
+TEST_F(ShellCommands, MoveRaisesWhenAHandlerFailedOnArrivalAndSaysWhereTheStreamIs) {
+  api_.move_failure = HandlerFailure{"q", 4, 2, "relocation", "cannot settle"};
+  EXPECT_EQ(error("stream_move q 2"),
+            "stream \"q\" is at site 2, but the relocation handler of agent 4 failed there: "
+            "cannot settle");
+  EXPECT_EQ(last_error_code_, "MSTREAM HANDLER q 4 2");
+  EXPECT_EQ(api_.locations["q"], SiteNumber{2});
+  api_.move_failure.reset();
+  EXPECT_EQ(ok("stream_move q 3"), "3");
+}
+
 TEST_F(ShellCommands, ApiErrorsKeepTheirMessageAndCode) {
   EXPECT_EQ(error("stream_open missing"), "no such stream \"missing\"");
   EXPECT_EQ(last_error_code_, "MSTREAM {not found}");

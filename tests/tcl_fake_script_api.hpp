@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -28,6 +29,9 @@ class FakeScriptApi : public ScriptApi {
   std::vector<SiteNumber> sites{0, 1, 2, 3};
   SiteNumber site = 1;
   std::string append_result;
+  // Set: a -sync append (or a move) answers that a handler failed (append_result then holds
+  // the other agents' AGENT RESULT pairs).
+  std::optional<HandlerFailure> append_failure, move_failure;
   std::function<void(const std::string& stream, const std::string& message)> on_append;
 
   struct Registered {
@@ -57,18 +61,19 @@ class FakeScriptApi : public ScriptApi {
     calls.push_back("stream_open " + name);
     return check(name);
   }
-  Result<std::string> stream_append(const std::string& name, std::string message,
-                                    bool sync) override {
+  Result<AppendAnswer> stream_append(const std::string& name, std::string message,
+                                     bool sync) override {
     calls.push_back("stream_append " + name + " " + message + (sync ? " -sync" : ""));
     if (Status status = check(name); !status.ok()) return status;
     if (on_append) on_append(name, message);
-    return sync ? append_result : std::string();
+    if (!sync) return AppendAnswer{};
+    return AppendAnswer{append_result, append_failure};
   }
-  Result<SiteNumber> stream_move(const std::string& name, SiteNumber to) override {
+  Result<MoveAnswer> stream_move(const std::string& name, SiteNumber to) override {
     calls.push_back("stream_move " + name + " " + std::to_string(to));
     if (Status status = check(name); !status.ok()) return status;
     locations[name] = to;
-    return to;
+    return MoveAnswer{to, move_failure};
   }
   Result<SiteNumber> stream_location(const std::string& name) override {
     calls.push_back("stream_location " + name);

@@ -183,5 +183,23 @@ TEST_F(Sandbox, SandboxesOfDomainsWithNoAgentLeftAreBounded) {
   EXPECT_EQ(run(101).result, "ok");
 }
 
+// Issue 18: a sandbox Tcl would not make threw out of load_agent and ended the daemon. A
+// trusted agent's script can take a sandbox's name (here the next domain's); then that domain's
+// agent is refused with the reason, and nothing of the half-made sandbox is left.
+TEST_F(Sandbox, ASandboxThatCannotBeMadeRefusesTheAgentWithTheReason) {
+  ASSERT_TRUE(load(1, "interp create sandbox9", AgentOptions{false, true, 0}).ok());
+  const std::size_t sandboxes = host_.sandbox_count();
+  Status status = load(2, "on_stream_append {return ok}", AgentOptions{false, false, 9});
+  EXPECT_EQ(status.code(), Status::Code::kInternal);
+  EXPECT_EQ(status.message(),
+            "cannot make a safe interpreter: interpreter named \"sandbox9\" already exists, "
+            "cannot create");
+  EXPECT_FALSE(host_.has_agent(2));
+  EXPECT_EQ(host_.sandbox_count(), sandboxes);
+  // Other domains are not affected.
+  ASSERT_TRUE(load(3, "on_stream_append {return ok}", AgentOptions{false, false, 8}).ok());
+  EXPECT_EQ(run(3).result, "ok");
+}
+
 }  // namespace
 }  // namespace mstream::tcl

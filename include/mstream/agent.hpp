@@ -7,6 +7,15 @@
 // Thread-safety: an Agent's methods are called on the one thread that runs its stream's
 // handlers at a site, never concurrently. register_agent_type() must be called before any site
 // or shell starts (e.g. from main), not concurrently with one.
+//
+// Errors: return an error Status. An exception thrown by on_append, on_relocation, on_failure,
+// on_finalize, restore_briefcase or the AgentFactory is caught where the site calls it and
+// becomes an error Status (kInternal: "C++ agent threw from on_append: " and the what() of a
+// std::exception): from a handler, a handler error like a Tcl one (reported, or raised by the
+// shell's -sync append or move that waits for it; the message still counts as consumed and the
+// agent stays attached); from the factory, the agent is refused. save_briefcase() and
+// has_append_handler() must not throw: an exception there ends the daemon (std::terminate), as
+// one from a destructor does.
 
 #include <cstdint>
 #include <functional>
@@ -43,7 +52,8 @@ class Agent {
   // is reported like a Tcl handler error; the message still counts as consumed.
   virtual Status on_append(AgentContext& context, std::string_view message,
                            std::string* result) = 0;
-  // Runs at the new site after each move, before any further on_append.
+  // Runs at the new site after each move, before any further on_append. Its error (or
+  // exception) does not undo the move.
   virtual Status on_relocation(AgentContext& /*context*/) { return Status::ok_status(); }
   virtual Status on_failure(AgentContext& /*context*/) { return Status::ok_status(); }
   virtual void on_finalize(AgentContext& /*context*/) {}

@@ -55,7 +55,13 @@ struct RunOptions {
   // The embedded daemons' limits (COMMANDS.md, Limits), as given: empty, their defaults.
   std::string max_held_bytes, max_streams_per_site, max_agents_per_stream, handler_time_limit;
   SecurityOptions security;
+  bool keep_going = false;  // exit 0 after handler errors (kExitHandlerErrors otherwise)
 };
+
+// `mstream run`'s exit status when the script ran to its end but a handler error or a refused
+// append was reported to it during the run (README, doc/session.md); 1 is the script's own
+// error, 2 a bad command line.
+constexpr int kExitHandlerErrors = 3;
 
 // The embedded session's own secret, in a directory of its own for as long as it runs.
 class TempSecret {
@@ -222,6 +228,16 @@ int run_script(const RunOptions& o) {
     if (!st.ok() && exit_code == 0) {
       std::fprintf(stderr, "mstream run: %s\n", st.message().c_str());
     }
+  }
+  // Each was printed as it came; a run that otherwise went well says they happened.
+  const std::uint64_t told = c.core().counters().errors_told;
+  if (exit_code == 0 && told > 0 && !o.keep_going) {
+    std::fprintf(stderr,
+                 "mstream run: %llu handler error%s or refused append%s reported during the run "
+                 "(exit status %d; --keep-going exits 0)\n",
+                 static_cast<unsigned long long>(told), told == 1 ? "" : "s", told == 1 ? "" : "s",
+                 kExitHandlerErrors);
+    exit_code = kExitHandlerErrors;
   }
   return exit_code;
 }
@@ -415,9 +431,15 @@ void add_session_commands(CLI::App& app, int* exit_code) {
   add_security_options(run, &run_opts->security, /*leader=*/false);
   run->add_option("--timeout", run_opts->timeout_s,
                   "seconds to wait for quiescence after the script (default: no limit)");
+  run->add_flag("--keep-going", run_opts->keep_going,
+                "exit 0 even if handler errors or refused appends were reported during the run "
+                "(default: exit status 3)");
   // SCRIPT and its arguments: everything from the first positional on is the script's.
   run->prefix_command();
-  run->footer("Usage: mstream run [--sites N] [--session HOST:PORT] [--timeout S] SCRIPT [ARG...]");
+  run->footer(
+      "Usage: mstream run [--sites N] [--session HOST:PORT] [--timeout S] [--keep-going] SCRIPT "
+      "[ARG...]\nExit status: 0 done; 1 an error in the script or the session; 2 a bad command "
+      "line; 3 handler errors or refused appends were reported (unless --keep-going).");
   run->callback([=] {
     std::vector<std::string> rest = run->remaining();
     if (rest.empty()) {

@@ -1,7 +1,9 @@
 #include "site/agent_runner.hpp"
 
+#include <exception>
 #include <map>
 #include <mutex>
+#include <string>
 
 namespace mstream {
 namespace {
@@ -37,6 +39,20 @@ const AgentFactory* find_agent_type(std::string_view name) {
 
 namespace mstream::site {
 namespace {
+// The exception in flight, as the error a handler returns (include/mstream/agent.hpp): it must
+// not leave the worker thread, where it would end the daemon. `where` heads the message.
+Status thrown(const std::string& where) {
+  std::string what;
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "an exception that is not a std::exception";
+  }
+  return Status::error(Status::Code::kInternal, where + ": " + what);
+}
+
 tcl::HandlerOutcome from_status(const Status& s, std::string result) {
   tcl::HandlerOutcome out;
   out.ran = true;
@@ -71,12 +87,26 @@ Status AgentRunner::load(const wire::Code& code, const tcl::HandlerContext& cont
     options.privileged = (code.flags & wire::kAgentController) != 0;
     options.trusted = (code.flags & wire::kAgentTrusted) != 0;
     options.domain = code.origin;
-    return tcl().load_agent(code.agent, code.args, code.body, context, error_info, options);
+    try {  // the interpreter is made on the first Tcl agent, and cannot always be
+      return tcl().load_agent(code.agent, code.args, code.body, context, error_info, options);
+    } catch (...) {
+      Status s = thrown("cannot make a Tcl interpreter for the agent");
+      if (error_info) *error_info = s.message();
+      return s;
+    }
   }
   const AgentFactory* factory = find_agent_type(code.cpp_type);
   if (!factory)
     return Status::error(Status::Code::kNotFound, "no such agent type \"" + code.cpp_type + "\"");
-  Result<std::unique_ptr<Agent>> made = (*factory)(code.args);
+  Result<std::unique_ptr<Agent>> made = Status::error(Status::Code::kInternal, "no agent made");
+  try {
+    made = (*factory)(code.args);
+  } catch (...) {
+    made = thrown("C++ agent threw from its factory");
+  }
+  if (made.ok() && made.value() == nullptr)
+    made = Status::error(Status::Code::kInternal,
+                         "C++ agent type \"" + code.cpp_type + "\" made no agent");
   if (!made.ok()) {
     if (error_info) *error_info = made.status().message();
     return made.status();
@@ -106,15 +136,32 @@ tcl::HandlerOutcome AgentRunner::run(std::uint64_t agent, tcl::Event event,
   switch (event) {
     case tcl::Event::kAppend: {
       std::string result;
-      Status s = a.on_append(*cpp_context_, argv, &result);
+      Status s = Status::ok_status();
+      try {
+        s = a.on_append(*cpp_context_, argv, &result);
+      } catch (...) {
+        s = thrown("C++ agent threw from on_append");
+      }
       return from_status(s, std::move(result));
     }
     case tcl::Event::kRelocation:
-      return from_status(a.on_relocation(*cpp_context_), {});
+      try {
+        return from_status(a.on_relocation(*cpp_context_), {});
+      } catch (...) {
+        return from_status(thrown("C++ agent threw from on_relocation"), {});
+      }
     case tcl::Event::kFailure:
-      return from_status(a.on_failure(*cpp_context_), {});
+      try {
+        return from_status(a.on_failure(*cpp_context_), {});
+      } catch (...) {
+        return from_status(thrown("C++ agent threw from on_failure"), {});
+      }
     case tcl::Event::kFinalize:
-      a.on_finalize(*cpp_context_);
+      try {
+        a.on_finalize(*cpp_context_);
+      } catch (...) {
+        return from_status(thrown("C++ agent threw from on_finalize"), {});
+      }
       return from_status(Status::ok_status(), {});
     case tcl::Event::kOpen:
     case tcl::Event::kCreate:
@@ -136,7 +183,13 @@ std::string AgentRunner::save_briefcase(std::uint64_t agent) {
 
 Status AgentRunner::restore_briefcase(std::uint64_t agent, std::string_view saved) {
   auto it = cpp_.find(agent);
-  if (it != cpp_.end()) return it->second->restore_briefcase(saved);
+  if (it != cpp_.end()) {
+    try {
+      return it->second->restore_briefcase(saved);
+    } catch (...) {
+      return thrown("C++ agent threw from restore_briefcase");
+    }
+  }
   if (!tcl_) return Status::error(Status::Code::kNotFound, "agent not loaded here");
   return tcl_->restore_briefcase(agent, saved);
 }
@@ -145,9 +198,13 @@ tcl::HandlerOutcome AgentRunner::finalize(std::uint64_t agent, const tcl::Handle
   tcl::HandlerOutcome out;
   auto it = cpp_.find(agent);
   if (it != cpp_.end()) {
-    it->second->on_finalize(*cpp_context_);
+    try {
+      it->second->on_finalize(*cpp_context_);
+      out.ran = true;
+    } catch (...) {
+      out = from_status(thrown("C++ agent threw from on_finalize"), {});
+    }
     cpp_.erase(it);
-    out.ran = true;
     return out;
   }
   if (!tcl_ || !tcl_->has_agent(agent)) return out;

@@ -44,8 +44,8 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
     return Status::ok_status();
   }
 
-  Result<std::string> stream_append(const std::string& name, std::string message,
-                                    bool sync) override {
+  Result<tcl::AppendAnswer> stream_append(const std::string& name, std::string message,
+                                          bool sync) override {
     if (sync)
       return Status::error(Status::Code::kInvalidArgument,
                            "stream_append -sync is not available in a handler: waiting there "
@@ -78,10 +78,10 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
                                std::to_string(view_.max_message_bytes) + "-byte limit");
     run.appended_bytes += message.size();
     run.effects.push_back(AppendEffect{name, std::move(message)});
-    return std::string();
+    return tcl::AppendAnswer{};
   }
 
-  Result<tcl::SiteNumber> stream_move(const std::string& name, tcl::SiteNumber site) override {
+  Result<tcl::MoveAnswer> stream_move(const std::string& name, tcl::SiteNumber site) override {
     if (Status s = Directory::check_user_stream(name); !s.ok()) return s;
     bool own = false;
     {
@@ -92,9 +92,9 @@ class Lane::Api final : public tcl::ScriptApi, public AgentContext {
         return Status::error(Status::Code::kNotFound, "no such site " + std::to_string(site));
     }
     own = lane_->current_ && name == lane_->current_->ctx.stream;
-    if (own && site == view_.self) return site;
+    if (own && site == view_.self) return tcl::MoveAnswer{site, {}};
     (void)request(wire::MoveReq{0, name, site}, own);
-    return site;
+    return tcl::MoveAnswer{site, {}};
   }
 
   Result<tcl::SiteNumber> stream_location(const std::string& name) override {

@@ -46,8 +46,8 @@ Status ShellApi::stream_open(const std::string& name) {
   return Status::ok_status();
 }
 
-Result<std::string> ShellApi::stream_append(const std::string& name, std::string message,
-                                            bool sync) {
+Result<tcl::AppendAnswer> ShellApi::stream_append(const std::string& name, std::string message,
+                                                  bool sync) {
   // Appending goes through an open, as in the paper: append_from opens the stream first,
   // and this waits for the answer as for room in a full buffer; a denial is the error.
   Result<proto::Seq> seq = core_->append_from(core_->sender_id(), name, message, sync);
@@ -62,10 +62,10 @@ Result<std::string> ShellApi::stream_append(const std::string& name, std::string
     if (!ok.ok()) return waited(ok, "stream \"" + name + "\" consumes nothing: append timed out");
   }
   if (!seq.ok()) return seq.status();
-  if (!sync) return std::string();
+  if (!sync) return tcl::AppendAnswer{};
   const wire::StreamRecord* rec = core_->directory().find(name);
   const StreamId to = rec ? rec->id : 0;
-  std::optional<std::string> result;
+  std::optional<SiteCore::SyncAnswer> result;
   // A stream destroyed before it consumed the message never answers: the wait ends when the
   // directory says so (the message was discarded).
   Status got = pump_(
@@ -76,13 +76,23 @@ Result<std::string> ShellApi::stream_append(const std::string& name, std::string
       timeout_);
   if (!got.ok()) return waited(got, "no result for the -sync append to \"" + name + "\"");
   if (!result) return Directory::no_such_stream(name);
-  return *result;
+  tcl::AppendAnswer answer{std::move(result->result), {}};
+  answer.failure = failure_of(name, result->site, std::move(result->failure));
+  return answer;
 }
 
-Result<tcl::SiteNumber> ShellApi::stream_move(const std::string& name, tcl::SiteNumber site) {
+std::optional<tcl::HandlerFailure> ShellApi::failure_of(const std::string& stream,
+                                                        tcl::SiteNumber site,
+                                                        wire::HandlerFailure f) {
+  if (f.agent == 0) return std::nullopt;
+  return tcl::HandlerFailure{stream, f.agent, site, std::move(f.event), std::move(f.message)};
+}
+
+Result<tcl::MoveAnswer> ShellApi::stream_move(const std::string& name, tcl::SiteNumber site) {
   auto reply = call(wire::MoveReq{0, name, site});
   if (!reply.ok()) return reply.status();
-  return site;
+  // From the target, which ran the arrival's handlers (the leader's own answer has none).
+  return tcl::MoveAnswer{site, failure_of(name, site, std::move(reply->failure))};
 }
 
 Result<tcl::SiteNumber> ShellApi::stream_location(const std::string& name) {

@@ -45,9 +45,9 @@ class ShellApi final : public tcl::ScriptApi {
   Result<std::string> stream_create(const std::string& name,
                                     const tcl::CreateOptions& options) override;
   Status stream_open(const std::string& name) override;
-  Result<std::string> stream_append(const std::string& name, std::string message,
-                                    bool sync) override;
-  Result<tcl::SiteNumber> stream_move(const std::string& name, tcl::SiteNumber site) override;
+  Result<tcl::AppendAnswer> stream_append(const std::string& name, std::string message,
+                                          bool sync) override;
+  Result<tcl::MoveAnswer> stream_move(const std::string& name, tcl::SiteNumber site) override;
   Result<tcl::SiteNumber> stream_location(const std::string& name) override;
   Status stream_destroy(const std::string& name) override;
   bool stream_exists(const std::string& name) override { return core_->directory().exists(name); }
@@ -67,6 +67,10 @@ class ShellApi final : public tcl::ScriptApi {
 
  private:
   Result<wire::Reply> call(wire::ControlMessage request);
+  // The failure a shell's command raises, if a handler failed (agent 0: none did).
+  static std::optional<tcl::HandlerFailure> failure_of(const std::string& stream,
+                                                       tcl::SiteNumber site,
+                                                       wire::HandlerFailure f);
   static Status waited(const Status& why, const std::string& timeout_text);
 
   SiteCore* core_;

@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 
+#include "site/handler_errors.hpp"
 #include "site/per_source_queue.hpp"
 #include "tcl/tcl_host.hpp"
 
@@ -467,26 +468,31 @@ void SiteCore::delivered(StreamId id, Delivering& work) {
   Hosted* h = it == hosted_.end() ? nullptr : it->second.get();
   for (std::size_t i = 0; i < work.ran.size(); ++i) {
     const proto::Delivery& d = work.messages[i];
-    const bool sync = !d.payload.empty() && (d.payload[0] & kMessageSync) != 0;
-    std::vector<std::string> results;  // one per agent that has an append handler
+    const bool sync = !d.payload.empty() && (d.payload[0] & kMessageSync) != 0 &&
+                      is_control(d.key.from);
+    // A -sync message's outcomes go to sync_result, which reports its errors; the others'
+    // are reported here (nothing more on a handler's path that succeeded).
+    std::vector<std::pair<std::uint64_t, tcl::HandlerOutcome*>> outcomes;
     for (Delivering::Ran& r : work.ran[i]) {
       carry_out(h, id, r.run);
       if (!r.out.ran) continue;
-      if (!r.out.ok) report_handler_error(id, work.stream, r.agent, "append", r.out, d.key.from);
-      if (sync) results.push_back(std::move(r.out.result));
+      if (sync) {
+        outcomes.emplace_back(r.agent, &r.out);
+      } else if (!r.out.ok) {
+        report_handler_error(id, work.stream, r.agent, "append", r.out, d.key.from);
+      }
     }
+    wire::SyncResult answer;
+    if (sync) answer = sync_result(id, work.stream, d.seq, d.key.from, std::move(outcomes));
     if (h && h->durable) {  // acknowledged once a checkpoint covers it
-      h->durable->unsaved.push_back({d.key, d.seq, d.origin, sync && is_control(d.key.from),
-                                     tcl::merge_list(results)});
+      h->durable->unsaved.push_back(
+          {d.key, d.seq, d.origin, sync, std::move(answer.result), std::move(answer.failure)});
       continue;
     }
     // Consumed: every append handler returned (DESIGN.md guarantee 2).
     (void)transport_.consume(d.key, d.seq, now_, d.origin);
     count_consumed(d.key.from, 1);
-    if (sync && is_control(d.key.from)) {
-      send_control(control_site(d.key.from), d.key.from,
-                   wire::SyncResult{id, d.seq, tcl::merge_list(results)});
-    }
+    if (sync) send_control(control_site(d.key.from), d.key.from, answer);
   }
   if (!h) return;
   // Not run (a handler held the stream): back at the head of the queue, in order.
@@ -554,25 +560,6 @@ void SiteCore::carry_out(Hosted* h, StreamId from, HandlerRun& run) {
   }
 }
 
-void SiteCore::report_handler_error(StreamId id, const std::string& stream, std::uint64_t agent,
-                                    const char* event, const tcl::HandlerOutcome& out,
-                                    StreamId sender) {
-  ++counters_.handler_errors;
-  std::string text = "error in " + std::string(event) + " handler: stream \"" + stream +
-                     "\", agent " + std::to_string(agent) + ", site " +
-                     std::to_string(options_.self) + ": " + out.result;
-  if (!out.error_info.empty() && out.error_info != out.result) text += "\n" + out.error_info;
-  if (options_.log_forwarded_errors) report_error(text);
-  wire::ErrorReport report{text, id, agent};
-  // The shell whose message it was hears it straight from here, ahead of the message's
-  // consumption ack: through the leader it could come after the shell stopped waiting.
-  if (is_control(sender) && is_shell(control_site(sender))) {
-    report.told = control_site(sender);
-    send_control(report.told, sender, report);
-  }
-  send_control(0, kLeaderStream, report);
-}
-
 void SiteCore::report_error(std::string text) { errors_.push_back(std::move(text)); }
 
 std::uint64_t SiteCore::not_consumed(const proto::SendState& st, proto::Seq final_consumed) {
@@ -580,6 +567,21 @@ std::uint64_t SiteCore::not_consumed(const proto::SendState& st, proto::Seq fina
   const proto::Seq done = std::max(st.consumed_up_to, final_consumed);
   return last > done ? last - done : 0;
 }
+
+namespace {
+// Of the messages not_consumed() counts, those appended -sync: the shell waits for each, and
+// its -sync append raises the refusal itself (COMMANDS.md stream_destroy).
+std::uint64_t sync_not_consumed(const proto::SendState& st, proto::Seq final_consumed) {
+  const proto::Seq done = std::max(st.consumed_up_to, final_consumed);
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < st.unconsumed.size(); ++i) {
+    const proto::Seq seq = st.consumed_up_to + 1 + i;
+    const wire::Bytes& payload = st.unconsumed[i];
+    if (seq > done && !payload.empty() && (payload[0] & kMessageSync) != 0) ++n;
+  }
+  return n;
+}
+}  // namespace
 
 // Termination detection balances what each sender appended against what was consumed from
 // it; a shell's messages are tallied per shell, as only the waiting shell's count is known.
@@ -596,6 +598,7 @@ void SiteCore::count_discarded(StreamId from, std::uint64_t n, std::string_view 
     counters_.discarded_own += n;
     // Never in silence: the script appended them, and the stream is gone without them.
     if (n == 0) return;
+    ++counters_.errors_told;
     report_error("stream_append: " + std::to_string(n) + " message" + (n == 1 ? "" : "s") +
                  " to stream \"" + (to_name.empty() ? std::string("?") : std::string(to_name)) +
                  "\" refused: the stream was destroyed before it consumed " +
@@ -778,8 +781,9 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
             replies_[m.req] = m;
           }
         } else if constexpr (std::is_same_v<T, wire::SyncResult>) {
-          sync_results_[{m.stream, m.seq}] = m.result;
+          sync_results_[{m.stream, m.seq}] = SyncAnswer{m.result, m.failure, from_site};
         } else if constexpr (std::is_same_v<T, wire::ErrorReport>) {
+          ++counters_.errors_told;
           report_error(m.text);
         } else if constexpr (std::is_same_v<T, wire::Shutdown>) {
           if (!m.reason.empty())
@@ -895,8 +899,18 @@ void SiteCore::drop_channels_to(StreamId to, std::string_view name) {
     auto st = transport_.take_send_state(key);
     // Messages to a destroyed stream are discarded, but only those it did not consume: the
     // others were counted where they were consumed (termination detection balances).
-    if (st.ok())
-      count_discarded(from, not_consumed(*st, view_->directory.final_consumed(to, from)), name);
+    if (st.ok()) {
+      const proto::Seq final_consumed = view_->directory.final_consumed(to, from);
+      std::uint64_t n = not_consumed(*st, final_consumed);
+      if (options_.shell && from == sender_id()) {
+        // Raised where the script waits: reported besides, it would be said twice (and count
+        // against `mstream run`'s exit status though the script may have caught it).
+        const std::uint64_t raised = std::min(n, sync_not_consumed(*st, final_consumed));
+        counters_.discarded_own += raised;
+        n -= raised;
+      }
+      count_discarded(from, n, name);
+    }
     auto ov = overflow_.find(key);
     if (ov != overflow_.end()) count_discarded(from, ov->second.size(), name);
     drop_overflow(key);
@@ -1012,10 +1026,10 @@ void SiteCore::add_sender(StreamId from, StreamId to) {
     send_control(0, kLeaderStream, wire::Watch{to});
 }
 
-std::optional<std::string> SiteCore::take_sync_result(StreamId to, proto::Seq seq) {
+std::optional<SiteCore::SyncAnswer> SiteCore::take_sync_result(StreamId to, proto::Seq seq) {
   auto it = sync_results_.find({to, seq});
   if (it == sync_results_.end()) return std::nullopt;
-  std::string s = std::move(it->second);
+  SyncAnswer s = std::move(it->second);
   sync_results_.erase(it);
   return s;
 }
@@ -1104,11 +1118,6 @@ void load_on(Lane& lane, Loading& l) {
   l.initial = lane.runner().save_briefcase(l.agent);
 }
 
-std::string error_text(const Status& s, const std::string& error_info) {
-  std::string text = s.message();
-  if (!error_info.empty() && error_info != text) text += "\n" + error_info;
-  return text;
-}
 }  // namespace
 
 void SiteCore::attach(Hosted& h, std::uint64_t agent) {
@@ -1138,7 +1147,7 @@ void SiteCore::attach(Hosted& h, std::uint64_t agent) {
         if (!l->status.ok()) {
           reply_installed(wire::Installed{id, epoch, l->agent,
                                           static_cast<std::uint64_t>(l->status.code()),
-                                          error_text(l->status, l->error_info)});
+                                          error_text(l->status.message(), l->error_info)});
           return;
         }
         loaded_[l->agent] = l->has_append;
@@ -1529,14 +1538,18 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
   auto it = hosted_.find(id);
   if (it == hosted_.end()) return;
   Hosted& h = *it->second;
+  std::vector<ArrivalFailure> failures;
+  std::vector<tcl::HandlerOutcome> load_errors;
+  load_errors.reserve(work.loads.size());  // failures point into it
   for (Loading& l : work.loads) {
     carry_out(&h, id, l.run);
     if (!l.status.ok()) {
-      tcl::HandlerOutcome out;
+      tcl::HandlerOutcome& out = load_errors.emplace_back();
+      out.ran = true;
       out.ok = false;
       out.result = l.status.message();
       out.error_info = l.error_info;
-      report_handler_error(id, work.stream, l.agent, "initialization", out);
+      failures.push_back({l.agent, "initialization", &out});
     } else {
       initial_briefcases_[l.agent] = std::move(l.initial);
     }
@@ -1549,18 +1562,22 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
   for (auto& [run, out] : work.relocations) {
     carry_out(&h, id, run);
     if (out.ran && !out.ok)
-      report_handler_error(id, work.stream, run.ctx.agent, work.recovery ? "failure" : "relocation",
-                           out);
+      failures.push_back({run.ctx.agent, work.recovery ? "failure" : "relocation", &out});
   }
   reply_installed(wire::Installed{id, h.rec.epoch, 0, 0, {}});
-  if (work.requester != wire::kNoSite) {
-    // The requester learns the new location and gets its answer from here, one hop sooner
-    // than through the leader; the leader tells everyone else. Its next request on this
-    // stream still waits at the leader behind this move's Installed, so order is kept.
-    const SiteId r = work.requester;
-    send_control(r, control_stream(r), wire::Location{h.rec});
-    send_control(r, control_stream(r), wire::Reply{work.req, 0, std::to_string(options_.self)});
-  }
+  // The requester learns the new location and gets its answer from here, one hop sooner than
+  // through the leader; the leader tells everyone else. Its next request on this stream still
+  // waits at the leader behind this move's Installed, so order is kept. The handler errors go
+  // between the two: after the Location, so that a shell takes a report from here as from the
+  // stream's host, and before the answer its move waits for.
+  const SiteId r = work.requester;
+  if (r != wire::kNoSite) send_control(r, control_stream(r), wire::Location{h.rec});
+  wire::HandlerFailure failure;
+  if (!failures.empty())
+    failure = report_arrival_failures(id, work.stream, work.agents, std::move(failures), r);
+  if (r != wire::kNoSite)
+    send_control(r, control_stream(r),
+                 wire::Reply{work.req, 0, std::to_string(options_.self), std::move(failure)});
 }
 
 void SiteCore::destroy(Hosted& h) {
@@ -1822,7 +1839,7 @@ void SiteCore::commit_durable(Hosted& h, bool covering_only) {
       count_consumed(c.key.from, 1);
       if (c.sync)
         send_control(control_site(c.key.from), c.key.from,
-                     wire::SyncResult{id, c.seq, std::move(c.result)});
+                     wire::SyncResult{id, c.seq, std::move(c.result), std::move(c.failure)});
     }
     list.clear();
   };
@@ -2099,7 +2116,7 @@ void SiteCore::load_controllers() {
             carry_out(nullptr, 0, one.run);
             if (lane != 0) continue;
             if (!one.status.ok()) {
-              broken_controllers_[one.agent] = error_text(one.status, one.error_info);
+              broken_controllers_[one.agent] = error_text(one.status.message(), one.error_info);
               report_error("site " + std::to_string(options_.self) + ": the " + list[i].what +
                            " failed to load; every event it would check is denied: " +
                            broken_controllers_[one.agent]);

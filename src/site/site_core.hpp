@@ -121,6 +121,10 @@ struct SiteCounters {
   std::map<SiteId, std::uint64_t> consumed_from_shell;
   std::uint64_t requests = 0;  // control requests sent for handlers
   std::uint64_t handler_errors = 0;
+  // Handler errors (wire::ErrorReport) and refused appends of its own this shell was told of:
+  // `mstream run` exits with kExitHandlerErrors when any was (session_commands.cpp). Those a
+  // command raised instead (a -sync append, a move) are the script's to catch.
+  std::uint64_t errors_told = 0;
   std::uint64_t moves_in = 0;
   std::uint64_t moves_out = 0;
   // A durable stream's failure manager failed (or site 0 restarted) while the briefcases of
@@ -189,6 +193,7 @@ struct DurableState {
     std::uint32_t origin = 0;
     bool sync = false;  // a shell waits for its handlers' results
     std::string result;
+    wire::HandlerFailure failure;
   };
   struct Append {
     StreamId to = 0;
@@ -280,7 +285,14 @@ class SiteCore final : public proto::Node {
   // Errors: kNotFound (`no such stream "x"`), kTooLarge, kWouldBlock (retry after step()).
   Result<proto::Seq> append_from(StreamId from, const std::string& to, std::string_view message,
                                  bool sync);
-  std::optional<std::string> take_sync_result(StreamId to, proto::Seq seq);
+  // The answer to a -sync append: the handlers' results, or the first handler that failed
+  // (wire::SyncResult), at `site`, the stream's host that sent it.
+  struct SyncAnswer {
+    std::string result;
+    wire::HandlerFailure failure;
+    SiteId site = 0;
+  };
+  std::optional<SyncAnswer> take_sync_result(StreamId to, proto::Seq seq);
   // True once every message this node's sender identity appended was consumed.
   bool all_released() const;
   bool welcomed() const { return welcomed_; }
@@ -464,9 +476,31 @@ class SiteCore final : public proto::Node {
   // Runs work on the lane of `stream`, then done here; `stream` (if hosted) is busy meanwhile.
   void submit(StreamId stream, std::function<void(Lane&)> work, std::function<void()> done);
   void carry_out(Hosted* h, StreamId from, HandlerRun& run);
-  // `sender`: the stream or control stream whose message the handler ran for, if any.
+  // Handler errors (site/handler_errors.cpp). `sender`: the stream or control stream whose
+  // message (or move) the handler ran for, if any: a shell's hears of it directly, or, when
+  // `raised`, in the SyncResult or Reply it waits for instead.
   void report_handler_error(StreamId id, const std::string& stream, std::uint64_t agent,
-                            const char* event, const tcl::HandlerOutcome& out, StreamId sender = 0);
+                            const char* event, const tcl::HandlerOutcome& out, StreamId sender = 0,
+                            bool raised = false);
+  // Sends `report` to the leader for the shells, and to the shell `sender` is (if one) itself
+  // unless `raised`.
+  void tell_shells(wire::ErrorReport report, StreamId sender, bool raised);
+  // The SyncResult of a -sync message whose handlers ran (`ran`: agent and outcome, in attach
+  // order); reports every failure but the one the shell raises.
+  wire::SyncResult sync_result(StreamId id, const std::string& stream, proto::Seq seq,
+                               StreamId sender,
+                               std::vector<std::pair<std::uint64_t, tcl::HandlerOutcome*>> ran);
+  struct ArrivalFailure {
+    std::uint64_t agent = 0;
+    const char* event = "";
+    const tcl::HandlerOutcome* out = nullptr;
+  };
+  // Reports the handler errors of an arrival; returns what the requester's Reply carries (the
+  // first failure in attach order, when a shell waits for the move).
+  wire::HandlerFailure report_arrival_failures(StreamId id, const std::string& stream,
+                                               const std::vector<std::uint64_t>& agents,
+                                               std::vector<ArrivalFailure> failures,
+                                               SiteId requester);
   void send_control(SiteId to, StreamId to_stream, const wire::ControlMessage& m);
   void send_numbered_request(std::uint64_t req, wire::ControlMessage m);
   void reply_installed(const wire::Installed& i);
@@ -560,7 +594,7 @@ class SiteCore final : public proto::Node {
   std::deque<std::pair<SiteId, wire::Checkpoint>> checkpoints_waiting_;
   static constexpr std::size_t kMaxWaitingPerSource = 16;
   std::unordered_map<std::uint64_t, StreamId> holds_;   // request -> the stream it holds
-  std::map<std::pair<StreamId, proto::Seq>, std::string> sync_results_;
+  std::map<std::pair<StreamId, proto::Seq>, SyncAnswer> sync_results_;
   std::deque<std::pair<Time, std::string>> output_;
   std::deque<std::string> errors_;
   std::string partial_line_;

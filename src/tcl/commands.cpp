@@ -59,6 +59,28 @@ int fail(Tcl_Interp* interp, const Status& status) {
   return fail(interp, status.message(), status.code());
 }
 
+// A handler failed where the command ran it (COMMANDS.md stream_append -sync, stream_move):
+// errorCode {MSTREAM HANDLER STREAM AGENT SITE}; `results` (when not null) becomes the error's
+// -results option, so a script that catches it still has what the other agents returned.
+int handler_failed(Tcl_Interp* interp, const HandlerFailure& f, std::string_view message,
+                   Tcl_Obj* results) {
+  Tcl_Obj* words[5] = {Tcl_NewStringObj("MSTREAM", -1), Tcl_NewStringObj("HANDLER", -1),
+                       new_string(f.stream), Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(f.agent)),
+                       new_site(f.site)};
+  Tcl_Obj* options = Tcl_NewDictObj();
+  Tcl_IncrRefCount(options);
+  Tcl_DictObjPut(nullptr, options, Tcl_NewStringObj("-code", -1), Tcl_NewIntObj(TCL_ERROR));
+  // Level 0: the error is this command's own, not a `return` from the caller's procedure.
+  Tcl_DictObjPut(nullptr, options, Tcl_NewStringObj("-level", -1), Tcl_NewIntObj(0));
+  Tcl_DictObjPut(nullptr, options, Tcl_NewStringObj("-errorcode", -1), Tcl_NewListObj(5, words));
+  if (results != nullptr)
+    Tcl_DictObjPut(nullptr, options, Tcl_NewStringObj("-results", -1), results);
+  Tcl_SetObjResult(interp, new_string(message));
+  const int code = Tcl_SetReturnOptions(interp, options);
+  Tcl_DecrRefCount(options);
+  return code;
+}
+
 int succeed(Tcl_Interp* interp, Tcl_Obj* result) {
   Tcl_SetObjResult(interp, result);
   return TCL_OK;
@@ -155,15 +177,32 @@ int stream_append(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* co
     if (view(objv[3]) != "-sync") return bad_option(interp, objv[3], "-sync");
     sync = true;
   }
-  return string_result(
-      interp, state.api->stream_append(Tcl_GetString(objv[1]), std::string(view(objv[2])), sync));
+  Result<AppendAnswer> answer =
+      state.api->stream_append(Tcl_GetString(objv[1]), std::string(view(objv[2])), sync);
+  if (!answer.ok()) return fail(interp, answer.status());
+  if (const auto& f = answer->failure) {
+    const std::string message = "error in " + f->event + " handler: stream \"" + f->stream +
+                                "\", agent " + std::to_string(f->agent) + ", site " +
+                                std::to_string(f->site) + ": " + f->message;
+    return handler_failed(interp, *f, message, new_string(answer->results));
+  }
+  return succeed(interp, new_string(answer->results));
 }
 
 int stream_move(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
   if (objc != 3) return wrong_args(interp, objv, "stream site");
   SiteNumber site = 0;
   if (!get_site(interp, objv[2], &site)) return TCL_ERROR;
-  return site_result(interp, state.api->stream_move(Tcl_GetString(objv[1]), site));
+  Result<MoveAnswer> answer = state.api->stream_move(Tcl_GetString(objv[1]), site);
+  if (!answer.ok()) return fail(interp, answer.status());
+  if (const auto& f = answer->failure) {
+    // The move took effect: the message says so first, then what failed there.
+    const std::string message =
+        "stream \"" + f->stream + "\" is at site " + std::to_string(f->site) + ", but the " +
+        f->event + " handler of agent " + std::to_string(f->agent) + " failed there: " + f->message;
+    return handler_failed(interp, *f, message, nullptr);
+  }
+  return succeed(interp, new_site(answer->site));
 }
 
 int stream_location(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -281,7 +320,10 @@ int stream_relocate(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* 
   if (!get_site(interp, objv[1], &site)) return TCL_ERROR;
   const HandlerContext* context = state.api->context();
   if (context == nullptr) return outside(interp, objv[0], "a handler");
-  return site_result(interp, state.api->stream_move(context->stream, site));
+  // Deferred to the handler's return (the atomic handler model): nothing has failed yet.
+  Result<MoveAnswer> answer = state.api->stream_move(context->stream, site);
+  if (!answer.ok()) return fail(interp, answer.status());
+  return succeed(interp, new_site(answer->site));
 }
 
 int stream_name(CommandState& state, Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {

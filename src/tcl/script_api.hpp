@@ -47,6 +47,32 @@ struct HandlerContext {
   std::uint64_t agent = 0;
 };
 
+// A handler that raised an error where a shell's command ran it and waited for it: the first
+// failing agent, in attach order, of a -sync append, or of a moved stream's arrival. The
+// command raises it (errorCode MSTREAM HANDLER STREAM AGENT SITE; COMMANDS.md).
+struct HandlerFailure {
+  std::string stream;
+  std::uint64_t agent = 0;
+  SiteNumber site = 0;
+  std::string event;    // "append", "initialization", "relocation"
+  std::string message;  // the handler's own error message
+};
+
+// stream_append's answer. Without -sync: empty. With it: `results`, a Tcl list of one result
+// per agent with an append handler; or, when a handler failed, `failure` and, in `results`,
+// AGENT RESULT pairs of the agents that succeeded.
+struct AppendAnswer {
+  std::string results;
+  std::optional<HandlerFailure> failure;
+};
+
+// stream_move's answer: the stream is at `site`; `failure` when a handler failed there on
+// arrival (the move took effect all the same).
+struct MoveAnswer {
+  SiteNumber site = 0;
+  std::optional<HandlerFailure> failure;
+};
+
 class ScriptApi {
  public:
   virtual ~ScriptApi() = default;
@@ -57,11 +83,11 @@ class ScriptApi {
   virtual Result<std::string> stream_create(const std::string& name,
                                             const CreateOptions& options) = 0;
   virtual Status stream_open(const std::string& name) = 0;
-  // sync: wait for consumption and return the handlers' results as a Tcl list (a shell only;
-  // a handler gets an error).
-  virtual Result<std::string> stream_append(const std::string& name, std::string message,
-                                            bool sync) = 0;
-  virtual Result<SiteNumber> stream_move(const std::string& name, SiteNumber site) = 0;
+  // sync: wait for consumption and return the handlers' results (a shell only; a handler
+  // gets an error).
+  virtual Result<AppendAnswer> stream_append(const std::string& name, std::string message,
+                                             bool sync) = 0;
+  virtual Result<MoveAnswer> stream_move(const std::string& name, SiteNumber site) = 0;
   virtual Result<SiteNumber> stream_location(const std::string& name) = 0;
   virtual Status stream_destroy(const std::string& name) = 0;
   virtual bool stream_exists(const std::string& name) = 0;

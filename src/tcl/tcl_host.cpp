@@ -163,7 +163,9 @@ struct TclHost::Impl final : detail::AgentScope {
 
   // ---- Sandboxes
 
-  Tcl_Interp* sandbox(std::uint32_t domain) {
+  // The sandbox of `domain`, made on its first agent; Tcl may refuse to make one (a trusted
+  // agent's script took its name, say): then an error, and nothing is left of it.
+  Result<Tcl_Interp*> sandbox(std::uint32_t domain) {
     auto it = sandboxes.find(domain);
     if (it != sandboxes.end()) {
       std::erase(idle, domain);
@@ -171,7 +173,16 @@ struct TclHost::Impl final : detail::AgentScope {
     }
     const std::string name = "sandbox" + std::to_string(domain);
     Tcl_Interp* sb = Tcl_CreateSlave(interp, name.c_str(), 1);
-    if (sb == nullptr) throw std::runtime_error("cannot make a safe interpreter");
+    if (sb == nullptr) {
+      Status status =
+          Status::error(Code::kInternal, "cannot make a safe interpreter: " + result_text(interp));
+      Tcl_ResetResult(interp);
+      return status;
+    }
+    auto unmade = [&](const std::string& why) -> Result<Tcl_Interp*> {
+      Tcl_DeleteInterp(sb);
+      return Status::error(Code::kInternal, "cannot make a safe interpreter: " + why);
+    };
     // Beyond Tcl's safe set: nothing that waits (a handler must never hold its worker) and no
     // interpreters of its own.
     for (const char* hide : {"after", "vwait", "update", "interp"}) {
@@ -179,10 +190,10 @@ struct TclHost::Impl final : detail::AgentScope {
       if (Tcl_GetCommandInfo(sb, hide, &info) != 0) Tcl_HideCommand(sb, hide, hide);
     }
     Tcl_SetAssocData(sb, kImplKey, nullptr, this);
-    guard_values(sb);
+    if (Status guarded = guard_values(sb); !guarded.ok()) return unmade(guarded.message());
     Tcl_CreateObjCommand(sb, "::after", bounded_after, this, nullptr);
     Status installed = detail::install_commands(sb, api, this);
-    if (!installed.ok()) throw std::invalid_argument("TclHost: " + installed.message());
+    if (!installed.ok()) return unmade(installed.message());
     Tcl_CreateNamespace(sb, kAgentsNamespace, nullptr, nullptr);
     for (const auto& [n, t] : exposed)
       Tcl_CreateAlias(sb, n.c_str(), interp, t.c_str(), 0, nullptr);
@@ -262,17 +273,18 @@ struct TclHost::Impl final : detail::AgentScope {
       {"::append", "mstream_append", "append", append_size},
   };
 
-  void guard_values(Tcl_Interp* sb) {
+  Status guard_values(Tcl_Interp* sb) {
     for (const Guard& g : kGuards) {
       Tcl_CmdInfo info;
       if (Tcl_GetCommandInfo(sb, g.command, &info) == 0) continue;
       const std::string rename = std::string("::rename ") + g.command + " ::" + g.hidden;
       if (Tcl_EvalEx(sb, rename.c_str(), -1, TCL_EVAL_GLOBAL) != TCL_OK ||
           Tcl_HideCommand(sb, g.hidden, g.hidden) != TCL_OK)
-        throw std::runtime_error(std::string("cannot guard ") + g.command);
+        return Status::error(Code::kInternal, std::string("cannot guard ") + g.command);
       Tcl_CreateObjCommand(sb, g.command, guarded_value, const_cast<Guard*>(&g), nullptr);
     }
     Tcl_ResetResult(sb);
+    return Status::ok_status();
   }
 
   static int guarded_value(ClientData data, Tcl_Interp* sb, int objc, Tcl_Obj* const objv[]) {
@@ -717,8 +729,16 @@ Status TclHost::load_agent(std::uint64_t agent, std::string_view args, std::stri
     return Status::error(Code::kTooLarge, "agent code or arguments too long for Tcl");
   }
   impl_->trim_idle();
-  Tcl_Interp* interp = options.trusted ? impl_->interp : impl_->sandbox(options.domain);
-  if (!options.trusted) ++impl_->sandbox_agents[options.domain];
+  Tcl_Interp* interp = impl_->interp;
+  if (!options.trusted) {
+    Result<Tcl_Interp*> sandbox = impl_->sandbox(options.domain);
+    if (!sandbox.ok()) {
+      if (error_info) *error_info = sandbox.status().message();
+      return sandbox.status();
+    }
+    interp = *sandbox;
+    ++impl_->sandbox_agents[options.domain];
+  }
   std::string name = std::string(kAgentsNamespace) + "::" + std::to_string(agent);
   // A namespace of that name that is not a loaded agent's was made by some script: it goes.
   if (Tcl_Namespace* stale = Tcl_FindNamespace(interp, name.c_str(), nullptr, 0)) {

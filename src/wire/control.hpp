@@ -32,7 +32,9 @@ namespace mstream::wire {
 // Recover carry the stream's openers.
 // 9: Watch carries an ask, which the leader answers with Placed (the user-stream pin's
 // verdicts, doc/security.md).
-inline constexpr std::uint8_t kControlVersion = 9;
+// 10: handler errors said where they happen (COMMANDS.md stream_append -sync, stream_move):
+// SyncResult and Reply carry a HandlerFailure.
+inline constexpr std::uint8_t kControlVersion = 10;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
 inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
@@ -124,6 +126,19 @@ struct InChannel {  // a channel into the moving stream: what it consumed
   }
 };
 
+// A handler that raised an error where an operation a shell waits for ran it: a -sync
+// append's append handlers, or the initialization and relocation handlers of a moved stream
+// on arrival. The first such agent in attach order names it (agent 0: none failed).
+struct HandlerFailure {
+  std::uint64_t agent = 0;
+  std::string event;    // "append", "initialization", "relocation"
+  std::string message;  // the handler's own error message
+  template <class A>
+  void fields(A& a) {
+    a(agent, event, message);
+  }
+};
+
 // ---- Requests to the leader (from a site's handlers or a shell). Each is answered by one
 // Reply with the same req.
 struct CreateReq {
@@ -198,9 +213,12 @@ struct Reply {
   std::uint64_t req = 0;
   std::uint64_t code = 0;  // a StatusCode; 0 ok
   std::string text;        // the error message, or the result (agent id, ...)
+  // A move's, from its target: the move took effect (code 0), but a handler failed there on
+  // arrival. The target reports it to no one else's shell in the requester's place.
+  HandlerFailure failure;
   template <class A>
   void fields(A& a) {
-    a(req, code, text);
+    a(req, code, text, failure);
   }
 };
 
@@ -347,9 +365,11 @@ struct ErrorReport {  // a handler error, forwarded to shells
   // no stream to check).
   std::uint64_t stream = 0;
   std::uint64_t agent = 0;
-  // The shell whose message the handler ran for, which the site told directly (its report
-  // then comes before the message's consumption ack, so a run waiting for its messages sees
-  // it); the leader forwards to the other shells. kNoSite: none.
+  // The shell whose message (or move) the handler ran for, which the site told directly: by
+  // this report, which then comes before the message's consumption ack, so a run waiting for
+  // its messages sees it; or in the SyncResult or Reply that shell waits for (the first
+  // failure of a -sync append or of an arrival), which raises it there. The leader forwards
+  // to the other shells. kNoSite: none.
   std::uint32_t told = kNoSite;
   template <class A>
   void fields(A& a) {
@@ -360,10 +380,15 @@ struct SyncResult {  // the handlers' results for a message appended with -sync
   static constexpr Sender kSender = Sender::kHost;
   std::uint64_t stream = 0;
   std::uint64_t seq = 0;
-  std::string result;  // a Tcl list, one element per agent
+  // A Tcl list: one element per agent with an append handler; with a failure, AGENT RESULT
+  // pairs of the agents whose handlers succeeded.
+  std::string result;
+  // The first failing append handler, in attach order: the -sync append raises it (it is the
+  // shell's error, so the site sends that shell no ErrorReport of it).
+  HandlerFailure failure;
   template <class A>
   void fields(A& a) {
-    a(stream, seq, result);
+    a(stream, seq, result, failure);
   }
 };
 
