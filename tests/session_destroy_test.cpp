@@ -56,5 +56,27 @@ stream_append k go
   EXPECT_EQ(site_lines(r.out, 1), kFive) << r.describe();
 }
 
+// A handler destroys its own stream while the shell's later appends wait for it: they are
+// refused and said to the script, and the run still ends (it waited for ever for their
+// consumption: the shell now tells the leader again how many of its messages to wait for).
+TEST_F(Destroy, AShellsMessagesRefusedByADestroyedStreamDoNotHoldUpTheRunsEnd) {
+  const CommandResult r = run_script(dir_, R"(
+stream_create r -site 1
+register_agent r {} {
+  on_stream_append {
+    if {$argv eq "die"} { after 200; stream_destroy [stream_name] }
+  }
+}
+stream_append r die
+stream_append r a1
+stream_append r a2
+)",
+                                     {"--sites", "2"}, {}, 30s);
+  EXPECT_EQ(r.exit_code, 3) << r.describe();  // a refused append was reported
+  EXPECT_NE(r.err.find("2 messages to stream \"r\" refused: the stream was destroyed"),
+            std::string::npos)
+      << r.describe();
+}
+
 }  // namespace
 }  // namespace mstream::e2e

@@ -189,7 +189,15 @@ void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now
         } else if constexpr (std::is_same_v<T, wire::Settled>) {
           on_settled(from, v, now);
         } else if constexpr (std::is_same_v<T, wire::QuiesceReq>) {
-          waiters_.push_back({from, v.req, v.appended});
+          // A shell waits for one quiescence at a time: a second request replaces its first
+          // (it asks again when messages it counted were refused meanwhile, ShellApi).
+          auto w = std::find_if(waiters_.begin(), waiters_.end(),
+                                [&](const Waiter& x) { return x.shell == from; });
+          if (w != waiters_.end()) {
+            *w = Waiter{from, v.req, v.appended};
+          } else {
+            waiters_.push_back({from, v.req, v.appended});
+          }
           if (!wave_open_ && next_probe_ == proto::kNever) {
             start_wave(now);
           } else if (wave_open_ && failures_seen_) {

@@ -1,5 +1,8 @@
 #include "site/shell_api.hpp"
 
+#include <algorithm>
+#include <chrono>
+
 namespace mstream::site {
 
 ShellApi::ShellApi(SiteCore* core, Pump pump, Write write, std::chrono::nanoseconds timeout)
@@ -145,10 +148,23 @@ void ShellApi::write_stdout(std::string_view text, bool nonewline) {
 
 Status ShellApi::wait_quiescent(std::chrono::nanoseconds timeout) {
   const auto& c = core_->counters();
-  const std::uint64_t req = core_->send_request(wire::QuiesceReq{0, c.appended - c.discarded_own});
-  std::optional<wire::Reply> reply;
-  Status st = pump_([&] { return (reply = core_->take_reply(req)).has_value(); }, timeout);
-  return st.ok() ? st : waited(st, "the session did not become quiescent in time");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    // The leader waits until the sites consumed as many of our messages as we say; messages
+    // refused by a stream destroyed while we wait are never consumed: we say so again.
+    const std::uint64_t discarded = c.discarded_own;
+    const std::uint64_t req = core_->send_request(wire::QuiesceReq{0, c.appended - discarded});
+    std::optional<wire::Reply> reply;
+    const auto left = std::max<std::chrono::nanoseconds>(
+        deadline - std::chrono::steady_clock::now(), std::chrono::nanoseconds{0});
+    Status st = pump_(
+        [&] {
+          return (reply = core_->take_reply(req)).has_value() || c.discarded_own != discarded;
+        },
+        left);
+    if (!st.ok()) return waited(st, "the session did not become quiescent in time");
+    if (reply) return Status::ok_status();
+  }
 }
 
 Status ShellApi::wait_released(std::chrono::nanoseconds timeout) {
