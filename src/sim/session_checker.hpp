@@ -265,6 +265,9 @@ class SessionChecker {
   std::uint32_t life(StreamId id) const;
   std::uint32_t sender_life(StreamId id) const;
   std::uint32_t origin_of(StreamId id, std::uint32_t sender_life) const;
+  std::pair<std::uint64_t, const DurableRestore::Out*> appended_to(StreamId id, std::uint32_t l,
+                                                                   StreamId to,
+                                                                   const DurableRestore& r) const;
   std::map<Pair*, std::uint64_t> check_restorable(StreamId id, const DurableRestore& r,
                                                   const std::string& what);
   void take_back_appends(StreamId id, const DurableRestore& r, const std::string& what);

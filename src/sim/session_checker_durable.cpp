@@ -61,6 +61,18 @@ void SessionChecker::on_durable_restore(StreamId id, const DurableRestore& r) {
   }
 }
 
+// What a checkpoint says the sender `id` (in its life `l`) appended to `to`: the count its
+// briefcase keeps, and its channel out of that life's numbering, if it has one.
+std::pair<std::uint64_t, const DurableRestore::Out*> SessionChecker::appended_to(
+    StreamId id, std::uint32_t l, StreamId to, const DurableRestore& r) const {
+  auto sent = r.sent_to.find(to);
+  const std::uint64_t kept = sent == r.sent_to.end() ? 0 : sent->second;
+  const auto out = std::find_if(r.out.begin(), r.out.end(), [&](const auto& o) {
+    return o.to == to && o.origin == origin_of(id, l);
+  });
+  return {kept, out == r.out.end() ? nullptr : &*out};
+}
+
 // A state the stream was in: its briefcase holds each message once, a prefix of each pair,
 // and exactly as much of each pair as its channel in says was consumed (a pair of an older
 // life of the sender than its channel's has no entry: its prefix stopped growing when that
@@ -126,12 +138,8 @@ std::map<SessionChecker::Pair*, std::uint64_t> SessionChecker::check_restorable(
   for (auto& [key, p] : pairs_) {
     const auto& [from, l, to] = key;
     if (from != id) continue;
-    auto sent = r.sent_to.find(to);
-    const std::uint64_t kept = sent == r.sent_to.end() ? 0 : sent->second;
-    const auto out = std::find_if(r.out.begin(), r.out.end(), [&](const auto& o) {
-      return o.to == to && o.origin == origin_of(id, l);
-    });
-    if (out != r.out.end() && out->next_seq != kept + 1) {
+    const auto [kept, out] = appended_to(id, l, to, r);
+    if (out && out->next_seq != kept + 1) {
       fail("durable_state", what + ": its briefcase has " + std::to_string(kept) +
                                 " messages appended to " + name(to) + ", its channel numbers " +
                                 std::to_string(out->next_seq - 1));
@@ -148,14 +156,10 @@ void SessionChecker::take_back_appends(StreamId id, const DurableRestore& r,
   for (auto& [key, p] : pairs_) {
     const auto& [from, l, to] = key;
     if (from != id) continue;
-    auto sent = r.sent_to.find(to);
-    const std::uint64_t kept = sent == r.sent_to.end() ? 0 : sent->second;
-    const auto out = std::find_if(r.out.begin(), r.out.end(), [&](const auto& o) {
-      return o.to == to && o.origin == origin_of(id, l);
-    });
+    const auto [kept, out] = appended_to(id, l, to, r);
     // It knows again only what its checkpoint knew consumed, and re-sends the rest (receivers
     // drop what they have): a receiver that starts over meanwhile may consume those again.
-    if (out != r.out.end()) {
+    if (out) {
       p.acked = std::min(p.acked, out->consumed_up_to);
       p.acked_at_recovery = std::min(p.acked_at_recovery, out->consumed_up_to);
     }
