@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "leader/leader_core.hpp"
+#include "leader_test_support.hpp"
 
 namespace mstream::leader {
 namespace {
@@ -35,15 +36,8 @@ class LeaderPlaced : public ::testing::Test {
     sent_.clear();
   }
 
-  SiteId join(std::uint64_t nonce,
-              wire::JoinMessage::Role role = wire::JoinMessage::Role::kSite) {
-    wire::JoinMessage m;
-    m.op = wire::JoinMessage::Op::kRequest;
-    m.nonce = nonce;
-    m.role = role;
-    wire::JoinMessage reply;
-    EXPECT_TRUE(leader_->on_join(m, "127.0.0.1:1", &reply));
-    return reply.site;
+  SiteId join(std::uint64_t nonce, wire::JoinMessage::Role role = wire::JoinMessage::Role::kSite) {
+    return join_leader(*leader_, nonce, role);
   }
 
   // The shell moves the stream to `to`; with `settle`, the target reports it installed.

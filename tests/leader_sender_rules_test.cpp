@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "leader/leader_core.hpp"
+#include "leader_test_support.hpp"
 #include "site/ids.hpp"
 
 namespace mstream::leader {
@@ -45,13 +46,7 @@ class LeaderRules : public ::testing::Test {
   }
 
   SiteId join(std::uint64_t nonce, wire::JoinMessage::Role role) {
-    wire::JoinMessage m;
-    m.op = wire::JoinMessage::Op::kRequest;
-    m.nonce = nonce;
-    m.role = role;
-    wire::JoinMessage reply;
-    EXPECT_TRUE(leader_->on_join(m, "127.0.0.1:1", &reply));
-    return reply.site;
+    return join_leader(*leader_, nonce, role);
   }
 
   std::uint64_t refused(const wire::ControlMessage& m) const {

@@ -5,16 +5,11 @@
 #include <string>
 
 #include "sim/session_simulation.hpp"
+#include "sim_test_support.hpp"
 #include "sim/simulation.hpp"
 
 namespace mstream::sim {
 namespace {
-
-std::string names(const std::vector<Violation>& v) {
-  std::string out;
-  for (const Violation& x : v) out += x.invariant + ": " + x.detail + "\n";
-  return out;
-}
 
 // A sender re-sent its whole window of consumed messages to a stream's new site; the answers
 // to those duplicates overflowed the path's queue and were dropped, and the sender, its

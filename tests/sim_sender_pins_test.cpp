@@ -9,15 +9,10 @@
 #include <string>
 
 #include "sim/session_simulation.hpp"
+#include "sim_test_support.hpp"
 
 namespace mstream::sim {
 namespace {
-
-std::string names(const std::vector<Violation>& v) {
-  std::string out;
-  for (const Violation& x : v) out += x.invariant + " ";
-  return out;
-}
 
 // Each of these honest seeds counted forgeries before the pin asked the leader (24 frames in
 // seeds 1-40 alone at 37a8f2c), and each still makes the pin refuse honest frames it could not place

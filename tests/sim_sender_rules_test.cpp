@@ -10,15 +10,10 @@
 #include <string>
 
 #include "sim/session_simulation.hpp"
+#include "sim_test_support.hpp"
 
 namespace mstream::sim {
 namespace {
-
-std::string names(const std::vector<Violation>& v) {
-  std::string out;
-  for (const Violation& x : v) out += x.invariant + " ";
-  return out;
-}
 
 TEST(SenderRulesSim, EveryTypeAMemberMayNotSendIsToldAndRefusedAndNothingBreaks) {
   std::array<std::uint64_t, wire::kControlTypes> told{}, refused{};
