@@ -183,7 +183,8 @@ TEST_F(LeaderRules, OnlyAShellLeaves) {
   EXPECT_EQ(count_sent<wire::PeerUpdate>(), 0u);
   EXPECT_EQ(count_sent<wire::Probe>(), 0u);
   leader_->on_message(shell_, lie, 0);
-  EXPECT_FALSE(leader_->peers().at(shell_).live);
+  EXPECT_GT(count_sent<wire::PeerUpdate>(), 0u);    // everyone hears of it
+  EXPECT_FALSE(leader_->peers().contains(shell_));  // then it is forgotten
 
   start(off(wire::Sender::kShell));
   leader_->on_message(host_, lie, 0);

@@ -77,15 +77,33 @@ TEST_F(Store, ScanReturnsTheNewestRecordOfEveryKey) {
   EXPECT_EQ(got, (std::map<std::uint64_t, std::string>{{2, "b"}, {3, "c2"}, {1ull << 63, "high"}}));
 }
 
-TEST_F(Store, LargeKeysAndEmptyValuesRoundTrip) {
+TEST_F(Store, LargeKeysRoundTrip) {
   auto s = SqliteStore::open(db());
   ASSERT_TRUE(s.ok()) << s.status().message();
   const std::uint64_t key = 0xFFFFFFFFFFFFFFF0ull;
-  ASSERT_TRUE((*s)->put({record(key, 5, 1, "")}).ok());
+  ASSERT_TRUE((*s)->put({record(key, 5, 1, "v")}).ok());
   auto r = (*s)->get(key);
   ASSERT_TRUE(r.ok() && r->has_value());
-  EXPECT_TRUE((*r)->value.empty());
   EXPECT_EQ((*r)->key, key);
+}
+
+// An empty record erases its key, so that what its owner forgot leaves nothing in the file;
+// an older one (a late checkpoint) erases nothing, as it would replace nothing.
+TEST_F(Store, AnEmptyRecordErasesItsKeyUnlessANewerOneIsStored) {
+  auto s = SqliteStore::open(db());
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  ASSERT_TRUE((*s)->put({record(1, 2, 5, "a"), record(2, 2, 5, "b")}).ok());
+  ASSERT_TRUE((*s)->put({record(1, 2, 6, ""), record(2, 2, 4, "")}).ok());
+  auto one = (*s)->get(1);
+  ASSERT_TRUE(one.ok());
+  EXPECT_FALSE(one->has_value());
+  auto two = (*s)->get(2);
+  ASSERT_TRUE(two.ok() && two->has_value());
+  EXPECT_EQ(std::string((*two)->value.begin(), (*two)->value.end()), "b");
+  ASSERT_TRUE((*s)->put({record(3, 1, 1, "")}).ok());  // nothing to erase
+  auto all = (*s)->scan();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 1u);
 }
 
 TEST_F(Store, WhatWasPutSurvivesAProcessThatDiesWithoutClosingIt) {

@@ -687,14 +687,24 @@ TEST(MemoryStore, ACrashBeforeTheCommitLosesTheWholeBatch) {
     asked += batch.size();
     return next;
   });
-  EXPECT_FALSE(store.put({{1, 1, 1, {}}, {2, 1, 1, {}}}).ok());
+  EXPECT_FALSE(store.put({{1, 1, 1, {7}}, {2, 1, 1, {7}}}).ok());
   EXPECT_EQ(asked, 2u);
   EXPECT_FALSE(store.get(1)->has_value());
   EXPECT_FALSE(store.get(2)->has_value());
   next = MemoryStore::Fault::kCrashAfterCommit;
-  EXPECT_TRUE(store.put({{1, 1, 1, {}}, {2, 1, 1, {}}}).ok());
+  EXPECT_TRUE(store.put({{1, 1, 1, {7}}, {2, 1, 1, {7}}}).ok());
   EXPECT_TRUE(store.get(1)->has_value() && store.get(2)->has_value());
   EXPECT_EQ(store.commits(), 1u);
+}
+
+// As SqliteStore: an empty record erases its key, unless a newer record is stored for it.
+TEST(MemoryStore, AnEmptyRecordErasesItsKeyUnlessANewerOneIsStored) {
+  MemoryStore store;
+  ASSERT_TRUE(store.put({{1, 2, 5, {1}}, {2, 2, 5, {2}}}).ok());
+  ASSERT_TRUE(store.put({{1, 2, 6, {}}, {2, 2, 4, {}}}).ok());
+  EXPECT_FALSE(store.get(1)->has_value());
+  ASSERT_TRUE(store.get(2)->has_value());
+  EXPECT_EQ(store.scan()->size(), 1u);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -950,8 +960,7 @@ TEST(SessionSimulation, DurableCheckersCatchAStoreThatLosesAcknowledgedCheckpoin
 TEST(SessionSimulation, DurableSenderRestoredBehindItsReceiverWithASmallBound) {
   // Small-bound seeds with durable streams that append (each failed without catch_up).
   for (std::uint64_t seed : {196u, 283u, 312u}) {
-    const SessionResult r =
-        run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
+    const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
     EXPECT_TRUE(r.ok()) << report(r.violations, seed);
     EXPECT_GT(r.summary.transport.caught_up, 0u) << seed;  // the trigger still happens
   }
@@ -1021,8 +1030,7 @@ TEST_P(SessionSeeds, EveryInvariantHoldsWithSmallBuffers) {
   std::uint64_t failed = 0;
   for (std::uint64_t i = 0; i < kSeedsPerShard; ++i) {
     const std::uint64_t seed = 1 + GetParam() * kSeedsPerShard + i;
-    const SessionResult r =
-        run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
+    const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
     if (r.ok()) continue;
     ++failed;
     out << report(r.violations, seed)

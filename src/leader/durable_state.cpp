@@ -1,12 +1,11 @@
 // LeaderCore's durable state: what `mstream leader --state` keeps, and a restarted leader's
 // resumption from it. Beside leader_core.cpp.
-#include "leader/leader_core.hpp"
-
 #include <algorithm>
 #include <array>
 #include <iterator>
 #include <limits>
 
+#include "leader/leader_core.hpp"
 #include "leader/leader_internal.hpp"
 #include "leader/leader_state.hpp"
 #include "site/directory.hpp"
@@ -92,7 +91,11 @@ void LeaderCore::take_changes(std::vector<proto::StoredRecord>* records,
   dirty_streams_.clear();
   for (SiteId site : dirty_peers_) {
     auto p = peers_.find(site);
-    if (p == peers_.end()) continue;
+    if (p == peers_.end()) {  // forgotten (forget_shell): so are its records
+      records->push_back({kPeerKeys | site, boot_, ++writes_, {}});
+      peers->push_back(site);
+      continue;
+    }
     SavedPeer sp{p->second, 0, {}};
     if (auto c = controls_.find(site); c != controls_.end()) sp.controls = c->second;
     for (const auto& [nonce, id] : join_nonces_)
@@ -148,6 +151,7 @@ Status LeaderCore::restore(const std::vector<proto::StoredRecord>& records) {
         delegated_[d.target].push_back({d.requester, d.req, d.rec, 0});
       for (const SavedCount& c : meta.requests_done) requests_done_by_[c.site] = c.count;
     } else if (kind == kPeerKeys) {
+      if (r.value.empty()) continue;  // forgotten
       SavedPeer sp;
       if (!wire::decode_fields(r.value, &sp).ok()) return bad("peer", r.key);
       // Site 0's controllers are those of this process's site 0 too (the same files): their

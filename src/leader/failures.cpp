@@ -1,12 +1,11 @@
 // LeaderCore's failures: declaring a site failed, settling its moves, recovering its streams
 // at their failure managers (doc/session.md). Beside leader_core.cpp.
-#include "leader/leader_core.hpp"
-
 #include <algorithm>
 #include <array>
 #include <iterator>
 #include <limits>
 
+#include "leader/leader_core.hpp"
 #include "leader/leader_internal.hpp"
 #include "leader/leader_state.hpp"
 #include "site/directory.hpp"
@@ -64,6 +63,7 @@ void LeaderCore::declare_failed(SiteId peer, Time now) {
   broadcast(wire::PeerUpdate{it->second});
   if (shell) {
     drop_temp_streams(peer);
+    forget_shell(peer);
   } else {
     fail_site_ops(peer);
   }
@@ -142,8 +142,8 @@ void LeaderCore::fail_op(StreamId id, SiteId failed) {
     reserved_names_.erase(c->name);
     Op done = std::move(op);
     in_flight_.erase(fit);
-    finish(id, done, code_of(Status::Code::kUnavailable), why + " before stream \"" + c->name +
-                                                               "\" was created there");
+    finish(id, done, code_of(Status::Code::kUnavailable),
+           why + " before stream \"" + c->name + "\" was created there");
     next_op(id);
     return;
   }

@@ -86,6 +86,7 @@ void LeaderCore::welcome(SiteId id) {
   w.you = id;
   for (const auto& [sid, peer] : peers_) w.peers.push_back(peer);
   for (const auto& [sid, rec] : streams_) w.streams.push_back(rec);
+  w.settled_below = settled_below();
   w.failure_timeout_us = static_cast<std::uint64_t>(options_.failure_timeout / proto::kMicrosecond);
   if (options_.state && options_.failure_timeout > 0)
     w.resume_timeout_us = static_cast<std::uint64_t>(
@@ -157,7 +158,7 @@ void LeaderCore::on_message(SiteId from, const wire::ControlMessage& m, Time now
   if (peer == peers_.end() || !peer->second.live) return;  // not admitted, or fenced
   for (const auto& [check, waiting] : peer_checks_)
     if (waiting == from) return;  // the session controller has not let it in yet
-  touch_peer(from);  // its channel's state, and what the message changes of ours
+  touch_peer(from);               // its channel's state, and what the message changes of ours
   if (!sender_allowed(from, m)) {
     // An answer from a site that was asked, come after its operation ended otherwise, is no
     // forgery: dropped all the same, but not counted as one.
@@ -567,7 +568,7 @@ void LeaderCore::complete_destroy(StreamId id, const std::vector<wire::InChannel
     rec.site = wire::kNoSite;
     rec.epoch = std::max(rec.epoch, state_[id].max_epoch) + 1;
     flush_locations_of(id);
-    broadcast(wire::Location{rec, final_in});
+    broadcast(wire::Location{rec, final_in, settled_below()});
   }
   state_[id].agents.clear();
 }
@@ -658,6 +659,7 @@ void LeaderCore::on_leave(SiteId shell) {
   touch_peer(shell);
   drop_temp_streams(shell);
   broadcast(wire::PeerUpdate{it->second});
+  forget_shell(shell);
 }
 
 // A shell's -temp streams go with it.

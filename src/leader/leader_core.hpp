@@ -133,6 +133,17 @@ class LeaderCore {
   }
   // Which process of site 0 this is: 0, then one more at each restart.
   std::uint32_t boot() const { return boot_; }
+  // The sizes of the tables that could grow with the streams, agents and shells that are gone
+  // (doc/session.md "What is forgotten"), for the tests that check each stays bounded.
+  struct Sizes {
+    std::size_t peers = 0, join_nonces = 0, streams = 0, stream_states = 0, agents = 0,
+                requests_done_by = 0, delegated = 0, admitted_at = 0, controls = 0,
+                dirty_streams = 0, batched_locations = 0;
+  };
+  Sizes sizes() const;
+  // Every stream id below it is in streams() or was destroyed (or never created): the ids of
+  // creates still in flight, and those after them, are not (wire::Welcome::settled_below).
+  StreamId settled_below() const;
   // Control messages dropped because their sender may not send them to the leader
   // (wire::Sender), by message type (the ControlMessage index).
   const std::array<std::uint64_t, wire::kControlTypes>& refused_control() const {
@@ -188,8 +199,8 @@ class LeaderCore {
     std::deque<Op> queue;  // ops waiting for the one in flight
     bool busy = false;
     SiteId temp_owner = wire::kNoSite;  // a -temp stream dies with this shell
-    std::set<SiteId> watchers;           // sites with a sender to it (Watch)
-    std::uint64_t max_epoch = 1;         // the highest epoch handed out for it
+    std::set<SiteId> watchers;          // sites with a sender to it (Watch)
+    std::uint64_t max_epoch = 1;        // the highest epoch handed out for it
     // Where it was before its last move: a report its handlers sent from there may come
     // after the move (the leader's sender rules, leader/sender_rules.cpp).
     SiteId previous_site = wire::kNoSite;
@@ -256,6 +267,7 @@ class LeaderCore {
     meta_dirty_ = true;
   }
   void touch_all();
+  void forget_shell(SiteId shell);
   void fail_site_ops(SiteId peer);
 
   LeaderOptions options_;

@@ -239,6 +239,7 @@ Status LeaderNode::open_state(Time now) {
   wire::Welcome w;
   for (const auto& [id, p] : leader_.peers()) w.peers.push_back(p);
   for (const auto& [id, rec] : leader_.streams()) w.streams.push_back(rec);
+  w.settled_below = leader_.settled_below();
   site_.send_from_leader(0, w);
   // Moves to site 0 under way at the crash are settled without it (resume): the arrivals the
   // sources sent its old process must not install a second copy here.
@@ -267,6 +268,10 @@ void LeaderNode::save() {
   }
   for (SiteId peer : peers) {
     if (peer == 0) continue;
+    if (!leader_.peers().contains(peer)) {  // forgotten: so are its channels
+      records.push_back({kChannelKeys | peer, leader_.boot(), ++channel_writes_, {}});
+      continue;
+    }
     SavedChannels ch;
     site_.leader_channels(peer, &ch.out, &ch.in);
     proto::StoredRecord r;

@@ -29,7 +29,9 @@ class DurableStore {
   // Writes the records as one atomic commit: all or none. When it returns ok, they survive a
   // crash of the process (and, as far as the implementation's sync policy says, of the
   // machine). A record older (epoch, then version) than the one stored for its key is
-  // skipped: checkpoints of a stream that moved may arrive late from the site it left.
+  // skipped: checkpoints of a stream that moved may arrive late from the site it left. A
+  // record with an empty value erases its key (unless a newer record is stored for it): what
+  // is gone leaves nothing behind, so a store does not grow with what its owner forgot.
   virtual Status put(const std::vector<StoredRecord>& batch) = 0;
   // The newest record stored for `key`, if any.
   virtual Result<std::optional<StoredRecord>> get(std::uint64_t key) = 0;

@@ -48,6 +48,9 @@ class SenderPins {
   // Sites a sender was at before the last move that are remembered for it, the latest first.
   static constexpr std::size_t kFormerSites = 8;
 
+  // The site of a destroyed sender's word (wire::kNoSite).
+  static constexpr SiteId kDestroyed = 0xFFFFFFFFu;
+
   struct Held {
     SiteId src = 0;
     wire::Frame frame;  // its payload points nowhere while held: see bind()
@@ -108,7 +111,7 @@ class SenderPins {
     if (allows(from, src)) return Verdict::kTake;
     if (left(from, src)) return Verdict::kStale;
     return std::find(going.begin(), going.end(), src) != going.end() ? Verdict::kGoing
-                                                                      : Verdict::kUnplaced;
+                                                                     : Verdict::kUnplaced;
   }
 
   // Keeps a copy of `f` from `src` until `until`, marked with the next mark. When kMaxHeld
@@ -138,6 +141,12 @@ class SenderPins {
   // Whether a frame in the name of `from` marked after `mark` waits for a verdict.
   bool waits_after(StreamId from, std::uint64_t mark) const;
   std::size_t unjudged() const { return unjudged_.size(); }
+  std::size_t record_count() const { return records_.size(); }
+  // Forgets the sender's words (it was destroyed long ago; Transport::retire_sender).
+  void forget(StreamId from) {
+    records_.erase(from);
+    if (cached_from_ == from) cached_from_ = 0;
+  }
 
  private:
   static constexpr SiteId kNone = 0xFFFFFFFFu;

@@ -71,7 +71,10 @@ Status Transport::close_stream(StreamId id) {
   // channels at the site (DESIGN.md guarantee 4).
   auto idx = recv_index_.find(id);
   if (idx != recv_index_.end()) {
-    for (StreamId from : idx->second) recv_.erase(ChannelKey{from, id});
+    for (StreamId from : idx->second) {
+      recv_.erase(ChannelKey{from, id});
+      count_recv_from(from, -1);
+    }
     recv_index_.erase(idx);
   }
   std::erase_if(deliveries_, [id](const Delivery& d) { return d.key.to == id; });
@@ -82,6 +85,33 @@ bool Transport::is_open(StreamId id) const { return open_.contains(id); }
 
 void Transport::index_add(ChannelIndex& index, ChannelKey key) {
   index[key.to].push_back(key.from);
+}
+
+void Transport::recv_added(ChannelKey key) {
+  index_add(recv_index_, key);
+  count_recv_from(key.from, 1);
+}
+
+void Transport::recv_removed(ChannelKey key) {
+  index_remove(recv_index_, key);
+  count_recv_from(key.from, -1);
+}
+
+void Transport::count_recv_from(StreamId from, int delta) {
+  auto [it, fresh] = recv_from_.try_emplace(from, 0);
+  it->second = static_cast<std::uint32_t>(static_cast<int>(it->second) + delta);
+  if (it->second == 0) recv_from_.erase(it);
+}
+
+void Transport::forget_sender(StreamId from) {
+  std::vector<ChannelKey> keys;
+  for (const auto& [key, ch] : recv_)
+    if (key.from == from) keys.push_back(key);
+  for (ChannelKey key : keys) {
+    recv_.erase(key);
+    recv_removed(key);
+  }
+  std::erase_if(deliveries_, [from](const Delivery& d) { return d.key.from == from; });
 }
 
 void Transport::index_remove(ChannelIndex& index, ChannelKey key) {
@@ -245,7 +275,7 @@ void Transport::deliver_local(SendChannel& ch, ChannelKey key) {
       return;
     }
     auto [it, inserted] = recv_.try_emplace(key);
-    if (inserted) index_add(recv_index_, key);
+    if (inserted) recv_added(key);
     RecvChannel& rc = it->second;
     // The sender is here and live: its acks stay here, and copies its earlier incarnations
     // sent from other sites must not take them away.
@@ -417,14 +447,14 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
       queue_reject(src, key, f.seq, wire::RejectReason::kNotOpened);
       return;
     }
-    index_add(recv_index_, key);
+    recv_added(key);
   }
   RecvChannel& ch = it->second;
   if (!ch.on_sender(f.origin, f.floor)) {
     ++stats_.stale_numbering;
     if (inserted) {
       recv_.erase(it);
-      index_remove(recv_index_, key);
+      recv_removed(key);
     }
     return;
   }
@@ -464,7 +494,7 @@ void Transport::on_data(SiteId src, const wire::Frame& f, Time now) {
   if (inserted && ch.buffered_messages() == 0 && ch.next_expected() == 1 &&
       outcome != RecvChannel::Outcome::kAccepted) {
     recv_.erase(it);  // nothing was accepted: do not keep state for a refused sender
-    index_remove(recv_index_, key);
+    recv_removed(key);
   }
 }
 

@@ -92,8 +92,8 @@ struct TransportStats {
   std::uint64_t consumed_answers_merged = 0;
   // Messages catch_up() let past a channel's bound, acknowledged before they were appended.
   std::uint64_t caught_up = 0;
-  std::uint64_t rejected_frames = 0;       // frames refused: no such stream, out of window, ...
-  std::uint64_t bogus_acks = 0;            // acks for packets or messages never sent
+  std::uint64_t rejected_frames = 0;  // frames refused: no such stream, out of window, ...
+  std::uint64_t bogus_acks = 0;       // acks for packets or messages never sent
   std::uint64_t retransmissions = 0;
   std::uint64_t messages_delivered = 0;
   std::uint64_t messages_released = 0;
@@ -220,6 +220,11 @@ class Transport {
   // old process had not sent are lost, so the frames held now, and those that come in the
   // next TransportConfig::pin_words_lost, are never counted in wrong_site_frames.
   void leader_restarted(Time now);
+  std::size_t sender_pin_count() const { return pins_.record_count(); }
+  static constexpr std::size_t kRetiredSenders = 4096;
+  // Forgets the receive channels from `from` here and its deliveries not yet taken: a
+  // member's control stream, once it left or failed and was fenced.
+  void forget_sender(StreamId from);
 
   // Membership: once a site was admitted, datagrams from sites not admitted are dropped
   // (counted in unknown_site_in) and no path is made for them, so a forged source id cannot
@@ -372,8 +377,7 @@ class Transport {
   bool user_frame_taken(SiteId src, const wire::Frame& f, Time now);
   // A frame held for the leader's word, dropped after all (`forged`: counted as a lie).
   void ask_about(StreamId from, Time now);
-  void judge_held(StreamId from, std::uint64_t answered, std::span<const SiteId> going,
-                  Time now);
+  void judge_held(StreamId from, std::uint64_t answered, std::span<const SiteId> going, Time now);
   void refuse_held(SenderPins::Held& h);
   void refuse(const SenderPins::Held& h);
   void on_consumed(SiteId src, const wire::Frame& f);
@@ -397,6 +401,11 @@ class Transport {
   using ChannelIndex = std::unordered_map<StreamId, std::vector<StreamId>>;
   static void index_add(ChannelIndex& index, ChannelKey key);
   static void index_remove(ChannelIndex& index, ChannelKey key);
+  // recv_index_ and recv_from_ follow recv_.
+  void recv_added(ChannelKey key);
+  void recv_removed(ChannelKey key);
+  void count_recv_from(StreamId from, int delta);
+  void retire_sender(StreamId from);
 
   SiteId self_;
   TransportConfig config_;
@@ -406,6 +415,12 @@ class Transport {
   std::unordered_map<ChannelKey, RecvChannel, ChannelKeyHash> recv_;
   ChannelIndex send_index_;
   ChannelIndex recv_index_;
+  // How many receive channels each sender has here: a destroyed sender's pin is kept while
+  // it has one (retired_senders_).
+  std::unordered_map<StreamId, std::uint32_t> recv_from_;
+  // Senders destroyed, oldest first: their pins are kept for the last kRetiredSenders of them,
+  // and for any with a receive channel here still (its last copies may still come).
+  std::deque<StreamId> retired_senders_;
   std::unordered_set<StreamId> open_;
   std::unordered_set<SiteId> admitted_;
   std::unordered_map<SiteId, Time> keepalive_;
@@ -425,11 +440,11 @@ class Transport {
   SenderPin pin_ = nullptr;
   OpenGate open_gate_;
   SenderPins pins_;
-  std::vector<SenderPins::Held> judged_;  // scratch of judge_held() and on_timeout()
+  std::vector<SenderPins::Held> judged_;               // scratch of judge_held() and on_timeout()
   std::vector<SenderPins::Unjudged> judged_unjudged_;  // scratch of on_placed()
   std::deque<StreamId> unplaced_;
   std::unordered_map<StreamId, Time> asks_;  // when the last ask about a sender was made
-  Time excused_until_ = 0;                    // leader_restarted()
+  Time excused_until_ = 0;                   // leader_restarted()
   void refresh_repeat(wire::Bytes* datagram);
   wire::DecodedDatagram repeat_;  // refresh_repeat's scratch
   wire::Bytes repeat_bytes_;

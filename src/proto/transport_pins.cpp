@@ -52,12 +52,29 @@ bool Transport::poll_unplaced(UnplacedSender* out) {
 }
 
 void Transport::locate_sender(StreamId from, SiteId site, std::uint64_t epoch, Time now) {
+  if (site == SenderPins::kDestroyed) retire_sender(from);
   if (!pins_.locate(from, site, epoch)) return;
   // From the sites the word names they are taken; from a site the sender was at before, they
   // are stale copies. Any other site may still be newer than this word (the sender moved
   // twice, and the second word is on its way): they wait for their verdict.
   judge_held(from, 0, {}, now);
   stats_.held_refused += pins_.forget_placed(from);
+}
+
+// A destroyed sender's pin names the site its last copies come from (its channels stay there
+// until consumed, DESIGN.md). Ids are never reused, so the pin goes once the sender has no
+// channel here and kRetiredSenders others were destroyed after it: by then its copies came.
+void Transport::retire_sender(StreamId from) {
+  retired_senders_.push_back(from);
+  std::size_t looked = 0;
+  while (retired_senders_.size() > kRetiredSenders && looked++ < retired_senders_.size()) {
+    const StreamId old = retired_senders_.front();
+    retired_senders_.pop_front();
+    if (recv_from_.contains(old))
+      retired_senders_.push_back(old);
+    else
+      pins_.forget(old);
+  }
 }
 
 void Transport::on_placed(StreamId from, std::uint64_t ask, std::span<const SiteId> going,

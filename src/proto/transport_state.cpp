@@ -56,7 +56,7 @@ Status Transport::import_recv_state(ChannelKey key, RecvState state) {
     return Status::error(Status::Code::kNotFound,
                          "stream " + std::to_string(key.to) + " is not open here");
   std::erase_if(deliveries_, [key](const Delivery& d) { return d.key == key; });
-  if (!recv_.contains(key)) index_add(recv_index_, key);
+  if (!recv_.contains(key)) recv_added(key);
   RecvChannel& ch = recv_[key] = RecvChannel(state);
   // Confirm what was consumed before the move, at once: the last ack may have been lost
   // with it.

@@ -55,6 +55,10 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) 
                          &s->select_, nullptr) != SQLITE_OK ||
       sqlite3_prepare_v2(s->db_, "DELETE FROM records WHERE key = ?1", -1, &s->delete_, nullptr) !=
           SQLITE_OK ||
+      sqlite3_prepare_v2(s->db_,
+                         "DELETE FROM records WHERE key = ?1 AND (epoch < ?2 OR (epoch = ?2"
+                         " AND version < ?3))",
+                         -1, &s->delete_older_, nullptr) != SQLITE_OK ||
       sqlite3_prepare_v2(s->db_, "SELECT key, epoch, version, value FROM records ORDER BY key", -1,
                          &s->scan_, nullptr) != SQLITE_OK)
     return s->error("prepare");
@@ -63,6 +67,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) 
 
 SqliteStore::~SqliteStore() {
   sqlite3_finalize(upsert_);
+  sqlite3_finalize(delete_older_);
   sqlite3_finalize(select_);
   sqlite3_finalize(delete_);
   sqlite3_finalize(scan_);
@@ -70,8 +75,8 @@ SqliteStore::~SqliteStore() {
 }
 
 Status SqliteStore::error(const char* what) const {
-  return Status::error(Status::Code::kIoError, std::string("durable store ") + path_ + ": " +
-                                                   what + ": " +
+  return Status::error(Status::Code::kIoError, std::string("durable store ") + path_ + ": " + what +
+                                                   ": " +
                                                    (db_ ? sqlite3_errmsg(db_) : "out of memory"));
 }
 
@@ -91,19 +96,17 @@ Status SqliteStore::put(const std::vector<proto::StoredRecord>& batch) {
       (void)exec("ROLLBACK");
       return Status::error(Status::Code::kTooLarge, "durable store: record too large");
     }
-    sqlite3_reset(upsert_);
-    sqlite3_bind_int64(upsert_, 1, to_sql(r.key));
-    sqlite3_bind_int64(upsert_, 2, to_sql(r.epoch));
-    sqlite3_bind_int64(upsert_, 3, to_sql(r.version));
-    if (r.value.empty()) {
-      sqlite3_bind_zeroblob(upsert_, 4, 0);  // an empty vector's data() may be null: NULL
-    } else {
-      sqlite3_bind_blob(upsert_, 4, r.value.data(), static_cast<int>(r.value.size()),
-                        SQLITE_STATIC);
-    }
-    const int rc = sqlite3_step(upsert_);
-    sqlite3_reset(upsert_);
-    sqlite3_clear_bindings(upsert_);
+    // An empty value erases its key (proto::DurableStore::put), under the same age rule.
+    sqlite3_stmt* stmt = r.value.empty() ? delete_older_ : upsert_;
+    sqlite3_reset(stmt);
+    sqlite3_bind_int64(stmt, 1, to_sql(r.key));
+    sqlite3_bind_int64(stmt, 2, to_sql(r.epoch));
+    sqlite3_bind_int64(stmt, 3, to_sql(r.version));
+    if (!r.value.empty())
+      sqlite3_bind_blob(stmt, 4, r.value.data(), static_cast<int>(r.value.size()), SQLITE_STATIC);
+    const int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
     if (rc != SQLITE_DONE) {
       Status st = error("write");
       (void)exec("ROLLBACK");

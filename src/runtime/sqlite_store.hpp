@@ -42,6 +42,7 @@ class SqliteStore final : public proto::DurableStore {
   sqlite3_stmt* upsert_ = nullptr;
   sqlite3_stmt* select_ = nullptr;
   sqlite3_stmt* delete_ = nullptr;
+  sqlite3_stmt* delete_older_ = nullptr;  // an empty record's erase
   sqlite3_stmt* scan_ = nullptr;
 };
 

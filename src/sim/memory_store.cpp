@@ -16,6 +16,10 @@ Status MemoryStore::put(const std::vector<proto::StoredRecord>& batch) {
       ++skipped_;
       continue;
     }
+    if (r.value.empty()) {
+      if (it != records_.end()) records_.erase(it);
+      continue;
+    }
     records_[r.key] = r;
   }
   return Status::ok_status();

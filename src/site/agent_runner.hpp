@@ -35,6 +35,7 @@ class AgentRunner {
   // Runs the finalization handler (if any) and frees the agent here.
   tcl::HandlerOutcome finalize(std::uint64_t agent, const tcl::HandlerContext& context);
   std::size_t count() const { return cpp_.size() + (tcl_ ? tcl_->agent_count() : 0); }
+  std::size_t sandbox_count() const { return tcl_ ? tcl_->sandbox_count() : 0; }
   // The limits of sandboxed Tcl agents' runs (tcl::HandlerLimits).
   void set_limits(const tcl::HandlerLimits& limits);
 

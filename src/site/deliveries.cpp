@@ -1,7 +1,5 @@
 // SiteCore's deliveries: messages routed to control streams and to hosted streams' handlers,
 // run on lanes, and what their runs carried out. Beside site_core.cpp.
-#include "site/site_core.hpp"
-
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -9,6 +7,7 @@
 
 #include "site/handler_errors.hpp"
 #include "site/loading.hpp"
+#include "site/site_core.hpp"
 #include "site/site_internal.hpp"
 
 namespace mstream::site {
@@ -217,8 +216,8 @@ void SiteCore::delivered(StreamId id, Delivering& work) {
   Hosted* h = it == hosted_.end() ? nullptr : it->second.get();
   for (std::size_t i = 0; i < work.ran.size(); ++i) {
     const proto::Delivery& d = work.messages[i];
-    const bool sync = !d.payload.empty() && (d.payload[0] & kMessageSync) != 0 &&
-                      is_control(d.key.from);
+    const bool sync =
+        !d.payload.empty() && (d.payload[0] & kMessageSync) != 0 && is_control(d.key.from);
     // A -sync message's outcomes go to sync_result, which reports its errors; the others'
     // are reported here (nothing more on a handler's path that succeeded).
     std::vector<std::pair<std::uint64_t, tcl::HandlerOutcome*>> outcomes;
@@ -317,12 +316,14 @@ std::uint64_t SiteCore::not_consumed(const proto::SendState& st, proto::Seq fina
   return last > done ? last - done : 0;
 }
 
-
 // Termination detection balances what each sender appended against what was consumed from
 // it; a shell's messages are tallied per shell, as only the waiting shell's count is known.
 void SiteCore::count_consumed(StreamId from, std::uint64_t n) {
   if (is_control(from) && is_shell(control_site(from))) {
-    counters_.consumed_from_shell[control_site(from)] += n;
+    // Only a member's: a shell that left waits for nothing, and its count was forgotten
+    // (apply_peer).
+    if (!view_->directory.gone(control_site(from)))
+      counters_.consumed_from_shell[control_site(from)] += n;
   } else {
     counters_.consumed += n;
   }

@@ -3,13 +3,20 @@
 #include <algorithm>
 #include <charconv>
 
+#include "site/ids.hpp"
+
 namespace mstream::site {
 
 bool Directory::apply(const wire::StreamRecord& rec, const std::vector<wire::InChannel>& final_in) {
   auto it = by_id_.find(rec.id);
   if (it != by_id_.end() && it->second.epoch > rec.epoch) return false;
+  // A word on a destroyed stream (a move's target answers on a channel of its own, which may
+  // come after the leader's word of the destroy) must not bring it back.
+  if (it == by_id_.end() && destroyed(rec.id)) return false;
   if (rec.site == wire::kNoSite) {
     if (!destroyed_.emplace(rec.id, final_in).second) return false;
+    destroyed_order_.push_back(rec.id);
+    trim_destroyed();
     if (it == by_id_.end()) return true;
     auto n = by_name_.find(it->second.name);
     if (n != by_name_.end() && n->second == rec.id) by_name_.erase(n);
@@ -19,6 +26,41 @@ bool Directory::apply(const wire::StreamRecord& rec, const std::vector<wire::InC
   by_id_[rec.id] = rec;
   by_name_[rec.name] = rec.id;
   return true;
+}
+
+void Directory::settle(std::uint64_t below) {
+  if (below <= settled_below_) return;
+  settled_below_ = below;
+  trim_destroyed();
+}
+
+// Those below the watermark need no record once kKeptDestroyed newer ones are kept; one above
+// it (destroyed while an older create was in flight) waits for the watermark to pass it.
+void Directory::trim_destroyed() {
+  std::size_t looked = 0;
+  while (destroyed_order_.size() > kKeptDestroyed && looked++ < destroyed_order_.size()) {
+    const std::uint64_t id = destroyed_order_.front();
+    destroyed_order_.pop_front();
+    if (id < settled_below_)
+      destroyed_.erase(id);
+    else
+      destroyed_order_.push_back(id);
+  }
+}
+
+void Directory::apply(const wire::PeerRecord& peer) {
+  if (peer.shell) shells_below_ = std::max(shells_below_, peer.site + 1);
+  if (peer.shell && !peer.live) {
+    peers_.erase(peer.site);
+    return;
+  }
+  peers_[peer.site] = peer;
+}
+
+bool Directory::gone(std::uint32_t site) const {
+  auto it = peers_.find(site);
+  if (it != peers_.end()) return !it->second.live;
+  return site >= kFirstShellId && site < shells_below_;
 }
 
 const wire::StreamRecord* Directory::find(const std::string& name) const {

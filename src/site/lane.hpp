@@ -93,6 +93,7 @@ class Lane {
     return f(*runner_);
   }
   AgentRunner& runner() { return *runner_; }
+  const AgentRunner& runner() const { return *runner_; }
 
  private:
   class Api;

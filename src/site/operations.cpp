@@ -1,7 +1,5 @@
 // SiteCore's pending operations at a handler boundary: attaches, moves out and in,
 // recoveries, settles and destroys as the leader orders them. Beside site_core.cpp.
-#include "site/site_core.hpp"
-
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -10,6 +8,7 @@
 #include "site/handler_errors.hpp"
 #include "site/loading.hpp"
 #include "site/per_source_queue.hpp"
+#include "site/site_core.hpp"
 #include "site/site_internal.hpp"
 
 namespace mstream::site {
@@ -20,8 +19,8 @@ namespace mstream::site {
 void SiteCore::apply_op(Hosted& h, PendingOp op) {
   switch (op.kind) {
     case PendingOp::Kind::kMoveOut: {
-      if (h.durable && (h.durable->in_flight || !h.durable->unsaved.empty() ||
-                        !h.durable->held.empty())) {
+      if (h.durable &&
+          (h.durable->in_flight || !h.durable->unsaved.empty() || !h.durable->held.empty())) {
         // The stream leaves with everything it consumed stored: its new site checkpoints
         // from there on.
         h.ops.push_front(std::move(op));
@@ -50,7 +49,6 @@ void SiteCore::apply_op(Hosted& h, PendingOp op) {
       return;
   }
 }
-
 
 void SiteCore::attach(Hosted& h, std::uint64_t agent) {
   const StreamId id = h.rec.id;
@@ -169,8 +167,7 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
   for (StreamId from : h.in_peers) {
     auto st = transport_.export_recv_state({from, h.rec.id});
     if (st.ok())
-      a.in.push_back(
-          {from, st->consumed_up_to, st->reply_site, st->reply_incarnation, st->origin});
+      a.in.push_back({from, st->consumed_up_to, st->reply_site, st->reply_incarnation, st->origin});
   }
   for (StreamId to : h.out_peers) {
     proto::ChannelKey key{h.rec.id, to};
@@ -327,7 +324,7 @@ struct SiteCore::Arriving {
   std::vector<std::pair<HandlerRun, tcl::HandlerOutcome>> relocations;
   std::uint32_t requester = wire::kNoSite;
   std::uint64_t req = 0;
-  bool recovery = false;  // from Recover: failure handlers instead of relocation handlers
+  bool recovery = false;    // from Recover: failure handlers instead of relocation handlers
   bool controlled = false;  // agents[0] is the stream's controller: its handler runs first
 };
 
@@ -374,8 +371,12 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
   wait_again(h, std::move(a.waiting));
   ++counters_.moves_in;
   if (trace_)
-    trace_({recovery ? HandlerTrace::Kind::kRecover : HandlerTrace::Kind::kInstall, id, 0, 0,
-            h.rec.epoch, {}});
+    trace_({recovery ? HandlerTrace::Kind::kRecover : HandlerTrace::Kind::kInstall,
+            id,
+            0,
+            0,
+            h.rec.epoch,
+            {}});
   // Nothing is delivered to the stream until its lane has run all this (guarantee 4).
   auto work = std::make_shared<Arriving>();
   work->stream = h.rec.name;
@@ -417,8 +418,8 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
             work->briefcase_errors.push_back("briefcase of agent " + std::to_string(b.agent) +
                                              " not restored: " + s.message());
         }
-        const auto kind = work->recovery ? HandlerTrace::Kind::kFailure
-                                         : HandlerTrace::Kind::kRelocation;
+        const auto kind =
+            work->recovery ? HandlerTrace::Kind::kFailure : HandlerTrace::Kind::kRelocation;
         if (trace) trace({kind, id, 0, 0, epoch, {}});
         // A recovered stream runs its failure handlers where a moved one runs its relocation
         // handlers: after initialization, before any append handler.
@@ -430,9 +431,8 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
           if (vetoed) continue;
           auto& [run, out] = work->relocations.emplace_back();
           run.ctx = tcl::HandlerContext{work->stream, {}, agent};
-          out = lane.with(&run, [&](AgentRunner& runner) {
-            return runner.run(agent, event, run.ctx, {});
-          });
+          out = lane.with(
+              &run, [&](AgentRunner& runner) { return runner.run(agent, event, run.ctx, {}); });
           vetoed = work->controlled && agent == work->agents.front() && vetoes(out);
         }
       },
@@ -530,6 +530,9 @@ void SiteCore::destroy(Hosted& h) {
           carry_out(it == hosted_.end() ? nullptr : it->second.get(), id, run);
           loaded_.erase(run.ctx.agent);
           initial_briefcases_.erase(run.ctx.agent);
+          // The leader's Finalize goes to the other sites the agent visited, not here: its code
+          // would stay cached for ever.
+          code_.erase(run.ctx.agent);
           if (out.ran && !out.ok)
             report_handler_error(id, run.ctx.stream, run.ctx.agent, "finalize", out);
         }

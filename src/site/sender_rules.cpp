@@ -27,7 +27,8 @@ SiteCore::Admission SiteCore::admit_control(SiteId from, const wire::ControlMess
         return allow_if(it != awaiting_replies_.end() && it->second.move_target == from);
       }
       if (const auto* l = std::get_if<wire::Location>(&m)) {
-        if (l->stream.site != from || !l->final_in.empty()) return Admission::kRefuse;
+        if (l->stream.site != from || !l->final_in.empty() || l->settled_below != 0)
+          return Admission::kRefuse;
         return allow_if(
             std::any_of(awaiting_replies_.begin(), awaiting_replies_.end(), [&](const auto& a) {
               return a.second.move_target == from && a.second.stream == l->stream.name;

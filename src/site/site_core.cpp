@@ -8,8 +8,8 @@
 
 #include "site/handler_errors.hpp"
 #include "site/loading.hpp"
-#include "site/site_internal.hpp"
 #include "site/per_source_queue.hpp"
+#include "site/site_internal.hpp"
 #include "tcl/tcl_host.hpp"
 
 namespace mstream::site {
@@ -111,8 +111,8 @@ void SiteCore::on_timeout(Time now) {
     // may go on as a member: handlers must not run for streams that live elsewhere.
     lost_session_ = true;
     finished_ = true;
-    report_error(std::string(options_.shell ? "shell " : "site ") +
-                 std::to_string(options_.self) + ": no word from the leader for " +
+    report_error(std::string(options_.shell ? "shell " : "site ") + std::to_string(options_.self) +
+                 ": no word from the leader for " +
                  std::to_string(failure_timeout_ / proto::kMillisecond) +
                  " ms (it is gone, or declared us failed): left the session");
     return;
@@ -168,8 +168,8 @@ bool SiteCore::idle() const {
   if (!pending_checkpoints_.empty()) return false;
   for (const auto& [id, h] : hosted_) {
     if (!h->inbox.empty() || !h->ops.empty()) return false;
-    if (h->durable && (h->durable->in_flight || !h->durable->unsaved.empty() ||
-                       !h->durable->held.empty()))
+    if (h->durable &&
+        (h->durable->in_flight || !h->durable->unsaved.empty() || !h->durable->held.empty()))
       return false;
   }
   for (const auto& [key, q] : overflow_)
@@ -269,8 +269,7 @@ void SiteCore::send_control(SiteId to, StreamId to_stream, const wire::ControlMe
   // Nothing goes to a site that failed or left (an Arrive for a move whose target failed,
   // say): it would wait for an acknowledgement for ever (sim seed 119). The leader settles
   // what it was for.
-  if (const wire::PeerRecord* p = view_->directory.peer(to); p && !p->live && to != options_.self)
-    return;
+  if (to != options_.self && view_->directory.gone(to)) return;
   wire::Bytes b = encode(m);
   (void)append_raw(control_stream(options_.self), to_stream, to, std::move(b));
 }
@@ -321,6 +320,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           for (const auto& k : m.keys) set_pair_key(k.site, k.key);
           for (const auto& p : m.peers) apply_peer(p);
           for (const auto& s : m.streams) on_location(s);
+          settle(m.settled_below);
           welcomed_ = true;
           welcomed_at_ = now_;
           failure_timeout_ = static_cast<Time>(m.failure_timeout_us) * proto::kMicrosecond;
@@ -341,6 +341,7 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
           on_settle(m);
         } else if constexpr (std::is_same_v<T, wire::Location>) {
           on_location(m.stream, m.final_in);
+          settle(m.settled_below);
         } else if constexpr (std::is_same_v<T, wire::Placed>) {
           on_placed(m);
         } else if constexpr (std::is_same_v<T, wire::Install>) {
@@ -387,13 +388,9 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
         } else if constexpr (std::is_same_v<T, wire::Expect>) {
           on_expect(m);
         } else if constexpr (std::is_same_v<T, wire::Probe>) {
-          wire::ProbeReply r{m.wave,
-                             idle() ? 1u : 0u,
-                             counters_.appended,
-                             counters_.consumed,
-                             counters_.requests,
-                             {},
-                             held_messages()};
+          wire::ProbeReply r{
+              m.wave, idle() ? 1u : 0u, counters_.appended, counters_.consumed, counters_.requests,
+              {},     held_messages()};
           for (const auto& [shell, n] : counters_.consumed_from_shell)
             r.shells.push_back({shell, n});
           send_control(0, kLeaderStream, r);
@@ -493,7 +490,8 @@ bool SiteCore::apply_record(const wire::StreamRecord& rec,
   }
   // Where its DATA is taken from (Transport::kByLocation). An older word too (a batch that
   // came after a watcher's word): it names a site the stream was at, whose copies are stale.
-  if (!is_control(rec.id)) transport_.locate_sender(rec.id, rec.site, rec.epoch, now_);
+  if (!is_control(rec.id) && (applied || !view_->directory.destroyed(rec.id)))
+    transport_.locate_sender(rec.id, rec.site, rec.epoch, now_);
   return applied;
 }
 
@@ -507,6 +505,12 @@ void SiteCore::set_pair_key(SiteId peer, const std::string& key) {
   transport_.set_pair_key(peer, k);
 }
 
+void SiteCore::settle(std::uint64_t below) {
+  if (below == 0) return;
+  std::unique_lock lock(view_->mu);
+  view_->directory.settle(below);
+}
+
 void SiteCore::apply_peer(const wire::PeerRecord& peer) {
   {
     std::unique_lock lock(view_->mu);
@@ -516,6 +520,9 @@ void SiteCore::apply_peer(const wire::PeerRecord& peer) {
   if (peer.live) {
     transport_.admit_site(peer.site);
   } else {
+    counters_.consumed_from_shell.erase(peer.site);
+    // What it sent on its control stream was taken or is dropped (fenced below).
+    transport_.forget_sender(control_stream(peer.site));
     on_failure_manager_failed(peer.site);
     // Failed or left: fenced. Whatever it still sends is dropped from now on, so a site that
     // was only cut off cannot act for streams that now live elsewhere.

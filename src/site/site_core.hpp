@@ -114,8 +114,8 @@ struct SiteOptions {
 };
 
 struct SiteCounters {
-  std::uint64_t appended = 0;       // user messages accepted from handlers (or this shell)
-  std::uint64_t consumed = 0;       // messages from streams consumed here, or discarded here
+  std::uint64_t appended = 0;  // user messages accepted from handlers (or this shell)
+  std::uint64_t consumed = 0;  // messages from streams consumed here, or discarded here
   // This shell's messages its stream never took (destroyed first): each is reported.
   std::uint64_t discarded_own = 0;
   std::map<SiteId, std::uint64_t> consumed_from_shell;
@@ -144,12 +144,35 @@ struct SiteCounters {
   }
 };
 
+// The sizes of what a site keeps that could grow with the streams and shells that are gone
+// (doc/session.md "What is forgotten"), for the tests that check each stays bounded.
+struct SiteSizes {
+  std::size_t hosted = 0;
+  std::size_t code = 0;               // agent code cached here
+  std::size_t loaded = 0;             // agents loaded here (and their initial briefcases)
+  std::size_t sandboxes = 0;          // Tcl safe interpreters, over every lane
+  std::size_t directory_streams = 0;  // the replica's records
+  std::size_t directory_peers = 0;
+  std::size_t destroyed_records = 0;  // what destroyed streams had consumed (Location::final_in)
+  std::size_t sender_pins = 0;        // where senders' DATA is taken from (Transport)
+  std::size_t send_channels = 0;
+  std::size_t recv_channels = 0;
+  std::size_t shell_counts = 0;  // SiteCounters::consumed_from_shell
+  std::size_t per_stream = 0;    // the other tables by stream (expected arrivals, opens, ...)
+};
+
 // What a test or the simulator can observe of one handler run (a trace hook).
 struct HandlerTrace {
   // kRecover/kFailure: a recovery's install and failure handlers (where a move has kInstall
   // and kRelocation).
-  enum class Kind { kAppend, kRelocation, kInstall, kDepart, kRecover, kFailure } kind =
-      Kind::kAppend;
+  enum class Kind {
+    kAppend,
+    kRelocation,
+    kInstall,
+    kDepart,
+    kRecover,
+    kFailure
+  } kind = Kind::kAppend;
   StreamId stream = 0;
   StreamId from = 0;
   proto::Seq seq = 0;
@@ -324,6 +347,8 @@ class SiteCore final : public proto::Node {
     send_control(to, to_stream, m);
   }
   std::size_t hosted_count() const { return hosted_.size(); }
+  // REQUIRES: no lane is running work (an inline executor, or between steps of a simulation).
+  SiteSizes sizes() const;
   bool hosts(StreamId id) const { return hosted_.contains(id); }
   // Whether `to` has yet to consume anything `from` appended to it here (sent, held for room,
   // or waiting for its open).
@@ -441,6 +466,7 @@ class SiteCore final : public proto::Node {
   void recheck_waiting_checkpoints(StreamId stream);
   void on_control(SiteId from_site, const wire::ControlMessage& m);
   void on_placed(const wire::Placed& m);
+  void settle(std::uint64_t below);
   void on_location(const wire::StreamRecord& rec,
                    const std::vector<wire::InChannel>& final_in = {});
   bool apply_record(const wire::StreamRecord& rec,
@@ -593,7 +619,7 @@ class SiteCore final : public proto::Node {
   // moves to its failure manager at once). At most kMaxWaitingPerSource from each sender.
   std::deque<std::pair<SiteId, wire::Checkpoint>> checkpoints_waiting_;
   static constexpr std::size_t kMaxWaitingPerSource = 16;
-  std::unordered_map<std::uint64_t, StreamId> holds_;   // request -> the stream it holds
+  std::unordered_map<std::uint64_t, StreamId> holds_;  // request -> the stream it holds
   std::map<std::pair<StreamId, proto::Seq>, SyncAnswer> sync_results_;
   std::deque<std::pair<Time, std::string>> output_;
   std::deque<std::string> errors_;

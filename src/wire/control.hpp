@@ -34,7 +34,7 @@ namespace mstream::wire {
 // verdicts, doc/security.md).
 // 10: handler errors said where they happen (COMMANDS.md stream_append -sync, stream_move):
 // SyncResult and Reply carry a HandlerFailure.
-inline constexpr std::uint8_t kControlVersion = 10;
+inline constexpr std::uint8_t kControlVersion = 11;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
 inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
@@ -178,7 +178,7 @@ struct AttachReq {
   std::string stream;
   std::string args;
   std::string body;
-  std::string cpp_type;  // empty: a Tcl agent
+  std::string cpp_type;     // empty: a Tcl agent
   std::uint64_t flags = 0;  // kAgent*
   template <class A>
   void fields(A& a) {
@@ -249,9 +249,12 @@ struct Welcome {  // the first message a joined site or shell gets: the whole di
   // A secured session's: the newcomer's keys with every live member (but the leader's, which
   // came with its join).
   std::vector<PairKey> keys;
+  // Every stream id below it that `streams` lacks was destroyed (or never created): stream
+  // ids are never reused, so this replaces a record per stream ever destroyed.
+  std::uint64_t settled_below = 0;
   template <class A>
   void fields(A& a) {
-    a(you, peers, streams, failure_timeout_us, resume_timeout_us, keys);
+    a(you, peers, streams, failure_timeout_us, resume_timeout_us, keys, settled_below);
   }
 };
 struct PeerUpdate {
@@ -272,9 +275,13 @@ struct Location {  // a stream was created, moved or destroyed (every site keeps
   // Destroyed: how far each channel into it was consumed, so a sender discards (and counts)
   // only what was not.
   std::vector<InChannel> final_in;
+  // The leader's only (0 from a move's target): every stream id below it that the receiver's
+  // replica does not hold, once it applied every word before this one, was destroyed
+  // (Welcome::settled_below). 0: no news.
+  std::uint64_t settled_below = 0;
   template <class A>
   void fields(A& a) {
-    a(stream, final_in);
+    a(stream, final_in, settled_below);
   }
 };
 struct Install {  // create this stream here

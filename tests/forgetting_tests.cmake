@@ -1,0 +1,8 @@
+# What a session keeps about destroyed streams and departed shells stays bounded: a whole
+# session in memory (memory_session.hpp) churns them and checks every table that remembers.
+if(NOT TARGET mstream_leader)
+  return()
+endif()
+add_executable(forgetting_tests ${CMAKE_CURRENT_LIST_DIR}/forgetting_test.cpp)
+target_link_libraries(forgetting_tests PRIVATE mstream_leader mstream_sim mstream_warnings GTest::gtest_main)
+gtest_discover_tests(forgetting_tests DISCOVERY_TIMEOUT 30 PROPERTIES TIMEOUT 120 LABELS site)
