@@ -89,6 +89,9 @@ Result<std::vector<BenchResult>> run_moving_pipeline(const BenchOptions& options
 Result<std::vector<BenchResult>> run_append_tcl(const BenchOptions& options);
 Result<std::vector<BenchResult>> run_failover(const BenchOptions& options);
 Result<std::vector<BenchResult>> run_durable(const BenchOptions& options);
+// churn: growth of the daemons' memory and the leader's state per churned stream, against an
+// idle stream's (bench/churn.cpp).
+Result<std::vector<BenchResult>> run_churn(const BenchOptions& options);
 // memory's second half: bytes per idle stream with a C++ agent and per Tcl agent at a site of
 // a real session (run_memory calls it).
 Result<std::vector<BenchResult>> run_session_memory(const BenchOptions& options);
@@ -101,6 +104,8 @@ std::string moving_pipeline_table(const std::vector<BenchResult>& results);
 std::string failover_summary(const std::vector<BenchResult>& results);
 // durable's: the throughput ratio against the target (0.3).
 std::string durable_summary(const std::vector<BenchResult>& results);
+// churn's: the ratio against the target (0.05).
+std::string churn_summary(const std::vector<BenchResult>& results);
 
 // One line of JSON holding the contract's fields (bench, metric, value, unit, baseline,
 // baseline_value, ratio) followed by wait and placement. No trailing newline.

@@ -20,9 +20,9 @@ const char* wait_strategy_name(WaitStrategy w) {
 }
 
 const std::vector<std::string>& benchmark_names() {
-  static const std::vector<std::string> names = {"pingpong",   "throughput", "loss",
-                                                 "memory",     "move",       "moving-pipeline",
-                                                 "append-tcl", "failover",   "durable"};
+  static const std::vector<std::string> names = {
+      "pingpong",        "throughput", "loss",     "memory",  "move",
+      "moving-pipeline", "append-tcl", "failover", "durable", "churn"};
   return names;
 }
 
@@ -39,6 +39,7 @@ Result<std::vector<BenchResult>> run_benchmark(const std::string& name,
   if (name == "append-tcl") results = run_append_tcl(options);
   if (name == "failover") results = run_failover(options);
   if (name == "durable") results = run_durable(options);
+  if (name == "churn") results = run_churn(options);
   if (!results.ok()) return results;
   // A value of 0 can be a true result (no goodput at all); a baseline of 0 leaves the ratio
   // meaningless, so it is a failed run, not a number to print.
@@ -181,6 +182,7 @@ std::string summary_of(const std::string& bench, const std::vector<BenchResult>&
   if (bench == "moving-pipeline") return moving_pipeline_table(results);
   if (bench == "failover") return failover_summary(results);
   if (bench == "durable") return durable_summary(results);
+  if (bench == "churn") return churn_summary(results);
   return {};
 }
 

@@ -99,6 +99,9 @@ struct BenchSession::Impl {
     if (!problem.ok()) return problem;
     return ok ? Status::ok_status() : Status::error(Status::Code::kUnavailable, "");
   }
+
+  // Joins the session as a new shell (the one before, if any, is dropped).
+  Status join_shell();
 };
 
 BenchSession::BenchSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -132,36 +135,58 @@ Result<std::unique_ptr<BenchSession>> BenchSession::start(const SessionConfig& c
   if (Status st = impl->local.start(lo); !st.ok()) return st;
   impl->local.attach_output(*impl->merger);
 
-  const std::string leader = impl->local.leader_address();
-  auto loop = runtime::NodeLoop::open({.listen = "127.0.0.1:0"});
-  if (!loop.ok()) return loop.status();
-  auto joined = (*loop)->join(leader, wire::JoinMessage::Role::kShell, kJoinTimeout);
+  if (Status st = impl->join_shell(); !st.ok()) return st;
+  return std::unique_ptr<BenchSession>(new BenchSession(std::move(impl)));
+}
+
+Status BenchSession::Impl::join_shell() {
+  const std::string leader = local.leader_address();
+  auto opened = runtime::NodeLoop::open({.listen = "127.0.0.1:0"});
+  if (!opened.ok()) return opened.status();
+  auto joined = (*opened)->join(leader, wire::JoinMessage::Role::kShell, kJoinTimeout);
   if (!joined.ok()) return joined.status();
-  const proto::SiteId* id = &joined->site;
-  impl->loop = std::move(*loop);
-  site::SiteOptions so = site::SiteOptions::with_mtu(*id, impl->loop->mtu(), /*shell=*/true);
+  api.reset();
+  core.reset();
+  loop = std::move(*opened);
+  site::SiteOptions so = site::SiteOptions::with_mtu(joined->site, loop->mtu(), /*shell=*/true);
   so.keep_output = false;
-  impl->core = std::make_unique<site::SiteCore>(so);
-  impl->loop->attach(impl->core.get());
-  Impl* raw = impl.get();
-  impl->api = std::make_unique<site::ShellApi>(
-      impl->core.get(),
-      [raw](const std::function<bool()>& done, std::chrono::nanoseconds t) {
-        return raw->pump(done, t);
+  core = std::make_unique<site::SiteCore>(so);
+  loop->attach(core.get());
+  api = std::make_unique<site::ShellApi>(
+      core.get(),
+      [this](const std::function<bool()>& done, std::chrono::nanoseconds t) {
+        return pump(done, t);
       },
       [](std::string_view) {}, kShellTimeout);
-  if (Status st = raw->pump([raw] { return raw->core->welcomed(); }, kJoinTimeout); !st.ok()) {
-    return raw->problem.ok()
+  if (Status st = pump([this] { return core->welcomed(); }, kJoinTimeout); !st.ok()) {
+    return problem.ok()
                ? Status::error(Status::Code::kUnavailable,
                                "the leader at " + leader + " sent the benchmark shell no directory")
-               : raw->problem;
+               : problem;
   }
-  return std::unique_ptr<BenchSession>(new BenchSession(std::move(impl)));
+  return Status::ok_status();
+}
+
+Status BenchSession::new_shell() {
+  impl_->api->leave();
+  (void)impl_->loop->run_until([] { return false; }, 20ms);
+  if (Status st = impl_->join_shell(); !st.ok()) return st;
+  return impl_->problem;
+}
+
+Status BenchSession::signal_daemons(int signal) {
+  std::vector<pid_t> pids = {impl_->local.process_group()};
+  for (const auto& d : impl_->local.sites()) pids.push_back(d.pid);
+  for (pid_t pid : pids)
+    if (::kill(pid, signal) != 0)
+      return Status::error(Status::Code::kIoError, "could not signal pid " + std::to_string(pid));
+  return Status::ok_status();
 }
 
 site::ShellApi& BenchSession::shell() { return *impl_->api; }
 
 pid_t BenchSession::site_pid(std::uint32_t site) const {
+  if (site == 0) return impl_->local.process_group();  // the leader's pid
   for (const auto& d : impl_->local.sites())
     if (d.site == site) return d.pid;
   return -1;

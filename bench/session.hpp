@@ -61,8 +61,13 @@ class BenchSession {
   // appends, wait_quiescent). Every wait ends with an error, not a hang, when a daemon dies or
   // a handler reports an error.
   site::ShellApi& shell();
-  // The process of site `site` (1..N); -1 if there is no such site.
+  // The process of site `site` (1..N, 0: the leader's); -1 if there is no such site.
   pid_t site_pid(std::uint32_t site) const;
+  // Leaves as a shell and joins again as a new one (a new id, a new SiteCore): shell() is the
+  // new one's. Errors: those of the join, or problem().
+  Status new_shell();
+  // Sends `signal` to every daemon (SIGUSR1: return free heap pages, `mstream site`).
+  Status signal_daemons(int signal);
   // The first handler error, failed request or daemon death seen so far; ok if none. A site
   // killed by kill_site() is not a problem.
   Status problem() const;

@@ -225,6 +225,17 @@ TEST(BenchSmoke, DurableReportsThroughputAndLatencyAgainstANonDurableStream) {
   EXPECT_NE(summary_of("durable", *r).find("target throughput >= 0.3"), std::string::npos);
 }
 
+TEST(BenchSmoke, ChurnReportsGrowthPerChurnedStreamAgainstAnIdleStream) {
+  auto r = run_benchmark("churn", quick());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  expect_well_formed(*r, "churn");
+  EXPECT_EQ(metrics_of(*r), (std::set<std::string>{"growth_per_churned_stream"}));
+  EXPECT_EQ(r->front().baseline, "one_idle_stream");
+  EXPECT_GT(r->front().baseline_value, 0);
+  EXPECT_NE(summary_of("churn", *r).find("target growth per churned stream <= 0.05"),
+            std::string::npos);
+}
+
 TEST(BenchSmoke, SessionBenchmarkWithoutADaemonBinaryFailsCleanly) {
   BenchOptions o = quick();
   o.binary = "/nonexistent/mstream";

@@ -28,7 +28,7 @@ std::string describe_run(const BenchArgs& args) {
                          : args.wait;
   s += "; baselines run in the same process placement and with the same waiting strategy";
   s += "; session benchmarks (move, moving-pipeline, append-tcl, memory's streams, failover, "
-       "durable) run "
+       "durable, churn) run "
        "a local session whose processes are unpinned and block, and so do their baselines";
   return s;
 }
@@ -104,13 +104,14 @@ void add_bench_command(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(0, 64));
   cmd->add_option("--hops", args->options.hops, "move: timed hops per round (default 1000)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--messages", args->options.messages,
-                  "append-tcl and durable: messages per run (default 20000); moving-pipeline: least "
-                  "messages per cell (default 400)")
+  cmd->add_option(
+         "--messages", args->options.messages,
+         "append-tcl and durable: messages per run (default 20000); moving-pipeline: least "
+         "messages per cell (default 400)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--streams", args->options.streams,
                   "memory: idle streams with a C++ agent at one site (Tcl agents: a fifth; "
-                  "default 1000)")
+                  "default 1000); churn: streams churned after the warm-up (default 100000)")
       ->check(CLI::PositiveNumber);
   cmd->callback([args, exit_code] { *exit_code = run(*args); });
 }

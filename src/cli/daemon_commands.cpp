@@ -6,6 +6,7 @@
 // by `mstream run` for its embedded session) as `@<CLOCK_MONOTONIC ns> N text`, so the runner
 // can merge the lines of several daemons in causal order. Errors go to stderr.
 
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -41,12 +42,25 @@ std::atomic<bool> g_stop{false};
 
 void on_stop_signal(int) { g_stop.store(true); }
 
+// SIGUSR1: give the heap's free pages back to the system (malloc_trim), between two rounds of
+// the loop. `mstream bench churn` asks it before each sample, so that what it reads is what
+// the daemon keeps, not what its allocator happens to hold on to.
+std::atomic<bool> g_trim{false};
+
+void on_trim_signal(int) { g_trim.store(true); }
+
+void trim_if_asked() {
+  if (g_trim.exchange(false)) (void)::malloc_trim(0);
+}
+
 void install_stop_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  sa.sa_handler = on_trim_signal;
+  sigaction(SIGUSR1, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
 
@@ -319,6 +333,7 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   runtime::DropLog drops;
   while (!g_stop.load() && !node.finished()) {
     Status st = (*loop)->run_once(50ms);
+    trim_if_asked();
     drain_output(node.site(), stamped);
     std::uint64_t refused = node.site().counters().refused_control_total();
     for (std::uint64_t n : node.leader().refused_control()) refused += n;
@@ -414,10 +429,10 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
     runtime::DropLog drops;
     while (!g_stop.load() && !node.finished()) {
       Status st = (*loop)->run_once(50ms);
+      trim_if_asked();
       drain_output(node, stamped);
-      if (auto said = drops.check(node.transport().stats(),
-                                  node.counters().refused_control_total(), "site",
-                                  runtime::monotonic_now()))
+      if (auto said = drops.check(node.transport().stats(), node.counters().refused_control_total(),
+                                  "site", runtime::monotonic_now()))
         std::fputs(said->c_str(), stderr);
       if (!st.ok()) {
         std::fprintf(stderr, "mstream site: %s\n", st.message().c_str());
@@ -447,9 +462,10 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
   auto leader_workers = std::make_shared<std::size_t>();
   add_worker_option(leader, leader_workers);
   auto failure_timeout = std::make_shared<std::uint64_t>(1000);
-  leader->add_option("--failure-timeout", *failure_timeout,
-                     "milliseconds of silence after which a site or shell is declared failed "
-                     "(default 1000; 0: never)")
+  leader
+      ->add_option("--failure-timeout", *failure_timeout,
+                   "milliseconds of silence after which a site or shell is declared failed "
+                   "(default 1000; 0: never)")
       ->check(CLI::Range(0, 3600000));
   auto resume_timeout = std::make_shared<std::uint64_t>(30000);
   leader

@@ -104,6 +104,15 @@ Result<NodeLoop::Joined> NodeLoop::join(const std::string& leader, wire::JoinMes
   }
 }
 
+// Shells come and go for months: the addresses of members the node no longer knows (it
+// forgot them once they left) go, whenever the table doubled since the last time.
+void NodeLoop::prune_departed() {
+  std::erase_if(peers_, [this](const auto& p) {
+    return p.first != 0 && !node_->peer_address(p.first).has_value();
+  });
+  prune_above_ = std::max<std::size_t>(kLeastPrune, 2 * peers_.size());
+}
+
 const SocketAddress* NodeLoop::address_of(proto::SiteId site) {
   auto it = peers_.find(site);
   if (it != peers_.end()) return &it->second;
@@ -135,7 +144,8 @@ void NodeLoop::on_datagram(std::size_t i, Time now) {
   if (src != proto::kNoSource) {
     // A site is answered where it last spoke from: the leader saw its address at the join
     // already, this keeps it right if its address changes (NAT, restart).
-    peers_[src] = SocketAddress(receive_.source(i));
+    auto [it, fresh] = peers_.insert_or_assign(src, SocketAddress(receive_.source(i)));
+    if (fresh && peers_.size() > prune_above_) prune_departed();
   }
 }
 

@@ -82,6 +82,7 @@ class NodeLoop {
   void on_datagram(std::size_t i, proto::Time now);
   Status flush(proto::Time now);
   const SocketAddress* address_of(proto::SiteId site);
+  void prune_departed();
 
   NodeLoopOptions options_;
   UdpSocket socket_;
@@ -91,6 +92,8 @@ class NodeLoop {
   LossModel loss_;
   proto::Node* node_ = nullptr;
   std::unordered_map<proto::SiteId, SocketAddress> peers_;
+  static constexpr std::size_t kLeastPrune = 64;
+  std::size_t prune_above_ = kLeastPrune;
   wire::Bytes join_reply_;
   int wake_fd_ = -1;
   std::uint64_t dropped_ = 0;
