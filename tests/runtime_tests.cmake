@@ -4,6 +4,7 @@ add_executable(runtime_tests
   runtime_drop_log_test.cpp
   runtime_endpoint_test.cpp
   runtime_malformed_test.cpp
+  runtime_node_loop_test.cpp
   runtime_process_test.cpp
   runtime_sqlite_store_test.cpp
   runtime_worker_pool_test.cpp)

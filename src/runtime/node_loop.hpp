@@ -76,6 +76,9 @@ class NodeLoop {
   bool run_until(const std::function<bool()>& done, std::chrono::nanoseconds timeout);
 
   std::uint64_t dropped_by_loss_model() const { return dropped_; }
+  // Addresses known now (of members heard from, or given): those of members the node forgot
+  // go whenever the table doubles, so it stays within about twice the members it knows.
+  std::size_t peer_count() const { return peers_.size(); }
 
  private:
   NodeLoop(const NodeLoopOptions& options, UdpSocket socket);
