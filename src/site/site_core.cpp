@@ -520,9 +520,13 @@ void SiteCore::apply_peer(const wire::PeerRecord& peer) {
   if (peer.live) {
     transport_.admit_site(peer.site);
   } else {
-    counters_.consumed_from_shell.erase(peer.site);
-    // What it sent on its control stream was taken or is dropped (fenced below).
-    transport_.forget_sender(control_stream(peer.site));
+    if (peer.shell) {
+      counters_.consumed_from_shell.erase(peer.site);
+      // A shell that left asks nothing more; one declared failed is fenced below, and what it
+      // asked is nobody's now. (A failed site's control messages already taken are still
+      // handled: the leader settles what they were for. Sites are few; shells come and go.)
+      transport_.forget_sender(control_stream(peer.site));
+    }
     on_failure_manager_failed(peer.site);
     // Failed or left: fenced. Whatever it still sends is dropped from now on, so a site that
     // was only cut off cannot act for streams that now live elsewhere.
