@@ -45,7 +45,7 @@ class Directory {
   // never reused, so the leader's watermark (settle()) answers for every id below it, and only
   // the last kKeptDestroyed destroyed streams above it, or with their channels' ends, are kept.
   bool destroyed(std::uint64_t id) const {
-    return (id < settled_below_ && !by_id_.contains(id)) || destroyed_.contains(id);
+    return (id != 0 && id < settled_below_ && !by_id_.contains(id)) || destroyed_.contains(id);
   }
   // For a destroyed stream: how far the channel from `from` was consumed (0 if it had none, or
   // if it was destroyed before the last kKeptDestroyed: its senders at this site learnt it then).
