@@ -659,6 +659,79 @@ TEST(SessionChecker, DurableExactlyOnceFlagsASenderRestoredWithAppendsSomeoneCon
   EXPECT_FALSE(flagged(c, "briefcase_travels")) << report(c.violations());
 }
 
+// A durable sender at A with its failure manager at B: it appended #1..#4, the receiver (at
+// site 0) consumed #1..#3 and the sender saw #1..#2 acknowledged. B crashes, then A: the
+// recovery at site 0 finds no checkpoint, and the sender starts a new life as a stream
+// without -durable does (doc/session.md "Durable streams").
+SessionChecker durable_sender_without_checkpoint() {
+  SessionChecker c;
+  c.add_stream(kSender, "/s");
+  c.add_stream(kReceiver, "/r");
+  c.set_durable(kSender);
+  c.set_failure_manager(kSender, kB);
+  c.on_hosting(kSender, kA, true);
+  c.on_hosting(kReceiver, kFm, true);
+  for (std::uint64_t i = 1; i <= 4; ++i) c.on_append(i, kSender, kReceiver, i);
+  for (std::uint64_t i = 1; i <= 3; ++i) consume(c, kFm, append_run(kSender, i, i));
+  c.on_acked(kSender, kReceiver, 0, 2);
+  c.on_site_crashed(kB);
+  c.on_site_crashed(kA);
+  c.on_handler(kFm, move_trace(HandlerTrace::Kind::kRecover, kSender, 5));
+  c.on_durable_restore(kSender, DurableRestore{});
+  c.on_handler(kFm, move_trace(HandlerTrace::Kind::kFailure, kSender, 5));
+  c.on_failure_handler(kSender, kFm);
+  c.on_hosting(kSender, kFm, true);
+  return c;
+}
+
+TEST(SessionChecker, DurableSenderWhoseCheckpointsDiedWithItsFailureManagerStartsANewLife) {
+  SessionChecker c = durable_sender_without_checkpoint();
+  EXPECT_EQ(c.durable_senders_restarted(), 1u);
+  // Its new life numbers from 1 under the recovery's origin (its epoch); #4 of the old one
+  // is lost with it.
+  c.on_append(5, kSender, kReceiver, 1);
+  c.on_append(6, kSender, kReceiver, 2);
+  consume(c, kFm, append_run(kSender, 5, 1));
+  consume(c, kFm, append_run(kSender, 6, 2));
+  c.on_acked(kSender, kReceiver, 5, 2);
+  c.check_end();
+  EXPECT_TRUE(c.ok()) << report(c.violations());
+}
+
+TEST(SessionChecker, NoLossJudgesTheNewLifeOfADurableSenderRestoredFromNoCheckpoint) {
+  SessionChecker c = durable_sender_without_checkpoint();
+  c.on_append(5, kSender, kReceiver, 1);
+  c.on_acked(kSender, kReceiver, 5, 1);  // its new channel's ack, of nothing consumed
+  EXPECT_TRUE(flagged(c, "session_no_loss"));
+  SessionChecker d = durable_sender_without_checkpoint();
+  d.on_append(5, kSender, kReceiver, 1);
+  d.check_end();  // the new life's messages must all be consumed
+  EXPECT_TRUE(flagged(d, "session_no_loss"));
+}
+
+// A durable sender restored from its checkpoint goes on with the channels it restored, and
+// opens new ones under its recovery's origin, in the same life: their acks count.
+TEST(SessionChecker, NoLossJudgesAChannelARestoredDurableSenderOpened) {
+  constexpr StreamId kOther = 30;
+  SessionChecker c = fresh();
+  c.add_stream(kOther, "/o");
+  c.on_hosting(kOther, kA, true);
+  c.set_durable(kSender);
+  c.on_append(1, kSender, kReceiver, 1);
+  consume(c, kA, append_run(kSender, 1, 1));
+  c.on_site_crashed(kA);
+  c.on_handler(kFm, move_trace(HandlerTrace::Kind::kRecover, kSender, 2));
+  DurableRestore r;
+  r.found = true;
+  r.sent_to[kReceiver] = 1;
+  r.out.push_back({kReceiver, 0, 1, 2});
+  c.on_durable_restore(kSender, r);
+  EXPECT_EQ(c.durable_senders_restarted(), 0u);
+  c.on_append(2, kSender, kOther, 1);
+  c.on_acked(kSender, kOther, 2, 1);  // #1 to kOther was never consumed
+  EXPECT_TRUE(flagged(c, "session_no_loss")) << report(c.violations());
+}
+
 TEST(MemoryStore, KeepsTheNewestRecordPerKeyAndSkipsOlderOnes) {
   MemoryStore store;
   auto record = [](std::uint64_t key, std::uint64_t epoch, std::uint64_t version) {
