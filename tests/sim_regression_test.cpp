@@ -55,6 +55,21 @@ TEST(SimRegression, ACheckpointBeingSavedWhenItsFailureManagerFailsStaysWhole) {
   EXPECT_GT(r.summary.checkpoints_saving_at_fm_loss, 0u);  // the trigger still happens
 }
 
+// A durable sender whose failure manager crashed, then its own site before it checkpointed at
+// site 0: recovered there from no checkpoint, it numbered its messages from 1 again under its
+// old origin (the leader kept a durable stream's origin, for its checkpoint), and its
+// receivers dropped them as messages they had: the run never quiesced (71002908) or consumed
+// out of order. Every recovery now gives the stream a new origin for the channels it opens;
+// those a checkpoint restores keep theirs. The checker judges such a recovery as a new life
+// of the sender (SessionChecker.DurableSenderWhoseCheckpointsDiedWith...).
+TEST(SimRegression, ADurableSenderRecoveredFromNoCheckpointNumbersUnderANewOrigin) {
+  for (std::uint64_t seed : {71002908u, 71002891u, 71002925u}) {
+    const SessionResult r = run_session_seed(seed, false);
+    EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
+    EXPECT_GT(r.summary.durable_senders_restarted, 0u) << seed;  // the trigger still happens
+  }
+}
+
 // A restarted leader restores its control channels with all they held, past a small bound;
 // the peer refused what lay beyond its window, and nothing sent it again: moves waited for
 // ever (small-bound seeds, once they crashed the leader too). Refused control messages now go

@@ -223,8 +223,9 @@ void LeaderCore::on_settled(SiteId from, const wire::Settled& m, Time now) {
 }
 
 // The stream's state died with `failed`: it starts over at its failure manager (site 0 if
-// that is the failed site or gone too), under a new epoch and a new numbering of its
-// outgoing channels. The stream stays busy until the failure manager reports it installed.
+// that is the failed site or gone too), from its checkpoint there if it is durable and has
+// one, under a new epoch and a new numbering of the outgoing channels it opens. The stream
+// stays busy until the failure manager reports it installed.
 void LeaderCore::recover(StreamId id, SiteId failed) {
   touch(id);
   auto sit = streams_.find(id);
@@ -241,11 +242,14 @@ void LeaderCore::recover(StreamId id, SiteId failed) {
   r.stream.site = live_site(fm) ? fm : 0;
   st.max_epoch = std::max(st.max_epoch, r.stream.epoch) + 1;
   r.stream.epoch = st.max_epoch;
-  // A durable stream resumes from its checkpoint, numbering included: its receivers drop what
-  // they already have. Any other starts over, and so does its numbering.
-  if (!(r.stream.flags & wire::kStreamDurable))
-    r.stream.origin = static_cast<std::uint32_t>(
-        std::min<std::uint64_t>(r.stream.epoch, std::numeric_limits<std::uint32_t>::max()));
+  // A new numbering for every channel the stream opens from now on, durable or not: a durable
+  // stream's checkpoint, if its failure manager still holds one, brings back its channels with
+  // the numbering they had (receivers drop what they already have); but one whose checkpoints
+  // died with its failure manager starts over as any stream does, and numbering from 1 under
+  // its old origin, its receivers would take its new messages for old ones. Only the failure
+  // manager finds out which, and the stream may send before anyone hears of it.
+  r.stream.origin = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(r.stream.epoch, std::numeric_limits<std::uint32_t>::max()));
   r.agents = st.agents;
   r.opened.assign(st.opened.begin(), st.opened.end());
   for (std::uint64_t agent : r.agents) ship_code(agent, r.stream.site);

@@ -120,17 +120,20 @@ std::uint32_t SessionChecker::life(StreamId id) const {
   return it == streams_.end() ? 0 : it->second.life();
 }
 
-// A durable stream keeps its numbering across recoveries: as a sender it has one life.
 std::uint32_t SessionChecker::sender_life(StreamId id) const {
   auto it = streams_.find(id);
-  return it == streams_.end() || it->second.durable ? 0 : it->second.life();
+  return it == streams_.end() ? 0
+                              : static_cast<std::uint32_t>(it->second.sender_origins.size() - 1);
 }
 
-std::uint32_t SessionChecker::origin_of(StreamId id, std::uint32_t sender_life) const {
+// The life of sender `id` whose channels number under `origin`: origins grow with the epochs
+// of the recoveries, so the last life that started at or before it.
+std::uint32_t SessionChecker::sender_life_of(StreamId id, std::uint32_t origin) const {
   auto it = streams_.find(id);
   if (it == streams_.end()) return 0;
-  const std::vector<std::uint32_t>& o = it->second.origins;
-  return it->second.durable ? o.front() : sender_life < o.size() ? o[sender_life] : 0;
+  const std::vector<std::uint32_t>& o = it->second.sender_origins;
+  const auto after = std::upper_bound(o.begin(), o.end(), origin);
+  return after == o.begin() ? 0 : static_cast<std::uint32_t>(after - o.begin() - 1);
 }
 
 void SessionChecker::on_append(std::uint64_t gid, StreamId from, StreamId to, std::uint64_t index) {
@@ -173,10 +176,9 @@ void SessionChecker::on_site_crashed(SiteId site, bool keeps_store) {
 
 void SessionChecker::on_acked(StreamId from, StreamId to, std::uint32_t origin,
                               std::uint64_t acked) {
-  auto sit = streams_.find(from);
   // A shell's or site's channel keeps origin 0 (they never recover); a stream's names its life.
   const std::uint32_t l = sender_life(from);
-  if (sit != streams_.end() && origin_of(from, l) != origin) return;  // not its life now
+  if (sender_life_of(from, origin) != l) return;  // not its life now
   auto pit = pairs_.find({from, l, to});
   if (pit == pairs_.end()) return;
   Pair& p = pit->second;
@@ -334,12 +336,14 @@ void SessionChecker::on_handler(SiteId site, const site::HandlerTrace& t) {
   p.consumed_ever = std::max(p.consumed_ever, msg.position);
 }
 
-// A recovery install of `id` at `site`: a new life for it, as a sender (its briefcase numbers
-// from 1 again) and as a receiver.
+// A recovery install of `id` at `site`: a new life for it, as a receiver, and as a sender (its
+// briefcase numbers from 1 again) unless it is durable and restores a checkpoint.
 void SessionChecker::on_recovery(StreamId id, SiteId site, std::uint64_t epoch) {
   Stream& st = stream(id);
   st.origins.push_back(static_cast<std::uint32_t>(
       std::min<std::uint64_t>(epoch, std::numeric_limits<std::uint32_t>::max())));
+  // A durable one's life as a sender goes on if it restores a checkpoint (on_durable_restore).
+  if (!st.durable) st.sender_origins.push_back(st.origins.back());
   ++st.recoveries;
   st.recovered_at = site;
   st.moved_since_recovery = false;

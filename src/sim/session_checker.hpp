@@ -13,7 +13,8 @@
 //                            recovered at its failure manager restarts from its initial
 //                            state, so each of its *lives* (from its creation or a recovery
 //                            to the next recovery) is a sender of its own, numbering from 1
-//                            again; within one life of the receiver consumption is in order
+//                            again (a durable stream's, only from a recovery that restored no
+//                            checkpoint); within one life of the receiver consumption is in order
 //                            with no gap, and a new life of the receiver resumes each pair
 //                            at or before the next message never consumed (no gap either)
 //   session_exactly_once     no message runs the receiver's handlers twice within one life
@@ -76,7 +77,8 @@
 //                            0's after its first checkpoint there (doc/session.md "Durable
 //                            streams"). A recovery in between starts from what site 0 holds,
 //                            and from then on the stream is judged as any other, from that
-//                            restored state.
+//                            restored state; if there was none, a new life of it as a sender
+//                            too (numbering from 1 under the recovery's origin).
 //   (the driver adds liveness, progress, determinism, wire_valid, corruption_rejected,
 //   api_contract, directory_consistent and failure_detection: the leader declares every
 //   crashed site failed and no other (site 0, which restarts as itself, never), and no live
@@ -201,6 +203,9 @@ class SessionChecker {
   std::uint64_t appended() const { return truth_.size(); }
   std::uint64_t consumed() const { return consumed_; }
   std::uint64_t arrives() const { return arrives_; }
+  // Recoveries of a durable stream that had appended, from no checkpoint: its failure
+  // manager's crash took them (a new life, on_durable_restore).
+  std::uint64_t durable_senders_restarted() const { return senders_restarted_; }
   bool quiesced() const { return quiesced_; }
   // The first appended message not consumed yet, described; empty when none.
   std::string first_unconsumed() const;
@@ -236,6 +241,11 @@ class SessionChecker {
     // last recovered and whether it was installed elsewhere since, its failure manager, how
     // many recoveries its sites' crashes call for, and the failure handler runs of the last.
     std::vector<std::uint32_t> origins{0};
+    // Its lives as a sender (its numbering starts over), by the origin each started with:
+    // every recovery's of a stream without -durable; of a durable one, a recovery that
+    // restored no checkpoint. One that restored a checkpoint goes on with the channels it
+    // restored, and opens new ones under its recovery's origin, in the same life.
+    std::vector<std::uint32_t> sender_origins{0};
     bool recovering = false;  // the last install was a recovery
     SiteId recovered_at = wire::kNoSite;
     bool moved_since_recovery = false;
@@ -264,7 +274,7 @@ class SessionChecker {
   std::unordered_map<std::uint64_t, Message> truth_;
   std::uint32_t life(StreamId id) const;
   std::uint32_t sender_life(StreamId id) const;
-  std::uint32_t origin_of(StreamId id, std::uint32_t sender_life) const;
+  std::uint32_t sender_life_of(StreamId id, std::uint32_t origin) const;
   std::pair<std::uint64_t, const DurableRestore::Out*> appended_to(StreamId id, std::uint32_t l,
                                                                    StreamId to,
                                                                    const DurableRestore& r) const;
@@ -280,6 +290,7 @@ class SessionChecker {
   std::map<StreamId, Stream> streams_;
   std::uint64_t consumed_ = 0;
   std::uint64_t arrives_ = 0;
+  std::uint64_t senders_restarted_ = 0;
   bool quiesced_ = false;
   std::vector<Violation> violations_;
 };

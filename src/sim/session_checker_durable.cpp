@@ -44,6 +44,17 @@ void SessionChecker::on_durable_restore(StreamId id, const DurableRestore& r) {
   st.append_runs = r.state.handled;
   st.consumed_hash = r.state.hash;
   if (!st.lapsed) take_back_appends(id, r, what);
+  // With no checkpoint it starts over as a sender too, numbering from 1 under its recovery's
+  // origin: what its last life had appended and not had consumed may be lost with that life
+  // (its failure manager's crash took the checkpoint that held it).
+  if (!r.found) {
+    const std::uint32_t l = sender_life(id);
+    if (st.lapsed && std::any_of(pairs_.begin(), pairs_.end(), [&](const auto& e) {
+          return std::get<0>(e.first) == id && std::get<1>(e.first) == l && !e.second.gids.empty();
+        }))
+      ++senders_restarted_;
+    st.sender_origins.push_back(st.origins.back());
+  }
   if (st.lapsed) {
     // Acknowledged messages may be past what site 0 held: judged as any stream from now on.
     st.void_ = true;
@@ -68,7 +79,7 @@ std::pair<std::uint64_t, const DurableRestore::Out*> SessionChecker::appended_to
   auto sent = r.sent_to.find(to);
   const std::uint64_t kept = sent == r.sent_to.end() ? 0 : sent->second;
   const auto out = std::find_if(r.out.begin(), r.out.end(), [&](const auto& o) {
-    return o.to == to && o.origin == origin_of(id, l);
+    return o.to == to && sender_life_of(id, o.origin) == l;
   });
   return {kept, out == r.out.end() ? nullptr : &*out};
 }
@@ -119,8 +130,7 @@ std::map<SessionChecker::Pair*, std::uint64_t> SessionChecker::check_restorable(
     std::optional<std::uint64_t> channel;  // what the channel says of this pair, if anything
     for (const DurableRestore::In& e : r.in) {
       if (e.from != from) continue;
-      std::uint32_t el = 0;  // the sender's life the channel numbers (past them: a later one)
-      while (el <= sender_life(from) && origin_of(from, el) != e.origin) ++el;
+      const std::uint32_t el = sender_life_of(from, e.origin);  // the life the channel numbers
       if (el == l) channel = e.consumed_up_to;
       if (el < l) channel = 0;  // the checkpoint predates this life of the sender
     }
@@ -155,7 +165,7 @@ void SessionChecker::take_back_appends(StreamId id, const DurableRestore& r,
                                        const std::string& what) {
   for (auto& [key, p] : pairs_) {
     const auto& [from, l, to] = key;
-    if (from != id) continue;
+    if (from != id || l != sender_life(id)) continue;  // an earlier life's rest is lost with it
     const auto [kept, out] = appended_to(id, l, to, r);
     // It knows again only what its checkpoint knew consumed, and re-sends the rest (receivers
     // drop what they have): a receiver that starts over meanwhile may consume those again.

@@ -297,6 +297,7 @@ SessionResult SessionDriver::run() {
   sum_.end_time = now_;
   sum_.network = net_.stats();
   sum_.consumed = checker_.consumed();
+  sum_.durable_senders_restarted = checker_.durable_senders_restarted();
   SessionResult r;
   r.seed = sc_.seed;
   digest_.add(checker_.appended());

@@ -233,7 +233,6 @@ class SessionDriver {
   std::uint32_t forwards_ = 0;
   std::unordered_map<std::string, StreamId> ids_;
   std::set<StreamId> durable_ids_;
-  std::set<StreamId> silent_;  // receivers that do not forward (SessionStreamPlan::forwards)
   std::vector<std::string> receivers_;  // names
   std::vector<SiteId> site_ids_;        // of the sites a stream may live at, by node index
   std::vector<std::unique_ptr<site::SiteCore>> crashed_sites_;  // kept, never run again

@@ -145,27 +145,19 @@ void derive_crashes(Rng& rng, SessionScenario* s) {
     p.failure_manager = static_cast<std::uint32_t>(rng.below(s->sites + 1));
 }
 
-// Crash seeds make some receivers durable, and turn some crashes of a durable stream's
-// failure manager into crashes at its store's commit. Drawn from a generator of their own,
-// after everything else, so that a seed's other options stay what they were.
+// Crash seeds make some streams durable, and turn some crashes of a durable stream's failure
+// manager into crashes at its store's commit. Drawn from a generator of their own, after
+// everything else, so that a seed's other options stay what they were. Whatever its failure
+// manager does: one that crashes with the stream's checkpoints makes its next recovery a new
+// life, as for a stream without -durable (doc/session.md "Durable streams"). Any channel
+// bound: a restored channel that a small bound splits between the transport and the site's
+// overflow queue catches up when its receiver acknowledges past the part in the transport
+// (Transport::catch_up).
 void derive_durable(Rng& rng, SessionScenario* s) {
   if (s->crashes.empty()) return;
   const double chance = rng.chance(0.2) ? 1.0 : 0.5;
-  // A durable stream that appends only where its failure manager never crashes (a stream
-  // recovered from no checkpoint would number its messages from 1 again under its old origin).
-  // Any channel bound: a restored channel that a small bound splits between the transport and
-  // the site's overflow queue catches up when its receiver acknowledges past the part in the
-  // transport (Transport::catch_up).
-  auto safe = [s](const SessionStreamPlan& p) {
-    return std::none_of(s->crashes.begin(), s->crashes.end(), [&](const SessionCrash& c) {
-      return p.failure_manager == c.node;
-    });
-  };
-  for (SessionStreamPlan& p : s->streams) {
-    if (p.sender) continue;
-    p.durable = rng.chance(chance);
-    p.forwards = !p.durable || safe(p);
-  }
+  for (SessionStreamPlan& p : s->streams)
+    if (!p.sender) p.durable = rng.chance(chance);
   for (SessionCrash& c : s->crashes) {
     const bool manages = std::any_of(s->streams.begin(), s->streams.end(), [&](const auto& p) {
       return p.durable && p.failure_manager == c.node;
@@ -174,9 +166,8 @@ void derive_durable(Rng& rng, SessionScenario* s) {
     c.point =
         rng.chance(0.5) ? SessionCrash::Point::kBeforeCommit : SessionCrash::Point::kAfterCommit;
   }
-  // Senders only where their failure manager never crashes (SessionStreamPlan::durable).
   for (SessionStreamPlan& p : s->streams)
-    if (p.sender) p.durable = safe(p) && rng.chance(chance);
+    if (p.sender) p.durable = rng.chance(chance);
 }
 
 // Some crash seeds crash the leader's process too (it restarts from its durable state, within
@@ -334,8 +325,7 @@ std::string describe(const SessionScenario& s) {
   line(joins);
   for (const SessionStreamPlan& p : s.streams)
     line("session stream " + p.name + (p.sender ? " sender" : " receiver") +
-         (p.durable ? " durable" : "") + (p.forwards ? "" : " (does not forward)") +
-         " created at node " + std::to_string(p.node) +
+         (p.durable ? " durable" : "") + " created at node " + std::to_string(p.node) +
          (p.failure_manager ? " failure manager node " + std::to_string(*p.failure_manager)
                             : std::string()));
   for (const SessionCrash& c : s.crashes)

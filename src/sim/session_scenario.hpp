@@ -46,15 +46,9 @@ struct SessionStreamPlan {
   // Crash seeds: the node index of its failure manager (CreateReq::failure_manager); else
   // none (the default, site 0).
   std::optional<std::uint32_t> failure_manager;
-  // Crash seeds: created -durable (doc/session.md "Durable streams"). A stream that appends
-  // (a sender, or a receiver that forwards) only if its failure manager never crashes (one
-  // recovered from no checkpoint would number its messages from 1 again under its old
-  // origin, and its receivers would take them for ones they have), and with the default
-  // channel bound (session_scenario.cpp, derive_durable).
+  // Crash seeds: created -durable (doc/session.md "Durable streams"), under any failure
+  // manager and any channel bound (session_scenario.cpp, derive_durable).
   bool durable = false;
-  // Receivers: whether its agent forwards messages (SessionScenario::forward_chance); not a
-  // durable one whose failure manager may crash, as above.
-  bool forwards = true;
 };
 
 // A site's crash, at `at` after the workload starts; with `restart_after` >= 0 a new process

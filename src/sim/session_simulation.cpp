@@ -50,11 +50,11 @@ std::string describe(const SessionResult& r) {
          kv("moves_failed", s.moves_failed) + kv("checkpoints_stored", s.checkpoints_stored) +
          kv("checkpoint_crashes", s.checkpoint_crashes) +
          kv("durable_restores", s.durable_restores) +
+         kv("durable_senders_restarted", s.durable_senders_restarted) +
          kv("checkpoints_saving_at_fm_loss", s.checkpoints_saving_at_fm_loss) +
          kv("control_resends", s.control_resends) +
          kv("moves_settled_at_target", s.moves_settled_at_target) +
-         kv("answers_repeated", s.answers_repeated) + kv("stale_answers", s.stale_answers) +
-         "\n";
+         kv("answers_repeated", s.answers_repeated) + kv("stale_answers", s.stale_answers) + "\n";
   out += "session network:" + kv("sent", n.sent) + kv("arrivals", n.arrivals) +
          kv("lost_random", n.lost_random) + kv("lost_burst", n.lost_burst) +
          kv("lost_partition", n.lost_partition) + kv("duplicated", n.duplicated) +

@@ -69,6 +69,9 @@ struct SessionSummary {
   std::uint64_t checkpoints_stored = 0;  // commits of checkpoint batches to the nodes' stores
   std::uint64_t checkpoint_crashes = 0;  // crashes at a commit (SessionCrash::Point)
   std::uint64_t durable_restores = 0;    // recoveries of durable streams from a checkpoint
+  // Recoveries of durable streams that had appended, from no checkpoint (their failure manager
+  // crashed with it): SessionChecker::durable_senders_restarted.
+  std::uint64_t durable_senders_restarted = 0;
   // The failure manager of a durable stream failed (or site 0 restarted) while a checkpoint's
   // briefcases were being saved (SiteCounters::checkpoints_saving_at_fm_loss).
   std::uint64_t checkpoints_saving_at_fm_loss = 0;

@@ -89,7 +89,6 @@ void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
         durable_ids_.insert(rec->id);
         checker_.set_durable(rec->id);
       }
-      if (!plan->forwards) silent_.insert(rec->id);
       wire::AttachReq a;
       a.stream = plan->name;
       a.args = plan->name;
@@ -265,7 +264,7 @@ void SessionDriver::on_receiver_append(AgentContext& ctx, std::string_view /*mes
   checker_.on_agent_count(self, handled, hash);
   // Forwarding, to any receiver (itself too): chains of handlers across sites that outlive
   // the shell's last append, which termination detection must wait for.
-  if (!silent_.contains(self) && forwards_ < sc_.max_forwards && rng_.chance(sc_.forward_chance)) {
+  if (forwards_ < sc_.max_forwards && rng_.chance(sc_.forward_chance)) {
     ++forwards_;
     (void)agent_append(ctx, receivers_[rng_.below(receivers_.size())], sent);
   }

@@ -345,7 +345,8 @@ void SiteCore::store_pending_checkpoints() {
 // The state a durable stream's last checkpoint here holds, for its recovery: its briefcases,
 // how far it consumed each channel in, and its channels out with what they had not seen
 // consumed (re-sent now; receivers drop what they already have). False if there is none: the
-// stream then starts from its initial state.
+// stream then starts from its initial state, a new life as for a stream without -durable
+// (its record's new origin numbers all its channels out).
 bool SiteCore::restore_checkpoint(const wire::Recover& m, wire::Arrive* a) {
   if (!options_.store) return false;
   auto got = options_.store->get(m.stream.id);
@@ -366,9 +367,10 @@ bool SiteCore::restore_checkpoint(const wire::Recover& m, wire::Arrive* a) {
   a->out = saved->out;
   a->opened = saved->opened;
   a->waiting = saved->waiting;  // appends it made that waited for an open: they wait again
-  // Its channels out continue their numbering (no new origin for a durable stream) from a
-  // new site: their incarnation must be above any the stream used since the checkpoint, so
-  // that receivers send their acks here (each move added one; epochs grow at least as fast).
+  // Its channels out continue their numbering (their own origin, not the recovery's new one,
+  // which only channels it opens from now on take) from a new site: their incarnation must be
+  // above any the stream used since the checkpoint, so that receivers send their acks here
+  // (each move added one; epochs grow at least as fast).
   const auto epoch = static_cast<std::uint32_t>(
       std::min<std::uint64_t>(m.stream.epoch, std::numeric_limits<std::uint32_t>::max() - 1));
   for (wire::OutChannel& oc : a->out) oc.incarnation = std::max(oc.incarnation, epoch);

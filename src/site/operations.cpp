@@ -235,9 +235,10 @@ void SiteCore::on_expect(const wire::Expect& m) {
 }
 
 // The stream's site failed and this is its failure manager: it starts here from its initial
-// state (nothing of its briefcases or channels survived). Its senders resume from what they
-// know was consumed (the floor of their copies); its own channels start a new numbering
-// (rec.origin), so receivers do not take its new messages for its old ones.
+// state (nothing of its briefcases or channels survived), or a durable one from its last
+// checkpoint here. Its senders resume from what they know was consumed (the floor of their
+// copies); the channels it opens start a new numbering (rec.origin), so receivers do not take
+// its new messages for its old ones.
 void SiteCore::on_recover(const wire::Recover& m) {
   if (hosted_.contains(m.stream.id)) {  // cannot happen: the leader recovers what it lost
     reply_installed(wire::Installed{m.stream.id, m.stream.epoch, 0,

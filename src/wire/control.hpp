@@ -93,8 +93,9 @@ struct StreamRecord {
   std::uint32_t creator = 0;
   std::uint32_t failure_manager = 0;
   std::uint64_t flags = 0;
-  // The numbering of the stream's outgoing channels (proto::SendState::origin): 0, or the
-  // epoch at which it was last recovered without its state after its site failed.
+  // The numbering of the outgoing channels the stream opens (proto::SendState::origin): 0, or
+  // the epoch of its last recovery (channels a durable stream's checkpoint restored keep
+  // theirs: OutChannel::origin).
   std::uint32_t origin = 0;
   template <class A>
   void fields(A& a) {
