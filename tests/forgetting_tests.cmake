@@ -3,6 +3,7 @@
 if(NOT TARGET mstream_leader)
   return()
 endif()
-add_executable(forgetting_tests ${CMAKE_CURRENT_LIST_DIR}/forgetting_test.cpp)
+add_executable(forgetting_tests ${CMAKE_CURRENT_LIST_DIR}/forgetting_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/destroy_refusals_test.cpp)
 target_link_libraries(forgetting_tests PRIVATE mstream_leader mstream_sim mstream_warnings GTest::gtest_main)
 gtest_discover_tests(forgetting_tests DISCOVERY_TIMEOUT 30 PROPERTIES TIMEOUT 120 LABELS site)

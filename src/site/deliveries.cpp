@@ -329,19 +329,36 @@ void SiteCore::count_consumed(StreamId from, std::uint64_t n) {
   }
 }
 
+namespace {
+std::string refused_text(std::uint64_t n, std::string_view to_name) {
+  return std::to_string(n) + " message" + (n == 1 ? "" : "s") + " to stream \"" +
+         (to_name.empty() ? std::string("?") : std::string(to_name)) +
+         "\" refused: the stream was destroyed before it consumed " + (n == 1 ? "it" : "them");
+}
+}  // namespace
+
 void SiteCore::count_discarded(StreamId from, std::uint64_t n, std::string_view to_name) {
   if (from == sender_id() && options_.shell) {
     counters_.discarded_own += n;
     // Never in silence: the script appended them, and the stream is gone without them.
     if (n == 0) return;
     ++counters_.errors_told;
-    report_error("stream_append: " + std::to_string(n) + " message" + (n == 1 ? "" : "s") +
-                 " to stream \"" + (to_name.empty() ? std::string("?") : std::string(to_name)) +
-                 "\" refused: the stream was destroyed before it consumed " +
-                 (n == 1 ? "it" : "them"));
-  } else {
-    counters_.consumed += n;
+    report_error("stream_append: " + refused_text(n, to_name));
+    return;
   }
+  counters_.consumed += n;
+  if (n == 0 || is_control(from)) return;
+  // A handler's appends are never dropped in silence either: the shells hear of it as of
+  // that agent's handler error (COMMANDS.md stream_destroy), so `mstream run` fails.
+  ++counters_.handler_errors;
+  std::string text = "stream_append from stream \"" + sender_name(from) + "\", site " +
+                     std::to_string(options_.self) + ": " + refused_text(n, to_name);
+  // The leader takes a report about a stream from its host only; a sender destroyed too has
+  // none, and its last site says so in its own log.
+  if (hosted_.contains(from))
+    tell_shells(wire::ErrorReport{std::move(text), from, 0}, 0, false);
+  else
+    report_error(std::move(text));
 }
 
 std::string SiteCore::sender_name(StreamId from) const {

@@ -550,6 +550,7 @@ void SiteCore::drop_channels_to(StreamId to, std::string_view name) {
     opened_.erase({from, to});
     proto::ChannelKey key{from, to};
     auto st = transport_.take_send_state(key);
+    std::uint64_t lost = 0;
     // Messages to a destroyed stream are discarded, but only those it did not consume: the
     // others were counted where they were consumed (termination detection balances).
     if (st.ok()) {
@@ -562,10 +563,12 @@ void SiteCore::drop_channels_to(StreamId to, std::string_view name) {
         counters_.discarded_own += raised;
         n -= raised;
       }
-      count_discarded(from, n, name);
+      lost += n;
     }
+    // One report for the pair, whatever part waited in the overflow queue.
     auto ov = overflow_.find(key);
-    if (ov != overflow_.end()) count_discarded(from, ov->second.size(), name);
+    if (ov != overflow_.end()) lost += ov->second.size();
+    count_discarded(from, lost, name);
     drop_overflow(key);
     auto h = hosted_.find(from);
     if (h != hosted_.end()) h->second->out_peers.erase(to);
