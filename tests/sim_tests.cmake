@@ -5,6 +5,7 @@
 # `mstream sim --seed S` (--scenario transport|session to run one of its two scenarios).
 add_executable(sim_tests
   ${CMAKE_CURRENT_LIST_DIR}/sim_checker_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/sim_destroy_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sim_network_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sim_regression_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sim_sender_pins_test.cpp

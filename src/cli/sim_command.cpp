@@ -25,6 +25,7 @@ struct SimArgs {
   bool no_moves = false;
   bool small_buffers = false;
   bool hostile = false;
+  bool ephemeral_forwards = false;
   bool trace = false;
   bool verbose = false;
   std::string scenario = "both";
@@ -36,6 +37,7 @@ int run_sim(const SimArgs& a, bool seed_given, bool seeds_given) {
   o.overrides.moves = !a.no_moves;
   o.overrides.small_buffers = a.small_buffers;
   o.overrides.hostile = a.hostile;
+  o.overrides.ephemeral_forwards = a.ephemeral_forwards;
   if (a.max_steps) o.run.max_steps = a.max_steps;
   o.transport = a.scenario != "session";
   o.session = a.scenario != "transport";
@@ -83,6 +85,9 @@ void add_sim_command(CLI::App& app, int* exit_code) {
                 "Session scenarios add a member that lies: well-formed frames and datagrams in "
                 "its own name for channels and control streams it has no say in, acks of what "
                 "was never sent, wrong numberings and boots, replayed joins (doc/security.md)");
+  cmd->add_flag("--ephemeral-forwards", args->ephemeral_forwards,
+                "Session scenarios' ephemeral streams (created, destroyed and created again "
+                "during the workload) forward what they handle, as receivers do");
   cmd->add_option("--scenario", args->scenario,
                   "What each seed runs: the messaging core (transport), a whole session "
                   "(session), or both")

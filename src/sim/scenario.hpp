@@ -87,6 +87,14 @@ struct ScenarioOverrides {
   // Session scenarios: one more node joins as a site, knowing the session's secret, and
   // lies (SessionScenario::hostile).
   bool hostile = false;
+  // Session scenarios: ephemeral streams (SessionStreamPlan::ephemeral) forward what they
+  // handle to other receivers, as receivers do. Off by default while a destroyed stream's
+  // messages to a durable receiver can be lost (issue 18: `mstream sim --scenario session
+  // --ephemeral-forwards --seed 56`).
+  bool ephemeral_forwards = false;
+  // Session scenarios: some seeds add ephemeral streams. Off: the runs seeds made before
+  // they existed (the regression tests replay what found their bugs).
+  bool ephemerals = true;
 };
 
 Scenario derive_scenario(std::uint64_t seed, const ScenarioOverrides& overrides = {});

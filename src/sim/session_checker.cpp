@@ -204,7 +204,7 @@ void SessionChecker::on_acked(StreamId from, StreamId to, std::uint32_t origin,
 
 void SessionChecker::on_failure_handler(StreamId id, SiteId site) {
   Stream& st = stream(id);
-  if (st.awaiting_handler != site || !st.recovering) {
+  if ((st.awaiting_handler != site && st.optional_handler != site) || !st.recovering) {
     fail("relocation_before_append", "the agent of " + name(id) +
                                          " ran its failure handler at site " +
                                          std::to_string(site) + " with no recovery there");
@@ -215,6 +215,7 @@ void SessionChecker::on_failure_handler(StreamId id, SiteId site) {
                                   std::to_string(site) + " for one recovery");
   }
   st.awaiting_handler = wire::kNoSite;
+  st.optional_handler = wire::kNoSite;
 }
 
 void SessionChecker::on_handler(SiteId site, const site::HandlerTrace& t) {
@@ -256,7 +257,9 @@ void SessionChecker::on_handler(SiteId site, const site::HandlerTrace& t) {
                                       " for one recovery");
       }
       st.awaiting_relocation = wire::kNoSite;
-      st.awaiting_handler = site;
+      // An agent whose attach is under way may or may not be there: its handler may run.
+      st.awaiting_handler = st.agentless || st.attaching ? wire::kNoSite : site;
+      st.optional_handler = st.attaching ? site : wire::kNoSite;
       return;
     }
     case Kind::kDepart:
@@ -382,12 +385,13 @@ void SessionChecker::on_agent_count(StreamId id, std::uint64_t count, std::uint6
 
 void SessionChecker::on_relocation_handler(StreamId id, SiteId site) {
   Stream& st = stream(id);
-  if (st.awaiting_handler != site || st.recovering) {
+  if ((st.awaiting_handler != site && st.optional_handler != site) || st.recovering) {
     fail("relocation_before_append", "the agent of " + name(id) +
                                          " ran its relocation handler at site " +
                                          std::to_string(site) + " with no arrival there");
   }
   st.awaiting_handler = wire::kNoSite;
+  st.optional_handler = wire::kNoSite;
 }
 
 void SessionChecker::on_hosting(StreamId id, SiteId site, bool hosts) {
@@ -490,6 +494,33 @@ void SessionChecker::on_quiescence(const std::string& not_idle) {
   if (!not_idle.empty()) fail("quiescence", "the leader declared quiescence while " + not_idle);
 }
 
+void SessionChecker::set_agentless(StreamId id) {
+  Stream& st = stream(id);
+  st.agentless = true;
+  st.awaiting_handler = wire::kNoSite;
+}
+
+void SessionChecker::set_attaching(StreamId id, bool attaching) {
+  Stream& st = stream(id);
+  st.attaching = attaching;
+  if (!attaching) st.optional_handler = wire::kNoSite;
+}
+
+void SessionChecker::on_destroyed(StreamId id) {
+  Stream& st = stream(id);
+  st.destroyed = true;
+  std::uint64_t appended = 0, unconsumed = 0;
+  for (const auto& [gid, m] : truth_) {
+    if (m.to != id) continue;
+    ++appended;
+    unconsumed += !m.consumed && !lost_with_its_life(m);
+  }
+  if (unconsumed > 0)
+    fail("destroy_after_appends", name(id) + " was destroyed with " + std::to_string(unconsumed) +
+                                      " of the " + std::to_string(appended) +
+                                      " messages appended to it unconsumed");
+}
+
 void SessionChecker::check_end() {
   if (const std::uint64_t left = unconsumed_required(); left > 0) {
     fail("session_no_loss", std::to_string(left) + " of " + std::to_string(truth_.size()) +
@@ -497,6 +528,12 @@ void SessionChecker::check_end() {
   }
   for (auto& [id, st] : streams_) {
     if (st.name.empty()) continue;  // a shell or site as a sender, not a stream
+    if (st.destroyed) {
+      if (!st.hosts.empty())
+        fail("destroy_after_appends", name(id) + " was destroyed but site " +
+                                          std::to_string(st.hosts.front()) + " still hosts it");
+      continue;
+    }
     if (st.hosts.empty()) fail("one_site_per_stream", name(id) + " hosted by no site at the end");
     const SiteId pending =
         st.awaiting_relocation != wire::kNoSite ? st.awaiting_relocation : st.awaiting_handler;

@@ -79,6 +79,11 @@
 //                            and from then on the stream is judged as any other, from that
 //                            restored state; if there was none, a new life of it as a sender
 //                            too (numbering from 1 under the recovery's origin).
+//   destroy_after_appends    a stream the shell destroyed had consumed, when the leader
+//                            answered the destroy, every message the shell appended to it
+//                            before (doc/commands.md stream_destroy); at the end it is hosted
+//                            nowhere, and a stream created again under its name is another
+//                            stream, judged on its own
 //   (the driver adds liveness, progress, determinism, wire_valid, corruption_rejected,
 //   api_contract, directory_consistent and failure_detection: the leader declares every
 //   crashed site failed and no other (site 0, which restarts as itself, never), and no live
@@ -168,6 +173,13 @@ class SessionChecker {
   void set_failure_manager(StreamId stream, SiteId site);
   // The stream was created -durable.
   void set_durable(StreamId stream);
+  // The shell's attach to `stream` failed (a crash): it has no agent whose handlers run.
+  void set_agentless(StreamId stream);
+  // The shell's attach to `stream` is under way (until its answer): an install meanwhile may
+  // or may not find the agent there.
+  void set_attaching(StreamId stream, bool attaching);
+  // The leader answered the shell's destroy of `stream`.
+  void on_destroyed(StreamId stream);
   // After the kRecover trace of a durable stream: the checkpoint its recovery restored.
   void on_durable_restore(StreamId stream, const DurableRestore& r);
   // `site`'s store committed a checkpoint of `stream`, newer than the one it held: `r` as a
@@ -220,12 +232,12 @@ class SessionChecker {
   // (sender, its life, receiver): what one life of a sender appended to a receiver.
   using PairKey = std::tuple<StreamId, std::uint32_t, StreamId>;
   struct Pair {
-    std::vector<std::uint64_t> gids;  // in append order
-    std::uint64_t consumed = 0;       // the highest position consumed in receiver_life
-    std::uint64_t consumed_ever = 0;  // the highest position consumed in any life (a prefix)
-    std::uint32_t receiver_life = 0;  // the receiver's life `consumed` counts in
-    std::uint64_t acked = 0;          // the most the sender was seen acknowledged
-    std::uint64_t acked_ever = 0;     // ... also before a durable sender's restore forgot it
+    std::vector<std::uint64_t> gids;      // in append order
+    std::uint64_t consumed = 0;           // the highest position consumed in receiver_life
+    std::uint64_t consumed_ever = 0;      // the highest position consumed in any life (a prefix)
+    std::uint32_t receiver_life = 0;      // the receiver's life `consumed` counts in
+    std::uint64_t acked = 0;              // the most the sender was seen acknowledged
+    std::uint64_t acked_ever = 0;         // ... also before a durable sender's restore forgot it
     std::uint64_t acked_at_recovery = 0;  // ... when the receiver was last recovered
   };
   struct Stream {
@@ -258,6 +270,10 @@ class SessionChecker {
     // it since); `void_` after a recovery while lapsed: from then on it is judged as any
     // stream, its state being the restored one.
     bool durable = false;
+    bool destroyed = false;
+    bool agentless = false;
+    bool attaching = false;
+    SiteId optional_handler = wire::kNoSite;  // installed there while attaching
     bool lapsed = false;
     bool void_ = false;
     bool judged_durable() const { return durable && !void_; }

@@ -96,7 +96,7 @@ SessionDriver::SessionDriver(const SessionScenario& s, const RunOptions& o)
   shell_sent_.assign(s.streams.size(), 0);
   site_ids_.assign(s.sites + 1, 0);
   for (const SessionStreamPlan& p : s.streams)
-    if (!p.sender) receivers_.push_back(p.name);
+    if (!p.sender && !p.ephemeral) receivers_.push_back(p.name);
   for (std::uint32_t n = 0; n <= s.sites; ++n) {
     nodes_[n].store = std::make_shared<MemoryStore>();
     nodes_[n].store->set_hook([this, n](const std::vector<proto::StoredRecord>& batch) {
@@ -129,7 +129,7 @@ void SessionDriver::make_leader() {
   nr.node = nr.leader.get();
   nr.core = &nr.leader->site();
   nr.core->set_trace([this](const site::HandlerTrace& t) { on_trace(0, t); });
-  nr.hosting.assign(sc_.streams.size(), 0);
+  nr.hosting.clear();
   if (Status st = nr.leader->open_state(now_); !st.ok())
     checker_.fail("api_contract", "the leader's state did not open: " + st.message());
 }
@@ -269,6 +269,7 @@ SessionResult SessionDriver::run() {
     add_refused(c.refused_control);
     sum_.checkpoints_saving_at_fm_loss += c.checkpoints_saving_at_fm_loss;
     sum_.control_resends += c.control_resends;
+    sum_.channels_retired += c.channels_retired;
   };
   const auto add_leader = [&](const leader::LeaderCore& l) {
     add_refused(l.refused_control());
@@ -386,7 +387,7 @@ void SessionDriver::make_site(std::uint32_t n, SiteId id,
   nr.core = nr.site.get();
   nr.id = id;
   nr.routes[0] = 0;  // node_loop::join: the leader is where the answer came from
-  nr.hosting.assign(sc_.streams.size(), 0);
+  nr.hosting.clear();
   nr.core->set_trace([this, n](const site::HandlerTrace& t) { on_trace(n, t); });
   note(SessionEventKind::kJoin, n, id, 1);
   trace("node " + std::to_string(n) + " joined as site " + std::to_string(id));
@@ -481,7 +482,7 @@ void SessionDriver::crash_now(std::uint32_t index) {
   nr.crashed = true;
   nr.timer_at = proto::kNever;
   nr.step_scheduled = false;
-  nr.hosting.assign(sc_.streams.size(), 0);
+  nr.hosting.clear();
   if (c.restart_after >= 0) schedule(now_ + c.restart_after, SessionEventKind::kRestart, 0, index);
 }
 
@@ -521,8 +522,7 @@ void SessionDriver::report_acks(StreamId to) {
       if (const proto::SendChannel* ch = t.send_channel({from, to}))
         checker_.on_acked(from, to, ch->origin, ch->consumed_up_to());
     };
-    for (StreamId id = 1; id <= sc_.streams.size(); ++id)
-      if (nr.core->hosts(id)) report(id);
+    for (StreamId id : nr.core->hosted_ids()) report(id);
     if (&nr == &nodes_[sc_.shell_node()]) report(nr.core->sender_id());
   }
 }

@@ -102,7 +102,7 @@ class SessionDriver {
     proto::Node* node = nullptr;
     site::SiteCore* core = nullptr;  // the SiteCore (the leader's site 0 for node 0)
     SiteId id = 0;
-    std::uint64_t nonce = 0;  // of its join requests
+    std::uint64_t nonce = 0;              // of its join requests
     std::optional<proto::Joiner> joiner;  // from its first request to its admission
     // Where each site is, learned as node_loop learns it: from the datagrams it accepts, else
     // from the node's directory (peer_address "sim:K").
@@ -111,8 +111,8 @@ class SessionDriver {
     Time last_timer = -1;
     int same_time_timers = 0;
     bool step_scheduled = false;
-    std::vector<std::uint8_t> hosting;  // by stream id - 1: hosts() as last reported
-    bool crashed = false;               // until a restart: node and core are null
+    std::set<StreamId> hosting;  // hosts() as last reported
+    bool crashed = false;        // until a restart: node and core are null
     std::uint32_t restarts = 0;
     // The node's disk: every process it runs keeps its checkpoints here (sites only).
     std::shared_ptr<MemoryStore> store;
@@ -125,7 +125,15 @@ class SessionDriver {
   };
   enum class Phase : std::uint8_t { kJoining, kCreating, kWorkload, kQuiescing, kDone };
   struct Request {
-    enum class Kind : std::uint8_t { kCreate, kAttach, kMove, kQuiesce } kind;
+    enum class Kind : std::uint8_t {
+      kCreate,
+      kAttach,
+      kMove,
+      kQuiesce,
+      kLifeCreate,  // an ephemeral stream's (SessionStreamPlan::ephemeral)
+      kLifeAttach,
+      kLifeDestroy,
+    } kind;
     std::uint32_t stream = 0;
   };
   struct ShellAppend {
@@ -166,6 +174,10 @@ class SessionDriver {
   void transmit(std::uint32_t from, std::uint32_t to, const wire::Bytes& bytes);
   std::optional<std::uint32_t> route(std::uint32_t n, SiteId to);
   void report_hosting(std::uint32_t n);
+  // session_workload.cpp: an ephemeral stream's lives.
+  void start_life(std::uint32_t stream);
+  void on_life_reply(const Request& r, const wire::Reply& reply);
+  void destroy_due_lives();
   void on_trace(std::uint32_t n, const site::HandlerTrace& t);
   bool settled() const;
   std::string busy_nodes() const;
@@ -231,7 +243,19 @@ class SessionDriver {
   bool quiesce_scheduled_ = false;
   std::uint64_t next_gid_ = 1;
   std::uint32_t forwards_ = 0;
-  std::unordered_map<std::string, StreamId> ids_;
+  std::unordered_map<std::string, StreamId> ids_;  // a name's latest stream
+  std::vector<StreamId> stream_ids_;               // every stream created, in order
+  std::set<StreamId> silent_;                      // receivers whose agents never forward
+  // An ephemeral stream's lives (SessionAction::kLife): the one under way, the appends of
+  // those waiting for it to end, and whether its destroy waits for the shell's appends.
+  struct Lives {
+    bool busy = false;
+    bool stopped = false;  // a crash failed one of its operations: no more lives
+    std::deque<std::uint32_t> waiting;
+    std::uint32_t appends = 0;
+    bool destroy_due = false;
+  };
+  std::map<std::uint32_t, Lives> lives_;  // by stream index
   std::set<StreamId> durable_ids_;
   std::vector<std::string> receivers_;  // names
   std::vector<SiteId> site_ids_;        // of the sites a stream may live at, by node index

@@ -170,6 +170,35 @@ void derive_durable(Rng& rng, SessionScenario* s) {
     if (p.sender) p.durable = rng.chance(chance);
 }
 
+// Some seeds add one or two ephemeral streams (SessionStreamPlan::ephemeral), each with one
+// to four lives at random times of the workload. Drawn from a generator of their own, after
+// everything else but the leader's crash and security, so that a seed's other options stay.
+void derive_ephemerals(Rng& rng, bool forwards, SessionScenario* s) {
+  if (s->actions.empty() || !rng.chance(0.4)) return;
+  const Time end = s->actions.back().at;
+  const auto count = rng.between(1, 2);
+  for (std::int64_t k = 0; k < count; ++k) {
+    SessionStreamPlan p;
+    p.name = "/sim/e" + std::to_string(k);
+    p.node = static_cast<std::uint32_t>(rng.below(s->sites + 1));
+    p.ephemeral = true;
+    p.forwards = forwards;
+    const auto index = static_cast<std::uint32_t>(s->streams.size());
+    s->streams.push_back(std::move(p));
+    const auto lives = rng.between(1, 4);
+    for (std::int64_t l = 0; l < lives; ++l) {
+      SessionAction a;
+      a.kind = SessionAction::Kind::kLife;
+      a.at = rng.between(0, end);
+      a.stream = index;
+      a.count = static_cast<std::uint32_t>(rng.between(0, 8));
+      s->actions.push_back(a);
+    }
+  }
+  std::stable_sort(s->actions.begin(), s->actions.end(),
+                   [](const SessionAction& a, const SessionAction& b) { return a.at < b.at; });
+}
+
 // Some crash seeds crash the leader's process too (it restarts from its durable state, within
 // the peers' resume timeout), at a time or at a commit of its node's stores (its own state, or
 // site 0's checkpoints). Drawn last, from a generator of its own. Under any channel bound: a
@@ -213,6 +242,8 @@ const char* action_name(SessionAction::Kind k) {
       return "append";
     case SessionAction::Kind::kMove:
       return "move";
+    case SessionAction::Kind::kLife:
+      return "life";
   }
   return "?";
 }
@@ -248,6 +279,7 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   Rng durable_rng = rng.fork();
   Rng leader_rng = rng.fork();
   Rng security_rng = rng.fork();
+  Rng ephemeral_rng = rng.fork();
 
   s.transport = derive_session_transport(config_rng, overrides.small_buffers);
   static constexpr std::size_t kBudgets[] = {1, 4, 256};
@@ -288,9 +320,15 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   s.delivery_batch = lane_rng.pick(kBatches);
   if (overrides.faults && overrides.crashes) derive_crashes(crash_rng, &s);
   derive_durable(durable_rng, &s);
+  if (overrides.ephemerals) derive_ephemerals(ephemeral_rng, overrides.ephemeral_forwards, &s);
   if (overrides.faults && overrides.crashes) derive_leader_crash(leader_rng, &s);
   s.secured = security_rng.chance(0.5);
   return s;
+}
+
+std::uint32_t SessionScenario::setup_streams() const {
+  return static_cast<std::uint32_t>(std::count_if(
+      streams.begin(), streams.end(), [](const SessionStreamPlan& p) { return !p.ephemeral; }));
 }
 
 std::string describe(const SessionScenario& s) {
@@ -325,7 +363,8 @@ std::string describe(const SessionScenario& s) {
   line(joins);
   for (const SessionStreamPlan& p : s.streams)
     line("session stream " + p.name + (p.sender ? " sender" : " receiver") +
-         (p.durable ? " durable" : "") + " created at node " + std::to_string(p.node) +
+         (p.durable ? " durable" : "") + (p.ephemeral ? " ephemeral" : "") + " created at node " +
+         std::to_string(p.node) +
          (p.failure_manager ? " failure manager node " + std::to_string(*p.failure_manager)
                             : std::string()));
   for (const SessionCrash& c : s.crashes)
@@ -341,7 +380,8 @@ std::string describe(const SessionScenario& s) {
   for (const SessionAction& a : s.actions) {
     std::string l = std::string("session ") + action_name(a.kind) + " " + s.streams[a.stream].name +
                     " at +" + ms(a.at);
-    if (a.kind == SessionAction::Kind::kTrigger) l += " count " + std::to_string(a.count);
+    if (a.kind == SessionAction::Kind::kTrigger || a.kind == SessionAction::Kind::kLife)
+      l += " count " + std::to_string(a.count);
     if (a.kind == SessionAction::Kind::kMove) l += " to node " + std::to_string(a.node);
     line(l);
   }

@@ -49,6 +49,12 @@ struct SessionStreamPlan {
   // Crash seeds: created -durable (doc/session.md "Durable streams"), under any failure
   // manager and any channel bound (session_scenario.cpp, derive_durable).
   bool durable = false;
+  // Created during the workload, not at setup: each of the shell's kLife actions creates it
+  // (under the same name: a new stream, a new id), attaches a receiver agent, appends to it
+  // and destroys it (doc/commands.md stream_destroy: after every message appended before has
+  // been consumed); one life waits for the end of the one before. No agent appends to it.
+  bool ephemeral = false;
+  bool forwards = true;  // receivers: their agent forwards (not an ephemeral one by default)
 };
 
 // A site's crash, at `at` after the workload starts; with `restart_after` >= 0 a new process
@@ -74,6 +80,7 @@ struct SessionAction {
     kTrigger,  // append "g GID COUNT" to a sender: it appends COUNT messages to receivers
     kAppend,   // append "m GID INDEX" to a receiver, from the shell
     kMove,     // MoveReq of a stream to a site, not waiting for the answer
+    kLife,     // a life of an ephemeral stream, with `count` appends (SessionStreamPlan)
   };
   Kind kind = Kind::kTrigger;
   Time at = 0;
@@ -96,8 +103,8 @@ struct SessionScenario {
   std::size_t handler_lanes = 0;
   double lane_finish_chance = 1.0;
   std::size_t delivery_batch = 16;  // SiteOptions::delivery_batch
-  Time step_gap = 0;              // simulated time between two steps of a busy node
-  std::vector<Time> join_at;      // per node index (0 unused)
+  Time step_gap = 0;                // simulated time between two steps of a busy node
+  std::vector<Time> join_at;        // per node index (0 unused)
   std::vector<SessionStreamPlan> streams;
   std::vector<SessionAction> actions;  // sorted by `at`
   // The agents' own relocations: chances per append handler run and per relocation handler
@@ -146,6 +153,8 @@ struct SessionScenario {
   std::uint32_t hostile_node() const { return sites + 2; }  // if hostile
   Time calm_start() const { return network.calm_start; }
   std::size_t moves() const;
+  // The streams created at setup (all but the ephemeral ones).
+  std::uint32_t setup_streams() const;
   std::size_t senders() const;
   std::size_t durables() const;
 };

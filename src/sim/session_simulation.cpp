@@ -46,15 +46,16 @@ std::string describe(const SessionResult& r) {
          kv("appends_refused", s.appends_refused) + kv("moves_requested", s.moves_requested) +
          kv("self_relocations", s.self_relocations) +
          kv("relocations_refused", s.relocations_refused) + kv("arrives", s.arrives) + "\n";
-  out += "session failures:" + kv("crashes", s.crashes) + kv("restarts", s.restarts) +
-         kv("moves_failed", s.moves_failed) + kv("checkpoints_stored", s.checkpoints_stored) +
-         kv("checkpoint_crashes", s.checkpoint_crashes) +
-         kv("durable_restores", s.durable_restores) +
-         kv("durable_senders_restarted", s.durable_senders_restarted) +
-         kv("checkpoints_saving_at_fm_loss", s.checkpoints_saving_at_fm_loss) +
-         kv("control_resends", s.control_resends) +
-         kv("moves_settled_at_target", s.moves_settled_at_target) +
-         kv("answers_repeated", s.answers_repeated) + kv("stale_answers", s.stale_answers) + "\n";
+  out +=
+      "session failures:" + kv("crashes", s.crashes) + kv("restarts", s.restarts) +
+      kv("moves_failed", s.moves_failed) + kv("lives", s.lives) + kv("lives_cut", s.lives_cut) +
+      kv("channels_retired", s.channels_retired) + kv("checkpoints_stored", s.checkpoints_stored) +
+      kv("checkpoint_crashes", s.checkpoint_crashes) + kv("durable_restores", s.durable_restores) +
+      kv("durable_senders_restarted", s.durable_senders_restarted) +
+      kv("checkpoints_saving_at_fm_loss", s.checkpoints_saving_at_fm_loss) +
+      kv("control_resends", s.control_resends) +
+      kv("moves_settled_at_target", s.moves_settled_at_target) +
+      kv("answers_repeated", s.answers_repeated) + kv("stale_answers", s.stale_answers) + "\n";
   out += "session network:" + kv("sent", n.sent) + kv("arrivals", n.arrivals) +
          kv("lost_random", n.lost_random) + kv("lost_burst", n.lost_burst) +
          kv("lost_partition", n.lost_partition) + kv("duplicated", n.duplicated) +
@@ -68,9 +69,10 @@ std::string describe(const SessionResult& r) {
          kv("sealed_out", s.sealed) + kv("forged_in", t.forged_in) +
          kv("replayed_in", t.replayed_in) + kv("unsealed_in", t.unsealed_in) +
          kv("impostor_frames", t.impostor_frames) + kv("wrong_site_frames", t.wrong_site_frames) +
-         kv("held_frames", t.held_frames) + kv("held_refused", t.held_refused) + kv("caught_up", t.caught_up) +
-         kv("unopened_frames", t.unopened_frames) + kv("misdirected_acks", t.misdirected_acks) +
-         kv("stale_numbering", t.stale_numbering) + kv("stale_boot_in", t.stale_boot_in) + "\n";
+         kv("held_frames", t.held_frames) + kv("held_refused", t.held_refused) +
+         kv("caught_up", t.caught_up) + kv("unopened_frames", t.unopened_frames) +
+         kv("misdirected_acks", t.misdirected_acks) + kv("stale_numbering", t.stale_numbering) +
+         kv("stale_boot_in", t.stale_boot_in) + "\n";
   std::uint64_t refused = 0;
   for (std::uint64_t r : s.refused_control) refused += r;
   if (refused > 0) {

@@ -66,6 +66,10 @@ struct SessionSummary {
   std::uint64_t crashes = 0;       // sites crashed
   std::uint64_t restarts = 0;      // of which came back as new sites
   std::uint64_t moves_failed = 0;  // the shell's moves refused or failed after a crash
+  std::uint64_t lives = 0;         // ephemeral streams created (each destroyed, or cut)
+  std::uint64_t lives_cut = 0;     // ... whose create, attach or destroy a crash failed
+  // Channels of destroyed streams dropped once drained (SiteCounters::channels_retired).
+  std::uint64_t channels_retired = 0;
   std::uint64_t checkpoints_stored = 0;  // commits of checkpoint batches to the nodes' stores
   std::uint64_t checkpoint_crashes = 0;  // crashes at a commit (SessionCrash::Point)
   std::uint64_t durable_restores = 0;    // recoveries of durable streams from a checkpoint

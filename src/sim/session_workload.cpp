@@ -31,6 +31,7 @@ void SessionDriver::shell_poll() {
     on_reply(r, *reply);
   }
   flush_shell_appends();
+  destroy_due_lives();
   maybe_finish_workload();
 }
 
@@ -44,6 +45,7 @@ void SessionDriver::start_setup() {
   }
   site::SiteCore& core = *nodes_[sc_.shell_node()].core;
   for (std::uint32_t i = 0; i < sc_.streams.size(); ++i) {
+    if (sc_.streams[i].ephemeral) continue;  // its kLife actions create it
     wire::CreateReq r;
     r.name = sc_.streams[i].name;
     r.site = site_ids_[sc_.streams[i].node];
@@ -52,7 +54,7 @@ void SessionDriver::start_setup() {
     if (sc_.streams[i].durable) r.flags |= wire::kStreamDurable;
     outstanding_[core.send_request(r)] = Request{Request::Kind::kCreate, i};
   }
-  trace("shell creates " + std::to_string(sc_.streams.size()) + " streams");
+  trace("shell creates " + std::to_string(sc_.setup_streams()) + " streams");
 }
 
 void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
@@ -60,6 +62,11 @@ void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
   const SessionStreamPlan* plan =
       r.kind == Request::Kind::kQuiesce ? nullptr : &sc_.streams[r.stream];
   note(SessionEventKind::kAction, static_cast<std::uint64_t>(r.kind), r.stream, reply.code);
+  if (r.kind == Request::Kind::kLifeCreate || r.kind == Request::Kind::kLifeAttach ||
+      r.kind == Request::Kind::kLifeDestroy) {
+    on_life_reply(r, reply);
+    return;
+  }
   // After a crash a move may find its target gone, or lose an end on the way (its stream is
   // then recovered or stays): the leader says so, as it should.
   if (reply.code != 0 && r.kind == Request::Kind::kMove && !crashed_ids_.empty()) {
@@ -76,13 +83,14 @@ void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
     case Request::Kind::kCreate: {
       const wire::StreamRecord* rec = core.directory().find(plan->name);
       // The leader broadcasts the Location before it answers, on the same channel.
-      if (!rec || rec->id == 0 || rec->id > sc_.streams.size()) {
+      if (!rec || rec->id == 0 || rec->id > sc_.setup_streams()) {
         checker_.fail("api_contract", "after creating " + plan->name + " the shell's directory " +
                                           (rec ? "gives it id " + std::to_string(rec->id)
                                                : std::string("does not know it")));
         return;
       }
       ids_[plan->name] = rec->id;
+      stream_ids_.push_back(rec->id);
       checker_.add_stream(rec->id, plan->name);
       checker_.set_failure_manager(rec->id, rec->failure_manager);
       if (plan->durable) {
@@ -97,7 +105,7 @@ void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
       return;
     }
     case Request::Kind::kAttach:
-      if (++attached_ == sc_.streams.size()) {
+      if (++attached_ == sc_.setup_streams()) {
         phase_ = Phase::kWorkload;
         sum_.setup_done_at = now_;
         trace("shell: every stream created with its agent; the workload starts");
@@ -128,6 +136,10 @@ void SessionDriver::on_reply(const Request& r, const wire::Reply& reply) {
       checker_.on_quiescence(busy);
       return;
     }
+    case Request::Kind::kLifeCreate:
+    case Request::Kind::kLifeAttach:
+    case Request::Kind::kLifeDestroy:
+      return;  // on_life_reply
   }
 }
 
@@ -142,6 +154,13 @@ void SessionDriver::on_action(std::uint32_t index) {
     case SessionAction::Kind::kAppend:
       shell_append(a.stream, 'm', 0);
       return;
+    case SessionAction::Kind::kLife: {
+      Lives& l = lives_[a.stream];
+      if (l.stopped) return;
+      l.waiting.push_back(a.count);
+      if (!l.busy) start_life(a.stream);
+      return;
+    }
     case SessionAction::Kind::kMove: {
       site::SiteCore& core = *nodes_[sc_.shell_node()].core;
       wire::MoveReq m;
@@ -152,6 +171,100 @@ void SessionDriver::on_action(std::uint32_t index) {
       outstanding_[core.send_request(m)] = Request{Request::Kind::kMove, a.stream};
       return;
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Ephemeral streams: create, attach, append, destroy, as a script would (the destroy once
+// the stream consumed what the shell appended to it, as ShellApi::stream_destroy waits), and
+// again under the same name. The checker judges each life as a stream of its own.
+
+void SessionDriver::start_life(std::uint32_t stream) {
+  Lives& l = lives_[stream];
+  l.busy = true;
+  l.appends = l.waiting.front();
+  l.waiting.pop_front();
+  const SessionStreamPlan& p = sc_.streams[stream];
+  wire::CreateReq r;
+  r.name = p.name;
+  r.site = site_ids_[p.node];
+  site::SiteCore& core = *nodes_[sc_.shell_node()].core;
+  outstanding_[core.send_request(r)] = Request{Request::Kind::kLifeCreate, stream};
+  trace("shell creates " + p.name + " (a new life)");
+}
+
+void SessionDriver::on_life_reply(const Request& r, const wire::Reply& reply) {
+  site::SiteCore& core = *nodes_[sc_.shell_node()].core;
+  const SessionStreamPlan& p = sc_.streams[r.stream];
+  Lives& l = lives_[r.stream];
+  if (r.kind == Request::Kind::kLifeAttach) checker_.set_attaching(ids_[p.name], false);
+  if (reply.code != 0) {
+    // After a crash an operation may fail (its site is gone): the leader says so. The
+    // stream's lives end there.
+    if (!crashed_ids_.empty()) {
+      ++sum_.lives_cut;
+      trace("shell: a life of " + p.name + " ended: " + reply.text);
+      if (r.kind == Request::Kind::kLifeAttach) checker_.set_agentless(ids_[p.name]);
+      l.busy = false;
+      l.stopped = true;
+      return;
+    }
+    checker_.fail("api_contract",
+                  "the leader refused an operation on " + p.name + ": " + reply.text);
+    return;
+  }
+  switch (r.kind) {
+    case Request::Kind::kLifeCreate: {
+      const wire::StreamRecord* rec = core.directory().find(p.name);
+      if (!rec || rec->id == 0) {
+        checker_.fail("api_contract",
+                      "after creating " + p.name + " the shell's directory " + "does not know it");
+        return;
+      }
+      ids_[p.name] = rec->id;
+      stream_ids_.push_back(rec->id);
+      if (!p.forwards) silent_.insert(rec->id);
+      checker_.add_stream(rec->id, p.name);
+      shell_sent_[r.stream] = 0;  // a new stream: the pair numbers from 1
+      ++sum_.lives;
+      wire::AttachReq a;
+      a.stream = p.name;
+      a.args = p.name;
+      a.cpp_type = "sim.receiver";
+      checker_.set_attaching(rec->id, true);
+      outstanding_[core.send_request(a)] = Request{Request::Kind::kLifeAttach, r.stream};
+      return;
+    }
+    case Request::Kind::kLifeAttach:
+      for (std::uint32_t k = 0; k < l.appends; ++k) shell_append(r.stream, 'm', 0);
+      l.destroy_due = true;
+      destroy_due_lives();
+      return;
+    case Request::Kind::kLifeDestroy:
+      checker_.on_destroyed(ids_[p.name]);
+      l.busy = false;
+      if (!l.stopped && !l.waiting.empty()) start_life(r.stream);
+      return;
+    default:
+      return;
+  }
+}
+
+// A shell's destroy waits until the stream consumed every message the shell appended to it
+// (ShellApi::stream_destroy): those still refused by a full buffer first, then the rest.
+void SessionDriver::destroy_due_lives() {
+  site::SiteCore& core = *nodes_[sc_.shell_node()].core;
+  for (auto& [stream, l] : lives_) {
+    if (!l.destroy_due) continue;
+    const bool queued = std::any_of(shell_appends_.begin(), shell_appends_.end(),
+                                    [&](const ShellAppend& sa) { return sa.stream == stream; });
+    const StreamId id = ids_[sc_.streams[stream].name];
+    if (queued || core.has_unconsumed(core.sender_id(), id)) continue;
+    l.destroy_due = false;
+    wire::DestroyReq d;
+    d.name = sc_.streams[stream].name;
+    outstanding_[core.send_request(d)] = Request{Request::Kind::kLifeDestroy, stream};
+    trace("shell destroys " + d.name);
   }
 }
 
@@ -195,6 +308,8 @@ void SessionDriver::maybe_finish_workload() {
   if (phase_ != Phase::kWorkload || quiesce_scheduled_) return;
   if (actions_done_ < sc_.actions.size() || !outstanding_.empty() || !shell_appends_.empty())
     return;
+  for (const auto& [stream, l] : lives_)
+    if (l.busy || (!l.stopped && !l.waiting.empty())) return;
   quiesce_scheduled_ = true;
   schedule(now_ + sc_.quiesce_delay, SessionEventKind::kQuiesce, sc_.shell_node());
 }
@@ -264,7 +379,7 @@ void SessionDriver::on_receiver_append(AgentContext& ctx, std::string_view /*mes
   checker_.on_agent_count(self, handled, hash);
   // Forwarding, to any receiver (itself too): chains of handlers across sites that outlive
   // the shell's last append, which termination detection must wait for.
-  if (forwards_ < sc_.max_forwards && rng_.chance(sc_.forward_chance)) {
+  if (forwards_ < sc_.max_forwards && !silent_.contains(self) && rng_.chance(sc_.forward_chance)) {
     ++forwards_;
     (void)agent_append(ctx, receivers_[rng_.below(receivers_.size())], sent);
   }

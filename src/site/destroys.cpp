@@ -47,3 +47,40 @@ void SiteCore::send_waiting_destroys() {
 }
 
 }  // namespace mstream::site
+
+namespace mstream::site {
+
+// A destroyed stream's outgoing channels stay at its last site until their receivers consumed
+// what it appended (nothing it accepted is lost); then they go, or every stream ever destroyed
+// here would leave its channels behind (doc/session.md "What is forgotten").
+void SiteCore::retire_sender(StreamId from, const std::unordered_set<StreamId>& to) {
+  for (StreamId t : to)
+    if (!drop_if_drained({from, t})) retired_senders_[from].insert(t);
+}
+
+bool SiteCore::drop_if_drained(proto::ChannelKey key) {
+  const proto::SendChannel* ch = transport_.send_channel(key);
+  if (ch && ch->unconsumed_count() > 0) return false;
+  if (auto ov = overflow_.find(key); ov != overflow_.end() && !ov->second.empty()) return false;
+  (void)transport_.take_send_state(key);
+  drop_overflow(key);
+  if (auto s = senders_to_.find(key.to); s != senders_to_.end()) {
+    s->second.erase(key.from);
+    if (s->second.empty()) senders_to_.erase(s);
+  }
+  return true;
+}
+
+// After each step: the channels of destroyed streams that drained since go.
+void SiteCore::drop_drained_retired() {
+  for (auto it = retired_senders_.begin(); it != retired_senders_.end();) {
+    std::erase_if(it->second, [&](StreamId to) {
+      const bool dropped = drop_if_drained({it->first, to});
+      counters_.channels_retired += dropped;
+      return dropped;
+    });
+    it = it->second.empty() ? retired_senders_.erase(it) : std::next(it);
+  }
+}
+
+}  // namespace mstream::site

@@ -5,6 +5,14 @@
 
 namespace mstream::site {
 
+std::vector<StreamId> SiteCore::hosted_ids() const {
+  std::vector<StreamId> ids;
+  ids.reserve(hosted_.size());
+  for (const auto& [id, h] : hosted_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 SiteSizes SiteCore::sizes() const {
   SiteSizes s;
   s.hosted = hosted_.size();

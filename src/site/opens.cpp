@@ -87,6 +87,15 @@ void SiteCore::on_open_answer(proto::ChannelKey key, const wire::Reply& r) {
   if (r.code == 0) {
     opened_.insert(key);
     for (std::string& m : w.messages) append_opened(h, key.from, w.name, std::move(m), w.from_name);
+    // Its sender was destroyed while the open was under way: what it appended goes all the
+    // same, and the channel goes once drained.
+    if (!h && !is_control(key.from)) {
+      retire_sender(key.from, {key.to});
+      if (std::none_of(opening_.begin(), opening_.end(),
+                       [&](const auto& o) { return o.first.from == key.from; }) &&
+          !is_control(key.from))
+        transport_.set_sender_origin(key.from, 0);
+    }
   } else if (!w.messages.empty()) {
     // Never appended: nothing to count as discarded. The denial itself reaches the shells as
     // the handler's request's error (LeaderCore::finish).

@@ -184,7 +184,11 @@ void SiteCore::depart(StreamId id, const wire::MoveOut& m,
   // Nothing of the stream stays here but cached code and agent globals (guarantee 4). Messages
   // delivered but not consumed are dropped: their senders re-send them to the new site.
   (void)transport_.close_stream(id);
-  transport_.set_sender_origin(id, 0);
+  // Its appends still waiting for an open go out under its numbering when the verdict comes
+  // (on_open_answer), and only then is the numbering forgotten.
+  const bool opens_waiting = std::any_of(opening_.begin(), opening_.end(),
+                                         [id](const auto& o) { return o.first.from == id; });
+  if (!opens_waiting) transport_.set_sender_origin(id, 0);
   ++counters_.moves_out;
   hosted_.erase(id);  // h is gone
   send_control(m.target, control_stream(m.target), a);
@@ -564,7 +568,9 @@ void SiteCore::destroy_here(StreamId id) {
   }
   (void)transport_.close_stream(id);
   transport_.set_sender_origin(id, 0);
+  const std::unordered_set<StreamId> out = std::move(h.out_peers);
   hosted_.erase(id);
+  retire_sender(id, out);
   reply_installed(done);
 }
 

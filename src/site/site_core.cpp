@@ -202,6 +202,7 @@ void SiteCore::step(Time now) {
   // control messages go through append_raw too): a release is the only moment their channel
   // gets room again.
   while (transport_.poll_released(&r)) flush_overflow(r.key);
+  if (!retired_senders_.empty()) drop_drained_retired();
   // A receiver consumed, from an earlier life of a restored stream of ours, messages that wait
   // here behind the channel's bound (import_channel): they go out past it, or the channel, its
   // acknowledgements refused, would never drain (SessionSimulation seed 194, small bound).

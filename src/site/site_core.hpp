@@ -130,6 +130,8 @@ struct SiteCounters {
   // A durable stream's failure manager failed (or site 0 restarted) while the briefcases of
   // a checkpoint were being saved (the simulator looks for it: its coverage must stay).
   std::uint64_t checkpoints_saving_at_fm_loss = 0;
+  // A destroyed stream's outgoing channels dropped once drained, after its destroy.
+  std::uint64_t channels_retired = 0;
   // A control channel re-sent after its peer refused what lay beyond its window (a restarted
   // leader's restored channel holds more than the bound).
   std::uint64_t control_resends = 0;
@@ -350,9 +352,15 @@ class SiteCore final : public proto::Node {
   // REQUIRES: no lane is running work (an inline executor, or between steps of a simulation).
   SiteSizes sizes() const;
   bool hosts(StreamId id) const { return hosted_.contains(id); }
+  // The streams hosted here, in id order.
+  std::vector<StreamId> hosted_ids() const;
   // Whether `to` has yet to consume anything `from` appended to it here (sent, held for room,
   // or waiting for its open).
   bool has_unconsumed(StreamId from, StreamId to) const;
+  // destroys.cpp: a destroyed stream's channels go once drained.
+  void retire_sender(StreamId from, const std::unordered_set<StreamId>& to);
+  bool drop_if_drained(proto::ChannelKey key);
+  void drop_drained_retired();
   // The version of the checkpoint of a durable stream hosted here that its failure manager
   // has not yet answered, if one is in flight (the simulator's hostile member aims with it).
   std::optional<std::uint64_t> checkpoint_in_flight(StreamId id) const;
@@ -634,6 +642,8 @@ class SiteCore final : public proto::Node {
   bool lost_session_ = false;
   bool suspended_ = false;
   std::map<StreamId, std::uint64_t> refused_arrivals_;  // refuse_arrivals()
+  // Streams destroyed here whose outgoing channels still hold messages: their receivers.
+  std::unordered_map<StreamId, std::unordered_set<StreamId>> retired_senders_;
   Time resume_timeout_ = 0;        // from the Welcome; 0: the leader is not durable
   std::uint32_t leader_boot_ = 0;  // the boot of site 0 last heard (set_boot)
   Time welcomed_at_ = 0;
