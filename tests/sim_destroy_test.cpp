@@ -79,5 +79,19 @@ TEST(SimRegression, ADestroyedStreamsChannelsGoOnceDrained) {
   }
 }
 
+// A stream created at site 0 just before the leader's process crashed was recovered there
+// when it restarted, before the shell heard of the create: the checker took the recovery as
+// owing the agent's failure handler, though the agent was attached only after it.
+TEST(SessionSimulation, AStreamRecoveredBeforeItsFirstAttachOwesNoAgentHandler) {
+  const SessionResult plain = run_session_seed(94000888, false);
+  EXPECT_TRUE(plain.ok()) << names(plain.violations);
+  EXPECT_GT(plain.summary.lives, 0u);
+  for (std::uint64_t seed : {95000142u, 95001459u}) {
+    const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
+    EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
+    EXPECT_GT(r.summary.lives, 0u) << seed;
+  }
+}
+
 }  // namespace
 }  // namespace mstream::sim

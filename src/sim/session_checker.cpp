@@ -503,6 +503,9 @@ void SessionChecker::set_agentless(StreamId id) {
 void SessionChecker::set_attaching(StreamId id, bool attaching) {
   Stream& st = stream(id);
   st.attaching = attaching;
+  // Before its first attach the stream has no agent: an install until then (a recovery
+  // before the create's answer came) owes no agent's handler.
+  if (attaching) st.awaiting_handler = wire::kNoSite;
   if (!attaching) st.optional_handler = wire::kNoSite;
 }
 
