@@ -27,6 +27,9 @@ site::SiteOptions session_options(const SessionScenario& s, SiteId id, bool shel
   o.delivery_batch = s.delivery_batch;
   o.keep_output = false;
   o.sender_rules_off = s.sender_rules_off;
+  // Destroyed streams are forgotten at once, past the watermark: every late message about
+  // an ephemeral stream's earlier life meets a forgotten stream (doc/session.md).
+  o.kept_destroyed = 1;
   if (s.handler_lanes > 0)
     o.executor = std::make_shared<DeferredExecutor>(s.handler_lanes, mix64(s.seed ^ (id + 1)),
                                                     s.lane_finish_chance);
@@ -271,6 +274,8 @@ SessionResult SessionDriver::run() {
     sum_.control_resends += c.control_resends;
     sum_.channels_retired += c.channels_retired;
   };
+  for (const NodeRun& nr : nodes_)
+    if (nr.core) sum_.forgotten_answered += nr.core->directory().forgotten_answered();
   const auto add_leader = [&](const leader::LeaderCore& l) {
     add_refused(l.refused_control());
     sum_.stale_answers += l.stats().stale_answers;

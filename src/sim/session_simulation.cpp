@@ -49,7 +49,8 @@ std::string describe(const SessionResult& r) {
   out +=
       "session failures:" + kv("crashes", s.crashes) + kv("restarts", s.restarts) +
       kv("moves_failed", s.moves_failed) + kv("lives", s.lives) + kv("lives_cut", s.lives_cut) +
-      kv("channels_retired", s.channels_retired) + kv("checkpoints_stored", s.checkpoints_stored) +
+      kv("channels_retired", s.channels_retired) + kv("forgotten_answered", s.forgotten_answered) +
+      kv("checkpoints_stored", s.checkpoints_stored) +
       kv("checkpoint_crashes", s.checkpoint_crashes) + kv("durable_restores", s.durable_restores) +
       kv("durable_senders_restarted", s.durable_senders_restarted) +
       kv("checkpoints_saving_at_fm_loss", s.checkpoints_saving_at_fm_loss) +

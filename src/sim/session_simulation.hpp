@@ -70,6 +70,9 @@ struct SessionSummary {
   std::uint64_t lives_cut = 0;     // ... whose create, attach or destroy a crash failed
   // Channels of destroyed streams dropped once drained (SiteCounters::channels_retired).
   std::uint64_t channels_retired = 0;
+  // Questions about streams destroyed and forgotten, answered by the leader's watermark
+  // (Directory::forgotten_answered): late words and messages about earlier lives.
+  std::uint64_t forgotten_answered = 0;
   std::uint64_t checkpoints_stored = 0;  // commits of checkpoint batches to the nodes' stores
   std::uint64_t checkpoint_crashes = 0;  // crashes at a commit (SessionCrash::Point)
   std::uint64_t durable_restores = 0;    // recoveries of durable streams from a checkpoint

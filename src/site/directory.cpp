@@ -38,7 +38,7 @@ void Directory::settle(std::uint64_t below) {
 // it (destroyed while an older create was in flight) waits for the watermark to pass it.
 void Directory::trim_destroyed() {
   std::size_t looked = 0;
-  while (destroyed_order_.size() > kKeptDestroyed && looked++ < destroyed_order_.size()) {
+  while (destroyed_order_.size() > kept_destroyed_ && looked++ < destroyed_order_.size()) {
     const std::uint64_t id = destroyed_order_.front();
     destroyed_order_.pop_front();
     if (id < settled_below_)

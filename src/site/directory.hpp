@@ -45,12 +45,19 @@ class Directory {
   // never reused, so the leader's watermark (settle()) answers for every id below it, and only
   // the last kKeptDestroyed destroyed streams above it, or with their channels' ends, are kept.
   bool destroyed(std::uint64_t id) const {
-    return (id != 0 && id < settled_below_ && !by_id_.contains(id)) || destroyed_.contains(id);
+    if (destroyed_.contains(id)) return true;
+    if (id == 0 || id >= settled_below_ || by_id_.contains(id)) return false;
+    ++forgotten_answered_;
+    return true;
   }
+  // How many times destroyed() answered for a stream it keeps nothing of (the watermark).
+  std::uint64_t forgotten_answered() const { return forgotten_answered_; }
   // For a destroyed stream: how far the channel from `from` was consumed (0 if it had none, or
   // if it was destroyed before the last kKeptDestroyed: its senders at this site learnt it then).
   std::uint64_t final_consumed(std::uint64_t id, std::uint64_t from) const;
   static constexpr std::size_t kKeptDestroyed = 1024;
+  // Fewer (the simulator keeps 1, so that its stale messages meet forgotten streams).
+  void set_kept_destroyed(std::size_t n) { kept_destroyed_ = n; }
   std::size_t destroyed_record_count() const { return destroyed_.size(); }
   std::size_t peer_record_count() const { return peers_.size(); }
 
@@ -83,6 +90,8 @@ class Directory {
   std::unordered_map<std::uint64_t, std::vector<wire::InChannel>> destroyed_;
   std::deque<std::uint64_t> destroyed_order_;
   std::uint64_t settled_below_ = 0;
+  std::size_t kept_destroyed_ = kKeptDestroyed;
+  mutable std::uint64_t forgotten_answered_ = 0;
   std::uint32_t shells_below_ = 0;  // above every shell id heard of
 };
 

@@ -37,6 +37,7 @@ SiteCore::SiteCore(SiteOptions options)
   view_->max_message_bytes = options_.max_message_bytes;
   view_->max_held_bytes = options_.max_held_bytes;
   view_->handler_limits = options_.handler_limits;
+  view_->directory.set_kept_destroyed(options_.kept_destroyed);
   if (options_.master_key) transport_.set_master_key(*options_.master_key);
   if (options_.leader_key) transport_.set_pair_key(0, *options_.leader_key);
   // Control streams never move: only their own site (the leader's, site 0) speaks for them.

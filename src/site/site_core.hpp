@@ -98,6 +98,9 @@ struct SiteOptions {
   // Tests only: the sender rules (wire::Sender) not checked, bit 1 << rule; so a test can show
   // what a member's lies would do without each.
   std::uint32_t sender_rules_off = 0;
+  // How many destroyed streams' channel ends the directory keeps (Directory::kKeptDestroyed);
+  // older ones are answered by the leader's watermark. The simulator keeps 1.
+  std::size_t kept_destroyed = Directory::kKeptDestroyed;
 
   // The options of a site or shell whose datagrams are at most `mtu` bytes. The transport
   // admits messages far larger than user messages: a move carries the unconsumed messages of
