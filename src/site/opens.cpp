@@ -92,8 +92,7 @@ void SiteCore::on_open_answer(proto::ChannelKey key, const wire::Reply& r) {
     if (!h && !is_control(key.from)) {
       retire_sender(key.from, {key.to});
       if (std::none_of(opening_.begin(), opening_.end(),
-                       [&](const auto& o) { return o.first.from == key.from; }) &&
-          !is_control(key.from))
+                       [&](const auto& o) { return o.first.from == key.from; }))
         transport_.set_sender_origin(key.from, 0);
     }
   } else if (!w.messages.empty()) {

@@ -22,6 +22,7 @@
 
 #include "tcl/agent_namespace.hpp"
 #include "tcl/commands.hpp"
+#include "tcl/value_guards.hpp"
 
 namespace mstream::tcl {
 namespace {
@@ -106,7 +107,7 @@ struct TclHost::Impl final : detail::AgentScope {
     Tcl_Namespace* ns;  // nullptr once Tcl deleted it (e.g. the agent ran `namespace delete`)
     NamespaceWatch* watch;
     std::array<Tcl_Obj*, kEventCount> handlers{};  // owned references; one per Event
-    std::vector<std::string> briefcase;  // declaration order, no duplicates
+    std::vector<std::string> briefcase;            // declaration order, no duplicates
     AgentOptions options;
     Tcl_Interp* interp = nullptr;  // the host's, or its domain's sandbox
   };
@@ -228,67 +229,24 @@ struct TclHost::Impl final : detail::AgentScope {
     }
   }
 
-  // The commands that make one big value in one go check its size first (a per-command memory
-  // check cannot stop a single allocation): the original is hidden and called after the check.
-  struct Guard {
-    const char* command;  // as the agent calls it
-    const char* hidden;   // the original, hidden
-    const char* shown;    // in errors
-    std::uint64_t (*size)(Tcl_Interp*, int, Tcl_Obj* const[]);
-  };
-  static std::uint64_t length_of(Tcl_Obj* obj) {
-    int n = 0;
-    Tcl_GetStringFromObj(obj, &n);
-    return static_cast<std::uint64_t>(n);
-  }
-  static std::uint64_t repeat_size(Tcl_Interp*, int objc, Tcl_Obj* const objv[]) {
-    Tcl_WideInt count = 0;
-    if (objc != 3 || Tcl_GetWideIntFromObj(nullptr, objv[2], &count) != TCL_OK || count <= 0)
-      return 0;
-    return length_of(objv[1]) * static_cast<std::uint64_t>(count);
-  }
-  static std::uint64_t lrepeat_size(Tcl_Interp*, int objc, Tcl_Obj* const objv[]) {
-    Tcl_WideInt count = 0;
-    if (objc < 2 || Tcl_GetWideIntFromObj(nullptr, objv[1], &count) != TCL_OK || count <= 0)
-      return 0;
-    return static_cast<std::uint64_t>(count) * static_cast<std::uint64_t>(objc - 2) *
-           sizeof(Tcl_Obj*);
-  }
-  static std::uint64_t cat_size(Tcl_Interp*, int objc, Tcl_Obj* const objv[]) {
-    std::uint64_t n = 0;
-    for (int i = 1; i < objc; ++i) n += length_of(objv[i]);
-    return n;
-  }
-  static std::uint64_t append_size(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc < 3) return 0;
-    std::uint64_t n = 0;
-    if (Tcl_Obj* value = Tcl_ObjGetVar2(interp, objv[1], nullptr, 0)) n = length_of(value);
-    for (int i = 2; i < objc; ++i) n += length_of(objv[i]);
-    return n;
-  }
-  static constexpr Guard kGuards[] = {
-      {"::tcl::string::repeat", "mstream_string_repeat", "string repeat", repeat_size},
-      {"::tcl::string::cat", "mstream_string_cat", "string cat", cat_size},
-      {"::lrepeat", "mstream_lrepeat", "lrepeat", lrepeat_size},
-      {"::append", "mstream_append", "append", append_size},
-  };
-
+  // The commands that make one big value in one go check its size first (value_guards.hpp):
+  // the original is hidden and called after the check.
   Status guard_values(Tcl_Interp* sb) {
-    for (const Guard& g : kGuards) {
+    for (const ValueGuard& g : value_guards()) {
       Tcl_CmdInfo info;
       if (Tcl_GetCommandInfo(sb, g.command, &info) == 0) continue;
       const std::string rename = std::string("::rename ") + g.command + " ::" + g.hidden;
       if (Tcl_EvalEx(sb, rename.c_str(), -1, TCL_EVAL_GLOBAL) != TCL_OK ||
           Tcl_HideCommand(sb, g.hidden, g.hidden) != TCL_OK)
         return Status::error(Code::kInternal, std::string("cannot guard ") + g.command);
-      Tcl_CreateObjCommand(sb, g.command, guarded_value, const_cast<Guard*>(&g), nullptr);
+      Tcl_CreateObjCommand(sb, g.command, guarded_value, const_cast<ValueGuard*>(&g), nullptr);
     }
     Tcl_ResetResult(sb);
     return Status::ok_status();
   }
 
   static int guarded_value(ClientData data, Tcl_Interp* sb, int objc, Tcl_Obj* const objv[]) {
-    const Guard& g = *static_cast<const Guard*>(data);
+    const ValueGuard& g = *static_cast<const ValueGuard*>(data);
     Impl* impl = static_cast<Impl*>(Tcl_GetAssocData(sb, kImplKey, nullptr));
     const std::uint64_t cap = impl ? impl->limits.value_bytes : 0;
     const std::uint64_t size = g.size(sb, objc, objv);
@@ -685,7 +643,7 @@ struct TclHost::Impl final : detail::AgentScope {
 
   Tcl_Interp* interp = nullptr;  // trusted agents'; the sandboxes are its children
   ScriptApi* api = nullptr;
-  std::unordered_map<std::uint32_t, Tcl_Interp*> sandboxes;  // by domain
+  std::unordered_map<std::uint32_t, Tcl_Interp*> sandboxes;       // by domain
   std::unordered_map<std::uint32_t, std::size_t> sandbox_agents;  // agents loaded, by domain
   std::deque<std::uint32_t> idle;  // domains whose sandbox has no agent, least recent first
   std::vector<std::pair<std::string, std::string>> exposed;  // name, qualified target
