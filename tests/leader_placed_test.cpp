@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "leader/leader_core.hpp"
 #include "leader_test_support.hpp"
+#include "sim/memory_store.hpp"
 
 namespace mstream::leader {
 namespace {
@@ -24,7 +27,10 @@ class LeaderPlaced : public ::testing::Test {
     LeaderOptions o;
     o.failure_timeout = 0;
     leader_ = std::make_unique<LeaderCore>(
-        o, [this](SiteId to, const wire::ControlMessage& m) { sent_.push_back({to, m}); },
+        o,
+        [this](SiteId to, const wire::ControlMessage& m) {
+          sent_.push_back({to, m});
+        },
         [](SiteId) {});
     for (std::uint64_t nonce = 1; nonce <= 5; ++nonce) sites_.push_back(join(nonce));
     shell_ = join(9, wire::JoinMessage::Role::kShell);
@@ -76,7 +82,9 @@ class LeaderPlaced : public ::testing::Test {
   Time now_ = 0;
 };
 
-constexpr std::int64_t placed(SiteId moving_to) { return -1 - static_cast<std::int64_t>(moving_to); }
+constexpr std::int64_t placed(SiteId moving_to) {
+  return -1 - static_cast<std::int64_t>(moving_to);
+}
 
 // Seed 7 of `mstream sim --scenario session` counted 22 honest frames: the receiver's batch
 // held only the stream's last site, so a site it was at in between sent copies no word ever
@@ -137,6 +145,84 @@ TEST_F(LeaderPlaced, OnlyASitesAskIsAnswered) {
   leader_->on_message(sites_[3], wire::Watch{stream_, 0}, now_);
   leader_->on_message(shell_, wire::Watch{stream_, 77}, now_);
   EXPECT_TRUE(sent_.empty());
+}
+
+// A destroyed stream's messages still go out from the site it was destroyed at. A site that
+// never had the word of that site (it joined, or its process restarted, after the destroy)
+// asks, and the answer names it, across a restart of the leader too (sim seeds 300005,
+// 300628: the receiver's site refused them for ever). Only the last kRetiredKept are kept.
+TEST(LeaderRetired, TheAnswerAboutADestroyedStreamNamesTheSiteItWasDestroyedAt) {
+  std::vector<Sent> sent;
+  auto make = [&sent] {
+    LeaderOptions o;
+    o.failure_timeout = 0;
+    o.state = std::make_shared<sim::MemoryStore>();
+    return std::make_unique<LeaderCore>(
+        o,
+        [&sent](SiteId to, const wire::ControlMessage& m) {
+          sent.push_back({to, m});
+        },
+        [](SiteId) {});
+  };
+  auto placed_for = [&sent](SiteId site) {
+    std::optional<wire::Placed> p;
+    for (const Sent& s : sent)
+      if (const auto* q = std::get_if<wire::Placed>(&s.m); q && s.to == site) p = *q;
+    return p;
+  };
+  auto l = make();
+  const SiteId a = join_leader(*l, 1, wire::JoinMessage::Role::kSite);
+  const SiteId b = join_leader(*l, 2, wire::JoinMessage::Role::kSite);
+  const SiteId shell = join_leader(*l, 9, wire::JoinMessage::Role::kShell);
+  auto create_and_destroy = [&](const std::string& name, std::uint64_t req) {
+    sent.clear();
+    l->on_message(shell, wire::CreateReq{req, name, a, wire::kNoSite, 0}, 0);
+    proto::StreamId id = 0;
+    for (const Sent& s : sent)
+      if (const auto* i = std::get_if<wire::Install>(&s.m)) id = i->stream.id;
+    EXPECT_NE(id, 0u);
+    l->on_message(a, wire::Installed{id, 1, 0, 0, {}, {}}, 0);
+    l->on_message(shell, wire::DestroyReq{req + 1, name}, 0);
+    l->on_message(a, wire::Installed{id, 0, 0, 0, {}, {}}, 0);
+    return id;
+  };
+  const proto::StreamId id = create_and_destroy("s", 1);
+  sent.clear();
+  l->on_message(b, wire::Watch{id, 77}, 0);
+  std::optional<wire::Placed> p = placed_for(b);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->destroyed_at, a);
+  EXPECT_GT(p->destroy_epoch, 1u);
+  EXPECT_EQ(l->sizes().retired, 1u);
+
+  std::vector<proto::StoredRecord> records;
+  std::vector<SiteId> peers;
+  l->take_changes(&records, &peers);
+  auto again = make();
+  ASSERT_TRUE(again->restore(records).ok());
+  again->resume(0);
+  sent.clear();
+  again->on_message(b, wire::Watch{id, 78}, 0);
+  p = placed_for(b);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->destroyed_at, a);
+
+  // A stream never created here, or one still alive, names none.
+  sent.clear();
+  again->on_message(b, wire::Watch{id + 1000, 79}, 0);
+  p = placed_for(b);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->destroyed_at, wire::kNoSite);
+
+  // Bounded: the oldest are forgotten.
+  for (std::uint64_t k = 0; k < LeaderCore::kRetiredKept + 5; ++k)
+    create_and_destroy("t" + std::to_string(k), 10 + 2 * k);
+  EXPECT_EQ(l->sizes().retired, LeaderCore::kRetiredKept);
+  sent.clear();
+  l->on_message(b, wire::Watch{id, 80}, 0);
+  p = placed_for(b);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->destroyed_at, wire::kNoSite);
 }
 
 }  // namespace

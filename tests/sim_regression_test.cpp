@@ -4,9 +4,10 @@
 
 #include <string>
 
+#include "sim/session_checker.hpp"
 #include "sim/session_simulation.hpp"
-#include "sim_test_support.hpp"
 #include "sim/simulation.hpp"
+#include "sim_test_support.hpp"
 
 namespace mstream::sim {
 namespace {
@@ -56,6 +57,46 @@ TEST(SimRegression, ACheckpointBeingSavedWhenItsFailureManagerFailsStaysWhole) {
   EXPECT_GT(r.summary.checkpoints_saving_at_fm_loss, 0u);  // the trigger still happens
 }
 
+// A durable stream's checkpoint holds, beside its channels, the appends its handlers made to a
+// stream it was still opening (Arrive::waiting; its first open was refused by a receiver
+// recovered from a checkpoint older than the open, and it opened again). Its state counts
+// them; no channel numbers them yet. The checker read only the channel, and failed those
+// checkpoints (fresh seeds 97011252, 97010760: "its briefcase has 3 messages appended to
+// /sim/r0, its channel numbers 1"); it now counts what waits too.
+TEST(SessionChecker, DurableStateCountsAppendsThatWaitForAnOpen) {
+  constexpr proto::StreamId kSender = 20, kReceiver = 21;
+  auto checker = [] {
+    SessionChecker c;
+    c.add_stream(kSender, "/s");
+    c.add_stream(kReceiver, "/r");
+    c.set_durable(kSender);
+    c.on_hosting(kSender, 1, true);
+    c.on_hosting(kReceiver, 2, true);
+    for (std::uint64_t i = 1; i <= 3; ++i) c.on_append(i, kSender, kReceiver, i);
+    return c;
+  };
+  DurableRestore r;
+  r.found = true;
+  r.sent_to[kReceiver] = 3;
+  r.out.push_back({kReceiver, 0, 1, 2});  // #1 numbered (and consumed)
+  r.waiting_to[kReceiver] = 2;            // #2 and #3 wait for the open
+  SessionChecker c = checker();
+  c.on_checkpoint_stored(3, kSender, r);
+  EXPECT_TRUE(c.ok()) << names(c.violations());
+  r.waiting_to[kReceiver] = 1;  // one of them is in neither
+  SessionChecker d = checker();
+  d.on_checkpoint_stored(3, kSender, r);
+  EXPECT_FALSE(d.ok());
+}
+
+TEST(SimRegression, ACheckpointCountsTheAppendsThatWaitForAnOpen) {
+  for (std::uint64_t seed : {97011252u, 97010760u}) {
+    const SessionResult r = run_session_seed(seed, false);
+    EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
+    EXPECT_GT(r.summary.checkpoints_with_waiting, 0u) << seed;  // the trigger still happens
+  }
+}
+
 // A durable sender whose failure manager crashed, then its own site before it checkpointed at
 // site 0: recovered there from no checkpoint, it numbered its messages from 1 again under its
 // old origin (the leader kept a durable stream's origin, for its checkpoint), and its
@@ -77,8 +118,7 @@ TEST(SimRegression, ADurableSenderRecoveredFromNoCheckpointNumbersUnderANewOrigi
 // again from the first unconsumed one.
 TEST(SimRegression, ARestartedLeadersControlChannelsDrainUnderASmallBound) {
   for (std::uint64_t seed : {2823u, 2886u, 2921u}) {
-    const SessionResult r =
-        run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
+    const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.control_resends, 0u) << seed;  // the trigger still happens
   }
@@ -88,8 +128,8 @@ TEST(SimRegression, ARestartedLeadersControlChannelsDrainUnderASmallBound) {
 // own lies (a control message to a site that does not exist) wait in its queues for ever, and
 // hostile small-bound seeds failed though every honest node was idle.
 TEST(SimRegression, TheHostileMembersOwnQueuesDoNotCountForQuiescence) {
-  const SessionResult r = run_session_seed(
-      9900038, false, ScenarioOverrides{.small_buffers = true, .hostile = true});
+  const SessionResult r =
+      run_session_seed(9900038, false, ScenarioOverrides{.small_buffers = true, .hostile = true});
   EXPECT_TRUE(r.ok()) << names(r.violations);
 }
 

@@ -37,7 +37,7 @@ int run_sim(const SimArgs& a, bool seed_given, bool seeds_given) {
   o.overrides.moves = !a.no_moves;
   o.overrides.small_buffers = a.small_buffers;
   o.overrides.hostile = a.hostile;
-  o.overrides.ephemeral_forwards = a.ephemeral_forwards;
+  if (a.ephemeral_forwards) o.overrides.ephemeral_forwards = true;
   if (a.max_steps) o.run.max_steps = a.max_steps;
   o.transport = a.scenario != "session";
   o.session = a.scenario != "transport";
@@ -87,7 +87,8 @@ void add_sim_command(CLI::App& app, int* exit_code) {
                 "was never sent, wrong numberings and boots, replayed joins (doc/security.md)");
   cmd->add_flag("--ephemeral-forwards", args->ephemeral_forwards,
                 "Session scenarios' ephemeral streams (created, destroyed and created again "
-                "during the workload) forward what they handle, as receivers do");
+                "during the workload) all forward what they handle, as receivers do (by "
+                "default each seed draws it per stream)");
   cmd->add_option("--scenario", args->scenario,
                   "What each seed runs: the messaging core (transport), a whole session "
                   "(session), or both")

@@ -104,6 +104,16 @@ void LeaderCore::take_changes(std::vector<proto::StoredRecord>* records,
     peers->push_back(site);
   }
   dirty_peers_.clear();
+  for (StreamId id : dirty_retired_) {
+    auto r = retired_.find(id);
+    if (r == retired_.end()) {
+      records->push_back({kRetiredKeys | id, boot_, ++writes_, {}});
+    } else {
+      records->push_back(make_record(kRetiredKeys | id, boot_, ++writes_,
+                                     SavedRetired{r->second.first, r->second.second}));
+    }
+  }
+  dirty_retired_.clear();
   SavedMeta meta;
   meta.boot = boot_;
   meta.next_site = next_site_;
@@ -150,6 +160,11 @@ Status LeaderCore::restore(const std::vector<proto::StoredRecord>& records) {
       for (const SavedDelegated& d : meta.delegated)
         delegated_[d.target].push_back({d.requester, d.req, d.rec, 0});
       for (const SavedCount& c : meta.requests_done) requests_done_by_[c.site] = c.count;
+    } else if (kind == kRetiredKeys) {
+      if (r.value.empty()) continue;  // forgotten
+      SavedRetired sr;
+      if (!wire::decode_fields(r.value, &sr).ok()) return bad("retired stream", r.key);
+      retired_[id] = {sr.site, sr.epoch};
     } else if (kind == kPeerKeys) {
       if (r.value.empty()) continue;  // forgotten
       SavedPeer sp;

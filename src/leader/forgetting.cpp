@@ -27,6 +27,21 @@ void LeaderCore::forget_shell(SiteId shell) {
   touch_peer(shell);  // its stored record goes too (take_changes)
 }
 
+// A destroyed stream's messages not yet consumed are still sent from the site it was destroyed
+// at. A receiver's site that never had the word of that site (it joined, or restarted, after
+// the destroy) asks (wire::Watch); the answer names it (wire::Placed::destroyed_at), for the
+// last kRetiredKept destroyed streams, across a restart of the leader too.
+void LeaderCore::retire(StreamId id, SiteId site, std::uint64_t epoch) {
+  retired_[id] = {site, epoch};
+  if (options_.state) dirty_retired_.insert(id);
+  if (retired_.size() > kRetiredKept) {
+    const StreamId oldest = retired_.begin()->first;
+    retired_.erase(retired_.begin());
+    if (options_.state) dirty_retired_.insert(oldest);
+  }
+  if (options_.state) meta_dirty_ = true;
+}
+
 LeaderCore::Sizes LeaderCore::sizes() const {
   Sizes s;
   s.peers = peers_.size();
@@ -42,6 +57,7 @@ LeaderCore::Sizes LeaderCore::sizes() const {
   s.controls = controls_.size();
   s.dirty_streams = dirty_streams_.size();
   s.batched_locations = batched_locations_.size();
+  s.retired = retired_.size();
   return s;
 }
 

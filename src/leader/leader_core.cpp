@@ -565,8 +565,10 @@ void LeaderCore::complete_destroy(StreamId id, const std::vector<wire::InChannel
     by_name_.erase(rec.name);
     count_hosted(rec.site, wire::kNoSite);
     streams_.erase(sit);
+    const SiteId last = rec.site;
     rec.site = wire::kNoSite;
     rec.epoch = std::max(rec.epoch, state_[id].max_epoch) + 1;
+    if (last != wire::kNoSite) retire(id, last, rec.epoch);
     flush_locations_of(id);
     broadcast(wire::Location{rec, final_in, settled_below()});
   }
@@ -638,7 +640,13 @@ void LeaderCore::on_watch(SiteId from, const wire::Watch& m) {
   // After every word the site was owed (a watcher got each move at once, the others in the
   // batches sent before): whatever came to it before it asked is judged against what it now
   // knows, and the site a move in flight goes to (destroyed or unknown streams included).
-  if (m.ask != 0) send(from, wire::Placed{m.stream, m.ask, moving_to(m.stream)});
+  if (m.ask == 0) return;
+  wire::Placed p{m.stream, m.ask, moving_to(m.stream)};
+  if (auto r = retired_.find(m.stream); r != retired_.end() && rec == streams_.end()) {
+    p.destroyed_at = r->second.first;
+    p.destroy_epoch = r->second.second;
+  }
+  send(from, p);
 }
 
 SiteId LeaderCore::moving_to(StreamId stream) const {

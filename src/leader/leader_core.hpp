@@ -138,8 +138,11 @@ class LeaderCore {
   struct Sizes {
     std::size_t peers = 0, join_nonces = 0, streams = 0, stream_states = 0, agents = 0,
                 requests_done_by = 0, delegated = 0, admitted_at = 0, controls = 0,
-                dirty_streams = 0, batched_locations = 0;
+                dirty_streams = 0, batched_locations = 0, retired = 0;
   };
+  // How many destroyed streams the leader remembers the last site of (wire::Placed): as many
+  // as a receiver's site keeps pins of destroyed senders for.
+  static constexpr std::size_t kRetiredKept = 4096;
   Sizes sizes() const;
   // Every stream id below it is in streams() or was destroyed (or never created): the ids of
   // creates still in flight, and those after them, are not (wire::Welcome::settled_below).
@@ -268,6 +271,7 @@ class LeaderCore {
   }
   void touch_all();
   void forget_shell(SiteId shell);
+  void retire(StreamId id, SiteId site, std::uint64_t epoch);
   void fail_site_ops(SiteId peer);
 
   LeaderOptions options_;
@@ -341,6 +345,10 @@ class LeaderCore {
   bool meta_dirty_ = false;
   std::set<StreamId> dirty_streams_;
   std::set<SiteId> dirty_peers_;
+  std::set<StreamId> dirty_retired_;
+  // The last kRetiredKept destroyed streams (ids grow: the smallest is the oldest): the site
+  // each was destroyed at and the destroy's epoch.
+  std::map<StreamId, std::pair<SiteId, std::uint64_t>> retired_;
 };
 
 }  // namespace mstream::leader

@@ -25,6 +25,9 @@ inline constexpr std::uint64_t kKeyKind = 3ull << 62;
 // the leader's X25519 pair, 96 bytes, so that a restarted leader derives the keys its members
 // hold and answers joins as its members expect.
 inline constexpr std::uint64_t kTrafficKeyKey = kChannelKeys | 0;
+// A destroyed stream among the last kRetiredSenders: the meta kind with the stream's id
+// (never 0), where it was destroyed (SavedRetired).
+inline constexpr std::uint64_t kRetiredKeys = kMetaKey;
 
 struct SavedOp {
   proto::SiteId requester = 0;
@@ -68,6 +71,15 @@ struct SavedStream {
   void fields(A& a) {
     a(created, record, agents, code, in_flight, queue, busy, temp_owner, watchers, max_epoch,
       opened);
+  }
+};
+
+struct SavedRetired {
+  proto::SiteId site = 0;
+  std::uint64_t epoch = 0;
+  template <class A>
+  void fields(A& a) {
+    a(site, epoch);
   }
 };
 

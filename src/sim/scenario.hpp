@@ -5,6 +5,7 @@
 // describe() prints all of it, so a failing seed can be read as well as replayed.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,11 +88,9 @@ struct ScenarioOverrides {
   // Session scenarios: one more node joins as a site, knowing the session's secret, and
   // lies (SessionScenario::hostile).
   bool hostile = false;
-  // Session scenarios: ephemeral streams (SessionStreamPlan::ephemeral) forward what they
-  // handle to other receivers, as receivers do. Off by default while a destroyed stream's
-  // messages to a durable receiver can be lost (issue 18: `mstream sim --scenario session
-  // --ephemeral-forwards --seed 56`).
-  bool ephemeral_forwards = false;
+  // Session scenarios: whether ephemeral streams (SessionStreamPlan::ephemeral) forward what
+  // they handle to other receivers, as receivers do. Unset: each seed draws it per stream.
+  std::optional<bool> ephemeral_forwards;
   // Session scenarios: some seeds add ephemeral streams. Off: the runs seeds made before
   // they existed (the regression tests replay what found their bugs).
   bool ephemerals = true;

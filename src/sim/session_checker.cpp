@@ -165,6 +165,7 @@ void SessionChecker::on_site_crashed(SiteId site, bool keeps_store) {
     if (it != st.hosts.end()) {
       st.hosts.erase(it);
       ++st.recoveries_due;
+      st.crashed_hosted = true;
     }
     // What was to run there never will.
     if (st.awaiting_relocation == site) st.awaiting_relocation = wire::kNoSite;
@@ -403,6 +404,7 @@ void SessionChecker::on_hosting(StreamId id, SiteId site, bool hosts) {
   }
   if (it != st.hosts.end()) return;
   st.hosts.push_back(site);
+  st.crashed_hosted = false;
   if (st.hosts.size() > 1) {
     fail("one_site_per_stream", name(id) + " hosted at site " + std::to_string(st.hosts.front()) +
                                     " and site " + std::to_string(site) + " at once");
@@ -460,8 +462,21 @@ void SessionChecker::on_arrive(const wire::Arrive& a, std::size_t encoded_bytes)
   }
 }
 
+bool SessionChecker::life_crashed(StreamId from, std::uint32_t l) const {
+  if (l < sender_life(from)) return true;
+  auto it = streams_.find(from);
+  return it != streams_.end() && it->second.held_lost;
+}
+
 bool SessionChecker::lost_with_its_life(const Message& m) const {
-  return m.life < sender_life(m.from);
+  return life_crashed(m.from, m.life);
+}
+
+void SessionChecker::on_destroyed_sender_lost(StreamId id) { end_in_crash(stream(id)); }
+
+void SessionChecker::end_in_crash(Stream& st) {
+  destroyed_senders_lost_ += !st.held_lost;
+  st.held_lost = true;
 }
 
 std::uint64_t SessionChecker::unconsumed_required() const {
@@ -473,7 +488,7 @@ std::uint64_t SessionChecker::unconsumed_required() const {
 std::string SessionChecker::first_unconsumed() const {
   for (const auto& [key, p] : pairs_) {
     const auto& [from, l, to] = key;
-    if (l < sender_life(from)) continue;  // that life of the sender crashed: its rest may be lost
+    if (life_crashed(from, l)) continue;  // its rest may be lost
     for (std::size_t i = 0; i < p.gids.size(); ++i) {
       if (truth_.at(p.gids[i]).consumed) continue;
       return "message #" + std::to_string(i + 1) + " of " + name(from) +
@@ -512,6 +527,9 @@ void SessionChecker::set_attaching(StreamId id, bool attaching) {
 void SessionChecker::on_destroyed(StreamId id) {
   Stream& st = stream(id);
   st.destroyed = true;
+  // Its site crashed with it and the leader carried the destroy out instead of a recovery:
+  // what it held there is lost with that life.
+  if (st.crashed_hosted) end_in_crash(st);
   std::uint64_t appended = 0, unconsumed = 0;
   for (const auto& [gid, m] : truth_) {
     if (m.to != id) continue;
@@ -546,7 +564,7 @@ void SessionChecker::check_end() {
     if (st.judged_durable()) {
       for (const auto& [key, p] : pairs_) {
         const auto& [from, l, to] = key;
-        if (to != id || l < sender_life(from))
+        if (to != id || life_crashed(from, l))
           continue;  // a crashed sender's life may lose its rest
         const std::uint64_t held = p.receiver_life == st.life() ? p.consumed : 0;
         if (held < p.gids.size()) {

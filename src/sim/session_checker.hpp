@@ -25,7 +25,10 @@
 //   session_integrity        a message reaches the stream it was appended to, from its sender
 //   session_no_loss          at the end every appended message was consumed, except those a
 //                            life of a stream appended and had not had consumed when that
-//                            life ended in a crash (never the shell's); and every message a
+//                            life ended in a crash (never the shell's; a destroyed stream's
+//                            last life ends in the crash of the site that still holds its
+//                            messages, or that hosted it when the destroy was carried out
+//                            instead of its recovery); and every message a
 //                            sender saw acknowledged was consumed (checked at each recovery
 //                            and at the end)
 //   one_site_per_stream      at no time do two live sites host a stream (a crashed site hosts
@@ -155,6 +158,9 @@ struct DurableRestore {
     std::uint64_t next_seq = 1;
   };
   std::vector<Out> out;
+  // Appends to a stream the sender was still opening (Arrive::waiting): its handlers made
+  // them, so its state counts them, but no channel numbers them yet.
+  std::map<proto::StreamId, std::uint64_t> waiting_to;
 };
 
 class SessionChecker {
@@ -188,6 +194,10 @@ class SessionChecker {
   // `site` crashed: it hosts nothing from now on, and each stream it hosted must recover.
   // keeps_store: its checkpoints stay reachable (site 0, whose next process has its disk).
   void on_site_crashed(SiteId site, bool keeps_store = false);
+  // The crash of its last site took what destroyed stream `id` had appended and its receivers
+  // had not consumed yet (SiteCore::destroyed_senders_holding): its last life ends in that
+  // crash, as a hosted stream's would.
+  void on_destroyed_sender_lost(StreamId id);
   // The sender `from` (its channel's numbering `origin`) knows `acked` of its messages to
   // `to` consumed: its channel's consumed_up_to, read at the sender's site.
   void on_acked(StreamId from, StreamId to, std::uint32_t origin, std::uint64_t acked);
@@ -218,6 +228,9 @@ class SessionChecker {
   // Recoveries of a durable stream that had appended, from no checkpoint: its failure
   // manager's crash took them (a new life, on_durable_restore).
   std::uint64_t durable_senders_restarted() const { return senders_restarted_; }
+  // Destroyed streams whose last life ended in a crash (on_destroyed_sender_lost, or a destroy
+  // carried out after their site crashed with them).
+  std::uint64_t destroyed_senders_lost() const { return destroyed_senders_lost_; }
   bool quiesced() const { return quiesced_; }
   // The first appended message not consumed yet, described; empty when none.
   std::string first_unconsumed() const;
@@ -271,6 +284,8 @@ class SessionChecker {
     // stream, its state being the restored one.
     bool durable = false;
     bool destroyed = false;
+    bool held_lost = false;       // destroyed, then a crash took what it still held (its last life)
+    bool crashed_hosted = false;  // its site crashed while hosting it, and none hosts it since
     bool agentless = false;
     bool attaching = false;
     SiteId optional_handler = wire::kNoSite;  // installed there while attaching
@@ -299,6 +314,9 @@ class SessionChecker {
   void take_back_appends(StreamId id, const DurableRestore& r, const std::string& what);
   void on_recovery(StreamId id, SiteId site, std::uint64_t epoch);
   bool lost_with_its_life(const Message& m) const;
+  bool life_crashed(StreamId from, std::uint32_t l) const;
+  void end_in_crash(Stream& st);
+  std::uint64_t destroyed_senders_lost_ = 0;
   std::uint64_t unconsumed_required() const;
 
   std::map<PairKey, Pair> pairs_;  // ordered: reports are deterministic

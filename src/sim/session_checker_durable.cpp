@@ -149,10 +149,13 @@ std::map<SessionChecker::Pair*, std::uint64_t> SessionChecker::check_restorable(
     const auto& [from, l, to] = key;
     if (from != id) continue;
     const auto [kept, out] = appended_to(id, l, to, r);
-    if (out && out->next_seq != kept + 1) {
+    const auto w = r.waiting_to.find(to);
+    const std::uint64_t waiting = w == r.waiting_to.end() ? 0 : w->second;
+    if (out && out->next_seq - 1 + waiting != kept) {
       fail("durable_state", what + ": its briefcase has " + std::to_string(kept) +
                                 " messages appended to " + name(to) + ", its channel numbers " +
-                                std::to_string(out->next_seq - 1));
+                                std::to_string(out->next_seq - 1) + " and " +
+                                std::to_string(waiting) + " wait for an open");
     }
   }
   return held;

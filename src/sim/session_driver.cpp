@@ -264,6 +264,7 @@ SessionResult SessionDriver::run() {
     }
   }
   checker_.check_end();
+  sum_.destroyed_senders_lost = checker_.destroyed_senders_lost();
 
   const auto add_refused = [this](const auto& counts) {
     for (std::size_t k = 0; k < counts.size(); ++k) sum_.refused_control[k] += counts[k];
@@ -273,6 +274,8 @@ SessionResult SessionDriver::run() {
     sum_.checkpoints_saving_at_fm_loss += c.checkpoints_saving_at_fm_loss;
     sum_.control_resends += c.control_resends;
     sum_.channels_retired += c.channels_retired;
+    sum_.opened_after_destroy += c.opened_after_destroy;
+    sum_.destroyed_senders_placed += c.destroyed_senders_placed;
   };
   for (const NodeRun& nr : nodes_)
     if (nr.core) sum_.forgotten_answered += nr.core->directory().forgotten_answered();
@@ -440,7 +443,10 @@ MemoryStore::Fault SessionDriver::on_store_put(std::uint32_t n,
     Result<std::optional<proto::StoredRecord>> held = nr.store->get(r.key);
     const bool newer = !held.ok() || !held->has_value() || r.epoch > (*held)->epoch ||
                        (r.epoch == (*held)->epoch && r.version > (*held)->version);
-    if (newer) checker_.on_checkpoint_stored(nr.id, r.key, restore_of(r));
+    if (!newer) continue;
+    DurableRestore stored = restore_of(r);
+    if (!stored.waiting_to.empty()) ++sum_.checkpoints_with_waiting;
+    checker_.on_checkpoint_stored(nr.id, r.key, stored);
   }
   return fault;
 }
@@ -480,6 +486,8 @@ void SessionDriver::crash_now(std::uint32_t index) {
   crashed_ids_.insert(nr.id);
   // Site 0's checkpoints are on the disk its next process reads.
   checker_.on_site_crashed(nr.id, c.node == 0);
+  if (nr.core)
+    for (StreamId id : nr.core->destroyed_senders_holding()) checker_.on_destroyed_sender_lost(id);
   if (nr.site) crashed_sites_.push_back(std::move(nr.site));
   if (nr.leader) crashed_leaders_.push_back(std::move(nr.leader));
   nr.node = nullptr;

@@ -129,6 +129,7 @@ DurableRestore SessionDriver::restore_of(const proto::StoredRecord& rec) {
     for (const wire::InChannel& in : a->in) r.in.push_back({in.from, in.origin, in.consumed_up_to});
     for (const wire::OutChannel& out : a->out)
       r.out.push_back({out.to, out.origin, out.consumed_up_to, out.next_seq});
+    for (const wire::WaitingAppends& w : a->waiting) r.waiting_to[w.to] += w.messages.size();
   }
   return r;
 }

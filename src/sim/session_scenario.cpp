@@ -171,9 +171,10 @@ void derive_durable(Rng& rng, SessionScenario* s) {
 }
 
 // Some seeds add one or two ephemeral streams (SessionStreamPlan::ephemeral), each with one
-// to four lives at random times of the workload. Drawn from a generator of their own, after
-// everything else but the leader's crash and security, so that a seed's other options stay.
-void derive_ephemerals(Rng& rng, bool forwards, SessionScenario* s) {
+// to four lives at random times of the workload, forwarding what they handle or not. Drawn
+// from a generator of their own, after everything else but the leader's crash and security,
+// so that a seed's other options stay.
+void derive_ephemerals(Rng& rng, std::optional<bool> forwards, SessionScenario* s) {
   if (s->actions.empty() || !rng.chance(0.4)) return;
   const Time end = s->actions.back().at;
   const auto count = rng.between(1, 2);
@@ -182,7 +183,6 @@ void derive_ephemerals(Rng& rng, bool forwards, SessionScenario* s) {
     p.name = "/sim/e" + std::to_string(k);
     p.node = static_cast<std::uint32_t>(rng.below(s->sites + 1));
     p.ephemeral = true;
-    p.forwards = forwards;
     const auto index = static_cast<std::uint32_t>(s->streams.size());
     s->streams.push_back(std::move(p));
     const auto lives = rng.between(1, 4);
@@ -197,6 +197,10 @@ void derive_ephemerals(Rng& rng, bool forwards, SessionScenario* s) {
   }
   std::stable_sort(s->actions.begin(), s->actions.end(),
                    [](const SessionAction& a, const SessionAction& b) { return a.at < b.at; });
+  // Last, so that the draws above are those of the seeds made before ephemeral streams
+  // forwarded.
+  for (SessionStreamPlan& p : s->streams)
+    if (p.ephemeral) p.forwards = forwards ? *forwards : rng.chance(0.5);
 }
 
 // Some crash seeds crash the leader's process too (it restarts from its durable state, within

@@ -46,17 +46,22 @@ std::string describe(const SessionResult& r) {
          kv("appends_refused", s.appends_refused) + kv("moves_requested", s.moves_requested) +
          kv("self_relocations", s.self_relocations) +
          kv("relocations_refused", s.relocations_refused) + kv("arrives", s.arrives) + "\n";
-  out +=
-      "session failures:" + kv("crashes", s.crashes) + kv("restarts", s.restarts) +
-      kv("moves_failed", s.moves_failed) + kv("lives", s.lives) + kv("lives_cut", s.lives_cut) +
-      kv("channels_retired", s.channels_retired) + kv("forgotten_answered", s.forgotten_answered) +
-      kv("checkpoints_stored", s.checkpoints_stored) +
-      kv("checkpoint_crashes", s.checkpoint_crashes) + kv("durable_restores", s.durable_restores) +
-      kv("durable_senders_restarted", s.durable_senders_restarted) +
-      kv("checkpoints_saving_at_fm_loss", s.checkpoints_saving_at_fm_loss) +
-      kv("control_resends", s.control_resends) +
-      kv("moves_settled_at_target", s.moves_settled_at_target) +
-      kv("answers_repeated", s.answers_repeated) + kv("stale_answers", s.stale_answers) + "\n";
+  out += "session failures:" + kv("crashes", s.crashes) + kv("restarts", s.restarts) +
+         kv("moves_failed", s.moves_failed) + kv("lives", s.lives) + kv("lives_cut", s.lives_cut) +
+         kv("channels_retired", s.channels_retired) +
+         kv("opened_after_destroy", s.opened_after_destroy) +
+         kv("destroyed_senders_lost", s.destroyed_senders_lost) +
+         kv("destroyed_senders_placed", s.destroyed_senders_placed) +
+         kv("forgotten_answered", s.forgotten_answered) +
+         kv("checkpoints_stored", s.checkpoints_stored) +
+         kv("checkpoint_crashes", s.checkpoint_crashes) +
+         kv("durable_restores", s.durable_restores) +
+         kv("checkpoints_with_waiting", s.checkpoints_with_waiting) +
+         kv("durable_senders_restarted", s.durable_senders_restarted) +
+         kv("checkpoints_saving_at_fm_loss", s.checkpoints_saving_at_fm_loss) +
+         kv("control_resends", s.control_resends) +
+         kv("moves_settled_at_target", s.moves_settled_at_target) +
+         kv("answers_repeated", s.answers_repeated) + kv("stale_answers", s.stale_answers) + "\n";
   out += "session network:" + kv("sent", n.sent) + kv("arrivals", n.arrivals) +
          kv("lost_random", n.lost_random) + kv("lost_burst", n.lost_burst) +
          kv("lost_partition", n.lost_partition) + kv("duplicated", n.duplicated) +

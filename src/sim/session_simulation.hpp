@@ -70,12 +70,21 @@ struct SessionSummary {
   std::uint64_t lives_cut = 0;     // ... whose create, attach or destroy a crash failed
   // Channels of destroyed streams dropped once drained (SiteCounters::channels_retired).
   std::uint64_t channels_retired = 0;
+  // Appends of destroyed streams sent once their open was granted
+  // (SiteCounters::opened_after_destroy), and destroyed streams whose messages a crash took
+  // (SessionChecker::destroyed_senders_lost).
+  std::uint64_t opened_after_destroy = 0;
+  std::uint64_t destroyed_senders_lost = 0;
+  std::uint64_t destroyed_senders_placed = 0;  // SiteCounters::destroyed_senders_placed
   // Questions about streams destroyed and forgotten, answered by the leader's watermark
   // (Directory::forgotten_answered): late words and messages about earlier lives.
   std::uint64_t forgotten_answered = 0;
   std::uint64_t checkpoints_stored = 0;  // commits of checkpoint batches to the nodes' stores
   std::uint64_t checkpoint_crashes = 0;  // crashes at a commit (SessionCrash::Point)
   std::uint64_t durable_restores = 0;    // recoveries of durable streams from a checkpoint
+  // Stored checkpoints holding appends that wait for an open (Arrive::waiting): counted by
+  // the state, not yet by any channel (sim seeds 97011252, 97010760).
+  std::uint64_t checkpoints_with_waiting = 0;
   // Recoveries of durable streams that had appended, from no checkpoint (their failure manager
   // crashed with it): SessionChecker::durable_senders_restarted.
   std::uint64_t durable_senders_restarted = 0;

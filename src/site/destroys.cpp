@@ -7,6 +7,7 @@
 // senders (SiteCore::count_discarded says so to a shell).
 
 #include <algorithm>
+#include <set>
 
 #include "site/site_core.hpp"
 
@@ -56,6 +57,16 @@ namespace mstream::site {
 void SiteCore::retire_sender(StreamId from, const std::unordered_set<StreamId>& to) {
   for (StreamId t : to)
     if (!drop_if_drained({from, t})) retired_senders_[from].insert(t);
+}
+
+std::vector<StreamId> SiteCore::destroyed_senders_holding() const {
+  std::set<StreamId> out;
+  for (const auto& [from, to] : retired_senders_)
+    if (!to.empty()) out.insert(from);
+  for (const auto& [key, w] : opening_)
+    if (!w.messages.empty() && !is_control(key.from) && !hosted_.contains(key.from))
+      out.insert(key.from);
+  return {out.begin(), out.end()};
 }
 
 bool SiteCore::drop_if_drained(proto::ChannelKey key) {

@@ -90,10 +90,9 @@ void SiteCore::on_open_answer(proto::ChannelKey key, const wire::Reply& r) {
     // Its sender was destroyed while the open was under way: what it appended goes all the
     // same, and the channel goes once drained.
     if (!h && !is_control(key.from)) {
+      counters_.opened_after_destroy += !w.messages.empty();
       retire_sender(key.from, {key.to});
-      if (std::none_of(opening_.begin(), opening_.end(),
-                       [&](const auto& o) { return o.first.from == key.from; }))
-        transport_.set_sender_origin(key.from, 0);
+      if (!opens_waiting(key.from)) transport_.set_sender_origin(key.from, 0);
     }
   } else if (!w.messages.empty()) {
     // Never appended: nothing to count as discarded. The denial itself reaches the shells as
@@ -132,6 +131,11 @@ std::vector<wire::WaitingAppends> SiteCore::waiting_of(StreamId from) const {
     out.push_back({key.to, w.name, {w.messages.begin(), w.messages.end()}});
   }
   return out;
+}
+
+bool SiteCore::opens_waiting(StreamId from) const {
+  return std::any_of(opening_.begin(), opening_.end(),
+                     [from](const auto& o) { return o.first.from == from; });
 }
 
 void SiteCore::wait_again(Hosted& h, std::vector<wire::WaitingAppends> waiting) {

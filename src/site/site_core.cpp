@@ -472,6 +472,15 @@ void SiteCore::on_location(const wire::StreamRecord& rec,
 // target instead (SiteCore::arrived), ahead of the Reply: until then, the target is where the
 // stream may be going too.
 void SiteCore::on_placed(const wire::Placed& m) {
+  // A sender destroyed before this site had the word of where it was (it joined, or its
+  // process restarted, since): its last copies come from the site it was destroyed at, as
+  // they would had this site heard its Locations.
+  if (m.destroyed_at != wire::kNoSite && m.destroy_epoch > 0 && !is_control(m.stream) &&
+      !view_->directory.find(m.stream)) {
+    transport_.locate_sender(m.stream, m.destroyed_at, m.destroy_epoch - 1, now_);
+    transport_.locate_sender(m.stream, proto::SenderPins::kDestroyed, m.destroy_epoch, now_);
+    ++counters_.destroyed_senders_placed;
+  }
   going_.clear();
   if (m.moving_to != wire::kNoSite) going_.push_back(m.moving_to);
   if (!awaiting_replies_.empty()) {

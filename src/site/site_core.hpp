@@ -135,6 +135,11 @@ struct SiteCounters {
   std::uint64_t checkpoints_saving_at_fm_loss = 0;
   // A destroyed stream's outgoing channels dropped once drained, after its destroy.
   std::uint64_t channels_retired = 0;
+  // Appends of a stream destroyed while they waited for an open, sent once it was granted.
+  std::uint64_t opened_after_destroy = 0;
+  // Destroyed senders placed by the leader's answer (wire::Placed::destroyed_at): this site
+  // never had the word of where they were.
+  std::uint64_t destroyed_senders_placed = 0;
   // A control channel re-sent after its peer refused what lay beyond its window (a restarted
   // leader's restored channel holds more than the bound).
   std::uint64_t control_resends = 0;
@@ -357,6 +362,10 @@ class SiteCore final : public proto::Node {
   bool hosts(StreamId id) const { return hosted_.contains(id); }
   // The streams hosted here, in id order.
   std::vector<StreamId> hosted_ids() const;
+  // Streams destroyed here whose messages are still held here, in id order: sent and not yet
+  // consumed, held for room, or waiting for an open. A crash of this site loses them, as it
+  // loses those of the streams it hosts.
+  std::vector<StreamId> destroyed_senders_holding() const;
   // Whether `to` has yet to consume anything `from` appended to it here (sent, held for room,
   // or waiting for its open).
   bool has_unconsumed(StreamId from, StreamId to) const;
@@ -429,6 +438,9 @@ class SiteCore final : public proto::Node {
   // checkpoint); and waiting again here (it arrived, or was recovered).
   std::vector<wire::WaitingAppends> take_waiting(StreamId from);
   std::vector<wire::WaitingAppends> waiting_of(StreamId from) const;
+  // Appends of `from` wait for an open's verdict here: they go out under its numbering then,
+  // so the numbering (Transport::set_sender_origin) must stay until they have.
+  bool opens_waiting(StreamId from) const;
   void wait_again(Hosted& h, std::vector<wire::WaitingAppends> waiting);
   std::unordered_set<proto::ChannelKey, proto::ChannelKeyHash> opened_;  // pairs opened here
   std::unordered_map<proto::ChannelKey, OpenWait, proto::ChannelKeyHash> opening_;

@@ -34,7 +34,9 @@ namespace mstream::wire {
 // verdicts, doc/security.md).
 // 10: handler errors said where they happen (COMMANDS.md stream_append -sync, stream_move):
 // SyncResult and Reply carry a HandlerFailure.
-inline constexpr std::uint8_t kControlVersion = 11;
+// 11: Location and Welcome carry the watermark of destroyed streams (settled_below).
+// 12: Placed names a destroyed sender's last site (its channels stay there until consumed).
+inline constexpr std::uint8_t kControlVersion = 12;
 inline constexpr std::uint32_t kNoSite = 0xFFFFFFFFu;
 inline constexpr std::size_t kMaxNameBytes = 4096;
 inline constexpr std::size_t kMaxCodeBytes = 16u << 20;
@@ -673,14 +675,19 @@ struct Opened {
 // stream to (a create, move or recovery; kNoSite: none), which may already be sending in its
 // name before its word. The site's transport judges against it what came from a site it could
 // not place (proto::Transport::on_placed).
+// `destroyed_at`: for a stream destroyed among the leader's last kRetiredSenders, the site it
+// was destroyed at, and `destroy_epoch` its destroy's epoch: what it appended is still sent
+// from there (a site that joined after the destroy, or restarted, never had the word).
 struct Placed {
   static constexpr Sender kSender = Sender::kLeader;
   std::uint64_t stream = 0;
   std::uint64_t ask = 0;
   std::uint32_t moving_to = kNoSite;
+  std::uint32_t destroyed_at = kNoSite;
+  std::uint64_t destroy_epoch = 0;
   template <class A>
   void fields(A& a) {
-    a(stream, ask, moving_to);
+    a(stream, ask, moving_to, destroyed_at, destroy_epoch);
   }
 };
 
