@@ -88,7 +88,9 @@
 //                            nowhere, and a stream created again under its name is another
 //                            stream, judged on its own
 //   (the driver adds liveness, progress, determinism, wire_valid, corruption_rejected,
-//   api_contract, directory_consistent and failure_detection: the leader declares every
+//   api_contract, directory_consistent (at the end every replica holds the leader's streams,
+//   where the leader has them, and no other: a late word about a stream destroyed and
+//   forgotten is refused), and failure_detection: the leader declares every
 //   crashed site failed and no other (site 0, which restarts as itself, never), and no live
 //   site gives the session up, not even while the leader is away)
 //

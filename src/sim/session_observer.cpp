@@ -250,6 +250,14 @@ void SessionDriver::check_end_state() {
                         std::to_string(t.recv_channel_count()) + " receive channels for " +
                         std::to_string(hosted) + " streams (bound " + std::to_string(bound) + ")");
     }
+    // And nothing more: a word about a stream destroyed and forgotten, come late, must be
+    // refused (the leader's watermark), not bring the stream back into this replica.
+    for (const auto& [name, id] : nr.core->directory().names()) {
+      if (!leader.streams().contains(id))
+        checker_.fail("directory_consistent", where + "'s directory has stream " +
+                                                  std::to_string(id) + " (" + name +
+                                                  "), which the leader does not");
+    }
     for (const auto& [id, rec] : leader.streams()) {
       const wire::StreamRecord* mine = nr.core->directory().find(id);
       if (!mine || mine->site != rec.site || mine->epoch != rec.epoch) {
