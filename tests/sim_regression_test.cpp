@@ -44,6 +44,19 @@ TEST(SimRegression, AMoveSettledWithItsTargetIsAnsweredWhenTheTargetFails) {
   }
 }
 
+// Two more seeds of issue 18 whose move requests were never answered after crashes and
+// crashes at a commit (liveness). They passed already on ceb842a, before c72c54f; 30005439 goes
+// through what c72c54f guards (a move settled with its target). Kept so that they stay green.
+TEST(SimRegression, MovesAfterCrashesAtACommitAreAnswered) {
+  for (std::uint64_t seed : {30005439u, 30024605u}) {
+    const SessionResult r = run_session_seed(seed, false);
+    EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
+    EXPECT_GT(r.summary.checkpoint_crashes, 0u) << seed;
+    EXPECT_GT(r.summary.moves_failed, 0u) << seed;
+    EXPECT_GT(r.summary.answers_repeated, 0u) << seed;
+  }
+}
+
 // A durable sender's failure manager failed while the briefcases of its checkpoint were being
 // saved: the site put what the checkpoint covered back among the unsaved, so the checkpoint
 // then sent held briefcases newer than its channels (its state had 10 messages of a sender,
