@@ -25,7 +25,7 @@ inline constexpr std::uint64_t kKeyKind = 3ull << 62;
 // the leader's X25519 pair, 96 bytes, so that a restarted leader derives the keys its members
 // hold and answers joins as its members expect.
 inline constexpr std::uint64_t kTrafficKeyKey = kChannelKeys | 0;
-// A destroyed stream among the last kRetiredSenders: the meta kind with the stream's id
+// A destroyed stream among the leader's last LeaderCore::kRetiredKept: the meta kind with its id
 // (never 0), where it was destroyed (SavedRetired).
 inline constexpr std::uint64_t kRetiredKeys = kMetaKey;
 
