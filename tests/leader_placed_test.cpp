@@ -4,6 +4,7 @@
 // flight goes. A site judges against that answer what came from a site it could not place.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -174,7 +175,7 @@ TEST(LeaderRetired, TheAnswerAboutADestroyedStreamNamesTheSiteItWasDestroyedAt) 
   const SiteId a = join_leader(*l, 1, wire::JoinMessage::Role::kSite);
   const SiteId b = join_leader(*l, 2, wire::JoinMessage::Role::kSite);
   const SiteId shell = join_leader(*l, 9, wire::JoinMessage::Role::kShell);
-  auto create_and_destroy = [&](const std::string& name, std::uint64_t req) {
+  auto create = [&](const std::string& name, std::uint64_t req) {
     sent.clear();
     l->on_message(shell, wire::CreateReq{req, name, a, wire::kNoSite, 0}, 0);
     proto::StreamId id = 0;
@@ -182,8 +183,15 @@ TEST(LeaderRetired, TheAnswerAboutADestroyedStreamNamesTheSiteItWasDestroyedAt) 
       if (const auto* i = std::get_if<wire::Install>(&s.m)) id = i->stream.id;
     EXPECT_NE(id, 0u);
     l->on_message(a, wire::Installed{id, 1, 0, 0, {}, {}}, 0);
-    l->on_message(shell, wire::DestroyReq{req + 1, name}, 0);
+    return id;
+  };
+  auto destroy = [&](const std::string& name, proto::StreamId id, std::uint64_t req) {
+    l->on_message(shell, wire::DestroyReq{req, name}, 0);
     l->on_message(a, wire::Installed{id, 0, 0, 0, {}, {}}, 0);
+  };
+  auto create_and_destroy = [&](const std::string& name, std::uint64_t req) {
+    const proto::StreamId id = create(name, req);
+    destroy(name, id, req + 1);
     return id;
   };
   const proto::StreamId id = create_and_destroy("s", 1);
@@ -214,15 +222,23 @@ TEST(LeaderRetired, TheAnswerAboutADestroyedStreamNamesTheSiteItWasDestroyedAt) 
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->destroyed_at, wire::kNoSite);
 
-  // Bounded: the oldest are forgotten.
+  // Bounded, the oldest destroy forgotten first, whatever the ids: a long-lived stream (a
+  // small id) destroyed last is kept.
+  const proto::StreamId old = create("old", 5);
   for (std::uint64_t k = 0; k < LeaderCore::kRetiredKept + 5; ++k)
     create_and_destroy("t" + std::to_string(k), 10 + 2 * k);
   EXPECT_EQ(l->sizes().retired, LeaderCore::kRetiredKept);
+  destroy("old", old, 7);
+  EXPECT_EQ(l->sizes().retired, LeaderCore::kRetiredKept);
   sent.clear();
   l->on_message(b, wire::Watch{id, 80}, 0);
-  p = placed_for(b);
-  ASSERT_TRUE(p.has_value());
-  EXPECT_EQ(p->destroyed_at, wire::kNoSite);
+  l->on_message(b, wire::Watch{old, 81}, 0);
+  std::map<std::uint64_t, SiteId> at;  // by ask
+  for (const Sent& s : sent)
+    if (const auto* q = std::get_if<wire::Placed>(&s.m); q && s.to == b)
+      at[q->ask] = q->destroyed_at;
+  EXPECT_EQ(at[80], wire::kNoSite);
+  EXPECT_EQ(at[81], a);
 }
 
 }  // namespace

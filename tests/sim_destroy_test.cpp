@@ -129,16 +129,36 @@ TEST(SessionChecker, ADestroyedSendersMessagesACrashTookMayBeLost) {
   EXPECT_TRUE(lost.ok()) << names(lost.violations());
   EXPECT_EQ(lost.destroyed_senders_lost(), 1u);
   // Destroyed while its site was down with it: no recovery, its last life ended there.
-  SessionChecker crashed;
-  crashed.add_stream(kStream, "/e");
-  crashed.add_stream(kReceiver, "/r");
-  crashed.on_hosting(kStream, 1, true);
-  crashed.on_hosting(kReceiver, 2, true);
-  crashed.on_append(1, kStream, kReceiver, 1);
+  auto checker_before_destroy = [](bool durable = false) {
+    SessionChecker c;
+    c.add_stream(kStream, "/e");
+    c.add_stream(kReceiver, "/r");
+    if (durable) c.set_durable(kStream);
+    c.on_hosting(kStream, 1, true);
+    c.on_hosting(kReceiver, 2, true);
+    c.on_append(1, kStream, kReceiver, 1);
+    return c;
+  };
+  SessionChecker crashed = checker_before_destroy();
   crashed.on_site_crashed(1);
   crashed.on_destroyed(kStream);
   crashed.check_end();
   EXPECT_FALSE(flagged(crashed, "session_no_loss")) << names(crashed.violations());
+  // Recovered at another site since, then destroyed there: its new life lost nothing.
+  SessionChecker recovered = checker_before_destroy();
+  recovered.on_site_crashed(1);
+  recovered.on_hosting(kStream, 3, true);
+  recovered.on_hosting(kStream, 3, false);
+  recovered.on_destroyed(kStream);
+  recovered.check_end();
+  EXPECT_EQ(recovered.destroyed_senders_lost(), 0u);
+  // A durable stream's messages are never forgiven.
+  SessionChecker durable = checker_before_destroy(true);
+  durable.on_site_crashed(1);
+  durable.on_destroyed_sender_lost(kStream);
+  durable.on_destroyed(kStream);
+  durable.check_end();
+  EXPECT_TRUE(flagged(durable, "session_no_loss"));
 }
 
 // A destroyed stream's messages to a receiver that moved (or was recovered) to a site that

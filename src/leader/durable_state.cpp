@@ -109,8 +109,9 @@ void LeaderCore::take_changes(std::vector<proto::StoredRecord>* records,
     if (r == retired_.end()) {
       records->push_back({kRetiredKeys | id, boot_, ++writes_, {}});
     } else {
-      records->push_back(make_record(kRetiredKeys | id, boot_, ++writes_,
-                                     SavedRetired{r->second.first, r->second.second}));
+      records->push_back(
+          make_record(kRetiredKeys | id, boot_, ++writes_,
+                      SavedRetired{r->second.site, r->second.epoch, r->second.order}));
     }
   }
   dirty_retired_.clear();
@@ -164,7 +165,9 @@ Status LeaderCore::restore(const std::vector<proto::StoredRecord>& records) {
       if (r.value.empty()) continue;  // forgotten
       SavedRetired sr;
       if (!wire::decode_fields(r.value, &sr).ok()) return bad("retired stream", r.key);
-      retired_[id] = {sr.site, sr.epoch};
+      retired_[id] = {sr.site, sr.epoch, sr.order};
+      retired_order_[sr.order] = id;
+      retired_count_ = std::max(retired_count_, sr.order);
     } else if (kind == kPeerKeys) {
       if (r.value.empty()) continue;  // forgotten
       SavedPeer sp;

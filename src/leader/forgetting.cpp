@@ -32,11 +32,15 @@ void LeaderCore::forget_shell(SiteId shell) {
 // the destroy) asks (wire::Watch); the answer names it (wire::Placed::destroyed_at), for the
 // last kRetiredKept destroyed streams, across a restart of the leader too.
 void LeaderCore::retire(StreamId id, SiteId site, std::uint64_t epoch) {
-  retired_[id] = {site, epoch};
+  if (auto old = retired_.find(id); old != retired_.end()) retired_order_.erase(old->second.order);
+  const std::uint64_t order = ++retired_count_;
+  retired_[id] = {site, epoch, order};
+  retired_order_[order] = id;
   if (options_.state) dirty_retired_.insert(id);
-  if (retired_.size() > kRetiredKept) {
-    const StreamId oldest = retired_.begin()->first;
-    retired_.erase(retired_.begin());
+  while (retired_.size() > kRetiredKept) {
+    const StreamId oldest = retired_order_.begin()->second;
+    retired_order_.erase(retired_order_.begin());
+    retired_.erase(oldest);
     if (options_.state) dirty_retired_.insert(oldest);
   }
   if (options_.state) meta_dirty_ = true;

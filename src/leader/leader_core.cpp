@@ -643,8 +643,8 @@ void LeaderCore::on_watch(SiteId from, const wire::Watch& m) {
   if (m.ask == 0) return;
   wire::Placed p{m.stream, m.ask, moving_to(m.stream)};
   if (auto r = retired_.find(m.stream); r != retired_.end() && rec == streams_.end()) {
-    p.destroyed_at = r->second.first;
-    p.destroy_epoch = r->second.second;
+    p.destroyed_at = r->second.site;
+    p.destroy_epoch = r->second.epoch;
   }
   send(from, p);
 }

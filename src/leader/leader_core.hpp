@@ -346,9 +346,16 @@ class LeaderCore {
   std::set<StreamId> dirty_streams_;
   std::set<SiteId> dirty_peers_;
   std::set<StreamId> dirty_retired_;
-  // The last kRetiredKept destroyed streams (ids grow: the smallest is the oldest): the site
-  // each was destroyed at and the destroy's epoch.
-  std::map<StreamId, std::pair<SiteId, std::uint64_t>> retired_;
+  // The last kRetiredKept streams destroyed, and in which order: the oldest destroy goes first,
+  // whatever the stream's id (a long-lived stream has a small one).
+  struct Retired {
+    SiteId site = 0;
+    std::uint64_t epoch = 0;  // of its destroy
+    std::uint64_t order = 0;  // key of retired_order_
+  };
+  std::map<StreamId, Retired> retired_;
+  std::map<std::uint64_t, StreamId> retired_order_;
+  std::uint64_t retired_count_ = 0;
 };
 
 }  // namespace mstream::leader

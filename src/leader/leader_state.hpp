@@ -77,9 +77,10 @@ struct SavedStream {
 struct SavedRetired {
   proto::SiteId site = 0;
   std::uint64_t epoch = 0;
+  std::uint64_t order = 0;  // the leader's count of destroys when it was destroyed
   template <class A>
   void fields(A& a) {
-    a(site, epoch);
+    a(site, epoch, order);
   }
 };
 

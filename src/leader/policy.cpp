@@ -1,12 +1,11 @@
 // LeaderCore's policy: which controllers vet which events, and the checks in flight
 // (COMMANDS.md, Policy). Beside leader_core.cpp.
-#include "leader/leader_core.hpp"
-
 #include <algorithm>
 #include <array>
 #include <iterator>
 #include <limits>
 
+#include "leader/leader_core.hpp"
 #include "leader/leader_internal.hpp"
 #include "leader/leader_state.hpp"
 #include "site/directory.hpp"

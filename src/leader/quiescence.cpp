@@ -1,12 +1,11 @@
 // LeaderCore's termination detection: probe waves and the shells waiting for quiescence
 // (doc/session.md). Beside leader_core.cpp.
-#include "leader/leader_core.hpp"
-
 #include <algorithm>
 #include <array>
 #include <iterator>
 #include <limits>
 
+#include "leader/leader_core.hpp"
 #include "leader/leader_internal.hpp"
 #include "leader/leader_state.hpp"
 #include "site/directory.hpp"
@@ -77,8 +76,7 @@ void LeaderCore::maybe_complete_wave(Time now) {
     balanced = balanced && sums.held == 0;
   } else {
     balanced = balanced && sums.appended == sums.consumed;
-    for (const Waiter& w : waiters_)
-      balanced = balanced && sums.from_shell[w.shell] == w.appended;
+    for (const Waiter& w : waiters_) balanced = balanced && sums.from_shell[w.shell] == w.appended;
   }
   if (all_idle && balanced && last_wave_ && *last_wave_ == sums) {
     for (const Waiter& w : waiters_) reply(w.shell, w.req, kOk, "quiescent");

@@ -142,6 +142,11 @@ class SenderPins {
   bool waits_after(StreamId from, std::uint64_t mark) const;
   std::size_t unjudged() const { return unjudged_.size(); }
   std::size_t record_count() const { return records_.size(); }
+  // Whether a word named `site` for `from` as where it is or was before its last move.
+  bool names(StreamId from, SiteId site) const {
+    auto it = records_.find(from);
+    return it != records_.end() && (it->second.site == site || it->second.prev == site);
+  }
   // Forgets the sender's words (it was destroyed long ago; Transport::retire_sender).
   void forget(StreamId from) {
     records_.erase(from);

@@ -221,6 +221,8 @@ class Transport {
   // next TransportConfig::pin_words_lost, are never counted in wrong_site_frames.
   void leader_restarted(Time now);
   std::size_t sender_pin_count() const { return pins_.record_count(); }
+  // Whether the words given to locate_sender() place `from` at `site` (SenderPins::names).
+  bool sender_placed_at(StreamId from, SiteId site) const { return pins_.names(from, site); }
   static constexpr std::size_t kRetiredSenders = 4096;
   // Forgets the receive channels from `from` here and its deliveries not yet taken: a
   // member's control stream, once it left or failed and was fenced.

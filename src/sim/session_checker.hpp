@@ -198,7 +198,7 @@ class SessionChecker {
   void on_site_crashed(SiteId site, bool keeps_store = false);
   // The crash of its last site took what destroyed stream `id` had appended and its receivers
   // had not consumed yet (SiteCore::destroyed_senders_holding): its last life ends in that
-  // crash, as a hosted stream's would.
+  // crash, as a hosted stream's would. Not a durable stream's: it must lose nothing.
   void on_destroyed_sender_lost(StreamId id);
   // The sender `from` (its channel's numbering `origin`) knows `acked` of its messages to
   // `to` consumed: its channel's consumed_up_to, read at the sender's site.

@@ -94,7 +94,11 @@ void SiteCore::on_open_answer(proto::ChannelKey key, const wire::Reply& r) {
       retire_sender(key.from, {key.to});
       if (!opens_waiting(key.from)) transport_.set_sender_origin(key.from, 0);
     }
-  } else if (!w.messages.empty()) {
+  } else if (!h && !is_control(key.from) && !opens_waiting(key.from)) {
+    // A destroyed sender's last open was denied: its numbering goes now (destroy_here kept it).
+    transport_.set_sender_origin(key.from, 0);
+  }
+  if (r.code != 0 && !w.messages.empty()) {
     // Never appended: nothing to count as discarded. The denial itself reaches the shells as
     // the handler's request's error (LeaderCore::finish).
     report_error("site " + std::to_string(options_.self) + ": " +

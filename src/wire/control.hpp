@@ -675,9 +675,10 @@ struct Opened {
 // stream to (a create, move or recovery; kNoSite: none), which may already be sending in its
 // name before its word. The site's transport judges against it what came from a site it could
 // not place (proto::Transport::on_placed).
-// `destroyed_at`: for a stream destroyed among the leader's last kRetiredSenders, the site it
-// was destroyed at, and `destroy_epoch` its destroy's epoch: what it appended is still sent
-// from there (a site that joined after the destroy, or restarted, never had the word).
+// `destroyed_at`: for a stream among the last LeaderCore::kRetiredKept the leader destroyed,
+// the site it was destroyed at, and `destroy_epoch` its destroy's epoch: what it appended is
+// still sent from there (a site that joined after the destroy, or restarted, never had the
+// word).
 struct Placed {
   static constexpr Sender kSender = Sender::kLeader;
   std::uint64_t stream = 0;
