@@ -1,12 +1,10 @@
 #include "tcl/tcl_host.hpp"
 
-#include <malloc.h>
 #include <tcl.h>
 
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <climits>
 #include <cstdint>
 #include <deque>
 #include <initializer_list>
@@ -22,6 +20,7 @@
 
 #include "tcl/agent_namespace.hpp"
 #include "tcl/commands.hpp"
+#include "tcl/run_limits.hpp"
 #include "tcl/value_guards.hpp"
 
 namespace mstream::tcl {
@@ -198,7 +197,7 @@ struct TclHost::Impl final : detail::AgentScope {
     Tcl_CreateNamespace(sb, kAgentsNamespace, nullptr, nullptr);
     for (const auto& [n, t] : exposed)
       Tcl_CreateAlias(sb, n.c_str(), interp, t.c_str(), 0, nullptr);
-    Tcl_LimitAddHandler(sb, TCL_LIMIT_COMMANDS, on_command_limit, this, nullptr);
+    run_limits.watch(sb);
     Tcl_ResetResult(sb);
     sandboxes.emplace(domain, sb);
     return sb;
@@ -248,7 +247,7 @@ struct TclHost::Impl final : detail::AgentScope {
   static int guarded_value(ClientData data, Tcl_Interp* sb, int objc, Tcl_Obj* const objv[]) {
     const ValueGuard& g = *static_cast<const ValueGuard*>(data);
     Impl* impl = static_cast<Impl*>(Tcl_GetAssocData(sb, kImplKey, nullptr));
-    const std::uint64_t cap = impl ? impl->limits.value_bytes : 0;
+    const std::uint64_t cap = impl ? impl->run_limits.limits().value_bytes : 0;
     const std::uint64_t size = g.size(sb, objc, objv);
     if (impl == nullptr) {
       Tcl_SetObjResult(sb, Tcl_NewStringObj("sandbox: no host", -1));
@@ -306,13 +305,14 @@ struct TclHost::Impl final : detail::AgentScope {
       return TCL_ERROR;
     }
     auto want = std::chrono::milliseconds(ms);
-    const bool limited = impl->limits.time_ms > 0 && impl->depth > 0;
+    const std::uint64_t time_ms = impl->run_limits.limits().time_ms;
+    const bool limited = time_ms > 0 && impl->depth > 0;
     if (limited) {
-      const auto left = impl->deadline - std::chrono::steady_clock::now();
+      const auto left = impl->run_limits.deadline() - std::chrono::steady_clock::now();
       if (want > left) {
         if (left > std::chrono::steady_clock::duration::zero()) std::this_thread::sleep_for(left);
-        const std::string message = "sandbox: time limit exceeded (" +
-                                    std::to_string(impl->limits.time_ms) + " ms per run)";
+        const std::string message =
+            "sandbox: time limit exceeded (" + std::to_string(time_ms) + " ms per run)";
         Tcl_SetObjResult(sb, Tcl_NewStringObj(message.c_str(), -1));
         Tcl_SetErrorCode(sb, "MSTREAM", "limit", nullptr);
         return TCL_ERROR;
@@ -321,88 +321,6 @@ struct TclHost::Impl final : detail::AgentScope {
     std::this_thread::sleep_for(want);
     Tcl_ResetResult(sb);
     return TCL_OK;
-  }
-
-  static std::uint64_t heap_bytes() {
-    const struct mallinfo2 m = mallinfo2();
-    return m.uordblks + m.hblkhd;
-  }
-
-  // Before a run of a sandboxed agent: its time, command and memory budgets start now.
-  void arm(Tcl_Interp* sb) {
-    abort_reason.clear();
-    Tcl_LimitTypeReset(sb, TCL_LIMIT_COMMANDS | TCL_LIMIT_TIME);
-    Tcl_Obj* count = Tcl_NewStringObj("::info cmdcount", -1);
-    Tcl_IncrRefCount(count);
-    int now = 0;
-    if (Tcl_EvalObjEx(sb, count, TCL_EVAL_GLOBAL) == TCL_OK)
-      Tcl_GetIntFromObj(nullptr, Tcl_GetObjResult(sb), &now);
-    Tcl_DecrRefCount(count);
-    Tcl_ResetResult(sb);
-    run_start = static_cast<std::uint32_t>(now);
-    heap_base = heap_bytes();
-    deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limits.time_ms);
-    if (limits.commands > 0 || limits.memory_bytes > 0) {
-      set_next_check(sb, now);
-      Tcl_LimitTypeSet(sb, TCL_LIMIT_COMMANDS);
-    }
-    if (limits.time_ms > 0) {
-      Tcl_Time t;
-      Tcl_GetTime(&t);
-      const std::uint64_t us = static_cast<std::uint64_t>(t.usec) + (limits.time_ms % 1000) * 1000;
-      t.sec += static_cast<long>(limits.time_ms / 1000 + us / 1000000);
-      t.usec = static_cast<long>(us % 1000000);
-      Tcl_LimitSetTime(sb, &t);
-      Tcl_LimitTypeSet(sb, TCL_LIMIT_TIME);
-    }
-  }
-
-  void set_next_check(Tcl_Interp* sb, int now) {
-    std::uint64_t step =
-        limits.memory_bytes > 0 ? std::max<std::uint32_t>(limits.check_every, 1) : limits.commands;
-    if (limits.commands > 0) step = std::min(step, limits.commands);
-    const std::int64_t next =
-        std::min<std::int64_t>(std::int64_t{now} + static_cast<std::int64_t>(step), INT_MAX);
-    Tcl_LimitSetCommands(sb, static_cast<int>(next));
-  }
-
-  // Tcl calls this when the command count reaches what set_next_check() set: the run goes on
-  // only if neither its command nor its memory budget is spent.
-  static void on_command_limit(ClientData data, Tcl_Interp* sb) {
-    Impl* impl = static_cast<Impl*>(data);
-    const int now = Tcl_LimitGetCommands(sb);
-    const std::uint64_t used =
-        static_cast<std::uint32_t>(static_cast<std::uint32_t>(now) - impl->run_start);
-    const HandlerLimits& l = impl->limits;
-    if (l.commands > 0 && used >= l.commands) {
-      impl->abort_reason =
-          "command limit exceeded (" + std::to_string(l.commands) + " commands per run)";
-      return;
-    }
-    if (l.memory_bytes > 0) {
-      const std::uint64_t heap = heap_bytes();
-      const std::uint64_t grown = heap > impl->heap_base ? heap - impl->heap_base : 0;
-      if (grown > l.memory_bytes) {
-        impl->abort_reason = "memory limit exceeded (the heap grew by " + std::to_string(grown) +
-                             " bytes, over " + std::to_string(l.memory_bytes) + " per run)";
-        return;
-      }
-    }
-    impl->set_next_check(sb, now);
-  }
-
-  // After the run: a limit that stopped it is said as such, and the interpreter is usable again.
-  void disarm(Tcl_Interp* sb, HandlerOutcome* outcome) {
-    const bool time = Tcl_LimitTypeExceeded(sb, TCL_LIMIT_TIME) != 0;
-    const bool commands = Tcl_LimitTypeExceeded(sb, TCL_LIMIT_COMMANDS) != 0;
-    Tcl_LimitTypeReset(sb, TCL_LIMIT_COMMANDS | TCL_LIMIT_TIME);
-    if (!time && !commands) return;
-    outcome->ok = false;
-    outcome->result = "sandbox: " + (time ? "time limit exceeded (" +
-                                                std::to_string(limits.time_ms) + " ms per run)"
-                                     : abort_reason.empty() ? std::string("command limit exceeded")
-                                                            : abort_reason);
-    outcome->error_info = outcome->result;
   }
 
   void set_handler(Event event, Tcl_Obj* script) override {
@@ -471,13 +389,13 @@ struct TclHost::Impl final : detail::AgentScope {
       } else {
         Running running(*this, &agent);
         const bool limited = !agent.options.trusted && depth == 0;
-        if (limited) arm(interp);
+        if (limited) run_limits.arm(interp);
         ++depth;
         code = Tcl_EvalObjEx(interp, script, 0);
         --depth;
         if (limited) {
           HandlerOutcome out = finish(interp, code);
-          disarm(interp, &out);
+          run_limits.disarm(interp, &out);
           return out;
         }
       }
@@ -647,12 +565,8 @@ struct TclHost::Impl final : detail::AgentScope {
   std::unordered_map<std::uint32_t, std::size_t> sandbox_agents;  // agents loaded, by domain
   std::deque<std::uint32_t> idle;  // domains whose sandbox has no agent, least recent first
   std::vector<std::pair<std::string, std::string>> exposed;  // name, qualified target
-  HandlerLimits limits;
+  RunLimits run_limits;
   int depth = 0;  // runs in progress (a nested one runs within the outer one's limits)
-  std::uint32_t run_start = 0;
-  std::uint64_t heap_base = 0;
-  std::chrono::steady_clock::time_point deadline;
-  std::string abort_reason;
   Tcl_Obj* argv_name = nullptr;
   // shared_ptr: a handler may drop its own agent (through the api); run() keeps it alive.
   std::unordered_map<std::uint64_t, std::shared_ptr<Agent>> agents;
@@ -775,7 +689,7 @@ std::size_t TclHost::agent_count() const { return impl_->agents.size(); }
 
 Tcl_Interp* TclHost::interp() const { return impl_->interp; }
 
-void TclHost::set_limits(const HandlerLimits& limits) { impl_->limits = limits; }
+void TclHost::set_limits(const HandlerLimits& limits) { impl_->run_limits.set(limits); }
 
 Tcl_Interp* TclHost::interp_of(std::uint64_t agent) const {
   const Impl::Agent* found = impl_->find(agent);
