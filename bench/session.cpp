@@ -6,13 +6,17 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string_view>
 
 #include "bench/process.hpp"
 #include "runtime/local_session.hpp"
 #include "runtime/node_loop.hpp"
 #include "runtime/output_merger.hpp"
+#include "runtime/secret_file.hpp"
 #include "site/shell_api.hpp"
 #include "site/site_core.hpp"
 
@@ -43,8 +47,21 @@ SessionConfig session_config(const BenchOptions& options) {
   return config;
 }
 
+// A directory of this process's own (mode 0700, mkdtemp), removed with what it holds.
+struct PrivateDir {
+  std::string path;
+  ~PrivateDir() {
+    if (path.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+};
+
 struct BenchSession::Impl {
-  // Destroyed in reverse: the shell first, then the daemons, then the output thread.
+  // Destroyed in reverse: the shell first, then the daemons, then the output thread, then the
+  // session secret.
+  PrivateDir secret_dir;
+  std::optional<runtime::SessionSecret> secret;
   std::unique_ptr<runtime::OutputMerger> merger;
   runtime::LocalSession local;
   std::unique_ptr<runtime::NodeLoop> loop;
@@ -123,10 +140,26 @@ Result<std::unique_ptr<BenchSession>> BenchSession::start(const SessionConfig& c
   lo.leader_args = config.daemon_args;
   lo.leader_args.insert(lo.leader_args.end(), config.leader_args.begin(), config.leader_args.end());
   lo.site_args = config.daemon_args;
-  // Unsecured, as the figures these benchmarks were first measured with; `bench throughput`
-  // measures what sealing costs.
-  lo.leader_args.push_back("--insecure");
-  lo.site_args.push_back("--insecure");
+  if (config.secured) {
+    // The leader's secret file and key, made here before any daemon starts, so that the sites
+    // and this shell read the same one.
+    char dir[] = "/tmp/mstream-bench-XXXXXX";
+    if (::mkdtemp(dir) == nullptr)
+      return Status::error(Status::Code::kIoError, "could not make a directory for the secret");
+    impl->secret_dir.path = dir;
+    const std::string path = impl->secret_dir.path + "/secret";
+    bool made_secret = false, made_pair = false;
+    if (auto made = runtime::read_or_make_leader_secret(path, &made_secret, &made_pair); !made.ok())
+      return made.status();
+    auto secret = runtime::read_secret(path);
+    if (!secret.ok()) return secret.status();
+    impl->secret = *secret;
+    lo.leader_args.insert(lo.leader_args.end(), {"--secret-file", path});
+    lo.site_args.insert(lo.site_args.end(), {"--secret-file", path});
+  } else {
+    lo.leader_args.push_back("--insecure");
+    lo.site_args.push_back("--insecure");
+  }
   if (config.drop_seed != 0) {
     lo.leader_args.insert(lo.leader_args.end(), {"--drop-seed", std::to_string(config.drop_seed)});
     for (std::uint32_t k = 1; k <= config.sites; ++k)
@@ -143,12 +176,14 @@ Status BenchSession::Impl::join_shell() {
   const std::string leader = local.leader_address();
   auto opened = runtime::NodeLoop::open({.listen = "127.0.0.1:0"});
   if (!opened.ok()) return opened.status();
-  auto joined = (*opened)->join(leader, wire::JoinMessage::Role::kShell, kJoinTimeout);
+  auto joined = (*opened)->join(leader, wire::JoinMessage::Role::kShell, kJoinTimeout,
+                                runtime::join_secrets(secret));
   if (!joined.ok()) return joined.status();
   api.reset();
   core.reset();
   loop = std::move(*opened);
   site::SiteOptions so = site::SiteOptions::with_mtu(joined->site, loop->mtu(), /*shell=*/true);
+  so.leader_key = joined->leader_key;  // secured: the pair key it shares with the leader
   so.keep_output = false;
   core = std::make_unique<site::SiteCore>(so);
   loop->attach(core.get());

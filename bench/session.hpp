@@ -40,6 +40,9 @@ struct SessionConfig {
   std::vector<std::string> leader_args;
   // Seeds each daemon's loss model differently (--drop-seed) when daemon_args hold --drop.
   std::uint64_t drop_seed = 0;
+  // As users run a session: every datagram sealed, under a session secret made for this
+  // session in a private temporary directory (doc/security.md). False: --insecure.
+  bool secured = true;
 };
 
 // The mstream executable the session benchmarks start daemons from: options.binary, else this

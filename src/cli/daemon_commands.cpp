@@ -386,7 +386,7 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
   for (bool first = true; !g_stop.load(); first = false) {
     // A fresh key pair for each join (join_secrets).
     auto joined = (*loop)->join(leader, wire::JoinMessage::Role::kSite, first ? 10s : 2s,
-                                join_secrets(*secret));
+                                runtime::join_secrets(*secret));
     if (!joined.ok()) {
       if (first || joined.status().code() == Status::Code::kInvalidArgument) {
         std::fprintf(stderr, "mstream site: %s\n", joined.status().message().c_str());

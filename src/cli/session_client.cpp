@@ -99,18 +99,13 @@ Result<std::optional<runtime::LeaderSecret>> leader_secret(const SecurityOptions
   return std::optional<runtime::LeaderSecret>(*secret);
 }
 
-std::optional<proto::JoinSecrets> join_secrets(const std::optional<runtime::SessionSecret>& s) {
-  if (!s || !s->leader_public) return std::nullopt;
-  return proto::JoinSecrets{wire::join_key_of(s->secret), *s->leader_public, wire::kx_keypair()};
-}
-
 Result<std::unique_ptr<SessionClient>> SessionClient::connect(
     const std::string& leader, std::chrono::nanoseconds timeout,
     const std::optional<runtime::SessionSecret>& secret) {
   auto loop = runtime::NodeLoop::open({.listen = default_listen_for(leader)});
   if (!loop.ok()) return loop.status();
-  auto joined =
-      (*loop)->join(leader, wire::JoinMessage::Role::kShell, timeout, join_secrets(secret));
+  auto joined = (*loop)->join(leader, wire::JoinMessage::Role::kShell, timeout,
+                              runtime::join_secrets(secret));
   if (!joined.ok()) return joined.status();
   const proto::SiteId* id = &joined->site;
   std::unique_ptr<SessionClient> c(new SessionClient());

@@ -38,8 +38,6 @@ void add_security_options(CLI::App* app, SecurityOptions* o, bool leader);
 Result<std::optional<runtime::SessionSecret>> session_secret(const SecurityOptions& o);
 // The leader's: the secret and its key pair, made when there are none (saying so on stderr).
 Result<std::optional<runtime::LeaderSecret>> leader_secret(const SecurityOptions& o);
-// What a member joins a secured session with: a fresh key pair for each join.
-std::optional<proto::JoinSecrets> join_secrets(const std::optional<runtime::SessionSecret>& s);
 
 // The address to bind to talk to `leader`: loopback for a loopback leader, else any.
 std::string default_listen_for(const std::string& leader);

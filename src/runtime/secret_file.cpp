@@ -260,4 +260,9 @@ Result<LeaderSecret> read_or_make_leader_secret(const std::string& path, bool* m
   return out;
 }
 
+std::optional<proto::JoinSecrets> join_secrets(const std::optional<SessionSecret>& s) {
+  if (!s || !s->leader_public) return std::nullopt;
+  return proto::JoinSecrets{wire::join_key_of(s->secret), *s->leader_public, wire::kx_keypair()};
+}
+
 }  // namespace mstream::runtime

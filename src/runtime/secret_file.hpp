@@ -15,6 +15,7 @@
 #include <string>
 
 #include "mstream/status.hpp"
+#include "proto/joiner.hpp"
 #include "wire/crypto.hpp"
 
 namespace mstream::runtime {
@@ -51,5 +52,9 @@ struct LeaderSecret {
 // when the file pins a public key whose secret key is not here (not the leader's machine).
 Result<LeaderSecret> read_or_make_leader_secret(const std::string& path, bool* made_secret,
                                                 bool* made_pair);
+
+// What a member joins a secured session with: a fresh key pair for each join. None without a
+// secret, or with one that pins no leader key.
+std::optional<proto::JoinSecrets> join_secrets(const std::optional<SessionSecret>& s);
 
 }  // namespace mstream::runtime
