@@ -36,14 +36,13 @@ void LeaderCore::retire(StreamId id, SiteId site, std::uint64_t epoch) {
   const std::uint64_t order = ++retired_count_;
   retired_[id] = {site, epoch, order};
   retired_order_[order] = id;
-  if (options_.state) dirty_retired_.insert(id);
+  touch_retired(id);
   while (retired_.size() > kRetiredKept) {
     const StreamId oldest = retired_order_.begin()->second;
     retired_order_.erase(retired_order_.begin());
     retired_.erase(oldest);
-    if (options_.state) dirty_retired_.insert(oldest);
+    touch_retired(oldest);  // its record goes too (take_changes)
   }
-  if (options_.state) meta_dirty_ = true;
 }
 
 LeaderCore::Sizes LeaderCore::sizes() const {

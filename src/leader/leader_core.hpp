@@ -269,6 +269,11 @@ class LeaderCore {
     dirty_peers_.insert(site);
     meta_dirty_ = true;
   }
+  void touch_retired(StreamId id) {
+    if (!options_.state) return;
+    dirty_retired_.insert(id);
+    meta_dirty_ = true;
+  }
   void touch_all();
   void forget_shell(SiteId shell);
   void retire(StreamId id, SiteId site, std::uint64_t epoch);

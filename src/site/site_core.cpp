@@ -474,8 +474,8 @@ void SiteCore::on_location(const wire::StreamRecord& rec,
 void SiteCore::on_placed(const wire::Placed& m) {
   // A sender destroyed before this site had the word of where it was (it joined, or its
   // process restarted, since): its last copies come from the site it was destroyed at, as
-  // they would had this site heard its Locations.
-  // Once: each word of a destroy keeps a pin among the transport's last retired senders.
+  // they would had this site heard its Locations. Once only: each word of a destroy takes a
+  // place among the transport's last retired senders.
   if (m.destroyed_at != wire::kNoSite && m.destroy_epoch > 0 && !is_control(m.stream) &&
       !view_->directory.find(m.stream) && !transport_.sender_placed_at(m.stream, m.destroyed_at)) {
     transport_.locate_sender(m.stream, m.destroyed_at, m.destroy_epoch - 1, now_);

@@ -19,8 +19,10 @@ void RunLimits::watch(Tcl_Interp* sb) {
   Tcl_LimitAddHandler(sb, TCL_LIMIT_COMMANDS, on_command_limit, this, nullptr);
 }
 
-std::uint64_t RunLimits::heap(std::chrono::steady_clock::time_point now, bool fresh) {
-  if (fresh || heap_read_at_ == std::chrono::steady_clock::time_point{} ||
+// Only arm() keeps its reading: one taken by a check, in the middle of a run that then freed
+// what it took, would make the next run's baseline too high and its budget too large.
+std::uint64_t RunLimits::baseline(std::chrono::steady_clock::time_point now) {
+  if (heap_read_at_ == std::chrono::steady_clock::time_point{} ||
       now - heap_read_at_ >= kHeapReadEvery) {
     heap_seen_ = heap_bytes();
     heap_read_at_ = now;
@@ -34,7 +36,7 @@ void RunLimits::arm(Tcl_Interp* sb) {
   const int now = command_count(sb);
   run_start_ = static_cast<std::uint32_t>(now);
   const auto start = std::chrono::steady_clock::now();
-  if (limits_.memory_bytes > 0) heap_base_ = heap(start, false);
+  if (limits_.memory_bytes > 0) heap_base_ = baseline(start);
   deadline_ = start + std::chrono::milliseconds(limits_.time_ms);
   if (limits_.commands > 0 || limits_.memory_bytes > 0) {
     set_next_check(sb, now);
@@ -74,7 +76,7 @@ void RunLimits::on_command_limit(ClientData data, Tcl_Interp* sb) {
     return;
   }
   if (l.memory_bytes > 0) {
-    const std::uint64_t heap = self->heap(std::chrono::steady_clock::now(), true);
+    const std::uint64_t heap = heap_bytes();
     const std::uint64_t grown = heap > self->heap_base_ ? heap - self->heap_base_ : 0;
     if (grown > l.memory_bytes) {
       self->abort_reason_ = "memory limit exceeded (the heap grew by " + std::to_string(grown) +

@@ -18,9 +18,9 @@ namespace mstream::tcl {
 
 class RunLimits {
  public:
-  // A run's heap baseline may be a reading this old: mallinfo2() walks every malloc arena,
-  // and reading it at each run cost four times the handler (issue 19). A check within a run
-  // reads it afresh.
+  // A run's heap baseline may be an earlier run's baseline this old: mallinfo2() walks every
+  // malloc arena, and reading it at each run cost four times the handler (issue 19). A check
+  // within a run reads it afresh.
   static constexpr std::chrono::milliseconds kHeapReadEvery{1};
 
   void set(const HandlerLimits& limits) { limits_ = limits; }
@@ -38,7 +38,7 @@ class RunLimits {
  private:
   static void on_command_limit(ClientData data, Tcl_Interp* sb);
   void set_next_check(Tcl_Interp* sb, int now) const;
-  std::uint64_t heap(std::chrono::steady_clock::time_point now, bool fresh);
+  std::uint64_t baseline(std::chrono::steady_clock::time_point now);
 
   HandlerLimits limits_;
   std::uint32_t run_start_ = 0;
