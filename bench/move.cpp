@@ -15,6 +15,21 @@
 // warm-up and not timed) beside a raw UDP echo process; blocks of 50 hops and 50 raw round
 // trips alternate, so background load that comes and goes (this machine is shared) falls on
 // both alike. The hop count is checked at the end against the agent's briefcase.
+//
+// What a hop costs besides its time, from the counters of every process of the session (each
+// daemon's --stats-file, read before and after the timed hops):
+//   - datagrams_per_hop and control_messages_per_hop, against the least a move needs: five
+//     control messages (the request to the leader, its order to the source, the stream to the
+//     target, the target's word to the leader and its answer to the requester), each in a
+//     datagram of its own, every acknowledgement riding on one of them;
+//   - worker_handoffs_per_hop: work handed to a handler thread and back, against the least
+//     this agent needs: two (its briefcase read at the source, its relocation handler run at
+//     the target);
+//   - worker_handoff_round_trip: what one such hand-off costs (runtime::WorkerPool, in this
+//     process, the driver blocking on the pool's eventfd as a daemon's loop does), measured in
+//     blocks between the hops, against the raw UDP round trip.
+#include <poll.h>
+
 #include <string>
 #include <vector>
 
@@ -23,6 +38,7 @@
 #include "bench/process.hpp"
 #include "bench/raw_udp.hpp"
 #include "bench/session.hpp"
+#include "runtime/worker_pool.hpp"
 #include "site/shell_api.hpp"
 
 namespace mstream::bench {
@@ -39,11 +55,37 @@ constexpr std::uint32_t kBlock = 50;
 // The echo gives up on its own after this, whatever happens here.
 constexpr auto kEchoDeadline = std::chrono::minutes(10);
 
-// Hop times and raw UDP round trips, ns, measured alternately in blocks, under one load.
+// The least a move needs (see the top of this file).
+constexpr double kLeastControlMessages = 5;
+constexpr double kLeastWorkerHandoffs = 2;
+
+// Hop times, raw UDP round trips and worker hand-offs, ns, measured alternately in blocks,
+// under one load; and the session's counters over the timed hops.
 struct Samples {
   std::vector<double> hops;
   std::vector<double> udp;
+  std::vector<double> handoffs;
+  double timed_hops = 0;
+  double datagrams = 0;
+  double control_messages = 0;
+  double worker_jobs = 0;
 };
+
+// One round trip of empty work through a one-lane pool: submitted, run on its thread, its
+// done collected by this thread, woken by the pool's eventfd.
+Result<std::int64_t> worker_handoff(runtime::WorkerPool& pool) {
+  bool done = false;
+  const auto t0 = Clock::now();
+  pool.submit(
+      0, [] {}, [&done] { done = true; });
+  while (!done) {
+    pollfd p{pool.wake_fd(), POLLIN, 0};
+    if (::poll(&p, 1, 1000) < 0 && errno != EINTR)
+      return Status::error(Status::Code::kIoError, "poll on the worker pool's eventfd failed");
+    pool.run_done();
+  }
+  return (Clock::now() - t0).count();
+}
 
 // One session, and one raw UDP echo beside it.
 Status measure_round(const BenchOptions& options, std::uint32_t hops, Samples* out) {
@@ -54,6 +96,8 @@ Status measure_round(const BenchOptions& options, std::uint32_t hops, Samples* o
   config.sites = kSites;
   auto session = BenchSession::start(config);
   if (!session.ok()) return session.status();
+  auto pool = runtime::WorkerPool::start(1);
+  if (!pool.ok()) return pool.status();
   site::ShellApi& shell = (*session)->shell();
   tcl::CreateOptions create;
   create.site = 1;
@@ -73,7 +117,10 @@ Status measure_round(const BenchOptions& options, std::uint32_t hops, Samples* o
   for (std::uint32_t i = 0; i < kWarmupHops; ++i) {
     if (auto r = hop(); !r.ok()) return r.status();
     if (auto r = (*echo)->round_trip(); !r.ok()) return r.status();
+    if (auto r = worker_handoff(**pool); !r.ok()) return r.status();
   }
+  auto before = (*session)->counters();
+  if (!before.ok()) return before.status();
   for (std::uint32_t done = 0; done < hops;) {
     const std::uint32_t block = std::min(kBlock, hops - done);
     for (std::uint32_t i = 0; i < block; ++i) {
@@ -86,8 +133,22 @@ Status measure_round(const BenchOptions& options, std::uint32_t hops, Samples* o
       if (!ns.ok()) return ns.status();
       out->udp.push_back(static_cast<double>(*ns));
     }
+    for (std::uint32_t i = 0; i < block; ++i) {
+      auto ns = worker_handoff(**pool);
+      if (!ns.ok()) return ns.status();
+      out->handoffs.push_back(static_cast<double>(*ns));
+    }
     done += block;
   }
+  auto after = (*session)->counters();
+  if (!after.ok()) return after.status();
+  auto grew = [&](const char* name) {
+    return static_cast<double>((*after)[name] - (*before)[name]);
+  };
+  out->timed_hops += hops;
+  out->datagrams += grew("datagrams_out");
+  out->control_messages += grew("control_messages_out");
+  out->worker_jobs += grew("worker_jobs");
   // The briefcase travelled with every hop, and the relocation handler ran on each.
   auto stats = append_sync(shell, kStream, "stats");
   if (!stats.ok()) return stats.status();
@@ -111,8 +172,10 @@ Result<std::vector<BenchResult>> run_move(const BenchOptions& options) {
   }
   std::vector<double> move_us;
   std::vector<double> udp_us;
+  std::vector<double> handoff_us;
   for (double v : ns.hops) move_us.push_back(v / 1000.0);
   for (double v : ns.udp) udp_us.push_back(v / 1000.0);
+  for (double v : ns.handoffs) handoff_us.push_back(v / 1000.0);
   const char* wait = wait_strategy_name(WaitStrategy::kBlock);
   const std::string placement = "unpinned";
   const double mean_hop = mean(move_us);
@@ -124,6 +187,14 @@ Result<std::vector<BenchResult>> run_move(const BenchOptions& options) {
        percentile(udp_us, 0.50), wait, placement},
       // Not measured here: the paper's figure, for scale (like memory's "target").
       {"move", "mean_per_hop", mean_hop, "us", "paper_agni_1998", kPaperMeanUs, wait, placement},
+      {"move", "datagrams_per_hop", ns.datagrams / ns.timed_hops, "datagrams", "least_a_move_needs",
+       kLeastControlMessages, wait, placement},
+      {"move", "control_messages_per_hop", ns.control_messages / ns.timed_hops, "messages",
+       "least_a_move_needs", kLeastControlMessages, wait, placement},
+      {"move", "worker_handoffs_per_hop", ns.worker_jobs / ns.timed_hops, "handoffs",
+       "least_this_agent_needs", kLeastWorkerHandoffs, wait, placement},
+      {"move", "worker_handoff_round_trip", mean(handoff_us), "us", "raw_udp_rtt_mean",
+       mean(udp_us), wait, placement},
   };
 }
 

@@ -59,8 +59,8 @@ struct PrivateDir {
 
 struct BenchSession::Impl {
   // Destroyed in reverse: the shell first, then the daemons, then the output thread, then the
-  // session secret.
-  PrivateDir secret_dir;
+  // directory of the session secret and the daemons' counters.
+  PrivateDir dir;
   std::optional<runtime::SessionSecret> secret;
   std::unique_ptr<runtime::OutputMerger> merger;
   runtime::LocalSession local;
@@ -119,7 +119,29 @@ struct BenchSession::Impl {
 
   // Joins the session as a new shell (the one before, if any, is dropped).
   Status join_shell();
+
+  // The leader's (0) and the k-th started site's --stats-file.
+  std::uint32_t daemons = 0;
+  std::string stats_path(std::uint32_t k) const { return dir.path + "/stats-" + std::to_string(k); }
 };
+
+namespace {
+
+// A --stats-file's "NAME VALUE" lines, added into `sum`. False if it is not all there.
+bool add_stats_file(const std::string& path, DaemonCounters* sum) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::string name;
+  std::uint64_t value = 0;
+  std::size_t rows = 0;
+  while (in >> name >> value) {
+    (*sum)[name] += value;
+    ++rows;
+  }
+  return rows > 0 && in.eof();
+}
+
+}  // namespace
 
 BenchSession::BenchSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -140,14 +162,19 @@ Result<std::unique_ptr<BenchSession>> BenchSession::start(const SessionConfig& c
   lo.leader_args = config.daemon_args;
   lo.leader_args.insert(lo.leader_args.end(), config.leader_args.begin(), config.leader_args.end());
   lo.site_args = config.daemon_args;
+  char dir[] = "/tmp/mstream-bench-XXXXXX";
+  if (::mkdtemp(dir) == nullptr)
+    return Status::error(Status::Code::kIoError, "could not make a directory for the session");
+  impl->dir.path = dir;
+  impl->daemons = config.sites + 1;
+  lo.leader_args.insert(lo.leader_args.end(), {"--stats-file", impl->stats_path(0)});
+  lo.per_site_args.resize(config.sites);
+  for (std::uint32_t k = 1; k <= config.sites; ++k)
+    lo.per_site_args[k - 1] = {"--stats-file", impl->stats_path(k)};
   if (config.secured) {
     // The leader's secret file and key, made here before any daemon starts, so that the sites
     // and this shell read the same one.
-    char dir[] = "/tmp/mstream-bench-XXXXXX";
-    if (::mkdtemp(dir) == nullptr)
-      return Status::error(Status::Code::kIoError, "could not make a directory for the secret");
-    impl->secret_dir.path = dir;
-    const std::string path = impl->secret_dir.path + "/secret";
+    const std::string path = impl->dir.path + "/secret";
     bool made_secret = false, made_pair = false;
     if (auto made = runtime::read_or_make_leader_secret(path, &made_secret, &made_pair); !made.ok())
       return made.status();
@@ -163,7 +190,8 @@ Result<std::unique_ptr<BenchSession>> BenchSession::start(const SessionConfig& c
   if (config.drop_seed != 0) {
     lo.leader_args.insert(lo.leader_args.end(), {"--drop-seed", std::to_string(config.drop_seed)});
     for (std::uint32_t k = 1; k <= config.sites; ++k)
-      lo.per_site_args.push_back({"--drop-seed", std::to_string(config.drop_seed + k)});
+      lo.per_site_args[k - 1].insert(lo.per_site_args[k - 1].end(),
+                                     {"--drop-seed", std::to_string(config.drop_seed + k)});
   }
   if (Status st = impl->local.start(lo); !st.ok()) return st;
   impl->local.attach_output(*impl->merger);
@@ -216,6 +244,34 @@ Status BenchSession::signal_daemons(int signal) {
     if (::kill(pid, signal) != 0)
       return Status::error(Status::Code::kIoError, "could not signal pid " + std::to_string(pid));
   return Status::ok_status();
+}
+
+Result<DaemonCounters> BenchSession::counters() {
+  for (std::uint32_t k = 0; k < impl_->daemons; ++k) std::remove(impl_->stats_path(k).c_str());
+  if (Status st = signal_daemons(SIGUSR2); !st.ok()) return st;
+  DaemonCounters sum;
+  std::uint32_t read = 0;
+  // The shell keeps its session going meanwhile; a daemon writes the file between two rounds
+  // of its loop.
+  Status st = impl_->pump(
+      [&] {
+        for (; read < impl_->daemons; ++read)
+          if (!add_stats_file(impl_->stats_path(read), &sum)) return false;
+        return true;
+      },
+      5s);
+  if (!st.ok())
+    return Status::error(Status::Code::kUnavailable,
+                         "daemon " + std::to_string(read) + " wrote no counters to " +
+                             impl_->stats_path(read) + (st.message().empty() ? "" : ": ") +
+                             st.message());
+  const proto::TransportStats& t = impl_->core->transport().stats();
+  const site::SiteCounters& c = impl_->core->counters();
+  sum["datagrams_out"] += t.datagrams_out;
+  sum["datagrams_in"] += t.datagrams_in;
+  sum["retransmissions"] += t.retransmissions;
+  sum["control_messages_out"] += c.control_sent;
+  return sum;
 }
 
 site::ShellApi& BenchSession::shell() { return *impl_->api; }

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,12 @@ std::string mstream_binary(const BenchOptions& options);
 // A session of mstream_binary(options)'s daemons, with options.workers handler threads each.
 SessionConfig session_config(const BenchOptions& options);
 
+// Counters summed over the whole session (the leader, every site and the benchmark's shell),
+// by name: datagrams_out, datagrams_in, retransmissions, control_messages_out (control
+// messages sent to another process), worker_jobs (work handed to a handler thread),
+// moves_in, moves_out.
+using DaemonCounters = std::map<std::string, std::uint64_t>;
+
 class BenchSession {
  public:
   // Starts the daemons and joins as a shell. Errors: those of LocalSession::start, or
@@ -71,6 +78,9 @@ class BenchSession {
   Status new_shell();
   // Sends `signal` to every daemon (SIGUSR1: return free heap pages, `mstream site`).
   Status signal_daemons(int signal);
+  // The session's counters now (each daemon writes its --stats-file on SIGUSR2). Errors:
+  // kUnavailable (a daemon wrote none within 5 s), problem().
+  Result<DaemonCounters> counters();
   // The first handler error, failed request or daemon death seen so far; ok if none. A site
   // killed by kill_site() is not a problem.
   Status problem() const;

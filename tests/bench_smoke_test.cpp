@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <regex>
 #include <set>
 #include <string>
@@ -162,11 +163,25 @@ TEST(BenchSmoke, MoveReportsHopTimesAgainstRawUdpRoundTrips) {
   auto r = run_benchmark("move", o);
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   expect_well_formed(*r, "move");
-  EXPECT_EQ(metrics_of(*r), (std::set<std::string>{"mean_per_hop", "p50_per_hop", "p99_per_hop"}));
+  EXPECT_EQ(metrics_of(*r),
+            (std::set<std::string>{"mean_per_hop", "p50_per_hop", "p99_per_hop",
+                                   "datagrams_per_hop", "control_messages_per_hop",
+                                   "worker_handoffs_per_hop", "worker_handoff_round_trip"}));
   std::set<std::string> baselines;
-  for (const auto& x : *r) baselines.insert(x.baseline);
+  std::map<std::string, double> value;
+  for (const auto& x : *r) {
+    baselines.insert(x.baseline);
+    value[x.metric] = x.value;
+  }
   EXPECT_EQ(baselines, (std::set<std::string>{"raw_udp_rtt_mean", "raw_udp_rtt_p50",
-                                              "raw_udp_rtt_p99", "paper_agni_1998"}));
+                                              "raw_udp_rtt_p99", "paper_agni_1998",
+                                              "least_a_move_needs", "least_this_agent_needs"}));
+  // Counted over the whole session: a hop takes the request, the order, the stream, the
+  // target's word and its answer, and runs the agent's relocation handler on a worker.
+  EXPECT_GE(value["control_messages_per_hop"], 5.0);
+  EXPECT_GE(value["datagrams_per_hop"], value["control_messages_per_hop"]);
+  EXPECT_GE(value["worker_handoffs_per_hop"], 1.0);
+  EXPECT_GT(value["worker_handoff_round_trip"], 0.0);
 }
 
 TEST(BenchSmoke, MovingPipelineReportsEveryKAndLossAgainstNoMoves) {

@@ -6,6 +6,8 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -35,10 +37,13 @@ class Daemons : public ::testing::Test {
     if (leader_) leader_->stop();
   }
 
-  // Starts a site; returns the id it printed in "mstream: site N joined ADDRESS".
-  int add_site() {
+  // Starts a site (with `extra` arguments); returns the id it printed in "mstream: site N
+  // joined ADDRESS".
+  int add_site(const std::vector<std::string>& extra = {}) {
     const std::string name = "site" + std::to_string(sites_.size() + 1);
-    auto site = Background::start(dir_, name, {"site", "--leader", address_});
+    std::vector<std::string> args = {"site", "--leader", address_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto site = Background::start(dir_, name, args);
     if (site == nullptr) {
       ADD_FAILURE() << "the site printed nothing";
       return -1;
@@ -132,6 +137,42 @@ stream_move a 2
     ASSERT_TRUE(stream.has("site") && stream["site"].is_number());
   }
   EXPECT_EQ(stream_sites(*status), (std::map<std::string, int>{{"a", 2}, {"b", 2}, {"/app/c", 0}}));
+}
+
+// `mstream site --stats-file F` writes its counters to F when sent SIGUSR2 (what `mstream
+// bench move` reads), as whole "NAME VALUE" lines.
+TEST_F(Daemons, ASiteWritesItsCountersWhenAsked) {
+  const std::string stats = dir_.path() + "/site.stats";
+  ASSERT_EQ(add_site({"--stats-file", stats}), 1);
+  const CommandResult moved = run_script(dir_, R"(
+stream_create a -site 0
+register_agent a {} { on_stream_relocation { } }
+stream_move a 1
+)",
+                                         {"--session", address_});
+  ASSERT_EQ(moved.exit_code, 0) << moved.describe();
+  EXPECT_FALSE(std::filesystem::exists(stats)) << "written before it was asked";
+  sites_[0]->process().signal(SIGUSR2);
+  std::map<std::string, std::uint64_t> counters;
+  wait_until(
+      [&] {
+        std::ifstream in(stats);
+        std::string name;
+        std::uint64_t value = 0;
+        while (in >> name >> value) counters[name] = value;
+        return !counters.empty();
+      },
+      5s);
+  ASSERT_FALSE(counters.empty()) << "no counters in " << stats << " within 5 s";
+  EXPECT_EQ(counters["moves_in"], 1u);
+  EXPECT_EQ(counters["moves_out"], 0u);
+  EXPECT_GT(counters["datagrams_out"], 0u);
+  EXPECT_GT(counters["datagrams_in"], 0u);
+  // At least its Installed to the leader and its answer to the shell.
+  EXPECT_GE(counters["control_messages_out"], 2u);
+  // The agent's relocation handler ran on a worker.
+  EXPECT_GE(counters["worker_jobs"], 1u);
+  EXPECT_TRUE(sites_[0]->process().running()) << "SIGUSR2 stopped the site";
 }
 
 TEST_F(Daemons, RunWithSessionLeavesTheSessionRunning) {

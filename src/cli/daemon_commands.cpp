@@ -53,6 +53,39 @@ void trim_if_asked() {
   if (g_trim.exchange(false)) (void)::malloc_trim(0);
 }
 
+// SIGUSR2: write this daemon's counters to its --stats-file, between two rounds of the loop.
+// `mstream bench move` reads them before and after its hops (datagrams and control messages
+// per hop).
+std::atomic<bool> g_stats{false};
+
+void on_stats_signal(int) { g_stats.store(true); }
+
+// "NAME VALUE" lines, written whole (a temporary file renamed over PATH), so that a reader
+// never sees half of them.
+void write_stats_if_asked(const std::string& path, const site::SiteCore& core) {
+  if (!g_stats.exchange(false) || path.empty()) return;
+  const proto::TransportStats& t = core.transport().stats();
+  const site::SiteCounters& c = core.counters();
+  const std::pair<const char*, std::uint64_t> rows[] = {{"datagrams_out", t.datagrams_out},
+                                                        {"datagrams_in", t.datagrams_in},
+                                                        {"retransmissions", t.retransmissions},
+                                                        {"control_messages_out", c.control_sent},
+                                                        {"worker_jobs", c.worker_jobs},
+                                                        {"moves_in", c.moves_in},
+                                                        {"moves_out", c.moves_out}};
+  const std::string temp = path + ".tmp";
+  FILE* f = std::fopen(temp.c_str(), "w");
+  if (!f) {
+    std::fprintf(stderr, "mstream: cannot write %s: %s\n", temp.c_str(), std::strerror(errno));
+    return;
+  }
+  for (const auto& [name, value] : rows)
+    std::fprintf(f, "%s %llu\n", name, static_cast<unsigned long long>(value));
+  const bool written = std::fclose(f) == 0;
+  if (!written || std::rename(temp.c_str(), path.c_str()) != 0)
+    std::fprintf(stderr, "mstream: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
+}
+
 void install_stop_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
@@ -61,6 +94,8 @@ void install_stop_handlers() {
   sigaction(SIGINT, &sa, nullptr);
   sa.sa_handler = on_trim_signal;
   sigaction(SIGUSR1, &sa, nullptr);
+  sa.sa_handler = on_stats_signal;
+  sigaction(SIGUSR2, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
 
@@ -153,14 +188,17 @@ Status read_controllers(const ControllerFiles& paths, ControllerFiles* code) {
   return read_controller(paths.site, &code->site);
 }
 
-struct LossOptions {
+// For benchmarks and diagnosis: a loss model on arriving datagrams, and where to write the
+// daemon's counters when asked (SIGUSR2).
+struct DiagnosticOptions {
   double drop = 0;
   std::uint64_t seed = 1;
+  std::string stats_file;
 };
 
-runtime::NodeLoopOptions loop_options(std::string listen, const LossOptions& loss) {
+runtime::NodeLoopOptions loop_options(std::string listen, const DiagnosticOptions& diag) {
   return {
-      .listen = std::move(listen), .receive_drop_probability = loss.drop, .drop_seed = loss.seed};
+      .listen = std::move(listen), .receive_drop_probability = diag.drop, .drop_seed = diag.seed};
 }
 
 // Handlers run on this many worker threads (DESIGN.md "Threads": about one per core); 0 runs
@@ -187,12 +225,15 @@ void add_worker_option(CLI::App* cmd, const std::shared_ptr<std::size_t>& worker
       ->check(CLI::Range(0, 64));
 }
 
-void add_loss_options(CLI::App* cmd, const std::shared_ptr<LossOptions>& loss) {
+void add_diagnostic_options(CLI::App* cmd, const std::shared_ptr<DiagnosticOptions>& diag) {
   // An empty group hides an option from --help.
-  cmd->add_option("--drop", loss->drop, "drop this fraction of arriving datagrams (benchmarks)")
+  cmd->add_option("--drop", diag->drop, "drop this fraction of arriving datagrams (benchmarks)")
       ->check(CLI::Range(0.0, 0.99))
       ->group("");
-  cmd->add_option("--drop-seed", loss->seed, "seed of the --drop loss model")->group("");
+  cmd->add_option("--drop-seed", diag->seed, "seed of the --drop loss model")->group("");
+  cmd->add_option("--stats-file", diag->stats_file,
+                  "on SIGUSR2, write this daemon's counters (datagrams, control messages, "
+                  "worker jobs) to this file");
 }
 
 // The checkpoints of the durable streams this daemon is the failure manager of
@@ -256,8 +297,8 @@ void remove_leader_state(const std::string& state_dir) {
     std::filesystem::remove(leader_state_path(state_dir) + suffix, ec);
 }
 
-int run_leader(const std::string& listen, const std::string& state_dir, const LossOptions& loss,
-               std::size_t workers, std::uint64_t failure_timeout_ms,
+int run_leader(const std::string& listen, const std::string& state_dir,
+               const DiagnosticOptions& diag, std::size_t workers, std::uint64_t failure_timeout_ms,
                std::uint64_t resume_timeout_ms, const ControllerFiles& controller_files,
                const Limits& limits, const SecurityOptions& security) {
   install_stop_handlers();
@@ -275,7 +316,7 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
     std::fprintf(stderr, "mstream leader: %s\n", st.message().c_str());
     return 2;
   }
-  auto loop = runtime::NodeLoop::open(loop_options(listen, loss));
+  auto loop = runtime::NodeLoop::open(loop_options(listen, diag));
   if (!loop.ok()) {
     std::fprintf(stderr, "mstream leader: %s\n", loop.status().message().c_str());
     return 2;
@@ -334,6 +375,7 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   while (!g_stop.load() && !node.finished()) {
     Status st = (*loop)->run_once(50ms);
     trim_if_asked();
+    write_stats_if_asked(diag.stats_file, node.site());
     drain_output(node.site(), stamped);
     std::uint64_t refused = node.site().counters().refused_control_total();
     for (std::uint64_t n : node.leader().refused_control()) refused += n;
@@ -354,7 +396,7 @@ int run_leader(const std::string& listen, const std::string& state_dir, const Lo
   return 0;
 }
 
-int run_site(const std::string& leader, std::string listen, const LossOptions& loss,
+int run_site(const std::string& leader, std::string listen, const DiagnosticOptions& diag,
              std::size_t workers, const std::string& state_dir, const std::string& controller_file,
              const Limits& limits, const SecurityOptions& security) {
   install_stop_handlers();
@@ -374,7 +416,7 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
     return 2;
   }
   if (listen.empty()) listen = default_listen_for(leader);
-  auto loop = runtime::NodeLoop::open(loop_options(listen, loss));
+  auto loop = runtime::NodeLoop::open(loop_options(listen, diag));
   if (!loop.ok()) {
     std::fprintf(stderr, "mstream site: %s\n", loop.status().message().c_str());
     return 2;
@@ -430,6 +472,7 @@ int run_site(const std::string& leader, std::string listen, const LossOptions& l
     while (!g_stop.load() && !node.finished()) {
       Status st = (*loop)->run_once(50ms);
       trim_if_asked();
+      write_stats_if_asked(diag.stats_file, node);
       drain_output(node, stamped);
       if (auto said = drops.check(node.transport().stats(), node.counters().refused_control_total(),
                                   "site", runtime::monotonic_now()))
@@ -457,8 +500,8 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
                      "directory for the leader's durable state and site 0's durable store: a "
                      "leader restarted with it resumes its session (default: a temporary "
                      "store, and a leader's crash ends the session)");
-  auto leader_loss = std::make_shared<LossOptions>();
-  add_loss_options(leader, leader_loss);
+  auto leader_diag = std::make_shared<DiagnosticOptions>();
+  add_diagnostic_options(leader, leader_diag);
   auto leader_workers = std::make_shared<std::size_t>();
   add_worker_option(leader, leader_workers);
   auto failure_timeout = std::make_shared<std::uint64_t>(1000);
@@ -491,7 +534,7 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
                      "agents a stream may have; register_agent beyond it fails (default 64; 0: "
                      "no limit)");
   leader->callback([=] {
-    *exit_code = run_leader(*listen, *state, *leader_loss, *leader_workers, *failure_timeout,
+    *exit_code = run_leader(*listen, *state, *leader_diag, *leader_workers, *failure_timeout,
                             *resume_timeout, *leader_controllers, *leader_limits, *leader_security);
   });
 
@@ -500,8 +543,8 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
   auto site_listen = std::make_shared<std::string>();
   site->add_option("--leader", *leader_addr, "HOST:PORT of the session leader")->required();
   site->add_option("--listen", *site_listen, "HOST:PORT to listen on (default: any port)");
-  auto site_loss = std::make_shared<LossOptions>();
-  add_loss_options(site, site_loss);
+  auto site_diag = std::make_shared<DiagnosticOptions>();
+  add_diagnostic_options(site, site_diag);
   auto site_workers = std::make_shared<std::size_t>();
   add_worker_option(site, site_workers);
   auto site_state = std::make_shared<std::string>();
@@ -518,7 +561,7 @@ void add_daemon_commands(CLI::App& app, int* exit_code) {
   auto site_security = std::make_shared<SecurityOptions>();
   add_security_options(site, site_security.get(), /*leader=*/false);
   site->callback([=] {
-    *exit_code = run_site(*leader_addr, *site_listen, *site_loss, *site_workers, *site_state,
+    *exit_code = run_site(*leader_addr, *site_listen, *site_diag, *site_workers, *site_state,
                           *site_controller, *site_limits, *site_security);
   });
 }

@@ -94,6 +94,7 @@ void SiteCore::submit(StreamId stream, std::function<void(Lane&)> work,
   auto it = hosted_.find(stream);
   if (it != hosted_.end()) it->second->busy = true;
   ++work_in_flight_;
+  ++counters_.worker_jobs;
   Lane* lane = lanes_[stream % lanes_.size()].get();
   executor_->submit(
       stream % lanes_.size(), [lane, work = std::move(work)] { work(*lane); },

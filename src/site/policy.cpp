@@ -53,6 +53,7 @@ bool SiteCore::is_controller(std::uint64_t agent) const {
 void SiteCore::submit_lane(std::size_t lane, std::function<void(Lane&)> work,
                            std::function<void()> done) {
   ++work_in_flight_;
+  ++counters_.worker_jobs;
   Lane* l = lanes_[lane].get();
   executor_->submit(
       lane, [l, work = std::move(work)] { work(*l); },

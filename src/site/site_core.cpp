@@ -594,6 +594,7 @@ void SiteCore::drop_channels_to(StreamId to, std::string_view name) {
 
 Result<proto::Seq> SiteCore::append_raw(StreamId from, StreamId to, SiteId to_site,
                                         wire::Bytes payload) {
+  if (is_control(from) && to_site != options_.self) ++counters_.control_sent;
   proto::ChannelKey key{from, to};
   auto ov = overflow_.find(key);
   if (ov != overflow_.end() && !ov->second.empty()) {

@@ -130,6 +130,11 @@ struct SiteCounters {
   std::uint64_t errors_told = 0;
   std::uint64_t moves_in = 0;
   std::uint64_t moves_out = 0;
+  // Control messages this node sent to another process (not those between the leader and its
+  // own site 0), and work it handed to its worker threads: what `mstream bench move` reports
+  // per hop.
+  std::uint64_t control_sent = 0;
+  std::uint64_t worker_jobs = 0;
   // A durable stream's failure manager failed (or site 0 restarted) while the briefcases of
   // a checkpoint were being saved (the simulator looks for it: its coverage must stay).
   std::uint64_t checkpoints_saving_at_fm_loss = 0;
