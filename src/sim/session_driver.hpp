@@ -268,8 +268,10 @@ class SessionDriver {
     std::uint64_t total = 0;
     std::map<std::uint64_t, wire::Bytes> pieces;  // by offset
   };
-  std::map<std::tuple<StreamId, StreamId, proto::Seq>, Partial> partial_;
-  std::set<std::tuple<StreamId, StreamId, proto::Seq>> control_done_;
+  // By channel, numbering (origin) and number.
+  using ControlKey = std::tuple<StreamId, StreamId, std::uint32_t, proto::Seq>;
+  std::map<ControlKey, Partial> partial_;
+  std::set<ControlKey> control_done_;
   proto::OutDatagram out_;
   wire::DecodedDatagram decoded_;
   wire::Bytes opened_;  // the plaintext of the sealed datagram on_transmit() looks at
