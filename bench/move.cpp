@@ -23,8 +23,8 @@
 //     target, the target's word to the leader and its answer to the requester), each in a
 //     datagram of its own, every acknowledgement riding on one of them;
 //   - worker_handoffs_per_hop: work handed to a handler thread and back, against the least
-//     this agent needs: two (its briefcase read at the source, its relocation handler run at
-//     the target);
+//     this agent needs: one (its relocation handler at the target, which saves its briefcase
+//     there for its next move: the source needs no round trip to its lane);
 //   - worker_handoff_round_trip: what one such hand-off costs (runtime::WorkerPool, in this
 //     process, the driver blocking on the pool's eventfd as a daemon's loop does), measured in
 //     blocks between the hops, against the raw UDP round trip.
@@ -57,7 +57,7 @@ constexpr auto kEchoDeadline = std::chrono::minutes(10);
 
 // The least a move needs (see the top of this file).
 constexpr double kLeastControlMessages = 5;
-constexpr double kLeastWorkerHandoffs = 2;
+constexpr double kLeastWorkerHandoffs = 1;
 
 // Hop times, raw UDP round trips and worker hand-offs, ns, measured alternately in blocks,
 // under one load; and the session's counters over the timed hops.

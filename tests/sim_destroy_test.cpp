@@ -71,7 +71,9 @@ TEST(SessionSimulation, DestroysAndRecreationsKeepEveryGuarantee) {
 // one whose open was answered after the destroy was never even counted): every destroyed
 // sender left its channels behind. They now go once drained (SiteCore::drop_drained_retired).
 TEST(SimRegression, ADestroyedStreamsChannelsGoOnceDrained) {
-  for (std::uint64_t seed : {2u, 101u, 147u}) {
+  // 2, 101 and 147 until a move's source stopped asking its lane for the briefcases the
+  // arrival had saved (issue 19), which changed their schedules.
+  for (std::uint64_t seed : {3u, 5u, 8u}) {
     const SessionResult r =
         run_session_seed(seed, false, ScenarioOverrides{.ephemeral_forwards = true});
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
@@ -166,7 +168,9 @@ TEST(SessionChecker, ADestroyedSendersMessagesACrashTookMayBeLost) {
 // of where the sender was, and refused them for ever (the leader's answer named no site). It
 // now names the site the stream was destroyed at (wire::Placed::destroyed_at).
 TEST(SimRegression, AReceiversNewSiteTakesADestroyedSendersMessagesFromItsLastSite) {
-  for (std::uint64_t seed : {300005u, 300628u, 302142u, 304974u}) {
+  // 504 for 302142 since a move's source stopped asking its lane for the briefcases the
+  // arrival had saved (issue 19), which changed its schedule.
+  for (std::uint64_t seed : {300005u, 300628u, 504u, 304974u}) {
     const SessionResult r = run_session_seed(seed, false);
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.destroyed_senders_placed, 0u) << seed;  // the trigger still happens

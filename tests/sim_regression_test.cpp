@@ -46,9 +46,11 @@ TEST(SimRegression, AMoveSettledWithItsTargetIsAnsweredWhenTheTargetFails) {
 
 // Two more seeds of issue 18 whose move requests were never answered after crashes and
 // crashes at a commit (liveness). They passed already on ceb842a, before c72c54f; 30005439 goes
-// through what c72c54f guards (a move settled with its target). Kept so that they stay green.
+// through what c72c54f guards (a move settled with its target). Kept so that they stay green;
+// 30000003 stands for 30024605 as a trigger since issue 19 changed the latter's schedule.
 TEST(SimRegression, MovesAfterCrashesAtACommitAreAnswered) {
-  for (std::uint64_t seed : {30005439u, 30024605u}) {
+  EXPECT_TRUE(run_session_seed(30024605u, false).ok());
+  for (std::uint64_t seed : {30005439u, 30000003u}) {
     const SessionResult r = run_session_seed(seed, false);
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.checkpoint_crashes, 0u) << seed;
@@ -61,13 +63,15 @@ TEST(SimRegression, MovesAfterCrashesAtACommitAreAnswered) {
 // saved: the site put what the checkpoint covered back among the unsaved, so the checkpoint
 // then sent held briefcases newer than its channels (its state had 10 messages of a sender,
 // its channel 9). A checkpoint being saved now stays as it is, and goes to site 0 once saved.
-// The checker judges every stored checkpoint, so the seed fails without the fix even though
-// it never restores the bad one.
+// The checker judges every stored checkpoint, so the seed failed without the fix even though
+// it never restores the bad one. Since a move's source no longer asks its lane for the
+// briefcases its arrival saved (issue 19) the seed no longer reaches that moment, and none of
+// 11,000 seeds tried does (checkpoints_saving_at_fm_loss): the seed stays as a regression, and
+// the moment is uncovered until a seed or a test brings it back.
 TEST(SimRegression, ACheckpointBeingSavedWhenItsFailureManagerFailsStaysWhole) {
   // As found, before the workload had ephemeral streams.
   const SessionResult r = run_session_seed(9009270, false, ScenarioOverrides{.ephemerals = false});
   EXPECT_TRUE(r.ok()) << names(r.violations);
-  EXPECT_GT(r.summary.checkpoints_saving_at_fm_loss, 0u);  // the trigger still happens
 }
 
 // A durable stream's checkpoint holds, beside its channels, the appends its handlers made to a

@@ -15,14 +15,14 @@ namespace mstream::sim {
 namespace {
 
 // Each of these honest seeds counted forgeries before the pin asked the leader (24 frames in
-// seeds 1-40 alone at 37a8f2c), and each still makes the pin refuse honest frames it could not place
-// at first (the trigger): late copies from a site a batched word named only after newer
-// words (7, 27, 56, 77, 105, 124, 156, 181, 192), a word slower than the hold (107, 260),
-// and, found while fixing those, the batch not told to a site that was the stream's site
-// again (4255), the word of a move this site asked for coming from its target (4315), and a
-// batch lost with the leader's process (21901).
+// seeds 1-40 alone at 37a8f2c), and each still makes the pin refuse honest frames it could not
+// place at first (the trigger): late copies from a site a batched word named only after newer words
+// (7, 27, 56, 77, 105, 124, 156, 181, 192), a word slower than the hold (107; 260 too until issue
+// 19 changed its schedule), and, found while fixing those, the batch not told to a site that was
+// the stream's site again (4255), the word of a move this site asked for coming from its target
+// (4315), and a batch lost with the leader's process (21901).
 TEST(SenderPinsSim, HonestSessionsCountNoForgery) {
-  for (std::uint64_t seed : {7, 27, 56, 77, 105, 107, 124, 156, 181, 192, 260, 4255, 4315, 21901}) {
+  for (std::uint64_t seed : {7, 27, 56, 77, 105, 107, 124, 156, 181, 192, 4255, 4315, 21901}) {
     // As found, before the workload had ephemeral streams.
     const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.ephemerals = false});
     const proto::TransportStats& t = r.summary.transport;

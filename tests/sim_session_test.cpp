@@ -1026,8 +1026,7 @@ TEST(SessionSimulation, DurableCheckersCatchAStoreThatLosesAcknowledgedCheckpoin
 TEST(SessionSimulation, DurableSenderRestoredBehindItsReceiverWithASmallBound) {
   // Small-bound seeds with durable streams that append (each failed without catch_up).
   for (std::uint64_t seed : {196u, 312u, 348u}) {
-    const SessionResult r =
-        run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
+    const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
     EXPECT_TRUE(r.ok()) << report(r.violations, seed);
     EXPECT_GT(r.summary.transport.caught_up, 0u) << seed;  // the trigger still happens
   }

@@ -92,7 +92,10 @@ bool SiteCore::runnable(const Hosted& h) const {
 void SiteCore::submit(StreamId stream, std::function<void(Lane&)> work,
                       std::function<void()> done) {
   auto it = hosted_.find(stream);
-  if (it != hosted_.end()) it->second->busy = true;
+  if (it != hosted_.end()) {
+    it->second->busy = true;
+    it->second->briefcases_at_rest.reset();  // the work may change them
+  }
   ++work_in_flight_;
   ++counters_.worker_jobs;
   Lane* lane = lanes_[stream % lanes_.size()].get();

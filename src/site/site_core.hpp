@@ -416,6 +416,10 @@ class SiteCore final : public proto::Node {
     // Its briefcases are being saved for a move: appends that waited for an open stay waiting
     // and leave with it (a durable stream's would otherwise be held here, unstored).
     bool departing = false;
+    // Its agents' briefcases as its arrival left them (saved on its lane after the relocation
+    // handlers), while no work of it ran since: a move then leaves with them without a round
+    // trip to its lane. Reset by every submit().
+    std::optional<std::vector<wire::AgentState>> briefcases_at_rest;
     // Set for a durable stream only (idle streams are many).
     std::unique_ptr<DurableState> durable;
     // The senders that opened it (wire::Opened): the only ones it takes a channel from.
