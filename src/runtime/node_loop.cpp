@@ -187,20 +187,12 @@ Status NodeLoop::run_once(std::chrono::nanoseconds max_wait) {
   const Time deadline = deadline_after(now, max_wait);
   for (;;) {
     bool woke = false;
-    // A timer due reads first all the same: after a long pause (a shell's script in `after`)
-    // what waits in the socket is news the timers must see (the leader is alive).
-    const bool timer_due = now >= node_->next_timeout();
-    for (std::size_t round = 0; (may_have_input_ || timer_due) && round < kMaxReceiveRounds;
-         ++round) {
+    for (std::size_t round = 0; round < kMaxReceiveRounds; ++round) {
       auto n = socket_.receive(&receive_, receive_.capacity());
       if (!n.ok()) return n.status();
       for (std::size_t i = 0; i < *n; ++i) on_datagram(i, now);
       woke = woke || *n > 0;
-      if (*n < receive_.capacity()) {
-        // Busy polling never waits to learn that more came: it reads every round.
-        may_have_input_ = options_.busy_poll;
-        break;
-      }
+      if (*n < receive_.capacity()) break;
     }
     if (now >= node_->next_timeout()) {
       node_->on_timeout(now);
@@ -213,7 +205,7 @@ Status NodeLoop::run_once(std::chrono::nanoseconds max_wait) {
     if (now >= deadline) return Status::ok_status();
     if (!options_.busy_poll) {
       const Time wake = std::min(deadline, node_->next_timeout());
-      Status st = socket_.wait(false, std::max<Time>(0, wake - now), wake_fd_, &may_have_input_);
+      Status st = socket_.wait(false, std::max<Time>(0, wake - now), wake_fd_);
       if (!st.ok()) return st;
     }
     now = monotonic_now();

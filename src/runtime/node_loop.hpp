@@ -99,11 +99,6 @@ class NodeLoop {
   std::size_t prune_above_ = kLeastPrune;
   wire::Bytes join_reply_;
   int wake_fd_ = -1;
-  // False once a read drained the socket, until a wait says it became readable: a round
-  // woken by the workers' eventfd, or started right after the last one, does not pay a
-  // receive that finds nothing (most rounds of a session's daemons: 19 of 34 reads per move
-  // hop found nothing).
-  bool may_have_input_ = true;
   std::uint64_t dropped_ = 0;
   std::uint64_t unroutable_ = 0;
 };

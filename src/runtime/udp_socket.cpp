@@ -143,8 +143,8 @@ Result<std::size_t> UdpSocket::receive(ReceiveBatch* batch, std::size_t max) {
     batch->headers_[i].msg_hdr.msg_flags = 0;
   }
   for (;;) {
-    const int n =
-        recvmmsg(fd_, batch->headers_.data(), static_cast<unsigned>(max), MSG_DONTWAIT, nullptr);
+    const int n = recvmmsg(fd_, batch->headers_.data(), static_cast<unsigned>(max), MSG_DONTWAIT,
+                           nullptr);
     if (n >= 0) return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return std::size_t{0};
@@ -183,7 +183,7 @@ Result<std::size_t> UdpSocket::send(SendBatch& batch, std::size_t first, std::si
   return done;
 }
 
-Status UdpSocket::wait(bool want_write, proto::Time timeout, int also_readable, bool* readable) {
+Status UdpSocket::wait(bool want_write, proto::Time timeout, int also_readable) {
   pollfd pfds[2]{};
   pollfd& pfd = pfds[0];
   pfd.fd = fd_;
@@ -199,8 +199,6 @@ Status UdpSocket::wait(bool want_write, proto::Time timeout, int also_readable, 
   // timers.
   const int rc = ppoll(pfds, n, timeout == proto::kNever ? nullptr : &ts, nullptr);
   if (rc < 0 && errno != EINTR) return io_error("ppoll");
-  // Interrupted: unknown, so readable. POLLERR too: the read reports the error.
-  if (readable) *readable = rc < 0 || (pfd.revents & (POLLIN | POLLERR | POLLHUP)) != 0;
   return Status::ok_status();
 }
 

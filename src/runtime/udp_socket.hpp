@@ -95,11 +95,7 @@ class UdpSocket {
   // Sleeps in the kernel until the socket is readable (or writable, if want_write) or
   // `timeout` ns passed. An interrupted wait returns ok early.
   // `also_readable` (if >= 0) is a second descriptor whose readability ends the wait too.
-  // `readable` (if given): false only when the socket is known to have nothing to read (the
-  // wait ended by timeout or by the other descriptor), so that the caller saves a read that
-  // would find nothing.
-  Status wait(bool want_write, proto::Time timeout, int also_readable = -1,
-              bool* readable = nullptr);
+  Status wait(bool want_write, proto::Time timeout, int also_readable = -1);
 
  private:
   Result<std::size_t> receive_one(ReceiveBatch* batch);
