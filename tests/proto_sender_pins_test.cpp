@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 
+#include "proto/sender_pins.hpp"
 #include "proto/transport.hpp"
 #include "proto_test_cluster.hpp"
 #include "wire/datagram.hpp"
@@ -269,6 +270,35 @@ TEST(SenderPins, TurnedOffAFrameIsTakenFromAnySite) {
   ASSERT_TRUE(c[kB].on_datagram(lie_from_c(1, 1), c.now).ok());
   c.step();
   EXPECT_EQ(c.delivered_seqs(kB, kAB), one_to(1));
+}
+
+// A word that comes late, after a newer one, naming the site the sender was at just before
+// that newer word: its copies come from there. A destroyed sender's channels stay at its last
+// site for good; a receiver's site that heard of the destroy before the last move refused
+// them for ever, and their messages were never consumed (sim seeds 123003016, 123011346).
+TEST(SenderPins, ADestroyedSendersLastSiteHeardOfAfterTheDestroyIsTaken) {
+  SenderPins pins;
+  ASSERT_TRUE(pins.locate(6, kA, 1));
+  ASSERT_TRUE(pins.locate(6, kB, 2));
+  ASSERT_TRUE(pins.locate(6, SenderPins::kDestroyed, 4));
+  EXPECT_FALSE(pins.allows(6, kC));
+  ASSERT_TRUE(pins.locate(6, kC, 3));  // it was at C from epoch 3 until its destroy
+  EXPECT_TRUE(pins.allows(6, kC));
+  EXPECT_TRUE(pins.left(6, kA));
+}
+
+TEST(SenderPins, AMoveHeardOfLateNamesTheSiteBeforeTheLastMove) {
+  SenderPins pins;
+  ASSERT_TRUE(pins.locate(6, kA, 1));
+  ASSERT_TRUE(pins.locate(6, kC, 3));  // the word of epoch 2 is still on its way
+  EXPECT_TRUE(pins.allows(6, kA));
+  ASSERT_TRUE(pins.locate(6, kB, 2));
+  EXPECT_TRUE(pins.allows(6, kC));
+  EXPECT_TRUE(pins.allows(6, kB));  // it let go of the stream at epoch 3: its copies are taken
+  EXPECT_FALSE(pins.allows(6, kA));
+  EXPECT_TRUE(pins.left(6, kA));        // older: a stale copy
+  EXPECT_FALSE(pins.locate(6, kA, 1));  // a repeat of an old word changes nothing
+  EXPECT_TRUE(pins.allows(6, kB));
 }
 
 }  // namespace

@@ -205,5 +205,17 @@ TEST(SessionSimulation, LateWordsAboutForgottenStreamsKeepEveryGuarantee) {
   }
 }
 
+// A destroyed ephemeral sender's last move was told to a receiver's site only after its
+// destroy (the batch came late): that site kept the site before as the sender's last one and
+// refused the copies its channels re-sent from their real last site for ever, so their
+// messages were never consumed (quiescence, session_no_loss). Seed 123011346 failed so (and
+// 123003016 before 2611473 changed its schedule); SenderPins::locate now takes a late word
+// naming the site just before the newest one as that site.
+TEST(SimRegression, ADestroyedSendersLastMoveHeardOfAfterItsDestroyIsTaken) {
+  const SessionResult r = run_session_seed(123011346u, false);
+  EXPECT_TRUE(r.ok()) << names(r.violations);
+  EXPECT_GT(r.summary.lives, 0u);  // ephemeral streams
+}
+
 }  // namespace
 }  // namespace mstream::sim

@@ -9,12 +9,31 @@ bool SenderPins::locate(StreamId from, SiteId site, std::uint64_t epoch) {
   if (r.site != kNone && epoch <= r.epoch) {
     // A batched word that came after a newer one (or a repeat): a site the sender was at.
     if (site == kNone || site == r.site || site == r.prev) return false;
+    if (epoch < r.epoch && epoch > r.prev_epoch) {
+      // The site it was at just before its last word, which this site had not heard of: its
+      // copies come from there, not from the older prev. A destroyed sender's channels stay
+      // at that site for good, and a site that heard of the destroy first refused them for
+      // ever (sim seeds 123003016, 123011346).
+      if (r.prev != kNone) add_former(r, r.prev);
+      if (auto f = std::find(r.former.begin(), r.former.end(), site); f != r.former.end()) {
+        std::move(f + 1, r.former.end(), f);
+        r.former.back() = kNone;
+      }
+      r.prev = site;
+      r.prev_epoch = epoch;
+      if (cached_from_ == from) cached_from_ = 0;
+      return true;
+    }
     return add_former(r, site);
   }
-  r.epoch = epoch;
-  if (site == kNone || site == r.site) return true;
+  if (site == kNone || site == r.site) {
+    r.epoch = epoch;
+    return true;
+  }
   if (r.prev != kNone) add_former(r, r.prev);
   r.prev = r.site;
+  r.prev_epoch = r.epoch;
+  r.epoch = epoch;
   r.site = site;
   if (cached_from_ == from) cached_from_ = 0;
   return true;
@@ -32,13 +51,11 @@ bool SenderPins::add_former(Record& r, SiteId site) {
 
 bool SenderPins::left(StreamId from, SiteId src) const {
   auto it = records_.find(from);
-  return it != records_.end() &&
-         std::find(it->second.former.begin(), it->second.former.end(), src) !=
-             it->second.former.end();
+  return it != records_.end() && std::find(it->second.former.begin(), it->second.former.end(),
+                                           src) != it->second.former.end();
 }
 
-bool SenderPins::hold(SiteId src, const wire::Frame& f, Time until, bool excused,
-                      Held* evicted) {
+bool SenderPins::hold(SiteId src, const wire::Frame& f, Time until, bool excused, Held* evicted) {
   Held h;
   h.src = src;
   h.frame = f;
@@ -124,10 +141,9 @@ std::size_t SenderPins::forget_placed(StreamId from) {
 
 bool SenderPins::waits_after(StreamId from, std::uint64_t mark) const {
   const auto after = [&](StreamId f, std::uint64_t m) { return f == from && m > mark; };
-  return std::any_of(held_.begin(), held_.end(),
-                     [&](const Held& h) {
-                       return !h.going_there && after(h.frame.from_stream, h.mark);
-                     }) ||
+  return std::any_of(
+             held_.begin(), held_.end(),
+             [&](const Held& h) { return !h.going_there && after(h.frame.from_stream, h.mark); }) ||
          std::any_of(unjudged_.begin(), unjudged_.end(),
                      [&](const Unjudged& u) { return after(u.from, u.mark); });
 }

@@ -159,6 +159,7 @@ class SenderPins {
     SiteId site = kNone;
     SiteId prev = kNone;
     std::uint64_t epoch = 0;
+    std::uint64_t prev_epoch = 0;             // of the word that named prev
     std::array<SiteId, kFormerSites> former;  // before prev, the latest first; kNone: empty
     Record() { former.fill(kNone); }
   };
