@@ -287,6 +287,17 @@ TEST(SenderPins, ADestroyedSendersLastSiteHeardOfAfterTheDestroyIsTaken) {
   EXPECT_TRUE(pins.left(6, kA));
 }
 
+// A site whose first word of a sender is its destroy: the words of its moves come after, the
+// newest first.
+TEST(SenderPins, WordsHeardAfterTheDestroyNewestFirstNameTheLastSites) {
+  SenderPins pins;
+  ASSERT_TRUE(pins.locate(6, SenderPins::kDestroyed, 4));
+  ASSERT_TRUE(pins.locate(6, kC, 3));
+  ASSERT_TRUE(pins.locate(6, kB, 2));
+  EXPECT_TRUE(pins.allows(6, kC));
+  EXPECT_TRUE(pins.allows(6, kB));
+}
+
 TEST(SenderPins, AMoveHeardOfLateNamesTheSiteBeforeTheLastMove) {
   SenderPins pins;
   ASSERT_TRUE(pins.locate(6, kA, 1));

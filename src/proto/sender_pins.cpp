@@ -32,7 +32,7 @@ bool SenderPins::locate(StreamId from, SiteId site, std::uint64_t epoch) {
   }
   if (r.prev != kNone) add_former(r, r.prev);
   r.prev = r.site;
-  r.prev_epoch = r.epoch;
+  r.prev_epoch = r.site == kNone ? 0 : r.epoch;  // the first word heard may be the destroy
   r.epoch = epoch;
   r.site = site;
   if (cached_from_ == from) cached_from_ = 0;

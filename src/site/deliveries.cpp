@@ -95,6 +95,7 @@ void SiteCore::submit(StreamId stream, std::function<void(Lane&)> work,
   if (it != hosted_.end()) {
     it->second->busy = true;
     it->second->briefcases_at_rest.reset();  // the work may change them
+    ++it->second->submitted;
   }
   ++work_in_flight_;
   ++counters_.worker_jobs;

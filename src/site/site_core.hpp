@@ -418,8 +418,10 @@ class SiteCore final : public proto::Node {
     bool departing = false;
     // Its agents' briefcases as its arrival left them (saved on its lane after the relocation
     // handlers), while no work of it ran since: a move then leaves with them without a round
-    // trip to its lane. Reset by every submit().
+    // trip to its lane. Reset by every submit(); kept by the arrival only if no work of it
+    // was submitted after the arrival's (`submitted` counts them).
     std::optional<std::vector<wire::AgentState>> briefcases_at_rest;
+    std::uint64_t submitted = 0;
     // Set for a durable stream only (idle streams are many).
     std::unique_ptr<DurableState> durable;
     // The senders that opened it (wire::Opened): the only ones it takes a channel from.
