@@ -72,13 +72,16 @@ struct Samples {
 };
 
 // One round trip of empty work through a one-lane pool: submitted, run on its thread, its
-// done collected by this thread, woken by the pool's eventfd.
+// done collected by this thread, woken by the pool's eventfd. kUnavailable after 10 s (a
+// broken pool, not a slow one).
 Result<std::int64_t> worker_handoff(runtime::WorkerPool& pool) {
   bool done = false;
   const auto t0 = Clock::now();
   pool.submit(
       0, [] {}, [&done] { done = true; });
   while (!done) {
+    if (Clock::now() - t0 > std::chrono::seconds(10))
+      return Status::error(Status::Code::kUnavailable, "a worker hand-off took over 10 s");
     pollfd p{pool.wake_fd(), POLLIN, 0};
     if (::poll(&p, 1, 1000) < 0 && errno != EINTR)
       return Status::error(Status::Code::kIoError, "poll on the worker pool's eventfd failed");

@@ -51,11 +51,7 @@ TEST_F(RunLimitsTest, TheCommandCountIsWhatInfoCmdcountSays) {
 }
 
 TEST_F(RunLimitsTest, ARunPastItsCommandLimitIsStoppedAndTheNextRunsFromZero) {
-  HandlerLimits l;
-  l.time_ms = 0;
-  l.memory_bytes = 0;
-  l.commands = 5000;
-  limits_.set(l);
+  limits_.set({.time_ms = 0, .commands = 5000, .memory_bytes = 0});
   const HandlerOutcome stopped = run("while 1 { incr i }");
   EXPECT_FALSE(stopped.ok);
   EXPECT_EQ(stopped.result, "sandbox: command limit exceeded (5000 commands per run)");
@@ -68,11 +64,7 @@ TEST_F(RunLimitsTest, ARunPastItsCommandLimitIsStoppedAndTheNextRunsFromZero) {
 }
 
 TEST_F(RunLimitsTest, ARunPastItsTimeLimitIsStopped) {
-  HandlerLimits l;
-  l.time_ms = 50;
-  l.commands = 0;
-  l.memory_bytes = 0;
-  limits_.set(l);
+  limits_.set({.time_ms = 50, .commands = 0, .memory_bytes = 0});
   const HandlerOutcome stopped = run("while 1 {}");
   EXPECT_FALSE(stopped.ok);
   EXPECT_EQ(stopped.result, "sandbox: time limit exceeded (50 ms per run)");
@@ -83,12 +75,7 @@ TEST_F(RunLimitsTest, ARunPastItsTimeLimitIsStopped) {
 // kHeapReadEvery before the run. A run right after one that grew the heap to its budget and
 // freed it is held to its own budget: 48 MB over a 32 MB budget stop it.
 TEST_F(RunLimitsTest, ARunThatGrowsTheHeapPastItsBudgetIsStoppedEvenRightAfterAnother) {
-  HandlerLimits l;
-  l.time_ms = 0;
-  l.commands = 0;
-  l.memory_bytes = 32u << 20;
-  l.check_every = 20;
-  limits_.set(l);
+  limits_.set({.time_ms = 0, .commands = 0, .memory_bytes = 32u << 20, .check_every = 20});
   const char* unbounded =
       "set x [string repeat x 1000000]; set l {}; "
       "while 1 { lappend l [string cat $x [incr i]] }";
