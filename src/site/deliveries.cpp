@@ -69,7 +69,7 @@ void SiteCore::run_ready() {
     if (it == hosted_.end()) continue;
     Hosted& h = *it->second;
     h.ready = false;
-    if (h.busy) continue;  // marked ready again when its work is done
+    if (h.busy > 0 && !delivers_ahead(h)) continue;  // marked ready again when its work is done
     // Control first: a move, attach or destroy requested during the last handler takes effect
     // at this boundary, before the next delivery (DESIGN.md guarantee 3).
     if (!h.ops.empty()) {
@@ -86,14 +86,30 @@ void SiteCore::run_ready() {
 }
 
 bool SiteCore::runnable(const Hosted& h) const {
-  return !h.busy && !durable_waits(h) && (!h.ops.empty() || (!h.inbox.empty() && h.held_by == 0));
+  if (h.busy > 0) return delivers_ahead(h);
+  return !durable_waits(h) && (!h.ops.empty() || (!h.inbox.empty() && h.held_by == 0));
+}
+
+// The next batch goes to the lane while the one batch in flight runs, unless something must
+// happen between them: an operation, a hold, messages given back, a checkpoint (durable
+// streams checkpoint between batches), or no append handler (whose messages are consumed here
+// at once, which would be before the batch in flight's).
+bool SiteCore::delivers_ahead(const Hosted& h) const {
+  return h.busy == 1 && h.chain && h.returned == 0 && h.ops.empty() && h.held_by == 0 &&
+         !h.durable && h.has_append_handler && !h.inbox.empty();
+}
+
+void SiteCore::queue_op(Hosted& h, PendingOp op) {
+  h.ops.push_back(std::move(op));
+  if (h.chain) h.chain->yield.store(true, std::memory_order_relaxed);
+  mark_ready(h);
 }
 
 void SiteCore::submit(StreamId stream, std::function<void(Lane&)> work,
                       std::function<void()> done) {
   auto it = hosted_.find(stream);
   if (it != hosted_.end()) {
-    it->second->busy = true;
+    ++it->second->busy;
     it->second->briefcases_at_rest.reset();  // the work may change them
     ++it->second->submitted;
   }
@@ -105,9 +121,13 @@ void SiteCore::submit(StreamId stream, std::function<void(Lane&)> work,
       [this, stream, done = std::move(done)] {
         --work_in_flight_;
         auto h = hosted_.find(stream);
-        if (h != hosted_.end()) h->second->busy = false;
+        if (h != hosted_.end() && h->second->busy > 0) --h->second->busy;
         done();
         h = hosted_.find(stream);
+        if (h != hosted_.end() && h->second->busy == 0) {
+          h->second->chain.reset();
+          h->second->returned = 0;
+        }
         if (h != hosted_.end() && h->second->durable) maybe_checkpoint(*h->second);
         h = hosted_.find(stream);
         if (h != hosted_.end() && runnable(*h->second)) mark_ready(*h->second);
@@ -129,9 +149,14 @@ struct SiteCore::Delivering {
   std::vector<std::vector<Ran>> ran;  // one per message run, in order
   std::vector<std::pair<std::uint64_t, bool>> has_append;
   bool controlled = false;  // agents[0] is the stream's controller: its handler runs first
+  std::shared_ptr<DeliveryChain> chain;
+  std::chrono::microseconds slice{0};
 };
 
 namespace {
+// The slice's clock is read every few messages only: a handler can be a fraction of a
+// microsecond.
+constexpr std::size_t kSliceCheckEvery = 8;
 // A user message's payload is its kind byte, then the message; an empty payload (which no
 // sender makes) is an empty message rather than a read before the buffer.
 std::string_view message_of(const proto::Delivery& d) {
@@ -149,6 +174,9 @@ void SiteCore::deliver(Hosted& h) {
   work->stream = h.rec.name;
   work->agents = h.agents;
   work->controlled = !h.agents.empty() && is_controller(h.agents.front());
+  if (!h.chain) h.chain = std::make_shared<DeliveryChain>();
+  work->chain = h.chain;
+  work->slice = options_.delivery_slice;
   while (!h.inbox.empty() &&
          work->messages.size() < std::max<std::size_t>(1, options_.delivery_batch)) {
     work->senders.push_back(sender_name(h.inbox.front().key.from));
@@ -159,7 +187,18 @@ void SiteCore::deliver(Hosted& h) {
   submit(
       id,
       [work, trace = trace_, epoch = h.rec.epoch, id](Lane& lane) {
+        DeliveryChain& chain = *work->chain;
+        const auto start = work->slice.count() > 0 ? std::chrono::steady_clock::now()
+                                                   : std::chrono::steady_clock::time_point{};
         for (std::size_t i = 0; i < work->messages.size(); ++i) {
+          // An earlier batch's rest goes back to the inbox: this one's must follow it.
+          if (chain.stopped) break;
+          if (chain.yield.load(std::memory_order_relaxed) ||
+              (work->slice.count() > 0 && i % kSliceCheckEvery == 0 && i > 0 &&
+               std::chrono::steady_clock::now() - start >= work->slice)) {
+            chain.stopped = true;
+            break;
+          }
           auto& ran = work->ran.emplace_back();
           const proto::Delivery& d = work->messages[i];
           if (d.payload.empty()) continue;  // no envelope: not from an mstream sender
@@ -180,7 +219,10 @@ void SiteCore::deliver(Hosted& h) {
             if (r.out.ran || !r.run.effects.empty() || r.run.exit_agent)
               ran.push_back(std::move(r));
           }
-          if (hold) break;
+          if (hold) {
+            chain.stopped = true;
+            break;
+          }
         }
         for (std::uint64_t agent : work->agents)
           work->has_append.push_back(
@@ -248,9 +290,10 @@ void SiteCore::delivered(StreamId id, Delivering& work) {
     if (sync) send_control(control_site(d.key.from), d.key.from, answer);
   }
   if (!h) return;
-  // Not run (a handler held the stream): back at the head of the queue, in order.
-  for (std::size_t i = work.messages.size(); i > work.ran.size(); --i)
-    h->inbox.push_front(std::move(work.messages[i - 1]));
+  // Not run (the batch stopped early): back at the head of the queue, after what the batches
+  // before it gave back, in order.
+  for (std::size_t i = work.ran.size(); i < work.messages.size(); ++i)
+    h->inbox.insert(h->returned++, std::move(work.messages[i]));
   for (const auto& [agent, has] : work.has_append)
     if (loaded_.contains(agent)) loaded_[agent] = has;
   refresh_append_flag(*h);

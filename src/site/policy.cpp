@@ -147,8 +147,7 @@ void SiteCore::on_policy_check(const wire::PolicyCheck& m) {
       return answer(Status::Code::kNotFound,
                     "the stream's controller is not at site " + std::to_string(options_.self));
     // Between two of the stream's handlers, on its lane (the atomic handler model).
-    it->second->ops.push_back(PendingOp{PendingOp::Kind::kPolicy, {}, m.agent, m});
-    mark_ready(*it->second);
+    queue_op(*it->second, PendingOp{PendingOp::Kind::kPolicy, {}, m.agent, m});
     return;
   }
   const bool session = m.level == wire::kPolicySession;

@@ -368,21 +368,18 @@ void SiteCore::on_control(SiteId from_site, const wire::ControlMessage& msg) {
                                             "stream not at site " + std::to_string(options_.self)});
             return;
           }
-          it->second->ops.push_back(PendingOp{PendingOp::Kind::kAttach, {}, m.agent});
-          mark_ready(*it->second);
+          queue_op(*it->second, PendingOp{PendingOp::Kind::kAttach, {}, m.agent});
         } else if constexpr (std::is_same_v<T, wire::MoveOut>) {
           auto it = hosted_.find(m.stream);
           if (it == hosted_.end()) return;  // the leader orders moves; cannot happen
-          it->second->ops.push_back(PendingOp{PendingOp::Kind::kMoveOut, m, 0});
-          mark_ready(*it->second);
+          queue_op(*it->second, PendingOp{PendingOp::Kind::kMoveOut, m, 0});
         } else if constexpr (std::is_same_v<T, wire::DestroyStream>) {
           auto it = hosted_.find(m.stream);
           if (it == hosted_.end()) {
             reply_installed(wire::Installed{m.stream, 0, 0, 0, {}});
             return;
           }
-          it->second->ops.push_back(PendingOp{PendingOp::Kind::kDestroy, {}, 0});
-          mark_ready(*it->second);
+          queue_op(*it->second, PendingOp{PendingOp::Kind::kDestroy, {}, 0});
         } else if constexpr (std::is_same_v<T, wire::Finalize>) {
           finalize_visited(m);
         } else if constexpr (std::is_same_v<T, wire::Arrive>) {

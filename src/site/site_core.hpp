@@ -24,6 +24,8 @@
 // and it touches nothing of the SiteCore but its SiteView (see site/lane.hpp).
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <iterator>
@@ -68,8 +70,13 @@ struct SiteOptions {
   // Work handed to lanes per step(), so that a busy stream does not starve the network.
   std::size_t step_budget = 256;
   // Messages of one stream handed to its lane at once (fewer wake-ups of a worker thread);
-  // a handler that moves or destroys its own stream ends the batch there.
-  std::size_t delivery_batch = 16;
+  // a handler that moves or destroys its own stream ends the batch there, and so does an
+  // operation (move, attach, destroy, policy check) queued for the stream meanwhile.
+  std::size_t delivery_batch = 256;
+  // How long one batch may run before the lane's other streams get their turn (the rest of
+  // it goes back to the stream's queue). Zero: no bound but delivery_batch (the simulator,
+  // whose handlers take no time, so that a seed's run is the same everywhere).
+  std::chrono::microseconds delivery_slice{1000};
   // Where handlers run; null: inline, on the thread that drives the SiteCore. The SiteCore
   // takes it over (its destructor stops it).
   std::shared_ptr<proto::Executor> executor;
@@ -215,6 +222,11 @@ class LazyQueue {
   T& front() { return q_->front(); }
   const T& front() const { return q_->front(); }
   void pop_front() { q_->pop_front(); }
+  // REQUIRES: at <= size()
+  void insert(std::size_t at, T v) {
+    if (!q_) q_ = std::make_unique<std::deque<T>>();
+    q_->insert(q_->begin() + static_cast<std::ptrdiff_t>(at), std::move(v));
+  }
 
  private:
   std::unique_ptr<std::deque<T>> q_;
@@ -394,6 +406,16 @@ class SiteCore final : public proto::Node {
     std::uint64_t agent = 0;
     wire::PolicyCheck check;  // kPolicy: a check by the stream's controller
   };
+  // What the delivery batches of one stream in flight share on its lane: the lane's thread
+  // alone reads and writes `stopped`; this thread sets `yield`.
+  struct DeliveryChain {
+    // A batch ended before its last message (a handler held the stream, an operation
+    // yielded, or the slice ran out): the batches after it run nothing, so that their
+    // messages go back behind its rest, in order.
+    bool stopped = false;
+    // An operation waits for the stream: the batches stop after the handler that runs.
+    std::atomic<bool> yield{false};
+  };
   struct Hosted {
     wire::StreamRecord rec;
     std::vector<std::uint64_t> agents;
@@ -409,7 +431,15 @@ class SiteCore final : public proto::Node {
     // Whether an agent of it has an append handler, as its lane last said (after every attach,
     // arrival, delivery batch and detach): without one, messages are consumed here at once.
     bool has_append_handler = false;
-    bool busy = false;  // work of it is on its lane
+    // Work of it on its lane: one job, or two delivery batches (the next is handed over
+    // while the last one runs, so that the lane need not wait for this thread in between).
+    std::uint32_t busy = 0;
+    // Of a batch in flight that stopped early: how many of its messages (and of the
+    // batches' before it) went back to the head of the inbox, where those of a later batch
+    // go after them. Zero once nothing is in flight.
+    std::uint32_t returned = 0;
+    // The delivery batches in flight, while any are (see DeliveryChain).
+    std::shared_ptr<DeliveryChain> chain;
     // A move whose target failed while the briefcases were being saved: depart() keeps the
     // stream (the epoch of that move; 0: none).
     std::uint64_t move_called_off = 0;
@@ -520,6 +550,9 @@ class SiteCore final : public proto::Node {
 
   void arrived(StreamId id, Arriving& work);
   void mark_ready(Hosted& h);
+  // Queues `op` for h's next handler boundary, and has its batches in flight stop soon.
+  void queue_op(Hosted& h, PendingOp op);
+  bool delivers_ahead(const Hosted& h) const;
   void run_ready();
   void apply_op(Hosted& h, PendingOp op);
   void depart(StreamId id, const wire::MoveOut& m, std::vector<wire::AgentState> briefcases);
