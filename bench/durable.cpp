@@ -4,9 +4,9 @@
 // one stream, then "stats" -sync (returned once all before it were consumed, and checked: the
 // counter saw them all), and then the same to the other: durable_msgs_per_s against
 // non_durable_msgs_per_s, the median rounds, and the ratio durable / non-durable (target >=
-// 0.3). A durable stream's site acknowledges a message, and sends what its handlers appended,
-// only once site 2 stored a checkpoint covering it (one SQLite commit with fsync per batch of
-// checkpoints): the shell's window of unacknowledged messages then waits on checkpoints,
+// 0.5, issue 19). A durable stream's site acknowledges a message, and sends what its handlers
+// appended, only once site 2 stored a checkpoint covering it (one SQLite commit with fsync per
+// batch of checkpoints): the shell's window of unacknowledged messages then waits on checkpoints,
 // which is the cost measured.
 //
 // A second pair: one -sync append's round trip, durable against not (the median of many):
@@ -106,8 +106,8 @@ std::string durable_summary(const std::vector<BenchResult>& results) {
     const double ratio = r.baseline_value > 0 ? r.value / r.baseline_value : 0;
     char line[200];
     std::snprintf(line, sizeof(line),
-                  "durable: target throughput >= 0.3 of a non-durable stream's: %.3f (%s)\n",
-                  ratio, ratio >= 0.3 ? "met" : "MISSED");
+                  "durable: target throughput >= 0.5 of a non-durable stream's: %.3f (%s)\n", ratio,
+                  ratio >= 0.5 ? "met" : "MISSED");
     return line;
   }
   return {};
