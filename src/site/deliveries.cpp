@@ -145,8 +145,9 @@ struct SiteCore::Delivering {
   std::string stream;
   std::vector<std::uint64_t> agents;
   std::vector<proto::Delivery> messages;
-  std::vector<std::string> senders;
-  std::vector<std::vector<Ran>> ran;  // one per message run, in order
+  std::vector<std::string> senders;      // their names, once per run of one sender's messages
+  std::vector<std::uint32_t> sender_of;  // per message, its sender's in `senders`
+  std::vector<std::vector<Ran>> ran;     // one per message run, in order
   std::vector<std::pair<std::uint64_t, bool>> has_append;
   bool controlled = false;  // agents[0] is the stream's controller: its handler runs first
   std::shared_ptr<DeliveryChain> chain;
@@ -162,6 +163,10 @@ constexpr std::size_t kSliceCheckEvery = 8;
 std::string_view message_of(const proto::Delivery& d) {
   if (d.payload.empty()) return {};
   return {reinterpret_cast<const char*>(d.payload.data()) + 1, d.payload.size() - 1};
+}
+// A shell's -sync message: the shell waits for its handlers' results.
+bool is_sync(const proto::Delivery& d) {
+  return !d.payload.empty() && (d.payload[0] & kMessageSync) != 0 && is_control(d.key.from);
 }
 }  // namespace
 
@@ -179,7 +184,10 @@ void SiteCore::deliver(Hosted& h) {
   work->slice = options_.delivery_slice;
   while (!h.inbox.empty() &&
          work->messages.size() < std::max<std::size_t>(1, options_.delivery_batch)) {
-    work->senders.push_back(sender_name(h.inbox.front().key.from));
+    const StreamId from = h.inbox.front().key.from;
+    if (work->messages.empty() || work->messages.back().key.from != from)
+      work->senders.push_back(sender_name(from));
+    work->sender_of.push_back(static_cast<std::uint32_t>(work->senders.size() - 1));
     work->messages.push_back(std::move(h.inbox.front()));
     h.inbox.pop_front();
   }
@@ -190,6 +198,7 @@ void SiteCore::deliver(Hosted& h) {
         DeliveryChain& chain = *work->chain;
         const auto start = work->slice.count() > 0 ? std::chrono::steady_clock::now()
                                                    : std::chrono::steady_clock::time_point{};
+        Delivering::Ran r;  // each run's record, its buffers kept from one run to the next
         for (std::size_t i = 0; i < work->messages.size(); ++i) {
           // An earlier batch's rest goes back to the inbox: this one's must follow it.
           if (chain.stopped) break;
@@ -205,18 +214,22 @@ void SiteCore::deliver(Hosted& h) {
           if (trace)
             trace({HandlerTrace::Kind::kAppend, id, d.key.from, d.seq, epoch, message_of(d)});
           bool hold = false;
+          const bool sync = is_sync(d);
           for (std::uint64_t agent : work->agents) {
-            if (agent != work->agents.front() && work->controlled && !ran.empty() &&
+            const bool controller = work->controlled && agent == work->agents.front();
+            if (!controller && work->controlled && !ran.empty() &&
                 ran.front().agent == work->agents.front() && vetoes(ran.front().out))
               break;  // the stream's controller kept this message from the other agents
-            Delivering::Ran r;
             r.agent = agent;
-            r.run.ctx = tcl::HandlerContext{work->stream, work->senders[i], agent};
+            r.run.restart(work->stream, work->senders[work->sender_of[i]], agent);
             r.out = lane.with(&r.run, [&](AgentRunner& runner) {
               return runner.run(agent, tcl::Event::kAppend, r.run.ctx, message_of(d));
             });
             hold = hold || r.run.holds_own_stream || r.run.exit_agent;
-            if (r.out.ran || !r.run.effects.empty() || r.run.exit_agent)
+            // Only what the site must carry out or report comes back: a run that went well,
+            // did nothing and whose result nobody waits for (or vets with) stays here.
+            if ((r.out.ran && (sync || !r.out.ok || controller)) || !r.run.effects.empty() ||
+                r.run.exit_agent)
               ran.push_back(std::move(r));
           }
           if (hold) {
@@ -263,8 +276,7 @@ void SiteCore::delivered(StreamId id, Delivering& work) {
   Hosted* h = it == hosted_.end() ? nullptr : it->second.get();
   for (std::size_t i = 0; i < work.ran.size(); ++i) {
     const proto::Delivery& d = work.messages[i];
-    const bool sync =
-        !d.payload.empty() && (d.payload[0] & kMessageSync) != 0 && is_control(d.key.from);
+    const bool sync = is_sync(d);
     // A -sync message's outcomes go to sync_result, which reports its errors; the others'
     // are reported here (nothing more on a handler's path that succeeded).
     std::vector<std::pair<std::uint64_t, tcl::HandlerOutcome*>> outcomes;

@@ -18,6 +18,7 @@
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <variant>
 #include <vector>
@@ -69,6 +70,17 @@ struct HandlerRun {
   std::uint64_t appended_bytes = 0;  // of the AppendEffects
   bool exit_agent = false;
   bool holds_own_stream = false;
+
+  // Makes this the record of another run, keeping its buffers (a lane runs many in a row).
+  void restart(std::string_view stream, std::string_view sender, std::uint64_t agent) {
+    ctx.stream.assign(stream);
+    ctx.sender.assign(sender);
+    ctx.agent = agent;
+    effects.clear();
+    appended_bytes = 0;
+    exit_agent = false;
+    holds_own_stream = false;
+  }
 };
 
 class Lane {
