@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <tcl.h>
 
+#include <chrono>
 #include <string>
 
 #include "tcl/run_limits.hpp"
@@ -69,6 +70,13 @@ TEST_F(RunLimitsTest, ARunPastItsTimeLimitIsStopped) {
   EXPECT_FALSE(stopped.ok);
   EXPECT_EQ(stopped.result, "sandbox: time limit exceeded (50 ms per run)");
   EXPECT_TRUE(run("set x 1").ok);
+  // Armed right after another run: Tcl's clock is then carried forward from the last reading.
+  const HandlerOutcome again = run("while 1 {}");
+  EXPECT_EQ(again.result, "sandbox: time limit exceeded (50 ms per run)");
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(run("while 1 {}").ok);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(50))
+      << "the limit was set from a clock behind";
 }
 
 // The heap is checked every check_every commands, against a baseline read at most

@@ -30,6 +30,26 @@ std::uint64_t RunLimits::baseline(std::chrono::steady_clock::time_point now) {
   return heap_seen_;
 }
 
+// Tcl's time limit is on its own clock (the wall clock): read at most once per
+// kHeapReadEvery, and carried forward by the steady clock in between, so that a run does not
+// pay for a second clock reading. A step of the wall clock shifts the limits set within
+// kHeapReadEvery after it, as it shifts those of the runs already going.
+Tcl_Time RunLimits::wall_clock(std::chrono::steady_clock::time_point now) {
+  if (wall_read_at_ == std::chrono::steady_clock::time_point{} ||
+      now - wall_read_at_ >= kHeapReadEvery) {
+    Tcl_GetTime(&wall_seen_);
+    wall_read_at_ = now;
+    return wall_seen_;
+  }
+  const auto since = std::chrono::duration_cast<std::chrono::microseconds>(now - wall_read_at_);
+  const std::uint64_t us =
+      static_cast<std::uint64_t>(wall_seen_.usec) + static_cast<std::uint64_t>(since.count());
+  Tcl_Time t = wall_seen_;
+  t.sec += static_cast<long>(us / 1000000);
+  t.usec = static_cast<long>(us % 1000000);
+  return t;
+}
+
 void RunLimits::arm(Tcl_Interp* sb) {
   abort_reason_.clear();
   Tcl_LimitTypeReset(sb, TCL_LIMIT_COMMANDS | TCL_LIMIT_TIME);
@@ -43,8 +63,7 @@ void RunLimits::arm(Tcl_Interp* sb) {
     Tcl_LimitTypeSet(sb, TCL_LIMIT_COMMANDS);
   }
   if (limits_.time_ms > 0) {
-    Tcl_Time t;
-    Tcl_GetTime(&t);
+    Tcl_Time t = wall_clock(start);
     const std::uint64_t us = static_cast<std::uint64_t>(t.usec) + (limits_.time_ms % 1000) * 1000;
     t.sec += static_cast<long>(limits_.time_ms / 1000 + us / 1000000);
     t.usec = static_cast<long>(us % 1000000);

@@ -2,7 +2,8 @@
 // The budgets of one run of a sandboxed agent (HandlerLimits): time and commands through Tcl's
 // interpreter limits (doc/Limit.3), the heap's growth checked every check_every commands.
 // TclHost arms them before a run and disarms them after; while none is exceeded they cost a
-// read of counters Tcl keeps and, at most once per kHeapReadEvery, one of the heap.
+// read of counters Tcl keeps and of the steady clock, and at most once per kHeapReadEvery, one
+// of the heap and one of Tcl's clock.
 //
 // Thread-safety: none; one per TclHost (a worker's).
 
@@ -39,6 +40,7 @@ class RunLimits {
   static void on_command_limit(ClientData data, Tcl_Interp* sb);
   void set_next_check(Tcl_Interp* sb, int now) const;
   std::uint64_t baseline(std::chrono::steady_clock::time_point now);
+  Tcl_Time wall_clock(std::chrono::steady_clock::time_point now);
 
   HandlerLimits limits_;
   std::uint32_t run_start_ = 0;
@@ -46,6 +48,8 @@ class RunLimits {
   std::uint64_t heap_seen_ = 0;
   std::chrono::steady_clock::time_point heap_read_at_{};
   std::chrono::steady_clock::time_point deadline_{};
+  Tcl_Time wall_seen_{};
+  std::chrono::steady_clock::time_point wall_read_at_{};
   std::string abort_reason_;
 };
 
