@@ -5,6 +5,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "memory_session.hpp"
@@ -14,33 +15,54 @@ namespace {
 
 using testing::MemorySession;
 
-// One lane whose work waits while held, then runs (with its `done`) at the site's next step.
+// Lanes whose work waits while held (all of them, or one), then runs (with its `done`) at the
+// site's next step, in the order it was submitted.
 class HeldLane final : public proto::Executor {
  public:
-  std::size_t lanes() const override { return 1; }
-  void submit(std::size_t, std::function<void()> work, std::function<void()> done) override {
-    jobs_.push_back({std::move(work), std::move(done)});
+  explicit HeldLane(std::size_t lanes = 1) : lanes_(lanes) {}
+  std::size_t lanes() const override { return lanes_; }
+  void submit(std::size_t lane, std::function<void()> work, std::function<void()> done) override {
+    jobs_.push_back({lane, std::move(work), std::move(done)});
     ++submitted;
   }
   void run_done() override {
-    while (!held && !jobs_.empty()) {
-      Job j = std::move(jobs_.front());
-      jobs_.pop_front();
+    for (auto it = jobs_.begin(); it != jobs_.end();) {
+      if (held || it->lane == held_lane) {
+        ++it;
+        continue;
+      }
+      Job j = std::move(*it);
+      it = jobs_.erase(it);
       j.work();
       if (j.done) j.done();
+      it = jobs_.begin();  // `done` may have submitted more
     }
   }
-  bool has_done() const override { return !held && !jobs_.empty(); }
+  bool has_done() const override {
+    for (const Job& j : jobs_)
+      if (!held && j.lane != held_lane) return true;
+    return false;
+  }
+  // Held work: how much, and running the oldest now.
   std::size_t waiting() const { return jobs_.size(); }
+  void run_one() {
+    Job j = std::move(jobs_.front());
+    jobs_.pop_front();
+    j.work();
+    if (j.done) j.done();
+  }
 
   bool held = false;
+  std::optional<std::size_t> held_lane;
   std::size_t submitted = 0;
 
  private:
   struct Job {
+    std::size_t lane = 0;
     std::function<void()> work;
     std::function<void()> done;
   };
+  std::size_t lanes_;
   std::deque<Job> jobs_;
 };
 
@@ -146,6 +168,56 @@ TEST(MemoryBatches, ABatchWhoseSliceRanOutGivesItsRestBackInOrder) {
   EXPECT_EQ(t.log_after("21"), expected + ",21@1");
   // Without the stop: the two batches, and one for the last message.
   EXPECT_GT(t.lane->submitted - before, 1u) << "the slice never ran out";
+}
+
+// Work for a stream the site does not host (a Finalize of an agent the stream took away) ends
+// on the lane before the stream's arrival there: its end must not make the arrived stream
+// look idle, or a message from this site would be delivered before the arrival installed its
+// agents, and consumed with no handler run.
+TEST(MemoryBatches, AFinalizeForALeftStreamDoesNotEndItsArrivalsWork) {
+  // Site 2 has two lanes: the stream's, which the test holds, and the feeder's.
+  auto lane = std::make_shared<HeldLane>(2);
+  MemorySession s({.sites = 3, .leader_state = nullptr, .site_options = [&](site::SiteOptions* o) {
+                     if (o->self == 2 && !o->shell) o->executor = lane;
+                   }});
+  site::ShellApi& shell = s.join_shell();
+  tcl::CreateOptions at;
+  at.site = 2;
+  for (const char* name : {"s", "f0", "f1"}) ASSERT_TRUE(shell.stream_create(name, at).ok());
+  const std::size_t s_lane = s.site(2).directory().find("s")->id % 2;
+  const std::string feeder = s.site(2).directory().find("f0")->id % 2 != s_lane ? "f0" : "f1";
+  ASSERT_NE(s.site(2).directory().find(feeder)->id % 2, s_lane);
+  ASSERT_TRUE(shell.register_agent("s", "", kLogger, "", false).ok());
+  ASSERT_TRUE(
+      shell
+          .register_agent("s", "", "on_stream_append { if {$argv eq {bye}} agent_exit }", "", false)
+          .ok());
+  ASSERT_TRUE(
+      shell.register_agent(feeder, "", "on_stream_append { stream_append s m }", "", false).ok());
+  ASSERT_TRUE(shell.stream_move("s", 3).ok());
+  at.site = 3;
+  ASSERT_TRUE(shell.stream_create("mover", at).ok());
+  ASSERT_TRUE(
+      shell.register_agent("mover", "", "on_stream_append { stream_move s 2 }", "", false).ok());
+
+  // The feeder opens s now: an open asked while s moves would wait for the move's end.
+  ASSERT_TRUE(shell.stream_append(feeder, "go", false).ok());
+  (void)s.run_until([] { return false; }, 100);
+  ASSERT_TRUE(shell.stream_append("s", "x", true).ok());
+
+  lane->held_lane = s_lane;
+  ASSERT_TRUE(shell.stream_append("s", "bye", false).ok());  // its agent's Finalize at site 2
+  ASSERT_TRUE(s.run_until([&] { return lane->waiting() >= 1; }, 500));
+  ASSERT_TRUE(shell.stream_append("mover", "now", false).ok());  // s arrives at site 2
+  ASSERT_TRUE(s.run_until([&] { return lane->waiting() >= 2; }, 500));
+  lane->run_one();  // the Finalize ends; the arrival's work waits
+  ASSERT_TRUE(shell.stream_append(feeder, "go", false).ok());  // "m" to s, from site 2
+  (void)s.run_until([] { return false; }, 100);
+
+  lane->held_lane.reset();
+  auto r = shell.stream_append("s", "z", /*sync=*/true);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->results, "m@3,x@3,bye@3,m@2,z@2");
 }
 
 }  // namespace

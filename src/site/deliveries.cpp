@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "site/handler_errors.hpp"
 #include "site/loading.hpp"
@@ -108,20 +109,26 @@ void SiteCore::queue_op(Hosted& h, PendingOp op) {
 void SiteCore::submit(StreamId stream, std::function<void(Lane&)> work,
                       std::function<void()> done) {
   auto it = hosted_.find(stream);
+  // Work for a stream not hosted here (a Finalize for one that left) does not make it busy,
+  // and its end must not make idle a stream that arrived meanwhile (whose arrival is on the
+  // lane behind it): only the hosting that counted it, known by its epoch, counts it off.
+  std::optional<std::uint64_t> counted;
   if (it != hosted_.end()) {
     ++it->second->busy;
     it->second->briefcases_at_rest.reset();  // the work may change them
     ++it->second->submitted;
+    counted = it->second->rec.epoch;
   }
   ++work_in_flight_;
   ++counters_.worker_jobs;
   Lane* lane = lanes_[stream % lanes_.size()].get();
   executor_->submit(
       stream % lanes_.size(), [lane, work = std::move(work)] { work(*lane); },
-      [this, stream, done = std::move(done)] {
+      [this, stream, counted, done = std::move(done)] {
         --work_in_flight_;
         auto h = hosted_.find(stream);
-        if (h != hosted_.end() && h->second->busy > 0) --h->second->busy;
+        if (h != hosted_.end() && counted == h->second->rec.epoch && h->second->busy > 0)
+          --h->second->busy;
         done();
         h = hosted_.find(stream);
         if (h != hosted_.end() && h->second->busy == 0) {
