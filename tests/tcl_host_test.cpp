@@ -103,6 +103,21 @@ TEST_F(Host, HandlersGetTheMessageAsArgvAndReturnTheirResult) {
   EXPECT_EQ(site_.eval("set ::mstream::agent::1::argv"), "x");
 }
 
+// A result nobody reads is not made; an error's message always is.
+TEST_F(Host, AResultNobodyWantsIsNotMadeButAnErrorIsStillSaid) {
+  load_ok(1, "on_stream_append { if {$argv eq {bad}} { error oops }; string toupper $argv }");
+  HandlerContext context{"foo", "shell:1", 1};
+  context.result_wanted = false;
+  HandlerOutcome quiet = site_.host().run(1, Event::kAppend, context, "hi");
+  EXPECT_TRUE(quiet.ran);
+  EXPECT_TRUE(quiet.ok);
+  EXPECT_EQ(quiet.result, "");
+  HandlerOutcome failed = site_.host().run(1, Event::kAppend, context, "bad");
+  EXPECT_FALSE(failed.ok);
+  EXPECT_EQ(failed.result, "oops");
+  EXPECT_EQ(run_ok(1, Event::kAppend, "hi"), "HI");
+}
+
 TEST_F(Host, AnEventWithoutHandlerDoesNotRun) {
   load_ok(1, "set x 1");
   HandlerOutcome outcome = site_.run(1, Event::kAppend, "m");

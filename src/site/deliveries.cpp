@@ -229,6 +229,7 @@ void SiteCore::deliver(Hosted& h) {
               break;  // the stream's controller kept this message from the other agents
             r.agent = agent;
             r.run.restart(work->stream, work->senders[work->sender_of[i]], agent);
+            r.run.ctx.result_wanted = sync || controller;
             r.out = lane.with(&r.run, [&](AgentRunner& runner) {
               return runner.run(agent, tcl::Event::kAppend, r.run.ctx, message_of(d));
             });

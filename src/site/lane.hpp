@@ -76,6 +76,7 @@ struct HandlerRun {
     ctx.stream.assign(stream);
     ctx.sender.assign(sender);
     ctx.agent = agent;
+    ctx.result_wanted = true;
     effects.clear();
     appended_bytes = 0;
     exit_agent = false;

@@ -45,6 +45,10 @@ struct HandlerContext {
   std::string stream;  // the handler's own stream
   std::string sender;  // the sender of the message being handled ("" when not an append)
   std::uint64_t agent = 0;
+  // Whether anyone reads a handler's result when it succeeds (a -sync append's shell, the
+  // site for a controller's verdict): without, the result is not made (HandlerOutcome::result
+  // stays empty). An error's message is always made.
+  bool result_wanted = true;
 };
 
 // A handler that raised an error where a shell's command ran it and waited for it: the first

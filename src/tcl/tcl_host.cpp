@@ -364,7 +364,8 @@ struct TclHost::Impl final : detail::AgentScope {
   // Evaluates `script` at the level of the agent's namespace with $argv = `argv`, as
   // `namespace eval` would, but without re-parsing a `namespace eval` command on every call:
   // the script object keeps its bytecode between calls (compiled for this namespace).
-  HandlerOutcome evaluate(Agent& agent, Tcl_Obj* script, std::string_view argv) {
+  HandlerOutcome evaluate(Agent& agent, Tcl_Obj* script, std::string_view argv,
+                          bool result_wanted = true) {
     Tcl_Interp* interp = agent.interp;
     HandlerOutcome outcome;
     outcome.ran = true;
@@ -394,16 +395,16 @@ struct TclHost::Impl final : detail::AgentScope {
         code = Tcl_EvalObjEx(interp, script, 0);
         --depth;
         if (limited) {
-          HandlerOutcome out = finish(interp, code);
+          HandlerOutcome out = finish(interp, code, result_wanted);
           run_limits.disarm(interp, &out);
           return out;
         }
       }
     }
-    return finish(interp, code);
+    return finish(interp, code, result_wanted);
   }
 
-  HandlerOutcome finish(Tcl_Interp* interp, int code) {
+  HandlerOutcome finish(Tcl_Interp* interp, int code, bool result_wanted = true) {
     if (code == TCL_RETURN) {
       // Only when nested in another evaluation: at top level Tcl_EvalObjEx already turned
       // `return` into its code. A `return -code error` is an error; any other return is ok.
@@ -423,7 +424,7 @@ struct TclHost::Impl final : detail::AgentScope {
     if (code == TCL_OK) {
       HandlerOutcome outcome;
       outcome.ran = true;
-      outcome.result = result_text(interp);
+      if (result_wanted) outcome.result = result_text(interp);
       Tcl_ResetResult(interp);
       return outcome;
     }
@@ -645,7 +646,7 @@ bool TclHost::has_handler(std::uint64_t agent, Event event) const {
   return found != nullptr && found->handlers[event_index(event)] != nullptr;
 }
 
-HandlerOutcome TclHost::run(std::uint64_t agent, Event event, const HandlerContext& /*context*/,
+HandlerOutcome TclHost::run(std::uint64_t agent, Event event, const HandlerContext& context,
                             std::string_view argv) {
   auto it = impl_->agents.find(agent);
   if (it == impl_->agents.end()) return {};
@@ -654,7 +655,7 @@ HandlerOutcome TclHost::run(std::uint64_t agent, Event event, const HandlerConte
   if (handler == nullptr) return {};
   // The handler may replace itself (on_stream_append inside on_stream_append).
   ObjRef script(handler);
-  return impl_->evaluate(*keep, script.get(), argv);
+  return impl_->evaluate(*keep, script.get(), argv, context.result_wanted);
 }
 
 std::string TclHost::save_briefcase(std::uint64_t agent) {
