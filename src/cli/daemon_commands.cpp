@@ -162,6 +162,7 @@ void add_site_limit_options(CLI::App* app, const std::shared_ptr<Limits>& limits
 void apply_site_limits(const Limits& limits, site::SiteOptions* so) {
   so->max_held_bytes = limits.max_held_bytes;
   so->handler_limits.time_ms = limits.handler_time_ms;
+  so->lane_clock = runtime::monotonic_now;  // delivery batches' slices
 }
 
 Status read_controller(const std::string& path, std::string* code) {

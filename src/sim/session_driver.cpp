@@ -25,7 +25,6 @@ site::SiteOptions session_options(const SessionScenario& s, SiteId id, bool shel
   o.transport = s.transport;
   o.step_budget = s.step_budget;
   o.delivery_batch = s.delivery_batch;
-  o.delivery_slice = std::chrono::microseconds(0);  // the wall clock would make runs differ
   o.keep_output = false;
   o.sender_rules_off = s.sender_rules_off;
   // Destroyed streams are forgotten at once, past the watermark: every late message about

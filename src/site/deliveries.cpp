@@ -116,7 +116,6 @@ void SiteCore::submit(StreamId stream, std::function<void(Lane&)> work,
   if (it != hosted_.end()) {
     ++it->second->busy;
     it->second->briefcases_at_rest.reset();  // the work may change them
-    ++it->second->submitted;
     counted = it->second->rec.epoch;
   }
   ++work_in_flight_;
@@ -158,7 +157,8 @@ struct SiteCore::Delivering {
   std::vector<std::pair<std::uint64_t, bool>> has_append;
   bool controlled = false;  // agents[0] is the stream's controller: its handler runs first
   std::shared_ptr<DeliveryChain> chain;
-  std::chrono::microseconds slice{0};
+  proto::Time slice = 0;
+  std::function<proto::Time()> clock;  // the slice's; none: no slice
 };
 
 namespace {
@@ -189,6 +189,7 @@ void SiteCore::deliver(Hosted& h) {
   if (!h.chain) h.chain = std::make_shared<DeliveryChain>();
   work->chain = h.chain;
   work->slice = options_.delivery_slice;
+  work->clock = options_.lane_clock;
   while (!h.inbox.empty() &&
          work->messages.size() < std::max<std::size_t>(1, options_.delivery_batch)) {
     const StreamId from = h.inbox.front().key.from;
@@ -203,15 +204,15 @@ void SiteCore::deliver(Hosted& h) {
       id,
       [work, trace = trace_, epoch = h.rec.epoch, id](Lane& lane) {
         DeliveryChain& chain = *work->chain;
-        const auto start = work->slice.count() > 0 ? std::chrono::steady_clock::now()
-                                                   : std::chrono::steady_clock::time_point{};
+        const bool sliced = work->slice > 0 && work->clock;
+        const proto::Time start = sliced ? work->clock() : 0;
         Delivering::Ran r;  // each run's record, its buffers kept from one run to the next
         for (std::size_t i = 0; i < work->messages.size(); ++i) {
           // An earlier batch's rest goes back to the inbox: this one's must follow it.
           if (chain.stopped) break;
           if (chain.yield.load(std::memory_order_relaxed) ||
-              (work->slice.count() > 0 && i % kSliceCheckEvery == 0 && i > 0 &&
-               std::chrono::steady_clock::now() - start >= work->slice)) {
+              (sliced && i % kSliceCheckEvery == 0 && i > 0 &&
+               work->clock() - start >= work->slice)) {
             chain.stopped = true;
             break;
           }

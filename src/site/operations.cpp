@@ -334,7 +334,6 @@ struct SiteCore::Arriving {
   std::vector<std::pair<std::uint64_t, bool>> has_append;
   std::vector<std::pair<HandlerRun, tcl::HandlerOutcome>> relocations;
   std::vector<wire::AgentState> at_rest;  // the briefcases once the handlers ran
-  std::uint64_t submitted = 0;            // Hosted::submitted, counting this work
   std::uint32_t requester = wire::kNoSite;
   std::uint64_t req = 0;
   bool recovery = false;    // from Recover: failure handlers instead of relocation handlers
@@ -418,7 +417,6 @@ bool SiteCore::install_arrival(wire::Arrive& a, bool recovery) {
     l.code = code_[agent];
     l.run.ctx = tcl::HandlerContext{h.rec.name, {}, agent};
   }
-  work->submitted = h.submitted + 1;  // submit() counts it
   submit(
       id,
       [work, trace = trace_, epoch = h.rec.epoch, id](Lane& lane) {
@@ -504,9 +502,8 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
     }
   }
   h.agents = work.running;
-  // Work submitted after this one (while the stream was not busy: another job's end cleared
-  // it, e.g. a Finalize for the stream run here before it arrived) may have run since.
-  if (h.submitted == work.submitted) h.briefcases_at_rest = std::move(work.at_rest);
+  // Nothing else of it ran since: it was busy with this work until now (submit()).
+  h.briefcases_at_rest = std::move(work.at_rest);
   for (const auto& [agent, has] : work.has_append) loaded_[agent] = has;
   refresh_append_flag(h);
   for (std::string& e : work.briefcase_errors)

@@ -25,7 +25,6 @@
 
 #include <array>
 #include <atomic>
-#include <chrono>
 #include <deque>
 #include <functional>
 #include <iterator>
@@ -74,9 +73,10 @@ struct SiteOptions {
   // operation (move, attach, destroy, policy check) queued for the stream meanwhile.
   std::size_t delivery_batch = 256;
   // How long one batch may run before the lane's other streams get their turn (the rest of
-  // it goes back to the stream's queue). Zero: no bound but delivery_batch (the simulator,
-  // whose handlers take no time, so that a seed's run is the same everywhere).
-  std::chrono::microseconds delivery_slice{1000};
+  // it goes back to the stream's queue), on `lane_clock`, which the lanes' threads read.
+  // No clock: no bound but delivery_batch (the simulator's handlers take no time).
+  proto::Time delivery_slice = proto::kMillisecond;
+  std::function<proto::Time()> lane_clock;
   // Where handlers run; null: inline, on the thread that drives the SiteCore. The SiteCore
   // takes it over (its destructor stops it).
   std::shared_ptr<proto::Executor> executor;
@@ -448,10 +448,8 @@ class SiteCore final : public proto::Node {
     bool departing = false;
     // Its agents' briefcases as its arrival left them (saved on its lane after the relocation
     // handlers), while no work of it ran since: a move then leaves with them without a round
-    // trip to its lane. Reset by every submit(); kept by the arrival only if no work of it
-    // was submitted after the arrival's (`submitted` counts them).
+    // trip to its lane. Reset by every submit().
     std::optional<std::vector<wire::AgentState>> briefcases_at_rest;
-    std::uint64_t submitted = 0;
     // Set for a durable stream only (idle streams are many).
     std::unique_ptr<DurableState> durable;
     // The senders that opened it (wire::Opened): the only ones it takes a channel from.
