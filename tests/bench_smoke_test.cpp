@@ -178,8 +178,11 @@ TEST(BenchSmoke, MoveReportsHopTimesAgainstRawUdpRoundTrips) {
                                               "least_a_move_needs", "least_this_agent_needs"}));
   // Counted over the whole session: a hop takes the request, the order, the stream, the
   // target's word and its answer, and runs the agent's relocation handler on a worker.
+  // Messages to one site in one step share a datagram (the target's Location and answer to
+  // the requester), and acknowledgements ride on them: fewer datagrams than messages, but
+  // never fewer than the five sends a move is made of.
   EXPECT_GE(value["control_messages_per_hop"], 5.0);
-  EXPECT_GE(value["datagrams_per_hop"], value["control_messages_per_hop"]);
+  EXPECT_GE(value["datagrams_per_hop"], 5.0);
   EXPECT_GE(value["worker_handoffs_per_hop"], 1.0);
   EXPECT_GT(value["worker_handoff_round_trip"], 0.0);
 }

@@ -116,6 +116,52 @@ TEST(Path, PendingAckIsPiggybackedOnData) {
   EXPECT_FALSE(b.ack_pending());
 }
 
+// A move is a chain of one-way control messages, each far from the one before on its path:
+// their acks wait for a datagram to ride on, up to max_ack_delay. Two datagrams of a burst
+// (a sender filling its window) are acknowledged at once, as are two full datagrams' worth of
+// bytes however far apart.
+TEST(Path, AnAckWaitsForARideUnlessTwoDatagramsComeInABurst) {
+  const PathConfig cfg;
+  ASSERT_GT(cfg.max_ack_delay, cfg.ack_burst_gap);
+  Path b(kB, kA, cfg);
+  Time now = 1000 * kMillisecond;
+  ASSERT_EQ(b.on_packet(1, 100, now), Path::Accept::kNew);
+  EXPECT_FALSE(b.ack_due(now));
+  // The next one comes after the burst gap: still no ack of its own.
+  now += cfg.ack_burst_gap + kMicrosecond;
+  ASSERT_EQ(b.on_packet(2, 100, now), Path::Accept::kNew);
+  EXPECT_FALSE(b.ack_due(now));
+  // The deadline counts from the first one held back.
+  EXPECT_EQ(b.next_timeout(), 1000 * kMillisecond + cfg.max_ack_delay);
+  EXPECT_TRUE(b.ack_due(1000 * kMillisecond + cfg.max_ack_delay));
+  // A burst: the second of two within the gap is acknowledged at once.
+  now += cfg.ack_burst_gap / 2;
+  ASSERT_EQ(b.on_packet(3, 100, now), Path::Accept::kNew);
+  EXPECT_TRUE(b.ack_due(now));
+  EXPECT_EQ(ack_of(b).cumulative, 3u);
+
+  // Bytes: two full datagrams' worth, far apart, are acknowledged at once.
+  now += 10 * cfg.ack_burst_gap;
+  ASSERT_EQ(b.on_packet(4, cfg.mtu, now), Path::Accept::kNew);
+  EXPECT_FALSE(b.ack_due(now));
+  now += 10 * cfg.ack_burst_gap;
+  ASSERT_EQ(b.on_packet(5, cfg.mtu, now), Path::Accept::kNew);
+  EXPECT_TRUE(b.ack_due(now));
+}
+
+// Without a burst gap (kNever), the second of any two unacknowledged datagrams is answered at
+// once, as before issue 19 (the simulator's regression seeds replay that timing).
+TEST(Path, WithoutABurstGapEverySecondDatagramIsAcknowledgedAtOnce) {
+  PathConfig cfg;
+  cfg.ack_burst_gap = kNever;
+  cfg.max_ack_delay = 250 * kMicrosecond;
+  Path b(kB, kA, cfg);
+  ASSERT_EQ(b.on_packet(1, 100, 0), Path::Accept::kNew);
+  EXPECT_FALSE(b.ack_due(0));
+  ASSERT_EQ(b.on_packet(2, 100, 200 * kMicrosecond), Path::Accept::kNew);
+  EXPECT_TRUE(b.ack_due(200 * kMicrosecond));
+}
+
 TEST(Path, DuplicatePacketIsDroppedButAcknowledgedAgain) {
   Path b(kB, kA, PathConfig{});
   ASSERT_EQ(b.on_packet(1, 0, 0), Path::Accept::kNew);

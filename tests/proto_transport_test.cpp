@@ -22,6 +22,34 @@ Cluster pair(TransportConfig cfg = {}) {
   return c;
 }
 
+// The consumption ack of a lone message waits for a datagram to ride on (a move's control
+// messages); once a quarter of a channel's bound is consumed it goes at once, or a sender
+// whose buffer filled would wait max_ack_delay for it with nothing to send.
+TEST(Transport, ConsumptionAcksGoAtOnceOnlyPastAQuarterOfTheBound) {
+  TransportConfig cfg;
+  cfg.channel.max_unconsumed_messages = 8;  // a quarter: 2
+  Cluster c = pair(cfg);
+  auto sent_by_b = [&c] {
+    std::size_t n = 0;
+    for (const OutDatagram& o : c.sent) n += o.to == kA;
+    return n;
+  };
+  ASSERT_TRUE(c.append(kA, kAB, kB, pattern(0, 1)).ok());
+  c.step();  // B consumed #1
+  c.transmit();
+  EXPECT_EQ(sent_by_b(), 0u) << "the ack of one message waits";
+  EXPECT_EQ(c[kB].next_timeout(), c.now + cfg.path.max_ack_delay);
+  // The next message comes after the burst gap: its ack is not urgent, but two consumed are.
+  c.now += 2 * cfg.path.ack_burst_gap;
+  ASSERT_TRUE(c.append(kA, kAB, kB, pattern(0, 2)).ok());
+  c.step();  // B consumed #2
+  c.transmit();
+  EXPECT_EQ(sent_by_b(), 1u);
+  c.deliver();
+  c.drain();
+  EXPECT_EQ(c.released_up_to(kA, kAB), 2u);
+}
+
 TEST(Transport, DeliversMessagesOnceInAppendOrder) {
   Cluster c = pair();
   for (Seq s = 1; s <= 50; ++s) {

@@ -58,7 +58,7 @@ TEST(SessionChecker, ADestroyedStreamHostedNowhereWithEverythingConsumedPasses) 
 TEST(SessionSimulation, DestroysAndRecreationsKeepEveryGuarantee) {
   std::uint64_t lives = 0, seeds_with_lives = 0;
   for (std::uint64_t seed = 1; seed <= 40; ++seed) {
-    const SessionResult r = run_session_seed(seed, false);
+    const SessionResult r = run_session_seed(seed, false, as_found());
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     lives += r.summary.lives;
     seeds_with_lives += r.summary.lives > 0;
@@ -74,8 +74,7 @@ TEST(SimRegression, ADestroyedStreamsChannelsGoOnceDrained) {
   // 2, 101 and 147 until a move's source stopped asking its lane for the briefcases the
   // arrival had saved (issue 19), which changed their schedules.
   for (std::uint64_t seed : {3u, 5u, 8u}) {
-    const SessionResult r =
-        run_session_seed(seed, false, ScenarioOverrides{.ephemeral_forwards = true});
+    const SessionResult r = run_session_seed(seed, false, as_found({.ephemeral_forwards = true}));
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.channels_retired, 0u) << seed;  // the trigger still happens
   }
@@ -87,8 +86,7 @@ TEST(SimRegression, ADestroyedStreamsChannelsGoOnceDrained) {
 // channel in another). The numbering now stays while appends wait (SiteCore::opens_waiting).
 TEST(SimRegression, ADestroyedStreamsAppendsWaitingForAnOpenKeepItsNumbering) {
   for (std::uint64_t seed : {57u, 80u}) {
-    const SessionResult r =
-        run_session_seed(seed, false, ScenarioOverrides{.ephemeral_forwards = true});
+    const SessionResult r = run_session_seed(seed, false, as_found({.ephemeral_forwards = true}));
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.opened_after_destroy, 0u) << seed;  // the trigger still happens
   }
@@ -99,11 +97,10 @@ TEST(SimRegression, ADestroyedStreamsAppendsWaitingForAnOpenKeepItsNumbering) {
 // stream whose site crashed with it before its destroy, which the leader then carries out
 // instead of a recovery (seed 191). The checker required them all consumed.
 TEST(SimRegression, ACrashTakesWhatADestroyedStreamStillHeld) {
-  const SessionResult held =
-      run_session_seed(56, false, ScenarioOverrides{.ephemeral_forwards = true});
+  const SessionResult held = run_session_seed(56, false, as_found({.ephemeral_forwards = true}));
   EXPECT_TRUE(held.ok()) << names(held.violations);
   EXPECT_GT(held.summary.destroyed_senders_lost, 0u);  // the trigger still happens
-  const SessionResult hosted = run_session_seed(191, false);
+  const SessionResult hosted = run_session_seed(191, false, as_found());
   EXPECT_TRUE(hosted.ok()) << names(hosted.violations);
   EXPECT_GT(hosted.summary.destroyed_senders_lost, 0u);
 }
@@ -171,7 +168,7 @@ TEST(SimRegression, AReceiversNewSiteTakesADestroyedSendersMessagesFromItsLastSi
   // 504 for 302142 since a move's source stopped asking its lane for the briefcases the
   // arrival had saved (issue 19), which changed its schedule.
   for (std::uint64_t seed : {300005u, 300628u, 504u, 304974u}) {
-    const SessionResult r = run_session_seed(seed, false);
+    const SessionResult r = run_session_seed(seed, false, as_found());
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.destroyed_senders_placed, 0u) << seed;  // the trigger still happens
   }
@@ -181,11 +178,11 @@ TEST(SimRegression, AReceiversNewSiteTakesADestroyedSendersMessagesFromItsLastSi
 // when it restarted, before the shell heard of the create: the checker took the recovery as
 // owing the agent's failure handler, though the agent was attached only after it.
 TEST(SessionSimulation, AStreamRecoveredBeforeItsFirstAttachOwesNoAgentHandler) {
-  const SessionResult plain = run_session_seed(94000888, false);
+  const SessionResult plain = run_session_seed(94000888, false, as_found());
   EXPECT_TRUE(plain.ok()) << names(plain.violations);
   EXPECT_GT(plain.summary.lives, 0u);
   for (std::uint64_t seed : {95000142u, 95001459u}) {
-    const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
+    const SessionResult r = run_session_seed(seed, false, as_found({.small_buffers = true}));
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.lives, 0u) << seed;
   }
@@ -199,7 +196,7 @@ TEST(SessionSimulation, AStreamRecoveredBeforeItsFirstAttachOwesNoAgentHandler) 
 // seeds 1..1000.
 TEST(SessionSimulation, LateWordsAboutForgottenStreamsKeepEveryGuarantee) {
   for (std::uint64_t seed : {29u, 180u}) {
-    const SessionResult r = run_session_seed(seed, false);
+    const SessionResult r = run_session_seed(seed, false, as_found());
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.forgotten_answered, 0u) << seed;  // it happens
   }
@@ -212,7 +209,7 @@ TEST(SessionSimulation, LateWordsAboutForgottenStreamsKeepEveryGuarantee) {
 // 123003016 before 2611473 changed its schedule); SenderPins::locate now takes a late word
 // naming the site just before the newest one as that site.
 TEST(SimRegression, ADestroyedSendersLastMoveHeardOfAfterItsDestroyIsTaken) {
-  const SessionResult r = run_session_seed(123011346u, false);
+  const SessionResult r = run_session_seed(123011346u, false, as_found());
   EXPECT_TRUE(r.ok()) << names(r.violations);
   EXPECT_GT(r.summary.lives, 0u);  // ephemeral streams
 }

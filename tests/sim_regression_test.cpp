@@ -18,7 +18,7 @@ namespace {
 // one channel now merge into one.
 TEST(SimRegression, AnswersToABurstOfDuplicatesAreNeverDropped) {
   for (std::uint64_t seed : {30020469u, 30021181u, 125742u, 82197u}) {
-    const SeedResult r = run_seed(seed, false);
+    const SeedResult r = run_seed(seed, false, as_found());
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.transport.consumed_answers_merged, 0u) << seed;
   }
@@ -31,7 +31,7 @@ TEST(SimRegression, AnswersToABurstOfDuplicatesAreNeverDropped) {
 // installed. Seed 40003902 also had the target's late Installed counted as a forgery.
 TEST(SimRegression, AMoveSettledWithItsTargetIsAnsweredWhenTheTargetFails) {
   for (std::uint64_t seed : {40003902u, 127078u}) {
-    const SessionResult r = run_session_seed(seed, false);
+    const SessionResult r = run_session_seed(seed, false, as_found());
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.moves_settled_at_target, 0u) << seed;
     EXPECT_GT(r.summary.answers_repeated, 0u) << seed;
@@ -49,9 +49,9 @@ TEST(SimRegression, AMoveSettledWithItsTargetIsAnsweredWhenTheTargetFails) {
 // through what c72c54f guards (a move settled with its target). Kept so that they stay green;
 // 30000003 stands for 30024605 as a trigger since issue 19 changed the latter's schedule.
 TEST(SimRegression, MovesAfterCrashesAtACommitAreAnswered) {
-  EXPECT_TRUE(run_session_seed(30024605u, false).ok());
+  EXPECT_TRUE(run_session_seed(30024605u, false, as_found()).ok());
   for (std::uint64_t seed : {30005439u, 30000003u}) {
-    const SessionResult r = run_session_seed(seed, false);
+    const SessionResult r = run_session_seed(seed, false, as_found());
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.checkpoint_crashes, 0u) << seed;
     EXPECT_GT(r.summary.moves_failed, 0u) << seed;
@@ -70,7 +70,7 @@ TEST(SimRegression, MovesAfterCrashesAtACommitAreAnswered) {
 // the moment is uncovered until a seed or a test brings it back.
 TEST(SimRegression, ACheckpointBeingSavedWhenItsFailureManagerFailsStaysWhole) {
   // As found, before the workload had ephemeral streams.
-  const SessionResult r = run_session_seed(9009270, false, ScenarioOverrides{.ephemerals = false});
+  const SessionResult r = run_session_seed(9009270, false, as_found({.ephemerals = false}));
   EXPECT_TRUE(r.ok()) << names(r.violations);
 }
 
@@ -108,7 +108,7 @@ TEST(SessionChecker, DurableStateCountsAppendsThatWaitForAnOpen) {
 
 TEST(SimRegression, ACheckpointCountsTheAppendsThatWaitForAnOpen) {
   for (std::uint64_t seed : {97011252u, 97010760u}) {
-    const SessionResult r = run_session_seed(seed, false);
+    const SessionResult r = run_session_seed(seed, false, as_found());
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.checkpoints_with_waiting, 0u) << seed;  // the trigger still happens
   }
@@ -123,7 +123,7 @@ TEST(SimRegression, ACheckpointCountsTheAppendsThatWaitForAnOpen) {
 // of the sender (SessionChecker.DurableSenderWhoseCheckpointsDiedWith...).
 TEST(SimRegression, ADurableSenderRecoveredFromNoCheckpointNumbersUnderANewOrigin) {
   for (std::uint64_t seed : {71002908u, 71002891u, 71002925u}) {
-    const SessionResult r = run_session_seed(seed, false);
+    const SessionResult r = run_session_seed(seed, false, as_found());
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.durable_senders_restarted, 0u) << seed;  // the trigger still happens
   }
@@ -135,7 +135,7 @@ TEST(SimRegression, ADurableSenderRecoveredFromNoCheckpointNumbersUnderANewOrigi
 // again from the first unconsumed one.
 TEST(SimRegression, ARestartedLeadersControlChannelsDrainUnderASmallBound) {
   for (std::uint64_t seed : {2823u, 2886u, 2921u}) {
-    const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
+    const SessionResult r = run_session_seed(seed, false, as_found({.small_buffers = true}));
     EXPECT_TRUE(r.ok()) << seed << "\n" << names(r.violations);
     EXPECT_GT(r.summary.control_resends, 0u) << seed;  // the trigger still happens
   }
@@ -146,7 +146,7 @@ TEST(SimRegression, ARestartedLeadersControlChannelsDrainUnderASmallBound) {
 // hostile small-bound seeds failed though every honest node was idle.
 TEST(SimRegression, TheHostileMembersOwnQueuesDoNotCountForQuiescence) {
   const SessionResult r =
-      run_session_seed(9900038, false, ScenarioOverrides{.small_buffers = true, .hostile = true});
+      run_session_seed(9900038, false, as_found({.small_buffers = true, .hostile = true}));
   EXPECT_TRUE(r.ok()) << names(r.violations);
 }
 

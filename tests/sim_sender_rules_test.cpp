@@ -19,7 +19,7 @@ TEST(SenderRulesSim, EveryTypeAMemberMayNotSendIsToldAndRefusedAndNothingBreaks)
   std::array<std::uint64_t, wire::kControlTypes> told{}, refused{};
   for (std::uint64_t seed = 1; seed <= 30; ++seed) {
     const SessionResult r =
-        run_session_seed(seed, false, ScenarioOverrides{.crashes = false, .hostile = true});
+        run_session_seed(seed, false, as_found({.crashes = false, .hostile = true}));
     EXPECT_TRUE(r.ok()) << seed << ": " << names(r.violations);
     EXPECT_EQ(r.summary.consumed, r.summary.appended) << seed;
     for (std::size_t k = 0; k < told.size(); ++k) {
@@ -76,12 +76,12 @@ TEST(SenderRulesSim, WithoutTheAskedRuleTheLeaderTakesAnotherSitesAnswer) {
 // being taken (20034), and from a stream restored from its checkpoint (66).
 TEST(SenderRulesSim, AppendsThatWaitForAnOpenKeepTheirOrderAndSurviveCheckpoints) {
   for (std::uint64_t seed : {22u, 66u, 20034u}) {
-    const SessionResult r = run_session_seed(seed, false);
+    const SessionResult r = run_session_seed(seed, false, as_found());
     EXPECT_TRUE(r.ok()) << seed << ": " << names(r.violations);
     EXPECT_GT(r.summary.durable_restores, 0u) << seed;  // the trigger still happens
   }
   for (std::uint64_t seed : {323u, 529u, 584u}) {  // with moves back and forth and crashes
-    const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.hostile = true});
+    const SessionResult r = run_session_seed(seed, false, as_found({.hostile = true}));
     EXPECT_TRUE(r.ok()) << seed << ": " << names(r.violations);
   }
 }
@@ -93,7 +93,7 @@ TEST(SenderRulesSim, AppendsThatWaitForAnOpenKeepTheirOrderAndSurviveCheckpoints
 // the arrival saved, issue 19).
 TEST(SenderRulesSim, ARestartedSiteZeroStillHearsOfTheMoveItAskedFor) {
   for (std::uint64_t seed : {92537u, 92660u}) {
-    const SessionResult r = run_session_seed(seed, false);
+    const SessionResult r = run_session_seed(seed, false, as_found());
     EXPECT_TRUE(r.ok()) << seed << ": " << names(r.violations);
     EXPECT_GT(r.summary.refused_control[wire::ControlMessage(wire::Location{}).index()], 0u)
         << seed;

@@ -15,6 +15,7 @@
 #include "sim/session_checker.hpp"
 #include "sim/session_scenario.hpp"
 #include "sim/session_simulation.hpp"
+#include "sim_test_support.hpp"
 
 namespace mstream::sim {
 namespace {
@@ -795,8 +796,13 @@ TEST(SessionScenario, SeedsCoverTheOptionSpace) {
   std::set<std::size_t> mtus;
   bool burst = false, pair = false, relocations = false, chains = false, at_once = false;
   bool delayed = false, leader_hosts = false, go_back_n = false;
+  std::set<proto::Time> ack_delays;
+  bool no_burst_gap = false, waiting_consumption_acks = false;
   for (std::uint64_t seed = 1; seed <= 300; ++seed) {
     const SessionScenario s = derive_session_scenario(seed);
+    ack_delays.insert(s.transport.path.max_ack_delay);
+    no_burst_gap |= s.transport.path.ack_burst_gap == proto::kNever;
+    waiting_consumption_acks |= !s.transport.path.prompt_consumption_acks;
     sites.insert(s.sites);
     profiles.insert(s.profile);
     mtus.insert(s.transport.path.mtu);
@@ -823,6 +829,14 @@ TEST(SessionScenario, SeedsCoverTheOptionSpace) {
       burst |= run >= 3;
     }
   }
+  // Acknowledgement timings: the default, the old prompt one, a long delay; no burst rule;
+  // consumption acks that always wait.
+  EXPECT_EQ(ack_delays.size(), 3u);
+  EXPECT_TRUE(no_burst_gap);
+  EXPECT_TRUE(waiting_consumption_acks);
+  EXPECT_EQ(derive_session_scenario(7, ScenarioOverrides{.legacy_acks = true})
+                .transport.path.max_ack_delay,
+            250 * proto::kMicrosecond);
   std::size_t crash_seeds = 0;
   bool two = false, restart = false, for_good = false, failure_manager = false;
   std::size_t leader_crashes = 0;
@@ -988,7 +1002,7 @@ TEST(SessionSimulation, CrashedSitesStreamsAreRecoveredAndTheRestGoesOn) {
 TEST(SessionSimulation, DurableStreamsRecoverFromTheirCheckpointsThroughCrashesAtACommit) {
   std::uint64_t restores = 0, checkpoint_crashes = 0, stored = 0;
   for (std::uint64_t seed : {101u, 126u, 513u, 636u}) {
-    const SessionScenario s = derive_session_scenario(seed);
+    const SessionScenario s = derive_session_scenario(seed, as_found());
     ASSERT_GT(s.durables(), 0u) << seed;
     const SessionResult r = run_session_scenario(s);
     EXPECT_TRUE(r.ok()) << report(r.violations, seed);
@@ -1007,7 +1021,7 @@ TEST(SessionSimulation, DurableStreamsRecoverFromTheirCheckpointsThroughCrashesA
 TEST(SessionSimulation, DurableCheckersCatchAStoreThatLosesAcknowledgedCheckpoints) {
   std::set<std::string> caught;
   for (std::uint64_t seed : {101u, 126u, 513u, 636u}) {
-    SessionScenario s = derive_session_scenario(seed);
+    SessionScenario s = derive_session_scenario(seed, as_found());
     s.lying_store_every = 1;
     for (const Violation& v : run_session_scenario(s).violations) caught.insert(v.invariant);
   }
@@ -1026,7 +1040,7 @@ TEST(SessionSimulation, DurableCheckersCatchAStoreThatLosesAcknowledgedCheckpoin
 TEST(SessionSimulation, DurableSenderRestoredBehindItsReceiverWithASmallBound) {
   // Small-bound seeds with durable streams that append (each failed without catch_up).
   for (std::uint64_t seed : {196u, 312u, 348u}) {
-    const SessionResult r = run_session_seed(seed, false, ScenarioOverrides{.small_buffers = true});
+    const SessionResult r = run_session_seed(seed, false, as_found({.small_buffers = true}));
     EXPECT_TRUE(r.ok()) << report(r.violations, seed);
     EXPECT_GT(r.summary.transport.caught_up, 0u) << seed;  // the trigger still happens
   }

@@ -82,6 +82,10 @@ Path::Accept Path::on_packet(PacketNumber pn, std::size_t bytes, Time now) {
   }
   largest_received_ = std::max(largest_received_, pn);
   unacked_bytes_ += bytes;
+  // Only a burst's datagrams count towards the "every second one" rule (PathConfig::
+  // ack_burst_gap); two full-sized ones' worth of bytes is urgent whenever they came.
+  if (unacked_received_ > 0 && now - last_received_at_ > cfg_.ack_burst_gap) unacked_received_ = 0;
+  last_received_at_ = now;
   if (++unacked_received_ >= 2 || unacked_bytes_ >= 2 * cfg_.mtu || largest_received_ > cum_)
     ack_urgent_ = true;
   if (ack_deadline_ == kNever) ack_deadline_ = now + cfg_.max_ack_delay;

@@ -66,9 +66,9 @@ class Path {
   };
   // For a datagram of `bytes` bytes with packet number pn > 0. Acknowledgements are delayed
   // (up to max_ack_delay) to ride on the next datagram we send anyway, but go at once after
-  // two unacknowledged datagrams or two MTU-sized ones' worth of bytes (RFC 1122's "every
-  // second full-sized segment"), a gap, a duplicate or a discard: those tell the sender
-  // something it needs for its loss detection or its window.
+  // the second unacknowledged datagram of a burst (PathConfig::ack_burst_gap) or two MTU-sized
+  // ones' worth of bytes (RFC 1122's "every second full-sized segment"), a gap, a duplicate or
+  // a discard: those tell the sender something it needs for its loss detection or its window.
   Accept on_packet(PacketNumber pn, std::size_t bytes, Time now);
   // Processes the remote's acknowledgement of our datagrams. Returns false (and ignores it
   // whole) if it acknowledges a packet number never sent.
@@ -186,7 +186,8 @@ class Path {
   std::vector<std::uint64_t> bits_;
   bool ack_pending_ = false;
   bool ack_urgent_ = false;
-  std::uint32_t unacked_received_ = 0;  // ack-eliciting datagrams since our last ACK
+  std::uint32_t unacked_received_ = 0;  // of the current burst, since our last ACK
+  Time last_received_at_ = 0;           // of the last ack-eliciting datagram
   std::size_t unacked_bytes_ = 0;
   Time ack_deadline_ = kNever;
 
@@ -206,6 +207,10 @@ class Path {
   // Control frames wait this long for a datagram to ride on (consumption acks, like ACKs,
   // are delayed up to max_ack_delay); kNever when there are none.
   Time control_deadline = kNever;
+  // Messages consumed, of channels whose acks go this way, since the last datagram took the
+  // control frames: a sender whose buffer they fill waits for their acks (Transport::
+  // queue_consumed sends them at once past a quarter of a channel's bound).
+  std::uint32_t consumed_unreported = 0;
   // For the failure detector and keepalives (Transport::set_keepalive): when a datagram from
   // the remote was last accepted, and when we last sent one there; -1: never.
   Time last_heard = -1;

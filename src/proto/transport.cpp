@@ -575,11 +575,20 @@ void Transport::queue_consumed(RecvChannel& ch, ChannelKey key, Time now) {
       release(it->second, key, ch.consumed_up_to());
     return;
   }
-  if (ch.ack_queued || !reachable(ch.reply_site)) return;
-  ch.ack_queued = true;
+  if (!reachable(ch.reply_site)) return;
   Path& p = path_to(ch.reply_site);
+  // An ack of one message can wait for a datagram to ride on; a sender that streams fills its
+  // buffer meanwhile and, once it stops sending, no datagram comes to ride on (a stall of
+  // max_ack_delay per buffer). So past a quarter of a channel's bound, consumption acks go at
+  // once (PathConfig::prompt_consumption_acks).
+  const std::uint32_t burst =
+      std::max<std::uint32_t>(1, config_.channel.max_unconsumed_messages / 4);
+  const bool prompt = ++p.consumed_unreported >= burst && config_.path.prompt_consumption_acks;
+  const Time wait = prompt ? 0 : config_.path.max_ack_delay;
+  p.control_deadline = std::min(p.control_deadline, now + wait);
+  if (ch.ack_queued) return;
+  ch.ack_queued = true;
   p.control.push_back(Path::Control{wire::FrameType::kConsumed, key, 0, {}});
-  p.control_deadline = std::min(p.control_deadline, now + config_.path.max_ack_delay);
 }
 
 void Transport::queue_direct_consumed(SiteId site, ChannelKey key, Seq up_to, Time now) {

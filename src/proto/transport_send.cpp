@@ -108,7 +108,10 @@ bool Transport::poll_path(Time now, OutDatagram* out) {
     if (p.can_send() && (control_due || !p.data_ready.empty())) {
       body_.clear();
       fill_body(p, p.body_room(), &body_);
-      if (p.control.empty()) p.control_deadline = kNever;
+      if (p.control.empty()) {
+        p.control_deadline = kNever;
+        p.consumed_unreported = 0;
+      }
       if (!body_.empty()) {
         p.build_new(body_, now, &out->bytes);
         out->to = site;

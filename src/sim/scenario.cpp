@@ -242,6 +242,28 @@ std::uint64_t Scenario::message_bytes() const {
   return n;
 }
 
+void draw_ack_timing(Rng& rng, bool legacy, proto::PathConfig* p) {
+  if (legacy) {
+    p->max_ack_delay = 250 * kMicrosecond;
+    p->ack_burst_gap = proto::kNever;
+    p->prompt_consumption_acks = false;
+    return;
+  }
+  // Mostly the defaults; sometimes the old prompt timing, a long delay, or no burst rule (every
+  // second datagram acknowledged at once, however far apart).
+  static constexpr Time kDelays[] = {250 * kMicrosecond, 2 * kMillisecond, 2 * kMillisecond,
+                                     10 * kMillisecond};
+  p->max_ack_delay = rng.pick(kDelays);
+  if (rng.chance(0.2)) p->ack_burst_gap = proto::kNever;
+  if (rng.chance(0.2)) p->prompt_consumption_acks = false;
+}
+
+std::string describe_ack_timing(const proto::PathConfig& p) {
+  return " ack_delay=" + ms(p.max_ack_delay) + " burst_gap=" +
+         (p.ack_burst_gap == proto::kNever ? std::string("none") : ms(p.ack_burst_gap)) +
+         (p.prompt_consumption_acks ? "" : " consumption_acks=wait");
+}
+
 Scenario derive_scenario(std::uint64_t seed, const ScenarioOverrides& overrides) {
   Scenario s;
   s.seed = seed;
@@ -251,8 +273,10 @@ Scenario derive_scenario(std::uint64_t seed, const ScenarioOverrides& overrides)
   Rng config_rng = rng.fork();
   Rng net_rng = rng.fork();
   Rng work_rng = rng.fork();
+  Rng ack_rng = rng.fork();  // forked after the above: their draws stay those of earlier versions
 
   s.transport = derive_transport(config_rng);
+  draw_ack_timing(ack_rng, overrides.legacy_acks, &s.transport.path);
 
   s.profile = draw_fault_profile(net_rng, overrides.faults);
   NetworkPlan& net = s.network;
@@ -315,7 +339,7 @@ std::string describe(const Scenario& s) {
        " initial_cwnd=" + std::to_string(p.initial_cwnd) +
        " min_cwnd=" + std::to_string(p.min_cwnd) + " max_window=" + std::to_string(p.max_window) +
        " loss_backoff=" + std::to_string(p.loss_backoff) + " rto=" + ms(p.initial_rto) + " in [" +
-       ms(p.min_rto) + ", " + ms(p.max_rto) + "]");
+       ms(p.min_rto) + ", " + ms(p.max_rto) + "]" + describe_ack_timing(p));
   line("channel: max_unconsumed_messages=" + std::to_string(c.max_unconsumed_messages) +
        " max_unconsumed_bytes=" + std::to_string(c.max_unconsumed_bytes) +
        " max_message_bytes=" + std::to_string(c.max_message_bytes));

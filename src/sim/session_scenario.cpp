@@ -284,8 +284,10 @@ SessionScenario derive_session_scenario(std::uint64_t seed, const ScenarioOverri
   Rng leader_rng = rng.fork();
   Rng security_rng = rng.fork();
   Rng ephemeral_rng = rng.fork();
+  Rng ack_rng = rng.fork();
 
   s.transport = derive_session_transport(config_rng, overrides.small_buffers);
+  draw_ack_timing(ack_rng, overrides.legacy_acks, &s.transport.path);
   static constexpr std::size_t kBudgets[] = {1, 4, 256};
   s.step_budget = config_rng.pick(kBudgets);
   s.step_gap = config_rng.chance(0.5) ? 0 : config_rng.log_between(kMicrosecond, 2 * kMillisecond);
@@ -345,7 +347,8 @@ std::string describe(const SessionScenario& s) {
   line("session transport: mtu=" + std::to_string(t.path.mtu) +
        " class=" + proto::retransmission_class_name(t.path.retransmission) +
        " max_unconsumed_messages=" + std::to_string(t.channel.max_unconsumed_messages) +
-       " step_budget=" + std::to_string(s.step_budget) + " step_gap=" + ms(s.step_gap));
+       " step_budget=" + std::to_string(s.step_budget) + " step_gap=" + ms(s.step_gap) +
+       describe_ack_timing(t.path));
   line("session handlers: " +
        (s.handler_lanes == 0 ? std::string("inline")
                              : std::to_string(s.handler_lanes) + " deferred lanes, finish chance " +
