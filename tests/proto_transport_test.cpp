@@ -50,6 +50,25 @@ TEST(Transport, ConsumptionAcksGoAtOnceOnlyPastAQuarterOfTheBound) {
   EXPECT_EQ(c.released_up_to(kA, kAB), 2u);
 }
 
+// Datagrams leave in the order their messages were made, whichever path they take (a move's
+// order to its source before the leader's word to its target): both orders, so that no order
+// of the path table can pass for it.
+TEST(Transport, PathsWithNewDataSendInTheOrderTheirDataCame) {
+  for (const bool c_first : {true, false}) {
+    Cluster c({kA, kB, kC});
+    ASSERT_TRUE(c[kB].open_stream(200).ok());
+    ASSERT_TRUE(c[kC].open_stream(300).ok());
+    const std::vector<SiteId> order =
+        c_first ? std::vector<SiteId>{kC, kB} : std::vector<SiteId>{kB, kC};
+    for (SiteId to : order)
+      ASSERT_TRUE(c.append(kA, ChannelKey{100, to == kB ? 200u : 300u}, to, pattern(0, 1)).ok());
+    c.transmit();
+    std::vector<SiteId> sent;
+    for (const OutDatagram& o : c.sent) sent.push_back(o.to);
+    EXPECT_EQ(sent, order) << c_first;
+  }
+}
+
 TEST(Transport, DeliversMessagesOnceInAppendOrder) {
   Cluster c = pair();
   for (Seq s = 1; s <= 50; ++s) {

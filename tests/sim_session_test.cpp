@@ -797,12 +797,13 @@ TEST(SessionScenario, SeedsCoverTheOptionSpace) {
   bool burst = false, pair = false, relocations = false, chains = false, at_once = false;
   bool delayed = false, leader_hosts = false, go_back_n = false;
   std::set<proto::Time> ack_delays;
-  bool no_burst_gap = false, waiting_consumption_acks = false;
+  bool no_burst_gap = false, waiting_consumption_acks = false, table_order = false;
   for (std::uint64_t seed = 1; seed <= 300; ++seed) {
     const SessionScenario s = derive_session_scenario(seed);
     ack_delays.insert(s.transport.path.max_ack_delay);
     no_burst_gap |= s.transport.path.ack_burst_gap == proto::kNever;
     waiting_consumption_acks |= !s.transport.path.prompt_consumption_acks;
+    table_order |= !s.transport.path.send_in_ready_order;
     sites.insert(s.sites);
     profiles.insert(s.profile);
     mtus.insert(s.transport.path.mtu);
@@ -830,10 +831,11 @@ TEST(SessionScenario, SeedsCoverTheOptionSpace) {
     }
   }
   // Acknowledgement timings: the default, the old prompt one, a long delay; no burst rule;
-  // consumption acks that always wait.
+  // consumption acks that always wait; paths polled in table order.
   EXPECT_EQ(ack_delays.size(), 3u);
   EXPECT_TRUE(no_burst_gap);
   EXPECT_TRUE(waiting_consumption_acks);
+  EXPECT_TRUE(table_order);
   EXPECT_EQ(derive_session_scenario(7, ScenarioOverrides{.legacy_acks = true})
                 .transport.path.max_ack_delay,
             250 * proto::kMicrosecond);

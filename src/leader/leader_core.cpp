@@ -361,10 +361,11 @@ void LeaderCore::start(Op op) {
     // Code goes to the target once per agent; the stream's state goes straight from the
     // source at its next handler boundary.
     for (std::uint64_t agent : st.agents) ship_code(agent, op.target);
+    // The MoveOut first (the move waits for it; datagrams leave in the order they were made).
     // The target installs only the Arrive it was told to expect (a member could send it one
-    // of another's stream).
-    send(op.target, wire::Expect{id, op.epoch, rec.site});
+    // of another's stream); an Arrive that overtakes its Expect waits for it.
     send(rec.site, wire::MoveOut{id, op.epoch, op.target, op.requester, op.req});
+    send(op.target, wire::Expect{id, op.epoch, rec.site});
     in_flight_[id] = std::move(op);
     return;
   }

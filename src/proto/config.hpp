@@ -57,6 +57,10 @@ struct PathConfig {
   // sending, and no datagram would come for them to ride on. false: they always wait (the
   // simulator's regression seeds replay that timing).
   bool prompt_consumption_acks = true;
+  // Paths whose data became ready send first, in that order (Transport::poll_path), so that
+  // datagrams leave in the order their messages were made. false: the order of the path
+  // table (the simulator's regression seeds replay that schedule).
+  bool send_in_ready_order = true;
 };
 
 struct ChannelConfig {

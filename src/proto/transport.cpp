@@ -263,7 +263,9 @@ void Transport::queue_data(SendChannel& ch, ChannelKey key) {
     return;
   }
   if (ch.queued || !reachable(ch.dest)) return;  // an expelled site's: wait for relocation
-  path_to(ch.dest).data_ready.push_back(key);
+  Path& p = path_to(ch.dest);
+  if (p.data_ready.empty() && config_.path.send_in_ready_order) first_ready_.push_back(ch.dest);
+  p.data_ready.push_back(key);
   ch.queued = true;
 }
 

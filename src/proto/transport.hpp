@@ -363,6 +363,7 @@ class Transport {
     return site == self_ || !membership_ || admitted_.contains(site);
   }
   bool poll_path(Time now, OutDatagram* out);
+  bool poll_one(SiteId site, Path& p, Time now, OutDatagram* out);
   // Opens a sealed datagram into opened_; false (counted) when it does not authenticate.
   Status open_sealed(wire::ByteView bytes);
   // What a new path is made with: the config's, with room for the seal.
@@ -413,6 +414,9 @@ class Transport {
   TransportConfig config_;
   std::uint32_t boot_ = 0;
   std::unordered_map<SiteId, std::unique_ptr<Path>> paths_;
+  // Paths whose data became ready since the last poll, oldest first (poll_path): at most one
+  // entry per path between two polls, as its queue empties only when polled.
+  std::deque<SiteId> first_ready_;
   std::unordered_map<ChannelKey, SendChannel, ChannelKeyHash> send_;
   std::unordered_map<ChannelKey, RecvChannel, ChannelKeyHash> recv_;
   ChannelIndex send_index_;

@@ -86,53 +86,66 @@ void Transport::refresh_repeat(wire::Bytes* datagram) {
 }
 
 bool Transport::poll_path(Time now, OutDatagram* out) {
-  for (auto& [site, pp] : paths_) {
-    Path& p = *pp;
-    if (p.has_probe() && p.build_probe(now, &out->bytes)) {
-      refresh_repeat(&out->bytes);
+  // Paths whose data became ready go first, in that order: the message made first leaves
+  // first (a move's order to its source before the leader's word to its target), and on a
+  // loaded machine each datagram sent costs its sender the receiver's wake-up (about 14 us
+  // of a hop of `mstream bench move`, where the order used to follow the hash table's).
+  while (!first_ready_.empty()) {
+    const SiteId site = first_ready_.front();
+    first_ready_.pop_front();
+    auto it = paths_.find(site);
+    if (it != paths_.end() && poll_one(site, *it->second, now, out)) return true;
+  }
+  for (auto& [site, pp] : paths_)
+    if (poll_one(site, *pp, now, out)) return true;
+  return false;
+}
+
+bool Transport::poll_one(SiteId site, Path& p, Time now, OutDatagram* out) {
+  if (p.has_probe() && p.build_probe(now, &out->bytes)) {
+    refresh_repeat(&out->bytes);
+    out->to = site;
+    ++stats_.datagrams_out;
+    ++stats_.retransmissions;
+    return true;
+  }
+  if (p.has_lost() && p.can_send() && p.build_retransmission(now, &out->bytes)) {
+    refresh_repeat(&out->bytes);
+    out->to = site;
+    ++stats_.datagrams_out;
+    ++stats_.retransmissions;
+    return true;
+  }
+  // Control frames go with data, with an ACK that is due anyway, or when they waited long
+  // enough.
+  bool control_due = !p.control.empty() && (now >= p.control_deadline || p.ack_due(now));
+  if (p.can_send() && (control_due || !p.data_ready.empty())) {
+    body_.clear();
+    fill_body(p, p.body_room(), &body_);
+    if (p.control.empty()) {
+      p.control_deadline = kNever;
+      p.consumed_unreported = 0;
+    }
+    if (!body_.empty()) {
+      p.build_new(body_, now, &out->bytes);
       out->to = site;
       ++stats_.datagrams_out;
-      ++stats_.retransmissions;
       return true;
     }
-    if (p.has_lost() && p.can_send() && p.build_retransmission(now, &out->bytes)) {
-      refresh_repeat(&out->bytes);
-      out->to = site;
-      ++stats_.datagrams_out;
-      ++stats_.retransmissions;
-      return true;
-    }
-    // Control frames go with data, with an ACK that is due anyway, or when they waited long
-    // enough.
-    bool control_due = !p.control.empty() && (now >= p.control_deadline || p.ack_due(now));
-    if (p.can_send() && (control_due || !p.data_ready.empty())) {
-      body_.clear();
-      fill_body(p, p.body_room(), &body_);
-      if (p.control.empty()) {
-        p.control_deadline = kNever;
-        p.consumed_unreported = 0;
-      }
-      if (!body_.empty()) {
-        p.build_new(body_, now, &out->bytes);
-        out->to = site;
-        ++stats_.datagrams_out;
-        return true;
-      }
-    }
-    if (p.ack_due(now)) {
-      p.build_ack_only(&out->bytes);
-      out->to = site;
-      ++stats_.datagrams_out;
-      return true;
-    }
-    if (keepalive_due(site, p, now)) {
-      out->bytes.clear();
-      wire::encode_header({self_, site, 0, boot_, p.peer_boot}, &out->bytes);
-      wire::seal(&out->bytes, integrity());
-      out->to = site;
-      ++stats_.datagrams_out;
-      return true;
-    }
+  }
+  if (p.ack_due(now)) {
+    p.build_ack_only(&out->bytes);
+    out->to = site;
+    ++stats_.datagrams_out;
+    return true;
+  }
+  if (keepalive_due(site, p, now)) {
+    out->bytes.clear();
+    wire::encode_header({self_, site, 0, boot_, p.peer_boot}, &out->bytes);
+    wire::seal(&out->bytes, integrity());
+    out->to = site;
+    ++stats_.datagrams_out;
+    return true;
   }
   return false;
 }

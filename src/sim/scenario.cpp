@@ -247,6 +247,7 @@ void draw_ack_timing(Rng& rng, bool legacy, proto::PathConfig* p) {
     p->max_ack_delay = 250 * kMicrosecond;
     p->ack_burst_gap = proto::kNever;
     p->prompt_consumption_acks = false;
+    p->send_in_ready_order = false;
     return;
   }
   // Mostly the defaults; sometimes the old prompt timing, a long delay, or no burst rule (every
@@ -256,12 +257,14 @@ void draw_ack_timing(Rng& rng, bool legacy, proto::PathConfig* p) {
   p->max_ack_delay = rng.pick(kDelays);
   if (rng.chance(0.2)) p->ack_burst_gap = proto::kNever;
   if (rng.chance(0.2)) p->prompt_consumption_acks = false;
+  if (rng.chance(0.2)) p->send_in_ready_order = false;
 }
 
 std::string describe_ack_timing(const proto::PathConfig& p) {
   return " ack_delay=" + ms(p.max_ack_delay) + " burst_gap=" +
          (p.ack_burst_gap == proto::kNever ? std::string("none") : ms(p.ack_burst_gap)) +
-         (p.prompt_consumption_acks ? "" : " consumption_acks=wait");
+         (p.prompt_consumption_acks ? "" : " consumption_acks=wait") +
+         (p.send_in_ready_order ? "" : " send_order=table");
 }
 
 Scenario derive_scenario(std::uint64_t seed, const ScenarioOverrides& overrides) {

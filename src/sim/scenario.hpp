@@ -94,14 +94,15 @@ struct ScenarioOverrides {
   // Session scenarios: some seeds add ephemeral streams. Off: the runs seeds made before
   // they existed (the regression tests replay what found their bugs).
   bool ephemerals = true;
-  // The acknowledgement timing seeds ran with before issue 19 (an ACK or consumption ack held
-  // back at most 250 us, the second of any two unacknowledged datagrams answered at once):
-  // what the regression tests replay. Off: each seed draws its timing (draw_ack_timing).
+  // The acknowledgement timing and send order seeds ran with before issue 19 (an ACK or
+  // consumption ack held back at most 250 us, the second of any two unacknowledged datagrams
+  // answered at once, paths polled in the order of their table): what the regression tests
+  // replay. Off: each seed draws its timing (draw_ack_timing).
   bool legacy_acks = false;
 };
 
-// The acknowledgement timing of a seed's session (PathConfig::max_ack_delay, ack_burst_gap and
-// prompt_consumption_acks), from its own stream so that the draws of earlier versions stay the
+// The acknowledgement timing and send order of a seed's session (PathConfig::max_ack_delay,
+// ack_burst_gap, prompt_consumption_acks, send_in_ready_order), from its own stream so that the draws of earlier versions stay the
 // same.
 void draw_ack_timing(Rng& rng, bool legacy, proto::PathConfig* p);
 // " ack_delay=... burst_gap=...", for a scenario's description.

@@ -513,12 +513,12 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
     if (out.ran && !out.ok)
       failures.push_back({run.ctx.agent, work.recovery ? "failure" : "relocation", &out});
   }
-  reply_installed(wire::Installed{id, h.rec.epoch, 0, 0, {}});
   // The requester learns the new location and gets its answer from here, one hop sooner than
   // through the leader; the leader tells everyone else. Its next request on this stream still
   // waits at the leader behind this move's Installed, so order is kept. The handler errors go
   // between the two: after the Location, so that a shell takes a report from here as from the
-  // stream's host, and before the answer its move waits for.
+  // stream's host, and before the answer its move waits for. The answer is made before the
+  // Installed, as datagrams leave in the order they were made: the requester waits for it.
   const SiteId r = work.requester;
   if (r != wire::kNoSite) send_control(r, control_stream(r), wire::Location{h.rec});
   wire::HandlerFailure failure;
@@ -527,6 +527,7 @@ void SiteCore::arrived(StreamId id, Arriving& work) {
   if (r != wire::kNoSite)
     send_control(r, control_stream(r),
                  wire::Reply{work.req, 0, std::to_string(options_.self), std::move(failure)});
+  reply_installed(wire::Installed{id, h.rec.epoch, 0, 0, {}});
 }
 
 void SiteCore::destroy(Hosted& h) {
