@@ -162,6 +162,52 @@ TEST(Path, WithoutABurstGapEverySecondDatagramIsAcknowledgedAtOnce) {
   EXPECT_TRUE(b.ack_due(200 * kMicrosecond));
 }
 
+// A path that showed loss (here a duplicate: our ack was lost) holds ACKs only
+// lossy_ack_delay for loss_memory: a lost datagram with nothing sent behind it is found by the
+// sender's probe timeout, which allows for the delay.
+TEST(Path, APathThatShowedLossAcknowledgesPromptlyForAWhile) {
+  const PathConfig cfg;
+  ASSERT_LT(cfg.lossy_ack_delay, cfg.max_ack_delay);
+  Path b(kB, kA, cfg);
+  Time now = kSecond;
+  ASSERT_EQ(b.on_packet(1, 100, now), Path::Accept::kNew);
+  EXPECT_EQ(b.next_timeout(), now + cfg.max_ack_delay);
+  (void)ack_of(b);
+  now += kMillisecond;
+  ASSERT_EQ(b.on_packet(1, 100, now), Path::Accept::kDuplicate);
+  (void)ack_of(b);
+  now += kMillisecond;
+  ASSERT_EQ(b.on_packet(2, 100, now), Path::Accept::kNew);
+  EXPECT_EQ(b.next_timeout(), now + cfg.lossy_ack_delay);
+  (void)ack_of(b);
+  now += cfg.loss_memory;
+  ASSERT_EQ(b.on_packet(3, 100, now), Path::Accept::kNew);
+  EXPECT_EQ(b.next_timeout(), now + cfg.max_ack_delay);
+}
+
+// The sender's side: after a probe, its probe timeout allows only for the short delay.
+TEST(Path, AfterAProbeTheProbeTimeoutAllowsOnlyForTheShortDelay) {
+  const PathConfig cfg;
+  Path a(kA, kB, cfg), b(kB, kA, cfg);
+  Time now = kSecond;
+  wire::Bytes out;
+  a.build_new(body(1), now, &out);
+  ASSERT_EQ(b.on_packet(decode(out).header.packet_number, out.size(), now), Path::Accept::kNew);
+  now += 50 * kMicrosecond;
+  ASSERT_TRUE(a.on_ack(ack_of(b), now));  // an RTT sample of 50 us
+  const PacketNumber second = send_new(a, 2, now);
+  const Time long_pto = a.next_timeout() - now;
+  EXPECT_EQ(long_pto, 200 * kMicrosecond + cfg.max_ack_delay);
+  now += long_pto;
+  a.on_timeout(now);
+  ASSERT_TRUE(a.has_probe());
+  ASSERT_TRUE(a.build_probe(now, &out));
+  ASSERT_EQ(b.on_packet(second, out.size(), now), Path::Accept::kNew);
+  ASSERT_TRUE(a.on_ack(ack_of(b), now));
+  (void)send_new(a, 3, now);
+  EXPECT_EQ(a.next_timeout() - now, 200 * kMicrosecond + cfg.lossy_ack_delay);
+}
+
 TEST(Path, DuplicatePacketIsDroppedButAcknowledgedAgain) {
   Path b(kB, kA, PathConfig{});
   ASSERT_EQ(b.on_packet(1, 0, 0), Path::Accept::kNew);

@@ -63,11 +63,13 @@ Path::Accept Path::on_packet(PacketNumber pn, std::size_t bytes, Time now) {
   // A duplicate means our ack may have been lost: repeat it at once.
   if (pn <= cum_ || (pn <= largest_received_ && receive_bit(pn))) {
     ack_urgent_ = true;
+    note_loss(now);
     return Accept::kDuplicate;
   }
   if (pn > cum_ + cfg_.max_window ||
       (cfg_.retransmission == RetransmissionClass::kGoBackN && pn != cum_ + 1)) {
     ack_urgent_ = true;  // under go-back-N, the duplicate ack is the loss signal
+    note_loss(now);
     return Accept::kDiscard;
   }
   if (pn == cum_ + 1) {
@@ -84,11 +86,13 @@ Path::Accept Path::on_packet(PacketNumber pn, std::size_t bytes, Time now) {
   unacked_bytes_ += bytes;
   // Only a burst's datagrams count towards the "every second one" rule (PathConfig::
   // ack_burst_gap); two full-sized ones' worth of bytes is urgent whenever they came.
-  if (unacked_received_ > 0 && now - last_received_at_ > cfg_.ack_burst_gap) unacked_received_ = 0;
+  if (largest_received_ > cum_) note_loss(now);  // a gap
+  if (unacked_received_ > 0 && now - last_received_at_ > cfg_.ack_burst_gap && !lossy(now))
+    unacked_received_ = 0;
   last_received_at_ = now;
   if (++unacked_received_ >= 2 || unacked_bytes_ >= 2 * cfg_.mtu || largest_received_ > cum_)
     ack_urgent_ = true;
-  if (ack_deadline_ == kNever) ack_deadline_ = now + cfg_.max_ack_delay;
+  if (ack_deadline_ == kNever) ack_deadline_ = now + ack_delay(now);
   return Accept::kNew;
 }
 
@@ -128,10 +132,11 @@ void Path::note_rack(const SentPacket& p, Time now) {
     rack_tx_order_ = std::max(rack_tx_order_, p.tx_order);
 }
 
-Time Path::probe_timeout() const {
+Time Path::probe_timeout(Time now) const {
   if (!rtt_.has_sample()) return rtt_.rto();
-  // The peer may hold its ack back for max_ack_delay (RFC 8985 7.2 adds it too).
-  return std::max<Time>(2 * rtt_.srtt(), 200 * kMicrosecond) + cfg_.max_ack_delay;
+  // The peer may hold its ack back for its delay (RFC 8985 7.2 adds it too): the short one on
+  // a path that showed loss, where the peer saw it too (a gap, or this probe's duplicate).
+  return std::max<Time>(2 * rtt_.srtt(), 200 * kMicrosecond) + ack_delay(now);
 }
 
 void Path::arm_timers(Time now) {
@@ -141,7 +146,7 @@ void Path::arm_timers(Time now) {
     return;
   }
   if (rto_deadline_ == kNever) rto_deadline_ = now + rtt_.rto();
-  pto_deadline_ = probe_unanswered_ ? kNever : std::min(now + probe_timeout(), rto_deadline_);
+  pto_deadline_ = probe_unanswered_ ? kNever : std::min(now + probe_timeout(now), rto_deadline_);
 }
 
 void Path::mark_lost(SentPacket& p) {
@@ -167,6 +172,7 @@ void Path::on_newly_acked(std::size_t n) {
 }
 
 void Path::on_loss_event(Time now, Time sent_time) {
+  note_loss(now);
   // One reduction per window of data: losses of datagrams sent before the last reduction
   // belong to the same event.
   if (sent_time <= recovery_start_) return;
@@ -384,6 +390,7 @@ void Path::on_timeout(Time now) {
     // RFC 6298 5.4-5.6 with RFC 5681's reaction: everything outstanding is presumed lost,
     // the window collapses and the timer backs off.
     ++timeouts_;
+    note_loss(now);
     ssthresh_ = std::max(cwnd_ * 0.5, static_cast<double>(cfg_.min_cwnd));
     cwnd_ = cfg_.min_cwnd;
     recovery_start_ = now;
@@ -396,6 +403,7 @@ void Path::on_timeout(Time now) {
     return;
   }
   if (pto_deadline_ <= now) {
+    note_loss(now);
     pto_deadline_ = kNever;
     probe_due_ = lost_.empty();  // a queued repeat already probes
   }

@@ -77,6 +77,10 @@ class Path {
   // --- Sending ---------------------------------------------------------------------------
   // Something to acknowledge (rides on any datagram we build).
   bool ack_pending() const { return ack_pending_; }
+  // How long an ACK or consumption ack may wait now (PathConfig::lossy_ack_delay).
+  Time ack_delay(Time now) const {
+    return lossy(now) ? std::min(cfg_.max_ack_delay, cfg_.lossy_ack_delay) : cfg_.max_ack_delay;
+  }
   // An acknowledgement must go now, in a datagram of its own if nothing else goes.
   bool ack_due(Time now) const { return ack_pending_ && (ack_urgent_ || now >= ack_deadline_); }
   // Room under the congestion window and the session-wide window for one more datagram.
@@ -131,7 +135,9 @@ class Path {
   SentPacket* find(PacketNumber pn);
   void mark_acked(SentPacket& p, std::size_t* newly);
   void note_rack(const SentPacket& p, Time now);
-  Time probe_timeout() const;
+  Time probe_timeout(Time now) const;
+  bool lossy(Time now) const { return now < lossy_until_; }
+  void note_loss(Time now) { lossy_until_ = now + cfg_.loss_memory; }
   void arm_timers(Time now);
   void mark_lost(SentPacket& p);
   void detect_losses_sr(Time now);
@@ -188,6 +194,7 @@ class Path {
   bool ack_urgent_ = false;
   std::uint32_t unacked_received_ = 0;  // of the current burst, since our last ACK
   Time last_received_at_ = 0;           // of the last ack-eliciting datagram
+  Time lossy_until_ = 0;                // PathConfig::loss_memory after the last sign of loss
   std::size_t unacked_bytes_ = 0;
   Time ack_deadline_ = kNever;
 

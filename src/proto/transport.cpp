@@ -586,7 +586,7 @@ void Transport::queue_consumed(RecvChannel& ch, ChannelKey key, Time now) {
   const std::uint32_t burst =
       std::max<std::uint32_t>(1, config_.channel.max_unconsumed_messages / 4);
   const bool prompt = ++p.consumed_unreported >= burst && config_.path.prompt_consumption_acks;
-  const Time wait = prompt ? 0 : config_.path.max_ack_delay;
+  const Time wait = prompt ? 0 : p.ack_delay(now);
   p.control_deadline = std::min(p.control_deadline, now + wait);
   if (ch.ack_queued) return;
   ch.ack_queued = true;
@@ -603,7 +603,7 @@ void Transport::queue_direct_consumed(SiteId site, ChannelKey key, Seq up_to, Ti
   }
   if (!reachable(site)) return;
   Path& p = path_to(site);
-  p.control_deadline = std::min(p.control_deadline, now + config_.path.max_ack_delay);
+  p.control_deadline = std::min(p.control_deadline, now + p.ack_delay(now));
   // The answer is never dropped: the sender's datagrams are acknowledged, so it sends these
   // messages again only if it learns of another move, and would otherwise wait for ever (sim
   // seed 30020469: a sender re-sent its window to a stream's new site, and the answers
