@@ -798,12 +798,15 @@ TEST(SessionScenario, SeedsCoverTheOptionSpace) {
   bool delayed = false, leader_hosts = false, go_back_n = false;
   std::set<proto::Time> ack_delays;
   bool no_burst_gap = false, waiting_consumption_acks = false, table_order = false;
+  std::set<proto::Time> lossy_delays, loss_memories;
   for (std::uint64_t seed = 1; seed <= 300; ++seed) {
     const SessionScenario s = derive_session_scenario(seed);
     ack_delays.insert(s.transport.path.max_ack_delay);
     no_burst_gap |= s.transport.path.ack_burst_gap == proto::kNever;
     waiting_consumption_acks |= !s.transport.path.prompt_consumption_acks;
     table_order |= !s.transport.path.send_in_ready_order;
+    lossy_delays.insert(s.transport.path.lossy_ack_delay);
+    loss_memories.insert(s.transport.path.loss_memory);
     sites.insert(s.sites);
     profiles.insert(s.profile);
     mtus.insert(s.transport.path.mtu);
@@ -836,6 +839,8 @@ TEST(SessionScenario, SeedsCoverTheOptionSpace) {
   EXPECT_TRUE(no_burst_gap);
   EXPECT_TRUE(waiting_consumption_acks);
   EXPECT_TRUE(table_order);
+  EXPECT_EQ(lossy_delays.size(), 2u);
+  EXPECT_EQ(loss_memories.size(), 2u);
   EXPECT_EQ(derive_session_scenario(7, ScenarioOverrides{.legacy_acks = true})
                 .transport.path.max_ack_delay,
             250 * proto::kMicrosecond);

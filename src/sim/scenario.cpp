@@ -258,13 +258,18 @@ void draw_ack_timing(Rng& rng, bool legacy, proto::PathConfig* p) {
   if (rng.chance(0.2)) p->ack_burst_gap = proto::kNever;
   if (rng.chance(0.2)) p->prompt_consumption_acks = false;
   if (rng.chance(0.2)) p->send_in_ready_order = false;
+  // How a path that showed loss acknowledges: sometimes a short memory of it, or a delay
+  // between the two (the ends' lossy states then disagree more often).
+  if (rng.chance(0.2)) p->loss_memory = 10 * kMillisecond;
+  if (rng.chance(0.2)) p->lossy_ack_delay = 1 * kMillisecond;
 }
 
 std::string describe_ack_timing(const proto::PathConfig& p) {
   return " ack_delay=" + ms(p.max_ack_delay) + " burst_gap=" +
          (p.ack_burst_gap == proto::kNever ? std::string("none") : ms(p.ack_burst_gap)) +
          (p.prompt_consumption_acks ? "" : " consumption_acks=wait") +
-         (p.send_in_ready_order ? "" : " send_order=table");
+         (p.send_in_ready_order ? "" : " send_order=table") +
+         " lossy_delay=" + ms(p.lossy_ack_delay) + " loss_memory=" + ms(p.loss_memory);
 }
 
 Scenario derive_scenario(std::uint64_t seed, const ScenarioOverrides& overrides) {
