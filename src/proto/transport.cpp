@@ -23,7 +23,10 @@ TransportConfig sanitize(TransportConfig c) {
 }  // namespace
 
 Transport::Transport(SiteId self, TransportConfig config)
-    : self_(self), config_(sanitize(config)), keys_(self, config_.aes && wire::aegis_available()) {}
+    : self_(self),
+      config_(sanitize(config)),
+      consumed_burst_(std::max<std::uint32_t>(1, config_.channel.max_unconsumed_messages / 4)),
+      keys_(self, config_.aes && wire::aegis_available()) {}
 
 void Transport::set_master_key(const wire::Key& master) {
   keys_.set_master(master);
@@ -583,9 +586,8 @@ void Transport::queue_consumed(RecvChannel& ch, ChannelKey key, Time now) {
   // buffer meanwhile and, once it stops sending, no datagram comes to ride on (a stall of
   // max_ack_delay per buffer). So past a quarter of a channel's bound, consumption acks go at
   // once (PathConfig::prompt_consumption_acks).
-  const std::uint32_t burst =
-      std::max<std::uint32_t>(1, config_.channel.max_unconsumed_messages / 4);
-  const bool prompt = ++p.consumed_unreported >= burst && config_.path.prompt_consumption_acks;
+  const bool prompt =
+      ++p.consumed_unreported >= consumed_burst_ && config_.path.prompt_consumption_acks;
   const Time wait = prompt ? 0 : p.ack_delay(now);
   p.control_deadline = std::min(p.control_deadline, now + wait);
   if (ch.ack_queued) return;

@@ -412,6 +412,9 @@ class Transport {
 
   SiteId self_;
   TransportConfig config_;
+  // Consumed messages after which a path's consumption acks go at once (queue_consumed): a
+  // quarter of a channel's bound.
+  std::uint32_t consumed_burst_;
   std::uint32_t boot_ = 0;
   std::unordered_map<SiteId, std::unique_ptr<Path>> paths_;
   // Paths whose data became ready since the last poll, oldest first (poll_path): at most one

@@ -102,8 +102,8 @@ struct ScenarioOverrides {
 };
 
 // The acknowledgement timing and send order of a seed's session (PathConfig::max_ack_delay,
-// ack_burst_gap, prompt_consumption_acks, send_in_ready_order), from its own stream so that the draws of earlier versions stay the
-// same.
+// ack_burst_gap, prompt_consumption_acks, send_in_ready_order, lossy_ack_delay, loss_memory),
+// from its own stream so that the draws of earlier versions stay the same.
 void draw_ack_timing(Rng& rng, bool legacy, proto::PathConfig* p);
 // " ack_delay=... burst_gap=...", for a scenario's description.
 std::string describe_ack_timing(const proto::PathConfig& p);
